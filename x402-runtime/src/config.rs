@@ -1,0 +1,335 @@
+//! Configuration: who gets paid, on which networks, through which facilitator.
+//!
+//! Build it in code with [`X402Config::builder`] or read it from the environment with
+//! [`X402Config::from_env`]:
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `X402_PAY_TO` | recipient address, EIP-55 checksummed | required |
+//! | `X402_NETWORK` | CAIP-2 network ids, comma-separated, preferred first | `eip155:84532` |
+//! | `X402_FACILITATOR_URL` | facilitator base URL | `https://x402.org/facilitator` |
+//! | `X402_PUBLIC_URL` | public origin used in resource URLs (behind a proxy) | the request's `Host` |
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alloy_primitives::Address;
+
+use crate::network::{Asset, Network};
+use crate::registry::Currency;
+
+/// The public facilitator the reference SDKs default to (testnets only).
+pub const DEFAULT_FACILITATOR_URL: &str = "https://x402.org/facilitator";
+/// The default network: Base Sepolia.
+pub const DEFAULT_NETWORK: &str = "eip155:84532";
+/// Default `maxTimeoutSeconds` of an offer.
+pub const DEFAULT_MAX_TIMEOUT_SECONDS: u32 = 60;
+
+/// Seconds since the Unix epoch, from the system clock.
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// A configuration mistake, with the fix in its message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        ConfigError(message.into())
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The paywall's configuration.
+#[derive(Clone, Debug)]
+pub struct X402Config {
+    pay_to: Address,
+    networks: Vec<Network>,
+    assets: Vec<Asset>,
+    facilitator_url: String,
+    public_url: Option<String>,
+    max_timeout_seconds: u32,
+    verify_timeout: Duration,
+    settle_timeout: Duration,
+    clock_skew: Duration,
+}
+
+impl X402Config {
+    /// Starts a configuration in code.
+    pub fn builder() -> X402ConfigBuilder {
+        X402ConfigBuilder::default()
+    }
+
+    /// Reads `X402_PAY_TO`, `X402_NETWORK`, `X402_FACILITATOR_URL` and `X402_PUBLIC_URL`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let pay_to = lookup("X402_PAY_TO").ok_or_else(|| {
+            ConfigError::new("X402_PAY_TO is not set: set it to the EIP-55 checksummed address that receives payments")
+        })?;
+        let mut builder = X402Config::builder().pay_to(pay_to.trim());
+        if let Some(networks) = lookup("X402_NETWORK") {
+            for network in networks.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                builder = builder.network(network);
+            }
+        }
+        if let Some(url) = lookup("X402_FACILITATOR_URL") {
+            builder = builder.facilitator_url(url.trim());
+        }
+        if let Some(url) = lookup("X402_PUBLIC_URL").filter(|u| !u.trim().is_empty()) {
+            builder = builder.public_url(url.trim());
+        }
+        builder.build()
+    }
+
+    /// The address payments go to.
+    pub fn pay_to(&self) -> Address {
+        self.pay_to
+    }
+
+    /// The networks offered, preferred first.
+    pub fn networks(&self) -> &[Network] {
+        &self.networks
+    }
+
+    /// The facilitator base URL.
+    pub fn facilitator_url(&self) -> &str {
+        &self.facilitator_url
+    }
+
+    /// The public origin resource URLs are built from, if set.
+    pub fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref()
+    }
+
+    /// Default `maxTimeoutSeconds` of an offer.
+    pub fn max_timeout_seconds(&self) -> u32 {
+        self.max_timeout_seconds
+    }
+
+    /// Timeout of one `/verify` call.
+    pub fn verify_timeout(&self) -> Duration {
+        self.verify_timeout
+    }
+
+    /// Timeout of one `/settle` call.
+    pub fn settle_timeout(&self) -> Duration {
+        self.settle_timeout
+    }
+
+    /// Tolerated clock difference with clients when bounding `validBefore`.
+    pub fn clock_skew(&self) -> Duration {
+        self.clock_skew
+    }
+
+    /// The token that carries `currency` on `network`: a configured asset, else the built-in one.
+    pub fn asset(&self, network: &Network, currency: Currency) -> Option<Asset> {
+        self.assets
+            .iter()
+            .find(|a| a.network == network.caip2 && a.currency == currency)
+            .cloned()
+            .or_else(|| Asset::builtin(network, currency))
+    }
+}
+
+/// Builds an [`X402Config`]; mistakes are reported by [`build`](Self::build).
+#[derive(Debug, Default)]
+#[must_use]
+pub struct X402ConfigBuilder {
+    pay_to: Option<String>,
+    networks: Vec<String>,
+    assets: Vec<Asset>,
+    facilitator_url: Option<String>,
+    public_url: Option<String>,
+    max_timeout_seconds: Option<u32>,
+    verify_timeout: Option<Duration>,
+    settle_timeout: Option<Duration>,
+    clock_skew: Option<Duration>,
+}
+
+impl X402ConfigBuilder {
+    /// The recipient address, EIP-55 checksummed (required).
+    pub fn pay_to(mut self, address: impl Into<String>) -> Self {
+        self.pay_to = Some(address.into());
+        self
+    }
+
+    /// Adds a network (CAIP-2, e.g. `eip155:8453`); each becomes one offer per route, in the
+    /// order added. Without any, Base Sepolia is offered.
+    pub fn network(mut self, caip2: impl Into<String>) -> Self {
+        self.networks.push(caip2.into());
+        self
+    }
+
+    /// Adds or replaces the token used for its currency on its network (for tokens or networks
+    /// missing from the built-in table, or a local chain).
+    pub fn asset(mut self, asset: Asset) -> Self {
+        self.assets.retain(|a| !(a.network == asset.network && a.currency == asset.currency));
+        self.assets.push(asset);
+        self
+    }
+
+    /// The facilitator base URL.
+    pub fn facilitator_url(mut self, url: impl Into<String>) -> Self {
+        self.facilitator_url = Some(url.into());
+        self
+    }
+
+    /// The public origin (`https://api.example.com`) used to build absolute resource URLs.
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
+        self
+    }
+
+    /// Default `maxTimeoutSeconds` (routes may override it); 60 unless set.
+    pub fn max_timeout_seconds(mut self, seconds: u32) -> Self {
+        self.max_timeout_seconds = Some(seconds);
+        self
+    }
+
+    /// Timeout of one `/verify` call; 10 s unless set.
+    pub fn verify_timeout(mut self, timeout: Duration) -> Self {
+        self.verify_timeout = Some(timeout);
+        self
+    }
+
+    /// Timeout of one `/settle` call; 30 s unless set.
+    pub fn settle_timeout(mut self, timeout: Duration) -> Self {
+        self.settle_timeout = Some(timeout);
+        self
+    }
+
+    /// Tolerated clock difference with clients; 60 s unless set.
+    pub fn clock_skew(mut self, skew: Duration) -> Self {
+        self.clock_skew = Some(skew);
+        self
+    }
+
+    /// Validates everything and builds the configuration.
+    pub fn build(self) -> Result<X402Config, ConfigError> {
+        let pay_to_text = self.pay_to.ok_or_else(|| {
+            ConfigError::new("no recipient: call .pay_to(\"0x…\") or set X402_PAY_TO")
+        })?;
+        let pay_to = Address::parse_checksummed(&pay_to_text, None).map_err(|_| {
+            ConfigError::new(format!(
+                "pay_to `{pay_to_text}` is not an EIP-55 checksummed address: copy the address \
+                 with its mixed-case checksum exactly as your wallet shows it"
+            ))
+        })?;
+        if pay_to == Address::ZERO {
+            return Err(ConfigError::new("pay_to is the zero address; payments to it are burnt"));
+        }
+        let texts = if self.networks.is_empty() { vec![DEFAULT_NETWORK.to_owned()] } else { self.networks };
+        let mut networks: Vec<Network> = Vec::new();
+        for text in &texts {
+            let network = Network::from_caip2(text).ok_or_else(|| {
+                ConfigError::new(format!(
+                    "network `{text}` is not a CAIP-2 EVM id: write `eip155:<chain id>`, e.g. `eip155:8453` for Base"
+                ))
+            })?;
+            if networks.contains(&network) {
+                return Err(ConfigError::new(format!("network `{text}` is listed twice")));
+            }
+            networks.push(network);
+        }
+        for asset in &self.assets {
+            if !networks.iter().any(|n| n.caip2 == asset.network) {
+                return Err(ConfigError::new(format!(
+                    "asset {} is on `{}`, which is not a configured network: add .network(\"{}\")",
+                    asset.address, asset.network, asset.network
+                )));
+            }
+        }
+        let facilitator_url = self.facilitator_url.unwrap_or_else(|| DEFAULT_FACILITATOR_URL.to_owned());
+        check_http_url(&facilitator_url, "facilitator URL")?;
+        let public_url = match self.public_url {
+            Some(url) => {
+                check_http_url(&url, "public URL")?;
+                Some(url.trim_end_matches('/').to_owned())
+            }
+            None => None,
+        };
+        let max_timeout_seconds = self.max_timeout_seconds.unwrap_or(DEFAULT_MAX_TIMEOUT_SECONDS);
+        if max_timeout_seconds == 0 {
+            return Err(ConfigError::new("max_timeout_seconds must be at least 1"));
+        }
+        Ok(X402Config {
+            pay_to,
+            networks,
+            assets: self.assets,
+            facilitator_url: facilitator_url.trim_end_matches('/').to_owned(),
+            public_url,
+            max_timeout_seconds,
+            verify_timeout: self.verify_timeout.unwrap_or(Duration::from_secs(10)),
+            settle_timeout: self.settle_timeout.unwrap_or(Duration::from_secs(30)),
+            clock_skew: self.clock_skew.unwrap_or(Duration::from_secs(60)),
+        })
+    }
+}
+
+fn check_http_url(url: &str, what: &str) -> Result<(), ConfigError> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') && !url.contains(char::is_whitespace) => Ok(()),
+        _ => Err(ConfigError::new(format!(
+            "{what} `{url}` must be an absolute http:// or https:// URL"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAY_TO: &str = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C";
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+    }
+
+    #[test]
+    fn reads_the_environment_with_defaults() {
+        let config = X402Config::from_lookup(env(&[("X402_PAY_TO", PAY_TO)])).expect("valid");
+        assert_eq!(config.networks().len(), 1);
+        assert_eq!(config.networks()[0].caip2, "eip155:84532");
+        assert_eq!(config.facilitator_url(), DEFAULT_FACILITATOR_URL);
+        assert_eq!(config.public_url(), None);
+
+        let config = X402Config::from_lookup(env(&[
+            ("X402_PAY_TO", PAY_TO),
+            ("X402_NETWORK", "eip155:8453, eip155:84532"),
+            ("X402_PUBLIC_URL", "https://api.example.com/"),
+            ("X402_FACILITATOR_URL", "http://127.0.0.1:9/"),
+        ]))
+        .expect("valid");
+        let ids: Vec<_> = config.networks().iter().map(|n| n.caip2.as_str()).collect();
+        assert_eq!(ids, ["eip155:8453", "eip155:84532"]);
+        assert_eq!(config.public_url(), Some("https://api.example.com"));
+        assert_eq!(config.facilitator_url(), "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn refuses_bad_settings_with_the_fix() {
+        let missing = X402Config::from_lookup(env(&[])).expect_err("missing");
+        assert!(missing.to_string().contains("X402_PAY_TO"));
+        let lower = X402Config::from_lookup(env(&[("X402_PAY_TO", &PAY_TO.to_lowercase())]));
+        assert!(lower.expect_err("unchecksummed").to_string().contains("EIP-55"));
+        let typo = "0x209693Bc6afc0C5328bA36FaF03C514EF312287c";
+        assert!(X402Config::from_lookup(env(&[("X402_PAY_TO", typo)])).is_err());
+        let bad_net = X402Config::from_lookup(env(&[("X402_PAY_TO", PAY_TO), ("X402_NETWORK", "base")]));
+        assert!(bad_net.expect_err("v1 name").to_string().contains("eip155:<chain id>"));
+        let bad_url = X402Config::from_lookup(env(&[("X402_PAY_TO", PAY_TO), ("X402_PUBLIC_URL", "api.example.com")]));
+        assert!(bad_url.is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! EIP-3009 `TransferWithAuthorization`: the EIP-712 digest and the local signature check.
+//!
+//! The digest is built with alloy's `sol!` types and `Eip712Domain`; nothing is hashed by hand.
+//! The paywall checks signatures of externally owned accounts locally, before any network call,
+//! with the same rules as Circle's FiatToken: 65 bytes `r ‖ s ‖ v`, `v` in {27, 28}, `s` in the
+//! lower half of the curve order, and the recovered signer equal to `from`.
+
+use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_sol_types::{Eip712Domain, SolStruct, sol};
+
+use crate::payload::Authorization;
+
+sol! {
+    /// The EIP-3009 typed message.
+    #[derive(Debug)]
+    struct TransferWithAuthorization {
+        address from;
+        address to;
+        uint256 value;
+        uint256 validAfter;
+        uint256 validBefore;
+        bytes32 nonce;
+    }
+}
+
+/// Half the secp256k1 group order: the largest `s` Circle's `ECRecover` accepts.
+const SECP256K1_HALF_ORDER: U256 =
+    U256::from_be_slice(&alloy_primitives::hex!("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0"));
+
+/// The EIP-712 domain of a token's `transferWithAuthorization`.
+pub fn domain(name: &str, version: &str, chain_id: u64, token: Address) -> Eip712Domain {
+    Eip712Domain::new(
+        Some(name.to_owned().into()),
+        Some(version.to_owned().into()),
+        Some(U256::from(chain_id)),
+        Some(token),
+        None,
+    )
+}
+
+impl From<&Authorization> for TransferWithAuthorization {
+    fn from(a: &Authorization) -> Self {
+        TransferWithAuthorization {
+            from: a.from,
+            to: a.to,
+            value: a.value,
+            validAfter: a.valid_after,
+            validBefore: a.valid_before,
+            nonce: a.nonce,
+        }
+    }
+}
+
+/// The digest a payer signs, from a precomputed domain separator.
+pub fn signing_hash(domain_separator: &B256, authorization: &Authorization) -> B256 {
+    let struct_hash = TransferWithAuthorization::from(authorization).eip712_hash_struct();
+    let mut buf = [0u8; 66];
+    buf[0] = 0x19;
+    buf[1] = 0x01;
+    buf[2..34].copy_from_slice(domain_separator.as_slice());
+    buf[34..66].copy_from_slice(struct_hash.as_slice());
+    keccak256(buf)
+}
+
+/// Outcome of the local signature check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureCheck {
+    /// A 65-byte ECDSA signature by `from`.
+    Valid,
+    /// Malformed or not by `from`: refuse.
+    Invalid,
+    /// Too short to be any signature: a malformed payload.
+    Malformed,
+    /// Longer than 65 bytes (ERC-1271 or ERC-6492 smart-wallet data): only the facilitator,
+    /// which can read the chain, can decide.
+    NeedsChain,
+}
+
+/// Checks an EOA signature over `digest` against `from`, with FiatToken's rules.
+pub fn check_signature(signature: &[u8], digest: &B256, from: Address) -> SignatureCheck {
+    if signature.len() > 65 {
+        return SignatureCheck::NeedsChain;
+    }
+    if signature.len() < 65 {
+        return SignatureCheck::Malformed;
+    }
+    let v = signature[64];
+    if v != 27 && v != 28 {
+        return SignatureCheck::Invalid;
+    }
+    let r = U256::from_be_slice(&signature[..32]);
+    let s = U256::from_be_slice(&signature[32..64]);
+    if s > SECP256K1_HALF_ORDER || s.is_zero() || r.is_zero() {
+        return SignatureCheck::Invalid;
+    }
+    let sig = alloy_primitives::Signature::new(r, s, v == 28);
+    match sig.recover_address_from_prehash(digest) {
+        Ok(signer) if signer == from => SignatureCheck::Valid,
+        _ => SignatureCheck::Invalid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::{address, b256, hex};
+
+    fn vector_authorization() -> Authorization {
+        Authorization {
+            from: address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"),
+            to: address!("0x209693Bc6afc0C5328bA36FaF03C514EF312287C"),
+            value: U256::from(10_000),
+            valid_after: U256::ZERO,
+            valid_before: U256::from(1_900_000_000u64),
+            nonce: b256!("0x0000000000000000000000000000000000000000000000000000000000000001"),
+        }
+    }
+
+    #[test]
+    fn reproduces_the_reference_vectors() {
+        let auth = vector_authorization();
+        let usdc = address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e");
+        let d = domain("USDC", "2", 84532, usdc);
+        assert_eq!(
+            d.separator(),
+            b256!("0x71f17a3b2ff373b803d70a5a07c046c1a2bc8e89c09ef722fcb047abe94c9818")
+        );
+        let struct_hash = TransferWithAuthorization::from(&auth).eip712_hash_struct();
+        assert_eq!(
+            struct_hash,
+            b256!("0x1f5232edc0d627cf3635687b5001792f57f607b148d57749628ee9d823586582")
+        );
+        let digest = signing_hash(&d.separator(), &auth);
+        assert_eq!(
+            digest,
+            b256!("0x00af7a33c1c153b511b1e1f642c57b9220b4a5f5f7b3ea9179529d6ec3dbd186")
+        );
+        assert_eq!(digest, TransferWithAuthorization::from(&auth).eip712_signing_hash(&d));
+        let sig = hex!("31b0b2c257841128d341f63620c057d174155c2f51630b95bff21858367386af3296f16340309fc845e3eefe6790cc75ca9a36f6ce3aa4619913ef7fd67d7c9c1c");
+        assert_eq!(check_signature(&sig, &digest, auth.from), SignatureCheck::Valid);
+
+        let base = domain("USD Coin", "2", 8453, address!("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"));
+        let digest_b = signing_hash(&base.separator(), &auth);
+        assert_eq!(
+            digest_b,
+            b256!("0x9e3cb0dbb6e4ca8cd0d0ebb2006a6e9c491a9381e91ffa1c0f21d95f77c232db")
+        );
+        // Vector A's signature is not valid on Base mainnet's domain.
+        assert_eq!(check_signature(&sig, &digest_b, auth.from), SignatureCheck::Invalid);
+    }
+
+    #[test]
+    fn rejects_high_s_and_bad_v() {
+        let auth = vector_authorization();
+        let usdc = address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e");
+        let digest = signing_hash(&domain("USDC", "2", 84532, usdc).separator(), &auth);
+        let sig = hex!("31b0b2c257841128d341f63620c057d174155c2f51630b95bff21858367386af3296f16340309fc845e3eefe6790cc75ca9a36f6ce3aa4619913ef7fd67d7c9c1c");
+        // The high-s twin: s' = n - s, v flipped. It recovers the same signer but FiatToken refuses it.
+        let n = U256::from_be_slice(&hex!("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141"));
+        let s = U256::from_be_slice(&sig[32..64]);
+        let mut twin = sig;
+        twin[32..64].copy_from_slice(&(n - s).to_be_bytes::<32>());
+        twin[64] = if sig[64] == 27 { 28 } else { 27 };
+        assert_eq!(check_signature(&twin, &digest, auth.from), SignatureCheck::Invalid);
+        let mut bad_v = sig;
+        bad_v[64] = 1;
+        assert_eq!(check_signature(&bad_v, &digest, auth.from), SignatureCheck::Invalid);
+        assert_eq!(check_signature(&sig[..64], &digest, auth.from), SignatureCheck::Malformed);
+        assert_eq!(check_signature(&[0u8; 1], &digest, auth.from), SignatureCheck::Malformed);
+        let mut long = sig.to_vec();
+        long.push(0);
+        assert_eq!(check_signature(&long, &digest, auth.from), SignatureCheck::NeedsChain);
+        let other = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
+        assert_eq!(check_signature(&sig, &digest, other), SignatureCheck::Invalid);
+    }
+}

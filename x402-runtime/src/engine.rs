@@ -1,0 +1,423 @@
+//! [`X402`]: the installed paywall (configuration, facilitator, replay store) and the offers and
+//! 402 challenges it builds for each route, once.
+
+use std::fmt;
+use std::sync::Arc;
+
+use alloy_primitives::{B256, U256};
+use axum::body::{Body, Bytes};
+use axum::response::Response;
+use dashmap::DashMap;
+use http::header::{ACCESS_CONTROL_EXPOSE_HEADERS, CACHE_CONTROL, CONTENT_TYPE, HOST};
+use http::request::Parts;
+use http::{HeaderName, HeaderValue, StatusCode};
+use serde_json::{Map, Value};
+
+use crate::config::{ConfigError, X402Config};
+use crate::eip3009;
+use crate::facilitator::{Facilitator, FacilitatorError};
+use crate::network::{Asset, Network};
+use crate::proto::{
+    EXPOSED_HEADERS, PAYMENT_REQUIRED, PaymentRequired, PaymentRequiredV1, PaymentRequirements,
+    PaymentRequirementsV1, ResourceInfo, SupportedResponse,
+};
+use crate::registry::{PaidRoute, Pricing, routes};
+use crate::respond::{self, codes, encode_header};
+use crate::store::{MemoryStore, ReplayStore};
+
+/// Most challenges cached (one per route and resource URL); beyond it they are built per request.
+const MAX_CACHED_CHALLENGES: usize = 4096;
+
+/// The paywall, installed once on the router with [`X402::layer`].
+///
+/// Cheap to clone (one `Arc`). It owns the configuration, the facilitator client and the replay
+/// store, and caches each route's offers and 402 challenge after first use.
+#[derive(Clone)]
+pub struct X402 {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: X402Config,
+    pub(crate) facilitator: Arc<dyn Facilitator>,
+    pub(crate) store: Arc<dyn ReplayStore>,
+    pub(crate) clock: fn() -> u64,
+    offers: DashMap<usize, Arc<RouteOffers>>,
+    challenges: DashMap<(usize, Box<str>), Arc<Challenge>>,
+}
+
+impl fmt::Debug for X402 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("X402").field("config", &self.inner.config).finish_non_exhaustive()
+    }
+}
+
+/// One offer of one route: the v2 requirements plus what verification needs, precomputed.
+#[derive(Debug)]
+pub(crate) struct Offer {
+    pub(crate) network: Network,
+    pub(crate) asset: Asset,
+    pub(crate) requirements: PaymentRequirements,
+    pub(crate) amount: U256,
+    pub(crate) domain_separator: B256,
+}
+
+impl Offer {
+    /// The requirements in v1 shape, for the resource at `url`.
+    pub(crate) fn v1(&self, route: &PaidRoute, url: &str) -> Option<PaymentRequirementsV1> {
+        let r = &self.requirements;
+        Some(PaymentRequirementsV1 {
+            scheme: r.scheme.clone(),
+            network: self.network.v1_name?.to_owned(),
+            max_amount_required: r.amount.clone(),
+            resource: url.to_owned(),
+            description: route.description.unwrap_or_default().to_owned(),
+            mime_type: "application/json".to_owned(),
+            output_schema: None,
+            pay_to: r.pay_to.clone(),
+            max_timeout_seconds: r.max_timeout_seconds,
+            asset: r.asset.clone(),
+            extra: r.extra.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct RouteOffers {
+    pub(crate) offers: Vec<Offer>,
+}
+
+/// A ready-to-send 402: the encoded `PAYMENT-REQUIRED` header and the body.
+#[derive(Debug)]
+pub(crate) struct Challenge {
+    header: HeaderValue,
+    body: Bytes,
+}
+
+impl Challenge {
+    pub(crate) fn response(&self) -> Response {
+        let mut response = Response::new(Body::from(self.body.clone()));
+        *response.status_mut() = StatusCode::PAYMENT_REQUIRED;
+        let headers = response.headers_mut();
+        headers.insert(HeaderName::from_static(PAYMENT_REQUIRED), self.header.clone());
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED_HEADERS));
+        response
+    }
+}
+
+/// Builds an [`X402`] with a custom facilitator, replay store or clock.
+#[must_use]
+pub struct X402Builder {
+    config: X402Config,
+    facilitator: Option<Arc<dyn Facilitator>>,
+    store: Option<Arc<dyn ReplayStore>>,
+    clock: fn() -> u64,
+}
+
+impl X402Builder {
+    /// Uses this facilitator instead of the HTTP client for the configured URL.
+    pub fn facilitator(mut self, facilitator: impl Facilitator) -> Self {
+        self.facilitator = Some(Arc::new(facilitator));
+        self
+    }
+
+    /// Uses a shared facilitator.
+    pub fn facilitator_arc(mut self, facilitator: Arc<dyn Facilitator>) -> Self {
+        self.facilitator = Some(facilitator);
+        self
+    }
+
+    /// Uses this replay store instead of a [`MemoryStore`].
+    pub fn store(mut self, store: impl ReplayStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Reads the time (unix seconds) from `clock` instead of the system clock.
+    pub fn clock(mut self, clock: fn() -> u64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds the paywall.
+    pub fn build(self) -> Result<X402, ConfigError> {
+        let facilitator = match self.facilitator {
+            Some(f) => f,
+            None => default_facilitator(&self.config)?,
+        };
+        let clock = self.clock;
+        Ok(X402 {
+            inner: Arc::new(Inner {
+                config: self.config,
+                facilitator,
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::with_clock(clock))),
+                clock,
+                offers: DashMap::new(),
+                challenges: DashMap::new(),
+            }),
+        })
+    }
+}
+
+#[cfg(feature = "http-facilitator")]
+fn default_facilitator(config: &X402Config) -> Result<Arc<dyn Facilitator>, ConfigError> {
+    let client = crate::facilitator::HttpFacilitator::with_timeouts(
+        config.facilitator_url(),
+        config.verify_timeout(),
+        config.settle_timeout(),
+    )
+    .map_err(|e| ConfigError::new(format!("cannot create the facilitator client: {e}")))?;
+    Ok(Arc::new(client))
+}
+
+#[cfg(not(feature = "http-facilitator"))]
+fn default_facilitator(_: &X402Config) -> Result<Arc<dyn Facilitator>, ConfigError> {
+    Err(ConfigError::new(
+        "no facilitator: enable the `http-facilitator` feature or call .facilitator(…) on the builder",
+    ))
+}
+
+/// Why [`X402::check_facilitator`] failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// `/supported` could not be read.
+    Facilitator(FacilitatorError),
+    /// The facilitator does not support some offers: `(x402 version, network)` pairs.
+    Unsupported(Vec<(u8, String)>),
+}
+
+impl fmt::Display for StartupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartupError::Facilitator(e) => write!(f, "cannot read the facilitator's /supported: {e}"),
+            StartupError::Unsupported(missing) => {
+                f.write_str("the facilitator does not support the scheme `exact` for:")?;
+                for (version, network) in missing {
+                    write!(f, " v{version} {network};")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for StartupError {}
+
+impl X402 {
+    /// A paywall using the HTTP facilitator at the configured URL and an in-memory replay store.
+    pub fn new(config: X402Config) -> Result<X402, ConfigError> {
+        X402::builder(config).build()
+    }
+
+    /// [`X402::new`] with [`X402Config::from_env`].
+    pub fn from_env() -> Result<X402, ConfigError> {
+        X402::new(X402Config::from_env()?)
+    }
+
+    /// Starts a paywall with custom parts.
+    pub fn builder(config: X402Config) -> X402Builder {
+        X402Builder { config, facilitator: None, store: None, clock: crate::config::unix_now }
+    }
+
+    /// The layer that installs this paywall on a router: `Router::new()…​.layer(x402.layer())`.
+    pub fn layer(&self) -> axum::Extension<X402> {
+        axum::Extension(self.clone())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &X402Config {
+        &self.inner.config
+    }
+
+    /// The facilitator.
+    pub fn facilitator(&self) -> &Arc<dyn Facilitator> {
+        &self.inner.facilitator
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        (self.inner.clock)()
+    }
+
+    /// The offers of `route`, preferred first: the single source for the live 402 and for any
+    /// published document. Fails if no configured network has a token in the route's currency.
+    pub fn requirements(&self, route: &'static PaidRoute) -> Result<Vec<PaymentRequirements>, ConfigError> {
+        Ok(self.route_offers(route)?.offers.iter().map(|o| o.requirements.clone()).collect())
+    }
+
+    /// Checks that every registered paid route has at least one offer under this configuration.
+    pub fn check_routes(&self) -> Result<(), ConfigError> {
+        let problems: Vec<String> = routes()
+            .into_iter()
+            .filter_map(|route| self.route_offers(route).err().map(|e| e.to_string()))
+            .collect();
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError::new(problems.join("\n"))) }
+    }
+
+    /// Reads the facilitator's `/supported` and checks it supports `exact` on every configured
+    /// network, for v2 (and v1 where the network has a v1 name).
+    pub async fn check_facilitator(&self) -> Result<SupportedResponse, StartupError> {
+        let supported = self.inner.facilitator.supported().await.map_err(StartupError::Facilitator)?;
+        let mut missing = Vec::new();
+        for network in self.config().networks() {
+            if !supported.supports(2, "exact", &network.caip2) {
+                missing.push((2, network.caip2.clone()));
+            }
+        }
+        if missing.is_empty() { Ok(supported) } else { Err(StartupError::Unsupported(missing)) }
+    }
+
+    pub(crate) fn route_offers(&self, route: &'static PaidRoute) -> Result<Arc<RouteOffers>, ConfigError> {
+        if let Some(found) = self.inner.offers.get(&route.id()) {
+            return Ok(found.clone());
+        }
+        let built = Arc::new(self.build_offers(route)?);
+        self.inner.offers.insert(route.id(), built.clone());
+        Ok(built)
+    }
+
+    fn build_offers(&self, route: &PaidRoute) -> Result<RouteOffers, ConfigError> {
+        let config = &self.inner.config;
+        let Pricing::Fixed(price) = route.pricing;
+        let timeout = route.max_timeout_seconds.unwrap_or(config.max_timeout_seconds());
+        let pay_to = config.pay_to().to_checksum(None);
+        let offers: Vec<Offer> = config
+            .networks()
+            .iter()
+            .filter_map(|network| {
+                let asset = config.asset(network, price.currency)?;
+                let mut extra = Map::new();
+                extra.insert("name".into(), Value::String(asset.eip712_name.clone()));
+                extra.insert("version".into(), Value::String(asset.eip712_version.clone()));
+                let separator = eip3009::domain(
+                    &asset.eip712_name,
+                    &asset.eip712_version,
+                    network.chain_id,
+                    asset.address,
+                )
+                .separator();
+                Some(Offer {
+                    requirements: PaymentRequirements {
+                        scheme: "exact".to_owned(),
+                        network: network.caip2.clone(),
+                        amount: price.atomic.to_string(),
+                        asset: asset.address.to_checksum(None),
+                        pay_to: pay_to.clone(),
+                        max_timeout_seconds: u64::from(timeout),
+                        extra: Some(extra),
+                    },
+                    amount: U256::from(price.atomic),
+                    domain_separator: separator,
+                    network: network.clone(),
+                    asset,
+                })
+            })
+            .collect();
+        if offers.is_empty() {
+            let networks: Vec<&str> = config.networks().iter().map(|n| n.caip2.as_str()).collect();
+            return Err(ConfigError::new(format!(
+                "route `{}` ({}:{}) is priced in {} but no configured network ({}) has a {} token: \
+                 add a network that has one or register the token with X402ConfigBuilder::asset",
+                route.handler,
+                route.file,
+                route.line,
+                price.currency,
+                networks.join(", "),
+                price.currency
+            )));
+        }
+        Ok(RouteOffers { offers })
+    }
+
+    /// The absolute URL of the requested resource: the public URL (or `http://` + `Host`) and
+    /// the path as the client sent it (before any `nest` stripped a prefix).
+    pub(crate) fn resource_url(&self, parts: &Parts) -> String {
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or_else(|| parts.uri.path(), |o| o.0.path());
+        match self.inner.config.public_url() {
+            Some(origin) => format!("{origin}{path}"),
+            None => {
+                let host = parts
+                    .headers
+                    .get(HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+                    .unwrap_or("localhost");
+                format!("http://{host}{path}")
+            }
+        }
+    }
+
+    /// The 402 for `route` at `url` with `error`; the plain challenge is cached.
+    pub(crate) fn challenge(
+        &self,
+        route: &'static PaidRoute,
+        offers: &RouteOffers,
+        url: &str,
+        error: Option<&str>,
+    ) -> Response {
+        let Some(error) = error else {
+            let key = (route.id(), Box::<str>::from(url));
+            if let Some(cached) = self.inner.challenges.get(&key) {
+                return cached.response();
+            }
+            return match build_challenge(route, offers, url, codes::PAYMENT_REQUIRED, "X-PAYMENT header is required") {
+                Some(challenge) => {
+                    let response = challenge.response();
+                    if self.inner.challenges.len() < MAX_CACHED_CHALLENGES {
+                        self.inner.challenges.insert(key, Arc::new(challenge));
+                    }
+                    response
+                }
+                None => internal_error("cannot encode the challenge"),
+            };
+        };
+        match build_challenge(route, offers, url, error, error) {
+            Some(challenge) => challenge.response(),
+            None => internal_error("cannot encode the challenge"),
+        }
+    }
+}
+
+fn internal_error(what: &str) -> Response {
+    tracing::error!("x402: {what}");
+    respond::error(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL_ERROR, what)
+}
+
+fn build_challenge(
+    route: &PaidRoute,
+    offers: &RouteOffers,
+    url: &str,
+    error_v2: &str,
+    error_v1: &str,
+) -> Option<Challenge> {
+    let v2 = PaymentRequired {
+        x402_version: 2,
+        error: Some(error_v2.to_owned()),
+        resource: ResourceInfo {
+            url: url.to_owned(),
+            description: route.description.map(str::to_owned),
+            mime_type: Some("application/json".to_owned()),
+        },
+        accepts: offers.offers.iter().map(|o| o.requirements.clone()).collect(),
+        extensions: None,
+    };
+    let header = encode_header(&v2)?;
+    let v1_accepts: Vec<PaymentRequirementsV1> =
+        offers.offers.iter().filter_map(|o| o.v1(route, url)).collect();
+    let body = if v1_accepts.is_empty() {
+        serde_json::to_vec(&v2).ok()?
+    } else {
+        serde_json::to_vec(&PaymentRequiredV1 {
+            x402_version: 1,
+            error: error_v1.to_owned(),
+            accepts: v1_accepts,
+        })
+        .ok()?
+    };
+    Some(Challenge { header, body: Bytes::from(body) })
+}

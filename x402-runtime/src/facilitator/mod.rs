@@ -1,0 +1,71 @@
+//! The facilitator: the service that verifies payments and settles them on chain.
+//!
+//! The paywall talks to it through the [`Facilitator`] trait, so the HTTP client
+//! ([`HttpFacilitator`]), an in-process facilitator or a test double plug in the same way.
+//! Implementations report what the facilitator said; the paywall alone decides what counts as
+//! success (a boolean `success: true` with a non-empty transaction, for the right payer,
+//! network and amount).
+
+#[cfg(feature = "http-facilitator")]
+mod http;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+#[cfg(feature = "http-facilitator")]
+pub use http::HttpFacilitator;
+
+use crate::proto::{FacilitatorRequest, SettleResponse, SupportedResponse, VerifyResponse};
+
+/// A boxed, sendable future, the return type of the [`Facilitator`] and
+/// [`ReplayStore`](crate::ReplayStore) methods.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A facilitator fault: anything other than a well-formed answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FacilitatorError {
+    /// No answer within the timeout (answered 504).
+    Timeout,
+    /// The facilitator could not be reached (answered 502).
+    Unreachable(String),
+    /// The answer was not what the protocol allows: wrong status, not JSON, wrong shape
+    /// (answered 502).
+    BadResponse(String),
+}
+
+impl fmt::Display for FacilitatorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FacilitatorError::Timeout => f.write_str("the facilitator did not answer in time"),
+            FacilitatorError::Unreachable(e) => write!(f, "the facilitator is unreachable: {e}"),
+            FacilitatorError::BadResponse(e) => write!(f, "the facilitator answered badly: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for FacilitatorError {}
+
+/// Verifies and settles payments.
+///
+/// `verify` and `settle` receive our own requirements in the request, never the client's copy.
+/// An invalid payment or a failed settlement is a normal answer (`is_valid: false`,
+/// `success: false`), not an error; `settlement_pending` is a `success: false` answer whose
+/// `error_reason` is `"settlement_pending"` and whose `transaction` names the transaction.
+pub trait Facilitator: Send + Sync + 'static {
+    /// `POST /verify`.
+    fn verify<'a>(
+        &'a self,
+        request: &'a FacilitatorRequest,
+    ) -> BoxFuture<'a, Result<VerifyResponse, FacilitatorError>>;
+
+    /// `POST /settle`.
+    fn settle<'a>(
+        &'a self,
+        request: &'a FacilitatorRequest,
+    ) -> BoxFuture<'a, Result<SettleResponse, FacilitatorError>>;
+
+    /// `GET /supported`.
+    fn supported(&self) -> BoxFuture<'_, Result<SupportedResponse, FacilitatorError>>;
+}

@@ -1,0 +1,115 @@
+//! x402 payments for axum: put a price on a handler with one attribute.
+//!
+//! ```no_run
+//! use axum::{Json, Router, extract::Query, routing::get};
+//! use serde::{Deserialize, Serialize};
+//! use x402_runtime::{X402, paid};
+//!
+//! #[derive(Deserialize)]
+//! struct City { city: String }
+//!
+//! #[derive(Serialize)]
+//! struct Weather { city: String, celsius: f32 }
+//!
+//! /// Current weather for a city.
+//! #[paid(price = "0.001", currency = "USDC")]
+//! async fn weather(Query(q): Query<City>) -> Json<Weather> {
+//!     Json(Weather { city: q.city, celsius: 21.5 })
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // X402_PAY_TO=0x… (and optionally X402_NETWORK, X402_FACILITATOR_URL, X402_PUBLIC_URL)
+//! let x402 = X402::from_env()?;
+//! let app = Router::new().route("/weather", get(weather)).layer(x402.layer());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:4021").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # What happens on a request
+//!
+//! 1. Without a payment, the route answers `402 Payment Required` with the x402 v2
+//!    `PAYMENT-REQUIRED` header (base64 JSON of the offers) and a v1 body for older clients. This
+//!    happens before any of the handler's own extractors run, so a probe without the query or
+//!    body still learns the price.
+//! 2. The client signs an EIP-3009 `transferWithAuthorization` and retries with
+//!    `PAYMENT-SIGNATURE` (v1: `X-PAYMENT`). The paywall decodes it strictly, matches it against
+//!    the route's own offer, checks amount, recipient, validity window and signature locally,
+//!    reserves the payment so that a concurrent copy cannot run the handler twice, and asks the
+//!    facilitator to verify it.
+//! 3. The handler runs. Only if it answers 2xx is the payment settled (in a task that a client
+//!    disconnect cannot cancel); the response then carries the `PAYMENT-RESPONSE` receipt. If
+//!    settlement fails the handler's body is withheld and the client gets a 402 with a failure
+//!    receipt. With `settle = "before"`, settlement happens before the handler runs.
+//!
+//! # Answers
+//!
+//! | status | `error` | when |
+//! |---|---|---|
+//! | 402 | `PAYMENT-SIGNATURE header is required` | no payment |
+//! | 400 | `invalid_payload` | the payment header is not a decodable x402 payment |
+//! | 431 | `invalid_payload` | the payment header exceeds 16 KiB |
+//! | 402 | `invalid_x402_version`, `invalid_scheme`, `invalid_network`, `invalid_payment_requirements` | the payment is for another offer |
+//! | 402 | `invalid_exact_evm_payload_*` | wrong amount, recipient, validity window or signature |
+//! | 402 | the facilitator's reason | `/verify` refused, or `/settle` failed (with a failure receipt) |
+//! | 409 | `payment_in_progress`, `payment_already_settled`, `settlement_pending` | the same payment again |
+//! | 502 | `unexpected_verify_error`, `unexpected_settle_error` | the facilitator answered badly |
+//! | 503 | `settlement_pending` | settlement submitted, not confirmed (receipt names the transaction) |
+//! | 504 | `facilitator_timeout` | the facilitator did not answer in time |
+//! | 500 | `x402_not_configured`, `x402_no_offer` | the server is misconfigured |
+//!
+//! Error codes are in [`codes`]. Every refusal has `Cache-Control: no-store`; paid responses
+//! get `private` merged into their `Cache-Control`.
+//!
+//! # Registry
+//!
+//! Every `#[paid]` handler registers a constant [`PaidRoute`] at compile time; [`routes`] lists
+//! them. A handler defined in a library crate is only linked if the binary uses something from
+//! that crate (`use that_crate as _;` is enough).
+//!
+//! # Limitations
+//!
+//! - `#[paid]` goes on free `async fn`s: not on methods, and not on associated functions in an
+//!   `impl` block (the attribute defines a marker type next to the function).
+//! - Only the `exact` scheme on EVM networks with EIP-3009 tokens (USDC, EURC).
+//! - Signatures longer than 65 bytes (smart wallets) are checked by the facilitator only.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod config;
+pub mod eip3009;
+mod engine;
+pub mod facilitator;
+pub mod network;
+pub mod payload;
+mod paywall;
+pub mod proto;
+mod registry;
+mod respond;
+mod store;
+
+pub use config::{
+    ConfigError, DEFAULT_FACILITATOR_URL, DEFAULT_MAX_TIMEOUT_SECONDS, DEFAULT_NETWORK, X402Config,
+    X402ConfigBuilder, unix_now,
+};
+pub use engine::{StartupError, X402, X402Builder};
+pub use facilitator::{BoxFuture, Facilitator, FacilitatorError};
+pub use payload::{ReplayKey, X402Version};
+pub use paywall::Payment;
+pub use registry::{Currency, PaidRoute, Price, Pricing, SettleTiming, routes};
+pub use respond::codes;
+pub use store::{MemoryStore, ReplayStore, Slot};
+
+/// Turns an axum handler into an x402-paid endpoint.
+#[cfg(feature = "macros")]
+#[doc = include_str!("../docs/paid.md")]
+pub use x402_macros::paid;
+
+/// Items the `#[paid]` expansion names. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::paywall::Paywall;
+    pub use crate::registry::{PaidEndpoint, RouteEntry};
+    pub use axum::response::Response;
+    pub use inventory;
+}

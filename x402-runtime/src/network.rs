@@ -1,0 +1,166 @@
+//! EVM networks and the stablecoins `#[paid]` prices resolve to.
+//!
+//! Networks are named by CAIP-2 id (`eip155:<chain id>`) in x402 v2 and by a short name
+//! (`base-sepolia`) in v1. The built-in asset table holds Circle's USDC and EURC deployments with
+//! the EIP-712 domain name and version their `transferWithAuthorization` signatures use.
+
+use alloy_primitives::{Address, address};
+
+use crate::registry::Currency;
+
+/// An EVM network.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Network {
+    /// CAIP-2 identifier, for example `eip155:84532`.
+    pub caip2: String,
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// The x402 v1 network name, when v1 has one.
+    pub v1_name: Option<&'static str>,
+}
+
+/// x402 v1 network names and their chain ids.
+const V1_NAMES: &[(u64, &str)] = &[
+    (1, "ethereum"),
+    (11155111, "sepolia"),
+    (8453, "base"),
+    (84532, "base-sepolia"),
+    (43114, "avalanche"),
+    (43113, "avalanche-fuji"),
+    (137, "polygon"),
+    (80002, "polygon-amoy"),
+    (2741, "abstract"),
+    (11124, "abstract-testnet"),
+    (4689, "iotex"),
+    (1329, "sei"),
+    (1328, "sei-testnet"),
+    (3338, "peaq"),
+    (1514, "story"),
+    (41923, "educhain"),
+    (324705682, "skale-base-sepolia"),
+    (4326, "megaeth"),
+    (143, "monad"),
+    (988, "stable"),
+    (2201, "stable-testnet"),
+    (42220, "celo"),
+    (14, "flare"),
+];
+
+impl Network {
+    /// The network with this chain id (any id: local chains work too).
+    pub fn from_chain_id(chain_id: u64) -> Network {
+        Network {
+            caip2: format!("eip155:{chain_id}"),
+            chain_id,
+            v1_name: V1_NAMES.iter().find(|(id, _)| *id == chain_id).map(|(_, name)| *name),
+        }
+    }
+
+    /// Parses a CAIP-2 id of the `eip155` namespace, strictly (`eip155:` then a decimal chain id
+    /// without leading zeros).
+    pub fn from_caip2(caip2: &str) -> Option<Network> {
+        let id = caip2.strip_prefix("eip155:")?;
+        if id.is_empty() || id.starts_with('0') || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        id.parse().ok().map(Network::from_chain_id)
+    }
+
+    /// Finds a network by its x402 v1 name.
+    pub fn from_v1_name(name: &str) -> Option<Network> {
+        V1_NAMES.iter().find(|(_, n)| *n == name).map(|(id, _)| Network::from_chain_id(*id))
+    }
+}
+
+/// A token a route can be paid in, on one network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Asset {
+    /// The currency the token represents.
+    pub currency: Currency,
+    /// CAIP-2 id of the network the contract lives on.
+    pub network: String,
+    /// Token contract address.
+    pub address: Address,
+    /// EIP-712 domain `name` (the token's `name()`, e.g. `"USDC"` or `"USD Coin"`).
+    pub eip712_name: String,
+    /// EIP-712 domain `version` (`"2"` for Circle's FiatToken).
+    pub eip712_version: String,
+    /// Token decimals.
+    pub decimals: u8,
+}
+
+struct BuiltinAsset {
+    chain_id: u64,
+    currency: Currency,
+    address: Address,
+    name: &'static str,
+}
+
+const BUILTIN_ASSETS: &[BuiltinAsset] = &[
+    BuiltinAsset { chain_id: 8453, currency: Currency::Usdc, address: address!("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"), name: "USD Coin" },
+    BuiltinAsset { chain_id: 84532, currency: Currency::Usdc, address: address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e"), name: "USDC" },
+    BuiltinAsset { chain_id: 1, currency: Currency::Usdc, address: address!("0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"), name: "USD Coin" },
+    BuiltinAsset { chain_id: 43114, currency: Currency::Usdc, address: address!("0xB97EF9Ef8734C71904D8002F8b6Bc66Dd9c48a6E"), name: "USD Coin" },
+    BuiltinAsset { chain_id: 43113, currency: Currency::Usdc, address: address!("0x5425890298aed601595a70AB815c96711a31Bc65"), name: "USD Coin" },
+    BuiltinAsset { chain_id: 137, currency: Currency::Usdc, address: address!("0x3c499c542cEF5E3811e1192ce70d8cC03d5c3359"), name: "USD Coin" },
+    BuiltinAsset { chain_id: 80002, currency: Currency::Usdc, address: address!("0x41E94Eb019C0762f9Bfcf9Fb1E58725BfB0e7582"), name: "USDC" },
+    BuiltinAsset { chain_id: 42161, currency: Currency::Usdc, address: address!("0xaf88d065e77c8cC2239327C5EDb3A432268e5831"), name: "USD Coin" },
+    BuiltinAsset { chain_id: 421614, currency: Currency::Usdc, address: address!("0x75faf114eafb1BDbe2F0316DF893fd58CE46AA4d"), name: "USD Coin" },
+    BuiltinAsset { chain_id: 143, currency: Currency::Usdc, address: address!("0x754704Bc059F8C67012fEd69BC8A327a5aafb603"), name: "USDC" },
+    BuiltinAsset { chain_id: 10143, currency: Currency::Usdc, address: address!("0x534b2f3A21130d7a60830c2Df862319e593943A3"), name: "USDC" },
+    BuiltinAsset { chain_id: 1329, currency: Currency::Usdc, address: address!("0xe15fC38F6D8c56aF07bbCBe3BAf5708A2Bf42392"), name: "USDC" },
+    BuiltinAsset { chain_id: 1328, currency: Currency::Usdc, address: address!("0x4fCF1784B31630811181f670Aea7A7bEF803eaED"), name: "USDC" },
+    BuiltinAsset { chain_id: 42220, currency: Currency::Usdc, address: address!("0xcebA9300f2b948710d2653dD7B07f33A8B32118C"), name: "USDC" },
+    BuiltinAsset { chain_id: 11142220, currency: Currency::Usdc, address: address!("0x01C5C0122039549AD1493B8220cABEdD739BC44E"), name: "USDC" },
+    BuiltinAsset { chain_id: 1, currency: Currency::Eurc, address: address!("0x1aBaEA1f7C830bD89Acc67eC4af516284b1bC33c"), name: "EURC" },
+    BuiltinAsset { chain_id: 8453, currency: Currency::Eurc, address: address!("0x60a3E35Cc302bFA44Cb288Bc5a4F316Fdb1adb42"), name: "EURC" },
+    BuiltinAsset { chain_id: 43114, currency: Currency::Eurc, address: address!("0xC891EB4cbdEFf6e073e859e987815Ed1505c2ACD"), name: "EURC" },
+    BuiltinAsset { chain_id: 84532, currency: Currency::Eurc, address: address!("0x808456652fdb597867f38412077A9182bf77359F"), name: "EURC" },
+    BuiltinAsset { chain_id: 11155111, currency: Currency::Eurc, address: address!("0x08210F9170F89Ab7658F0B5E3fF39b0E03C594D4"), name: "EURC" },
+];
+
+impl Asset {
+    /// The built-in deployment of `currency` on `network`, if there is one.
+    pub fn builtin(network: &Network, currency: Currency) -> Option<Asset> {
+        BUILTIN_ASSETS
+            .iter()
+            .find(|a| a.chain_id == network.chain_id && a.currency == currency)
+            .map(|a| Asset {
+                currency,
+                network: network.caip2.clone(),
+                address: a.address,
+                eip712_name: a.name.to_owned(),
+                eip712_version: "2".to_owned(),
+                decimals: currency.decimals(),
+            })
+    }
+
+    /// Every built-in asset on `network`.
+    pub fn builtins(network: &Network) -> Vec<Asset> {
+        Currency::ALL.into_iter().filter_map(|c| Asset::builtin(network, c)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_sepolia_usdc_has_its_eip712_name() {
+        let net = Network::from_caip2("eip155:84532").expect("known network");
+        assert_eq!(net.v1_name, Some("base-sepolia"));
+        let usdc = Asset::builtin(&net, Currency::Usdc).expect("usdc");
+        assert_eq!(usdc.eip712_name, "USDC");
+        assert_eq!(usdc.address, address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e"));
+        let base = Network::from_v1_name("base").expect("base");
+        assert_eq!(Asset::builtin(&base, Currency::Usdc).expect("usdc").eip712_name, "USD Coin");
+    }
+
+    #[test]
+    fn caip2_parsing_is_strict() {
+        assert!(Network::from_caip2("eip155:31337").is_some());
+        for bad in ["eip155:", "eip155:01", "eip155:1a", "solana:abc", "84532", "eip155:-1"] {
+            assert!(Network::from_caip2(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,674 @@
+//! The request path: admit a payment before any other extractor runs, then settle after the
+//! handler (or before it, for `settle = "before"`).
+//!
+//! Order, for a paid request: method (HEAD and OPTIONS are never charged) → one payment header
+//! → size cap, strict base64, strict JSON, typed payload → version → match against our own
+//! offer by parsed values → local checks (amount, recipient, validity window, EIP-712 signature)
+//! → atomic reservation of the replay key → facilitator `/verify` → handler → `/settle` in a
+//! spawned task → receipt.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::{Arc, OnceLock};
+
+use alloy_primitives::{Address, U256};
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+
+use crate::eip3009::{self, SignatureCheck};
+use crate::engine::{Offer, RouteOffers, X402};
+use crate::facilitator::FacilitatorError;
+use crate::payload::{self, DecodeError, DecodedPayment, ReplayKey, X402Version};
+use crate::proto::{
+    FacilitatorRequest, PAYMENT_SIGNATURE, PaymentRequirements, Requirements, SettleResponse, X_PAYMENT,
+};
+use crate::registry::{PaidEndpoint, PaidRoute, Price, Pricing, SettleTiming};
+use crate::respond::{self, codes};
+use crate::store::Slot;
+
+/// Seconds `validBefore` must still be ahead of now (the reference facilitators' margin for
+/// block inclusion).
+const VALID_BEFORE_MARGIN: u64 = 6;
+
+/// The verified payment of the current request.
+///
+/// Take it as an extractor in a `#[paid]` handler to read who paid what. With
+/// `settle = "before"` the transaction is known when the handler runs; otherwise settlement
+/// happens after the handler and [`transaction`](Payment::transaction) is `None` inside it.
+#[derive(Clone, Debug)]
+pub struct Payment(Arc<PaymentInner>);
+
+#[derive(Debug)]
+struct PaymentInner {
+    payer: Address,
+    amount: U256,
+    price: Price,
+    network: String,
+    asset: Address,
+    version: X402Version,
+    transaction: OnceLock<String>,
+}
+
+impl Payment {
+    /// The address that paid.
+    pub fn payer(&self) -> Address {
+        self.0.payer
+    }
+
+    /// The amount, in the token's atomic units.
+    pub fn amount(&self) -> U256 {
+        self.0.amount
+    }
+
+    /// The route's price (human amount and currency).
+    pub fn price(&self) -> &Price {
+        &self.0.price
+    }
+
+    /// The CAIP-2 network the payment is on.
+    pub fn network(&self) -> &str {
+        &self.0.network
+    }
+
+    /// The token contract.
+    pub fn asset(&self) -> Address {
+        self.0.asset
+    }
+
+    /// The protocol version the client paid with.
+    pub fn version(&self) -> X402Version {
+        self.0.version
+    }
+
+    /// The settlement transaction, once settled.
+    pub fn transaction(&self) -> Option<&str> {
+        self.0.transaction.get().map(String::as_str)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Payment {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Payment>().cloned().ok_or_else(|| {
+            respond::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::INTERNAL_ERROR,
+                "`Payment` can only be extracted in a handler annotated with #[paid]",
+            )
+        })
+    }
+}
+
+/// Frees the replay key when dropped, unless the payment's outcome was recorded.
+struct Reservation {
+    engine: X402,
+    key: ReplayKey,
+    armed: bool,
+}
+
+impl Reservation {
+    /// Keeps the key taken (it expires with the authorization).
+    fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.armed {
+            self.engine.inner.store.release(&self.key);
+        }
+    }
+}
+
+/// The extractor `#[paid]` puts first in every paid handler. Not for direct use.
+#[doc(hidden)]
+pub struct Paywall<M> {
+    admitted: Admitted,
+    marker: PhantomData<fn() -> M>,
+}
+
+struct Admitted {
+    engine: X402,
+    route: &'static PaidRoute,
+    version: X402Version,
+    wire_network: String,
+    payer: Address,
+    amount: U256,
+    request: FacilitatorRequest,
+    payment: Payment,
+    reservation: Reservation,
+}
+
+impl<M: PaidEndpoint, S: Send + Sync> FromRequestParts<S> for Paywall<M> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(engine) = parts.extensions.get::<X402>().cloned() else {
+            return Err(not_configured(M::ROUTE));
+        };
+        let admitted = engine.admit(M::ROUTE, parts).await?;
+        parts.extensions.insert(admitted.payment.clone());
+        Ok(Paywall { admitted, marker: PhantomData })
+    }
+}
+
+fn not_configured(route: &PaidRoute) -> Response {
+    tracing::error!(
+        handler = route.handler,
+        "x402: paid handler reached without an x402 configuration on the router"
+    );
+    respond::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        codes::NOT_CONFIGURED,
+        "this route is paid but the server has no x402 configuration: build one with \
+         `let x402 = x402_runtime::X402::from_env()?;` and install it with `.layer(x402.layer())` \
+         on the Router",
+    )
+}
+
+impl<M: PaidEndpoint> Paywall<M> {
+    /// Runs the handler future and settles: after a 2xx response (default), or before the
+    /// handler runs (`settle = "before"`).
+    pub async fn finish<F, R>(self, handler: F) -> Response
+    where
+        F: Future<Output = R> + Send,
+        R: IntoResponse,
+    {
+        let admitted = self.admitted;
+        match admitted.route.settle {
+            SettleTiming::Before => {
+                let version = admitted.version;
+                let receipt = match admitted.settle().await {
+                    Ok(receipt) => receipt,
+                    Err(refusal) => return refusal,
+                };
+                let mut response = handler.await.into_response();
+                respond::attach_receipt(&mut response, version, &receipt);
+                respond::make_private(&mut response);
+                response
+            }
+            SettleTiming::AfterSuccess => {
+                let response = handler.await.into_response();
+                if !response.status().is_success() {
+                    // Dropping `admitted` releases the reservation: nothing was charged.
+                    return response;
+                }
+                let version = admitted.version;
+                match admitted.settle().await {
+                    Ok(receipt) => {
+                        let mut response = response;
+                        respond::attach_receipt(&mut response, version, &receipt);
+                        respond::make_private(&mut response);
+                        response
+                    }
+                    Err(refusal) => refusal,
+                }
+            }
+        }
+    }
+}
+
+/// What the spawned settlement task reports back.
+enum Settlement {
+    Settled(SettleResponse),
+    Refused(Response),
+}
+
+impl Admitted {
+    /// Settles in a spawned task, so that a client disconnect cannot cancel it; the task
+    /// records the outcome in the replay store whether or not anyone waits for it.
+    async fn settle(self) -> Result<SettleResponse, Response> {
+        let Admitted { engine, route, version, wire_network, payer, amount, request, payment, reservation } = self;
+        let task = tokio::spawn(async move {
+            let timeout = engine.config().settle_timeout();
+            let answer = match tokio::time::timeout(timeout, engine.facilitator().settle(&request)).await {
+                Ok(answer) => answer,
+                Err(_) => Err(FacilitatorError::Timeout),
+            };
+            let outcome = judge_settlement(&engine, answer, version, &wire_network, payer, amount, reservation).await;
+            if let Settlement::Settled(receipt) = &outcome {
+                let _ = payment.0.transaction.set(receipt.transaction.clone());
+                tracing::info!(
+                    handler = route.handler,
+                    transaction = %receipt.transaction,
+                    payer = %payer,
+                    "x402: payment settled"
+                );
+            }
+            outcome
+        });
+        match task.await {
+            Ok(Settlement::Settled(receipt)) => Ok(receipt),
+            Ok(Settlement::Refused(response)) => Err(response),
+            Err(join) => {
+                tracing::error!("x402: settlement task failed: {join}");
+                Err(respond::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    codes::INTERNAL_ERROR,
+                    "settlement failed inside the server; the payment may be retried with the same header",
+                ))
+            }
+        }
+    }
+}
+
+/// Decides what a `/settle` answer means. Success needs a boolean `true`, a transaction never
+/// credited before, and the payer, network and amount we asked for.
+async fn judge_settlement(
+    engine: &X402,
+    answer: Result<SettleResponse, FacilitatorError>,
+    version: X402Version,
+    wire_network: &str,
+    payer: Address,
+    amount: U256,
+    reservation: Reservation,
+) -> Settlement {
+    let store = &engine.inner.store;
+    let key = reservation.key.clone();
+    let receipt = |success: bool, transaction: &str, reason: Option<&str>| SettleResponse {
+        success,
+        error_reason: reason.map(str::to_owned),
+        error_message: None,
+        payer: Some(payer.to_checksum(None)),
+        transaction: transaction.to_owned(),
+        network: wire_network.to_owned(),
+        amount: None,
+    };
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(FacilitatorError::Timeout) => {
+            tracing::warn!(%key, "x402: /settle timed out; outcome unknown, payment kept reserved");
+            reservation.keep();
+            return Settlement::Refused(respond::error(
+                StatusCode::GATEWAY_TIMEOUT,
+                codes::FACILITATOR_TIMEOUT,
+                "the facilitator did not confirm settlement in time; do not sign a new payment: \
+                 resend the same payment header later",
+            ));
+        }
+        Err(FacilitatorError::Unreachable(e)) => {
+            tracing::warn!(%key, "x402: /settle unreachable: {e}");
+            return Settlement::Refused(respond::error(
+                StatusCode::BAD_GATEWAY,
+                codes::UNEXPECTED_SETTLE_ERROR,
+                "the facilitator is unreachable; nothing was charged, retry with the same payment header",
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(%key, "x402: /settle fault, outcome unknown, payment kept reserved: {e}");
+            reservation.keep();
+            return Settlement::Refused(settle_fault());
+        }
+    };
+    if answer.success {
+        if answer.transaction.is_empty() {
+            tracing::warn!(%key, "x402: /settle said success without a transaction");
+            reservation.keep();
+            return Settlement::Refused(respond::with_receipt(
+                StatusCode::PAYMENT_REQUIRED,
+                "invalid_transaction_state",
+                "the facilitator reported success without a transaction; the response was withheld",
+                version,
+                &receipt(false, "", Some("invalid_transaction_state")),
+            ));
+        }
+        if !settled_as_asked(&answer, wire_network, payer, amount) {
+            tracing::error!(%key, ?answer, "x402: /settle succeeded for another payer, network or amount");
+            reservation.keep();
+            return Settlement::Refused(settle_fault());
+        }
+        if !store.credit(&answer.transaction, &key).await {
+            tracing::error!(%key, transaction = %answer.transaction, "x402: transaction already credited to another payment");
+            reservation.keep();
+            return Settlement::Refused(settle_fault());
+        }
+        store.record(&key, Slot::Settled { transaction: answer.transaction.clone() }).await;
+        reservation.keep();
+        return Settlement::Settled(receipt(true, &answer.transaction, None));
+    }
+    let reason = answer.error_reason.as_deref().filter(|r| !r.is_empty()).unwrap_or(codes::SETTLEMENT_FAILED);
+    if reason == codes::SETTLEMENT_PENDING {
+        store.record(&key, Slot::Pending { transaction: answer.transaction.clone() }).await;
+        reservation.keep();
+        return Settlement::Refused(respond::with_receipt(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::SETTLEMENT_PENDING,
+            "settlement was submitted and is not confirmed yet; do not sign a new payment",
+            version,
+            &receipt(false, &answer.transaction, Some(codes::SETTLEMENT_PENDING)),
+        ));
+    }
+    tracing::info!(%key, reason, message = ?answer.error_message, "x402: settlement refused");
+    drop(reservation);
+    Settlement::Refused(respond::with_receipt(
+        StatusCode::PAYMENT_REQUIRED,
+        reason,
+        "settlement failed, so the response was withheld",
+        version,
+        &receipt(false, "", Some(reason)),
+    ))
+}
+
+fn settle_fault() -> Response {
+    respond::error(
+        StatusCode::BAD_GATEWAY,
+        codes::UNEXPECTED_SETTLE_ERROR,
+        "the facilitator's settlement answer could not be trusted; the response was withheld. \
+         Do not sign a new payment: resend the same payment header later",
+    )
+}
+
+fn settled_as_asked(answer: &SettleResponse, wire_network: &str, payer: Address, amount: U256) -> bool {
+    let payer_ok = answer
+        .payer
+        .as_deref()
+        .is_none_or(|p| p.parse::<Address>().is_ok_and(|a| a == payer));
+    let network_ok = answer.network.is_empty() || answer.network == wire_network;
+    let amount_ok = answer
+        .amount
+        .as_deref()
+        .is_none_or(|a| payload::parse_uint(a, "amount").is_ok_and(|a| a == amount));
+    payer_ok && network_ok && amount_ok
+}
+
+/// Picks the payment header: exactly one `PAYMENT-SIGNATURE` (v2), else exactly one `X-PAYMENT`
+/// (v1). A repeated header is malformed.
+fn payment_header(headers: &HeaderMap) -> Result<Option<(&HeaderValue, X402Version)>, Response> {
+    for (name, version) in [(PAYMENT_SIGNATURE, X402Version::V2), (X_PAYMENT, X402Version::V1)] {
+        let mut values = headers.get_all(name).iter();
+        if let Some(first) = values.next() {
+            if values.next().is_some() {
+                return Err(malformed(&format!("the {name} header was sent more than once")));
+            }
+            return Ok(Some((first, version)));
+        }
+    }
+    Ok(None)
+}
+
+fn malformed(message: &str) -> Response {
+    respond::error(StatusCode::BAD_REQUEST, codes::INVALID_PAYLOAD, message)
+}
+
+/// A refusal of the payment itself: 402 with a fresh challenge whose `error` is `code`.
+struct Refusal(&'static str);
+
+impl X402 {
+    async fn admit(&self, route: &'static PaidRoute, parts: &Parts) -> Result<Admitted, Response> {
+        let offers = self.route_offers(route).map_err(|e| {
+            tracing::error!("x402: {e}");
+            respond::error(StatusCode::INTERNAL_SERVER_ERROR, codes::NO_OFFER, &e.to_string())
+        })?;
+        if parts.method == Method::OPTIONS {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            response.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"));
+            return Err(response);
+        }
+        let url = self.resource_url(parts);
+        // HEAD is priced like GET but never charged: a payment sent with it stays unspent.
+        if parts.method == Method::HEAD {
+            return Err(self.challenge(route, &offers, &url, None));
+        }
+        let Some((header, version)) = payment_header(&parts.headers)? else {
+            return Err(self.challenge(route, &offers, &url, None));
+        };
+        let decoded = payload::decode_header(header.as_bytes(), version).map_err(|e| match e {
+            DecodeError::TooLarge => respond::error(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                codes::INVALID_PAYLOAD,
+                "the payment header exceeds 16 KiB",
+            ),
+            DecodeError::Malformed(why) => malformed(&why),
+            DecodeError::WrongVersion(_) => {
+                self.challenge(route, &offers, &url, Some(codes::INVALID_X402_VERSION))
+            }
+        })?;
+        let offer = self
+            .match_offer(&offers, &decoded)
+            .and_then(|offer| self.check_locally(offer, &decoded, &url).map(|()| offer))
+            .map_err(|refused| match refused {
+                Ok(Refusal(code)) => self.challenge(route, &offers, &url, Some(code)),
+                Err(response) => response,
+            })?;
+        let auth = &decoded.authorization;
+        let key = ReplayKey {
+            network: offer.network.caip2.clone(),
+            asset: offer.asset.address,
+            from: auth.from,
+            nonce: auth.nonce,
+        };
+        let skew = self.config().clock_skew().as_secs();
+        let expires_at = u64::try_from(auth.valid_before).unwrap_or(u64::MAX).saturating_add(skew);
+        // The first await of the request: nothing has left the process before this point.
+        if let Err(slot) = self.inner.store.reserve(&key, expires_at).await {
+            return Err(taken(slot));
+        }
+        let reservation = Reservation { engine: self.clone(), key, armed: true };
+        let (requirements, wire_network) = match version {
+            X402Version::V2 => (Requirements::V2(offer.requirements.clone()), offer.network.caip2.clone()),
+            X402Version::V1 => match offer.v1(route, &url) {
+                Some(v1) => {
+                    let name = v1.network.clone();
+                    (Requirements::V1(v1), name)
+                }
+                None => return Err(self.challenge(route, &offers, &url, Some(codes::INVALID_NETWORK))),
+            },
+        };
+        let request = FacilitatorRequest {
+            x402_version: version.number(),
+            payment_payload: decoded.raw,
+            payment_requirements: requirements,
+        };
+        self.verify(&request, auth.from).await.map_err(|refused| match refused {
+            Ok(reason) => self.challenge_with_reason(route, &offers, &url, &reason),
+            Err(response) => response,
+        })?;
+        let Pricing::Fixed(price) = route.pricing;
+        let payment = Payment(Arc::new(PaymentInner {
+            payer: auth.from,
+            amount: offer.amount,
+            price,
+            network: offer.network.caip2.clone(),
+            asset: offer.asset.address,
+            version,
+            transaction: OnceLock::new(),
+        }));
+        Ok(Admitted {
+            engine: self.clone(),
+            route,
+            version,
+            wire_network,
+            payer: auth.from,
+            amount: offer.amount,
+            request,
+            payment,
+            reservation,
+        })
+    }
+
+    fn challenge_with_reason(
+        &self,
+        route: &'static PaidRoute,
+        offers: &RouteOffers,
+        url: &str,
+        reason: &str,
+    ) -> Response {
+        self.challenge(route, offers, url, Some(reason))
+    }
+
+    /// Finds our offer the payment is for, comparing parsed values (v2: every field of
+    /// `accepted`, `extra` as a subset; v1: scheme and network).
+    fn match_offer<'a>(
+        &self,
+        offers: &'a RouteOffers,
+        decoded: &DecodedPayment,
+    ) -> Result<&'a Offer, Result<Refusal, Response>> {
+        if decoded.scheme != "exact" {
+            return Err(Ok(Refusal(codes::INVALID_SCHEME)));
+        }
+        let Some(accepted) = &decoded.accepted else {
+            // v1: match on scheme and network name.
+            return offers
+                .offers
+                .iter()
+                .find(|o| o.network.v1_name == Some(decoded.network.as_str()))
+                .ok_or(Ok(Refusal(codes::INVALID_NETWORK)));
+        };
+        let on_network: Vec<&Offer> =
+            offers.offers.iter().filter(|o| o.network.caip2 == accepted.network).collect();
+        if on_network.is_empty() {
+            return Err(Ok(Refusal(codes::INVALID_NETWORK)));
+        }
+        let asset = payload::parse_address(&accepted.asset, "accepted.asset").map_err(decode_refusal)?;
+        let amount = payload::parse_uint(&accepted.amount, "accepted.amount").map_err(decode_refusal)?;
+        let pay_to = payload::parse_address(&accepted.pay_to, "accepted.payTo").map_err(decode_refusal)?;
+        let offer = on_network
+            .into_iter()
+            .find(|o| o.asset.address == asset)
+            .ok_or(Ok(Refusal(codes::INVALID_PAYMENT_REQUIREMENTS)))?;
+        let same = amount == offer.amount
+            && pay_to == self.config().pay_to()
+            && accepted.max_timeout_seconds == offer.requirements.max_timeout_seconds
+            && extra_contains(accepted, &offer.requirements);
+        if same { Ok(offer) } else { Err(Ok(Refusal(codes::INVALID_PAYMENT_REQUIREMENTS))) }
+    }
+
+    /// Checks that need no network: exact amount, recipient, validity window, signature form
+    /// and signer (for 65-byte signatures), and the resource the payment was made for.
+    fn check_locally(&self, offer: &Offer, decoded: &DecodedPayment, url: &str) -> Result<(), Result<Refusal, Response>> {
+        let auth = &decoded.authorization;
+        if auth.value != offer.amount {
+            return Err(Ok(Refusal(codes::VALUE_MISMATCH)));
+        }
+        if auth.to != self.config().pay_to() {
+            return Err(Ok(Refusal(codes::RECIPIENT_MISMATCH)));
+        }
+        let now = self.now();
+        let latest = now
+            .saturating_add(offer.requirements.max_timeout_seconds)
+            .saturating_add(self.config().clock_skew().as_secs());
+        if auth.valid_before < U256::from(now.saturating_add(VALID_BEFORE_MARGIN))
+            || auth.valid_before > U256::from(latest)
+        {
+            return Err(Ok(Refusal(codes::VALID_BEFORE)));
+        }
+        if auth.valid_after > U256::from(now) {
+            return Err(Ok(Refusal(codes::VALID_AFTER)));
+        }
+        if let Some(resource) = &decoded.resource {
+            if url_path(&resource.url) != url_path(url) {
+                return Err(Ok(Refusal(codes::INVALID_PAYMENT_REQUIREMENTS)));
+            }
+        }
+        let digest = eip3009::signing_hash(&offer.domain_separator, auth);
+        match eip3009::check_signature(&decoded.signature, &digest, auth.from) {
+            SignatureCheck::Valid | SignatureCheck::NeedsChain => Ok(()),
+            SignatureCheck::Invalid => Err(Ok(Refusal(codes::INVALID_SIGNATURE))),
+            SignatureCheck::Malformed => Err(Err(malformed("the signature is shorter than 65 bytes"))),
+        }
+    }
+
+    /// `/verify`, bounded. `Err(Ok(reason))` is a refusal to pass on; `Err(Err(response))` a fault.
+    async fn verify(&self, request: &FacilitatorRequest, from: Address) -> Result<(), Result<String, Response>> {
+        let timeout = self.config().verify_timeout();
+        let answer = match tokio::time::timeout(timeout, self.facilitator().verify(request)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(FacilitatorError::Timeout),
+        };
+        match answer {
+            Ok(v) if v.is_valid => {
+                let payer_ok = v.payer.as_deref().is_none_or(|p| p.parse::<Address>().is_ok_and(|a| a == from));
+                if payer_ok {
+                    Ok(())
+                } else {
+                    tracing::error!(payer = ?v.payer, %from, "x402: /verify vouched for another payer");
+                    Err(Err(verify_fault()))
+                }
+            }
+            Ok(v) => {
+                tracing::debug!(reason = ?v.invalid_reason, message = ?v.invalid_message, "x402: /verify refused the payment");
+                Err(Ok(v.invalid_reason.filter(|r| !r.is_empty()).unwrap_or_else(|| "invalid_payment".to_owned())))
+            }
+            Err(FacilitatorError::Timeout) => Err(Err(respond::error(
+                StatusCode::GATEWAY_TIMEOUT,
+                codes::FACILITATOR_TIMEOUT,
+                "the facilitator did not verify the payment in time; nothing was charged, retry with the same payment header",
+            ))),
+            Err(e) => {
+                tracing::warn!("x402: /verify fault: {e}");
+                Err(Err(verify_fault()))
+            }
+        }
+    }
+}
+
+fn verify_fault() -> Response {
+    respond::error(
+        StatusCode::BAD_GATEWAY,
+        codes::UNEXPECTED_VERIFY_ERROR,
+        "the facilitator could not verify the payment; nothing was charged, retry with the same payment header",
+    )
+}
+
+fn decode_refusal(e: DecodeError) -> Result<Refusal, Response> {
+    match e {
+        DecodeError::Malformed(why) => Err(malformed(&why)),
+        _ => Err(malformed("the payment is malformed")),
+    }
+}
+
+/// `accepted.extra` must contain every entry of ours with the same value.
+fn extra_contains(accepted: &PaymentRequirements, ours: &PaymentRequirements) -> bool {
+    match (&ours.extra, &accepted.extra) {
+        (None, _) => true,
+        (Some(ours), Some(theirs)) => ours.iter().all(|(k, v)| theirs.get(k) == Some(v)),
+        (Some(ours), None) => ours.is_empty(),
+    }
+}
+
+/// The path of an absolute or relative URL, without query or fragment.
+fn url_path(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(url, |i| &url[i + 3..]);
+    let path_start = if url.contains("://") { after_scheme.find('/').map_or("", |i| &after_scheme[i..]) } else { after_scheme };
+    let end = path_start.find(['?', '#']).unwrap_or(path_start.len());
+    let path = &path_start[..end];
+    if path.is_empty() { "/" } else { path }
+}
+
+fn taken(slot: Slot) -> Response {
+    match slot {
+        Slot::Settled { transaction } => respond::error_with_tx(
+            StatusCode::CONFLICT,
+            codes::PAYMENT_ALREADY_SETTLED,
+            "this payment was already used: it settled in the named transaction",
+            Some(&transaction),
+        ),
+        Slot::Pending { transaction } => respond::error_with_tx(
+            StatusCode::CONFLICT,
+            codes::SETTLEMENT_PENDING,
+            "this payment's settlement is not confirmed yet; do not sign a new payment",
+            Some(&transaction).filter(|t| !t.is_empty()).map(|t| t.as_str()),
+        ),
+        Slot::InProgress => respond::error(
+            StatusCode::CONFLICT,
+            codes::PAYMENT_IN_PROGRESS,
+            "this payment is being processed by another request; wait for that answer instead of resending",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_path;
+
+    #[test]
+    fn url_paths() {
+        assert_eq!(url_path("http://127.0.0.1:4021/weather?city=x"), "/weather");
+        assert_eq!(url_path("https://api.example.com"), "/");
+        assert_eq!(url_path("/forecast#x"), "/forecast");
+    }
+}

@@ -1,0 +1,170 @@
+//! The paywall's answers: status, stable error code, headers and body.
+
+use axum::body::Body;
+use axum::response::Response;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderName, HeaderValue, StatusCode};
+use serde::Serialize;
+
+use crate::payload::X402Version;
+use crate::proto::{EXPOSED_HEADERS, PAYMENT_RESPONSE, SettleResponse, X_PAYMENT_RESPONSE};
+
+/// Stable error codes of the paywall's own answers.
+///
+/// 402 refusals that come from the facilitator carry its reason verbatim instead; codes a client
+/// does not know must be shown, never treated as fatal.
+pub mod codes {
+    /// 402: no payment header was sent.
+    pub const PAYMENT_REQUIRED: &str = "PAYMENT-SIGNATURE header is required";
+    /// 400 (431 when over the size cap): the header is not a decodable x402 payment.
+    pub const INVALID_PAYLOAD: &str = "invalid_payload";
+    /// 402: the payment's `x402Version` does not match its header.
+    pub const INVALID_X402_VERSION: &str = "invalid_x402_version";
+    /// 402: a scheme other than `exact`.
+    pub const INVALID_SCHEME: &str = "invalid_scheme";
+    /// 402: a network this route does not offer.
+    pub const INVALID_NETWORK: &str = "invalid_network";
+    /// 402: the accepted offer differs from ours (asset, amount, recipient, timeout, extra, resource).
+    pub const INVALID_PAYMENT_REQUIREMENTS: &str = "invalid_payment_requirements";
+    /// 402: the signed value is not exactly the price.
+    pub const VALUE_MISMATCH: &str = "invalid_exact_evm_payload_authorization_value_mismatch";
+    /// 402: the signed recipient is not ours.
+    pub const RECIPIENT_MISMATCH: &str = "invalid_exact_evm_payload_recipient_mismatch";
+    /// 402: `validBefore` is too close, past, or too far ahead.
+    pub const VALID_BEFORE: &str = "invalid_exact_evm_payload_authorization_valid_before";
+    /// 402: `validAfter` is in the future.
+    pub const VALID_AFTER: &str = "invalid_exact_evm_payload_authorization_valid_after";
+    /// 402: the signature is malformed (high `s`, bad `v`) or not by the payer.
+    pub const INVALID_SIGNATURE: &str = "invalid_exact_evm_payload_signature";
+    /// 409: the same payment is being processed by another request.
+    pub const PAYMENT_IN_PROGRESS: &str = "payment_in_progress";
+    /// 409: the payment was already settled; the body names the transaction.
+    pub const PAYMENT_ALREADY_SETTLED: &str = "payment_already_settled";
+    /// 503 (or 409 on a resend): settlement was submitted but its outcome is not known yet.
+    pub const SETTLEMENT_PENDING: &str = "settlement_pending";
+    /// 502: the facilitator's answer to `/verify` was not a valid answer.
+    pub const UNEXPECTED_VERIFY_ERROR: &str = "unexpected_verify_error";
+    /// 502: the facilitator's answer to `/settle` was not a valid, consistent answer.
+    pub const UNEXPECTED_SETTLE_ERROR: &str = "unexpected_settle_error";
+    /// 504: the facilitator did not answer in time.
+    pub const FACILITATOR_TIMEOUT: &str = "facilitator_timeout";
+    /// 500: the route is paid but the router has no x402 configuration installed.
+    pub const NOT_CONFIGURED: &str = "x402_not_configured";
+    /// 500: the configuration offers no token in this route's currency.
+    pub const NO_OFFER: &str = "x402_no_offer";
+    /// 500: an internal failure of the paywall (logged).
+    pub const INTERNAL_ERROR: &str = "internal_error";
+    /// 402: settlement failed without a reason from the facilitator.
+    pub const SETTLEMENT_FAILED: &str = "settlement_failed";
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transaction: Option<&'a str>,
+}
+
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// A JSON error answer `{"error": code, "message": …}` with `Cache-Control: no-store`.
+pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    error_with_tx(status, code, message, None)
+}
+
+pub(crate) fn error_with_tx(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    transaction: Option<&str>,
+) -> Response {
+    let body = serde_json::to_vec(&ErrorBody { error: code, message, transaction })
+        .unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, JSON);
+    headers.insert(CACHE_CONTROL, NO_STORE);
+    response
+}
+
+/// Standard padded base64 of compact JSON, as a header value.
+pub(crate) fn encode_header<T: Serialize>(value: &T) -> Option<HeaderValue> {
+    let json = serde_json::to_vec(value).ok()?;
+    HeaderValue::from_str(&STANDARD.encode(json)).ok()
+}
+
+/// The receipt header name for a protocol version.
+pub(crate) fn receipt_header(version: X402Version) -> HeaderName {
+    match version {
+        X402Version::V2 => HeaderName::from_static(PAYMENT_RESPONSE),
+        X402Version::V1 => HeaderName::from_static(X_PAYMENT_RESPONSE),
+    }
+}
+
+/// Adds the receipt and the headers a browser needs to read it.
+pub(crate) fn attach_receipt(response: &mut Response, version: X402Version, receipt: &SettleResponse) {
+    let Some(value) = encode_header(receipt) else {
+        return;
+    };
+    let headers = response.headers_mut();
+    headers.insert(receipt_header(version), value);
+    headers.insert(
+        http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSED_HEADERS),
+    );
+}
+
+/// Merges `private` into the handler's `Cache-Control`, dropping `public`, keeping the rest.
+pub(crate) fn make_private(response: &mut Response) {
+    let existing = response
+        .headers()
+        .get(CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut directives: Vec<&str> = existing
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && !d.eq_ignore_ascii_case("public") && !d.eq_ignore_ascii_case("private"))
+        .collect();
+    directives.insert(0, "private");
+    if let Ok(value) = HeaderValue::from_str(&directives.join(", ")) {
+        response.headers_mut().insert(CACHE_CONTROL, value);
+    }
+}
+
+/// A refusal carrying a failure receipt instead of a challenge (settlement failed or pending).
+pub(crate) fn with_receipt(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    version: X402Version,
+    receipt: &SettleResponse,
+) -> Response {
+    let transaction = Some(receipt.transaction.as_str()).filter(|t| !t.is_empty());
+    let mut response = error_with_tx(status, code, message, transaction);
+    attach_receipt(&mut response, version, receipt);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_is_merged_into_cache_control() {
+        let mut r = Response::new(Body::empty());
+        make_private(&mut r);
+        assert_eq!(r.headers()[CACHE_CONTROL], "private");
+        r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+        make_private(&mut r);
+        assert_eq!(r.headers()[CACHE_CONTROL], "private, max-age=60");
+    }
+}
