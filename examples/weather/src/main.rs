@@ -1,0 +1,44 @@
+//! A paid weather API.
+//!
+//! Run with `cargo run -p example-weather`. It needs `X402_PAY_TO` (the EIP-55 address that
+//! receives payments) and reads `X402_NETWORK`, `X402_FACILITATOR_URL` and `X402_PUBLIC_URL`
+//! (see the README); it listens on `X402_LISTEN` (default `127.0.0.1:4021`).
+//!
+//! - `GET /weather?city=Paris`: 0.001 USDC
+//! - `POST /forecast` with `{"city": "Paris", "days": 3}`: 0.01 USDC
+//! - `GET /health`: free
+
+use tracing_subscriber::EnvFilter;
+use x402_runtime::X402;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let x402 = X402::from_env()?;
+    x402.check_routes()?;
+    match x402.check_facilitator().await {
+        Ok(_) => tracing::info!(facilitator = x402.config().facilitator_url(), "facilitator supports every configured network"),
+        Err(e) => tracing::warn!("{e}; paid routes will answer 502 until it does"),
+    }
+    let listen = std::env::var("X402_LISTEN").unwrap_or_else(|_| "127.0.0.1:4021".to_owned());
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    for route in x402_runtime::routes() {
+        if let Some(price) = route.price() {
+            tracing::info!(
+                "{} {} costs {price}",
+                route.method().unwrap_or("?"),
+                route.path().unwrap_or(route.handler())
+            );
+        }
+    }
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, example_weather::app(x402))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+

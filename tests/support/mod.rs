@@ -1,0 +1,320 @@
+//! Test support: a facilitator double served over HTTP on 127.0.0.1, a payer that signs real
+//! EIP-3009 authorizations with alloy, and a server harness.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use alloy_sol_types::{Eip712Domain, eip712_domain};
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use x402_runtime::eip3009::TransferWithAuthorization;
+use x402_runtime::facilitator::HttpFacilitator;
+use x402_runtime::proto::{PaymentRequired, PaymentRequiredV1};
+use x402_runtime::{X402, X402Config};
+
+/// Public test key #1 (anvil/hardhat mnemonic): the payer.
+pub const PAYER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+/// Public test key #6: a second payer.
+pub const PAYER2_KEY: &str = "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e";
+/// Test account #3: the merchant.
+pub const PAY_TO: &str = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
+/// USDC on Base Sepolia.
+pub const USDC: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+
+/// What the facilitator double answers.
+#[derive(Clone, Debug)]
+pub enum VerifyMode {
+    Valid,
+    Invalid(&'static str),
+    Hang,
+}
+
+#[derive(Clone, Debug)]
+pub enum SettleMode {
+    Success,
+    Fail(&'static str),
+    Pending,
+    /// `success: true` for another payer.
+    WrongPayer,
+    /// Not JSON.
+    Garbage,
+}
+
+/// One call the double received: endpoint and the payment's `(from, nonce)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub endpoint: &'static str,
+    pub from: String,
+    pub nonce: String,
+    pub x402_version: u64,
+    pub requirements: Value,
+}
+
+#[derive(Debug)]
+struct Script {
+    verify: VerifyMode,
+    settle: SettleMode,
+    calls: Vec<Call>,
+}
+
+/// A facilitator double on 127.0.0.1 that records every call in a ledger.
+#[derive(Clone)]
+pub struct Facilitator {
+    pub addr: SocketAddr,
+    script: Arc<Mutex<Script>>,
+}
+
+impl Facilitator {
+    pub async fn start() -> Facilitator {
+        let script = Arc::new(Mutex::new(Script { verify: VerifyMode::Valid, settle: SettleMode::Success, calls: vec![] }));
+        let app = Router::new()
+            .route("/verify", post(verify))
+            .route("/settle", post(settle))
+            .route("/supported", get(supported))
+            .with_state(script.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind facilitator");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("facilitator serve") });
+        Facilitator { addr, script }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set_verify(&self, mode: VerifyMode) {
+        self.script.lock().expect("lock").verify = mode;
+    }
+
+    pub fn set_settle(&self, mode: SettleMode) {
+        self.script.lock().expect("lock").settle = mode;
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.script.lock().expect("lock").calls.clone()
+    }
+
+    pub fn count(&self, endpoint: &str) -> usize {
+        self.calls().iter().filter(|c| c.endpoint == endpoint).count()
+    }
+}
+
+fn record(script: &Mutex<Script>, endpoint: &'static str, body: &Value) {
+    let auth = &body["paymentPayload"]["payload"]["authorization"];
+    script.lock().expect("lock").calls.push(Call {
+        endpoint,
+        from: auth["from"].as_str().unwrap_or_default().to_owned(),
+        nonce: auth["nonce"].as_str().unwrap_or_default().to_owned(),
+        x402_version: body["x402Version"].as_u64().unwrap_or_default(),
+        requirements: body["paymentRequirements"].clone(),
+    });
+}
+
+async fn verify(State(script): State<Arc<Mutex<Script>>>, Json(body): Json<Value>) -> Json<Value> {
+    record(&script, "verify", &body);
+    let mode = script.lock().expect("lock").verify.clone();
+    let from = body["paymentPayload"]["payload"]["authorization"]["from"].clone();
+    match mode {
+        VerifyMode::Valid => Json(json!({"isValid": true, "payer": from})),
+        VerifyMode::Invalid(reason) => {
+            Json(json!({"isValid": false, "invalidReason": reason, "invalidMessage": "rpc node said: secret detail", "payer": from}))
+        }
+        VerifyMode::Hang => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Json(json!({"isValid": true}))
+        }
+    }
+}
+
+/// A deterministic transaction hash per payment: keccak256 of the nonce.
+pub fn tx_for(nonce: &str) -> String {
+    keccak256(nonce.as_bytes()).to_string()
+}
+
+async fn settle(State(script): State<Arc<Mutex<Script>>>, Json(body): Json<Value>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    record(&script, "settle", &body);
+    let mode = script.lock().expect("lock").settle.clone();
+    let auth = &body["paymentPayload"]["payload"]["authorization"];
+    let nonce = auth["nonce"].as_str().unwrap_or_default();
+    let network = body["paymentRequirements"]["network"].clone();
+    match mode {
+        SettleMode::Success => Json(json!({"success": true, "transaction": tx_for(nonce), "network": network, "payer": auth["from"]})).into_response(),
+        SettleMode::Fail(reason) => Json(json!({"success": false, "errorReason": reason, "errorMessage": "execution reverted: internal", "transaction": "", "network": network})).into_response(),
+        SettleMode::Pending => (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"success": false, "errorReason": "settlement_pending", "transaction": tx_for(nonce), "network": network})),
+        )
+            .into_response(),
+        SettleMode::WrongPayer => Json(json!({"success": true, "transaction": tx_for(nonce), "network": network, "payer": "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"})).into_response(),
+        SettleMode::Garbage => "<html>502 Bad Gateway</html>".into_response(),
+    }
+}
+
+async fn supported() -> Json<Value> {
+    Json(json!({"kinds": [
+        {"x402Version": 2, "scheme": "exact", "network": "eip155:84532"},
+        {"x402Version": 1, "scheme": "exact", "network": "base-sepolia"}
+    ], "extensions": [], "signers": {}}))
+}
+
+/// The paywall configured for Base Sepolia, paying [`PAY_TO`], through `facilitator`.
+pub fn paywall(facilitator: &Facilitator) -> X402 {
+    paywall_with(facilitator, Duration::from_secs(5))
+}
+
+pub fn paywall_with(facilitator: &Facilitator, verify_timeout: Duration) -> X402 {
+    let config = X402Config::builder()
+        .pay_to(PAY_TO)
+        .facilitator_url(facilitator.url())
+        .verify_timeout(verify_timeout)
+        .build()
+        .expect("config");
+    let client = HttpFacilitator::with_timeouts(&facilitator.url(), verify_timeout, Duration::from_secs(5))
+        .expect("client");
+    X402::builder(config).facilitator(client).build().expect("paywall")
+}
+
+/// Serves `app` on 127.0.0.1 and returns its base URL.
+pub async fn serve(app: Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind server");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    format!("http://{addr}")
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client")
+}
+
+pub fn unix_now() -> u64 {
+    x402_runtime::unix_now()
+}
+
+/// Decodes a base64 JSON header.
+pub fn decode_b64<T: serde::de::DeserializeOwned>(value: &str) -> T {
+    serde_json::from_slice(&STANDARD.decode(value).expect("base64")).expect("json")
+}
+
+/// The v2 challenge of a 402 response.
+pub fn challenge_of(response: &reqwest::Response) -> PaymentRequired {
+    decode_b64(response.headers()["payment-required"].to_str().expect("ascii"))
+}
+
+/// A payer signing EIP-3009 authorizations with a real key.
+pub struct Payer {
+    pub signer: PrivateKeySigner,
+}
+
+/// What to put in an authorization; defaults follow the official clients.
+#[derive(Clone, Debug)]
+pub struct Terms {
+    pub value: Option<U256>,
+    pub to: Option<Address>,
+    pub valid_after: u64,
+    pub valid_before: u64,
+    pub nonce: B256,
+    pub chain_id: u64,
+    pub token: Option<Address>,
+}
+
+impl Default for Terms {
+    fn default() -> Self {
+        let now = unix_now();
+        Terms {
+            value: None,
+            to: None,
+            valid_after: 0,
+            valid_before: now + 60,
+            nonce: B256::random(),
+            chain_id: 84532,
+            token: None,
+        }
+    }
+}
+
+impl Payer {
+    pub fn new(key: &str) -> Payer {
+        Payer { signer: key.parse().expect("key") }
+    }
+
+    pub fn address(&self) -> Address {
+        self.signer.address()
+    }
+
+    /// Signs the authorization and returns `(authorization JSON, signature bytes)`.
+    pub fn sign(&self, accepted: &Value, terms: &Terms) -> (Value, [u8; 65]) {
+        let value = terms.value.unwrap_or_else(|| {
+            accepted["amount"].as_str().or(accepted["maxAmountRequired"].as_str()).expect("amount").parse().expect("u256")
+        });
+        let to = terms.to.unwrap_or_else(|| accepted["payTo"].as_str().expect("payTo").parse().expect("address"));
+        let token: Address = terms.token.unwrap_or_else(|| accepted["asset"].as_str().expect("asset").parse().expect("address"));
+        let domain: Eip712Domain = eip712_domain! {
+            name: accepted["extra"]["name"].as_str().expect("name").to_owned(),
+            version: accepted["extra"]["version"].as_str().expect("version").to_owned(),
+            chain_id: terms.chain_id,
+            verifying_contract: token,
+        };
+        let message = TransferWithAuthorization {
+            from: self.address(),
+            to,
+            value,
+            validAfter: U256::from(terms.valid_after),
+            validBefore: U256::from(terms.valid_before),
+            nonce: terms.nonce,
+        };
+        let signature = self.signer.sign_typed_data_sync(&message, &domain).expect("sign");
+        let authorization = json!({
+            "from": self.address().to_checksum(None),
+            "to": to.to_checksum(None),
+            "value": value.to_string(),
+            "validAfter": terms.valid_after.to_string(),
+            "validBefore": terms.valid_before.to_string(),
+            "nonce": terms.nonce.to_string(),
+        });
+        (authorization, signature.as_bytes())
+    }
+
+    /// A v2 `PAYMENT-SIGNATURE` value paying `challenge.accepts[0]`.
+    pub fn pay_v2(&self, challenge: &PaymentRequired, terms: &Terms) -> String {
+        let accepted = serde_json::to_value(&challenge.accepts[0]).expect("json");
+        let (authorization, signature) = self.sign(&accepted, terms);
+        let payload = json!({
+            "x402Version": 2,
+            "resource": challenge.resource,
+            "accepted": accepted,
+            "payload": {"signature": format!("0x{}", alloy_primitives::hex::encode(signature)), "authorization": authorization},
+        });
+        STANDARD.encode(serde_json::to_vec(&payload).expect("json"))
+    }
+
+    /// A v1 `X-PAYMENT` value paying `body.accepts[0]`.
+    pub fn pay_v1(&self, body: &PaymentRequiredV1, terms: &Terms) -> String {
+        let accepted = serde_json::to_value(&body.accepts[0]).expect("json");
+        let (authorization, signature) = self.sign(&accepted, terms);
+        let payload = json!({
+            "x402Version": 1,
+            "scheme": "exact",
+            "network": body.accepts[0].network,
+            "payload": {"signature": format!("0x{}", alloy_primitives::hex::encode(signature)), "authorization": authorization},
+        });
+        STANDARD.encode(serde_json::to_vec(&payload).expect("json"))
+    }
+}
+
+/// Re-encodes a base64 JSON payment after `edit` changed it.
+pub fn edit_payment(header: &str, edit: impl FnOnce(&mut Value)) -> String {
+    let mut value: Value = decode_b64(header);
+    edit(&mut value);
+    STANDARD.encode(serde_json::to_vec(&value).expect("json"))
+}
