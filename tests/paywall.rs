@@ -36,7 +36,10 @@ struct Code {
 #[paid(price = "0.001", method = "GET", path = "/status")]
 async fn status(State(runs): State<Runs>, Query(q): Query<Code>) -> (StatusCode, &'static str) {
     runs.fetch_add(1, Ordering::SeqCst);
-    (StatusCode::from_u16(q.code).unwrap_or(StatusCode::OK), "handler body")
+    (
+        StatusCode::from_u16(q.code).unwrap_or(StatusCode::OK),
+        "handler body",
+    )
 }
 
 /// Settles before running and reports the transaction.
@@ -83,7 +86,13 @@ impl Harness {
             .merge(example_weather::app(x402.clone()))
             .layer(x402.layer());
         let base = serve(app).await;
-        Harness { base, facilitator, runs, client: http(), payer: Payer::new(PAYER_KEY) }
+        Harness {
+            base,
+            facilitator,
+            runs,
+            client: http(),
+            payer: Payer::new(PAYER_KEY),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -121,22 +130,36 @@ async fn unpaid_request_gets_the_dual_stack_challenge() {
     assert_eq!(response.status(), 402);
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert_eq!(response.headers()["content-type"], "application/json");
-    let exposed = response.headers()["access-control-expose-headers"].to_str().expect("ascii");
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("ascii");
     assert!(exposed.contains("PAYMENT-REQUIRED") && exposed.contains("PAYMENT-RESPONSE"));
     let challenge = challenge_of(&response);
     assert_eq!(challenge.x402_version, 2);
-    assert_eq!(challenge.error.as_deref(), Some("PAYMENT-SIGNATURE header is required"));
+    assert_eq!(
+        challenge.error.as_deref(),
+        Some("PAYMENT-SIGNATURE header is required")
+    );
     assert_eq!(challenge.resource.url, h.url("/weather"));
-    assert_eq!(challenge.resource.description.as_deref(), Some("Current weather for a city."));
+    assert_eq!(
+        challenge.resource.description.as_deref(),
+        Some("Current weather for a city.")
+    );
     let offer = &challenge.accepts[0];
     assert_eq!(challenge.accepts.len(), 1);
-    assert_eq!((offer.scheme.as_str(), offer.network.as_str()), ("exact", "eip155:84532"));
+    assert_eq!(
+        (offer.scheme.as_str(), offer.network.as_str()),
+        ("exact", "eip155:84532")
+    );
     assert_eq!(offer.amount, "1000");
     assert_eq!(offer.asset, USDC);
     assert_eq!(offer.pay_to, PAY_TO);
     assert_eq!(offer.max_timeout_seconds, 60);
     let extra = offer.extra.as_ref().expect("extra");
-    assert_eq!((extra["name"].as_str(), extra["version"].as_str()), (Some("USDC"), Some("2")));
+    assert_eq!(
+        (extra["name"].as_str(), extra["version"].as_str()),
+        (Some("USDC"), Some("2"))
+    );
     let v1: PaymentRequiredV1 = response.json().await.expect("v1 body");
     assert_eq!(v1.x402_version, 1);
     assert_eq!(v1.accepts[0].network, "base-sepolia");
@@ -146,7 +169,12 @@ async fn unpaid_request_gets_the_dual_stack_challenge() {
     // The challenge is stable and priced per route.
     let again = challenge_of(&h.get("/weather", None).await);
     assert_eq!(again, challenge);
-    let forecast = h.client.post(h.url("/forecast")).send().await.expect("request");
+    let forecast = h
+        .client
+        .post(h.url("/forecast"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(challenge_of(&forecast).accepts[0].amount, "10000");
     assert_eq!(h.facilitator.calls(), vec![]);
 }
@@ -155,8 +183,21 @@ async fn unpaid_request_gets_the_dual_stack_challenge() {
 async fn probes_without_query_or_body_get_402_not_400() {
     let h = Harness::start().await;
     assert_eq!(h.get("/weather", None).await.status(), 402);
-    assert_eq!(h.client.post(h.url("/forecast")).send().await.expect("request").status(), 402);
-    let garbage = h.client.post(h.url("/forecast")).header("content-type", "text/plain").body("{").send();
+    assert_eq!(
+        h.client
+            .post(h.url("/forecast"))
+            .send()
+            .await
+            .expect("request")
+            .status(),
+        402
+    );
+    let garbage = h
+        .client
+        .post(h.url("/forecast"))
+        .header("content-type", "text/plain")
+        .body("{")
+        .send();
     assert_eq!(garbage.await.expect("request").status(), 402);
     assert_eq!(h.get("/health", None).await.status(), 200);
 }
@@ -164,17 +205,33 @@ async fn probes_without_query_or_body_get_402_not_400() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_is_priced_like_get_and_never_charged() {
     let h = Harness::start().await;
-    let head = h.client.head(h.url("/counted")).send().await.expect("request");
+    let head = h
+        .client
+        .head(h.url("/counted"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(head.status(), 402);
     let get_challenge = challenge_of(&h.get("/counted", None).await);
     assert_eq!(challenge_of(&head), get_challenge);
     let payment = h.payer.pay_v2(&get_challenge, &Terms::default());
-    let paid_head = h.client.head(h.url("/counted")).header("PAYMENT-SIGNATURE", &payment).send().await.expect("request");
+    let paid_head = h
+        .client
+        .head(h.url("/counted"))
+        .header("PAYMENT-SIGNATURE", &payment)
+        .send()
+        .await
+        .expect("request");
     assert_eq!(paid_head.status(), 402);
     assert_eq!(h.facilitator.calls(), vec![]);
     assert_eq!(h.runs(), 0);
     // The payment was not spent: it still buys the GET.
-    assert_eq!(h.get("/counted", Some(("PAYMENT-SIGNATURE", &payment))).await.status(), 200);
+    assert_eq!(
+        h.get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,20 +239,32 @@ async fn paid_v2_request_is_served_settled_and_receipted() {
     let h = Harness::start().await;
     let terms = Terms::default();
     let payment = h.payment_for("/weather", &terms).await;
-    let response = h.get("/weather?city=Paris", Some(("payment-signature", &payment))).await;
+    let response = h
+        .get("/weather?city=Paris", Some(("payment-signature", &payment)))
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "private");
-    let receipt: SettleResponse = decode_b64(response.headers()["payment-response"].to_str().expect("ascii"));
+    let receipt: SettleResponse = decode_b64(
+        response.headers()["payment-response"]
+            .to_str()
+            .expect("ascii"),
+    );
     assert!(receipt.success);
     assert_eq!(receipt.transaction, tx_for(&terms.nonce.to_string()));
     assert_eq!(receipt.network, "eip155:84532");
-    assert_eq!(receipt.payer.as_deref(), Some(h.payer.address().to_checksum(None).as_str()));
+    assert_eq!(
+        receipt.payer.as_deref(),
+        Some(h.payer.address().to_checksum(None).as_str())
+    );
     assert!(response.headers().get("x-payment-response").is_none());
     let body = json_of(response).await;
     assert_eq!(body["city"], "Paris");
     assert_eq!(body["paid_by"], h.payer.address().to_checksum(None));
     let calls = h.facilitator.calls();
-    assert_eq!(calls.iter().map(|c| c.endpoint).collect::<Vec<_>>(), ["verify", "settle"]);
+    assert_eq!(
+        calls.iter().map(|c| c.endpoint).collect::<Vec<_>>(),
+        ["verify", "settle"]
+    );
     assert_eq!(calls[0].x402_version, 2);
     // The facilitator gets our requirements, not the client's copy.
     assert_eq!(calls[1].requirements["amount"], "1000");
@@ -207,11 +276,18 @@ async fn paid_v1_request_is_served_with_a_v1_receipt() {
     let h = Harness::start().await;
     let unpaid = h.get("/counted", None).await;
     let body: PaymentRequiredV1 = unpaid.json().await.expect("v1 body");
-    let terms = Terms { valid_after: unix_now() - 600, ..Terms::default() };
+    let terms = Terms {
+        valid_after: unix_now() - 600,
+        ..Terms::default()
+    };
     let payment = h.payer.pay_v1(&body, &terms);
     let response = h.get("/counted", Some(("X-PAYMENT", &payment))).await;
     assert_eq!(response.status(), 200);
-    let receipt: SettleResponse = decode_b64(response.headers()["x-payment-response"].to_str().expect("ascii"));
+    let receipt: SettleResponse = decode_b64(
+        response.headers()["x-payment-response"]
+            .to_str()
+            .expect("ascii"),
+    );
     assert!(receipt.success);
     assert_eq!(receipt.network, "base-sepolia");
     assert!(response.headers().get("payment-response").is_none());
@@ -229,11 +305,18 @@ async fn handler_errors_are_passed_through_and_never_settled() {
     let h = Harness::start().await;
     for code in [400u16, 404, 500, 503, 302] {
         let payment = h.payment_for("/status", &Terms::default()).await;
-        let response = h.get(&format!("/status?code={code}"), Some(("PAYMENT-SIGNATURE", &payment))).await;
+        let response = h
+            .get(
+                &format!("/status?code={code}"),
+                Some(("PAYMENT-SIGNATURE", &payment)),
+            )
+            .await;
         assert_eq!(response.status().as_u16(), code);
         assert!(response.headers().get("payment-response").is_none());
         // The reservation was released: the same payment still buys a successful answer.
-        let retry = h.get("/status?code=201", Some(("PAYMENT-SIGNATURE", &payment))).await;
+        let retry = h
+            .get("/status?code=201", Some(("PAYMENT-SIGNATURE", &payment)))
+            .await;
         assert_eq!(retry.status(), 201, "retry after {code}");
         assert!(retry.headers().get("payment-response").is_some());
     }
@@ -244,19 +327,32 @@ async fn handler_errors_are_passed_through_and_never_settled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_settlement_withholds_the_body() {
     let h = Harness::start().await;
-    h.facilitator.set_settle(SettleMode::Fail("invalid_exact_evm_insufficient_balance"));
+    h.facilitator
+        .set_settle(SettleMode::Fail("invalid_exact_evm_insufficient_balance"));
     let payment = h.payment_for("/counted", &Terms::default()).await;
-    let response = h.get("/counted", Some(("PAYMENT-SIGNATURE", &payment))).await;
+    let response = h
+        .get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
+        .await;
     assert_eq!(response.status(), 402);
     assert!(response.headers().get("payment-required").is_none());
     assert_eq!(response.headers()["cache-control"], "no-store");
-    let receipt: SettleResponse = decode_b64(response.headers()["payment-response"].to_str().expect("ascii"));
+    let receipt: SettleResponse = decode_b64(
+        response.headers()["payment-response"]
+            .to_str()
+            .expect("ascii"),
+    );
     assert!(!receipt.success);
-    assert_eq!(receipt.error_reason.as_deref(), Some("invalid_exact_evm_insufficient_balance"));
+    assert_eq!(
+        receipt.error_reason.as_deref(),
+        Some("invalid_exact_evm_insufficient_balance")
+    );
     assert_eq!(receipt.transaction, "");
     let body = response.text().await.expect("body");
     assert!(!body.contains("paid content"), "{body}");
-    assert!(!body.contains("execution reverted"), "facilitator internals leaked: {body}");
+    assert!(
+        !body.contains("execution reverted"),
+        "facilitator internals leaked: {body}"
+    );
     assert_eq!(h.runs(), 1);
 }
 
@@ -268,7 +364,9 @@ async fn concurrent_copies_of_one_payment_run_and_settle_once() {
     for _ in 0..64 {
         let (h, payment) = (h.clone(), payment.clone());
         tasks.push(tokio::spawn(async move {
-            let response = h.get("/counted", Some(("PAYMENT-SIGNATURE", &payment))).await;
+            let response = h
+                .get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
+                .await;
             let status = response.status().as_u16();
             let body = json_of_or_text(response).await;
             (status, body)
@@ -286,7 +384,9 @@ async fn concurrent_copies_of_one_payment_run_and_settle_once() {
     assert_eq!(h.facilitator.count("settle"), 1);
     assert_eq!(h.facilitator.count("verify"), 1);
     // A copy after settlement is refused naming the original transaction.
-    let late = h.get("/counted", Some(("PAYMENT-SIGNATURE", &payment))).await;
+    let late = h
+        .get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
+        .await;
     assert_eq!(late.status(), 409);
     assert!(late.headers().get("payment-response").is_none());
     let body = json_of(late).await;
@@ -304,13 +404,22 @@ async fn json_of_or_text(response: reqwest::Response) -> String {
 async fn a_re_encoded_copy_is_the_same_payment() {
     let h = Harness::start().await;
     let payment = h.payment_for("/counted", &Terms::default()).await;
-    assert_eq!(h.get("/counted", Some(("PAYMENT-SIGNATURE", &payment))).await.status(), 200);
+    assert_eq!(
+        h.get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
+            .await
+            .status(),
+        200
+    );
     // Same authorization, lower-case addresses and reordered keys: still one key.
     let copy = edit_payment(&payment, |v| {
         let auth = &mut v["payload"]["authorization"];
         let from = auth["from"].as_str().expect("from").to_lowercase();
         auth["from"] = Value::String(from);
-        let nonce = auth["nonce"].as_str().expect("nonce").to_uppercase().replacen("0X", "0x", 1);
+        let nonce = auth["nonce"]
+            .as_str()
+            .expect("nonce")
+            .to_uppercase()
+            .replacen("0X", "0x", 1);
         auth["nonce"] = Value::String(nonce);
     });
     assert_ne!(copy, payment);
@@ -332,26 +441,62 @@ async fn malformed_payment_headers_get_400_without_a_facilitator_call() {
         ("not json", base64_of(b"hello")),
         ("json array", base64_of(b"[1,2]")),
         ("json null", base64_of(b"null")),
-        ("not a payment", base64_of(br#"{"x402Version":2,"note":"hi"}"#)),
-        ("amount with leading zero", edit_payment(&valid, |v| v["payload"]["authorization"]["value"] = json!("01000"))),
-        ("amount as number", edit_payment(&valid, |v| v["payload"]["authorization"]["value"] = json!(1000))),
-        ("short nonce", edit_payment(&valid, |v| v["payload"]["authorization"]["nonce"] = json!("0x01"))),
-        ("bad checksum", edit_payment(&valid, |v| {
-            v["payload"]["authorization"]["from"] = json!("0x70997970c51812dc3A010C7d01b50e0d17dc79C8")
-        })),
-        ("bogus signature", edit_payment(&valid, |v| v["payload"]["signature"] = json!("0x00"))),
-        ("duplicate key", base64_of(br#"{"x402Version":2,"x402Version":2}"#)),
+        (
+            "not a payment",
+            base64_of(br#"{"x402Version":2,"note":"hi"}"#),
+        ),
+        (
+            "amount with leading zero",
+            edit_payment(&valid, |v| {
+                v["payload"]["authorization"]["value"] = json!("01000")
+            }),
+        ),
+        (
+            "amount as number",
+            edit_payment(&valid, |v| {
+                v["payload"]["authorization"]["value"] = json!(1000)
+            }),
+        ),
+        (
+            "short nonce",
+            edit_payment(&valid, |v| {
+                v["payload"]["authorization"]["nonce"] = json!("0x01")
+            }),
+        ),
+        (
+            "bad checksum",
+            edit_payment(&valid, |v| {
+                v["payload"]["authorization"]["from"] =
+                    json!("0x70997970c51812dc3A010C7d01b50e0d17dc79C8")
+            }),
+        ),
+        (
+            "bogus signature",
+            edit_payment(&valid, |v| v["payload"]["signature"] = json!("0x00")),
+        ),
+        (
+            "duplicate key",
+            base64_of(br#"{"x402Version":2,"x402Version":2}"#),
+        ),
     ];
     for (what, header) in &cases {
         let response = h.get("/counted", Some(("PAYMENT-SIGNATURE", header))).await;
         assert_eq!(response.status(), 400, "{what}");
         assert_eq!(response.headers()["cache-control"], "no-store", "{what}");
-        assert_eq!(json_of(response).await["error"], "invalid_payload", "{what}");
+        assert_eq!(
+            json_of(response).await["error"],
+            "invalid_payload",
+            "{what}"
+        );
     }
     let huge = "A".repeat(20 * 1024);
     let response = h.get("/counted", Some(("PAYMENT-SIGNATURE", &huge))).await;
     assert_eq!(response.status(), 431);
-    let repeated = h.client.get(h.url("/counted")).header("PAYMENT-SIGNATURE", &valid).header("PAYMENT-SIGNATURE", &valid);
+    let repeated = h
+        .client
+        .get(h.url("/counted"))
+        .header("PAYMENT-SIGNATURE", &valid)
+        .header("PAYMENT-SIGNATURE", &valid);
     assert_eq!(repeated.send().await.expect("request").status(), 400);
     assert_eq!(h.facilitator.calls(), vec![]);
     assert_eq!(h.runs(), 0);
@@ -383,53 +528,198 @@ async fn payment_problems_are_refused_locally_with_402() {
     let h = Harness::start().await;
     let challenge = challenge_of(&h.get("/counted", None).await);
     let now = unix_now();
-    let other = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65".parse().expect("address");
+    let other = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"
+        .parse()
+        .expect("address");
     let cases: Vec<(&str, String, &str)> = vec![
-        ("overpay", h.payer.pay_v2(&challenge, &Terms { value: Some(U256::from(1001)), ..Terms::default() }),
-            "invalid_exact_evm_payload_authorization_value_mismatch"),
-        ("underpay", h.payer.pay_v2(&challenge, &Terms { value: Some(U256::from(999)), ..Terms::default() }),
-            "invalid_exact_evm_payload_authorization_value_mismatch"),
-        ("other recipient", h.payer.pay_v2(&challenge, &Terms { to: Some(other), ..Terms::default() }),
-            "invalid_exact_evm_payload_recipient_mismatch"),
-        ("expired", h.payer.pay_v2(&challenge, &Terms { valid_before: now - 1, ..Terms::default() }),
-            "invalid_exact_evm_payload_authorization_valid_before"),
-        ("within the 6 s margin", h.payer.pay_v2(&challenge, &Terms { valid_before: now + 3, ..Terms::default() }),
-            "invalid_exact_evm_payload_authorization_valid_before"),
-        ("valid for a year", h.payer.pay_v2(&challenge, &Terms { valid_before: now + 365 * 86400, ..Terms::default() }),
-            "invalid_exact_evm_payload_authorization_valid_before"),
-        ("not yet valid", h.payer.pay_v2(&challenge, &Terms { valid_after: now + 120, ..Terms::default() }),
-            "invalid_exact_evm_payload_authorization_valid_after"),
-        ("signed for another chain", h.payer.pay_v2(&challenge, &Terms { chain_id: 8453, ..Terms::default() }),
-            "invalid_exact_evm_payload_signature"),
-        ("signed for another token", h.payer.pay_v2(&challenge, &Terms { token: Some(other), ..Terms::default() }),
-            "invalid_exact_evm_payload_signature"),
-        ("high-s twin", high_s(&h.payer.pay_v2(&challenge, &Terms::default())), "invalid_exact_evm_payload_signature"),
-        ("bad v", edit_payment(&h.payer.pay_v2(&challenge, &Terms::default()), |v| {
-            let sig = v["payload"]["signature"].as_str().expect("sig").to_owned();
-            v["payload"]["signature"] = json!(format!("{}01", &sig[..sig.len() - 2]));
-        }), "invalid_exact_evm_payload_signature"),
-        ("signed by someone else", edit_payment(&Payer::new(PAYER2_KEY).pay_v2(&challenge, &Terms::default()), |v| {
-            v["payload"]["authorization"]["from"] = json!(Payer::new(PAYER_KEY).address().to_checksum(None));
-        }), "invalid_exact_evm_payload_signature"),
-        ("lowered accepted amount", edit_payment(&h.payer.pay_v2(&challenge, &Terms { value: Some(U256::from(1)), ..Terms::default() }), |v| {
-            v["accepted"]["amount"] = json!("1");
-        }), "invalid_payment_requirements"),
-        ("other asset", edit_payment(&h.payer.pay_v2(&challenge, &Terms::default()), |v| {
-            v["accepted"]["asset"] = json!("0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65");
-        }), "invalid_payment_requirements"),
-        ("altered timeout", edit_payment(&h.payer.pay_v2(&challenge, &Terms::default()), |v| v["accepted"]["maxTimeoutSeconds"] = json!(3600)),
-            "invalid_payment_requirements"),
-        ("altered domain name", edit_payment(&h.payer.pay_v2(&challenge, &Terms::default()), |v| v["accepted"]["extra"]["name"] = json!("USD Coin")),
-            "invalid_payment_requirements"),
-        ("other network", edit_payment(&h.payer.pay_v2(&challenge, &Terms::default()), |v| v["accepted"]["network"] = json!("eip155:8453")),
-            "invalid_network"),
-        ("other scheme", edit_payment(&h.payer.pay_v2(&challenge, &Terms::default()), |v| v["accepted"]["scheme"] = json!("upto")),
-            "invalid_scheme"),
-        ("paid for another resource", edit_payment(&h.payer.pay_v2(&challenge, &Terms::default()), |v| {
-            v["resource"]["url"] = json!("http://127.0.0.1/status");
-        }), "invalid_payment_requirements"),
-        ("v1 payload in the v2 header", edit_payment(&h.payer.pay_v2(&challenge, &Terms::default()), |v| v["x402Version"] = json!(1)),
-            "invalid_x402_version"),
+        (
+            "overpay",
+            h.payer.pay_v2(
+                &challenge,
+                &Terms {
+                    value: Some(U256::from(1001)),
+                    ..Terms::default()
+                },
+            ),
+            "invalid_exact_evm_payload_authorization_value_mismatch",
+        ),
+        (
+            "underpay",
+            h.payer.pay_v2(
+                &challenge,
+                &Terms {
+                    value: Some(U256::from(999)),
+                    ..Terms::default()
+                },
+            ),
+            "invalid_exact_evm_payload_authorization_value_mismatch",
+        ),
+        (
+            "other recipient",
+            h.payer.pay_v2(
+                &challenge,
+                &Terms {
+                    to: Some(other),
+                    ..Terms::default()
+                },
+            ),
+            "invalid_exact_evm_payload_recipient_mismatch",
+        ),
+        (
+            "expired",
+            h.payer.pay_v2(
+                &challenge,
+                &Terms {
+                    valid_before: now - 1,
+                    ..Terms::default()
+                },
+            ),
+            "invalid_exact_evm_payload_authorization_valid_before",
+        ),
+        (
+            "within the 6 s margin",
+            h.payer.pay_v2(
+                &challenge,
+                &Terms {
+                    valid_before: now + 3,
+                    ..Terms::default()
+                },
+            ),
+            "invalid_exact_evm_payload_authorization_valid_before",
+        ),
+        (
+            "valid for a year",
+            h.payer.pay_v2(
+                &challenge,
+                &Terms {
+                    valid_before: now + 365 * 86400,
+                    ..Terms::default()
+                },
+            ),
+            "invalid_exact_evm_payload_authorization_valid_before",
+        ),
+        (
+            "not yet valid",
+            h.payer.pay_v2(
+                &challenge,
+                &Terms {
+                    valid_after: now + 120,
+                    ..Terms::default()
+                },
+            ),
+            "invalid_exact_evm_payload_authorization_valid_after",
+        ),
+        (
+            "signed for another chain",
+            h.payer.pay_v2(
+                &challenge,
+                &Terms {
+                    chain_id: 8453,
+                    ..Terms::default()
+                },
+            ),
+            "invalid_exact_evm_payload_signature",
+        ),
+        (
+            "signed for another token",
+            h.payer.pay_v2(
+                &challenge,
+                &Terms {
+                    token: Some(other),
+                    ..Terms::default()
+                },
+            ),
+            "invalid_exact_evm_payload_signature",
+        ),
+        (
+            "high-s twin",
+            high_s(&h.payer.pay_v2(&challenge, &Terms::default())),
+            "invalid_exact_evm_payload_signature",
+        ),
+        (
+            "bad v",
+            edit_payment(&h.payer.pay_v2(&challenge, &Terms::default()), |v| {
+                let sig = v["payload"]["signature"].as_str().expect("sig").to_owned();
+                v["payload"]["signature"] = json!(format!("{}01", &sig[..sig.len() - 2]));
+            }),
+            "invalid_exact_evm_payload_signature",
+        ),
+        (
+            "signed by someone else",
+            edit_payment(
+                &Payer::new(PAYER2_KEY).pay_v2(&challenge, &Terms::default()),
+                |v| {
+                    v["payload"]["authorization"]["from"] =
+                        json!(Payer::new(PAYER_KEY).address().to_checksum(None));
+                },
+            ),
+            "invalid_exact_evm_payload_signature",
+        ),
+        (
+            "lowered accepted amount",
+            edit_payment(
+                &h.payer.pay_v2(
+                    &challenge,
+                    &Terms {
+                        value: Some(U256::from(1)),
+                        ..Terms::default()
+                    },
+                ),
+                |v| {
+                    v["accepted"]["amount"] = json!("1");
+                },
+            ),
+            "invalid_payment_requirements",
+        ),
+        (
+            "other asset",
+            edit_payment(&h.payer.pay_v2(&challenge, &Terms::default()), |v| {
+                v["accepted"]["asset"] = json!("0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65");
+            }),
+            "invalid_payment_requirements",
+        ),
+        (
+            "altered timeout",
+            edit_payment(&h.payer.pay_v2(&challenge, &Terms::default()), |v| {
+                v["accepted"]["maxTimeoutSeconds"] = json!(3600)
+            }),
+            "invalid_payment_requirements",
+        ),
+        (
+            "altered domain name",
+            edit_payment(&h.payer.pay_v2(&challenge, &Terms::default()), |v| {
+                v["accepted"]["extra"]["name"] = json!("USD Coin")
+            }),
+            "invalid_payment_requirements",
+        ),
+        (
+            "other network",
+            edit_payment(&h.payer.pay_v2(&challenge, &Terms::default()), |v| {
+                v["accepted"]["network"] = json!("eip155:8453")
+            }),
+            "invalid_network",
+        ),
+        (
+            "other scheme",
+            edit_payment(&h.payer.pay_v2(&challenge, &Terms::default()), |v| {
+                v["accepted"]["scheme"] = json!("upto")
+            }),
+            "invalid_scheme",
+        ),
+        (
+            "paid for another resource",
+            edit_payment(&h.payer.pay_v2(&challenge, &Terms::default()), |v| {
+                v["resource"]["url"] = json!("http://127.0.0.1/status");
+            }),
+            "invalid_payment_requirements",
+        ),
+        (
+            "v1 payload in the v2 header",
+            edit_payment(&h.payer.pay_v2(&challenge, &Terms::default()), |v| {
+                v["x402Version"] = json!(1)
+            }),
+            "invalid_x402_version",
+        ),
     ];
     for (what, header, code) in &cases {
         let response = h.get("/counted", Some(("PAYMENT-SIGNATURE", header))).await;
@@ -438,15 +728,24 @@ async fn payment_problems_are_refused_locally_with_402() {
         assert_eq!(refused.error.as_deref(), Some(*code), "{what}");
         assert_eq!(refused.accepts, challenge.accepts, "{what}");
     }
-    assert_eq!(h.facilitator.calls(), vec![], "local refusals never reach the facilitator");
+    assert_eq!(
+        h.facilitator.calls(),
+        vec![],
+        "local refusals never reach the facilitator"
+    );
     assert_eq!(h.runs(), 0);
 }
 
 /// Replaces the signature with its high-s twin (same signer, `s' = n - s`, `v` flipped).
 fn high_s(header: &str) -> String {
     edit_payment(header, |v| {
-        let sig = alloy_primitives::hex::decode(v["payload"]["signature"].as_str().expect("sig")).expect("hex");
-        let n = U256::from_str_radix("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141", 16).expect("n");
+        let sig = alloy_primitives::hex::decode(v["payload"]["signature"].as_str().expect("sig"))
+            .expect("hex");
+        let n = U256::from_str_radix(
+            "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+            16,
+        )
+        .expect("n");
         let s = U256::from_be_slice(&sig[32..64]);
         let mut twin = sig.clone();
         twin[32..64].copy_from_slice(&(n - s).to_be_bytes::<32>());
@@ -458,38 +757,68 @@ fn high_s(header: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn facilitator_refusal_is_a_402_and_frees_the_payment() {
     let h = Harness::start().await;
-    h.facilitator.set_verify(VerifyMode::Invalid("invalid_exact_evm_insufficient_balance"));
+    h.facilitator.set_verify(VerifyMode::Invalid(
+        "invalid_exact_evm_insufficient_balance",
+    ));
     let payment = h.payment_for("/counted", &Terms::default()).await;
-    let response = h.get("/counted", Some(("PAYMENT-SIGNATURE", &payment))).await;
+    let response = h
+        .get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
+        .await;
     assert_eq!(response.status(), 402);
-    assert_eq!(challenge_of(&response).error.as_deref(), Some("invalid_exact_evm_insufficient_balance"));
+    assert_eq!(
+        challenge_of(&response).error.as_deref(),
+        Some("invalid_exact_evm_insufficient_balance")
+    );
     let body = response.text().await.expect("body");
-    assert!(!body.contains("secret detail"), "facilitator message leaked: {body}");
+    assert!(
+        !body.contains("secret detail"),
+        "facilitator message leaked: {body}"
+    );
     h.facilitator.set_verify(VerifyMode::Valid);
-    assert_eq!(h.get("/counted", Some(("PAYMENT-SIGNATURE", &payment))).await.status(), 200);
+    assert_eq!(
+        h.get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
+            .await
+            .status(),
+        200
+    );
     assert_eq!(h.runs(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn facilitator_faults_are_502_and_504_never_content() {
     let facilitator = Facilitator::start().await;
-    let h = Harness::with(facilitator.clone(), paywall_with(&facilitator, Duration::from_millis(300))).await;
+    let h = Harness::with(
+        facilitator.clone(),
+        paywall_with(&facilitator, Duration::from_millis(300)),
+    )
+    .await;
     h.facilitator.set_verify(VerifyMode::Hang);
     let payment = h.payment_for("/counted", &Terms::default()).await;
-    let response = h.get("/counted", Some(("PAYMENT-SIGNATURE", &payment))).await;
+    let response = h
+        .get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
+        .await;
     assert_eq!(response.status(), 504);
     assert_eq!(json_of(response).await["error"], "facilitator_timeout");
     h.facilitator.set_verify(VerifyMode::Valid);
     h.facilitator.set_settle(SettleMode::Garbage);
-    let response = h.get("/counted", Some(("PAYMENT-SIGNATURE", &payment))).await;
+    let response = h
+        .get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
+        .await;
     assert_eq!(response.status(), 502);
     assert_eq!(json_of(response).await["error"], "unexpected_settle_error");
     // The outcome is unknown, so the payment stays reserved: a resend is not served again.
-    let resend = h.get("/counted", Some(("PAYMENT-SIGNATURE", &payment))).await;
+    let resend = h
+        .get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
+        .await;
     assert_eq!(resend.status(), 409);
     h.facilitator.set_settle(SettleMode::WrongPayer);
     let other = h.payment_for("/counted", &Terms::default()).await;
-    assert_eq!(h.get("/counted", Some(("PAYMENT-SIGNATURE", &other))).await.status(), 502);
+    assert_eq!(
+        h.get("/counted", Some(("PAYMENT-SIGNATURE", &other)))
+            .await
+            .status(),
+        502
+    );
     assert_eq!(h.runs(), 2, "handlers ran, but no content was delivered");
 }
 
@@ -499,15 +828,26 @@ async fn settlement_pending_is_not_a_402() {
     h.facilitator.set_settle(SettleMode::Pending);
     let terms = Terms::default();
     let payment = h.payment_for("/counted", &terms).await;
-    let response = h.get("/counted", Some(("PAYMENT-SIGNATURE", &payment))).await;
+    let response = h
+        .get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
+        .await;
     assert_eq!(response.status(), 503);
     assert!(response.headers().get("retry-after").is_some());
-    let receipt: SettleResponse = decode_b64(response.headers()["payment-response"].to_str().expect("ascii"));
+    let receipt: SettleResponse = decode_b64(
+        response.headers()["payment-response"]
+            .to_str()
+            .expect("ascii"),
+    );
     assert_eq!(receipt.error_reason.as_deref(), Some("settlement_pending"));
     assert_eq!(receipt.transaction, tx_for(&terms.nonce.to_string()));
-    let resend = h.get("/counted", Some(("PAYMENT-SIGNATURE", &payment))).await;
+    let resend = h
+        .get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
+        .await;
     assert_eq!(resend.status(), 409);
-    assert_eq!(json_of(resend).await["transaction"], tx_for(&terms.nonce.to_string()));
+    assert_eq!(
+        json_of(resend).await["transaction"],
+        tx_for(&terms.nonce.to_string())
+    );
     assert_eq!(h.facilitator.count("settle"), 1);
 }
 
@@ -515,9 +855,20 @@ async fn settlement_pending_is_not_a_402() {
 async fn settle_before_runs_the_handler_after_settlement() {
     let h = Harness::start().await;
     let terms = Terms::default();
-    let unpaid = h.client.post(h.url("/upfront")).send().await.expect("request");
+    let unpaid = h
+        .client
+        .post(h.url("/upfront"))
+        .send()
+        .await
+        .expect("request");
     let payment = h.payer.pay_v2(&challenge_of(&unpaid), &terms);
-    let response = h.client.post(h.url("/upfront")).header("PAYMENT-SIGNATURE", &payment).send().await.expect("request");
+    let response = h
+        .client
+        .post(h.url("/upfront"))
+        .header("PAYMENT-SIGNATURE", &payment)
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status(), 200);
     assert!(response.headers().get("payment-response").is_some());
     let body = json_of(response).await;
@@ -526,10 +877,22 @@ async fn settle_before_runs_the_handler_after_settlement() {
     assert_eq!(body["network"], "eip155:84532");
     assert_eq!(body["payer"], h.payer.address().to_checksum(None));
 
-    h.facilitator.set_settle(SettleMode::Fail("invalid_exact_evm_nonce_already_used"));
-    let unpaid = h.client.post(h.url("/upfront")).send().await.expect("request");
+    h.facilitator
+        .set_settle(SettleMode::Fail("invalid_exact_evm_nonce_already_used"));
+    let unpaid = h
+        .client
+        .post(h.url("/upfront"))
+        .send()
+        .await
+        .expect("request");
     let payment = h.payer.pay_v2(&challenge_of(&unpaid), &Terms::default());
-    let response = h.client.post(h.url("/upfront")).header("PAYMENT-SIGNATURE", &payment).send().await.expect("request");
+    let response = h
+        .client
+        .post(h.url("/upfront"))
+        .header("PAYMENT-SIGNATURE", &payment)
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status(), 402);
     assert_eq!(h.runs(), 1, "the handler never runs when settlement fails");
 }
@@ -542,10 +905,24 @@ async fn paid_post_with_body_and_invalid_body_after_payment() {
     assert_eq!(challenge.accepts[0].amount, "10000");
     let payment = h.payer.pay_v2(&challenge, &Terms::default());
     // Paid but the body is not JSON: the extractor's 4xx goes through, nothing is settled.
-    let bad = h.client.post(h.url("/echo")).header("PAYMENT-SIGNATURE", &payment).body("{").send().await.expect("request");
+    let bad = h
+        .client
+        .post(h.url("/echo"))
+        .header("PAYMENT-SIGNATURE", &payment)
+        .body("{")
+        .send()
+        .await
+        .expect("request");
     assert!(bad.status().is_client_error());
     assert_eq!(h.facilitator.count("settle"), 0);
-    let good = h.client.post(h.url("/echo")).header("PAYMENT-SIGNATURE", &payment).json(&json!({"a": 1})).send().await.expect("request");
+    let good = h
+        .client
+        .post(h.url("/echo"))
+        .header("PAYMENT-SIGNATURE", &payment)
+        .json(&json!({"a": 1}))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(good.status(), 200);
     assert_eq!(json_of(good).await, json!({"a": 1}));
     assert_eq!(h.facilitator.count("settle"), 1);
@@ -554,32 +931,64 @@ async fn paid_post_with_body_and_invalid_body_after_payment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paid_route_without_configuration_answers_500_with_the_fix() {
     let runs = Runs::default();
-    let app = Router::new().route("/counted", get(counted)).with_state(runs.clone());
+    let app = Router::new()
+        .route("/counted", get(counted))
+        .with_state(runs.clone());
     let base = serve(app).await;
-    let response = http().get(format!("{base}/counted")).send().await.expect("request");
+    let response = http()
+        .get(format!("{base}/counted"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status(), 500);
     let body = json_of(response).await;
     assert_eq!(body["error"], "x402_not_configured");
-    assert!(body["message"].as_str().expect("message").contains(".layer(x402.layer())"));
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains(".layer(x402.layer())")
+    );
     assert_eq!(runs.load(Ordering::SeqCst), 0);
 }
 
 #[test]
 fn the_registry_lists_every_paid_handler_with_its_atomic_price() {
     let routes = x402_runtime::routes();
-    let find = |handler: &str| routes.iter().find(|r| r.handler() == handler).copied().expect(handler);
+    let find = |handler: &str| {
+        routes
+            .iter()
+            .find(|r| r.handler() == handler)
+            .copied()
+            .expect(handler)
+    };
     let weather = find("weather");
     let price = weather.price().expect("fixed");
-    assert_eq!((price.human, price.atomic, price.decimals), ("0.001", 1000, 6));
+    assert_eq!(
+        (price.human, price.atomic, price.decimals),
+        ("0.001", 1000, 6)
+    );
     assert_eq!(price.currency, x402_runtime::Currency::Usdc);
-    assert_eq!((weather.method(), weather.path()), (Some("GET"), Some("/weather")));
+    assert_eq!(
+        (weather.method(), weather.path()),
+        (Some("GET"), Some("/weather"))
+    );
     assert_eq!(weather.operation_id(), "weather");
     assert_eq!(weather.module_path(), "example_weather::weather");
     assert!(weather.file().ends_with("weather.rs"));
     assert_eq!(find("forecast").price().expect("fixed").atomic, 10_000);
-    assert_eq!(find("upfront").settle_timing(), x402_runtime::SettleTiming::Before);
+    assert_eq!(
+        find("upfront").settle_timing(),
+        x402_runtime::SettleTiming::Before
+    );
     assert_eq!(find("echo").price().expect("fixed").atomic, 10_000);
-    for handler in ["weather", "forecast", "counted", "status", "upfront", "echo"] {
-        assert_eq!(routes.iter().filter(|r| r.handler() == handler).count(), 1, "{handler}");
+    for handler in [
+        "weather", "forecast", "counted", "status", "upfront", "echo",
+    ] {
+        assert_eq!(
+            routes.iter().filter(|r| r.handler() == handler).count(),
+            1,
+            "{handler}"
+        );
     }
 }

@@ -76,13 +76,19 @@ pub struct Facilitator {
 
 impl Facilitator {
     pub async fn start() -> Facilitator {
-        let script = Arc::new(Mutex::new(Script { verify: VerifyMode::Valid, settle: SettleMode::Success, calls: vec![] }));
+        let script = Arc::new(Mutex::new(Script {
+            verify: VerifyMode::Valid,
+            settle: SettleMode::Success,
+            calls: vec![],
+        }));
         let app = Router::new()
             .route("/verify", post(verify))
             .route("/settle", post(settle))
             .route("/supported", get(supported))
             .with_state(script.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind facilitator");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind facilitator");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await.expect("facilitator serve") });
         Facilitator { addr, script }
@@ -105,7 +111,10 @@ impl Facilitator {
     }
 
     pub fn count(&self, endpoint: &str) -> usize {
-        self.calls().iter().filter(|c| c.endpoint == endpoint).count()
+        self.calls()
+            .iter()
+            .filter(|c| c.endpoint == endpoint)
+            .count()
     }
 }
 
@@ -126,9 +135,9 @@ async fn verify(State(script): State<Arc<Mutex<Script>>>, Json(body): Json<Value
     let from = body["paymentPayload"]["payload"]["authorization"]["from"].clone();
     match mode {
         VerifyMode::Valid => Json(json!({"isValid": true, "payer": from})),
-        VerifyMode::Invalid(reason) => {
-            Json(json!({"isValid": false, "invalidReason": reason, "invalidMessage": "rpc node said: secret detail", "payer": from}))
-        }
+        VerifyMode::Invalid(reason) => Json(
+            json!({"isValid": false, "invalidReason": reason, "invalidMessage": "rpc node said: secret detail", "payer": from}),
+        ),
         VerifyMode::Hang => {
             tokio::time::sleep(Duration::from_secs(30)).await;
             Json(json!({"isValid": true}))
@@ -141,7 +150,10 @@ pub fn tx_for(nonce: &str) -> String {
     keccak256(nonce.as_bytes()).to_string()
 }
 
-async fn settle(State(script): State<Arc<Mutex<Script>>>, Json(body): Json<Value>) -> axum::response::Response {
+async fn settle(
+    State(script): State<Arc<Mutex<Script>>>,
+    Json(body): Json<Value>,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     record(&script, "settle", &body);
     let mode = script.lock().expect("lock").settle.clone();
@@ -180,9 +192,13 @@ pub fn paywall_with(facilitator: &Facilitator, verify_timeout: Duration) -> X402
         .verify_timeout(verify_timeout)
         .build()
         .expect("config");
-    let client = HttpFacilitator::with_timeouts(&facilitator.url(), verify_timeout, Duration::from_secs(5))
-        .expect("client");
-    X402::builder(config).facilitator(client).build().expect("paywall")
+    let client =
+        HttpFacilitator::with_timeouts(&facilitator.url(), verify_timeout, Duration::from_secs(5))
+            .expect("client");
+    X402::builder(config)
+        .facilitator(client)
+        .build()
+        .expect("paywall")
 }
 
 /// Serves `app` on 127.0.0.1 and returns its base URL.
@@ -194,7 +210,10 @@ pub async fn serve(app: Router) -> String {
 }
 
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client")
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
 }
 
 pub fn unix_now() -> u64 {
@@ -208,7 +227,11 @@ pub fn decode_b64<T: serde::de::DeserializeOwned>(value: &str) -> T {
 
 /// The v2 challenge of a 402 response.
 pub fn challenge_of(response: &reqwest::Response) -> PaymentRequired {
-    decode_b64(response.headers()["payment-required"].to_str().expect("ascii"))
+    decode_b64(
+        response.headers()["payment-required"]
+            .to_str()
+            .expect("ascii"),
+    )
 }
 
 /// A payer signing EIP-3009 authorizations with a real key.
@@ -245,7 +268,9 @@ impl Default for Terms {
 
 impl Payer {
     pub fn new(key: &str) -> Payer {
-        Payer { signer: key.parse().expect("key") }
+        Payer {
+            signer: key.parse().expect("key"),
+        }
     }
 
     pub fn address(&self) -> Address {
@@ -255,10 +280,27 @@ impl Payer {
     /// Signs the authorization and returns `(authorization JSON, signature bytes)`.
     pub fn sign(&self, accepted: &Value, terms: &Terms) -> (Value, [u8; 65]) {
         let value = terms.value.unwrap_or_else(|| {
-            accepted["amount"].as_str().or(accepted["maxAmountRequired"].as_str()).expect("amount").parse().expect("u256")
+            accepted["amount"]
+                .as_str()
+                .or(accepted["maxAmountRequired"].as_str())
+                .expect("amount")
+                .parse()
+                .expect("u256")
         });
-        let to = terms.to.unwrap_or_else(|| accepted["payTo"].as_str().expect("payTo").parse().expect("address"));
-        let token: Address = terms.token.unwrap_or_else(|| accepted["asset"].as_str().expect("asset").parse().expect("address"));
+        let to = terms.to.unwrap_or_else(|| {
+            accepted["payTo"]
+                .as_str()
+                .expect("payTo")
+                .parse()
+                .expect("address")
+        });
+        let token: Address = terms.token.unwrap_or_else(|| {
+            accepted["asset"]
+                .as_str()
+                .expect("asset")
+                .parse()
+                .expect("address")
+        });
         let domain: Eip712Domain = eip712_domain! {
             name: accepted["extra"]["name"].as_str().expect("name").to_owned(),
             version: accepted["extra"]["version"].as_str().expect("version").to_owned(),
@@ -273,7 +315,10 @@ impl Payer {
             validBefore: U256::from(terms.valid_before),
             nonce: terms.nonce,
         };
-        let signature = self.signer.sign_typed_data_sync(&message, &domain).expect("sign");
+        let signature = self
+            .signer
+            .sign_typed_data_sync(&message, &domain)
+            .expect("sign");
         let authorization = json!({
             "from": self.address().to_checksum(None),
             "to": to.to_checksum(None),

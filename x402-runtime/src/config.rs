@@ -27,7 +27,9 @@ pub const DEFAULT_MAX_TIMEOUT_SECONDS: u32 = 60;
 
 /// Seconds since the Unix epoch, from the system clock.
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A configuration mistake, with the fix in its message.
@@ -175,7 +177,8 @@ impl X402ConfigBuilder {
     /// Adds or replaces the token used for its currency on its network (for tokens or networks
     /// missing from the built-in table, or a local chain).
     pub fn asset(mut self, asset: Asset) -> Self {
-        self.assets.retain(|a| !(a.network == asset.network && a.currency == asset.currency));
+        self.assets
+            .retain(|a| !(a.network == asset.network && a.currency == asset.currency));
         self.assets.push(asset);
         self
     }
@@ -228,9 +231,15 @@ impl X402ConfigBuilder {
             ))
         })?;
         if pay_to == Address::ZERO {
-            return Err(ConfigError::new("pay_to is the zero address; payments to it are burnt"));
+            return Err(ConfigError::new(
+                "pay_to is the zero address; payments to it are burnt",
+            ));
         }
-        let texts = if self.networks.is_empty() { vec![DEFAULT_NETWORK.to_owned()] } else { self.networks };
+        let texts = if self.networks.is_empty() {
+            vec![DEFAULT_NETWORK.to_owned()]
+        } else {
+            self.networks
+        };
         let mut networks: Vec<Network> = Vec::new();
         for text in &texts {
             let network = Network::from_caip2(text).ok_or_else(|| {
@@ -239,7 +248,9 @@ impl X402ConfigBuilder {
                 ))
             })?;
             if networks.contains(&network) {
-                return Err(ConfigError::new(format!("network `{text}` is listed twice")));
+                return Err(ConfigError::new(format!(
+                    "network `{text}` is listed twice"
+                )));
             }
             networks.push(network);
         }
@@ -251,7 +262,9 @@ impl X402ConfigBuilder {
                 )));
             }
         }
-        let facilitator_url = self.facilitator_url.unwrap_or_else(|| DEFAULT_FACILITATOR_URL.to_owned());
+        let facilitator_url = self
+            .facilitator_url
+            .unwrap_or_else(|| DEFAULT_FACILITATOR_URL.to_owned());
         check_http_url(&facilitator_url, "facilitator URL")?;
         let public_url = match self.public_url {
             Some(url) => {
@@ -260,7 +273,9 @@ impl X402ConfigBuilder {
             }
             None => None,
         };
-        let max_timeout_seconds = self.max_timeout_seconds.unwrap_or(DEFAULT_MAX_TIMEOUT_SECONDS);
+        let max_timeout_seconds = self
+            .max_timeout_seconds
+            .unwrap_or(DEFAULT_MAX_TIMEOUT_SECONDS);
         if max_timeout_seconds == 0 {
             return Err(ConfigError::new("max_timeout_seconds must be at least 1"));
         }
@@ -279,9 +294,15 @@ impl X402ConfigBuilder {
 }
 
 fn check_http_url(url: &str, what: &str) -> Result<(), ConfigError> {
-    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
     match rest {
-        Some(host) if !host.is_empty() && !host.starts_with('/') && !url.contains(char::is_whitespace) => Ok(()),
+        Some(host)
+            if !host.is_empty() && !host.starts_with('/') && !url.contains(char::is_whitespace) =>
+        {
+            Ok(())
+        }
         _ => Err(ConfigError::new(format!(
             "{what} `{url}` must be an absolute http:// or https:// URL"
         ))),
@@ -295,7 +316,11 @@ mod tests {
     const PAY_TO: &str = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C";
 
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     #[test]
@@ -324,12 +349,26 @@ mod tests {
         let missing = X402Config::from_lookup(env(&[])).expect_err("missing");
         assert!(missing.to_string().contains("X402_PAY_TO"));
         let lower = X402Config::from_lookup(env(&[("X402_PAY_TO", &PAY_TO.to_lowercase())]));
-        assert!(lower.expect_err("unchecksummed").to_string().contains("EIP-55"));
+        assert!(
+            lower
+                .expect_err("unchecksummed")
+                .to_string()
+                .contains("EIP-55")
+        );
         let typo = "0x209693Bc6afc0C5328bA36FaF03C514EF312287c";
         assert!(X402Config::from_lookup(env(&[("X402_PAY_TO", typo)])).is_err());
-        let bad_net = X402Config::from_lookup(env(&[("X402_PAY_TO", PAY_TO), ("X402_NETWORK", "base")]));
-        assert!(bad_net.expect_err("v1 name").to_string().contains("eip155:<chain id>"));
-        let bad_url = X402Config::from_lookup(env(&[("X402_PAY_TO", PAY_TO), ("X402_PUBLIC_URL", "api.example.com")]));
+        let bad_net =
+            X402Config::from_lookup(env(&[("X402_PAY_TO", PAY_TO), ("X402_NETWORK", "base")]));
+        assert!(
+            bad_net
+                .expect_err("v1 name")
+                .to_string()
+                .contains("eip155:<chain id>")
+        );
+        let bad_url = X402Config::from_lookup(env(&[
+            ("X402_PAY_TO", PAY_TO),
+            ("X402_PUBLIC_URL", "api.example.com"),
+        ]));
         assert!(bad_url.is_err());
     }
 }

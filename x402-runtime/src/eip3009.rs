@@ -24,8 +24,9 @@ sol! {
 }
 
 /// Half the secp256k1 group order: the largest `s` Circle's `ECRecover` accepts.
-const SECP256K1_HALF_ORDER: U256 =
-    U256::from_be_slice(&alloy_primitives::hex!("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0"));
+const SECP256K1_HALF_ORDER: U256 = U256::from_be_slice(&alloy_primitives::hex!(
+    "7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0"
+));
 
 /// The EIP-712 domain of a token's `transferWithAuthorization`.
 pub fn domain(name: &str, version: &str, chain_id: u64, token: Address) -> Eip712Domain {
@@ -135,18 +136,34 @@ mod tests {
             digest,
             b256!("0x00af7a33c1c153b511b1e1f642c57b9220b4a5f5f7b3ea9179529d6ec3dbd186")
         );
-        assert_eq!(digest, TransferWithAuthorization::from(&auth).eip712_signing_hash(&d));
-        let sig = hex!("31b0b2c257841128d341f63620c057d174155c2f51630b95bff21858367386af3296f16340309fc845e3eefe6790cc75ca9a36f6ce3aa4619913ef7fd67d7c9c1c");
-        assert_eq!(check_signature(&sig, &digest, auth.from), SignatureCheck::Valid);
+        assert_eq!(
+            digest,
+            TransferWithAuthorization::from(&auth).eip712_signing_hash(&d)
+        );
+        let sig = hex!(
+            "31b0b2c257841128d341f63620c057d174155c2f51630b95bff21858367386af3296f16340309fc845e3eefe6790cc75ca9a36f6ce3aa4619913ef7fd67d7c9c1c"
+        );
+        assert_eq!(
+            check_signature(&sig, &digest, auth.from),
+            SignatureCheck::Valid
+        );
 
-        let base = domain("USD Coin", "2", 8453, address!("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"));
+        let base = domain(
+            "USD Coin",
+            "2",
+            8453,
+            address!("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"),
+        );
         let digest_b = signing_hash(&base.separator(), &auth);
         assert_eq!(
             digest_b,
             b256!("0x9e3cb0dbb6e4ca8cd0d0ebb2006a6e9c491a9381e91ffa1c0f21d95f77c232db")
         );
         // Vector A's signature is not valid on Base mainnet's domain.
-        assert_eq!(check_signature(&sig, &digest_b, auth.from), SignatureCheck::Invalid);
+        assert_eq!(
+            check_signature(&sig, &digest_b, auth.from),
+            SignatureCheck::Invalid
+        );
     }
 
     #[test]
@@ -154,23 +171,45 @@ mod tests {
         let auth = vector_authorization();
         let usdc = address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e");
         let digest = signing_hash(&domain("USDC", "2", 84532, usdc).separator(), &auth);
-        let sig = hex!("31b0b2c257841128d341f63620c057d174155c2f51630b95bff21858367386af3296f16340309fc845e3eefe6790cc75ca9a36f6ce3aa4619913ef7fd67d7c9c1c");
+        let sig = hex!(
+            "31b0b2c257841128d341f63620c057d174155c2f51630b95bff21858367386af3296f16340309fc845e3eefe6790cc75ca9a36f6ce3aa4619913ef7fd67d7c9c1c"
+        );
         // The high-s twin: s' = n - s, v flipped. It recovers the same signer but FiatToken refuses it.
-        let n = U256::from_be_slice(&hex!("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141"));
+        let n = U256::from_be_slice(&hex!(
+            "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141"
+        ));
         let s = U256::from_be_slice(&sig[32..64]);
         let mut twin = sig;
         twin[32..64].copy_from_slice(&(n - s).to_be_bytes::<32>());
         twin[64] = if sig[64] == 27 { 28 } else { 27 };
-        assert_eq!(check_signature(&twin, &digest, auth.from), SignatureCheck::Invalid);
+        assert_eq!(
+            check_signature(&twin, &digest, auth.from),
+            SignatureCheck::Invalid
+        );
         let mut bad_v = sig;
         bad_v[64] = 1;
-        assert_eq!(check_signature(&bad_v, &digest, auth.from), SignatureCheck::Invalid);
-        assert_eq!(check_signature(&sig[..64], &digest, auth.from), SignatureCheck::Malformed);
-        assert_eq!(check_signature(&[0u8; 1], &digest, auth.from), SignatureCheck::Malformed);
+        assert_eq!(
+            check_signature(&bad_v, &digest, auth.from),
+            SignatureCheck::Invalid
+        );
+        assert_eq!(
+            check_signature(&sig[..64], &digest, auth.from),
+            SignatureCheck::Malformed
+        );
+        assert_eq!(
+            check_signature(&[0u8; 1], &digest, auth.from),
+            SignatureCheck::Malformed
+        );
         let mut long = sig.to_vec();
         long.push(0);
-        assert_eq!(check_signature(&long, &digest, auth.from), SignatureCheck::NeedsChain);
+        assert_eq!(
+            check_signature(&long, &digest, auth.from),
+            SignatureCheck::NeedsChain
+        );
         let other = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
-        assert_eq!(check_signature(&sig, &digest, other), SignatureCheck::Invalid);
+        assert_eq!(
+            check_signature(&sig, &digest, other),
+            SignatureCheck::Invalid
+        );
     }
 }

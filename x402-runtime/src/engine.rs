@@ -48,7 +48,9 @@ pub(crate) struct Inner {
 
 impl fmt::Debug for X402 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("X402").field("config", &self.inner.config).finish_non_exhaustive()
+        f.debug_struct("X402")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -99,10 +101,16 @@ impl Challenge {
         let mut response = Response::new(Body::from(self.body.clone()));
         *response.status_mut() = StatusCode::PAYMENT_REQUIRED;
         let headers = response.headers_mut();
-        headers.insert(HeaderName::from_static(PAYMENT_REQUIRED), self.header.clone());
+        headers.insert(
+            HeaderName::from_static(PAYMENT_REQUIRED),
+            self.header.clone(),
+        );
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED_HEADERS));
+        headers.insert(
+            ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(EXPOSED_HEADERS),
+        );
         response
     }
 }
@@ -152,7 +160,9 @@ impl X402Builder {
             inner: Arc::new(Inner {
                 config: self.config,
                 facilitator,
-                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::with_clock(clock))),
+                store: self
+                    .store
+                    .unwrap_or_else(|| Arc::new(MemoryStore::with_clock(clock))),
                 clock,
                 offers: DashMap::new(),
                 challenges: DashMap::new(),
@@ -192,7 +202,9 @@ pub enum StartupError {
 impl fmt::Display for StartupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StartupError::Facilitator(e) => write!(f, "cannot read the facilitator's /supported: {e}"),
+            StartupError::Facilitator(e) => {
+                write!(f, "cannot read the facilitator's /supported: {e}")
+            }
             StartupError::Unsupported(missing) => {
                 f.write_str("the facilitator does not support the scheme `exact` for:")?;
                 for (version, network) in missing {
@@ -219,7 +231,12 @@ impl X402 {
 
     /// Starts a paywall with custom parts.
     pub fn builder(config: X402Config) -> X402Builder {
-        X402Builder { config, facilitator: None, store: None, clock: crate::config::unix_now }
+        X402Builder {
+            config,
+            facilitator: None,
+            store: None,
+            clock: crate::config::unix_now,
+        }
     }
 
     /// The layer that installs this paywall on a router: `Router::new()…​.layer(x402.layer())`.
@@ -243,8 +260,16 @@ impl X402 {
 
     /// The offers of `route`, preferred first: the single source for the live 402 and for any
     /// published document. Fails if no configured network has a token in the route's currency.
-    pub fn requirements(&self, route: &'static PaidRoute) -> Result<Vec<PaymentRequirements>, ConfigError> {
-        Ok(self.route_offers(route)?.offers.iter().map(|o| o.requirements.clone()).collect())
+    pub fn requirements(
+        &self,
+        route: &'static PaidRoute,
+    ) -> Result<Vec<PaymentRequirements>, ConfigError> {
+        Ok(self
+            .route_offers(route)?
+            .offers
+            .iter()
+            .map(|o| o.requirements.clone())
+            .collect())
     }
 
     /// Checks that every registered paid route has at least one offer under this configuration.
@@ -253,23 +278,39 @@ impl X402 {
             .into_iter()
             .filter_map(|route| self.route_offers(route).err().map(|e| e.to_string()))
             .collect();
-        if problems.is_empty() { Ok(()) } else { Err(ConfigError::new(problems.join("\n"))) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::new(problems.join("\n")))
+        }
     }
 
     /// Reads the facilitator's `/supported` and checks it supports `exact` on every configured
     /// network, for v2 (and v1 where the network has a v1 name).
     pub async fn check_facilitator(&self) -> Result<SupportedResponse, StartupError> {
-        let supported = self.inner.facilitator.supported().await.map_err(StartupError::Facilitator)?;
+        let supported = self
+            .inner
+            .facilitator
+            .supported()
+            .await
+            .map_err(StartupError::Facilitator)?;
         let mut missing = Vec::new();
         for network in self.config().networks() {
             if !supported.supports(2, "exact", &network.caip2) {
                 missing.push((2, network.caip2.clone()));
             }
         }
-        if missing.is_empty() { Ok(supported) } else { Err(StartupError::Unsupported(missing)) }
+        if missing.is_empty() {
+            Ok(supported)
+        } else {
+            Err(StartupError::Unsupported(missing))
+        }
     }
 
-    pub(crate) fn route_offers(&self, route: &'static PaidRoute) -> Result<Arc<RouteOffers>, ConfigError> {
+    pub(crate) fn route_offers(
+        &self,
+        route: &'static PaidRoute,
+    ) -> Result<Arc<RouteOffers>, ConfigError> {
         if let Some(found) = self.inner.offers.get(&route.id()) {
             return Ok(found.clone());
         }
@@ -281,7 +322,9 @@ impl X402 {
     fn build_offers(&self, route: &PaidRoute) -> Result<RouteOffers, ConfigError> {
         let config = &self.inner.config;
         let Pricing::Fixed(price) = route.pricing;
-        let timeout = route.max_timeout_seconds.unwrap_or(config.max_timeout_seconds());
+        let timeout = route
+            .max_timeout_seconds
+            .unwrap_or(config.max_timeout_seconds());
         let pay_to = config.pay_to().to_checksum(None);
         let offers: Vec<Offer> = config
             .networks()
@@ -290,7 +333,10 @@ impl X402 {
                 let asset = config.asset(network, price.currency)?;
                 let mut extra = Map::new();
                 extra.insert("name".into(), Value::String(asset.eip712_name.clone()));
-                extra.insert("version".into(), Value::String(asset.eip712_version.clone()));
+                extra.insert(
+                    "version".into(),
+                    Value::String(asset.eip712_version.clone()),
+                );
                 let separator = eip3009::domain(
                     &asset.eip712_name,
                     &asset.eip712_version,
@@ -365,7 +411,13 @@ impl X402 {
             if let Some(cached) = self.inner.challenges.get(&key) {
                 return cached.response();
             }
-            return match build_challenge(route, offers, url, codes::PAYMENT_REQUIRED, "X-PAYMENT header is required") {
+            return match build_challenge(
+                route,
+                offers,
+                url,
+                codes::PAYMENT_REQUIRED,
+                "X-PAYMENT header is required",
+            ) {
                 Some(challenge) => {
                     let response = challenge.response();
                     if self.inner.challenges.len() < MAX_CACHED_CHALLENGES {
@@ -385,7 +437,11 @@ impl X402 {
 
 fn internal_error(what: &str) -> Response {
     tracing::error!("x402: {what}");
-    respond::error(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL_ERROR, what)
+    respond::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        codes::INTERNAL_ERROR,
+        what,
+    )
 }
 
 fn build_challenge(
@@ -403,12 +459,19 @@ fn build_challenge(
             description: route.description.map(str::to_owned),
             mime_type: Some("application/json".to_owned()),
         },
-        accepts: offers.offers.iter().map(|o| o.requirements.clone()).collect(),
+        accepts: offers
+            .offers
+            .iter()
+            .map(|o| o.requirements.clone())
+            .collect(),
         extensions: None,
     };
     let header = encode_header(&v2)?;
-    let v1_accepts: Vec<PaymentRequirementsV1> =
-        offers.offers.iter().filter_map(|o| o.v1(route, url)).collect();
+    let v1_accepts: Vec<PaymentRequirementsV1> = offers
+        .offers
+        .iter()
+        .filter_map(|o| o.v1(route, url))
+        .collect();
     let body = if v1_accepts.is_empty() {
         serde_json::to_vec(&v2).ok()?
     } else {
@@ -419,5 +482,8 @@ fn build_challenge(
         })
         .ok()?
     };
-    Some(Challenge { header, body: Bytes::from(body) })
+    Some(Challenge {
+        header,
+        body: Bytes::from(body),
+    })
 }

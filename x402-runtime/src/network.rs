@@ -52,7 +52,10 @@ impl Network {
         Network {
             caip2: format!("eip155:{chain_id}"),
             chain_id,
-            v1_name: V1_NAMES.iter().find(|(id, _)| *id == chain_id).map(|(_, name)| *name),
+            v1_name: V1_NAMES
+                .iter()
+                .find(|(id, _)| *id == chain_id)
+                .map(|(_, name)| *name),
         }
     }
 
@@ -68,7 +71,10 @@ impl Network {
 
     /// Finds a network by its x402 v1 name.
     pub fn from_v1_name(name: &str) -> Option<Network> {
-        V1_NAMES.iter().find(|(_, n)| *n == name).map(|(id, _)| Network::from_chain_id(*id))
+        V1_NAMES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(id, _)| Network::from_chain_id(*id))
     }
 }
 
@@ -97,26 +103,126 @@ struct BuiltinAsset {
 }
 
 const BUILTIN_ASSETS: &[BuiltinAsset] = &[
-    BuiltinAsset { chain_id: 8453, currency: Currency::Usdc, address: address!("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"), name: "USD Coin" },
-    BuiltinAsset { chain_id: 84532, currency: Currency::Usdc, address: address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e"), name: "USDC" },
-    BuiltinAsset { chain_id: 1, currency: Currency::Usdc, address: address!("0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"), name: "USD Coin" },
-    BuiltinAsset { chain_id: 43114, currency: Currency::Usdc, address: address!("0xB97EF9Ef8734C71904D8002F8b6Bc66Dd9c48a6E"), name: "USD Coin" },
-    BuiltinAsset { chain_id: 43113, currency: Currency::Usdc, address: address!("0x5425890298aed601595a70AB815c96711a31Bc65"), name: "USD Coin" },
-    BuiltinAsset { chain_id: 137, currency: Currency::Usdc, address: address!("0x3c499c542cEF5E3811e1192ce70d8cC03d5c3359"), name: "USD Coin" },
-    BuiltinAsset { chain_id: 80002, currency: Currency::Usdc, address: address!("0x41E94Eb019C0762f9Bfcf9Fb1E58725BfB0e7582"), name: "USDC" },
-    BuiltinAsset { chain_id: 42161, currency: Currency::Usdc, address: address!("0xaf88d065e77c8cC2239327C5EDb3A432268e5831"), name: "USD Coin" },
-    BuiltinAsset { chain_id: 421614, currency: Currency::Usdc, address: address!("0x75faf114eafb1BDbe2F0316DF893fd58CE46AA4d"), name: "USD Coin" },
-    BuiltinAsset { chain_id: 143, currency: Currency::Usdc, address: address!("0x754704Bc059F8C67012fEd69BC8A327a5aafb603"), name: "USDC" },
-    BuiltinAsset { chain_id: 10143, currency: Currency::Usdc, address: address!("0x534b2f3A21130d7a60830c2Df862319e593943A3"), name: "USDC" },
-    BuiltinAsset { chain_id: 1329, currency: Currency::Usdc, address: address!("0xe15fC38F6D8c56aF07bbCBe3BAf5708A2Bf42392"), name: "USDC" },
-    BuiltinAsset { chain_id: 1328, currency: Currency::Usdc, address: address!("0x4fCF1784B31630811181f670Aea7A7bEF803eaED"), name: "USDC" },
-    BuiltinAsset { chain_id: 42220, currency: Currency::Usdc, address: address!("0xcebA9300f2b948710d2653dD7B07f33A8B32118C"), name: "USDC" },
-    BuiltinAsset { chain_id: 11142220, currency: Currency::Usdc, address: address!("0x01C5C0122039549AD1493B8220cABEdD739BC44E"), name: "USDC" },
-    BuiltinAsset { chain_id: 1, currency: Currency::Eurc, address: address!("0x1aBaEA1f7C830bD89Acc67eC4af516284b1bC33c"), name: "EURC" },
-    BuiltinAsset { chain_id: 8453, currency: Currency::Eurc, address: address!("0x60a3E35Cc302bFA44Cb288Bc5a4F316Fdb1adb42"), name: "EURC" },
-    BuiltinAsset { chain_id: 43114, currency: Currency::Eurc, address: address!("0xC891EB4cbdEFf6e073e859e987815Ed1505c2ACD"), name: "EURC" },
-    BuiltinAsset { chain_id: 84532, currency: Currency::Eurc, address: address!("0x808456652fdb597867f38412077A9182bf77359F"), name: "EURC" },
-    BuiltinAsset { chain_id: 11155111, currency: Currency::Eurc, address: address!("0x08210F9170F89Ab7658F0B5E3fF39b0E03C594D4"), name: "EURC" },
+    BuiltinAsset {
+        chain_id: 8453,
+        currency: Currency::Usdc,
+        address: address!("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"),
+        name: "USD Coin",
+    },
+    BuiltinAsset {
+        chain_id: 84532,
+        currency: Currency::Usdc,
+        address: address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e"),
+        name: "USDC",
+    },
+    BuiltinAsset {
+        chain_id: 1,
+        currency: Currency::Usdc,
+        address: address!("0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"),
+        name: "USD Coin",
+    },
+    BuiltinAsset {
+        chain_id: 43114,
+        currency: Currency::Usdc,
+        address: address!("0xB97EF9Ef8734C71904D8002F8b6Bc66Dd9c48a6E"),
+        name: "USD Coin",
+    },
+    BuiltinAsset {
+        chain_id: 43113,
+        currency: Currency::Usdc,
+        address: address!("0x5425890298aed601595a70AB815c96711a31Bc65"),
+        name: "USD Coin",
+    },
+    BuiltinAsset {
+        chain_id: 137,
+        currency: Currency::Usdc,
+        address: address!("0x3c499c542cEF5E3811e1192ce70d8cC03d5c3359"),
+        name: "USD Coin",
+    },
+    BuiltinAsset {
+        chain_id: 80002,
+        currency: Currency::Usdc,
+        address: address!("0x41E94Eb019C0762f9Bfcf9Fb1E58725BfB0e7582"),
+        name: "USDC",
+    },
+    BuiltinAsset {
+        chain_id: 42161,
+        currency: Currency::Usdc,
+        address: address!("0xaf88d065e77c8cC2239327C5EDb3A432268e5831"),
+        name: "USD Coin",
+    },
+    BuiltinAsset {
+        chain_id: 421614,
+        currency: Currency::Usdc,
+        address: address!("0x75faf114eafb1BDbe2F0316DF893fd58CE46AA4d"),
+        name: "USD Coin",
+    },
+    BuiltinAsset {
+        chain_id: 143,
+        currency: Currency::Usdc,
+        address: address!("0x754704Bc059F8C67012fEd69BC8A327a5aafb603"),
+        name: "USDC",
+    },
+    BuiltinAsset {
+        chain_id: 10143,
+        currency: Currency::Usdc,
+        address: address!("0x534b2f3A21130d7a60830c2Df862319e593943A3"),
+        name: "USDC",
+    },
+    BuiltinAsset {
+        chain_id: 1329,
+        currency: Currency::Usdc,
+        address: address!("0xe15fC38F6D8c56aF07bbCBe3BAf5708A2Bf42392"),
+        name: "USDC",
+    },
+    BuiltinAsset {
+        chain_id: 1328,
+        currency: Currency::Usdc,
+        address: address!("0x4fCF1784B31630811181f670Aea7A7bEF803eaED"),
+        name: "USDC",
+    },
+    BuiltinAsset {
+        chain_id: 42220,
+        currency: Currency::Usdc,
+        address: address!("0xcebA9300f2b948710d2653dD7B07f33A8B32118C"),
+        name: "USDC",
+    },
+    BuiltinAsset {
+        chain_id: 11142220,
+        currency: Currency::Usdc,
+        address: address!("0x01C5C0122039549AD1493B8220cABEdD739BC44E"),
+        name: "USDC",
+    },
+    BuiltinAsset {
+        chain_id: 1,
+        currency: Currency::Eurc,
+        address: address!("0x1aBaEA1f7C830bD89Acc67eC4af516284b1bC33c"),
+        name: "EURC",
+    },
+    BuiltinAsset {
+        chain_id: 8453,
+        currency: Currency::Eurc,
+        address: address!("0x60a3E35Cc302bFA44Cb288Bc5a4F316Fdb1adb42"),
+        name: "EURC",
+    },
+    BuiltinAsset {
+        chain_id: 43114,
+        currency: Currency::Eurc,
+        address: address!("0xC891EB4cbdEFf6e073e859e987815Ed1505c2ACD"),
+        name: "EURC",
+    },
+    BuiltinAsset {
+        chain_id: 84532,
+        currency: Currency::Eurc,
+        address: address!("0x808456652fdb597867f38412077A9182bf77359F"),
+        name: "EURC",
+    },
+    BuiltinAsset {
+        chain_id: 11155111,
+        currency: Currency::Eurc,
+        address: address!("0x08210F9170F89Ab7658F0B5E3fF39b0E03C594D4"),
+        name: "EURC",
+    },
 ];
 
 impl Asset {
@@ -137,7 +243,10 @@ impl Asset {
 
     /// Every built-in asset on `network`.
     pub fn builtins(network: &Network) -> Vec<Asset> {
-        Currency::ALL.into_iter().filter_map(|c| Asset::builtin(network, c)).collect()
+        Currency::ALL
+            .into_iter()
+            .filter_map(|c| Asset::builtin(network, c))
+            .collect()
     }
 }
 
@@ -151,15 +260,30 @@ mod tests {
         assert_eq!(net.v1_name, Some("base-sepolia"));
         let usdc = Asset::builtin(&net, Currency::Usdc).expect("usdc");
         assert_eq!(usdc.eip712_name, "USDC");
-        assert_eq!(usdc.address, address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e"));
+        assert_eq!(
+            usdc.address,
+            address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e")
+        );
         let base = Network::from_v1_name("base").expect("base");
-        assert_eq!(Asset::builtin(&base, Currency::Usdc).expect("usdc").eip712_name, "USD Coin");
+        assert_eq!(
+            Asset::builtin(&base, Currency::Usdc)
+                .expect("usdc")
+                .eip712_name,
+            "USD Coin"
+        );
     }
 
     #[test]
     fn caip2_parsing_is_strict() {
         assert!(Network::from_caip2("eip155:31337").is_some());
-        for bad in ["eip155:", "eip155:01", "eip155:1a", "solana:abc", "84532", "eip155:-1"] {
+        for bad in [
+            "eip155:",
+            "eip155:01",
+            "eip155:1a",
+            "solana:abc",
+            "84532",
+            "eip155:-1",
+        ] {
             assert!(Network::from_caip2(bad).is_none(), "{bad}");
         }
     }

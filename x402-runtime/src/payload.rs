@@ -191,7 +191,9 @@ pub fn parse_uint(text: &str, field: &str) -> Result<U256, DecodeError> {
         && text.bytes().all(|b| b.is_ascii_digit())
         && (text == "0" || !text.starts_with('0'));
     if !canonical {
-        return Err(malformed(format!("`{field}` must be a canonical decimal integer")));
+        return Err(malformed(format!(
+            "`{field}` must be a canonical decimal integer"
+        )));
     }
     U256::from_str_radix(text, 10)
         .map_err(|_| malformed(format!("`{field}` does not fit in 256 bits")))
@@ -247,7 +249,11 @@ pub struct ReplayKey {
 
 impl std::fmt::Display for ReplayKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/{}/{}", self.network, self.asset, self.from, self.nonce)
+        write!(
+            f,
+            "{}/{}/{}/{}",
+            self.network, self.asset, self.from, self.nonce
+        )
     }
 }
 
@@ -262,7 +268,9 @@ mod tests {
         let max = U256::MAX.to_string();
         assert_eq!(parse_uint(&max, "v"), Ok(U256::MAX));
         let over = "115792089237316195423570985008687907853269984665640564039457584007913129639936";
-        for bad in ["", "010000", "1e4", "+1", " 1", "1 ", "0x10", "-1", "1.0", "1_000", over] {
+        for bad in [
+            "", "010000", "1e4", "+1", " 1", "1 ", "0x10", "-1", "1.0", "1_000", over,
+        ] {
             assert!(parse_uint(bad, "v").is_err(), "{bad:?}");
         }
     }
@@ -272,7 +280,10 @@ mod tests {
         let good = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
         let a = parse_address(good, "a").expect("checksummed");
         assert_eq!(parse_address(&good.to_lowercase(), "a"), Ok(a));
-        assert_eq!(parse_address(&format!("0x{}", good[2..].to_uppercase()), "a"), Ok(a));
+        assert_eq!(
+            parse_address(&format!("0x{}", good[2..].to_uppercase()), "a"),
+            Ok(a)
+        );
         assert!(parse_address("0x70997970c51812dc3A010C7d01b50e0d17dc79C8", "a").is_err());
         assert!(parse_address("70997970C51812dc3A010C7d01b50e0d17dc79C8", "a").is_err());
         assert!(parse_address("0x70997970C51812dc3A010C7d01b50e0d17dc79", "a").is_err());
@@ -286,7 +297,10 @@ mod tests {
         );
         for bad in ["", "   ", "!!!", "garbage-value", "e30", "e30=="] {
             assert!(
-                matches!(decode_header(bad.as_bytes(), X402Version::V2), Err(DecodeError::Malformed(_))),
+                matches!(
+                    decode_header(bad.as_bytes(), X402Version::V2),
+                    Err(DecodeError::Malformed(_))
+                ),
                 "{bad:?}"
             );
         }

@@ -22,7 +22,8 @@ use crate::engine::{Offer, RouteOffers, X402};
 use crate::facilitator::FacilitatorError;
 use crate::payload::{self, DecodeError, DecodedPayment, ReplayKey, X402Version};
 use crate::proto::{
-    FacilitatorRequest, PAYMENT_SIGNATURE, PaymentRequirements, Requirements, SettleResponse, X_PAYMENT,
+    FacilitatorRequest, PAYMENT_SIGNATURE, PaymentRequirements, Requirements, SettleResponse,
+    X_PAYMENT,
 };
 use crate::registry::{PaidEndpoint, PaidRoute, Price, Pricing, SettleTiming};
 use crate::respond::{self, codes};
@@ -152,7 +153,10 @@ impl<M: PaidEndpoint, S: Send + Sync> FromRequestParts<S> for Paywall<M> {
         };
         let admitted = engine.admit(M::ROUTE, parts).await?;
         parts.extensions.insert(admitted.payment.clone());
-        Ok(Paywall { admitted, marker: PhantomData })
+        Ok(Paywall {
+            admitted,
+            marker: PhantomData,
+        })
     }
 }
 
@@ -222,14 +226,34 @@ impl Admitted {
     /// Settles in a spawned task, so that a client disconnect cannot cancel it; the task
     /// records the outcome in the replay store whether or not anyone waits for it.
     async fn settle(self) -> Result<SettleResponse, Response> {
-        let Admitted { engine, route, version, wire_network, payer, amount, request, payment, reservation } = self;
+        let Admitted {
+            engine,
+            route,
+            version,
+            wire_network,
+            payer,
+            amount,
+            request,
+            payment,
+            reservation,
+        } = self;
         let task = tokio::spawn(async move {
             let timeout = engine.config().settle_timeout();
-            let answer = match tokio::time::timeout(timeout, engine.facilitator().settle(&request)).await {
-                Ok(answer) => answer,
-                Err(_) => Err(FacilitatorError::Timeout),
-            };
-            let outcome = judge_settlement(&engine, answer, version, &wire_network, payer, amount, reservation).await;
+            let answer =
+                match tokio::time::timeout(timeout, engine.facilitator().settle(&request)).await {
+                    Ok(answer) => answer,
+                    Err(_) => Err(FacilitatorError::Timeout),
+                };
+            let outcome = judge_settlement(
+                &engine,
+                answer,
+                version,
+                &wire_network,
+                payer,
+                amount,
+                reservation,
+            )
+            .await;
             if let Settlement::Settled(receipt) = &outcome {
                 let _ = payment.0.transaction.set(receipt.transaction.clone());
                 tracing::info!(
@@ -326,13 +350,31 @@ async fn judge_settlement(
             reservation.keep();
             return Settlement::Refused(settle_fault());
         }
-        store.record(&key, Slot::Settled { transaction: answer.transaction.clone() }).await;
+        store
+            .record(
+                &key,
+                Slot::Settled {
+                    transaction: answer.transaction.clone(),
+                },
+            )
+            .await;
         reservation.keep();
         return Settlement::Settled(receipt(true, &answer.transaction, None));
     }
-    let reason = answer.error_reason.as_deref().filter(|r| !r.is_empty()).unwrap_or(codes::SETTLEMENT_FAILED);
+    let reason = answer
+        .error_reason
+        .as_deref()
+        .filter(|r| !r.is_empty())
+        .unwrap_or(codes::SETTLEMENT_FAILED);
     if reason == codes::SETTLEMENT_PENDING {
-        store.record(&key, Slot::Pending { transaction: answer.transaction.clone() }).await;
+        store
+            .record(
+                &key,
+                Slot::Pending {
+                    transaction: answer.transaction.clone(),
+                },
+            )
+            .await;
         reservation.keep();
         return Settlement::Refused(respond::with_receipt(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -362,7 +404,12 @@ fn settle_fault() -> Response {
     )
 }
 
-fn settled_as_asked(answer: &SettleResponse, wire_network: &str, payer: Address, amount: U256) -> bool {
+fn settled_as_asked(
+    answer: &SettleResponse,
+    wire_network: &str,
+    payer: Address,
+    amount: U256,
+) -> bool {
     let payer_ok = answer
         .payer
         .as_deref()
@@ -377,12 +424,15 @@ fn settled_as_asked(answer: &SettleResponse, wire_network: &str, payer: Address,
 
 /// Picks the payment header: exactly one `PAYMENT-SIGNATURE` (v2), else exactly one `X-PAYMENT`
 /// (v1). A repeated header is malformed.
-fn payment_header(headers: &HeaderMap) -> Result<Option<(&HeaderValue, X402Version)>, Response> {
-    for (name, version) in [(PAYMENT_SIGNATURE, X402Version::V2), (X_PAYMENT, X402Version::V1)] {
+fn payment_header(headers: &HeaderMap) -> Result<Option<(&HeaderValue, X402Version)>, String> {
+    for (name, version) in [
+        (PAYMENT_SIGNATURE, X402Version::V2),
+        (X_PAYMENT, X402Version::V1),
+    ] {
         let mut values = headers.get_all(name).iter();
         if let Some(first) = values.next() {
             if values.next().is_some() {
-                return Err(malformed(&format!("the {name} header was sent more than once")));
+                return Err(format!("the {name} header was sent more than once"));
             }
             return Ok(Some((first, version)));
         }
@@ -394,18 +444,40 @@ fn malformed(message: &str) -> Response {
     respond::error(StatusCode::BAD_REQUEST, codes::INVALID_PAYLOAD, message)
 }
 
-/// A refusal of the payment itself: 402 with a fresh challenge whose `error` is `code`.
-struct Refusal(&'static str);
+/// Why a payment was refused before any network call.
+enum Refused {
+    /// A payment problem: 402 with a fresh challenge whose `error` is the code.
+    Payment(&'static str),
+    /// Not a well-formed payment: 400 `invalid_payload`.
+    Malformed(String),
+}
+
+/// Why `/verify` did not vouch for a payment.
+enum VerifyFailure {
+    /// The facilitator refused it, with this reason (402).
+    Refused(String),
+    /// No answer in time (504).
+    Timeout,
+    /// An answer that cannot be trusted (502).
+    Fault,
+}
 
 impl X402 {
     async fn admit(&self, route: &'static PaidRoute, parts: &Parts) -> Result<Admitted, Response> {
         let offers = self.route_offers(route).map_err(|e| {
             tracing::error!("x402: {e}");
-            respond::error(StatusCode::INTERNAL_SERVER_ERROR, codes::NO_OFFER, &e.to_string())
+            respond::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::NO_OFFER,
+                &e.to_string(),
+            )
         })?;
         if parts.method == Method::OPTIONS {
             let mut response = StatusCode::NO_CONTENT.into_response();
-            response.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"));
+            response.headers_mut().insert(
+                http::header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+            );
             return Err(response);
         }
         let url = self.resource_url(parts);
@@ -413,7 +485,9 @@ impl X402 {
         if parts.method == Method::HEAD {
             return Err(self.challenge(route, &offers, &url, None));
         }
-        let Some((header, version)) = payment_header(&parts.headers)? else {
+        let Some((header, version)) =
+            payment_header(&parts.headers).map_err(|why| malformed(&why))?
+        else {
             return Err(self.challenge(route, &offers, &url, None));
         };
         let decoded = payload::decode_header(header.as_bytes(), version).map_err(|e| match e {
@@ -431,8 +505,8 @@ impl X402 {
             .match_offer(&offers, &decoded)
             .and_then(|offer| self.check_locally(offer, &decoded, &url).map(|()| offer))
             .map_err(|refused| match refused {
-                Ok(Refusal(code)) => self.challenge(route, &offers, &url, Some(code)),
-                Err(response) => response,
+                Refused::Payment(code) => self.challenge(route, &offers, &url, Some(code)),
+                Refused::Malformed(why) => malformed(&why),
             })?;
         let auth = &decoded.authorization;
         let key = ReplayKey {
@@ -442,20 +516,31 @@ impl X402 {
             nonce: auth.nonce,
         };
         let skew = self.config().clock_skew().as_secs();
-        let expires_at = u64::try_from(auth.valid_before).unwrap_or(u64::MAX).saturating_add(skew);
+        let expires_at = u64::try_from(auth.valid_before)
+            .unwrap_or(u64::MAX)
+            .saturating_add(skew);
         // The first await of the request: nothing has left the process before this point.
         if let Err(slot) = self.inner.store.reserve(&key, expires_at).await {
             return Err(taken(slot));
         }
-        let reservation = Reservation { engine: self.clone(), key, armed: true };
+        let reservation = Reservation {
+            engine: self.clone(),
+            key,
+            armed: true,
+        };
         let (requirements, wire_network) = match version {
-            X402Version::V2 => (Requirements::V2(offer.requirements.clone()), offer.network.caip2.clone()),
+            X402Version::V2 => (
+                Requirements::V2(offer.requirements.clone()),
+                offer.network.caip2.clone(),
+            ),
             X402Version::V1 => match offer.v1(route, &url) {
                 Some(v1) => {
                     let name = v1.network.clone();
                     (Requirements::V1(v1), name)
                 }
-                None => return Err(self.challenge(route, &offers, &url, Some(codes::INVALID_NETWORK))),
+                None => {
+                    return Err(self.challenge(route, &offers, &url, Some(codes::INVALID_NETWORK)));
+                }
             },
         };
         let request = FacilitatorRequest {
@@ -463,9 +548,18 @@ impl X402 {
             payment_payload: decoded.raw,
             payment_requirements: requirements,
         };
-        self.verify(&request, auth.from).await.map_err(|refused| match refused {
-            Ok(reason) => self.challenge_with_reason(route, &offers, &url, &reason),
-            Err(response) => response,
+        self.verify(&request, auth.from).await.map_err(|failure| match failure {
+            VerifyFailure::Refused(reason) => self.challenge(route, &offers, &url, Some(&reason)),
+            VerifyFailure::Timeout => respond::error(
+                StatusCode::GATEWAY_TIMEOUT,
+                codes::FACILITATOR_TIMEOUT,
+                "the facilitator did not verify the payment in time; nothing was charged, retry with the same payment header",
+            ),
+            VerifyFailure::Fault => respond::error(
+                StatusCode::BAD_GATEWAY,
+                codes::UNEXPECTED_VERIFY_ERROR,
+                "the facilitator could not verify the payment; nothing was charged, retry with the same payment header",
+            ),
         })?;
         let Pricing::Fixed(price) = route.pricing;
         let payment = Payment(Arc::new(PaymentInner {
@@ -490,25 +584,15 @@ impl X402 {
         })
     }
 
-    fn challenge_with_reason(
-        &self,
-        route: &'static PaidRoute,
-        offers: &RouteOffers,
-        url: &str,
-        reason: &str,
-    ) -> Response {
-        self.challenge(route, offers, url, Some(reason))
-    }
-
     /// Finds our offer the payment is for, comparing parsed values (v2: every field of
     /// `accepted`, `extra` as a subset; v1: scheme and network).
     fn match_offer<'a>(
         &self,
         offers: &'a RouteOffers,
         decoded: &DecodedPayment,
-    ) -> Result<&'a Offer, Result<Refusal, Response>> {
+    ) -> Result<&'a Offer, Refused> {
         if decoded.scheme != "exact" {
-            return Err(Ok(Refusal(codes::INVALID_SCHEME)));
+            return Err(Refused::Payment(codes::INVALID_SCHEME));
         }
         let Some(accepted) = &decoded.accepted else {
             // v1: match on scheme and network name.
@@ -516,36 +600,51 @@ impl X402 {
                 .offers
                 .iter()
                 .find(|o| o.network.v1_name == Some(decoded.network.as_str()))
-                .ok_or(Ok(Refusal(codes::INVALID_NETWORK)));
+                .ok_or(Refused::Payment(codes::INVALID_NETWORK));
         };
-        let on_network: Vec<&Offer> =
-            offers.offers.iter().filter(|o| o.network.caip2 == accepted.network).collect();
+        let on_network: Vec<&Offer> = offers
+            .offers
+            .iter()
+            .filter(|o| o.network.caip2 == accepted.network)
+            .collect();
         if on_network.is_empty() {
-            return Err(Ok(Refusal(codes::INVALID_NETWORK)));
+            return Err(Refused::Payment(codes::INVALID_NETWORK));
         }
-        let asset = payload::parse_address(&accepted.asset, "accepted.asset").map_err(decode_refusal)?;
-        let amount = payload::parse_uint(&accepted.amount, "accepted.amount").map_err(decode_refusal)?;
-        let pay_to = payload::parse_address(&accepted.pay_to, "accepted.payTo").map_err(decode_refusal)?;
+        let asset =
+            payload::parse_address(&accepted.asset, "accepted.asset").map_err(decode_refusal)?;
+        let amount =
+            payload::parse_uint(&accepted.amount, "accepted.amount").map_err(decode_refusal)?;
+        let pay_to =
+            payload::parse_address(&accepted.pay_to, "accepted.payTo").map_err(decode_refusal)?;
         let offer = on_network
             .into_iter()
             .find(|o| o.asset.address == asset)
-            .ok_or(Ok(Refusal(codes::INVALID_PAYMENT_REQUIREMENTS)))?;
+            .ok_or(Refused::Payment(codes::INVALID_PAYMENT_REQUIREMENTS))?;
         let same = amount == offer.amount
             && pay_to == self.config().pay_to()
             && accepted.max_timeout_seconds == offer.requirements.max_timeout_seconds
             && extra_contains(accepted, &offer.requirements);
-        if same { Ok(offer) } else { Err(Ok(Refusal(codes::INVALID_PAYMENT_REQUIREMENTS))) }
+        if same {
+            Ok(offer)
+        } else {
+            Err(Refused::Payment(codes::INVALID_PAYMENT_REQUIREMENTS))
+        }
     }
 
     /// Checks that need no network: exact amount, recipient, validity window, signature form
     /// and signer (for 65-byte signatures), and the resource the payment was made for.
-    fn check_locally(&self, offer: &Offer, decoded: &DecodedPayment, url: &str) -> Result<(), Result<Refusal, Response>> {
+    fn check_locally(
+        &self,
+        offer: &Offer,
+        decoded: &DecodedPayment,
+        url: &str,
+    ) -> Result<(), Refused> {
         let auth = &decoded.authorization;
         if auth.value != offer.amount {
-            return Err(Ok(Refusal(codes::VALUE_MISMATCH)));
+            return Err(Refused::Payment(codes::VALUE_MISMATCH));
         }
         if auth.to != self.config().pay_to() {
-            return Err(Ok(Refusal(codes::RECIPIENT_MISMATCH)));
+            return Err(Refused::Payment(codes::RECIPIENT_MISMATCH));
         }
         let now = self.now();
         let latest = now
@@ -554,26 +653,34 @@ impl X402 {
         if auth.valid_before < U256::from(now.saturating_add(VALID_BEFORE_MARGIN))
             || auth.valid_before > U256::from(latest)
         {
-            return Err(Ok(Refusal(codes::VALID_BEFORE)));
+            return Err(Refused::Payment(codes::VALID_BEFORE));
         }
         if auth.valid_after > U256::from(now) {
-            return Err(Ok(Refusal(codes::VALID_AFTER)));
+            return Err(Refused::Payment(codes::VALID_AFTER));
         }
-        if let Some(resource) = &decoded.resource {
-            if url_path(&resource.url) != url_path(url) {
-                return Err(Ok(Refusal(codes::INVALID_PAYMENT_REQUIREMENTS)));
-            }
+        if decoded
+            .resource
+            .as_ref()
+            .is_some_and(|r| url_path(&r.url) != url_path(url))
+        {
+            return Err(Refused::Payment(codes::INVALID_PAYMENT_REQUIREMENTS));
         }
         let digest = eip3009::signing_hash(&offer.domain_separator, auth);
         match eip3009::check_signature(&decoded.signature, &digest, auth.from) {
             SignatureCheck::Valid | SignatureCheck::NeedsChain => Ok(()),
-            SignatureCheck::Invalid => Err(Ok(Refusal(codes::INVALID_SIGNATURE))),
-            SignatureCheck::Malformed => Err(Err(malformed("the signature is shorter than 65 bytes"))),
+            SignatureCheck::Invalid => Err(Refused::Payment(codes::INVALID_SIGNATURE)),
+            SignatureCheck::Malformed => Err(Refused::Malformed(
+                "the signature is shorter than 65 bytes".into(),
+            )),
         }
     }
 
-    /// `/verify`, bounded. `Err(Ok(reason))` is a refusal to pass on; `Err(Err(response))` a fault.
-    async fn verify(&self, request: &FacilitatorRequest, from: Address) -> Result<(), Result<String, Response>> {
+    /// `/verify`, bounded.
+    async fn verify(
+        &self,
+        request: &FacilitatorRequest,
+        from: Address,
+    ) -> Result<(), VerifyFailure> {
         let timeout = self.config().verify_timeout();
         let answer = match tokio::time::timeout(timeout, self.facilitator().verify(request)).await {
             Ok(answer) => answer,
@@ -581,43 +688,38 @@ impl X402 {
         };
         match answer {
             Ok(v) if v.is_valid => {
-                let payer_ok = v.payer.as_deref().is_none_or(|p| p.parse::<Address>().is_ok_and(|a| a == from));
+                let payer_ok = v
+                    .payer
+                    .as_deref()
+                    .is_none_or(|p| p.parse::<Address>().is_ok_and(|a| a == from));
                 if payer_ok {
                     Ok(())
                 } else {
                     tracing::error!(payer = ?v.payer, %from, "x402: /verify vouched for another payer");
-                    Err(Err(verify_fault()))
+                    Err(VerifyFailure::Fault)
                 }
             }
             Ok(v) => {
                 tracing::debug!(reason = ?v.invalid_reason, message = ?v.invalid_message, "x402: /verify refused the payment");
-                Err(Ok(v.invalid_reason.filter(|r| !r.is_empty()).unwrap_or_else(|| "invalid_payment".to_owned())))
+                Err(VerifyFailure::Refused(
+                    v.invalid_reason
+                        .filter(|r| !r.is_empty())
+                        .unwrap_or_else(|| "invalid_payment".to_owned()),
+                ))
             }
-            Err(FacilitatorError::Timeout) => Err(Err(respond::error(
-                StatusCode::GATEWAY_TIMEOUT,
-                codes::FACILITATOR_TIMEOUT,
-                "the facilitator did not verify the payment in time; nothing was charged, retry with the same payment header",
-            ))),
+            Err(FacilitatorError::Timeout) => Err(VerifyFailure::Timeout),
             Err(e) => {
                 tracing::warn!("x402: /verify fault: {e}");
-                Err(Err(verify_fault()))
+                Err(VerifyFailure::Fault)
             }
         }
     }
 }
 
-fn verify_fault() -> Response {
-    respond::error(
-        StatusCode::BAD_GATEWAY,
-        codes::UNEXPECTED_VERIFY_ERROR,
-        "the facilitator could not verify the payment; nothing was charged, retry with the same payment header",
-    )
-}
-
-fn decode_refusal(e: DecodeError) -> Result<Refusal, Response> {
+fn decode_refusal(e: DecodeError) -> Refused {
     match e {
-        DecodeError::Malformed(why) => Err(malformed(&why)),
-        _ => Err(malformed("the payment is malformed")),
+        DecodeError::Malformed(why) => Refused::Malformed(why),
+        _ => Refused::Malformed("the payment is malformed".into()),
     }
 }
 
@@ -633,7 +735,11 @@ fn extra_contains(accepted: &PaymentRequirements, ours: &PaymentRequirements) ->
 /// The path of an absolute or relative URL, without query or fragment.
 fn url_path(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(url, |i| &url[i + 3..]);
-    let path_start = if url.contains("://") { after_scheme.find('/').map_or("", |i| &after_scheme[i..]) } else { after_scheme };
+    let path_start = if url.contains("://") {
+        after_scheme.find('/').map_or("", |i| &after_scheme[i..])
+    } else {
+        after_scheme
+    };
     let end = path_start.find(['?', '#']).unwrap_or(path_start.len());
     let path = &path_start[..end];
     if path.is_empty() { "/" } else { path }
@@ -651,7 +757,9 @@ fn taken(slot: Slot) -> Response {
             StatusCode::CONFLICT,
             codes::SETTLEMENT_PENDING,
             "this payment's settlement is not confirmed yet; do not sign a new payment",
-            Some(&transaction).filter(|t| !t.is_empty()).map(|t| t.as_str()),
+            Some(&transaction)
+                .filter(|t| !t.is_empty())
+                .map(|t| t.as_str()),
         ),
         Slot::InProgress => respond::error(
             StatusCode::CONFLICT,

@@ -82,8 +82,12 @@ pub(crate) fn error_with_tx(
     message: &str,
     transaction: Option<&str>,
 ) -> Response {
-    let body = serde_json::to_vec(&ErrorBody { error: code, message, transaction })
-        .unwrap_or_else(|_| b"{}".to_vec());
+    let body = serde_json::to_vec(&ErrorBody {
+        error: code,
+        message,
+        transaction,
+    })
+    .unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -107,7 +111,11 @@ pub(crate) fn receipt_header(version: X402Version) -> HeaderName {
 }
 
 /// Adds the receipt and the headers a browser needs to read it.
-pub(crate) fn attach_receipt(response: &mut Response, version: X402Version, receipt: &SettleResponse) {
+pub(crate) fn attach_receipt(
+    response: &mut Response,
+    version: X402Version,
+    receipt: &SettleResponse,
+) {
     let Some(value) = encode_header(receipt) else {
         return;
     };
@@ -129,7 +137,9 @@ pub(crate) fn make_private(response: &mut Response) {
     let mut directives: Vec<&str> = existing
         .split(',')
         .map(str::trim)
-        .filter(|d| !d.is_empty() && !d.eq_ignore_ascii_case("public") && !d.eq_ignore_ascii_case("private"))
+        .filter(|d| {
+            !d.is_empty() && !d.eq_ignore_ascii_case("public") && !d.eq_ignore_ascii_case("private")
+        })
         .collect();
     directives.insert(0, "private");
     if let Ok(value) = HeaderValue::from_str(&directives.join(", ")) {
@@ -149,7 +159,9 @@ pub(crate) fn with_receipt(
     let mut response = error_with_tx(status, code, message, transaction);
     attach_receipt(&mut response, version, receipt);
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("5"));
     }
     response
 }
@@ -163,7 +175,10 @@ mod tests {
         let mut r = Response::new(Body::empty());
         make_private(&mut r);
         assert_eq!(r.headers()[CACHE_CONTROL], "private");
-        r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+        r.headers_mut().insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=60"),
+        );
         make_private(&mut r);
         assert_eq!(r.headers()[CACHE_CONTROL], "private, max-age=60");
     }

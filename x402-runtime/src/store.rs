@@ -40,7 +40,11 @@ pub enum Slot {
 pub trait ReplayStore: Send + Sync + 'static {
     /// Atomically takes `key` until `expires_at` (unix seconds). Returns the existing slot if
     /// the key is already taken and not expired.
-    fn reserve<'a>(&'a self, key: &'a ReplayKey, expires_at: u64) -> BoxFuture<'a, Result<(), Slot>>;
+    fn reserve<'a>(
+        &'a self,
+        key: &'a ReplayKey,
+        expires_at: u64,
+    ) -> BoxFuture<'a, Result<(), Slot>>;
 
     /// Records the outcome of a reserved key (it stays taken until it expires).
     fn record<'a>(&'a self, key: &'a ReplayKey, slot: Slot) -> BoxFuture<'a, ()>;
@@ -103,9 +107,9 @@ impl MemoryStore {
 
     fn sweep(&self, now: u64) {
         self.keys.retain(|_, e| e.expires_at > now);
-        self.transactions.retain(|_, (_, expires_at)| *expires_at > now);
+        self.transactions
+            .retain(|_, (_, expires_at)| *expires_at > now);
     }
-
 }
 
 impl Default for MemoryStore {
@@ -115,19 +119,29 @@ impl Default for MemoryStore {
 }
 
 impl ReplayStore for MemoryStore {
-    fn reserve<'a>(&'a self, key: &'a ReplayKey, expires_at: u64) -> BoxFuture<'a, Result<(), Slot>> {
+    fn reserve<'a>(
+        &'a self,
+        key: &'a ReplayKey,
+        expires_at: u64,
+    ) -> BoxFuture<'a, Result<(), Slot>> {
         let now = (self.now)();
         if self.reservations.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.sweep(now);
         }
         let result = match self.keys.entry(key.clone()) {
             Entry::Occupied(mut taken) if taken.get().expires_at <= now => {
-                taken.insert(Held { slot: Slot::InProgress, expires_at });
+                taken.insert(Held {
+                    slot: Slot::InProgress,
+                    expires_at,
+                });
                 Ok(())
             }
             Entry::Occupied(taken) => Err(taken.get().slot.clone()),
             Entry::Vacant(free) => {
-                free.insert(Held { slot: Slot::InProgress, expires_at });
+                free.insert(Held {
+                    slot: Slot::InProgress,
+                    expires_at,
+                });
                 Ok(())
             }
         };

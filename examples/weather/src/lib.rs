@@ -23,4 +23,3 @@ pub fn app(x402: X402) -> Router {
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
-

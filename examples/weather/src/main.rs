@@ -19,7 +19,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let x402 = X402::from_env()?;
     x402.check_routes()?;
     match x402.check_facilitator().await {
-        Ok(_) => tracing::info!(facilitator = x402.config().facilitator_url(), "facilitator supports every configured network"),
+        Ok(_) => tracing::info!(
+            facilitator = x402.config().facilitator_url(),
+            "facilitator supports every configured network"
+        ),
         Err(e) => tracing::warn!("{e}; paid routes will answer 502 until it does"),
     }
     let listen = std::env::var("X402_LISTEN").unwrap_or_else(|_| "127.0.0.1:4021".to_owned());
@@ -41,4 +44,3 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     Ok(())
 }
-

@@ -77,11 +77,21 @@ pub async fn forecast(
     Json(req): Json<ForecastRequest>,
 ) -> Result<Json<Forecast>, (axum::http::StatusCode, String)> {
     if !(1..=7).contains(&req.days) {
-        return Err((axum::http::StatusCode::UNPROCESSABLE_ENTITY, "days must be between 1 and 7".into()));
+        return Err((
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "days must be between 1 and 7".into(),
+        ));
     }
     let base = base_temperature(&req.city);
     let days = (1..=req.days)
-        .map(|day| Day { day, high: base + f32::from(day % 3), low: base - 6.0 + f32::from(day % 2) })
+        .map(|day| Day {
+            day,
+            high: base + f32::from(day % 3),
+            low: base - 6.0 + f32::from(day % 2),
+        })
         .collect();
-    Ok(Json(Forecast { city: req.city, days }))
+    Ok(Json(Forecast {
+        city: req.city,
+        days,
+    }))
 }

@@ -84,16 +84,22 @@ impl HttpFacilitator {
         accept_on_error: impl Fn(&T) -> bool,
     ) -> Result<T, FacilitatorError> {
         let url = format!("{}{path}", self.base);
-        let (status, body) = self.call(self.client.post(url).json(request), timeout).await?;
+        let (status, body) = self
+            .call(self.client.post(url).json(request), timeout)
+            .await?;
         let parsed = serde_json::from_slice::<T>(&body);
         match parsed {
             Ok(answer) if status.is_success() => Ok(answer),
             Ok(answer) if accept_on_error(&answer) => Ok(answer),
-            Ok(_) => Err(FacilitatorError::BadResponse(format!("{path} answered HTTP {status}"))),
-            Err(e) if status.is_success() => {
-                Err(FacilitatorError::BadResponse(format!("{path} answered invalid JSON: {e}")))
-            }
-            Err(_) => Err(FacilitatorError::BadResponse(format!("{path} answered HTTP {status}"))),
+            Ok(_) => Err(FacilitatorError::BadResponse(format!(
+                "{path} answered HTTP {status}"
+            ))),
+            Err(e) if status.is_success() => Err(FacilitatorError::BadResponse(format!(
+                "{path} answered invalid JSON: {e}"
+            ))),
+            Err(_) => Err(FacilitatorError::BadResponse(format!(
+                "{path} answered HTTP {status}"
+            ))),
         }
     }
 }
@@ -113,14 +119,24 @@ impl Facilitator for HttpFacilitator {
         &'a self,
         request: &'a FacilitatorRequest,
     ) -> BoxFuture<'a, Result<VerifyResponse, FacilitatorError>> {
-        Box::pin(self.post("/verify", request, self.verify_timeout, |v: &VerifyResponse| !v.is_valid))
+        Box::pin(self.post(
+            "/verify",
+            request,
+            self.verify_timeout,
+            |v: &VerifyResponse| !v.is_valid,
+        ))
     }
 
     fn settle<'a>(
         &'a self,
         request: &'a FacilitatorRequest,
     ) -> BoxFuture<'a, Result<SettleResponse, FacilitatorError>> {
-        Box::pin(self.post("/settle", request, self.settle_timeout, |s: &SettleResponse| !s.success))
+        Box::pin(self.post(
+            "/settle",
+            request,
+            self.settle_timeout,
+            |s: &SettleResponse| !s.success,
+        ))
     }
 
     fn supported(&self) -> BoxFuture<'_, Result<SupportedResponse, FacilitatorError>> {
@@ -128,10 +144,13 @@ impl Facilitator for HttpFacilitator {
             let url = format!("{}/supported", self.base);
             let (status, body) = self.call(self.client.get(url), self.verify_timeout).await?;
             if !status.is_success() {
-                return Err(FacilitatorError::BadResponse(format!("/supported answered HTTP {status}")));
+                return Err(FacilitatorError::BadResponse(format!(
+                    "/supported answered HTTP {status}"
+                )));
             }
-            serde_json::from_slice(&body)
-                .map_err(|e| FacilitatorError::BadResponse(format!("/supported answered invalid JSON: {e}")))
+            serde_json::from_slice(&body).map_err(|e| {
+                FacilitatorError::BadResponse(format!("/supported answered invalid JSON: {e}"))
+            })
         })
     }
 }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The project's test command (README: "Run the tests"). Installs what the tests need, then runs
+# every test: unit, integration, compile-fail (trybuild), doc tests, and clippy with warnings as
+# errors.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain: $(rustc --version)"
+step "clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "tests (unit, integration, compile-fail)"
+cargo test --workspace --all-targets --locked
+step "doc tests"
+cargo test --workspace --doc --locked
