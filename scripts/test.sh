@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 step "toolchain: $(rustc --version)"
+step "formatting"
+cargo fmt --all -- --check
 step "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests (unit, integration, compile-fail)"

@@ -61,6 +61,33 @@ async fn echo(State(runs): State<Runs>, Json(body): Json<Value>) -> Json<Value> 
     Json(body)
 }
 
+/// Priced in dollars.
+#[paid(price = "$0.01", method = "GET", path = "/dollar")]
+async fn dollar() -> &'static str {
+    "dollar content"
+}
+
+/// Priced in euro, with every option.
+#[paid(
+    price = "0.05",
+    currency = "EURC",
+    description = "Euro content",
+    max_timeout_seconds = 120,
+    method = "GET",
+    path = "/euro"
+)]
+async fn euro() -> &'static str {
+    "euro content"
+}
+
+/// Panics when asked to.
+#[paid(price = "0.001", method = "GET", path = "/panics")]
+async fn panics(State(runs): State<Runs>, Query(q): Query<Code>) -> &'static str {
+    runs.fetch_add(1, Ordering::SeqCst);
+    assert!(q.code != 500, "handler bug");
+    "no panic"
+}
+
 struct Harness {
     base: String,
     facilitator: Facilitator,
@@ -82,6 +109,9 @@ impl Harness {
             .route("/status", get(status))
             .route("/upfront", post(upfront))
             .route("/echo", post(echo))
+            .route("/dollar", get(dollar))
+            .route("/panics", get(panics))
+            .route("/euro", get(euro))
             .with_state(runs.clone())
             .merge(example_weather::app(x402.clone()))
             .layer(x402.layer());
@@ -991,4 +1021,89 @@ fn the_registry_lists_every_paid_handler_with_its_atomic_price() {
             "{handler}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dollar_and_euro_prices_resolve_to_their_tokens() {
+    let h = Harness::start().await;
+    let dollar = challenge_of(&h.get("/dollar", None).await);
+    assert_eq!(dollar.accepts[0].amount, "10000");
+    assert_eq!(dollar.accepts[0].asset, USDC);
+    let unpaid = h.get("/euro", None).await;
+    let euro = challenge_of(&unpaid);
+    let offer = &euro.accepts[0];
+    assert_eq!(offer.amount, "50000");
+    assert_eq!(offer.asset, "0x808456652fdb597867f38412077A9182bf77359F");
+    assert_eq!(offer.max_timeout_seconds, 120);
+    assert_eq!(offer.extra.as_ref().expect("extra")["name"], "EURC");
+    assert_eq!(euro.resource.description.as_deref(), Some("Euro content"));
+    let payment = h.payer.pay_v2(&euro, &Terms::default());
+    let paid = h.get("/euro", Some(("PAYMENT-SIGNATURE", &payment))).await;
+    assert_eq!(paid.status(), 200);
+    assert_eq!(paid.text().await.expect("body"), "euro content");
+    assert_eq!(h.facilitator.calls()[1].requirements["asset"], offer.asset);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_configured_network_is_an_offer() {
+    let facilitator = Facilitator::start().await;
+    let x402 = paywall_on(
+        &facilitator,
+        Duration::from_secs(5),
+        &["eip155:84532", "eip155:8453"],
+    );
+    let h = Harness::with(facilitator, x402).await;
+    let challenge = challenge_of(&h.get("/counted", None).await);
+    let networks: Vec<&str> = challenge
+        .accepts
+        .iter()
+        .map(|o| o.network.as_str())
+        .collect();
+    assert_eq!(networks, ["eip155:84532", "eip155:8453"]);
+    let base = &challenge.accepts[1];
+    assert_eq!(base.asset, "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913");
+    assert_eq!(base.extra.as_ref().expect("extra")["name"], "USD Coin");
+    // A payment signed for the second offer's domain (Base mainnet, "USD Coin") is accepted.
+    let terms = Terms {
+        chain_id: 8453,
+        ..Terms::default()
+    };
+    let payment = h.payer.pay_v2_offer(&challenge, 1, &terms);
+    let response = h
+        .get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
+        .await;
+    assert_eq!(response.status(), 200);
+    let receipt: SettleResponse = decode_b64(
+        response.headers()["payment-response"]
+            .to_str()
+            .expect("ascii"),
+    );
+    assert_eq!(receipt.network, "eip155:8453");
+    assert_eq!(
+        h.facilitator.calls()[1].requirements["network"],
+        "eip155:8453"
+    );
+    // The v1 body lists both networks by their v1 names.
+    let v1: PaymentRequiredV1 = h.get("/counted", None).await.json().await.expect("v1");
+    let names: Vec<&str> = v1.accepts.iter().map(|o| o.network.as_str()).collect();
+    assert_eq!(names, ["base-sepolia", "base"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_is_a_500_and_charges_nothing() {
+    let h = Harness::start().await;
+    let payment = h.payment_for("/panics", &Terms::default()).await;
+    let response = h
+        .get("/panics?code=500", Some(("PAYMENT-SIGNATURE", &payment)))
+        .await;
+    assert_eq!(response.status(), 500);
+    assert!(response.headers().get("payment-response").is_none());
+    assert_eq!(h.facilitator.count("settle"), 0);
+    // The reservation was released: the same payment buys a working answer.
+    let retry = h
+        .get("/panics?code=200", Some(("PAYMENT-SIGNATURE", &payment)))
+        .await;
+    assert_eq!(retry.status(), 200);
+    assert_eq!(h.facilitator.count("settle"), 1);
+    assert_eq!(h.runs(), 2);
 }

@@ -186,7 +186,13 @@ pub fn paywall(facilitator: &Facilitator) -> X402 {
 }
 
 pub fn paywall_with(facilitator: &Facilitator, verify_timeout: Duration) -> X402 {
-    let config = X402Config::builder()
+    paywall_on(facilitator, verify_timeout, &["eip155:84532"])
+}
+
+pub fn paywall_on(facilitator: &Facilitator, verify_timeout: Duration, networks: &[&str]) -> X402 {
+    let config = networks
+        .iter()
+        .fold(X402Config::builder(), |b, n| b.network(*n))
         .pay_to(PAY_TO)
         .facilitator_url(facilitator.url())
         .verify_timeout(verify_timeout)
@@ -332,7 +338,12 @@ impl Payer {
 
     /// A v2 `PAYMENT-SIGNATURE` value paying `challenge.accepts[0]`.
     pub fn pay_v2(&self, challenge: &PaymentRequired, terms: &Terms) -> String {
-        let accepted = serde_json::to_value(&challenge.accepts[0]).expect("json");
+        self.pay_v2_offer(challenge, 0, terms)
+    }
+
+    /// A v2 `PAYMENT-SIGNATURE` value paying `challenge.accepts[index]`.
+    pub fn pay_v2_offer(&self, challenge: &PaymentRequired, index: usize, terms: &Terms) -> String {
+        let accepted = serde_json::to_value(&challenge.accepts[index]).expect("json");
         let (authorization, signature) = self.sign(&accepted, terms);
         let payload = json!({
             "x402Version": 2,

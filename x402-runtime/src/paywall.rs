@@ -190,13 +190,13 @@ impl<M: PaidEndpoint> Paywall<M> {
                     Ok(receipt) => receipt,
                     Err(refusal) => return refusal,
                 };
-                let mut response = handler.await.into_response();
+                let mut response = run(handler).await;
                 respond::attach_receipt(&mut response, version, &receipt);
                 respond::make_private(&mut response);
                 response
             }
             SettleTiming::AfterSuccess => {
-                let response = handler.await.into_response();
+                let response = run(handler).await;
                 if !response.status().is_success() {
                     // Dropping `admitted` releases the reservation: nothing was charged.
                     return response;
@@ -212,6 +212,26 @@ impl<M: PaidEndpoint> Paywall<M> {
                     Err(refusal) => refusal,
                 }
             }
+        }
+    }
+}
+
+/// Runs the handler; a panic becomes a 500 (and, since it is not 2xx, nothing is settled).
+async fn run<F, R>(handler: F) -> Response
+where
+    F: Future<Output = R> + Send,
+    R: IntoResponse,
+{
+    use futures_util::FutureExt as _;
+    match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(response) => response.into_response(),
+        Err(_) => {
+            tracing::error!("x402: the paid handler panicked; nothing was charged");
+            respond::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::INTERNAL_ERROR,
+                "the handler failed; nothing was charged",
+            )
         }
     }
 }

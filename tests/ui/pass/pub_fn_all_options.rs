@@ -1,0 +1,25 @@
+use axum::Router;
+use axum::extract::Path;
+use axum::routing::put;
+use x402_runtime::paid;
+
+/// Stores a report.
+///
+/// The second paragraph is not part of the description.
+#[paid(
+    price = "0.05",
+    currency = "EURC",
+    description = "Store a report",
+    max_timeout_seconds = 120,
+    settle = "after",
+    method = "put",
+    path = "/reports/{id}",
+    operation_id = "store_report"
+)]
+pub async fn store_report(Path(id): Path<u32>, body: String) -> String {
+    format!("{id}: {} bytes", body.len())
+}
+
+fn main() {
+    let _app: Router = Router::new().route("/reports/{id}", put(store_report));
+}

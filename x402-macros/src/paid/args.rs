@@ -1,0 +1,165 @@
+//! The `#[paid(key = value, ...)]` arguments.
+//!
+//! Parsing goes entry by entry and keeps going after a bad key or value, so several mistakes are
+//! reported together; only a syntax error (a missing `=` or `,`) ends it early. Each value is
+//! checked as it is read (see `values`), so errors come in source order; checks across options
+//! (price and currency, `#[utoipa::path]`) come later and use the spans kept here.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use syn::ext::IdentExt;
+use syn::parse::{ParseStream, Parser};
+use syn::{Expr, Ident, Token};
+
+use super::Errors;
+use super::currency::Currency;
+use super::keys::{Key, unknown_key, wrong_kind};
+use super::price::PriceExpr;
+use super::values::{self, Settle, Spanned};
+
+/// The arguments, each value checked on its own; `None` for options that are absent or invalid.
+#[derive(Default)]
+pub(crate) struct PaidArgs {
+    pub(crate) price: Option<PriceExpr>,
+    currency: Option<Currency>,
+    pub(crate) description: Option<String>,
+    pub(crate) max_timeout_seconds: Option<u32>,
+    pub(crate) settle: Option<Settle>,
+    pub(crate) method: Option<Spanned<String>>,
+    pub(crate) path: Option<Spanned<String>>,
+    pub(crate) operation_id: Option<Spanned<String>>,
+    seen: Vec<Key>,
+}
+
+impl PaidArgs {
+    /// The currency: the default when absent, `None` when the value was invalid.
+    pub(crate) fn currency(&self) -> Option<Currency> {
+        match self.currency {
+            None if !self.seen.contains(&Key::Currency) => Some(Currency::DEFAULT),
+            currency => currency,
+        }
+    }
+
+    /// Parses the attribute arguments, recording every mistake in `errors`.
+    pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> PaidArgs {
+        let mut args = PaidArgs::default();
+        let parser = |input: ParseStream<'_>| {
+            let complete = args.parse_entries(input, errors);
+            if complete && !args.seen.contains(&Key::Price) {
+                errors.push(missing_price());
+            }
+            Ok(())
+        };
+        // `parse_entries` consumes all input and reports through `errors`, so this cannot fail.
+        if let Err(error) = parser.parse2(tokens) {
+            errors.push(error);
+        }
+        args
+    }
+
+    /// Parses `key = value` entries until the end or a syntax error; `true` if it reached the end.
+    fn parse_entries(&mut self, input: ParseStream<'_>, errors: &mut Errors) -> bool {
+        while !input.is_empty() {
+            let Ok(key) = input.call(Ident::parse_any) else {
+                errors.push(input.error(
+                    "expected an option such as `price`: write `#[paid(price = \"0.01\")]`",
+                ));
+                skip_rest(input);
+                return false;
+            };
+            let Ok(eq) = input.parse::<Token![=]>() else {
+                let example = Key::from_name(&key.unraw().to_string())
+                    .map_or_else(|| format!("`{key} = ...`"), |k| k.example().to_owned());
+                errors.push(syn::Error::new(
+                    key.span(),
+                    format!("expected `=` after `{key}`: write {example}"),
+                ));
+                skip_rest(input);
+                return false;
+            };
+            let value = take_value(input);
+            self.set(&key, eq.span, value, errors);
+            if input.is_empty() {
+                break;
+            }
+            if input.parse::<Token![,]>().is_err() {
+                errors.push(input.error("expected `,` between `#[paid]` options"));
+                skip_rest(input);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Records one entry: unknown and duplicate keys, then the value.
+    fn set(&mut self, key: &Ident, eq: Span, value: TokenStream, errors: &mut Errors) {
+        let name = key.unraw().to_string();
+        let Some(which) = Key::from_name(&name) else {
+            errors.push(syn::Error::new(key.span(), unknown_key(&name)));
+            return;
+        };
+        if self.seen.contains(&which) {
+            errors.push(syn::Error::new(
+                key.span(),
+                format!("duplicate `{name}` option; remove one"),
+            ));
+            return;
+        }
+        self.seen.push(which);
+        let expr = if value.is_empty() {
+            Err(syn::Error::new(eq, wrong_kind(which)))
+        } else {
+            syn::parse2::<Expr>(value.clone())
+                .map_err(|_| syn::Error::new_spanned(&value, wrong_kind(which)))
+        };
+        let Some(expr) = errors.take(expr) else {
+            return;
+        };
+        let expr = values::strip_group(&expr);
+        match which {
+            Key::Price => self.price = errors.take(values::price(expr)),
+            Key::Currency => self.currency = errors.take(values::currency(expr)),
+            Key::Description => self.description = errors.take(values::description(expr)),
+            Key::MaxTimeoutSeconds => self.max_timeout_seconds = errors.take(values::timeout(expr)),
+            Key::Settle => self.settle = errors.take(values::settle(expr)),
+            Key::Method => self.method = errors.take(values::method(expr)),
+            Key::Path => self.path = errors.take(values::path(expr)),
+            Key::OperationId => self.operation_id = errors.take(values::operation_id(expr)),
+        }
+    }
+}
+
+/// The error for an attribute without `price`, placed on the attribute.
+pub(crate) fn missing_price() -> syn::Error {
+    syn::Error::new(
+        Span::call_site(),
+        "missing `price`: write `#[paid(price = \"0.01\")]`",
+    )
+}
+
+/// The tokens of one value: everything up to the next top-level `,`.
+fn take_value(input: ParseStream<'_>) -> TokenStream {
+    input
+        .step(|cursor| {
+            let mut tokens = TokenStream::new();
+            let mut rest = *cursor;
+            while let Some((tree, next)) = rest.token_tree() {
+                if matches!(&tree, TokenTree::Punct(p) if p.as_char() == ',') {
+                    break;
+                }
+                tokens.extend([tree]);
+                rest = next;
+            }
+            Ok((tokens, rest))
+        })
+        .unwrap_or_default()
+}
+
+fn skip_rest(input: ParseStream<'_>) {
+    let _ = input.step(|cursor| {
+        let mut rest = *cursor;
+        while let Some((_, next)) = rest.token_tree() {
+            rest = next;
+        }
+        Ok(((), rest))
+    });
+}

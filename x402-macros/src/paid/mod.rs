@@ -1,0 +1,114 @@
+//! `#[paid]`: parse the arguments, check the handler, then generate.
+//!
+//! Every phase records its mistakes in one [`Errors`] list instead of stopping at the first, so a
+//! user sees all of them in one compile. On any error the handler is emitted unchanged next to the
+//! errors: the route that uses it still resolves and no follow-on error hides the real one.
+
+mod args;
+mod codegen;
+mod currency;
+mod handler;
+mod keys;
+mod price;
+mod route;
+#[cfg(test)]
+mod tests;
+mod values;
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+use syn::ItemFn;
+
+use self::args::PaidArgs;
+use self::price::Pricing;
+use self::route::RouteInfo;
+use self::values::Settle;
+
+/// Expands `#[paid(args)] item`.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let func = match syn::parse2::<ItemFn>(item.clone()) {
+        Ok(func) => func,
+        Err(error) => {
+            let error = not_a_function(&item, error);
+            return with_error(item, error);
+        }
+    };
+    match analyse(args, &func) {
+        Ok(paid) => codegen::expand(&paid),
+        Err(error) => with_error(item, error),
+    }
+}
+
+/// Everything the code generator needs, validated.
+pub(crate) struct Paid<'a> {
+    pub(crate) func: &'a ItemFn,
+    pub(crate) pricing: Pricing,
+    pub(crate) max_timeout_seconds: Option<u32>,
+    pub(crate) settle: Settle,
+    pub(crate) route: RouteInfo,
+}
+
+/// Parses and checks everything, collecting every error before giving up.
+fn analyse(args: TokenStream, func: &ItemFn) -> syn::Result<Paid<'_>> {
+    let mut errors = Errors::default();
+    let args = PaidArgs::parse(args, &mut errors);
+    let pricing = match (&args.price, args.currency()) {
+        (Some(price), Some(currency)) => errors.take(price::resolve(price, currency)),
+        _ => None,
+    };
+    let route = route::resolve(&args, func, &mut errors);
+    handler::check(func, &mut errors);
+    errors.finish()?;
+    Ok(Paid {
+        func,
+        // `PaidArgs::parse` reports a missing price, so this only guards the invariant.
+        pricing: pricing.ok_or_else(args::missing_price)?,
+        max_timeout_seconds: args.max_timeout_seconds,
+        settle: args.settle.unwrap_or_default(),
+        route,
+    })
+}
+
+/// The item, untouched, followed by the errors.
+fn with_error(item: TokenStream, error: syn::Error) -> TokenStream {
+    let mut tokens = item;
+    tokens.extend(error.to_compile_error());
+    tokens
+}
+
+/// Rewords the parse error when the item is something other than a function.
+fn not_a_function(item: &TokenStream, error: syn::Error) -> syn::Error {
+    match syn::parse2::<syn::Item>(item.clone()) {
+        Ok(syn::Item::Fn(_)) | Err(_) => error,
+        Ok(other) => syn::Error::new_spanned(
+            other.into_token_stream(),
+            "`#[paid]` goes on an axum handler: an `async fn`",
+        ),
+    }
+}
+
+/// The errors found so far, merged with [`syn::Error::combine`].
+#[derive(Default)]
+pub(crate) struct Errors {
+    combined: Option<syn::Error>,
+}
+
+impl Errors {
+    /// Records one more error.
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.combined {
+            Some(combined) => combined.combine(error),
+            None => self.combined = Some(error),
+        }
+    }
+
+    /// The value of `result`, or `None` after recording its error.
+    pub(crate) fn take<T>(&mut self, result: syn::Result<T>) -> Option<T> {
+        result.map_err(|error| self.push(error)).ok()
+    }
+
+    /// `Ok` if nothing was recorded, else all errors at once.
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        self.combined.map_or(Ok(()), Err)
+    }
+}
