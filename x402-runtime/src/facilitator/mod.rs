@@ -8,6 +8,8 @@
 
 #[cfg(feature = "http-facilitator")]
 mod http;
+#[cfg(feature = "local-facilitator")]
+pub mod local;
 
 use std::fmt;
 use std::future::Future;
@@ -15,6 +17,8 @@ use std::pin::Pin;
 
 #[cfg(feature = "http-facilitator")]
 pub use http::HttpFacilitator;
+#[cfg(feature = "local-facilitator")]
+pub use local::{LocalFacilitator, LocalFacilitatorBuilder};
 
 use crate::proto::{FacilitatorRequest, SettleResponse, SupportedResponse, VerifyResponse};
 

@@ -1,0 +1,839 @@
+//! The in-process facilitator: verifies `exact` EIP-3009 payments itself and settles them on an
+//! EVM node through alloy.
+//!
+//! Verification that needs no chain (scheme, EIP-712 domain, network, ECDSA signature with
+//! FiatToken's low-s and `v` rules, recipient, validity window, exact value) works without any
+//! RPC, so a server can refuse bad payments without a round trip. With an RPC URL the
+//! facilitator also reads the chain: the token has code, the authorization is unused, the payer's
+//! balance covers the value, and a payer with code is checked with ERC-1271.
+//!
+//! Settlement simulates `transferWithAuthorization`, sends it from the facilitator key (alloy's
+//! cached nonce manager lets many settlements be in flight), waits for the receipt and requires a
+//! matching `Transfer(from, to, value)` log. If the receipt does not come in time the answer is
+//! `settlement_pending` with the transaction hash, and a retried `/settle` for the same
+//! authorization waits for that transaction instead of sending another.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, B256, Bytes, FixedBytes, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionReceipt;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::transports::{RpcError, TransportError};
+use dashmap::DashMap;
+use serde_json::Value;
+
+use super::{BoxFuture, Facilitator, FacilitatorError};
+use crate::config::{ConfigError, unix_now};
+use crate::eip3009::{self, SignatureCheck};
+use crate::network::Network;
+use crate::payload::{self, DecodeError, DecodedPayment, X402Version};
+use crate::proto::{
+    FacilitatorRequest, Requirements, SettleResponse, SupportedKind, SupportedResponse,
+    VerifyResponse,
+};
+
+/// Contract interfaces (generated bindings carry the Solidity argument lists).
+#[allow(clippy::too_many_arguments)]
+mod contracts {
+    use alloy::sol;
+
+    sol! {
+        /// The parts of an EIP-3009 token (Circle's FiatToken) the facilitator uses.
+        #[sol(rpc)]
+        interface IEip3009 {
+            function authorizationState(address authorizer, bytes32 nonce) external view returns (bool);
+            function balanceOf(address account) external view returns (uint256);
+            function transferWithAuthorization(address from, address to, uint256 value, uint256 validAfter, uint256 validBefore, bytes32 nonce, uint8 v, bytes32 r, bytes32 s) external;
+            function transferWithAuthorization(address from, address to, uint256 value, uint256 validAfter, uint256 validBefore, bytes32 nonce, bytes signature) external;
+            event Transfer(address indexed from, address indexed to, uint256 value);
+        }
+
+        /// ERC-1271 signature validation for contract accounts.
+        #[sol(rpc)]
+        interface IErc1271 {
+            function isValidSignature(bytes32 hash, bytes signature) external view returns (bytes4 magicValue);
+        }
+    }
+}
+
+use contracts::{IEip3009, IErc1271};
+
+/// ERC-1271's "valid" answer.
+const ERC1271_MAGIC: FixedBytes<4> = FixedBytes([0x16, 0x26, 0xba, 0x7e]);
+/// Seconds `validBefore` must still be ahead of now.
+const VALID_BEFORE_MARGIN: u64 = 6;
+
+/// Error codes the facilitator answers with (the TypeScript and Go SDKs' strings).
+pub mod reasons {
+    /// The payment is not a decodable x402 payment.
+    pub const INVALID_PAYLOAD: &str = "invalid_payload";
+    /// Version mismatch between request, payload and requirements.
+    pub const INVALID_X402_VERSION: &str = "invalid_x402_version";
+    /// Not the `exact` scheme.
+    pub const SCHEME: &str = "invalid_exact_evm_scheme";
+    /// `extra.name` / `extra.version` missing from the requirements.
+    pub const MISSING_DOMAIN: &str = "invalid_exact_evm_missing_eip712_domain";
+    /// The payment is for another network than the requirements.
+    pub const NETWORK_MISMATCH: &str = "invalid_exact_evm_network_mismatch";
+    /// A network this facilitator does not serve.
+    pub const INVALID_NETWORK: &str = "invalid_network";
+    /// Malformed requirements.
+    pub const INVALID_REQUIREMENTS: &str = "invalid_payment_requirements";
+    /// The signature is not the payer's.
+    pub const SIGNATURE: &str = "invalid_exact_evm_signature";
+    /// The authorization pays someone else.
+    pub const RECIPIENT: &str = "invalid_exact_evm_recipient_mismatch";
+    /// `validBefore` passed or too close.
+    pub const VALID_BEFORE: &str = "invalid_exact_evm_payload_authorization_valid_before";
+    /// `validAfter` in the future.
+    pub const VALID_AFTER: &str = "invalid_exact_evm_payload_authorization_valid_after";
+    /// The value is not exactly the required amount.
+    pub const VALUE: &str = "invalid_exact_evm_payload_authorization_value_mismatch";
+    /// The token address has no code.
+    pub const ASSET_NOT_DEPLOYED: &str = "asset_not_deployed_contract";
+    /// The authorization was already used or cancelled.
+    pub const NONCE_USED: &str = "invalid_exact_evm_nonce_already_used";
+    /// The payer's balance is below the value.
+    pub const INSUFFICIENT_BALANCE: &str = "invalid_exact_evm_insufficient_balance";
+    /// The token does not implement EIP-3009.
+    pub const NOT_EIP3009: &str = "invalid_exact_evm_eip3009_not_supported";
+    /// The transaction reverted.
+    pub const TRANSACTION_FAILED: &str = "invalid_exact_evm_transaction_failed";
+    /// The receipt has no matching `Transfer` log.
+    pub const TRANSFER_EVENT: &str = "invalid_exact_evm_transfer_event_mismatch";
+    /// The transaction was sent; its receipt has not been seen yet.
+    pub const PENDING: &str = "settlement_pending";
+}
+
+/// One network the facilitator serves.
+struct Chain {
+    network: Network,
+    reader: Option<DynProvider>,
+    writer: Option<(DynProvider, Address)>,
+}
+
+/// The in-process facilitator. See the [module documentation](self).
+pub struct LocalFacilitator {
+    chains: HashMap<u64, Chain>,
+    receipt_timeout: Duration,
+    clock: fn() -> u64,
+    /// Settlements sent whose receipt was not seen, by `(chain id, payer, nonce)`.
+    in_flight: DashMap<(u64, Address, B256), B256>,
+}
+
+impl fmt::Debug for LocalFacilitator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never prints keys: only networks and the public signer addresses.
+        let mut chains: Vec<(String, bool, Option<Address>)> = self
+            .chains
+            .values()
+            .map(|c| {
+                (
+                    c.network.caip2.clone(),
+                    c.reader.is_some(),
+                    c.writer.as_ref().map(|w| w.1),
+                )
+            })
+            .collect();
+        chains.sort();
+        f.debug_struct("LocalFacilitator")
+            .field("chains (network, rpc, signer)", &chains)
+            .field("receipt_timeout", &self.receipt_timeout)
+            .finish()
+    }
+}
+
+/// Builds a [`LocalFacilitator`].
+#[derive(Default)]
+#[must_use]
+pub struct LocalFacilitatorBuilder {
+    networks: Vec<String>,
+    rpc: HashMap<String, String>,
+    keys: HashMap<String, String>,
+    default_rpc: Option<String>,
+    default_key: Option<String>,
+    receipt_timeout: Option<Duration>,
+    clock: Option<fn() -> u64>,
+}
+
+impl fmt::Debug for LocalFacilitatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalFacilitatorBuilder")
+            .field("networks", &self.networks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalFacilitatorBuilder {
+    /// A builder for `networks` with RPC URLs and keys read through `lookup` (see
+    /// [`LocalFacilitator::from_env`]); options can still be added before `build`.
+    pub fn from_lookup(networks: &[Network], lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let mut builder = LocalFacilitator::builder();
+        if let Some(url) = lookup("X402_RPC_URL").filter(|u| !u.trim().is_empty()) {
+            builder = builder.default_rpc_url(url.trim());
+        }
+        if let Some(key) = lookup("X402_FACILITATOR_KEY").filter(|k| !k.trim().is_empty()) {
+            builder = builder.default_signer_key(key);
+        }
+        for network in networks {
+            builder = builder.network(network.caip2.clone());
+            if let Some(url) = lookup(&format!("X402_RPC_URL_{}", network.chain_id)) {
+                builder = builder.rpc_url(network.caip2.clone(), url.trim());
+            }
+            if let Some(key) = lookup(&format!("X402_FACILITATOR_KEY_{}", network.chain_id)) {
+                builder = builder.signer_key(network.caip2.clone(), key);
+            }
+        }
+        builder
+    }
+
+    /// Serves `caip2` (e.g. `eip155:84532`); without an RPC URL only offline verification works.
+    pub fn network(mut self, caip2: impl Into<String>) -> Self {
+        self.networks.push(caip2.into());
+        self
+    }
+
+    /// The RPC URL for one network.
+    pub fn rpc_url(mut self, caip2: impl Into<String>, url: impl Into<String>) -> Self {
+        self.rpc.insert(caip2.into(), url.into());
+        self
+    }
+
+    /// The RPC URL for every network without its own.
+    pub fn default_rpc_url(mut self, url: impl Into<String>) -> Self {
+        self.default_rpc = Some(url.into());
+        self
+    }
+
+    /// The key that signs settlement transactions on one network (hex private key).
+    pub fn signer_key(mut self, caip2: impl Into<String>, key: impl Into<String>) -> Self {
+        self.keys.insert(caip2.into(), key.into());
+        self
+    }
+
+    /// The settlement key for every network without its own.
+    pub fn default_signer_key(mut self, key: impl Into<String>) -> Self {
+        self.default_key = Some(key.into());
+        self
+    }
+
+    /// How long to wait for a settlement's receipt before answering `settlement_pending`
+    /// (default 20 s, below the paywall's 30 s settle timeout).
+    pub fn receipt_timeout(mut self, timeout: Duration) -> Self {
+        self.receipt_timeout = Some(timeout);
+        self
+    }
+
+    /// Reads the time (unix seconds) from `clock`.
+    pub fn clock(mut self, clock: fn() -> u64) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Builds the facilitator. Keys are parsed here; an error never contains them.
+    pub fn build(self) -> Result<LocalFacilitator, ConfigError> {
+        if self.networks.is_empty() {
+            return Err(ConfigError::new(
+                "the local facilitator serves no network: call .network(\"eip155:…\")",
+            ));
+        }
+        let mut chains = HashMap::new();
+        for caip2 in &self.networks {
+            let network = Network::from_caip2(caip2).ok_or_else(|| {
+                ConfigError::new(format!(
+                    "network `{caip2}` is not a CAIP-2 EVM id (`eip155:<chain id>`)"
+                ))
+            })?;
+            let rpc = self.rpc.get(caip2).or(self.default_rpc.as_ref());
+            let key = self.keys.get(caip2).or(self.default_key.as_ref());
+            let reader = match rpc {
+                Some(url) => Some(
+                    ProviderBuilder::new()
+                        .connect_http(parse_url(url)?)
+                        .erased(),
+                ),
+                None => None,
+            };
+            let writer = match (rpc, key) {
+                (Some(url), Some(key)) => {
+                    let signer: PrivateKeySigner = key.trim().parse().map_err(|_| {
+                        ConfigError::new(format!(
+                            "the facilitator key for {caip2} is not a 32-byte hex private key"
+                        ))
+                    })?;
+                    let address = signer.address();
+                    let provider = ProviderBuilder::new()
+                        .wallet(EthereumWallet::from(signer))
+                        .connect_http(parse_url(url)?)
+                        .erased();
+                    Some((provider, address))
+                }
+                _ => None,
+            };
+            chains.insert(
+                network.chain_id,
+                Chain {
+                    network,
+                    reader,
+                    writer,
+                },
+            );
+        }
+        Ok(LocalFacilitator {
+            chains,
+            receipt_timeout: self.receipt_timeout.unwrap_or(Duration::from_secs(20)),
+            clock: self.clock.unwrap_or(unix_now),
+            in_flight: DashMap::new(),
+        })
+    }
+}
+
+fn parse_url(url: &str) -> Result<alloy::transports::http::reqwest::Url, ConfigError> {
+    url.parse()
+        .map_err(|_| ConfigError::new(format!("RPC URL `{url}` is not a valid URL")))
+}
+
+impl LocalFacilitator {
+    /// Starts a facilitator.
+    pub fn builder() -> LocalFacilitatorBuilder {
+        LocalFacilitatorBuilder::default()
+    }
+
+    /// A facilitator for `networks`, configured from the environment: `X402_RPC_URL` and
+    /// `X402_FACILITATOR_KEY`, or per network `X402_RPC_URL_<chain id>` and
+    /// `X402_FACILITATOR_KEY_<chain id>`.
+    pub fn from_env(networks: &[Network]) -> Result<LocalFacilitator, ConfigError> {
+        LocalFacilitatorBuilder::from_lookup(networks, |name| std::env::var(name).ok()).build()
+    }
+
+    fn now(&self) -> u64 {
+        (self.clock)()
+    }
+}
+
+/// A verified payment, ready to settle.
+struct Checked<'a> {
+    chain: &'a Chain,
+    payment: DecodedPayment,
+    asset: Address,
+    network: String,
+}
+
+/// The outcome of a check: a refusal with its reason, or a chain fault.
+enum Refusal {
+    Invalid(&'static str, String),
+    Fault(FacilitatorError),
+}
+
+fn invalid(reason: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal::Invalid(reason, message.into())
+}
+
+fn requirement<T>(parsed: Result<T, DecodeError>) -> Result<T, Refusal> {
+    parsed.map_err(|_| invalid(reasons::INVALID_REQUIREMENTS, "malformed requirements"))
+}
+
+fn rpc_fault(e: impl fmt::Display) -> Refusal {
+    Refusal::Fault(FacilitatorError::Unreachable(format!("RPC: {e}")))
+}
+
+/// The fields the checks need from v2 or v1 requirements.
+struct Wanted<'a> {
+    version: X402Version,
+    scheme: &'a str,
+    network: &'a str,
+    amount: &'a str,
+    asset: &'a str,
+    pay_to: &'a str,
+    extra: Option<&'a serde_json::Map<String, Value>>,
+}
+
+fn wanted(request: &FacilitatorRequest) -> Result<Wanted<'_>, Refusal> {
+    match (&request.payment_requirements, request.x402_version) {
+        (Requirements::V2(r), 2) => Ok(Wanted {
+            version: X402Version::V2,
+            scheme: &r.scheme,
+            network: &r.network,
+            amount: &r.amount,
+            asset: &r.asset,
+            pay_to: &r.pay_to,
+            extra: r.extra.as_ref(),
+        }),
+        (Requirements::V1(r), 1) => Ok(Wanted {
+            version: X402Version::V1,
+            scheme: &r.scheme,
+            network: &r.network,
+            amount: &r.max_amount_required,
+            asset: &r.asset,
+            pay_to: &r.pay_to,
+            extra: r.extra.as_ref(),
+        }),
+        _ => Err(invalid(
+            reasons::INVALID_X402_VERSION,
+            "x402Version does not match the requirements",
+        )),
+    }
+}
+
+impl LocalFacilitator {
+    /// Every check, in the reference order; chain reads only where an RPC is configured.
+    async fn check(&self, request: &FacilitatorRequest) -> Result<Checked<'_>, Refusal> {
+        let want = wanted(request)?;
+        let payment = payload::decode_json(
+            request.payment_payload.get().as_bytes().to_vec(),
+            want.version,
+        )
+        .map_err(|e| match e {
+            DecodeError::WrongVersion(_) => {
+                invalid(reasons::INVALID_X402_VERSION, "payload version mismatch")
+            }
+            DecodeError::Malformed(why) => invalid(reasons::INVALID_PAYLOAD, why),
+            DecodeError::TooLarge => invalid(reasons::INVALID_PAYLOAD, "payload too large"),
+        })?;
+        if payment.scheme != "exact" || want.scheme != "exact" {
+            return Err(invalid(
+                reasons::SCHEME,
+                "only the exact scheme is supported",
+            ));
+        }
+        let domain_field = |key: &str| want.extra.and_then(|e| e.get(key)).and_then(Value::as_str);
+        let (Some(name), Some(version)) = (domain_field("name"), domain_field("version")) else {
+            return Err(invalid(
+                reasons::MISSING_DOMAIN,
+                "requirements.extra needs name and version",
+            ));
+        };
+        if payment.network != want.network {
+            return Err(invalid(
+                reasons::NETWORK_MISMATCH,
+                "the payment is for another network",
+            ));
+        }
+        let network = match want.version {
+            X402Version::V2 => Network::from_caip2(want.network),
+            X402Version::V1 => Network::from_v1_name(want.network),
+        };
+        let chain = network
+            .and_then(|n| self.chains.get(&n.chain_id))
+            .ok_or_else(|| {
+                invalid(
+                    reasons::INVALID_NETWORK,
+                    format!("network `{}` is not served", want.network),
+                )
+            })?;
+        let asset = requirement(payload::parse_address(want.asset, "asset"))?;
+        let pay_to = requirement(payload::parse_address(want.pay_to, "payTo"))?;
+        let amount = requirement(payload::parse_uint(want.amount, "amount"))?;
+
+        let auth = &payment.authorization;
+        let separator = eip3009::domain(name, version, chain.network.chain_id, asset).separator();
+        let digest = eip3009::signing_hash(&separator, auth);
+        self.check_signature(chain, &payment, &digest).await?;
+        if auth.to != pay_to {
+            return Err(invalid(
+                reasons::RECIPIENT,
+                "the authorization pays another address",
+            ));
+        }
+        let now = self.now();
+        if auth.valid_before < U256::from(now.saturating_add(VALID_BEFORE_MARGIN)) {
+            return Err(invalid(
+                reasons::VALID_BEFORE,
+                "the authorization expires too soon",
+            ));
+        }
+        if auth.valid_after > U256::from(now) {
+            return Err(invalid(
+                reasons::VALID_AFTER,
+                "the authorization is not valid yet",
+            ));
+        }
+        if auth.value != amount {
+            return Err(invalid(
+                reasons::VALUE,
+                "the value is not the required amount",
+            ));
+        }
+        if let Some(reader) = &chain.reader {
+            let code = reader.get_code_at(asset).await.map_err(rpc_fault)?;
+            if code.is_empty() {
+                return Err(invalid(
+                    reasons::ASSET_NOT_DEPLOYED,
+                    "the asset has no contract code",
+                ));
+            }
+            let token = IEip3009::new(asset, reader);
+            match token.authorizationState(auth.from, auth.nonce).call().await {
+                Ok(true) => {
+                    return Err(invalid(
+                        reasons::NONCE_USED,
+                        "the authorization was already used",
+                    ));
+                }
+                Ok(false) => {}
+                Err(e) if is_revert(&e) => {
+                    return Err(invalid(
+                        reasons::NOT_EIP3009,
+                        "the asset does not implement EIP-3009",
+                    ));
+                }
+                Err(e) => return Err(rpc_fault(e)),
+            }
+            let balance = token.balanceOf(auth.from).call().await.map_err(rpc_fault)?;
+            if balance < auth.value {
+                return Err(invalid(
+                    reasons::INSUFFICIENT_BALANCE,
+                    "the payer's balance is too low",
+                ));
+            }
+        }
+        let network = want.network.to_owned();
+        Ok(Checked {
+            chain,
+            payment,
+            asset,
+            network,
+        })
+    }
+
+    /// ECDSA for accounts without code (always possible offline); ERC-1271 for accounts with
+    /// code, when the chain can be read.
+    async fn check_signature(
+        &self,
+        chain: &Chain,
+        payment: &DecodedPayment,
+        digest: &B256,
+    ) -> Result<(), Refusal> {
+        let from = payment.authorization.from;
+        if let Some(reader) = &chain.reader {
+            let code = reader.get_code_at(from).await.map_err(rpc_fault)?;
+            if !code.is_empty() {
+                let wallet = IErc1271::new(from, reader);
+                return match wallet
+                    .isValidSignature(*digest, payment.signature.clone())
+                    .call()
+                    .await
+                {
+                    Ok(magic) if magic == ERC1271_MAGIC => Ok(()),
+                    Ok(_) => Err(invalid(
+                        reasons::SIGNATURE,
+                        "the wallet contract refused the signature",
+                    )),
+                    Err(e) if is_revert(&e) => Err(invalid(
+                        reasons::SIGNATURE,
+                        "the wallet contract refused the signature",
+                    )),
+                    Err(e) => Err(rpc_fault(e)),
+                };
+            }
+        }
+        match eip3009::check_signature(&payment.signature, digest, from) {
+            SignatureCheck::Valid => Ok(()),
+            SignatureCheck::NeedsChain => Err(invalid(
+                reasons::SIGNATURE,
+                "a smart-wallet signature needs an RPC to verify",
+            )),
+            SignatureCheck::Invalid | SignatureCheck::Malformed => Err(invalid(
+                reasons::SIGNATURE,
+                "the signature is not the payer's",
+            )),
+        }
+    }
+
+    async fn do_verify(
+        &self,
+        request: &FacilitatorRequest,
+    ) -> Result<VerifyResponse, FacilitatorError> {
+        match self.check(request).await {
+            Ok(checked) => Ok(VerifyResponse {
+                is_valid: true,
+                invalid_reason: None,
+                invalid_message: None,
+                payer: Some(checked.payment.authorization.from.to_checksum(None)),
+            }),
+            Err(Refusal::Invalid(reason, message)) => Ok(VerifyResponse {
+                is_valid: false,
+                invalid_reason: Some(reason.to_owned()),
+                invalid_message: Some(message),
+                payer: payer_of(request),
+            }),
+            Err(Refusal::Fault(e)) => Err(e),
+        }
+    }
+
+    async fn do_settle(
+        &self,
+        request: &FacilitatorRequest,
+    ) -> Result<SettleResponse, FacilitatorError> {
+        let network_of = || match &request.payment_requirements {
+            Requirements::V2(r) => r.network.clone(),
+            Requirements::V1(r) => r.network.clone(),
+        };
+        let failed = |reason: &str, transaction: String| SettleResponse {
+            success: false,
+            error_reason: Some(reason.to_owned()),
+            error_message: None,
+            payer: payer_of(request),
+            transaction,
+            network: network_of(),
+            amount: None,
+        };
+        // A retried settlement whose transaction was already sent waits for that transaction.
+        if let Some(resumed) = self.resume(request, &failed).await? {
+            return Ok(resumed);
+        }
+        let checked = match self.check(request).await {
+            Ok(checked) => checked,
+            Err(Refusal::Invalid(reason, _)) => return Ok(failed(reason, String::new())),
+            Err(Refusal::Fault(e)) => return Err(e),
+        };
+        let Some((writer, _)) = &checked.chain.writer else {
+            return Err(FacilitatorError::Unreachable(format!(
+                "no RPC URL and facilitator key for {}",
+                checked.chain.network.caip2
+            )));
+        };
+        let auth = &checked.payment.authorization;
+        let token = IEip3009::new(checked.asset, writer);
+        let signature = &checked.payment.signature;
+        let call = if signature.len() == 65 {
+            let v = signature[64];
+            let r = B256::from_slice(&signature[..32]);
+            let s = B256::from_slice(&signature[32..64]);
+            token
+                .transferWithAuthorization_0(
+                    auth.from,
+                    auth.to,
+                    auth.value,
+                    auth.valid_after,
+                    auth.valid_before,
+                    auth.nonce,
+                    v,
+                    r,
+                    s,
+                )
+                .into_transaction_request()
+        } else {
+            token
+                .transferWithAuthorization_1(
+                    auth.from,
+                    auth.to,
+                    auth.value,
+                    auth.valid_after,
+                    auth.valid_before,
+                    auth.nonce,
+                    Bytes::clone(signature),
+                )
+                .into_transaction_request()
+        };
+        // Simulate first: a revert is answered with its reason and costs no gas.
+        if let Err(e) = writer.call(call.clone()).await {
+            return match revert_reason(&e) {
+                Some(reason) => Ok(failed(reason, String::new())),
+                None => Err(FacilitatorError::Unreachable(format!("RPC: {e}"))),
+            };
+        }
+        let pending = writer
+            .send_transaction(call)
+            .await
+            .map_err(|e| FacilitatorError::Unreachable(format!("RPC: {e}")))?;
+        let hash = *pending.tx_hash();
+        let key = (checked.chain.network.chain_id, auth.from, auth.nonce);
+        self.in_flight.insert(key, hash);
+        let receipt = pending
+            .with_timeout(Some(self.receipt_timeout))
+            .get_receipt()
+            .await;
+        match receipt {
+            Ok(receipt) => {
+                self.in_flight.remove(&key);
+                Ok(judge_receipt(&receipt, &checked, &failed))
+            }
+            Err(e) => {
+                tracing::warn!(transaction = %hash, "x402 facilitator: no receipt yet: {e}");
+                Ok(failed(reasons::PENDING, hash.to_string()))
+            }
+        }
+    }
+
+    /// If this authorization's settlement was already sent, waits for its receipt.
+    async fn resume(
+        &self,
+        request: &FacilitatorRequest,
+        failed: &(dyn Fn(&str, String) -> SettleResponse + Sync),
+    ) -> Result<Option<SettleResponse>, FacilitatorError> {
+        let Ok(want) = wanted(request) else {
+            return Ok(None);
+        };
+        let Ok(payment) = payload::decode_json(
+            request.payment_payload.get().as_bytes().to_vec(),
+            want.version,
+        ) else {
+            return Ok(None);
+        };
+        let network = match want.version {
+            X402Version::V2 => Network::from_caip2(want.network),
+            X402Version::V1 => Network::from_v1_name(want.network),
+        };
+        let Some(chain) = network.and_then(|n| self.chains.get(&n.chain_id)) else {
+            return Ok(None);
+        };
+        let key = (
+            chain.network.chain_id,
+            payment.authorization.from,
+            payment.authorization.nonce,
+        );
+        let Some(hash) = self.in_flight.get(&key).map(|h| *h) else {
+            return Ok(None);
+        };
+        let Some(reader) = &chain.reader else {
+            return Ok(None);
+        };
+        let deadline = tokio::time::Instant::now() + self.receipt_timeout;
+        loop {
+            let receipt = reader
+                .get_transaction_receipt(hash)
+                .await
+                .map_err(|e| FacilitatorError::Unreachable(format!("RPC: {e}")))?;
+            if let Some(receipt) = receipt {
+                self.in_flight.remove(&key);
+                let Ok(asset) = payload::parse_address(want.asset, "asset") else {
+                    return Ok(None);
+                };
+                let checked = Checked {
+                    chain,
+                    payment,
+                    asset,
+                    network: want.network.to_owned(),
+                };
+                return Ok(Some(judge_receipt(&receipt, &checked, failed)));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(Some(failed(reasons::PENDING, hash.to_string())));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// Success needs status 1 and a `Transfer(from, to, value)` log emitted by the asset.
+fn judge_receipt(
+    receipt: &TransactionReceipt,
+    checked: &Checked<'_>,
+    failed: &(dyn Fn(&str, String) -> SettleResponse + Sync),
+) -> SettleResponse {
+    let hash = receipt.transaction_hash.to_string();
+    if !receipt.status() {
+        return failed(reasons::TRANSACTION_FAILED, hash);
+    }
+    let auth = &checked.payment.authorization;
+    let transferred = receipt.inner.logs().iter().any(|log| {
+        log.address() == checked.asset
+            && log.log_decode::<IEip3009::Transfer>().is_ok_and(|t| {
+                let t = &t.inner.data;
+                t.from == auth.from && t.to == auth.to && t.value == auth.value
+            })
+    });
+    if !transferred {
+        return failed(reasons::TRANSFER_EVENT, hash);
+    }
+    SettleResponse {
+        success: true,
+        error_reason: None,
+        error_message: None,
+        payer: Some(auth.from.to_checksum(None)),
+        transaction: hash,
+        network: checked.network.clone(),
+        amount: None,
+    }
+}
+
+fn payer_of(request: &FacilitatorRequest) -> Option<String> {
+    let value: Value = serde_json::from_str(request.payment_payload.get()).ok()?;
+    let from = value.pointer("/payload/authorization/from")?.as_str()?;
+    payload::parse_address(from, "from")
+        .ok()
+        .map(|a| a.to_checksum(None))
+}
+
+fn is_revert(error: &alloy::contract::Error) -> bool {
+    match error {
+        alloy::contract::Error::TransportError(e) => matches!(e, RpcError::ErrorResp(_)),
+        alloy::contract::Error::ZeroData(..) | alloy::contract::Error::AbiError(_) => true,
+        _ => false,
+    }
+}
+
+/// Maps a simulation failure to a reason; `None` if it was not a revert (a transport fault).
+fn revert_reason(error: &TransportError) -> Option<&'static str> {
+    let RpcError::ErrorResp(payload) = error else {
+        return None;
+    };
+    let text = payload.message.to_ascii_lowercase();
+    let reason = if text.contains("authorization is expired") {
+        reasons::VALID_BEFORE
+    } else if text.contains("authorization is not yet valid") {
+        reasons::VALID_AFTER
+    } else if text.contains("authorization is used or canceled") {
+        reasons::NONCE_USED
+    } else if text.contains("exceeds balance") {
+        reasons::INSUFFICIENT_BALANCE
+    } else if text.contains("invalid signature") {
+        reasons::SIGNATURE
+    } else {
+        reasons::TRANSACTION_FAILED
+    };
+    Some(reason)
+}
+
+impl Facilitator for LocalFacilitator {
+    fn verify<'a>(
+        &'a self,
+        request: &'a FacilitatorRequest,
+    ) -> BoxFuture<'a, Result<VerifyResponse, FacilitatorError>> {
+        Box::pin(self.do_verify(request))
+    }
+
+    fn settle<'a>(
+        &'a self,
+        request: &'a FacilitatorRequest,
+    ) -> BoxFuture<'a, Result<SettleResponse, FacilitatorError>> {
+        Box::pin(self.do_settle(request))
+    }
+
+    fn supported(&self) -> BoxFuture<'_, Result<SupportedResponse, FacilitatorError>> {
+        let mut chains: Vec<&Chain> = self.chains.values().collect();
+        chains.sort_by_key(|c| c.network.chain_id);
+        let mut kinds = Vec::new();
+        let mut signers: Vec<Value> = Vec::new();
+        for chain in chains {
+            let kind = |version: u8, network: &str| SupportedKind {
+                x402_version: version,
+                scheme: "exact".to_owned(),
+                network: network.to_owned(),
+                extra: None,
+            };
+            kinds.push(kind(2, &chain.network.caip2));
+            if let Some(name) = chain.network.v1_name {
+                kinds.push(kind(1, name));
+            }
+            if let Some((_, address)) = &chain.writer {
+                let address = Value::String(address.to_checksum(None));
+                if !signers.contains(&address) {
+                    signers.push(address);
+                }
+            }
+        }
+        let mut signer_map = serde_json::Map::new();
+        signer_map.insert("eip155:*".to_owned(), Value::Array(signers));
+        Box::pin(std::future::ready(Ok(SupportedResponse {
+            kinds,
+            extensions: Vec::new(),
+            signers: signer_map,
+        })))
+    }
+}
