@@ -76,6 +76,8 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "client")]
+pub mod client;
 mod config;
 pub mod eip3009;
 mod engine;

@@ -2,6 +2,7 @@
 //!
 //! - `GET /weather?city=Paris`: 0.001 USDC
 //! - `POST /forecast` with `{"city": "Paris", "days": 3}`: 0.01 USDC
+//! - `GET /alerts?city=Paris`: $0.005 (USDC)
 //! - `GET /health`: free
 
 use axum::routing::{get, post};
@@ -15,6 +16,7 @@ pub fn app(x402: X402) -> Router {
     Router::new()
         .route("/weather", get(weather::weather))
         .route("/forecast", post(weather::forecast))
+        .route("/alerts", get(weather::alerts))
         .route("/health", get(health))
         .layer(x402.layer())
 }

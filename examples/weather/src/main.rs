@@ -6,6 +6,7 @@
 //!
 //! - `GET /weather?city=Paris`: 0.001 USDC
 //! - `POST /forecast` with `{"city": "Paris", "days": 3}`: 0.01 USDC
+//! - `GET /alerts?city=Paris`: $0.005 (USDC)
 //! - `GET /health`: free
 
 use tracing_subscriber::EnvFilter;

@@ -95,3 +95,26 @@ pub async fn forecast(
         days,
     }))
 }
+
+/// Active alerts for a city.
+#[derive(Debug, Serialize)]
+pub struct Alerts {
+    /// City name, as asked.
+    pub city: String,
+    /// Alert texts; empty when there are none.
+    pub alerts: Vec<&'static str>,
+}
+
+/// Active weather alerts for a city.
+#[paid(price = "$0.005", method = "GET", path = "/alerts")]
+pub async fn alerts(Query(q): Query<City>) -> Json<Alerts> {
+    let alerts = if base_temperature(&q.city) > 25.0 {
+        vec!["heat advisory"]
+    } else {
+        Vec::new()
+    };
+    Json(Alerts {
+        city: q.city,
+        alerts,
+    })
+}
