@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs the local chain test bed's third-party pieces, pinned (docs: shared/testbed.md §1):
+#   interop/node_modules  npm ci from interop/package-lock.json (anvil, cast, Circle's FiatToken artifacts, x402 TS SDK)
+#   interop/.venv         python venv with interop/requirements.txt (x402 Python SDK and friends)
+# Idempotent: a step is skipped when its output is newer than its pin file. Safe to run again at any time.
+# Tool output goes to $TARGET/testbed/install-*.log; its tail is printed when a step fails.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+INTEROP="$ROOT/interop"
+LOGDIR="${CARGO_TARGET_DIR:-$ROOT/target}/testbed"
+PYTHON="${PYTHON:-python3}"
+mkdir -p "$LOGDIR"
+
+fail() { printf 'testbed: error: %s\n' "$*" >&2; exit 1; }
+run_logged() { # run_logged LOG CMD...: run CMD with its output in LOG; on failure show the tail and fail
+  local log="$1"; shift
+  if ! "$@" > "$log" 2>&1; then
+    tail -n 40 "$log" >&2 || true
+    fail "'$*' failed (full log: $log)"
+  fi
+}
+
+command -v node > /dev/null || fail "node not found: install Node.js 20 (e.g. apt-get install nodejs npm)"
+command -v npm > /dev/null || fail "npm not found: install npm (e.g. apt-get install npm)"
+command -v "$PYTHON" > /dev/null || fail "$PYTHON not found: install Python 3.11 with venv (e.g. apt-get install python3 python3-venv)"
+
+# One install at a time per target dir: parallel test processes call this through x402_testbed::install(), which
+# holds the same lock itself and says so with X402_TESTBED_LOCK_HELD=1. Two npm ci runs in one folder corrupt it.
+if [ "${X402_TESTBED_LOCK_HELD:-}" != 1 ]; then
+  if command -v flock > /dev/null; then
+    exec 9>> "$LOGDIR/install.lock"
+    flock -w 600 9 || fail "another test bed install held $LOGDIR/install.lock for over 600 s"
+  else
+    echo "testbed: warning: flock not found (util-linux); not serializing with concurrent installs" >&2
+  fi
+fi
+
+# 1) npm packages. npm ci writes node_modules/.package-lock.json last, so it is newer than the lock only after a complete install.
+if [ -f "$INTEROP/node_modules/.package-lock.json" ] && [ "$INTEROP/node_modules/.package-lock.json" -nt "$INTEROP/package-lock.json" ] \
+   && [ -x "$INTEROP/node_modules/.bin/anvil" ]; then
+  echo "testbed: npm packages up to date"
+else
+  echo "testbed: installing npm packages (pinned, ~15 s)…"
+  (cd "$INTEROP" && run_logged "$LOGDIR/install-npm.log" npm ci --no-audit --no-fund)
+  [ -x "$INTEROP/node_modules/.bin/anvil" ] || fail "npm ci finished but interop/node_modules/.bin/anvil is missing"
+fi
+
+# 2) Python venv. The stamp is written only after pip succeeded, so an interrupted install is redone next time.
+STAMP="$INTEROP/.venv/.requirements-installed"
+if [ -f "$STAMP" ] && [ "$STAMP" -nt "$INTEROP/requirements.txt" ] && [ -x "$INTEROP/.venv/bin/python" ]; then
+  echo "testbed: python packages up to date"
+else
+  echo "testbed: installing python packages into interop/.venv (pinned, ~60 s)…"
+  rm -f "$STAMP"
+  if [ ! -x "$INTEROP/.venv/bin/python" ]; then
+    run_logged "$LOGDIR/install-venv.log" "$PYTHON" -m venv "$INTEROP/.venv"
+  fi
+  run_logged "$LOGDIR/install-pip.log" "$INTEROP/.venv/bin/python" -m pip install --disable-pip-version-check \
+    -r "$INTEROP/requirements.txt"
+  touch "$STAMP"
+fi
