@@ -374,3 +374,21 @@ pub fn edit_payment(header: &str, edit: impl FnOnce(&mut Value)) -> String {
     edit(&mut value);
     STANDARD.encode(serde_json::to_vec(&value).expect("json"))
 }
+
+/// Replaces the signature with its high-s twin (same signer, `s' = n - s`, `v` flipped).
+pub fn high_s(header: &str) -> String {
+    edit_payment(header, |v| {
+        let sig = alloy_primitives::hex::decode(v["payload"]["signature"].as_str().expect("sig"))
+            .expect("hex");
+        let n = U256::from_str_radix(
+            "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+            16,
+        )
+        .expect("n");
+        let s = U256::from_be_slice(&sig[32..64]);
+        let mut twin = sig.clone();
+        twin[32..64].copy_from_slice(&(n - s).to_be_bytes::<32>());
+        twin[64] = if sig[64] == 27 { 28 } else { 27 };
+        v["payload"]["signature"] = json!(format!("0x{}", alloy_primitives::hex::encode(twin)));
+    })
+}

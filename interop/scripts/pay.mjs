@@ -1,0 +1,35 @@
+// Pays one URL with the official TypeScript client (@x402/fetch + @x402/evm) from a local key and
+// prints one JSON line: {"status", "body", "receipt", "error"}.
+// usage: PAYER_KEY=0x… node pay.mjs URL [METHOD] [JSON_BODY]
+import { x402Client, wrapFetchWithPayment, x402HTTPClient } from "@x402/fetch";
+import { registerExactEvmScheme } from "@x402/evm/exact/client";
+import { privateKeyToAccount } from "viem/accounts";
+
+const [url, method = "GET", body] = process.argv.slice(2);
+const key = process.env.PAYER_KEY;
+if (!url || !key) {
+  console.error("usage: PAYER_KEY=0x… node pay.mjs URL [METHOD] [JSON_BODY]");
+  process.exit(2);
+}
+const client = new x402Client();
+registerExactEvmScheme(client, { signer: privateKeyToAccount(key) });
+const paying = wrapFetchWithPayment(fetch, client);
+const init = { method };
+if (body !== undefined) {
+  init.body = body;
+  init.headers = { "content-type": "application/json" };
+}
+const result = { status: 0, body: null, receipt: null, error: null };
+try {
+  const response = await paying(url, init);
+  result.status = response.status;
+  result.body = await response.text();
+  try {
+    result.receipt = new x402HTTPClient(client).getPaymentSettleResponse((name) => response.headers.get(name));
+  } catch (e) {
+    result.error = `no receipt: ${e.message}`;
+  }
+} catch (e) {
+  result.error = String(e?.message ?? e);
+}
+console.log(JSON.stringify(result));

@@ -1,0 +1,279 @@
+//! Interoperability with the official x402 SDKs, settled on a real chain:
+//! the official Python client (PyPI `x402` 2.25.0) and TypeScript client (`@x402/fetch` +
+//! `@x402/evm` 2.27.0) pay our example server; a v1 payment settles; our standalone facilitator
+//! serves the official `@x402/express` server, which the TypeScript client pays.
+
+mod support;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy_primitives::{Address, U256};
+use serde_json::Value;
+use support::{decode_b64, http, serve};
+use x402_runtime::client::PaymentSigner;
+use x402_runtime::facilitator::LocalFacilitator;
+use x402_runtime::proto::{PaymentRequiredV1, SettleResponse};
+use x402_runtime::{X402, X402Config};
+use x402_testbed::{
+    Chain, FACILITATOR_KEY, MERCHANT, NETWORK, PAYER, PAYER_KEY, PAYER2, PAYER2_KEY, Paths,
+};
+
+/// Most a child process (an official client or server) may take.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(90);
+
+struct Bed {
+    chain: Chain,
+    paths: Paths,
+}
+
+async fn bed(test: &str) -> Option<Bed> {
+    if !x402_testbed::skip_unless_available(test) {
+        return None;
+    }
+    let paths = tokio::task::spawn_blocking(x402_testbed::install)
+        .await
+        .expect("join")
+        .expect("install");
+    let chain = Chain::start().await.expect("chain");
+    Some(Bed { chain, paths })
+}
+
+fn facilitator(chain: &Chain) -> LocalFacilitator {
+    LocalFacilitator::builder()
+        .network(NETWORK)
+        .rpc_url(NETWORK, chain.rpc_url())
+        .signer_key(NETWORK, FACILITATOR_KEY)
+        .build()
+        .expect("facilitator")
+}
+
+/// Our example API on 127.0.0.1 with the in-process facilitator settling on `chain`.
+async fn our_api(chain: &Chain) -> String {
+    let config = X402Config::builder()
+        .pay_to(MERCHANT.to_checksum(None))
+        .network(NETWORK)
+        .build()
+        .expect("config");
+    let x402 = X402::builder(config)
+        .facilitator(facilitator(chain))
+        .build()
+        .expect("paywall");
+    serve(example_weather::app(x402)).await
+}
+
+/// Runs an official client script; returns its one JSON line.
+async fn run_client(program: &Path, script: &Path, key: &str, args: &[&str]) -> Value {
+    let output = tokio::time::timeout(
+        CHILD_TIMEOUT,
+        tokio::process::Command::new(program)
+            .arg(script)
+            .args(args)
+            .env("PAYER_KEY", key)
+            .current_dir(script.parent().expect("dir"))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("client finished in time")
+    .expect("client ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line)
+        .unwrap_or_else(|_| panic!("client output is not JSON\nstdout: {stdout}\nstderr: {stderr}"))
+}
+
+async fn python_pays(bed: &Bed, key: &str, args: &[&str]) -> Value {
+    run_client(
+        &bed.paths.python,
+        &bed.paths.interop.join("scripts/pay.py"),
+        key,
+        args,
+    )
+    .await
+}
+
+async fn typescript_pays(bed: &Bed, key: &str, args: &[&str]) -> Value {
+    run_client(
+        &bed.paths.node,
+        &bed.paths.interop.join("scripts/pay.mjs"),
+        key,
+        args,
+    )
+    .await
+}
+
+async fn balances(chain: &Chain, payer: Address) -> (U256, U256) {
+    (
+        chain.usdc_balance(payer).await.expect("balance"),
+        chain.usdc_balance(MERCHANT).await.expect("balance"),
+    )
+}
+
+/// Asserts a paid answer and that exactly `price` moved from `payer` to the merchant.
+async fn assert_paid(
+    result: &Value,
+    chain: &Chain,
+    payer: Address,
+    before: (U256, U256),
+    price: u64,
+) {
+    assert_eq!(result["status"], 200, "{result}");
+    assert_eq!(result["receipt"]["success"], true, "{result}");
+    let transaction = result["receipt"]["transaction"]
+        .as_str()
+        .expect("transaction");
+    assert_eq!(transaction.len(), 66, "{result}");
+    let after = balances(chain, payer).await;
+    assert_eq!(
+        before.0 - after.0,
+        U256::from(price),
+        "payer paid exactly the price"
+    );
+    assert_eq!(
+        after.1 - before.1,
+        U256::from(price),
+        "payee got exactly the price"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_python_client_pays_our_server() {
+    let Some(bed) = bed("the_official_python_client_pays_our_server").await else {
+        return;
+    };
+    let base = our_api(&bed.chain).await;
+    let before = balances(&bed.chain, PAYER).await;
+    let result = python_pays(&bed, PAYER_KEY, &[&format!("{base}/weather?city=Lima")]).await;
+    assert_paid(&result, &bed.chain, PAYER, before, 1000).await;
+    assert!(result["body"].as_str().expect("body").contains("Lima"));
+
+    let before = balances(&bed.chain, PAYER).await;
+    let body = r#"{"city":"Lima","days":2}"#;
+    let result = python_pays(
+        &bed,
+        PAYER_KEY,
+        &[&format!("{base}/forecast"), "POST", body],
+    )
+    .await;
+    assert_paid(&result, &bed.chain, PAYER, before, 10_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_typescript_client_pays_our_server() {
+    let Some(bed) = bed("the_official_typescript_client_pays_our_server").await else {
+        return;
+    };
+    let base = our_api(&bed.chain).await;
+    let before = balances(&bed.chain, PAYER2).await;
+    let result = typescript_pays(&bed, PAYER2_KEY, &[&format!("{base}/alerts?city=Cairo")]).await;
+    assert_paid(&result, &bed.chain, PAYER2, before, 5000).await;
+
+    let before = balances(&bed.chain, PAYER2).await;
+    let body = r#"{"city":"Cairo","days":5}"#;
+    let result = typescript_pays(
+        &bed,
+        PAYER2_KEY,
+        &[&format!("{base}/forecast"), "POST", body],
+    )
+    .await;
+    assert_paid(&result, &bed.chain, PAYER2, before, 10_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v1_payment_settles() {
+    let Some(bed) = bed("a_v1_payment_settles").await else {
+        return;
+    };
+    let base = our_api(&bed.chain).await;
+    let client = http();
+    let unpaid = client
+        .get(format!("{base}/weather?city=Quito"))
+        .send()
+        .await
+        .expect("request");
+    let v1: PaymentRequiredV1 = unpaid.json().await.expect("v1 body");
+    let payer = PaymentSigner::from_key(PAYER_KEY).expect("key");
+    let payment = payer.pay_v1(&v1.accepts[0]).expect("sign");
+    let before = balances(&bed.chain, PAYER).await;
+    let paid = client
+        .get(format!("{base}/weather?city=Quito"))
+        .header("X-PAYMENT", payment)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(paid.status(), 200);
+    let receipt: SettleResponse = decode_b64(
+        paid.headers()["x-payment-response"]
+            .to_str()
+            .expect("ascii"),
+    );
+    assert!(receipt.success);
+    assert_eq!(receipt.network, "base-sepolia");
+    let result = serde_json::json!({"status": 200, "receipt": receipt});
+    assert_paid(&result, &bed.chain, PAYER, before, 1000).await;
+}
+
+/// A child process killed when dropped.
+struct Child(tokio::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_facilitator_serves_the_official_express_server() {
+    let Some(bed) = bed("our_facilitator_serves_the_official_express_server").await else {
+        return;
+    };
+    let facilitator_url = serve(x402_facilitator::router(Arc::new(facilitator(&bed.chain)))).await;
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let script = bed.paths.interop.join("scripts/server.mjs");
+    let _server = Child(
+        tokio::process::Command::new(&bed.paths.node)
+            .arg(&script)
+            .env("PORT", port.to_string())
+            .env("FACILITATOR_URL", &facilitator_url)
+            .env("PAY_TO", MERCHANT.to_checksum(None))
+            .current_dir(&bed.paths.interop)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("express server"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = http();
+    let mut up = false;
+    for _ in 0..100 {
+        if client
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the express server did not start");
+    let unpaid = client
+        .get(format!("{base}/paid"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unpaid.status(), 402);
+    let before = balances(&bed.chain, PAYER2).await;
+    let result = typescript_pays(&bed, PAYER2_KEY, &[&format!("{base}/paid")]).await;
+    assert_paid(&result, &bed.chain, PAYER2, before, 1000).await;
+    assert_eq!(result["body"], r#"{"paid":true}"#);
+}
