@@ -328,3 +328,74 @@ async fn an_unreachable_rpc_is_a_502_and_moves_nothing() {
     assert!(paid.headers().get("payment-response").is_none());
     assert_eq!(balances(&chain, PAYER).await, before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_settlements_are_in_flight_at_once() {
+    let Some(chain) = start_chain("many_settlements_are_in_flight_at_once").await else {
+        return;
+    };
+    let facilitator = std::sync::Arc::new(local_facilitator(Some(chain.rpc_url())));
+    let payer = Payer::new(PAYER_KEY);
+    let before = balances(&chain, PAYER).await;
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let request = request_for(&payer.pay_v2(&challenge(), &Terms::default()), &offer());
+            let facilitator = facilitator.clone();
+            tokio::spawn(async move { facilitator.settle(&request).await })
+        })
+        .collect();
+    let mut transactions = std::collections::HashSet::new();
+    for task in tasks {
+        let answer = task.await.expect("join").expect("settle");
+        assert!(answer.success, "{answer:?}");
+        transactions.insert(answer.transaction);
+    }
+    assert_eq!(transactions.len(), 10, "one transaction per payment");
+    let after = balances(&chain, PAYER).await;
+    assert_eq!(before.0 - after.0, U256::from(10_000));
+    assert_eq!(after.1 - before.1, U256::from(10_000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_receipt_is_pending_and_a_retry_resumes_it() {
+    let Some(chain) = start_chain("a_late_receipt_is_pending_and_a_retry_resumes_it").await else {
+        return;
+    };
+    let facilitator = LocalFacilitator::builder()
+        .network(NETWORK)
+        .rpc_url(NETWORK, chain.rpc_url())
+        .signer_key(NETWORK, FACILITATOR_KEY)
+        .receipt_timeout(Duration::from_secs(1))
+        .build()
+        .expect("facilitator");
+    let provider = chain.provider();
+    let set_automine = |on: bool| async move {
+        alloy::providers::Provider::raw_request::<_, ()>(provider, "evm_setAutomine".into(), (on,))
+            .await
+            .expect("automine");
+    };
+    let before = balances(&chain, PAYER).await;
+    let request = request_for(
+        &Payer::new(PAYER_KEY).pay_v2(&challenge(), &Terms::default()),
+        &offer(),
+    );
+    set_automine(false).await;
+    let pending = facilitator.settle(&request).await.expect("settle");
+    assert!(!pending.success);
+    assert_eq!(pending.error_reason.as_deref(), Some("settlement_pending"));
+    assert_eq!(
+        pending.transaction.len(),
+        66,
+        "pending names its transaction: {pending:?}"
+    );
+    // The retry does not send a second transaction: it waits for the first one.
+    set_automine(true).await;
+    alloy::providers::Provider::raw_request::<_, Value>(provider, "evm_mine".into(), ())
+        .await
+        .expect("mine");
+    let settled = facilitator.settle(&request).await.expect("settle");
+    assert!(settled.success, "{settled:?}");
+    assert_eq!(settled.transaction, pending.transaction);
+    let after = balances(&chain, PAYER).await;
+    assert_eq!(before.0 - after.0, U256::from(1000), "charged once");
+}
