@@ -12,14 +12,10 @@ use std::time::Duration;
 
 use alloy_primitives::{Address, U256};
 use serde_json::Value;
-use support::{decode_b64, http, serve};
+use support::{chain_api, decode_b64, http, local_facilitator, serve};
 use x402_runtime::client::PaymentSigner;
-use x402_runtime::facilitator::LocalFacilitator;
 use x402_runtime::proto::{PaymentRequiredV1, SettleResponse};
-use x402_runtime::{X402, X402Config};
-use x402_testbed::{
-    Chain, FACILITATOR_KEY, MERCHANT, NETWORK, PAYER, PAYER_KEY, PAYER2, PAYER2_KEY, Paths,
-};
+use x402_testbed::{Chain, MERCHANT, PAYER, PAYER_KEY, PAYER2, PAYER2_KEY, Paths};
 
 /// Most a child process (an official client or server) may take.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(90);
@@ -39,29 +35,6 @@ async fn bed(test: &str) -> Option<Bed> {
         .expect("install");
     let chain = Chain::start().await.expect("chain");
     Some(Bed { chain, paths })
-}
-
-fn facilitator(chain: &Chain) -> LocalFacilitator {
-    LocalFacilitator::builder()
-        .network(NETWORK)
-        .rpc_url(NETWORK, chain.rpc_url())
-        .signer_key(NETWORK, FACILITATOR_KEY)
-        .build()
-        .expect("facilitator")
-}
-
-/// Our example API on 127.0.0.1 with the in-process facilitator settling on `chain`.
-async fn our_api(chain: &Chain) -> String {
-    let config = X402Config::builder()
-        .pay_to(MERCHANT.to_checksum(None))
-        .network(NETWORK)
-        .build()
-        .expect("config");
-    let x402 = X402::builder(config)
-        .facilitator(facilitator(chain))
-        .build()
-        .expect("paywall");
-    serve(example_weather::app(x402)).await
 }
 
 /// Runs an official client script; returns its one JSON line.
@@ -145,7 +118,7 @@ async fn the_official_python_client_pays_our_server() {
     let Some(bed) = bed("the_official_python_client_pays_our_server").await else {
         return;
     };
-    let base = our_api(&bed.chain).await;
+    let base = chain_api(bed.chain.rpc_url()).await;
     let before = balances(&bed.chain, PAYER).await;
     let result = python_pays(&bed, PAYER_KEY, &[&format!("{base}/weather?city=Lima")]).await;
     assert_paid(&result, &bed.chain, PAYER, before, 1000).await;
@@ -167,7 +140,7 @@ async fn the_official_typescript_client_pays_our_server() {
     let Some(bed) = bed("the_official_typescript_client_pays_our_server").await else {
         return;
     };
-    let base = our_api(&bed.chain).await;
+    let base = chain_api(bed.chain.rpc_url()).await;
     let before = balances(&bed.chain, PAYER2).await;
     let result = typescript_pays(&bed, PAYER2_KEY, &[&format!("{base}/alerts?city=Cairo")]).await;
     assert_paid(&result, &bed.chain, PAYER2, before, 5000).await;
@@ -188,7 +161,7 @@ async fn a_v1_payment_settles() {
     let Some(bed) = bed("a_v1_payment_settles").await else {
         return;
     };
-    let base = our_api(&bed.chain).await;
+    let base = chain_api(bed.chain.rpc_url()).await;
     let client = http();
     let unpaid = client
         .get(format!("{base}/weather?city=Quito"))
@@ -231,7 +204,10 @@ async fn our_facilitator_serves_the_official_express_server() {
     let Some(bed) = bed("our_facilitator_serves_the_official_express_server").await else {
         return;
     };
-    let facilitator_url = serve(x402_facilitator::router(Arc::new(facilitator(&bed.chain)))).await;
+    let facilitator_url = serve(x402_facilitator::router(Arc::new(local_facilitator(Some(
+        bed.chain.rpc_url(),
+    )))))
+    .await;
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr").port()

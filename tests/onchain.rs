@@ -7,39 +7,14 @@ mod support;
 use std::time::Duration;
 
 use alloy_primitives::{Address, U256};
-use axum::Router;
 use serde_json::{Value, json};
-use support::{Payer, Terms, challenge_of, decode_b64, edit_payment, http, serve, unix_now};
+use support::{
+    Payer, Terms, chain_api as api, challenge_of, decode_b64, edit_payment, http,
+    local_facilitator, unix_now,
+};
 use x402_runtime::facilitator::{Facilitator, LocalFacilitator};
 use x402_runtime::proto::{FacilitatorRequest, Requirements, SettleResponse};
-use x402_runtime::{X402, X402Config};
 use x402_testbed::{Chain, FACILITATOR_KEY, MERCHANT, NETWORK, PAYER, PAYER_KEY};
-
-fn local_facilitator(rpc: Option<&str>) -> LocalFacilitator {
-    let mut builder = LocalFacilitator::builder()
-        .network(NETWORK)
-        .receipt_timeout(Duration::from_secs(10));
-    if let Some(rpc) = rpc {
-        builder = builder
-            .rpc_url(NETWORK, rpc)
-            .signer_key(NETWORK, FACILITATOR_KEY);
-    }
-    builder.build().expect("facilitator")
-}
-
-/// The example API, paying the merchant, with the in-process facilitator on `rpc`.
-async fn api(rpc: &str) -> String {
-    let config = X402Config::builder()
-        .pay_to(MERCHANT.to_checksum(None))
-        .network(NETWORK)
-        .build()
-        .expect("config");
-    let x402 = X402::builder(config)
-        .facilitator(local_facilitator(Some(rpc)))
-        .build()
-        .expect("paywall");
-    serve(Router::new().merge(example_weather::app(x402))).await
-}
 
 async fn start_chain(test: &str) -> Option<Chain> {
     if !x402_testbed::skip_unless_available(test) {

@@ -392,3 +392,33 @@ pub fn high_s(header: &str) -> String {
         v["payload"]["signature"] = json!(format!("0x{}", alloy_primitives::hex::encode(twin)));
     })
 }
+
+/// The in-process facilitator for Base Sepolia: offline only, or settling through `rpc` with the
+/// test facilitator key.
+pub fn local_facilitator(rpc: Option<&str>) -> x402_runtime::facilitator::LocalFacilitator {
+    let network = x402_testbed::NETWORK;
+    let mut builder = x402_runtime::facilitator::LocalFacilitator::builder()
+        .network(network)
+        .receipt_timeout(Duration::from_secs(10));
+    if let Some(rpc) = rpc {
+        builder = builder
+            .rpc_url(network, rpc)
+            .signer_key(network, x402_testbed::FACILITATOR_KEY);
+    }
+    builder.build().expect("facilitator")
+}
+
+/// The example API on 127.0.0.1, paying the test merchant, with the in-process facilitator
+/// settling through `rpc`.
+pub async fn chain_api(rpc: &str) -> String {
+    let config = X402Config::builder()
+        .pay_to(x402_testbed::MERCHANT.to_checksum(None))
+        .network(x402_testbed::NETWORK)
+        .build()
+        .expect("config");
+    let x402 = X402::builder(config)
+        .facilitator(local_facilitator(Some(rpc)))
+        .build()
+        .expect("paywall");
+    serve(example_weather::app(x402)).await
+}
