@@ -61,6 +61,15 @@
 //! Error codes are in [`codes`]. Every refusal has `Cache-Control: no-store`; paid responses
 //! get `private` merged into their `Cache-Control`.
 //!
+//! # Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `macros` | yes | the `#[paid]` attribute |
+//! | `http-facilitator` | yes | [`facilitator::HttpFacilitator`], a client for any standard facilitator |
+//! | `local-facilitator` | no | `facilitator::LocalFacilitator`: verifies in process, settles through an EVM node |
+//! | `client` | no | `client::PaymentSigner`: signs offers from a 402 into payment headers |
+//!
 //! # Registry
 //!
 //! Every `#[paid]` handler registers a constant [`PaidRoute`] at compile time; [`routes`] lists
