@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 step "toolchain: $(rustc --version)"
+step "test bed (pinned npm and python packages)"
+bash scripts/testbed-install.sh
 step "formatting"
 cargo fmt --all -- --check
 step "clippy (warnings are errors)"
