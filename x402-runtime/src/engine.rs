@@ -44,6 +44,7 @@ pub(crate) struct Inner {
     pub(crate) clock: fn() -> u64,
     offers: DashMap<usize, Arc<RouteOffers>>,
     challenges: DashMap<(usize, Box<str>), Arc<Challenge>>,
+    extensions: DashMap<usize, Arc<Map<String, Value>>>,
 }
 
 impl fmt::Debug for X402 {
@@ -166,6 +167,7 @@ impl X402Builder {
                 clock,
                 offers: DashMap::new(),
                 challenges: DashMap::new(),
+                extensions: DashMap::new(),
             }),
         })
     }
@@ -270,6 +272,25 @@ impl X402 {
             .iter()
             .map(|o| o.requirements.clone())
             .collect())
+    }
+
+    /// Sets the `extensions` every 402 of `route` carries from now on (for example `bazaar`,
+    /// which the `openapi` feature's `Discovery` derives from the OpenAPI document), replacing
+    /// those set before. Meant for startup: the route's cached challenges are dropped and
+    /// rebuilt with the new extensions.
+    pub fn set_route_extensions(&self, route: &'static PaidRoute, extensions: Map<String, Value>) {
+        self.inner
+            .extensions
+            .insert(route.id(), Arc::new(extensions));
+        self.inner.challenges.retain(|(id, _), _| *id != route.id());
+    }
+
+    /// The extensions set for `route` with [`set_route_extensions`](Self::set_route_extensions).
+    pub fn route_extensions(&self, route: &'static PaidRoute) -> Option<Arc<Map<String, Value>>> {
+        self.inner
+            .extensions
+            .get(&route.id())
+            .map(|found| found.clone())
     }
 
     /// Checks that every registered paid route has at least one offer under this configuration.
@@ -384,16 +405,20 @@ impl X402 {
             .extensions
             .get::<axum::extract::OriginalUri>()
             .map_or_else(|| parts.uri.path(), |o| o.0.path());
+        format!("{}{path}", self.origin(&parts.headers))
+    }
+
+    /// The public origin (`https://api.example.com`), else `http://` + the request's `Host`.
+    pub(crate) fn origin(&self, headers: &http::HeaderMap) -> String {
         match self.inner.config.public_url() {
-            Some(origin) => format!("{origin}{path}"),
+            Some(origin) => origin.to_owned(),
             None => {
-                let host = parts
-                    .headers
+                let host = headers
                     .get(HOST)
                     .and_then(|h| h.to_str().ok())
                     .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
                     .unwrap_or("localhost");
-                format!("http://{host}{path}")
+                format!("http://{host}")
             }
         }
     }
@@ -414,6 +439,7 @@ impl X402 {
             return match build_challenge(
                 route,
                 offers,
+                self.route_extensions(route).as_deref(),
                 url,
                 codes::PAYMENT_REQUIRED,
                 "X-PAYMENT header is required",
@@ -428,7 +454,8 @@ impl X402 {
                 None => internal_error("cannot encode the challenge"),
             };
         };
-        match build_challenge(route, offers, url, error, error) {
+        let extensions = self.route_extensions(route);
+        match build_challenge(route, offers, extensions.as_deref(), url, error, error) {
             Some(challenge) => challenge.response(),
             None => internal_error("cannot encode the challenge"),
         }
@@ -447,6 +474,7 @@ fn internal_error(what: &str) -> Response {
 fn build_challenge(
     route: &PaidRoute,
     offers: &RouteOffers,
+    extensions: Option<&Map<String, Value>>,
     url: &str,
     error_v2: &str,
     error_v1: &str,
@@ -464,7 +492,7 @@ fn build_challenge(
             .iter()
             .map(|o| o.requirements.clone())
             .collect(),
-        extensions: None,
+        extensions: extensions.cloned(),
     };
     let header = encode_header(&v2)?;
     let v1_accepts: Vec<PaymentRequirementsV1> = offers
