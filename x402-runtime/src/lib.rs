@@ -69,6 +69,7 @@
 //! | `http-facilitator` | yes | [`facilitator::HttpFacilitator`], a client for any standard facilitator |
 //! | `local-facilitator` | no | `facilitator::LocalFacilitator`: verifies in process, settles through an EVM node |
 //! | `client` | no | `client::PaymentSigner`: signs offers from a 402 into payment headers |
+//! | `openapi` | no | `openapi`, `bazaar`, `discovery`: prices in the utoipa 6 document, the bazaar extension in every 402, `/openapi.json`, `/docs`, `/llms.txt`, `/.well-known/x402` |
 //!
 //! # Registry
 //!
@@ -85,13 +86,23 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+pub mod bazaar;
 #[cfg(feature = "client")]
 pub mod client;
 mod config;
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+pub mod discovery;
 pub mod eip3009;
 mod engine;
 pub mod facilitator;
+mod mount;
 pub mod network;
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+pub mod openapi;
 pub mod payload;
 mod paywall;
 pub mod proto;
@@ -105,6 +116,7 @@ pub use config::{
 };
 pub use engine::{StartupError, X402, X402Builder};
 pub use facilitator::{BoxFuture, Facilitator, FacilitatorError};
+pub use mount::PaidHandler;
 pub use payload::{ReplayKey, X402Version};
 pub use paywall::Payment;
 pub use registry::{Currency, PaidRoute, Price, Pricing, SettleTiming, routes};

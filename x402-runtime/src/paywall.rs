@@ -20,6 +20,8 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use crate::eip3009::{self, SignatureCheck};
 use crate::engine::{Offer, RouteOffers, X402};
 use crate::facilitator::FacilitatorError;
+#[cfg(feature = "openapi")]
+use crate::mount;
 use crate::payload::{self, DecodeError, DecodedPayment, ReplayKey, X402Version};
 use crate::proto::{
     FacilitatorRequest, PAYMENT_SIGNATURE, PaymentRequirements, Requirements, SettleResponse,
@@ -148,6 +150,10 @@ impl<M: PaidEndpoint, S: Send + Sync> FromRequestParts<S> for Paywall<M> {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        #[cfg(feature = "openapi")]
+        if parts.extensions.get::<mount::MountProbe>().is_some() {
+            return Err(mount::answer(M::ROUTE));
+        }
         let Some(engine) = parts.extensions.get::<X402>().cloned() else {
             return Err(not_configured(M::ROUTE));
         };
