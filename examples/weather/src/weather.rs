@@ -3,17 +3,19 @@
 use axum::Json;
 use axum::extract::Query;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use x402_runtime::{Payment, paid};
 
-/// Query of `GET /weather`.
-#[derive(Debug, Deserialize)]
+/// Query of `GET /weather` and `GET /alerts`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct City {
     /// City name.
     pub city: String,
 }
 
 /// Current conditions.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Weather {
     /// City name, as asked.
     pub city: String,
@@ -26,16 +28,17 @@ pub struct Weather {
 }
 
 /// Body of `POST /forecast`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ForecastRequest {
     /// City name.
     pub city: String,
     /// Number of days, 1 to 7.
+    #[schema(minimum = 1, maximum = 7)]
     pub days: u8,
 }
 
 /// One day of a forecast.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Day {
     /// Days from today.
     pub day: u8,
@@ -46,7 +49,7 @@ pub struct Day {
 }
 
 /// A multi-day forecast.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Forecast {
     /// City name, as asked.
     pub city: String,
@@ -61,7 +64,15 @@ fn base_temperature(city: &str) -> f32 {
 }
 
 /// Current weather for a city.
-#[paid(price = "0.001", currency = "USDC", method = "GET", path = "/weather")]
+///
+/// Temperature and conditions now, and the address that paid for the answer.
+#[paid(price = "0.001", currency = "USDC")]
+#[utoipa::path(
+    get,
+    path = "/weather",
+    params(City),
+    responses((status = 200, description = "Current conditions", body = Weather))
+)]
 pub async fn weather(payment: Payment, Query(q): Query<City>) -> Json<Weather> {
     Json(Weather {
         celsius: base_temperature(&q.city),
@@ -72,7 +83,16 @@ pub async fn weather(payment: Payment, Query(q): Query<City>) -> Json<Weather> {
 }
 
 /// Daily forecast for up to 7 days.
-#[paid(price = "0.01", currency = "USDC", method = "POST", path = "/forecast")]
+#[paid(price = "0.01", currency = "USDC")]
+#[utoipa::path(
+    post,
+    path = "/forecast",
+    request_body = ForecastRequest,
+    responses(
+        (status = 200, description = "One entry per day", body = Forecast),
+        (status = 422, description = "`days` is not between 1 and 7; nothing is charged")
+    )
+)]
 pub async fn forecast(
     Json(req): Json<ForecastRequest>,
 ) -> Result<Json<Forecast>, (axum::http::StatusCode, String)> {
@@ -97,7 +117,7 @@ pub async fn forecast(
 }
 
 /// Active alerts for a city.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Alerts {
     /// City name, as asked.
     pub city: String,
@@ -106,7 +126,13 @@ pub struct Alerts {
 }
 
 /// Active weather alerts for a city.
-#[paid(price = "$0.005", method = "GET", path = "/alerts")]
+#[paid(price = "$0.005")]
+#[utoipa::path(
+    get,
+    path = "/alerts",
+    params(City),
+    responses((status = 200, description = "Alerts in effect", body = Alerts))
+)]
 pub async fn alerts(Query(q): Query<City>) -> Json<Alerts> {
     let alerts = if base_temperature(&q.city) > 25.0 {
         vec!["heat advisory"]
