@@ -128,14 +128,14 @@ pub struct LocalFacilitator {
 impl fmt::Debug for LocalFacilitator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never prints keys: only networks and the public signer addresses.
-        let mut chains: Vec<(String, bool, Option<Address>)> = self
+        let mut chains: Vec<(String, bool, Option<String>)> = self
             .chains
             .values()
             .map(|c| {
                 (
                     c.network.caip2.clone(),
                     c.reader.is_some(),
-                    c.writer.as_ref().map(|w| w.1),
+                    c.writer.as_ref().map(|w| w.1.to_checksum(None)),
                 )
             })
             .collect();
@@ -835,5 +835,64 @@ impl Facilitator for LocalFacilitator {
             extensions: Vec::new(),
             signers: signer_map,
         })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba";
+
+    #[test]
+    fn the_key_is_never_shown() {
+        let env = |name: &str| match name {
+            "X402_RPC_URL" => Some("http://127.0.0.1:9".to_owned()),
+            "X402_FACILITATOR_KEY" => Some(KEY.to_owned()),
+            _ => None,
+        };
+        let network = Network::from_caip2("eip155:84532").expect("network");
+        let facilitator = LocalFacilitatorBuilder::from_lookup(std::slice::from_ref(&network), env)
+            .build()
+            .expect("facilitator");
+        let shown = format!("{facilitator:?}");
+        assert!(!shown.contains(&KEY[2..]), "{shown}");
+        assert!(
+            shown.contains("0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc"),
+            "{shown}"
+        );
+
+        let typo = format!("{}zz", &KEY[..KEY.len() - 2]);
+        let error = LocalFacilitator::builder()
+            .network("eip155:84532")
+            .default_rpc_url("http://127.0.0.1:9")
+            .default_signer_key(typo.clone())
+            .build()
+            .expect_err("bad key");
+        assert!(!error.to_string().contains(&typo[2..20]), "{error}");
+    }
+
+    #[test]
+    fn per_network_variables_win() {
+        let env = |name: &str| match name {
+            "X402_RPC_URL" => Some("http://127.0.0.1:9".to_owned()),
+            "X402_RPC_URL_8453" => Some("http://127.0.0.1:10".to_owned()),
+            "X402_FACILITATOR_KEY_8453" => Some(KEY.to_owned()),
+            _ => None,
+        };
+        let networks = [
+            Network::from_caip2("eip155:84532").expect("network"),
+            Network::from_caip2("eip155:8453").expect("network"),
+        ];
+        let facilitator = LocalFacilitatorBuilder::from_lookup(&networks, env)
+            .build()
+            .expect("facilitator");
+        let sepolia = &facilitator.chains[&84532];
+        let base = &facilitator.chains[&8453];
+        assert!(
+            sepolia.reader.is_some() && sepolia.writer.is_none(),
+            "no key for 84532: verify only"
+        );
+        assert!(base.writer.is_some(), "8453 has its own key");
     }
 }
