@@ -573,10 +573,7 @@ mod tests {
             json!(1)
         );
         assert_eq!(
-            sample(
-                &json!({"type": "array", "minItems": 2, "items": {"type": "boolean"}}),
-                0
-            ),
+            sample(&json!({"type": "array", "minItems": 2, "items": {"type": "boolean"}})),
             json!([false, false])
         );
         assert_eq!(sample(&json!({"enum": ["b", "a"]})), json!("b"));
