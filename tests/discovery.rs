@@ -316,13 +316,7 @@ async fn docs_llms_txt_and_well_known_are_served() {
 
 /// The installed test bed's `interop/` and `node`, or `None` when skipped (never under CI=true).
 async fn validators(test: &str) -> Option<(PathBuf, PathBuf)> {
-    if !x402_testbed::skip_unless_available(test) {
-        return None;
-    }
-    let paths = tokio::task::spawn_blocking(x402_testbed::install)
-        .await
-        .expect("join")
-        .expect("install");
+    let paths = support::installed_testbed(test).await?;
     Some((paths.interop, paths.node))
 }
 

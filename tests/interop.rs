@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use alloy_primitives::{Address, U256};
 use serde_json::Value;
-use support::{chain_api, decode_b64, http, local_facilitator, serve};
+use support::{chain_api, decode_b64, http, installed_testbed, local_facilitator, serve};
 use x402_runtime::client::PaymentSigner;
 use x402_runtime::proto::{PaymentRequiredV1, SettleResponse};
 use x402_testbed::{Chain, MERCHANT, PAYER, PAYER_KEY, PAYER2, PAYER2_KEY, Paths};
@@ -26,13 +26,7 @@ struct Bed {
 }
 
 async fn bed(test: &str) -> Option<Bed> {
-    if !x402_testbed::skip_unless_available(test) {
-        return None;
-    }
-    let paths = tokio::task::spawn_blocking(x402_testbed::install)
-        .await
-        .expect("join")
-        .expect("install");
+    let paths = installed_testbed(test).await?;
     let chain = Chain::start().await.expect("chain");
     Some(Bed { chain, paths })
 }

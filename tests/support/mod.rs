@@ -422,3 +422,16 @@ pub async fn chain_api(rpc: &str) -> String {
         .expect("paywall");
     serve(example_weather::app(x402)).await
 }
+
+/// The installed test bed, or `None` when its tools are missing and the test may skip (never
+/// under `CI=true`, where a missing tool fails the test).
+pub async fn installed_testbed(test: &str) -> Option<x402_testbed::Paths> {
+    if !x402_testbed::skip_unless_available(test) {
+        return None;
+    }
+    let paths = tokio::task::spawn_blocking(x402_testbed::install)
+        .await
+        .expect("join")
+        .expect("install");
+    Some(paths)
+}
