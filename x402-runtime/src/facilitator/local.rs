@@ -333,6 +333,14 @@ fn invalid(reason: &'static str, message: impl Into<String>) -> Refusal {
     Refusal::Invalid(reason, message.into())
 }
 
+/// The payment carried by a facilitator request, decoded for `version`.
+fn decode_payment(
+    request: &FacilitatorRequest,
+    version: X402Version,
+) -> Result<DecodedPayment, DecodeError> {
+    payload::decode_json(request.payment_payload.get().as_bytes().to_vec(), version)
+}
+
 fn requirement<T>(parsed: Result<T, DecodeError>) -> Result<T, Refusal> {
     parsed.map_err(|_| invalid(reasons::INVALID_REQUIREMENTS, "malformed requirements"))
 }
@@ -380,14 +388,19 @@ fn wanted(request: &FacilitatorRequest) -> Result<Wanted<'_>, Refusal> {
 }
 
 impl LocalFacilitator {
+    /// The served chain the requirements name (CAIP-2 for v2, a v1 network name for v1).
+    fn chain_for(&self, want: &Wanted<'_>) -> Option<&Chain> {
+        let network = match want.version {
+            X402Version::V2 => Network::from_caip2(want.network),
+            X402Version::V1 => Network::from_v1_name(want.network),
+        };
+        network.and_then(|n| self.chains.get(&n.chain_id))
+    }
+
     /// Every check, in the reference order; chain reads only where an RPC is configured.
     async fn check(&self, request: &FacilitatorRequest) -> Result<Checked<'_>, Refusal> {
         let want = wanted(request)?;
-        let payment = payload::decode_json(
-            request.payment_payload.get().as_bytes().to_vec(),
-            want.version,
-        )
-        .map_err(|e| match e {
+        let payment = decode_payment(request, want.version).map_err(|e| match e {
             DecodeError::WrongVersion(_) => {
                 invalid(reasons::INVALID_X402_VERSION, "payload version mismatch")
             }
@@ -413,18 +426,12 @@ impl LocalFacilitator {
                 "the payment is for another network",
             ));
         }
-        let network = match want.version {
-            X402Version::V2 => Network::from_caip2(want.network),
-            X402Version::V1 => Network::from_v1_name(want.network),
-        };
-        let chain = network
-            .and_then(|n| self.chains.get(&n.chain_id))
-            .ok_or_else(|| {
-                invalid(
-                    reasons::INVALID_NETWORK,
-                    format!("network `{}` is not served", want.network),
-                )
-            })?;
+        let chain = self.chain_for(&want).ok_or_else(|| {
+            invalid(
+                reasons::INVALID_NETWORK,
+                format!("network `{}` is not served", want.network),
+            )
+        })?;
         let asset = requirement(payload::parse_address(want.asset, "asset"))?;
         let pay_to = requirement(payload::parse_address(want.pay_to, "payTo"))?;
         let amount = requirement(payload::parse_uint(want.amount, "amount"))?;
@@ -669,17 +676,10 @@ impl LocalFacilitator {
         let Ok(want) = wanted(request) else {
             return Ok(None);
         };
-        let Ok(payment) = payload::decode_json(
-            request.payment_payload.get().as_bytes().to_vec(),
-            want.version,
-        ) else {
+        let Ok(payment) = decode_payment(request, want.version) else {
             return Ok(None);
         };
-        let network = match want.version {
-            X402Version::V2 => Network::from_caip2(want.network),
-            X402Version::V1 => Network::from_v1_name(want.network),
-        };
-        let Some(chain) = network.and_then(|n| self.chains.get(&n.chain_id)) else {
+        let Some(chain) = self.chain_for(&want) else {
             return Ok(None);
         };
         let key = (
