@@ -68,7 +68,7 @@
 //! | `macros` | yes | the `#[paid]` attribute |
 //! | `http-facilitator` | yes | [`facilitator::HttpFacilitator`], a client for any standard facilitator |
 //! | `local-facilitator` | no | `facilitator::LocalFacilitator`: verifies in process, settles through an EVM node |
-//! | `client` | no | `client::PaymentSigner`: signs offers from a 402 into payment headers |
+//! | `client` | no | `client::X402Client`: pays 402s within a budget and never twice; `client::PaymentSigner`; `client::discover` |
 //! | `openapi` | no | `openapi`, `bazaar`, `discovery`: prices in the utoipa 6 document, the bazaar extension in every 402, `/openapi.json`, `/docs`, `/llms.txt`, `/.well-known/x402` |
 //!
 //! # Registry
@@ -90,6 +90,7 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod bazaar;
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 mod config;
 #[cfg(feature = "openapi")]

@@ -241,6 +241,14 @@ impl Asset {
             })
     }
 
+    /// The built-in asset deployed at `address` on `network`, if there is one.
+    pub fn find(network: &Network, address: Address) -> Option<Asset> {
+        BUILTIN_ASSETS
+            .iter()
+            .find(|a| a.chain_id == network.chain_id && a.address == address)
+            .and_then(|a| Asset::builtin(network, a.currency))
+    }
+
     /// Every built-in asset on `network`.
     pub fn builtins(network: &Network) -> Vec<Asset> {
         Currency::ALL

@@ -3,20 +3,19 @@
 //! It installs the pinned test bed on first run (anvil and Circle's FiatTokenV2_2 from npm),
 //! starts a local chain with chain id 84532 and real USDC at Base Sepolia's address, serves the
 //! paid weather API with the in-process facilitator (which settles on that chain), and runs an
-//! agent that calls three paid routes, pays each one, and prints the price, the transaction and
-//! the payer's and payee's USDC balances before and after. Everything runs on 127.0.0.1 and stops
+//! agent built on `x402_runtime::client::X402Client`: it reads the prices from `/openapi.json`,
+//! pays two routes within a 0.015 USDC budget (printing the price, the transaction and the payer's
+//! and payee's USDC balances before and after), is refused the third by its budget before
+//! anything is signed, and prints its spend log. Everything runs on 127.0.0.1 and stops
 //! when the demo exits.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use alloy_primitives::{Address, U256};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use serde_json::{Value, json};
-use x402_runtime::client::PaymentSigner;
+use serde_json::json;
+use x402_runtime::client::{ClientError, PaidResponse, PaymentSigner, X402Client, discover};
 use x402_runtime::facilitator::LocalFacilitator;
-use x402_runtime::proto::{PaymentRequired, SettleResponse};
-use x402_runtime::{X402, X402Config};
+use x402_runtime::{Currency, X402, X402Config};
 use x402_testbed::{Chain, FACILITATOR_KEY, MERCHANT, NETWORK, PAYER_KEY};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -54,29 +53,67 @@ async fn run() -> Result<(), Error> {
     tokio::spawn(async move { axum::serve(listener, example_weather::app(x402)).await });
     println!("    api     {api}  (in-process facilitator, settling on the local chain)");
 
-    let agent = PaymentSigner::from_key(PAYER_KEY)?;
+    let agent = X402Client::builder(PaymentSigner::from_key(PAYER_KEY)?)
+        .max_per_request(Currency::Usdc, "0.01")
+        .budget(Currency::Usdc, "0.015")
+        .networks([NETWORK])
+        .build()?;
     println!(
-        "    agent   {}\n    payee   {}\n",
+        "    agent   {}  (at most 0.01 USDC a call, 0.015 USDC in all)\n    payee   {}\n",
         agent.address(),
         MERCHANT
     );
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let calls = [
-        ("GET", "/weather?city=Paris", None),
-        (
-            "POST",
-            "/forecast",
-            Some(json!({"city": "Paris", "days": 3})),
-        ),
-        ("GET", "/alerts?city=Lisbon", None),
-    ];
-    for (method, path, body) in calls {
-        pay_one(&http, &chain, &agent, &api, method, path, body).await?;
+
+    progress("the agent reads the API's prices from /openapi.json");
+    let found = discover(agent.http(), &api).await?;
+    for endpoint in &found.endpoints {
+        println!(
+            "    {:<5} {:<10} {} {}",
+            endpoint.method, endpoint.path, endpoint.price, endpoint.currency
+        );
+    }
+    println!();
+
+    let weather = format!("{api}/weather?city=Paris");
+    pay_one(
+        &agent,
+        &chain,
+        "GET /weather?city=Paris",
+        agent.get(&weather),
+    )
+    .await?;
+    let forecast = format!("{api}/forecast");
+    let days = json!({"city": "Paris", "days": 3});
+    pay_one(
+        &agent,
+        &chain,
+        "POST /forecast",
+        agent.post_json(&forecast, &days),
+    )
+    .await?;
+    let alerts = format!("{api}/alerts?city=Lisbon");
+    match agent.get(&alerts).await {
+        Err(refusal @ ClientError::OverBudget { .. }) => {
+            println!("GET /alerts?city=Lisbon\n    refused   {refusal}\n");
+        }
+        other => return Err(format!("the budget should have refused /alerts: {other:?}").into()),
+    }
+
+    println!("spend log");
+    for spend in agent.spend_log() {
+        println!(
+            "    {} {} {:<6} {} -> {}  tx {}",
+            spend.method,
+            spend.url.trim_start_matches(&api),
+            spend.amount,
+            spend.currency,
+            spend.pay_to,
+            spend.transaction.as_deref().unwrap_or("-")
+        );
     }
     println!(
-        "done in {:.1} s: three calls paid and settled on chain; stopping the chain",
+        "\ndone in {:.1} s: two calls paid and settled on chain, one refused by the budget \
+         before signing; stopping the chain",
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -86,54 +123,31 @@ fn progress(what: &str) {
     println!("... {what}");
 }
 
-/// One paid call: ask, read the price from the 402, pay, and show what moved.
+/// One paid call through the client, with the payer's and payee's balances around it.
 async fn pay_one(
-    http: &reqwest::Client,
+    agent: &X402Client,
     chain: &Chain,
-    agent: &PaymentSigner,
-    api: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
+    label: &str,
+    call: impl Future<Output = Result<PaidResponse, ClientError>>,
 ) -> Result<(), Error> {
-    let request = |payment: Option<&str>| {
-        let mut request = http.request(method.parse().expect("method"), format!("{api}{path}"));
-        if let Some(body) = &body {
-            request = request.json(body);
-        }
-        if let Some(payment) = payment {
-            request = request.header("PAYMENT-SIGNATURE", payment);
-        }
-        request.send()
-    };
-    let unpaid = request(None).await?;
-    if unpaid.status() != 402 {
-        return Err(format!("{method} {path}: expected 402, got {}", unpaid.status()).into());
-    }
-    let challenge: PaymentRequired = decode(unpaid.headers().get("payment-required"))?;
-    let offer = &challenge.accepts[0];
     let before = balances(chain, agent.address()).await?;
-    let payment = agent.pay_v2(&challenge, 0)?;
-    let paid = request(Some(&payment)).await?;
-    let status = paid.status();
-    let receipt: SettleResponse = decode(paid.headers().get("payment-response"))?;
-    let answer = paid.text().await?;
-    if !status.is_success() || !receipt.success {
-        return Err(
-            format!("{method} {path}: {status}, receipt {receipt:?}, body {answer}").into(),
-        );
+    let answer = call.await?;
+    let (Some(spend), Some(receipt)) = (answer.spend(), answer.receipt()) else {
+        return Err(format!("{label}: {} without a payment receipt", answer.status()).into());
+    };
+    if !answer.status().is_success() || !receipt.success {
+        return Err(format!("{label}: {}, receipt {receipt:?}", answer.status()).into());
     }
     let after = balances(chain, agent.address()).await?;
-    println!("{method} {path}");
+    println!("{label}");
     println!(
-        "    price     {} USDC ({} atomic units)",
-        usdc(offer.amount.parse()?),
-        offer.amount
+        "    price     {} {} ({} atomic units)",
+        spend.amount, spend.currency, spend.atomic_amount
     );
     println!("    tx        {}", receipt.transaction);
     println!("    payer     {} -> {} USDC", usdc(before.0), usdc(after.0));
     println!("    payee     {} -> {} USDC", usdc(before.1), usdc(after.1));
-    println!("    response  {status} {answer}\n");
+    println!("    response  {} {}\n", answer.status(), answer.text());
     Ok(())
 }
 
@@ -142,15 +156,6 @@ async fn balances(chain: &Chain, payer: Address) -> Result<(U256, U256), Error> 
         chain.usdc_balance(payer).await?,
         chain.usdc_balance(MERCHANT).await?,
     ))
-}
-
-fn decode<T: serde::de::DeserializeOwned>(
-    header: Option<&axum::http::HeaderValue>,
-) -> Result<T, Error> {
-    let header = header.ok_or("a required x402 header is missing")?;
-    Ok(serde_json::from_slice(
-        &STANDARD.decode(header.as_bytes())?,
-    )?)
 }
 
 /// Formats 6-decimal atomic units as a decimal amount.

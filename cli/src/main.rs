@@ -1,0 +1,368 @@
+//! `x402`: discover what an API charges, pay one call within a limit, show the paying wallet.
+//!
+//! ```text
+//! x402 discover http://127.0.0.1:4021            # table of paid endpoints and prices
+//! x402 discover http://127.0.0.1:4021 --json     # the same for machines
+//! X402_PAYER_KEY=0x… x402 pay "http://127.0.0.1:4021/weather?city=Paris" --max 0.01
+//! X402_PAYER_KEY=0x… x402 pay http://127.0.0.1:4021/forecast -X POST -d '{"city":"Oslo"}'
+//! X402_PAYER_KEY=0x… x402 wallet --rpc-url http://127.0.0.1:8545
+//! ```
+//!
+//! The key comes from the environment only: `X402_PAYER_KEY` (hex), or `X402_KEYSTORE` (or
+//! `--keystore`) with `X402_KEYSTORE_PASSWORD`. It is never a flag, so it stays out of shell
+//! history, and it is never printed.
+//!
+//! Exit status: 0 on a 2xx answer, 1 when nothing was paid or the payment failed, 3 when the
+//! server answered with another status after payment (nothing is charged for those).
+
+mod output;
+mod wallet;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use x402_runtime::Currency;
+use x402_runtime::client::{
+    ClientError, ClientEvent, PaymentSigner, X402Client, discover, parse_amount,
+};
+
+/// Pay for HTTP APIs with x402: discover prices, pay a call, show the wallet.
+#[derive(Debug, Parser)]
+#[command(name = "x402", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List a server's paid endpoints and their prices (from /openapi.json, or the 402 of URL).
+    Discover {
+        /// The server (or one endpoint) to look at.
+        url: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call URL, paying the 402 if its price is within --max.
+    Pay {
+        /// The URL to call.
+        url: String,
+        /// HTTP method.
+        #[arg(short = 'X', long, default_value = "GET")]
+        method: String,
+        /// JSON request body (sent with `Content-Type: application/json`).
+        #[arg(short = 'd', long)]
+        data: Option<String>,
+        /// Extra request header, `Name: value` (repeatable).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// The most this call may cost, in human units of the token (USDC or EURC).
+        #[arg(long, default_value = "0.01")]
+        max: String,
+        /// Only pay on these networks (CAIP-2, repeatable or comma-separated), most preferred first.
+        #[arg(long = "network", value_delimiter = ',')]
+        networks: Vec<String>,
+        /// Encrypted keystore file (with X402_KEYSTORE_PASSWORD) instead of X402_PAYER_KEY.
+        #[arg(long, env = "X402_KEYSTORE")]
+        keystore: Option<PathBuf>,
+        /// Append the payment to this file as one JSON line (a spend log).
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// Print one JSON object (status, body, receipt, payment) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the paying address and, with an RPC URL, its balances.
+    Wallet {
+        /// An EVM JSON-RPC endpoint to read balances from.
+        #[arg(long, env = "X402_RPC_URL")]
+        rpc_url: Option<String>,
+        /// Encrypted keystore file (with X402_KEYSTORE_PASSWORD) instead of X402_PAYER_KEY.
+        #[arg(long, env = "X402_KEYSTORE")]
+        keystore: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Discover { url, json } => run_discover(&url, json).await,
+        Command::Pay {
+            url,
+            method,
+            data,
+            headers,
+            max,
+            networks,
+            keystore,
+            log,
+            json,
+        } => {
+            let call = Call {
+                url,
+                method,
+                data,
+                headers,
+                max,
+                networks,
+                log,
+                json,
+            };
+            match signer(keystore) {
+                Ok(signer) => run_pay(signer, call).await,
+                Err(e) => Err(e),
+            }
+        }
+        Command::Wallet {
+            rpc_url,
+            keystore,
+            json,
+        } => match signer(keystore) {
+            Ok(signer) => wallet::run(&signer, rpc_url.as_deref(), json).await,
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("x402: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The payer: `--keystore`/`X402_KEYSTORE` when given, else the environment.
+fn signer(keystore: Option<PathBuf>) -> Result<PaymentSigner, Error> {
+    match keystore {
+        Some(path) => {
+            let password = std::env::var(x402_runtime::client::KEYSTORE_PASSWORD_ENV)
+                .map_err(|_| "a keystore needs its password in X402_KEYSTORE_PASSWORD")?;
+            Ok(PaymentSigner::from_keystore(path, &password)?)
+        }
+        None => Ok(PaymentSigner::from_env()?),
+    }
+}
+
+fn http() -> Result<reqwest::Client, Error> {
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(10))
+        .build()?)
+}
+
+async fn run_discover(url: &str, json: bool) -> Result<ExitCode, Error> {
+    let found = discover(&http()?, url).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+    } else {
+        print!("{}", output::discovery_table(&found));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Call {
+    url: String,
+    method: String,
+    data: Option<String>,
+    headers: Vec<String>,
+    max: String,
+    networks: Vec<String>,
+    log: Option<PathBuf>,
+    json: bool,
+}
+
+async fn run_pay(signer: PaymentSigner, call: Call) -> Result<ExitCode, Error> {
+    for currency in Currency::ALL {
+        parse_amount(&call.max, currency.decimals()).map_err(|e| format!("--max: {e}"))?;
+    }
+    let method = reqwest::Method::from_bytes(call.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("`{}` is not an HTTP method", call.method))?;
+    let progress = Progress::new(!call.json);
+    let hook = progress.clone();
+    let mut builder = X402Client::builder(signer)
+        .http(http()?)
+        .networks(call.networks.iter().map(|n| n.trim().to_owned()))
+        .on_event(move |event| hook.event(event));
+    for currency in Currency::ALL {
+        builder = builder.max_per_request(currency, &call.max);
+    }
+    let client = builder.build()?;
+    let mut request = client.http().request(method, &call.url);
+    for header in &call.headers {
+        let (name, value) = header
+            .split_once(':')
+            .ok_or_else(|| format!("header `{header}` is not `Name: value`"))?;
+        request = request.header(name.trim(), value.trim());
+    }
+    if let Some(data) = &call.data {
+        serde_json::from_str::<serde_json::Value>(data)
+            .map_err(|e| format!("--data is not JSON: {e}"))?;
+        request = request
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(data.clone());
+    }
+    let result = client.send(request).await;
+    progress.stop().await;
+    if let Some(path) = &call.log {
+        output::append_log(path, &client.spend_log())?;
+    }
+    match result {
+        Ok(answer) => {
+            if call.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&output::answer_json(&answer))?
+                );
+            } else {
+                print!("{}", output::answer_text(&answer));
+            }
+            Ok(if answer.status().is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            })
+        }
+        Err(error) => {
+            if call.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&output::error_json(&error))?
+                );
+            }
+            Err(Box::new(Explained(error)))
+        }
+    }
+}
+
+/// A client error with advice on what to do next.
+#[derive(Debug)]
+struct Explained(ClientError);
+
+impl std::fmt::Display for Explained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        match &self.0 {
+            ClientError::OverRequestLimit { .. } => {
+                f.write_str("\n  raise the limit with --max if you mean to pay this much")
+            }
+            ClientError::Unconfirmed { spend, .. } => write!(
+                f,
+                "\n  do not pay again before {}: the signed payment may still settle",
+                spend.valid_before
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for Explained {}
+
+/// The progress line on stderr: what is being paid, then a ticking wait until the answer.
+#[derive(Clone)]
+struct Progress {
+    show: bool,
+    live: bool,
+    running: Arc<AtomicBool>,
+    ticker: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Progress {
+    fn new(show: bool) -> Progress {
+        Progress {
+            show,
+            live: show && std::io::stderr().is_terminal(),
+            running: Arc::new(AtomicBool::new(false)),
+            ticker: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn event(&self, event: &ClientEvent) {
+        if !self.show {
+            return;
+        }
+        match event {
+            ClientEvent::Paying(spend) => {
+                eprintln!(
+                    "paying {} {} to {} on {} (max {}s to settle)",
+                    spend.amount,
+                    spend.currency,
+                    spend.pay_to,
+                    spend.network,
+                    spend.valid_before.saturating_sub(spend.signed_at)
+                );
+                self.tick();
+            }
+            ClientEvent::Resending { attempt, reason } => {
+                self.clear();
+                eprintln!("resending the same payment (attempt {attempt}): {reason}");
+            }
+            ClientEvent::Answered { .. } => {}
+            _ => {}
+        }
+    }
+
+    /// Starts the ticking "waiting" line (a plain line when stderr is not a terminal).
+    fn tick(&self) {
+        if !self.live {
+            eprintln!("waiting for verification and settlement…");
+            return;
+        }
+        if self.running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let running = self.running.clone();
+        let ticker = tokio::spawn(async move {
+            let started = Instant::now();
+            let frames = ['|', '/', '-', '\\'];
+            let mut frame = 0;
+            while running.load(Ordering::SeqCst) {
+                {
+                    let mut err = std::io::stderr().lock();
+                    let _ = write!(
+                        err,
+                        "\r{} waiting for verification and settlement… {:.1} s ",
+                        frames[frame % frames.len()],
+                        started.elapsed().as_secs_f64()
+                    );
+                    let _ = err.flush();
+                }
+                frame += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        *self.ticker.lock().unwrap_or_else(PoisonError::into_inner) = Some(ticker);
+    }
+
+    fn clear(&self) {
+        if self.live && self.running.load(Ordering::SeqCst) {
+            eprint!("\r\x1b[2K");
+        }
+    }
+
+    /// Stops the ticking line and erases it.
+    async fn stop(&self) {
+        self.clear();
+        self.running.store(false, Ordering::SeqCst);
+        let ticker = self
+            .ticker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(ticker) = ticker {
+            let _ = ticker.await;
+            eprint!("\r\x1b[2K");
+        }
+    }
+}

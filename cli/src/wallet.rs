@@ -1,0 +1,91 @@
+//! `x402 wallet`: the paying address and, with an RPC, its balances.
+
+use std::process::ExitCode;
+
+use alloy::providers::{Provider, ProviderBuilder};
+use serde_json::json;
+use x402_runtime::client::{PaymentSigner, format_amount};
+use x402_runtime::network::{Asset, Network};
+
+use crate::Error;
+
+alloy::sol! {
+    #[sol(rpc)]
+    interface Erc20 {
+        function balanceOf(address account) external view returns (uint256);
+    }
+}
+
+/// Prints the address; with `rpc_url`, the chain, the native balance and the balance of every
+/// known stablecoin on that chain.
+pub(crate) async fn run(
+    signer: &PaymentSigner,
+    rpc_url: Option<&str>,
+    json: bool,
+) -> Result<ExitCode, Error> {
+    let address = signer.address();
+    let Some(rpc_url) = rpc_url else {
+        if json {
+            println!("{}", json!({ "address": address.to_checksum(None) }));
+        } else {
+            println!("address  {address}");
+            println!("(set X402_RPC_URL or --rpc-url to see balances)");
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let url = rpc_url
+        .parse()
+        .map_err(|_| format!("`{rpc_url}` is not a URL"))?;
+    let provider = ProviderBuilder::new().connect_http(url);
+    let reach = |e: alloy::transports::TransportError| format!("cannot reach {rpc_url}: {e}");
+    let chain_id = provider.get_chain_id().await.map_err(reach)?;
+    let network = Network::from_chain_id(chain_id);
+    let native = provider.get_balance(address).await.map_err(reach)?;
+    let mut tokens = Vec::new();
+    for asset in Asset::builtins(&network) {
+        let balance = Erc20::new(asset.address, &provider)
+            .balanceOf(address)
+            .call()
+            .await
+            .map_err(|e| format!("balanceOf on {}: {e}", asset.address))?;
+        tokens.push((asset, balance));
+    }
+    if json {
+        let tokens: Vec<_> = tokens
+            .iter()
+            .map(|(asset, balance)| {
+                json!({
+                    "currency": asset.currency.symbol(),
+                    "asset": asset.address.to_checksum(None),
+                    "balance": format_amount(*balance, asset.decimals),
+                    "atomic": balance.to_string(),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "address": address.to_checksum(None),
+                "network": network.caip2,
+                "native": format_amount(native, 18),
+                "tokens": tokens,
+            }))?
+        );
+    } else {
+        println!("address  {address}");
+        println!("network  {}", network.caip2);
+        println!("native   {} ETH", format_amount(native, 18));
+        if tokens.is_empty() {
+            println!("(no known stablecoin on this chain)");
+        }
+        for (asset, balance) in tokens {
+            println!(
+                "{:<8} {} ({})",
+                asset.currency.symbol(),
+                format_amount(balance, asset.decimals),
+                asset.address
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

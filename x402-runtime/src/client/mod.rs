@@ -1,0 +1,50 @@
+//! The paying side, for agents: sign offers, pay 402s within a budget, discover prices.
+//!
+//! - [`X402Client`] sends a request with reqwest; on a 402 it reads the challenge (the v2
+//!   `PAYMENT-REQUIRED` header, or a v1 body), picks an offer its [spending
+//!   policy](X402ClientBuilder) allows, signs an EIP-3009 authorization and resends the request
+//!   once with the payment. The answer comes back with the decoded receipt, and every signed
+//!   payment goes into a spend log.
+//! - [`PaymentSigner`] holds the payer's key (hex from `X402_PAYER_KEY`, or an encrypted
+//!   keystore) and turns one offer into a `PAYMENT-SIGNATURE` or `X-PAYMENT` header value.
+//! - [`discover`] lists what a server charges, from its OpenAPI document (`x-payment-info`) or
+//!   from the 402 of one URL.
+//!
+//! ```no_run
+//! use x402_runtime::Currency;
+//! use x402_runtime::client::{PaymentSigner, X402Client, discover};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = X402Client::builder(PaymentSigner::from_env()?)
+//!     .max_per_request(Currency::Usdc, "0.01")
+//!     .budget(Currency::Usdc, "0.50")
+//!     .networks(["eip155:8453"])
+//!     .build()?;
+//! for endpoint in discover(client.http(), "https://api.example.com").await?.endpoints {
+//!     println!("{} {} costs {} {}", endpoint.method, endpoint.path, endpoint.price, endpoint.currency);
+//! }
+//! let answer = client
+//!     .post_json("https://api.example.com/forecast", &serde_json::json!({"city": "Oslo"}))
+//!     .await?;
+//! println!("{}: {}", answer.status(), answer.text());
+//! # Ok(()) }
+//! ```
+//!
+//! The `x402` command-line tool (crate `x402-cli`) is built on this module.
+
+mod amount;
+mod discover;
+mod pay;
+mod signer;
+
+pub use amount::{AmountError, format_amount, parse_amount};
+pub use discover::{
+    DiscoverError, Discovery, FreeEndpoint, PricedEndpoint, discover, from_document,
+};
+pub use pay::{
+    ClientError, ClientEvent, PaidResponse, Spend, SpendStatus, X402Client, X402ClientBuilder,
+};
+pub use signer::{
+    KEYSTORE_ENV, KEYSTORE_PASSWORD_ENV, PAYER_KEY_ENV, PAYMENT_IDENTIFIER, PaymentSigner,
+    SignError, SignedPayment,
+};
