@@ -6,13 +6,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use alloy_primitives::{Address, U256};
 use serde_json::Value;
-use support::{chain_api, decode_b64, http, installed_testbed, local_facilitator, serve};
+use support::{chain_api, decode_b64, http, installed_testbed, official_express_server};
 use x402_runtime::client::PaymentSigner;
 use x402_runtime::proto::{PaymentRequiredV1, SettleResponse};
 use x402_testbed::{Chain, MERCHANT, PAYER, PAYER_KEY, PAYER2, PAYER2_KEY, Paths};
@@ -184,58 +182,13 @@ async fn a_v1_payment_settles() {
     assert_paid(&result, &bed.chain, PAYER, before, 1000).await;
 }
 
-/// A child process killed when dropped.
-struct Child(tokio::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.start_kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_facilitator_serves_the_official_express_server() {
     let Some(bed) = bed("our_facilitator_serves_the_official_express_server").await else {
         return;
     };
-    let facilitator_url = serve(x402_facilitator::router(Arc::new(local_facilitator(Some(
-        bed.chain.rpc_url(),
-    )))))
-    .await;
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr").port()
-    };
-    let script = bed.paths.interop.join("scripts/server.mjs");
-    let _server = Child(
-        tokio::process::Command::new(&bed.paths.node)
-            .arg(&script)
-            .env("PORT", port.to_string())
-            .env("FACILITATOR_URL", &facilitator_url)
-            .env("PAY_TO", MERCHANT.to_checksum(None))
-            .current_dir(&bed.paths.interop)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("express server"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let (_server, base) = official_express_server(&bed.paths, &bed.chain).await;
     let client = http();
-    let mut up = false;
-    for _ in 0..100 {
-        if client
-            .get(format!("{base}/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "the express server did not start");
     let unpaid = client
         .get(format!("{base}/paid"))
         .send()

@@ -43,23 +43,32 @@ pub(crate) async fn run(
     let native = provider.get_balance(address).await.map_err(reach)?;
     let mut tokens = Vec::new();
     for asset in Asset::builtins(&network) {
-        let balance = Erc20::new(asset.address, &provider)
-            .balanceOf(address)
-            .call()
-            .await
-            .map_err(|e| format!("balanceOf on {}: {e}", asset.address))?;
+        // A local or forked chain may lack some of the known tokens: say so, keep going.
+        let balance = match provider.get_code_at(asset.address).await.map_err(reach)? {
+            code if code.is_empty() => Err("no contract at this address on this chain".to_owned()),
+            _ => Erc20::new(asset.address, &provider)
+                .balanceOf(address)
+                .call()
+                .await
+                .map_err(|e| format!("balanceOf failed: {e}")),
+        };
         tokens.push((asset, balance));
     }
     if json {
         let tokens: Vec<_> = tokens
             .iter()
-            .map(|(asset, balance)| {
-                json!({
+            .map(|(asset, balance)| match balance {
+                Ok(balance) => json!({
                     "currency": asset.currency.symbol(),
                     "asset": asset.address.to_checksum(None),
                     "balance": format_amount(*balance, asset.decimals),
                     "atomic": balance.to_string(),
-                })
+                }),
+                Err(why) => json!({
+                    "currency": asset.currency.symbol(),
+                    "asset": asset.address.to_checksum(None),
+                    "unavailable": why,
+                }),
             })
             .collect();
         println!(
@@ -79,12 +88,11 @@ pub(crate) async fn run(
             println!("(no known stablecoin on this chain)");
         }
         for (asset, balance) in tokens {
-            println!(
-                "{:<8} {} ({})",
-                asset.currency.symbol(),
-                format_amount(balance, asset.decimals),
-                asset.address
-            );
+            let shown = match balance {
+                Ok(balance) => format_amount(balance, asset.decimals),
+                Err(why) => format!("unavailable: {why}"),
+            };
+            println!("{:<8} {shown} ({})", asset.currency.symbol(), asset.address);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -435,3 +435,148 @@ pub async fn installed_testbed(test: &str) -> Option<x402_testbed::Paths> {
         .expect("install");
     Some(paths)
 }
+
+/// A child process killed when dropped.
+pub struct Child(pub tokio::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+/// Starts the official `@x402/express` server (`interop/scripts/server.mjs`: GET /paid at
+/// $0.001 on Base Sepolia) with our facilitator server settling on `chain`; returns the running
+/// server and its base URL once `/health` answers.
+pub async fn official_express_server(
+    paths: &x402_testbed::Paths,
+    chain: &x402_testbed::Chain,
+) -> (Child, String) {
+    let facilitator_url = serve(x402_facilitator::router(Arc::new(local_facilitator(Some(
+        chain.rpc_url(),
+    )))))
+    .await;
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let server = Child(
+        tokio::process::Command::new(&paths.node)
+            .arg(paths.interop.join("scripts/server.mjs"))
+            .env("PORT", port.to_string())
+            .env("FACILITATOR_URL", &facilitator_url)
+            .env("PAY_TO", x402_testbed::MERCHANT.to_checksum(None))
+            .current_dir(&paths.interop)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("express server"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = http();
+    for _ in 0..100 {
+        if client
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return (server, base);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the express server did not start");
+}
+
+/// A proxy on 127.0.0.1 in front of `upstream` that loses answers to paid requests: for the
+/// first `drops` requests carrying a payment header it forwards the request, waits for the
+/// whole answer (so the server has settled), then closes the client's connection without
+/// sending it. Everything else passes through. One request per connection (the client under
+/// test must not pool connections).
+pub struct DropProxy {
+    pub url: String,
+    dropped: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl DropProxy {
+    pub async fn start(upstream: &str, drops: usize) -> DropProxy {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let dropped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = dropped.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let Some(request) = read_message(&mut client).await else {
+                        return;
+                    };
+                    let head = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                    let paid =
+                        head.contains("\r\npayment-signature:") || head.contains("\r\nx-payment:");
+                    let mut server = tokio::net::TcpStream::connect(&upstream)
+                        .await
+                        .expect("upstream");
+                    server.write_all(&request).await.expect("forward");
+                    let Some(answer) = read_message(&mut server).await else {
+                        return;
+                    };
+                    let drop_it = paid
+                        && counter
+                            .fetch_update(
+                                std::sync::atomic::Ordering::SeqCst,
+                                std::sync::atomic::Ordering::SeqCst,
+                                |n| (n < drops).then_some(n + 1),
+                            )
+                            .is_ok();
+                    if !drop_it {
+                        let _ = client.write_all(&answer).await;
+                    }
+                });
+            }
+        });
+        DropProxy { url, dropped }
+    }
+
+    /// How many answers were lost so far.
+    pub fn dropped(&self) -> usize {
+        self.dropped.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Reads one HTTP/1.1 message with a `Content-Length` (or no) body.
+async fn read_message(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buffer.len() < end + 4 + length {
+                let n = stream.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buffer.extend_from_slice(&chunk[..n]);
+            }
+            return Some(buffer);
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+}

@@ -1,0 +1,338 @@
+//! The `x402` binary against the example API: `discover` lists every paid route with its price
+//! (from the OpenAPI document, and from a 402 when there is none); `pay` pays within `--max` and
+//! settles on a real chain; `wallet` reads balances with a key from an encrypted keystore.
+#![allow(missing_docs)]
+
+use std::process::Output;
+use std::time::Duration;
+
+use alloy_primitives::U256;
+use axum::Router;
+use axum::response::IntoResponse;
+use serde_json::Value;
+use x402_runtime::facilitator::{HttpFacilitator, LocalFacilitator};
+use x402_runtime::{X402, X402Config};
+use x402_testbed::{Chain, FACILITATOR_KEY, MERCHANT, NETWORK, PAYER, PAYER_KEY, Paths};
+
+// The example's `#[paid]` handlers register themselves in the registry when linked.
+use example_weather as _;
+
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+fn config() -> X402Config {
+    X402Config::builder()
+        .pay_to(MERCHANT.to_checksum(None))
+        .network(NETWORK)
+        .build()
+        .expect("config")
+}
+
+/// The example API with a facilitator that is never reached (discovery pays nothing).
+async fn unpaid_api() -> String {
+    let facilitator = HttpFacilitator::new("http://127.0.0.1:9").expect("facilitator");
+    let x402 = X402::builder(config())
+        .facilitator(facilitator)
+        .build()
+        .expect("paywall");
+    serve(example_weather::app(x402)).await
+}
+
+/// Runs `x402 args…` with `env`, bounded in time.
+async fn run_x402(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_x402"));
+    command
+        .args(args)
+        .env_remove("X402_PAYER_KEY")
+        .env_remove("X402_KEYSTORE")
+        .env_remove("X402_KEYSTORE_PASSWORD")
+        .env_remove("X402_RPC_URL")
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .expect("x402 finished in time")
+        .expect("x402 ran")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Every paid route of the registry as `(method, path, "price currency")`.
+fn registered_prices() -> Vec<(String, String, String)> {
+    let mut routes: Vec<_> = x402_runtime::routes()
+        .into_iter()
+        .map(|route| {
+            let price = route.price().expect("fixed price");
+            (
+                route.method().expect("method").to_owned(),
+                route.path().expect("path").to_owned(),
+                format!("{} {}", price.human, price.currency),
+            )
+        })
+        .collect();
+    routes.sort();
+    routes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_lists_every_paid_route_with_its_price() {
+    let base = unpaid_api().await;
+    let expected = registered_prices();
+    assert_eq!(expected.len(), 3, "{expected:?}");
+
+    let table = run_x402(&["discover", &base], &[]).await;
+    assert!(table.status.success(), "{}", stderr(&table));
+    let text = stdout(&table);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("METHOD  PATH"), "{text}");
+    for (method, path, price) in &expected {
+        let row = lines
+            .iter()
+            .find(|l| l.split_whitespace().nth(1) == Some(path.as_str()))
+            .unwrap_or_else(|| panic!("{path} missing:\n{text}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells[0], method, "{row}");
+        assert_eq!(format!("{} {}", cells[2], cells[3]), *price, "{row}");
+        assert_eq!(cells[4], NETWORK, "{row}");
+    }
+    assert!(text.contains("3 paid endpoints"), "{text}");
+    assert!(text.contains("free: GET /health"), "{text}");
+
+    let json = run_x402(&["discover", &base, "--json"], &[]).await;
+    assert!(json.status.success(), "{}", stderr(&json));
+    let found: Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(found["via"], "openapi");
+    let mut listed: Vec<(String, String, String)> = found["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .map(|e| {
+            (
+                e["method"].as_str().expect("method").to_owned(),
+                e["path"].as_str().expect("path").to_owned(),
+                format!(
+                    "{} {}",
+                    e["price"].as_str().expect("price"),
+                    e["currency"].as_str().expect("currency")
+                ),
+            )
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_reads_a_402_when_there_is_no_document() {
+    let facilitator = HttpFacilitator::new("http://127.0.0.1:9").expect("facilitator");
+    let x402 = X402::builder(config())
+        .facilitator(facilitator)
+        .build()
+        .expect("paywall");
+    let hide_document = axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            if request.uri().path() == "/openapi.json" {
+                return axum::http::StatusCode::NOT_FOUND.into_response();
+            }
+            next.run(request).await
+        },
+    );
+    let base = serve(example_weather::app(x402).layer(hide_document)).await;
+    let probed = run_x402(
+        &["discover", &format!("{base}/alerts?city=Rome"), "--json"],
+        &[],
+    )
+    .await;
+    assert!(probed.status.success(), "{}", stderr(&probed));
+    let found: Value = serde_json::from_slice(&probed.stdout).expect("JSON");
+    assert_eq!(found["via"], "probe");
+    let endpoint = &found["endpoints"][0];
+    assert_eq!(endpoint["path"], "/alerts");
+    assert_eq!(endpoint["price"], "0.005");
+    assert_eq!(endpoint["currency"], "USDC");
+    assert_eq!(endpoint["networks"], serde_json::json!([NETWORK]));
+
+    let free = run_x402(&["discover", &format!("{base}/health")], &[]).await;
+    assert!(!free.status.success());
+    assert!(stderr(&free).contains("not 402"), "{}", stderr(&free));
+}
+
+struct Bed {
+    chain: Chain,
+    paths: Paths,
+}
+
+async fn bed(test: &str) -> Option<Bed> {
+    if !x402_testbed::skip_unless_available(test) {
+        return None;
+    }
+    let paths = tokio::task::spawn_blocking(x402_testbed::install)
+        .await
+        .expect("join")
+        .expect("install");
+    let chain = Chain::start().await.expect("chain");
+    Some(Bed { chain, paths })
+}
+
+/// The example API with the in-process facilitator settling on `chain`.
+async fn chain_api(chain: &Chain) -> String {
+    let facilitator = LocalFacilitator::builder()
+        .network(NETWORK)
+        .rpc_url(NETWORK, chain.rpc_url())
+        .signer_key(NETWORK, FACILITATOR_KEY)
+        .build()
+        .expect("facilitator");
+    let x402 = X402::builder(config())
+        .facilitator(facilitator)
+        .build()
+        .expect("paywall");
+    serve(example_weather::app(x402)).await
+}
+
+async fn payer_balance(chain: &Chain) -> U256 {
+    chain.usdc_balance(PAYER).await.expect("balance")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pay_settles_on_chain_within_the_limit() {
+    let Some(bed) = bed("pay_settles_on_chain_within_the_limit").await else {
+        return;
+    };
+    let api = chain_api(&bed.chain).await;
+    let key = [("X402_PAYER_KEY", PAYER_KEY)];
+    let url = format!("{api}/weather?city=Paris");
+
+    let before = payer_balance(&bed.chain).await;
+    let refused = run_x402(&["pay", &url, "--max", "0.0005"], &key).await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("over the per-request maximum of 0.0005 USDC"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(payer_balance(&bed.chain).await, before, "nothing moved");
+
+    let paid = run_x402(&["pay", &url, "--max", "0.001"], &key).await;
+    assert!(paid.status.success(), "{}", stderr(&paid));
+    let text = stdout(&paid);
+    assert!(text.starts_with("HTTP 200 OK"), "{text}");
+    assert!(text.contains("\"city\": \"Paris\""), "{text}");
+    assert!(text.contains("receipt     success"), "{text}");
+    let transaction = text
+        .lines()
+        .find_map(|l| l.strip_prefix("transaction "))
+        .expect("transaction line")
+        .trim();
+    assert_eq!(transaction.len(), 66, "{text}");
+    assert!(
+        stderr(&paid).contains("paying 0.001 USDC to"),
+        "{}",
+        stderr(&paid)
+    );
+    assert!(stderr(&paid).contains("waiting for verification and settlement"));
+    assert_eq!(before - payer_balance(&bed.chain).await, U256::from(1000));
+
+    let before = payer_balance(&bed.chain).await;
+    let log = std::env::temp_dir().join(format!("x402-spend-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let forecast = run_x402(
+        &[
+            "pay",
+            &format!("{api}/forecast"),
+            "-X",
+            "POST",
+            "-d",
+            r#"{"city":"Oslo","days":2}"#,
+            "--json",
+            "--log",
+            log.to_str().expect("path"),
+        ],
+        &key,
+    )
+    .await;
+    assert!(forecast.status.success(), "{}", stderr(&forecast));
+    let answer: Value = serde_json::from_slice(&forecast.stdout).expect("JSON");
+    assert_eq!(answer["status"], 200);
+    assert_eq!(answer["receipt"]["success"], true);
+    assert_eq!(answer["payment"]["amount"], "0.01");
+    assert_eq!(answer["payment"]["status"], "settled");
+    assert_eq!(before - payer_balance(&bed.chain).await, U256::from(10_000));
+    let logged: Value =
+        serde_json::from_str(std::fs::read_to_string(&log).expect("spend log").trim())
+            .expect("one JSON line");
+    assert_eq!(logged["transaction"], answer["receipt"]["transaction"]);
+    let _ = std::fs::remove_file(&log);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallet_shows_balances_for_a_keystore_key() {
+    let Some(bed) = bed("wallet_shows_balances_for_a_keystore_key").await else {
+        return;
+    };
+    // The keystore is written by eth_account (the official Python client's signer library).
+    let keystore = std::env::temp_dir().join(format!("x402-keystore-{}.json", std::process::id()));
+    let written = tokio::process::Command::new(&bed.paths.python)
+        .arg("-c")
+        .arg(
+            "import json, sys; from eth_account import Account; \
+             open(sys.argv[3], 'w').write(json.dumps(Account.encrypt(sys.argv[1], sys.argv[2])))",
+        )
+        .args([PAYER_KEY, "correct horse", keystore.to_str().expect("path")])
+        .output()
+        .await
+        .expect("python");
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+    let path = keystore.to_str().expect("path");
+
+    let shown = run_x402(
+        &[
+            "wallet",
+            "--keystore",
+            path,
+            "--rpc-url",
+            bed.chain.rpc_url(),
+        ],
+        &[("X402_KEYSTORE_PASSWORD", "correct horse")],
+    )
+    .await;
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let text = stdout(&shown);
+    assert!(text.contains(&format!("address  {PAYER}")), "{text}");
+    assert!(text.contains(&format!("network  {NETWORK}")), "{text}");
+    assert!(
+        text.contains("USDC     1000 (0x036CbD53842c5426634e7929541eC2318f3dCF7e)"),
+        "{text}"
+    );
+
+    let wrong = run_x402(
+        &["wallet", "--keystore", path],
+        &[("X402_KEYSTORE_PASSWORD", "wrong")],
+    )
+    .await;
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        stderr(&wrong).contains("wrong password"),
+        "{}",
+        stderr(&wrong)
+    );
+    assert!(!stderr(&wrong).contains("correct horse"));
+    let _ = std::fs::remove_file(&keystore);
+}
