@@ -18,6 +18,16 @@ impl std::error::Error for AmountError {}
 ///
 /// Accepted: digits with an optional fraction (`"1"`, `"0.5"`, `"0.010"`). Refused: signs,
 /// exponents, separators, a bare `"."`, and more fractional digits than the token has.
+///
+/// ```
+/// use alloy_primitives::U256;
+/// use x402_runtime::client::{format_amount, parse_amount};
+///
+/// let atomic = parse_amount("0.50", 6).unwrap();
+/// assert_eq!(atomic, U256::from(500_000));
+/// assert_eq!(format_amount(atomic, 6), "0.5");
+/// assert!(parse_amount("0.0000001", 6).is_err()); // USDC has 6 decimals
+/// ```
 pub fn parse_amount(text: &str, decimals: u8) -> Result<U256, AmountError> {
     let refuse = |why: &str| AmountError(format!("`{text}` is not an amount: {why}"));
     let (whole, fraction) = match text.split_once('.') {
