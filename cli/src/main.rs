@@ -295,7 +295,7 @@ impl Progress {
         match event {
             ClientEvent::Paying(spend) => {
                 eprintln!(
-                    "paying {} {} to {} on {} (max {}s to settle)",
+                    "paying {} {} to {} on {} (authorization valid for {} s)",
                     spend.amount,
                     spend.currency,
                     spend.pay_to,
