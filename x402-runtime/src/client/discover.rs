@@ -180,8 +180,7 @@ fn priced(method: String, path: &str, operation: &Value, info: &Value) -> Priced
         .or(offered)
         .or(fiat)
         .unwrap_or_else(|| ("?".to_owned(), String::new()));
-    let mut networks: Vec<String> = accepts.iter().map(|o| o.network.clone()).collect();
-    networks.dedup();
+    let networks = unique(accepts.iter().map(|o| o.network.clone()));
     PricedEndpoint {
         method,
         path: path.to_owned(),
@@ -192,6 +191,17 @@ fn priced(method: String, path: &str, operation: &Value, info: &Value) -> Priced
         description: text(operation, "summary").or_else(|| text(operation, "description")),
         accepts,
     }
+}
+
+/// The items in first-seen order, without repeats.
+fn unique(items: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut seen = Vec::new();
+    for item in items {
+        if !seen.contains(&item) {
+            seen.push(item);
+        }
+    }
+    seen
 }
 
 /// The price of an offer in human units, when its token is a known one.
@@ -225,27 +235,14 @@ async fn probe(http: &reqwest::Client, url: &reqwest::Url) -> Result<Discovery, 
         .and_then(|v| v.to_str().ok())
         .and_then(super::pay::decode_base64)
         .and_then(|json| serde_json::from_slice::<PaymentRequired>(&json).ok());
-    let (accepts, networks, description, protocol) = match v2 {
-        Some(challenge) => {
-            let networks = challenge
-                .accepts
-                .iter()
-                .map(|o| o.network.clone())
-                .collect();
-            (
-                challenge.accepts,
-                networks,
-                challenge.resource.description,
-                "x402",
-            )
-        }
+    let (accepts, description, protocol) = match v2 {
+        Some(challenge) => (challenge.accepts, challenge.resource.description, "x402"),
         None => {
             let v1: PaymentRequiredV1 = serde_json::from_slice(&body).map_err(|_| {
                 DiscoverError::NothingFound(format!(
                     "GET {url} answered 402 without an x402 challenge"
                 ))
             })?;
-            let networks: Vec<String> = v1.accepts.iter().map(|o| o.network.clone()).collect();
             let description = v1.accepts.first().map(|o| o.description.clone());
             let accepts = v1
                 .accepts
@@ -260,15 +257,14 @@ async fn probe(http: &reqwest::Client, url: &reqwest::Url) -> Result<Discovery, 
                     extra: o.extra,
                 })
                 .collect();
-            (accepts, networks, description, "x402 v1")
+            (accepts, description, "x402 v1")
         }
     };
     let (price, currency) = accepts
         .iter()
         .find_map(|o| human_price(&o.network, &o.amount, &o.asset))
         .unwrap_or_else(|| ("?".to_owned(), String::new()));
-    let mut networks: Vec<String> = networks;
-    networks.dedup();
+    let networks = unique(accepts.iter().map(|o| o.network.clone()));
     Ok(Discovery {
         source: url.to_string(),
         via: "probe",

@@ -510,23 +510,28 @@ enum Challenge {
 }
 
 impl Challenge {
-    /// Reads the v2 `PAYMENT-REQUIRED` header, or else a v1 body.
+    /// Reads the v2 `PAYMENT-REQUIRED` header, or else (no header, or an unreadable one) a v1
+    /// body.
     fn read(headers: &HeaderMap, body: &[u8]) -> Result<Challenge, String> {
-        if let Some(value) = headers.get(PAYMENT_REQUIRED) {
+        let v2 = headers.get(PAYMENT_REQUIRED).map(|value| {
             let text = value
                 .to_str()
                 .map_err(|_| "PAYMENT-REQUIRED is not ASCII".to_owned())?;
             let json = decode_base64(text).ok_or("PAYMENT-REQUIRED is not base64")?;
-            let challenge: PaymentRequired = serde_json::from_slice(&json)
-                .map_err(|e| format!("PAYMENT-REQUIRED is not a challenge: {e}"))?;
-            return Ok(Challenge::V2(challenge));
+            serde_json::from_slice::<PaymentRequired>(&json)
+                .map_err(|e| format!("PAYMENT-REQUIRED is not a challenge: {e}"))
+        });
+        let v2_error = match v2 {
+            Some(Ok(challenge)) => return Ok(Challenge::V2(challenge)),
+            Some(Err(why)) => Some(why),
+            None => None,
+        };
+        match serde_json::from_slice::<PaymentRequiredV1>(body) {
+            Ok(v1) if v1.x402_version == 1 => Ok(Challenge::V1(v1)),
+            Ok(v1) => Err(format!("unknown x402Version {}", v1.x402_version)),
+            Err(_) => Err(v2_error
+                .unwrap_or_else(|| "no PAYMENT-REQUIRED header and no x402 v1 body".to_owned())),
         }
-        let v1: PaymentRequiredV1 = serde_json::from_slice(body)
-            .map_err(|_| "no PAYMENT-REQUIRED header and no x402 v1 body".to_owned())?;
-        if v1.x402_version != 1 {
-            return Err(format!("unknown x402Version {}", v1.x402_version));
-        }
-        Ok(Challenge::V1(v1))
     }
 
     /// `(scheme, network, amount, asset, payTo)` of each offer, in the server's order.
