@@ -1081,3 +1081,100 @@ fn call_key(request: &reqwest::Request) -> B256 {
     }
     keccak256(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().expect("header value"));
+        }
+        map
+    }
+
+    fn receipt(success: bool, transaction: &str, reason: Option<&str>) -> String {
+        let receipt = SettleResponse {
+            success,
+            error_reason: reason.map(str::to_owned),
+            error_message: None,
+            payer: None,
+            transaction: transaction.to_owned(),
+            network: "eip155:84532".to_owned(),
+            amount: None,
+        };
+        STANDARD.encode(serde_json::to_vec(&receipt).expect("json"))
+    }
+
+    #[test]
+    fn answers_to_a_paid_request_are_read_as_the_paywall_means_them() {
+        let tx = "0x".to_owned() + &"ab".repeat(32);
+        let ok = judge(
+            StatusCode::OK,
+            &headers(&[(PAYMENT_RESPONSE, receipt(true, &tx, None))]),
+            b"{}",
+        );
+        assert!(matches!(ok, Verdict::Done(Some(r)) if r.success && r.transaction == tx));
+        let handler_error = judge(StatusCode::NOT_FOUND, &HeaderMap::new(), b"{}");
+        assert!(matches!(handler_error, Verdict::Done(None)));
+
+        let busy = judge(
+            StatusCode::CONFLICT,
+            &HeaderMap::new(),
+            br#"{"error":"payment_in_progress"}"#,
+        );
+        assert!(matches!(busy, Verdict::Wait(_, None, _)));
+        let settled = format!(r#"{{"error":"payment_already_settled","transaction":"{tx}"}}"#);
+        let done = judge(StatusCode::CONFLICT, &HeaderMap::new(), settled.as_bytes());
+        assert!(matches!(done, Verdict::AlreadySettled(t) if t == tx));
+        let pending = judge(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &headers(&[
+                (
+                    PAYMENT_RESPONSE,
+                    receipt(false, &tx, Some("settlement_pending")),
+                ),
+                ("retry-after", "120".to_owned()),
+            ]),
+            br#"{"error":"settlement_pending"}"#,
+        );
+        assert!(
+            matches!(&pending, Verdict::Wait(_, Some(t), pause) if *t == tx && *pause == MAX_RETRY_PAUSE)
+        );
+
+        let failed = judge(
+            StatusCode::PAYMENT_REQUIRED,
+            &headers(&[(
+                PAYMENT_RESPONSE,
+                receipt(false, "", Some("invalid_exact_evm_insufficient_balance")),
+            )]),
+            b"{}",
+        );
+        assert!(
+            matches!(failed, Verdict::Refused(r) if r == "invalid_exact_evm_insufficient_balance")
+        );
+        let refused = judge(
+            StatusCode::PAYMENT_REQUIRED,
+            &HeaderMap::new(),
+            br#"{"error":"invalid_exact_evm_payload_signature"}"#,
+        );
+        assert!(
+            matches!(refused, Verdict::Refused(r) if r == "invalid_exact_evm_payload_signature")
+        );
+        let conflict = judge(StatusCode::CONFLICT, &HeaderMap::new(), b"not json");
+        assert!(matches!(conflict, Verdict::Refused(r) if r == "no reason given"));
+    }
+
+    #[test]
+    fn a_call_is_identified_by_method_url_and_body() {
+        let http = reqwest::Client::new();
+        let key = |request: reqwest::RequestBuilder| call_key(&request.build().expect("request"));
+        let url = "http://127.0.0.1:1/forecast";
+        let a = key(http.post(url).body("{\"days\":1}"));
+        assert_eq!(a, key(http.post(url).body("{\"days\":1}")));
+        assert_ne!(a, key(http.post(url).body("{\"days\":2}")));
+        assert_ne!(a, key(http.put(url).body("{\"days\":1}")));
+        assert_ne!(a, key(http.post(format!("{url}?x=1")).body("{\"days\":1}")));
+    }
+}
