@@ -11,7 +11,8 @@ use alloy::providers::Provider;
 use alloy_primitives::{B256, U256};
 use axum::http::HeaderName;
 use support::{
-    DropProxy, Facilitator, chain_api, installed_testbed, official_express_server, paywall, serve,
+    DropProxy, Facilitator, assert_price_moved, chain_api, installed_testbed,
+    official_express_server, paywall, serve, usdc_balances,
 };
 use x402_runtime::Currency;
 use x402_runtime::client::{ClientError, PaymentSigner, SpendStatus, X402Client};
@@ -39,26 +40,13 @@ fn client(limit: &str) -> X402Client {
 }
 
 async fn balances(chain: &Chain) -> (U256, U256) {
-    (
-        chain.usdc_balance(PAYER).await.expect("balance"),
-        chain.usdc_balance(MERCHANT).await.expect("balance"),
-    )
+    usdc_balances(chain, PAYER).await
 }
 
 /// Asserts that exactly `price` moved from the payer to the merchant since `before`, and that
 /// `transaction` is a mined, successful transaction on the chain.
 async fn assert_moved(chain: &Chain, before: (U256, U256), price: u64, transaction: &str) {
-    let after = balances(chain).await;
-    assert_eq!(
-        before.0 - after.0,
-        U256::from(price),
-        "payer paid the price once"
-    );
-    assert_eq!(
-        after.1 - before.1,
-        U256::from(price),
-        "payee got the price once"
-    );
+    assert_price_moved(chain, PAYER, before, price).await;
     let hash: B256 = transaction.parse().expect("32-byte transaction hash");
     let receipt = chain
         .provider()

@@ -10,10 +10,13 @@ use std::time::Duration;
 
 use alloy_primitives::{Address, U256};
 use serde_json::Value;
-use support::{chain_api, decode_b64, http, installed_testbed, official_express_server};
+use support::{
+    assert_price_moved, chain_api, decode_b64, http, installed_testbed, official_express_server,
+    usdc_balances,
+};
 use x402_runtime::client::PaymentSigner;
 use x402_runtime::proto::{PaymentRequiredV1, SettleResponse};
-use x402_testbed::{Chain, MERCHANT, PAYER, PAYER_KEY, PAYER2, PAYER2_KEY, Paths};
+use x402_testbed::{Chain, PAYER, PAYER_KEY, PAYER2, PAYER2_KEY, Paths};
 
 /// Most a child process (an official client or server) may take.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(90);
@@ -71,13 +74,6 @@ async fn typescript_pays(bed: &Bed, key: &str, args: &[&str]) -> Value {
     .await
 }
 
-async fn balances(chain: &Chain, payer: Address) -> (U256, U256) {
-    (
-        chain.usdc_balance(payer).await.expect("balance"),
-        chain.usdc_balance(MERCHANT).await.expect("balance"),
-    )
-}
-
 /// Asserts a paid answer and that exactly `price` moved from `payer` to the merchant.
 async fn assert_paid(
     result: &Value,
@@ -92,17 +88,7 @@ async fn assert_paid(
         .as_str()
         .expect("transaction");
     assert_eq!(transaction.len(), 66, "{result}");
-    let after = balances(chain, payer).await;
-    assert_eq!(
-        before.0 - after.0,
-        U256::from(price),
-        "payer paid exactly the price"
-    );
-    assert_eq!(
-        after.1 - before.1,
-        U256::from(price),
-        "payee got exactly the price"
-    );
+    assert_price_moved(chain, payer, before, price).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,12 +97,12 @@ async fn the_official_python_client_pays_our_server() {
         return;
     };
     let base = chain_api(bed.chain.rpc_url()).await;
-    let before = balances(&bed.chain, PAYER).await;
+    let before = usdc_balances(&bed.chain, PAYER).await;
     let result = python_pays(&bed, PAYER_KEY, &[&format!("{base}/weather?city=Lima")]).await;
     assert_paid(&result, &bed.chain, PAYER, before, 1000).await;
     assert!(result["body"].as_str().expect("body").contains("Lima"));
 
-    let before = balances(&bed.chain, PAYER).await;
+    let before = usdc_balances(&bed.chain, PAYER).await;
     let body = r#"{"city":"Lima","days":2}"#;
     let result = python_pays(
         &bed,
@@ -133,11 +119,11 @@ async fn the_official_typescript_client_pays_our_server() {
         return;
     };
     let base = chain_api(bed.chain.rpc_url()).await;
-    let before = balances(&bed.chain, PAYER2).await;
+    let before = usdc_balances(&bed.chain, PAYER2).await;
     let result = typescript_pays(&bed, PAYER2_KEY, &[&format!("{base}/alerts?city=Cairo")]).await;
     assert_paid(&result, &bed.chain, PAYER2, before, 5000).await;
 
-    let before = balances(&bed.chain, PAYER2).await;
+    let before = usdc_balances(&bed.chain, PAYER2).await;
     let body = r#"{"city":"Cairo","days":5}"#;
     let result = typescript_pays(
         &bed,
@@ -163,7 +149,7 @@ async fn a_v1_payment_settles() {
     let v1: PaymentRequiredV1 = unpaid.json().await.expect("v1 body");
     let payer = PaymentSigner::from_key(PAYER_KEY).expect("key");
     let payment = payer.pay_v1(&v1.accepts[0]).expect("sign");
-    let before = balances(&bed.chain, PAYER).await;
+    let before = usdc_balances(&bed.chain, PAYER).await;
     let paid = client
         .get(format!("{base}/weather?city=Quito"))
         .header("X-PAYMENT", payment)
@@ -195,7 +181,7 @@ async fn our_facilitator_serves_the_official_express_server() {
         .await
         .expect("request");
     assert_eq!(unpaid.status(), 402);
-    let before = balances(&bed.chain, PAYER2).await;
+    let before = usdc_balances(&bed.chain, PAYER2).await;
     let result = typescript_pays(&bed, PAYER2_KEY, &[&format!("{base}/paid")]).await;
     assert_paid(&result, &bed.chain, PAYER2, before, 1000).await;
     assert_eq!(result["body"], r#"{"paid":true}"#);

@@ -50,34 +50,7 @@ enum Command {
         json: bool,
     },
     /// Call URL, paying the 402 if its price is within --max.
-    Pay {
-        /// The URL to call.
-        url: String,
-        /// HTTP method.
-        #[arg(short = 'X', long, default_value = "GET")]
-        method: String,
-        /// JSON request body (sent with `Content-Type: application/json`).
-        #[arg(short = 'd', long)]
-        data: Option<String>,
-        /// Extra request header, `Name: value` (repeatable).
-        #[arg(short = 'H', long = "header")]
-        headers: Vec<String>,
-        /// The most this call may cost, in human units of the token (USDC or EURC).
-        #[arg(long, default_value = "0.01")]
-        max: String,
-        /// Only pay on these networks (CAIP-2, repeatable or comma-separated), most preferred first.
-        #[arg(long = "network", value_delimiter = ',')]
-        networks: Vec<String>,
-        /// Encrypted keystore file (with X402_KEYSTORE_PASSWORD) instead of X402_PAYER_KEY.
-        #[arg(long, env = "X402_KEYSTORE")]
-        keystore: Option<PathBuf>,
-        /// Append the payment to this file as one JSON line (a spend log).
-        #[arg(long)]
-        log: Option<PathBuf>,
-        /// Print one JSON object (status, body, receipt, payment) instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Pay(Call),
     /// Show the paying address and, with an RPC URL, its balances.
     Wallet {
         /// An EVM JSON-RPC endpoint to read balances from.
@@ -99,32 +72,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Discover { url, json } => run_discover(&url, json).await,
-        Command::Pay {
-            url,
-            method,
-            data,
-            headers,
-            max,
-            networks,
-            keystore,
-            log,
-            json,
-        } => {
-            let call = Call {
-                url,
-                method,
-                data,
-                headers,
-                max,
-                networks,
-                log,
-                json,
-            };
-            match signer(keystore) {
-                Ok(signer) => run_pay(signer, call).await,
-                Err(e) => Err(e),
-            }
-        }
+        Command::Pay(call) => match signer(call.keystore.clone()) {
+            Ok(signer) => run_pay(signer, call).await,
+            Err(e) => Err(e),
+        },
         Command::Wallet {
             rpc_url,
             keystore,
@@ -172,14 +123,34 @@ async fn run_discover(url: &str, json: bool) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `x402 pay` arguments.
+#[derive(Debug, clap::Args)]
 struct Call {
+    /// The URL to call.
     url: String,
+    /// HTTP method.
+    #[arg(short = 'X', long, default_value = "GET")]
     method: String,
+    /// JSON request body (sent with `Content-Type: application/json`).
+    #[arg(short = 'd', long)]
     data: Option<String>,
+    /// Extra request header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header")]
     headers: Vec<String>,
+    /// The most this call may cost, in human units of the token (USDC or EURC).
+    #[arg(long, default_value = "0.01")]
     max: String,
+    /// Only pay on these networks (CAIP-2, repeatable or comma-separated), most preferred first.
+    #[arg(long = "network", value_delimiter = ',')]
     networks: Vec<String>,
+    /// Encrypted keystore file (with X402_KEYSTORE_PASSWORD) instead of X402_PAYER_KEY.
+    #[arg(long, env = "X402_KEYSTORE")]
+    keystore: Option<PathBuf>,
+    /// Append the payment to this file as one JSON line (a spend log).
+    #[arg(long)]
     log: Option<PathBuf>,
+    /// Print one JSON object (status, body, receipt, payment) instead of text.
+    #[arg(long)]
     json: bool,
 }
 

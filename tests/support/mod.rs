@@ -580,3 +580,35 @@ async fn read_message(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
         buffer.extend_from_slice(&chunk[..n]);
     }
 }
+
+/// The USDC balances of `payer` and the test merchant.
+pub async fn usdc_balances(
+    chain: &x402_testbed::Chain,
+    payer: Address,
+) -> (alloy_primitives::U256, alloy_primitives::U256) {
+    (
+        chain.usdc_balance(payer).await.expect("balance"),
+        chain
+            .usdc_balance(x402_testbed::MERCHANT)
+            .await
+            .expect("balance"),
+    )
+}
+
+/// Asserts that exactly `price` moved from `payer` to the test merchant since `before`
+/// (from [`usdc_balances`]).
+pub async fn assert_price_moved(
+    chain: &x402_testbed::Chain,
+    payer: Address,
+    before: (alloy_primitives::U256, alloy_primitives::U256),
+    price: u64,
+) {
+    let after = usdc_balances(chain, payer).await;
+    let price = alloy_primitives::U256::from(price);
+    assert_eq!(
+        before.0 - after.0,
+        price,
+        "the payer paid exactly the price"
+    );
+    assert_eq!(after.1 - before.1, price, "the payee got exactly the price");
+}
