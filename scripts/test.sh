@@ -18,3 +18,5 @@ step "tests (unit, integration, compile-fail)"
 cargo test --workspace --all-targets --locked
 step "doc tests"
 cargo test --workspace --doc --locked
+step "fuzzing the payment header decoder (30 s, bounded; README: Fuzzing)"
+bash scripts/fuzz.sh 30
