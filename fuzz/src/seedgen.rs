@@ -319,6 +319,17 @@ fn main() {
         "a8-lone-surrogate",
         text.replacen("Weather", "Wea\\ud800ther", 1).as_bytes(),
     );
+    // Accepted by the decoder today: fields it does not read are skipped without checking
+    // their escapes (reported; the target tolerates it).
+    seeds.payment(
+        "a8-lone-surrogate-unread-field",
+        text.replacen(
+            r#""x402Version":2"#,
+            r#""x402Version":2,"note":"\ud800""#,
+            1,
+        )
+        .as_bytes(),
+    );
     seeds.payment(
         "a8-nan",
         text.replacen(r#""x402Version":2"#, r#""x402Version":NaN"#, 1)
