@@ -508,6 +508,10 @@ async fn malformed_payment_headers_get_400_without_a_facilitator_call() {
             "duplicate key",
             base64_of(br#"{"x402Version":2,"x402Version":2}"#),
         ),
+        (
+            "lone surrogate in an unread field",
+            with_lone_surrogate(&valid),
+        ),
     ];
     for (what, header) in &cases {
         let response = h.get("/counted", Some(("PAYMENT-SIGNATURE", header))).await;
@@ -530,6 +534,16 @@ async fn malformed_payment_headers_get_400_without_a_facilitator_call() {
     assert_eq!(repeated.send().await.expect("request").status(), 400);
     assert_eq!(h.facilitator.calls(), vec![]);
     assert_eq!(h.runs(), 0);
+}
+
+/// The payment with an extra field holding `"\ud800"`: invalid JSON text that a decoder skipping
+/// unknown fields would pass on to the facilitator.
+fn with_lone_surrogate(valid: &str) -> String {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    let json = String::from_utf8(STANDARD.decode(valid).expect("base64")).expect("utf-8");
+    let body = json.trim_end().strip_suffix('}').expect("an object");
+    base64_of(format!(r#"{body},"note":"\ud800"}}"#).as_bytes())
 }
 
 /// The payment re-encoded with the URL-safe alphabet, padded so that the encoding really uses

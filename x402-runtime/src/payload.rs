@@ -137,8 +137,48 @@ pub fn decode_header(value: &[u8], expected: X402Version) -> Result<DecodedPayme
 }
 
 /// Decodes the JSON text of a payment (the base64-decoded header).
+/// Whether a `\uXXXX` escape encodes a UTF-16 surrogate that is not part of a high-low pair.
+/// Backslashes only occur inside JSON strings, so a plain scan of the escapes is enough.
+fn has_lone_surrogate(text: &[u8]) -> bool {
+    let unit = |at: usize| -> Option<u16> {
+        let hex = text.get(at..at + 4)?;
+        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    };
+    let mut i = 0;
+    while i < text.len() {
+        if text[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if text.get(i + 1) != Some(&b'u') {
+            i += 2;
+            continue;
+        }
+        match unit(i + 2) {
+            Some(0xD800..=0xDBFF) => {
+                let low = text.get(i + 6..i + 8) == Some(b"\\u".as_slice())
+                    && matches!(unit(i + 8), Some(0xDC00..=0xDFFF));
+                if !low {
+                    return true;
+                }
+                i += 12;
+            }
+            Some(0xDC00..=0xDFFF) => return true,
+            _ => i += 6,
+        }
+    }
+    false
+}
+
 pub fn decode_json(json: Vec<u8>, expected: X402Version) -> Result<DecodedPayment, DecodeError> {
     let text = String::from_utf8(json).map_err(|_| malformed("the payment is not UTF-8 JSON"))?;
+    // serde skips fields it does not read without checking their escapes; the document is
+    // forwarded to the facilitator as is, so it must be valid JSON throughout.
+    if has_lone_surrogate(text.as_bytes()) {
+        return Err(malformed(
+            "the payment contains a `\\u` escape of a lone UTF-16 surrogate, which is not valid JSON text",
+        ));
+    }
     let wire: Wire = serde_json::from_str(&text)
         .map_err(|e| malformed(format!("the payment is not a valid x402 payment: {e}")))?;
     let version = match (wire.x402_version, expected) {
@@ -272,6 +312,34 @@ mod tests {
             "", "010000", "1e4", "+1", " 1", "1 ", "0x10", "-1", "1.0", "1_000", over,
         ] {
             assert!(parse_uint(bad, "v").is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lone_surrogate_escapes_are_found_anywhere() {
+        for bad in [
+            r#"{"note":"\ud800"}"#,
+            r#"{"note":"\uDC00x"}"#,
+            r#"{"note":"\ud800\u0041"}"#,
+            r#"{"x":"\\\ud83d"}"#,
+        ] {
+            assert!(has_lone_surrogate(bad.as_bytes()), "{bad}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(bad).is_err(),
+                "{bad}"
+            );
+        }
+        for good in [
+            r#"{"note":"\ud83d\ude00"}"#,
+            r#"{"note":"\\ud800"}"#,
+            r#"{"note":"\u00e9\n\"\\"}"#,
+            r#"{"note":"plain"}"#,
+        ] {
+            assert!(!has_lone_surrogate(good.as_bytes()), "{good}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(good).is_ok(),
+                "{good}"
+            );
         }
     }
 
