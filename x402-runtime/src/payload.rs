@@ -136,7 +136,6 @@ pub fn decode_header(value: &[u8], expected: X402Version) -> Result<DecodedPayme
     decode_json(json, expected)
 }
 
-/// Decodes the JSON text of a payment (the base64-decoded header).
 /// Whether a `\uXXXX` escape encodes a UTF-16 surrogate that is not part of a high-low pair.
 /// Backslashes only occur inside JSON strings, so a plain scan of the escapes is enough.
 fn has_lone_surrogate(text: &[u8]) -> bool {
@@ -170,6 +169,7 @@ fn has_lone_surrogate(text: &[u8]) -> bool {
     false
 }
 
+/// Decodes the JSON text of a payment (the base64-decoded header).
 pub fn decode_json(json: Vec<u8>, expected: X402Version) -> Result<DecodedPayment, DecodeError> {
     let text = String::from_utf8(json).map_err(|_| malformed("the payment is not UTF-8 JSON"))?;
     // serde skips fields it does not read without checking their escapes; the document is
