@@ -10,6 +10,11 @@ step() { printf '\n==> %s\n' "$*"; }
 step "toolchain: $(rustc --version)"
 step "test bed (pinned npm and python packages)"
 bash scripts/testbed-install.sh
+step "redis-server on 127.0.0.1 for the shared replay store tests (stopped on exit)"
+X402_TEST_REDIS_URL=$(bash scripts/redis.sh start)
+export X402_TEST_REDIS_URL
+trap 'bash scripts/redis.sh stop' EXIT
+echo "$X402_TEST_REDIS_URL"
 step "formatting"
 cargo fmt --all -- --check
 step "clippy (warnings are errors)"

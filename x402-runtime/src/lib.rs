@@ -53,6 +53,7 @@
 //! | 402 | `invalid_exact_evm_payload_*` | wrong amount, recipient, validity window or signature |
 //! | 402 | the facilitator's reason | `/verify` refused, or `/settle` failed (with a failure receipt) |
 //! | 409 | `payment_in_progress`, `payment_already_settled`, `settlement_pending` | the same payment again |
+//! | 503 | `replay_store_unavailable` | the shared replay store cannot be reached (nothing verified or served) |
 //! | 502 | `unexpected_verify_error`, `unexpected_settle_error` | the facilitator answered badly |
 //! | 503 | `settlement_pending` | settlement submitted, not confirmed (receipt names the transaction) |
 //! | 504 | `facilitator_timeout` | the facilitator did not answer in time |
@@ -69,6 +70,7 @@
 //! | `http-facilitator` | yes | [`facilitator::HttpFacilitator`], a client for any standard facilitator |
 //! | `local-facilitator` | no | `facilitator::LocalFacilitator`: verifies in process, settles through an EVM node |
 //! | `client` | no | `client::X402Client`: pays 402s within a budget and never twice; `client::PaymentSigner`; `client::discover` |
+//! | `redis` | no | `RedisStore`: a replay store shared by several server processes |
 //! | `openapi` | no | `openapi`, `bazaar`, `discovery`: prices in the utoipa 6 document, the bazaar extension in every 402, `/openapi.json`, `/docs`, `/llms.txt`, `/.well-known/x402` |
 //!
 //! # Registry
@@ -107,6 +109,8 @@ pub mod openapi;
 pub mod payload;
 mod paywall;
 pub mod proto;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod registry;
 mod respond;
 mod store;
@@ -120,6 +124,9 @@ pub use facilitator::{BoxFuture, Facilitator, FacilitatorError};
 pub use mount::PaidHandler;
 pub use payload::{ReplayKey, X402Version};
 pub use paywall::Payment;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis_store::{RedisStore, RedisStoreError};
 pub use registry::{Currency, PaidRoute, Price, Pricing, SettleTiming, routes};
 pub use respond::codes;
 pub use store::{MemoryStore, ReplayStore, Slot};

@@ -787,7 +787,19 @@ fn taken(slot: Slot) -> Response {
                 .filter(|t| !t.is_empty())
                 .map(|t| t.as_str()),
         ),
-        Slot::InProgress => respond::error(
+        Slot::Unavailable => {
+            let mut response = respond::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                codes::REPLAY_STORE_UNAVAILABLE,
+                "the server cannot check this payment for reuse right now; nothing was charged, \
+                 resend the same payment header later",
+            );
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+            response
+        }
+        _ => respond::error(
             StatusCode::CONFLICT,
             codes::PAYMENT_IN_PROGRESS,
             "this payment is being processed by another request; wait for that answer instead of resending",

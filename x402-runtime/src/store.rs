@@ -34,6 +34,9 @@ pub enum Slot {
         /// The transaction hash, when the facilitator gave one.
         transaction: String,
     },
+    /// The store could not be reached, so whether the key is taken is unknown. The payment is
+    /// refused (503) before anything is verified or served.
+    Unavailable,
 }
 
 /// Stores payment keys so that every payment is served and settled at most once.

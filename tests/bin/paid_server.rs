@@ -1,0 +1,47 @@
+//! A paid server process for the multi-process tests: `GET /counted` costs 0.001 USDC and counts
+//! its runs (`GET /runs`); payments are verified and settled through the facilitator at
+//! `FACILITATOR_URL`, and deduplicated in the Redis replay store at `REDIS_URL`, which every
+//! process of a test shares. Prints `listening http://127.0.0.1:<port>` once it accepts.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::routing::get;
+use x402_runtime::facilitator::HttpFacilitator;
+use x402_runtime::{RedisStore, X402, X402Config, paid};
+
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// A paid route that counts how often its body runs.
+#[paid(price = "0.001", currency = "USDC")]
+async fn counted() -> &'static str {
+    RUNS.fetch_add(1, Ordering::SeqCst);
+    "paid content"
+}
+
+async fn runs() -> String {
+    RUNS.load(Ordering::SeqCst).to_string()
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let facilitator_url = std::env::var("FACILITATOR_URL")?;
+    let redis_url = std::env::var("REDIS_URL")?;
+    let config = X402Config::builder()
+        .pay_to("0x90F79bf6EB2c4f870365E785982E1f101E93b906")
+        .network("eip155:84532")
+        .facilitator_url(&facilitator_url)
+        .build()?;
+    let x402 = X402::builder(config)
+        .facilitator(HttpFacilitator::new(&facilitator_url)?)
+        .store(RedisStore::connect(&redis_url).await?)
+        .build()?;
+    let app = Router::new()
+        .route("/counted", get(counted))
+        .route("/runs", get(runs))
+        .layer(x402.layer());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("listening http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}

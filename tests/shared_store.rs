@@ -1,0 +1,186 @@
+//! Exactly once across processes: two server processes sharing the Redis replay store
+//! (`RedisStore`) take 64 concurrent copies of one payment, split between them, and run the
+//! handler once and settle once. Needs a redis-server on 127.0.0.1 named by
+//! `X402_TEST_REDIS_URL` (the test command starts one); with `CI=true` a missing one fails.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::{Child, Facilitator, Payer, Terms, challenge_of, http};
+use tokio::io::AsyncBufReadExt;
+
+/// The Redis URL for these tests, or `None` (outside CI) when there is none.
+fn redis_url(test: &str) -> Option<String> {
+    match std::env::var("X402_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{test}: X402_TEST_REDIS_URL is not set; run the tests with scripts/test.sh")
+        }
+        _ => {
+            eprintln!(
+                "skipping {test}: X402_TEST_REDIS_URL is not set (scripts/test.sh starts a redis-server)"
+            );
+            None
+        }
+    }
+}
+
+/// Starts one `paid-server` process; returns it and its base URL.
+async fn server(facilitator: &Facilitator, redis: &str) -> (Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_paid-server"))
+        .env("FACILITATOR_URL", facilitator.url())
+        .env("REDIS_URL", redis)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("paid-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the server started in time")
+        .expect("read")
+        .expect("a line");
+    let url = line
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_owned();
+    (Child(child), url)
+}
+
+async fn runs(base: &str) -> usize {
+    http()
+        .get(format!("{base}/runs"))
+        .send()
+        .await
+        .expect("runs")
+        .text()
+        .await
+        .expect("text")
+        .parse()
+        .expect("a number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_copies_across_two_processes_run_and_settle_once() {
+    let Some(redis) = redis_url("sixty_four_copies_across_two_processes_run_and_settle_once")
+    else {
+        return;
+    };
+    let facilitator = Facilitator::start().await;
+    let (_a, a) = server(&facilitator, &redis).await;
+    let (_b, b) = server(&facilitator, &redis).await;
+    let client = http();
+    let unpaid = client
+        .get(format!("{a}/counted"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unpaid.status(), 402);
+    let payment = Payer::new(support::PAYER_KEY).pay_v2(&challenge_of(&unpaid), &Terms::default());
+
+    let copies = (0..64).map(|i| {
+        let base = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let request = client
+            .get(format!("{base}/counted"))
+            .header("PAYMENT-SIGNATURE", payment.clone());
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            let body: serde_json::Value = if status == 200 {
+                serde_json::json!({})
+            } else {
+                response.json().await.expect("json error body")
+            };
+            (status, body)
+        }
+    });
+    let answers = futures_util::future::join_all(copies).await;
+    let served = answers.iter().filter(|(status, _)| *status == 200).count();
+    assert_eq!(served, 1, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(status, _)| *status != 200) {
+        assert_eq!(*status, 409, "{body}");
+        assert!(
+            ["payment_in_progress", "payment_already_settled"]
+                .contains(&body["error"].as_str().unwrap_or_default()),
+            "{body}"
+        );
+    }
+    assert_eq!(runs(&a).await + runs(&b).await, 1, "one handler run in all");
+    assert_eq!(facilitator.count("verify"), 1);
+    assert_eq!(facilitator.count("settle"), 1);
+
+    // A late copy to either process is refused with the transaction, from the shared record.
+    for base in [&a, &b] {
+        let late = client
+            .get(format!("{base}/counted"))
+            .header("PAYMENT-SIGNATURE", payment.clone())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(late.status(), 409);
+        let body: serde_json::Value = late.json().await.expect("json");
+        assert_eq!(body["error"], "payment_already_settled");
+        assert_eq!(
+            body["transaction"].as_str().map(str::len),
+            Some(66),
+            "{body}"
+        );
+    }
+    assert_eq!(facilitator.count("settle"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_payment_is_released_for_every_process() {
+    let Some(redis) = redis_url("a_refused_payment_is_released_for_every_process") else {
+        return;
+    };
+    let facilitator = Facilitator::start().await;
+    let (_a, a) = server(&facilitator, &redis).await;
+    let (_b, b) = server(&facilitator, &redis).await;
+    let client = http();
+    let unpaid = client
+        .get(format!("{a}/counted"))
+        .send()
+        .await
+        .expect("request");
+    let payment = Payer::new(support::PAYER_KEY).pay_v2(&challenge_of(&unpaid), &Terms::default());
+
+    // Verification refused on A: the key is released in Redis, so B can take the same payment.
+    facilitator.set_verify(support::VerifyMode::Invalid(
+        "invalid_exact_evm_insufficient_balance",
+    ));
+    let refused = client
+        .get(format!("{a}/counted"))
+        .header("PAYMENT-SIGNATURE", payment.clone())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), 402);
+    facilitator.set_verify(support::VerifyMode::Valid);
+    let mut served = None;
+    for _ in 0..50 {
+        let answer = client
+            .get(format!("{b}/counted"))
+            .header("PAYMENT-SIGNATURE", payment.clone())
+            .send()
+            .await
+            .expect("request");
+        if answer.status() == 200 {
+            served = Some(answer);
+            break;
+        }
+        // The release runs in the background: a moment of `payment_in_progress` is expected.
+        assert_eq!(answer.status(), 409);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        served.is_some(),
+        "the released payment was accepted by the other process"
+    );
+    assert_eq!(runs(&a).await + runs(&b).await, 1);
+    assert_eq!(facilitator.count("settle"), 1);
+}

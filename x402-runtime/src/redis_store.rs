@@ -1,0 +1,264 @@
+//! A replay store in Redis, shared by every server process that points at it.
+//!
+//! Each payment key is one Redis string, taken with `SET … NX EXAT <validBefore + skew>`: the
+//! first process to reserve a payment wins, every other process (and every other copy in the
+//! same process) finds it taken and is told its state. Credited transactions are keys of their
+//! own, taken the same way, so one transaction never pays for two payments across processes.
+
+use alloy_primitives::hex;
+use redis::aio::ConnectionManager;
+
+use crate::facilitator::BoxFuture;
+use crate::payload::ReplayKey;
+use crate::store::{ReplayStore, Slot};
+
+const IN_PROGRESS: &str = "in_progress";
+
+/// Frees a key only while it is still in progress (never a recorded outcome).
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0";
+
+/// Credits a transaction to a payment key once; the credit lives as long as the payment key
+/// (a day when that key has no expiry left).
+const CREDIT: &str = r"
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl <= 0 then ttl = 86400000 end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ttl) then
+  return 1
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return 1
+end
+return 0";
+
+/// Why the Redis store could not be opened.
+#[derive(Debug)]
+pub struct RedisStoreError(redis::RedisError);
+
+impl std::fmt::Display for RedisStoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot connect to the Redis replay store: {}", self.0)
+    }
+}
+
+impl std::error::Error for RedisStoreError {}
+
+/// A [`ReplayStore`] in Redis (feature `redis`), for several server processes behind one load
+/// balancer.
+///
+/// ```no_run
+/// # async fn run(config: x402_runtime::X402Config) -> Result<(), Box<dyn std::error::Error>> {
+/// use x402_runtime::{RedisStore, X402};
+///
+/// let store = RedisStore::connect("redis://127.0.0.1:6379/").await?;
+/// let x402 = X402::builder(config).store(store).build()?;
+/// # Ok(()) }
+/// ```
+///
+/// When Redis cannot be reached, a payment is refused with `503 replay_store_unavailable`
+/// before anything is verified or served: without the store no process can know whether the
+/// payment was already used.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    prefix: String,
+    release: redis::Script,
+    credit: redis::Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://host:port/db`); keys are prefixed with `x402`.
+    pub async fn connect(url: &str) -> Result<RedisStore, RedisStoreError> {
+        RedisStore::connect_with_prefix(url, "x402").await
+    }
+
+    /// Connects to `url`, prefixing every key with `prefix` (to share one Redis between
+    /// applications).
+    pub async fn connect_with_prefix(
+        url: &str,
+        prefix: &str,
+    ) -> Result<RedisStore, RedisStoreError> {
+        let client = redis::Client::open(url).map_err(RedisStoreError)?;
+        let connection = ConnectionManager::new(client)
+            .await
+            .map_err(RedisStoreError)?;
+        Ok(RedisStore {
+            connection,
+            prefix: prefix.to_owned(),
+            release: redis::Script::new(RELEASE),
+            credit: redis::Script::new(CREDIT),
+        })
+    }
+
+    fn payment_key(&self, key: &ReplayKey) -> String {
+        format!(
+            "{}:payment:{}:{}:{}:{}",
+            self.prefix,
+            key.network,
+            hex::encode(key.asset),
+            hex::encode(key.from),
+            hex::encode(key.nonce)
+        )
+    }
+
+    fn transaction_key(&self, transaction: &str) -> String {
+        format!(
+            "{}:transaction:{}",
+            self.prefix,
+            transaction.to_ascii_lowercase()
+        )
+    }
+}
+
+fn encode(slot: &Slot) -> String {
+    match slot {
+        Slot::Settled { transaction } => format!("settled:{transaction}"),
+        Slot::Pending { transaction } => format!("pending:{transaction}"),
+        _ => IN_PROGRESS.to_owned(),
+    }
+}
+
+fn decode(value: &str) -> Slot {
+    if let Some(transaction) = value.strip_prefix("settled:") {
+        Slot::Settled {
+            transaction: transaction.to_owned(),
+        }
+    } else if let Some(transaction) = value.strip_prefix("pending:") {
+        Slot::Pending {
+            transaction: transaction.to_owned(),
+        }
+    } else {
+        Slot::InProgress
+    }
+}
+
+impl ReplayStore for RedisStore {
+    fn reserve<'a>(
+        &'a self,
+        key: &'a ReplayKey,
+        expires_at: u64,
+    ) -> BoxFuture<'a, Result<(), Slot>> {
+        Box::pin(async move {
+            let name = self.payment_key(key);
+            let mut connection = self.connection.clone();
+            // A key can expire between a refused SET and the GET: then try once more.
+            for _ in 0..2 {
+                let taken: Result<Option<String>, _> = redis::cmd("SET")
+                    .arg(&name)
+                    .arg(IN_PROGRESS)
+                    .arg("NX")
+                    .arg("EXAT")
+                    .arg(expires_at)
+                    .query_async(&mut connection)
+                    .await;
+                match taken {
+                    Ok(Some(_)) => return Ok(()),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(%key, "x402: replay store unavailable: {e}");
+                        return Err(Slot::Unavailable);
+                    }
+                }
+                let current: Result<Option<String>, _> = redis::cmd("GET")
+                    .arg(&name)
+                    .query_async(&mut connection)
+                    .await;
+                match current {
+                    Ok(Some(value)) => return Err(decode(&value)),
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::error!(%key, "x402: replay store unavailable: {e}");
+                        return Err(Slot::Unavailable);
+                    }
+                }
+            }
+            Err(Slot::InProgress)
+        })
+    }
+
+    fn record<'a>(&'a self, key: &'a ReplayKey, slot: Slot) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let written: Result<Option<String>, _> = redis::cmd("SET")
+                .arg(self.payment_key(key))
+                .arg(encode(&slot))
+                .arg("XX")
+                .arg("KEEPTTL")
+                .query_async(&mut connection)
+                .await;
+            if let Err(e) = written {
+                tracing::error!(%key, ?slot, "x402: could not record a payment's outcome: {e}");
+            }
+        })
+    }
+
+    fn release(&self, key: &ReplayKey) {
+        let name = self.payment_key(key);
+        let mut connection = self.connection.clone();
+        let script = self.release.clone();
+        let key = key.clone();
+        // Release must not block the caller (it runs in a Drop guard).
+        tokio::spawn(async move {
+            let freed: Result<i64, _> = script
+                .key(name)
+                .arg(IN_PROGRESS)
+                .invoke_async(&mut connection)
+                .await;
+            if let Err(e) = freed {
+                tracing::warn!(%key, "x402: could not release a payment key (it expires on its own): {e}");
+            }
+        });
+    }
+
+    fn credit<'a>(&'a self, transaction: &'a str, key: &'a ReplayKey) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let owner = self.payment_key(key);
+            let credited: Result<i64, _> = self
+                .credit
+                .key(self.transaction_key(transaction))
+                .key(&owner)
+                .arg(&owner)
+                .invoke_async(&mut connection)
+                .await;
+            match credited {
+                Ok(fresh) => fresh == 1,
+                Err(e) => {
+                    tracing::error!(%key, transaction, "x402: replay store unavailable while crediting: {e}");
+                    false
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_round_trip_through_their_redis_values() {
+        for slot in [
+            Slot::InProgress,
+            Slot::Settled {
+                transaction: "0xabc".to_owned(),
+            },
+            Slot::Pending {
+                transaction: String::new(),
+            },
+        ] {
+            assert_eq!(decode(&encode(&slot)), slot);
+        }
+    }
+}
