@@ -48,6 +48,8 @@ pub enum SettleMode {
     WrongPayer,
     /// Not JSON.
     Garbage,
+    /// Records the call, then never answers in time (the payment "moved" at the facilitator).
+    Hang,
 }
 
 /// One call the double received: endpoint and the payment's `(from, nonce)`.
@@ -170,6 +172,10 @@ async fn settle(
             .into_response(),
         SettleMode::WrongPayer => Json(json!({"success": true, "transaction": tx_for(nonce), "network": network, "payer": "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"})).into_response(),
         SettleMode::Garbage => "<html>502 Bad Gateway</html>".into_response(),
+        SettleMode::Hang => {
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            Json(json!({"success": true, "transaction": tx_for(nonce), "network": network, "payer": auth["from"]})).into_response()
+        }
     }
 }
 
