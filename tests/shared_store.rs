@@ -5,11 +5,9 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use support::{Child, Facilitator, Payer, Terms, challenge_of, http};
-use tokio::io::AsyncBufReadExt;
+use support::{Child, Facilitator, Payer, Terms, challenge_of, http, paid_server, runs};
 
 /// The Redis URL for these tests, or `None` (outside CI) when there is none.
 fn redis_url(test: &str) -> Option<String> {
@@ -27,41 +25,8 @@ fn redis_url(test: &str) -> Option<String> {
     }
 }
 
-/// Starts one `paid-server` process; returns it and its base URL.
 async fn server(facilitator: &Facilitator, redis: &str) -> (Child, String) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_paid-server"))
-        .env("FACILITATOR_URL", facilitator.url())
-        .env("REDIS_URL", redis)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("paid-server");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("the server started in time")
-        .expect("read")
-        .expect("a line");
-    let url = line
-        .strip_prefix("listening ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-        .to_owned();
-    (Child(child), url)
-}
-
-async fn runs(base: &str) -> usize {
-    http()
-        .get(format!("{base}/runs"))
-        .send()
-        .await
-        .expect("runs")
-        .text()
-        .await
-        .expect("text")
-        .parse()
-        .expect("a number")
+    paid_server(facilitator, &[("REDIS_URL", redis)]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,8 @@
 //! A paid server process for the multi-process tests: `GET /counted` costs 0.001 USDC and counts
 //! its runs (`GET /runs`); payments are verified and settled through the facilitator at
-//! `FACILITATOR_URL`, and deduplicated in the Redis replay store at `REDIS_URL`, which every
-//! process of a test shares. Prints `listening http://127.0.0.1:<port>` once it accepts.
+//! `FACILITATOR_URL`, and recorded in the Redis replay store at `REDIS_URL` (shared by every
+//! process of a test) or, with `STORE_PATH`, in the durable settlement record in that file.
+//! Prints `listening http://127.0.0.1:<port>` once it accepts.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -26,16 +27,19 @@ async fn runs() -> String {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let facilitator_url = std::env::var("FACILITATOR_URL")?;
-    let redis_url = std::env::var("REDIS_URL")?;
-    let config = X402Config::builder()
+    let mut config = X402Config::builder()
         .pay_to("0x90F79bf6EB2c4f870365E785982E1f101E93b906")
         .network("eip155:84532")
-        .facilitator_url(&facilitator_url)
-        .build()?;
-    let x402 = X402::builder(config)
-        .facilitator(HttpFacilitator::new(&facilitator_url)?)
-        .store(RedisStore::connect(&redis_url).await?)
-        .build()?;
+        .facilitator_url(&facilitator_url);
+    if let Ok(path) = std::env::var("STORE_PATH") {
+        config = config.store_path(path);
+    }
+    let mut x402 =
+        X402::builder(config.build()?).facilitator(HttpFacilitator::new(&facilitator_url)?);
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        x402 = x402.store(RedisStore::connect(&url).await?);
+    }
+    let x402 = x402.build()?;
     let app = Router::new()
         .route("/counted", get(counted))
         .route("/runs", get(runs))

@@ -618,3 +618,444 @@ pub async fn assert_price_moved(
     );
     assert_eq!(after.1 - before.1, price, "the payee got exactly the price");
 }
+
+/// Starts one `paid-server` process (tests/bin/paid_server.rs: `GET /counted` at 0.001 USDC,
+/// `GET /runs`) with the facilitator double and extra environment; returns it and its base URL.
+pub async fn paid_server(facilitator: &Facilitator, env: &[(&str, &str)]) -> (Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_paid-server"));
+    command
+        .env("FACILITATOR_URL", facilitator.url())
+        .env_remove("REDIS_URL")
+        .env_remove("STORE_PATH")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("paid-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the server started in time")
+        .expect("read")
+        .unwrap_or_else(|| panic!("paid-server exited before listening"));
+    let url = line
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_owned();
+    (Child(child), url)
+}
+
+/// How often `paid-server`'s paid handler ran.
+pub async fn runs(base: &str) -> usize {
+    http()
+        .get(format!("{base}/runs"))
+        .send()
+        .await
+        .expect("runs")
+        .text()
+        .await
+        .expect("text")
+        .parse()
+        .expect("a number")
+}
+
+// -------------------------------------------------------------------------------------------------
+// Fault injection (tests/reliability.rs): a facilitator double that speaks raw HTTP/1.1, one
+// request per connection, so that it can answer anything a broken facilitator might: HTML, cut-off
+// JSON, a body that stops mid-way, or nothing at all. Every call is recorded in a ledger.
+// -------------------------------------------------------------------------------------------------
+
+/// What the faulty double's `/verify` answers.
+#[derive(Clone, Debug)]
+pub enum VerifyFault {
+    /// `isValid: true` for the payer.
+    Valid,
+    /// `isValid: false` with this reason.
+    Invalid(&'static str),
+    /// `isValid: true`, after this delay.
+    Delay(Duration),
+    /// Records the call and never answers in time.
+    Hang,
+    /// HTTP 502 with an HTML page.
+    Html502,
+    /// HTTP 200 with a body that is not JSON.
+    NonJson200,
+    /// HTTP 200 with JSON cut off half-way (the length header matches the cut body).
+    Truncated,
+    /// HTTP 200 JSON without `isValid`.
+    WrongSchema,
+    /// `isValid: true` for another payer.
+    OtherPayer,
+    /// Announces a body, writes part of it, then closes the connection.
+    Reset,
+}
+
+/// What the faulty double's `/settle` answers.
+#[derive(Clone, Debug)]
+pub enum SettleFault {
+    /// `success: true` with the payment's own transaction ([`tx_for`] its nonce).
+    Success,
+    /// `success: false` with this reason.
+    Fail(&'static str),
+    /// Success, after this delay.
+    Delay(Duration),
+    /// Records the call and never answers in time.
+    Hang,
+    /// HTTP 502 with an HTML page.
+    Html502,
+    /// HTTP 200 with a body that is not JSON.
+    NonJson200,
+    /// HTTP 200 with JSON cut off half-way.
+    Truncated,
+    /// Announces a body, writes part of it, then closes the connection.
+    Reset,
+    /// HTTP 200 JSON with a transaction but no `success`.
+    MissingSuccess,
+    /// HTTP 200 JSON with `success: "true"` (a string).
+    StringSuccess,
+    /// `success: true` with an empty transaction.
+    SuccessWithoutTransaction,
+    /// `settlement_pending` naming the transaction, over HTTP 200.
+    PendingOver200,
+    /// `settlement_pending` naming the transaction, over HTTP 500.
+    PendingOver500,
+    /// A success body sent with HTTP 503.
+    SuccessOver503,
+    /// `success: true` with this transaction for every payment.
+    SameTransaction(&'static str),
+    /// `success: true` for another payer.
+    OtherPayer,
+    /// `success: true` for another amount.
+    OtherAmount,
+    /// `success: true` on another network.
+    OtherNetwork,
+}
+
+/// What the faulty double's `/supported` answers.
+#[derive(Clone, Debug)]
+pub enum SupportedFault {
+    /// `exact` on Base Sepolia (v2 and v1).
+    Ok,
+    /// HTTP 502 with an HTML page.
+    Html502,
+    /// Never answers in time.
+    Hang,
+    /// A 308 to `/v2/supported`, which answers like [`SupportedFault::Ok`].
+    Redirect,
+    /// Lists only another network.
+    OtherNetwork,
+}
+
+#[derive(Debug)]
+struct FaultScript {
+    verify: VerifyFault,
+    settle: SettleFault,
+    supported: SupportedFault,
+    calls: Vec<Call>,
+}
+
+/// A facilitator double on 127.0.0.1 answering from a script of faults, with a call ledger.
+#[derive(Clone)]
+pub struct FaultyFacilitator {
+    pub addr: SocketAddr,
+    script: Arc<Mutex<FaultScript>>,
+}
+
+impl FaultyFacilitator {
+    pub async fn start() -> FaultyFacilitator {
+        let script = Arc::new(Mutex::new(FaultScript {
+            verify: VerifyFault::Valid,
+            settle: SettleFault::Success,
+            supported: SupportedFault::Ok,
+            calls: vec![],
+        }));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind facilitator");
+        let addr = listener.local_addr().expect("addr");
+        let shared = script.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(answer_faulty(stream, shared.clone()));
+            }
+        });
+        FaultyFacilitator { addr, script }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set_verify(&self, mode: VerifyFault) {
+        self.script.lock().expect("lock").verify = mode;
+    }
+
+    pub fn set_settle(&self, mode: SettleFault) {
+        self.script.lock().expect("lock").settle = mode;
+    }
+
+    pub fn set_supported(&self, mode: SupportedFault) {
+        self.script.lock().expect("lock").supported = mode;
+    }
+
+    /// Every `/verify` and `/settle` call so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.script.lock().expect("lock").calls.clone()
+    }
+
+    pub fn count(&self, endpoint: &str) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c.endpoint == endpoint)
+            .count()
+    }
+}
+
+/// An HTTP/1.1 answer that closes the connection.
+fn raw_answer(status: &str, content_type: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn json_answer(status: &str, body: &Value) -> Vec<u8> {
+    raw_answer(status, "application/json", &body.to_string())
+}
+
+/// What the double writes: a whole answer, the start of one (then closes), or nothing for a while.
+enum Reply {
+    Whole(Vec<u8>),
+    Cut(Vec<u8>),
+    Silence,
+}
+
+const HTML_502: &str = "<html><body><h1>502 Bad Gateway</h1></body></html>";
+const OTHER_PAYER: &str = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65";
+
+/// Headers announcing a JSON body of `full` bytes, followed by only its first half.
+fn cut_answer(full: &Value) -> Vec<u8> {
+    let body = full.to_string();
+    let mut bytes = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    bytes.extend_from_slice(&body.as_bytes()[..body.len() / 2]);
+    bytes
+}
+
+/// A complete answer whose JSON body is cut half-way.
+fn truncated_answer(full: &Value) -> Vec<u8> {
+    let body = full.to_string();
+    raw_answer("200 OK", "application/json", &body[..body.len() / 2])
+}
+
+async fn answer_faulty(mut stream: tokio::net::TcpStream, script: Arc<Mutex<FaultScript>>) {
+    use tokio::io::AsyncWriteExt;
+    let Some(request) = read_message(&mut stream).await else {
+        return;
+    };
+    let end = request
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(request.len());
+    let head = String::from_utf8_lossy(&request[..end]).to_string();
+    let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let body: Value = serde_json::from_slice(&request[(end + 4).min(request.len())..])
+        .unwrap_or(Value::Null);
+    let reply = match path.as_str() {
+        "/verify" => {
+            record_fault_call(&script, "verify", &body);
+            let mode = script.lock().expect("lock").verify.clone();
+            verify_reply(mode, &body).await
+        }
+        "/settle" => {
+            record_fault_call(&script, "settle", &body);
+            let mode = script.lock().expect("lock").settle.clone();
+            settle_reply(mode, &body).await
+        }
+        "/supported" | "/v2/supported" => {
+            let mode = script.lock().expect("lock").supported.clone();
+            supported_reply(mode, &path)
+        }
+        _ => Reply::Whole(raw_answer("404 Not Found", "text/plain", "not found")),
+    };
+    match reply {
+        Reply::Whole(bytes) => {
+            let _ = stream.write_all(&bytes).await;
+            let _ = stream.shutdown().await;
+        }
+        Reply::Cut(bytes) => {
+            let _ = stream.write_all(&bytes).await;
+            let _ = stream.flush().await;
+            drop(stream);
+        }
+        Reply::Silence => {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+    }
+}
+
+fn record_fault_call(script: &Mutex<FaultScript>, endpoint: &'static str, body: &Value) {
+    let auth = &body["paymentPayload"]["payload"]["authorization"];
+    script.lock().expect("lock").calls.push(Call {
+        endpoint,
+        from: auth["from"].as_str().unwrap_or_default().to_owned(),
+        nonce: auth["nonce"].as_str().unwrap_or_default().to_owned(),
+        x402_version: body["x402Version"].as_u64().unwrap_or_default(),
+        requirements: body["paymentRequirements"].clone(),
+    });
+}
+
+async fn verify_reply(mode: VerifyFault, body: &Value) -> Reply {
+    let from = body["paymentPayload"]["payload"]["authorization"]["from"].clone();
+    let valid = json!({"isValid": true, "payer": from});
+    match mode {
+        VerifyFault::Valid => Reply::Whole(json_answer("200 OK", &valid)),
+        VerifyFault::Invalid(reason) => Reply::Whole(json_answer(
+            "200 OK",
+            &json!({"isValid": false, "invalidReason": reason, "payer": from}),
+        )),
+        VerifyFault::Delay(delay) => {
+            tokio::time::sleep(delay).await;
+            Reply::Whole(json_answer("200 OK", &valid))
+        }
+        VerifyFault::Hang => Reply::Silence,
+        VerifyFault::Html502 => Reply::Whole(raw_answer("502 Bad Gateway", "text/html", HTML_502)),
+        VerifyFault::NonJson200 => Reply::Whole(raw_answer("200 OK", "text/plain", "OK")),
+        VerifyFault::Truncated => Reply::Whole(truncated_answer(&valid)),
+        VerifyFault::WrongSchema => Reply::Whole(json_answer(
+            "200 OK",
+            &json!({"valid": "yes", "payer": from}),
+        )),
+        VerifyFault::OtherPayer => Reply::Whole(json_answer(
+            "200 OK",
+            &json!({"isValid": true, "payer": OTHER_PAYER}),
+        )),
+        VerifyFault::Reset => Reply::Cut(cut_answer(&valid)),
+    }
+}
+
+async fn settle_reply(mode: SettleFault, body: &Value) -> Reply {
+    let auth = &body["paymentPayload"]["payload"]["authorization"];
+    let from = auth["from"].clone();
+    let tx = tx_for(auth["nonce"].as_str().unwrap_or_default());
+    let network = body["paymentRequirements"]["network"].clone();
+    let amount = body["paymentRequirements"]["amount"]
+        .as_str()
+        .or(body["paymentRequirements"]["maxAmountRequired"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let success = json!({"success": true, "transaction": tx, "network": network, "payer": from, "amount": amount});
+    let pending = json!({"success": false, "errorReason": "settlement_pending", "transaction": tx, "network": network, "payer": from});
+    match mode {
+        SettleFault::Success => Reply::Whole(json_answer("200 OK", &success)),
+        SettleFault::Fail(reason) => Reply::Whole(json_answer(
+            "200 OK",
+            &json!({"success": false, "errorReason": reason, "transaction": "", "network": network}),
+        )),
+        SettleFault::Delay(delay) => {
+            tokio::time::sleep(delay).await;
+            Reply::Whole(json_answer("200 OK", &success))
+        }
+        SettleFault::Hang => Reply::Silence,
+        SettleFault::Html502 => Reply::Whole(raw_answer("502 Bad Gateway", "text/html", HTML_502)),
+        SettleFault::NonJson200 => Reply::Whole(raw_answer("200 OK", "text/plain", "settled")),
+        SettleFault::Truncated => Reply::Whole(truncated_answer(&success)),
+        SettleFault::Reset => Reply::Cut(cut_answer(&success)),
+        SettleFault::MissingSuccess => Reply::Whole(json_answer(
+            "200 OK",
+            &json!({"transaction": tx, "network": network, "payer": from}),
+        )),
+        SettleFault::StringSuccess => Reply::Whole(json_answer(
+            "200 OK",
+            &json!({"success": "true", "transaction": tx, "network": network, "payer": from}),
+        )),
+        SettleFault::SuccessWithoutTransaction => Reply::Whole(json_answer(
+            "200 OK",
+            &json!({"success": true, "transaction": "", "network": network, "payer": from}),
+        )),
+        SettleFault::PendingOver200 => Reply::Whole(json_answer("200 OK", &pending)),
+        SettleFault::PendingOver500 => {
+            Reply::Whole(json_answer("500 Internal Server Error", &pending))
+        }
+        SettleFault::SuccessOver503 => {
+            Reply::Whole(json_answer("503 Service Unavailable", &success))
+        }
+        SettleFault::SameTransaction(tx) => Reply::Whole(json_answer(
+            "200 OK",
+            &json!({"success": true, "transaction": tx, "network": network, "payer": from}),
+        )),
+        SettleFault::OtherPayer => Reply::Whole(json_answer(
+            "200 OK",
+            &json!({"success": true, "transaction": tx, "network": network, "payer": OTHER_PAYER}),
+        )),
+        SettleFault::OtherAmount => Reply::Whole(json_answer(
+            "200 OK",
+            &json!({"success": true, "transaction": tx, "network": network, "payer": from, "amount": "1"}),
+        )),
+        SettleFault::OtherNetwork => Reply::Whole(json_answer(
+            "200 OK",
+            &json!({"success": true, "transaction": tx, "network": "eip155:1", "payer": from}),
+        )),
+    }
+}
+
+fn supported_reply(mode: SupportedFault, path: &str) -> Reply {
+    let kinds = json!({"kinds": [
+        {"x402Version": 2, "scheme": "exact", "network": "eip155:84532"},
+        {"x402Version": 1, "scheme": "exact", "network": "base-sepolia"}
+    ], "extensions": [], "signers": {}});
+    match mode {
+        SupportedFault::Ok => Reply::Whole(json_answer("200 OK", &kinds)),
+        SupportedFault::Html502 => {
+            Reply::Whole(raw_answer("502 Bad Gateway", "text/html", HTML_502))
+        }
+        SupportedFault::Hang => Reply::Silence,
+        SupportedFault::Redirect if path == "/supported" => Reply::Whole(
+            "HTTP/1.1 308 Permanent Redirect\r\nlocation: /v2/supported\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                .as_bytes()
+                .to_vec(),
+        ),
+        SupportedFault::Redirect => Reply::Whole(json_answer("200 OK", &kinds)),
+        SupportedFault::OtherNetwork => Reply::Whole(json_answer(
+            "200 OK",
+            &json!({"kinds": [{"x402Version": 2, "scheme": "exact", "network": "eip155:1"}]}),
+        )),
+    }
+}
+
+/// The configuration for Base Sepolia paying [`PAY_TO`] through `facilitator`, with the given
+/// verify and settle budgets.
+pub fn faulty_config(
+    facilitator: &FaultyFacilitator,
+    verify_timeout: Duration,
+    settle_timeout: Duration,
+) -> x402_runtime::X402ConfigBuilder {
+    X402Config::builder()
+        .network("eip155:84532")
+        .pay_to(PAY_TO)
+        .facilitator_url(facilitator.url())
+        .verify_timeout(verify_timeout)
+        .settle_timeout(settle_timeout)
+}
+
+/// A paywall builder for `config`, talking HTTP to `facilitator` with the same budgets.
+pub fn faulty_paywall(
+    facilitator: &FaultyFacilitator,
+    config: X402Config,
+) -> x402_runtime::X402Builder {
+    let client = HttpFacilitator::with_timeouts(
+        &facilitator.url(),
+        config.verify_timeout(),
+        config.settle_timeout(),
+    )
+    .expect("client");
+    X402::builder(config).facilitator(client)
+}

@@ -11,6 +11,7 @@
 //! | `X402_PUBLIC_URL` | public origin used in resource URLs (behind a proxy) | the request's `Host` |
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::Address;
@@ -62,7 +63,11 @@ pub struct X402Config {
     verify_timeout: Duration,
     settle_timeout: Duration,
     clock_skew: Duration,
+    store_path: Option<PathBuf>,
 }
+
+/// Where `X402::from_env` keeps its settlement record unless `X402_STORE_PATH` says otherwise.
+pub const DEFAULT_STORE_PATH: &str = "x402-payments.redb";
 
 impl X402Config {
     /// Starts a configuration in code.
@@ -91,6 +96,11 @@ impl X402Config {
         }
         if let Some(url) = lookup("X402_PUBLIC_URL").filter(|u| !u.trim().is_empty()) {
             builder = builder.public_url(url.trim());
+        }
+        match lookup("X402_STORE_PATH").map(|p| p.trim().to_owned()) {
+            Some(path) if path == "memory" => {}
+            Some(path) if !path.is_empty() => builder = builder.store_path(path),
+            _ => builder = builder.store_path(DEFAULT_STORE_PATH),
         }
         builder.build()
     }
@@ -135,6 +145,12 @@ impl X402Config {
         self.clock_skew
     }
 
+    /// The file of the durable settlement record, if one is configured (otherwise payments are
+    /// recorded in memory only).
+    pub fn store_path(&self) -> Option<&Path> {
+        self.store_path.as_deref()
+    }
+
     /// The token that carries `currency` on `network`: a configured asset, else the built-in one.
     pub fn asset(&self, network: &Network, currency: Currency) -> Option<Asset> {
         self.assets
@@ -158,6 +174,7 @@ pub struct X402ConfigBuilder {
     verify_timeout: Option<Duration>,
     settle_timeout: Option<Duration>,
     clock_skew: Option<Duration>,
+    store_path: Option<PathBuf>,
 }
 
 impl X402ConfigBuilder {
@@ -216,6 +233,14 @@ impl X402ConfigBuilder {
     /// Tolerated clock difference with clients; 60 s unless set.
     pub fn clock_skew(mut self, skew: Duration) -> Self {
         self.clock_skew = Some(skew);
+        self
+    }
+
+    /// Keeps settlement outcomes in a file (a [`FileStore`](crate::FileStore)) so that they
+    /// survive a restart. Without it, [`X402::builder`](crate::X402::builder) records payments
+    /// in memory.
+    pub fn store_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.store_path = Some(path.into());
         self
     }
 
@@ -289,6 +314,7 @@ impl X402ConfigBuilder {
             verify_timeout: self.verify_timeout.unwrap_or(Duration::from_secs(10)),
             settle_timeout: self.settle_timeout.unwrap_or(Duration::from_secs(30)),
             clock_skew: self.clock_skew.unwrap_or(Duration::from_secs(60)),
+            store_path: self.store_path,
         })
     }
 }

@@ -138,7 +138,8 @@ impl X402Builder {
         self
     }
 
-    /// Uses this replay store instead of a [`MemoryStore`].
+    /// Uses this replay store instead of the default: a [`FileStore`](crate::FileStore) at the
+    /// configuration's `store_path`, or else a [`MemoryStore`].
     pub fn store(mut self, store: impl ReplayStore) -> Self {
         self.store = Some(Arc::new(store));
         self
@@ -157,13 +158,19 @@ impl X402Builder {
             None => default_facilitator(&self.config)?,
         };
         let clock = self.clock;
+        let store: Arc<dyn ReplayStore> = match (self.store, self.config.store_path()) {
+            (Some(store), _) => store,
+            (None, Some(path)) => Arc::new(
+                crate::FileStore::open_with_clock(path, clock)
+                    .map_err(|e| ConfigError::new(e.to_string()))?,
+            ),
+            (None, None) => Arc::new(MemoryStore::with_clock(clock)),
+        };
         Ok(X402 {
             inner: Arc::new(Inner {
                 config: self.config,
                 facilitator,
-                store: self
-                    .store
-                    .unwrap_or_else(|| Arc::new(MemoryStore::with_clock(clock))),
+                store,
                 clock,
                 offers: DashMap::new(),
                 challenges: DashMap::new(),

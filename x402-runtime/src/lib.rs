@@ -101,6 +101,7 @@ pub mod discovery;
 pub mod eip3009;
 mod engine;
 pub mod facilitator;
+mod file_store;
 mod mount;
 pub mod network;
 #[cfg(feature = "openapi")]
@@ -116,11 +117,12 @@ mod respond;
 mod store;
 
 pub use config::{
-    ConfigError, DEFAULT_FACILITATOR_URL, DEFAULT_MAX_TIMEOUT_SECONDS, DEFAULT_NETWORK, X402Config,
-    X402ConfigBuilder, unix_now,
+    ConfigError, DEFAULT_FACILITATOR_URL, DEFAULT_MAX_TIMEOUT_SECONDS, DEFAULT_NETWORK,
+    DEFAULT_STORE_PATH, X402Config, X402ConfigBuilder, unix_now,
 };
 pub use engine::{StartupError, X402, X402Builder};
 pub use facilitator::{BoxFuture, Facilitator, FacilitatorError};
+pub use file_store::{FileStore, FileStoreError};
 pub use mount::PaidHandler;
 pub use payload::{ReplayKey, X402Version};
 pub use paywall::Payment;

@@ -264,6 +264,13 @@ impl Admitted {
             reservation,
         } = self;
         let task = tokio::spawn(async move {
+            // Recorded before `/settle` is called: a durable store then knows about a settlement
+            // in flight even if the process stops before the answer.
+            engine
+                .inner
+                .store
+                .record(&reservation.key, Slot::Settling)
+                .await;
             let timeout = engine.config().settle_timeout();
             let answer =
                 match tokio::time::timeout(timeout, engine.facilitator().settle(&request)).await {

@@ -13,10 +13,12 @@ use crate::payload::ReplayKey;
 use crate::store::{ReplayStore, Slot};
 
 const IN_PROGRESS: &str = "in_progress";
+const SETTLING: &str = "settling";
 
-/// Frees a key only while it is still in progress (never a recorded outcome).
+/// Frees a key only while it is in progress or settling (never a recorded outcome).
 const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local value = redis.call('GET', KEYS[1])
+if value == ARGV[1] or value == ARGV[2] then
   return redis.call('DEL', KEYS[1])
 end
 return 0";
@@ -125,6 +127,7 @@ fn encode(slot: &Slot) -> String {
     match slot {
         Slot::Settled { transaction } => format!("settled:{transaction}"),
         Slot::Pending { transaction } => format!("pending:{transaction}"),
+        Slot::Settling => SETTLING.to_owned(),
         _ => IN_PROGRESS.to_owned(),
     }
 }
@@ -138,6 +141,8 @@ fn decode(value: &str) -> Slot {
         Slot::Pending {
             transaction: transaction.to_owned(),
         }
+    } else if value == SETTLING {
+        Slot::Settling
     } else {
         Slot::InProgress
     }
@@ -213,6 +218,7 @@ impl ReplayStore for RedisStore {
             let freed: Result<i64, _> = script
                 .key(name)
                 .arg(IN_PROGRESS)
+                .arg(SETTLING)
                 .invoke_async(&mut connection)
                 .await;
             if let Err(e) = freed {
@@ -251,6 +257,7 @@ mod tests {
     fn slots_round_trip_through_their_redis_values() {
         for slot in [
             Slot::InProgress,
+            Slot::Settling,
             Slot::Settled {
                 transaction: "0xabc".to_owned(),
             },

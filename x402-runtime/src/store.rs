@@ -21,9 +21,12 @@ use crate::payload::ReplayKey;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Slot {
-    /// Reserved by a request that is verifying, serving or settling it, or whose settlement
-    /// outcome is unknown (a facilitator fault after `/settle` was called).
+    /// Reserved by a request that is verifying or serving it, or whose settlement outcome is
+    /// unknown (a facilitator fault after `/settle` was called).
     InProgress,
+    /// `/settle` is about to be called or is in flight. Recorded before the call, so that a
+    /// durable store knows about it even if the process stops before the answer.
+    Settling,
     /// Settled by this transaction.
     Settled {
         /// The transaction hash.
@@ -52,8 +55,9 @@ pub trait ReplayStore: Send + Sync + 'static {
     /// Records the outcome of a reserved key (it stays taken until it expires).
     fn record<'a>(&'a self, key: &'a ReplayKey, slot: Slot) -> BoxFuture<'a, ()>;
 
-    /// Frees a reserved key, so the same payment can be presented again. Must not block; a
-    /// remote store may finish the release in the background.
+    /// Frees a key that is reserved or settling (never one with a recorded outcome), so the
+    /// same payment can be presented again. Must not block; a remote store may finish the
+    /// release in the background.
     fn release(&self, key: &ReplayKey);
 
     /// Credits `transaction` to `key`. Returns `false` if the transaction was already credited
@@ -108,6 +112,21 @@ impl MemoryStore {
         self.keys.is_empty()
     }
 
+    /// Removes `key` whatever its state.
+    pub(crate) fn forget(&self, key: &ReplayKey) {
+        self.keys.remove(key);
+    }
+
+    /// When `key` expires, if it is held.
+    pub(crate) fn expiry(&self, key: &ReplayKey) -> Option<u64> {
+        self.keys.get(key).map(|e| e.expires_at)
+    }
+
+    /// The state of `key`, if it is held.
+    pub(crate) fn slot(&self, key: &ReplayKey) -> Option<Slot> {
+        self.keys.get(key).map(|e| e.slot.clone())
+    }
+
     fn sweep(&self, now: u64) {
         self.keys.retain(|_, e| e.expires_at > now);
         self.transactions
@@ -159,7 +178,9 @@ impl ReplayStore for MemoryStore {
     }
 
     fn release(&self, key: &ReplayKey) {
-        self.keys.remove_if(key, |_, e| e.slot == Slot::InProgress);
+        self.keys.remove_if(key, |_, e| {
+            matches!(e.slot, Slot::InProgress | Slot::Settling)
+        });
     }
 
     fn credit<'a>(&'a self, transaction: &'a str, key: &'a ReplayKey) -> BoxFuture<'a, bool> {

@@ -1,0 +1,305 @@
+//! The durable settlement record: a replay store whose outcomes survive a restart.
+//!
+//! Reservations of payments being verified or served live in memory (a crash before settlement
+//! moved nothing, so forgetting them is safe). Everything from the moment `/settle` may be
+//! called is written to an embedded database file (redb, fsync on every commit) before the
+//! paywall goes on: `settling` before `/settle`, then `settled(tx)` or `pending(tx)`. After a
+//! restart, a resend of the same payment is answered from that record; a payment whose
+//! settlement was in flight when the process died is answered `settlement_pending`, never with
+//! a fresh challenge, so the client does not pay twice.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::facilitator::BoxFuture;
+use crate::payload::ReplayKey;
+use crate::store::{MemoryStore, ReplayStore, Slot};
+
+/// Payment key bytes → expiry (8 bytes, big endian) followed by the slot.
+const PAYMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("payments");
+/// Credited transaction (lower case) → expiry followed by the payment key bytes.
+const TRANSACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("transactions");
+
+/// Why the settlement record could not be opened or written.
+#[derive(Debug)]
+pub struct FileStoreError(String);
+
+impl std::fmt::Display for FileStoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FileStoreError {}
+
+/// A [`ReplayStore`] that keeps settlement outcomes in a file (the default of
+/// [`X402::from_env`](crate::X402::from_env), at `X402_STORE_PATH`).
+///
+/// ```no_run
+/// # fn run(config: x402_runtime::X402Config) -> Result<(), Box<dyn std::error::Error>> {
+/// use x402_runtime::{FileStore, X402};
+///
+/// let x402 = X402::builder(config)
+///     .store(FileStore::open("/var/lib/my-api/x402-payments.redb")?)
+///     .build()?;
+/// # Ok(()) }
+/// ```
+///
+/// One process opens a file at a time. Several processes need a shared store such as
+/// `RedisStore` (feature `redis`).
+#[derive(Clone)]
+pub struct FileStore {
+    memory: Arc<MemoryStore>,
+    db: Arc<Database>,
+    path: PathBuf,
+    now: fn() -> u64,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn failed(what: &str, path: &Path, error: impl std::fmt::Display) -> FileStoreError {
+    FileStoreError(format!(
+        "settlement record {}: cannot {what}: {error}",
+        path.display()
+    ))
+}
+
+impl FileStore {
+    /// Opens (or creates) the record at `path` and drops entries whose authorization expired.
+    pub fn open(path: impl AsRef<Path>) -> Result<FileStore, FileStoreError> {
+        FileStore::open_with_clock(path, crate::config::unix_now)
+    }
+
+    /// Like [`open`](Self::open), reading time (unix seconds) from `now`.
+    pub fn open_with_clock(
+        path: impl AsRef<Path>,
+        now: fn() -> u64,
+    ) -> Result<FileStore, FileStoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| failed("create its folder", &path, e))?;
+        }
+        let db = Database::create(&path).map_err(|e| {
+            failed(
+                "open it (is another process using it? give each process its own X402_STORE_PATH, or share a RedisStore)",
+                &path,
+                e,
+            )
+        })?;
+        let store = FileStore {
+            memory: Arc::new(MemoryStore::with_clock(now)),
+            db: Arc::new(db),
+            path,
+            now,
+        };
+        store.sweep()?;
+        Ok(store)
+    }
+
+    /// The file the record lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates the tables and removes expired entries.
+    fn sweep(&self) -> Result<(), FileStoreError> {
+        let now = (self.now)();
+        let fail = |e: redb::Error| failed("sweep it", &self.path, e);
+        let write = self.db.begin_write().map_err(|e| fail(e.into()))?;
+        {
+            let mut payments = write.open_table(PAYMENTS).map_err(|e| fail(e.into()))?;
+            payments
+                .retain(|_, value| expiry(value) > now)
+                .map_err(|e| fail(e.into()))?;
+            let mut transactions = write.open_table(TRANSACTIONS).map_err(|e| fail(e.into()))?;
+            transactions
+                .retain(|_, value| expiry(value) > now)
+                .map_err(|e| fail(e.into()))?;
+        }
+        write.commit().map_err(|e| fail(e.into()))
+    }
+
+    /// The recorded outcome of `key`, if it has one that has not expired.
+    fn recorded(&self, key: &ReplayKey) -> Result<Option<Slot>, redb::Error> {
+        let read = self.db.begin_read()?;
+        let table = read.open_table(PAYMENTS)?;
+        let Some(value) = table.get(key_bytes(key).as_slice())? else {
+            return Ok(None);
+        };
+        let value = value.value();
+        if expiry(value) <= (self.now)() {
+            return Ok(None);
+        }
+        Ok(Some(decode_slot(value.get(8..).unwrap_or_default())))
+    }
+
+    /// Runs a write transaction on a blocking thread (commits fsync).
+    async fn write(
+        &self,
+        change: impl FnOnce(&redb::WriteTransaction) -> Result<bool, redb::Error> + Send + 'static,
+    ) -> Result<bool, redb::Error> {
+        let db = self.db.clone();
+        let run = move || -> Result<bool, redb::Error> {
+            let write = db.begin_write()?;
+            let answer = change(&write)?;
+            write.commit()?;
+            Ok(answer)
+        };
+        match tokio::task::spawn_blocking(run).await {
+            Ok(answer) => answer,
+            Err(join) => Err(redb::Error::Corrupted(format!("write task failed: {join}"))),
+        }
+    }
+}
+
+fn key_bytes(key: &ReplayKey) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(key.network.len() + 1 + 20 + 20 + 32);
+    bytes.extend_from_slice(key.network.as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(key.asset.as_slice());
+    bytes.extend_from_slice(key.from.as_slice());
+    bytes.extend_from_slice(key.nonce.as_slice());
+    bytes
+}
+
+fn expiry(value: &[u8]) -> u64 {
+    value
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+fn with_expiry(expires_at: u64, rest: &[u8]) -> Vec<u8> {
+    let mut value = expires_at.to_be_bytes().to_vec();
+    value.extend_from_slice(rest);
+    value
+}
+
+fn encode_slot(slot: &Slot) -> String {
+    match slot {
+        Slot::Settled { transaction } => format!("settled:{transaction}"),
+        Slot::Pending { transaction } => format!("pending:{transaction}"),
+        _ => "settling".to_owned(),
+    }
+}
+
+/// A recorded slot. `settling` read back from the file means the process stopped while the
+/// settlement was in flight: its outcome is unknown, which is answered as pending.
+fn decode_slot(value: &[u8]) -> Slot {
+    let text = String::from_utf8_lossy(value);
+    if let Some(transaction) = text.strip_prefix("settled:") {
+        Slot::Settled {
+            transaction: transaction.to_owned(),
+        }
+    } else if let Some(transaction) = text.strip_prefix("pending:") {
+        Slot::Pending {
+            transaction: transaction.to_owned(),
+        }
+    } else {
+        Slot::Pending {
+            transaction: String::new(),
+        }
+    }
+}
+
+impl ReplayStore for FileStore {
+    fn reserve<'a>(
+        &'a self,
+        key: &'a ReplayKey,
+        expires_at: u64,
+    ) -> BoxFuture<'a, Result<(), Slot>> {
+        Box::pin(async move {
+            self.memory.reserve(key, expires_at).await?;
+            match self.recorded(key) {
+                Ok(None) => Ok(()),
+                Ok(Some(slot)) => {
+                    self.memory.forget(key);
+                    Err(slot)
+                }
+                Err(e) => {
+                    tracing::error!(%key, "x402: settlement record unreadable: {e}");
+                    self.memory.forget(key);
+                    Err(Slot::Unavailable)
+                }
+            }
+        })
+    }
+
+    fn record<'a>(&'a self, key: &'a ReplayKey, slot: Slot) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let expires_at = self.memory.expiry(key).unwrap_or(u64::MAX);
+            self.memory.record(key, slot.clone()).await;
+            let name = key_bytes(key);
+            let value = with_expiry(expires_at, encode_slot(&slot).as_bytes());
+            let written = self
+                .write(move |write| {
+                    write
+                        .open_table(PAYMENTS)?
+                        .insert(name.as_slice(), value.as_slice())?;
+                    Ok(true)
+                })
+                .await;
+            if let Err(e) = written {
+                tracing::error!(%key, ?slot, "x402: could not write the settlement record: {e}");
+            }
+        })
+    }
+
+    fn release(&self, key: &ReplayKey) {
+        let was_settling = self.memory.slot(key) == Some(Slot::Settling);
+        self.memory.release(key);
+        if was_settling {
+            // The settlement was refused: nothing moved, so the record is removed.
+            let store = self.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                let name = key_bytes(&key);
+                let removed = store
+                    .write(move |write| {
+                        write.open_table(PAYMENTS)?.remove(name.as_slice())?;
+                        Ok(true)
+                    })
+                    .await;
+                if let Err(e) = removed {
+                    tracing::warn!(%key, "x402: could not clear a refused settlement from the record: {e}");
+                }
+            });
+        }
+    }
+
+    fn credit<'a>(&'a self, transaction: &'a str, key: &'a ReplayKey) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            if !self.memory.credit(transaction, key).await {
+                return false;
+            }
+            let expires_at = self.memory.expiry(key).unwrap_or(u64::MAX);
+            let name = transaction.to_ascii_lowercase();
+            let owner = key_bytes(key);
+            let credited = self
+                .write(move |write| {
+                    let mut table = write.open_table(TRANSACTIONS)?;
+                    if let Some(existing) = table.get(name.as_str())? {
+                        return Ok(existing.value().get(8..) == Some(owner.as_slice()));
+                    }
+                    table.insert(name.as_str(), with_expiry(expires_at, &owner).as_slice())?;
+                    Ok(true)
+                })
+                .await;
+            match credited {
+                Ok(fresh) => fresh,
+                Err(e) => {
+                    tracing::error!(%key, transaction, "x402: could not record a credited transaction: {e}");
+                    false
+                }
+            }
+        })
+    }
+}
