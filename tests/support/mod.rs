@@ -867,8 +867,8 @@ async fn answer_faulty(mut stream: tokio::net::TcpStream, script: Arc<Mutex<Faul
         .unwrap_or(request.len());
     let head = String::from_utf8_lossy(&request[..end]).to_string();
     let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-    let body: Value = serde_json::from_slice(&request[(end + 4).min(request.len())..])
-        .unwrap_or(Value::Null);
+    let body: Value =
+        serde_json::from_slice(&request[(end + 4).min(request.len())..]).unwrap_or(Value::Null);
     let reply = match path.as_str() {
         "/verify" => {
             record_fault_call(&script, "verify", &body);
