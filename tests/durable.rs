@@ -33,7 +33,10 @@ async fn resend(base: &str, payment: &str) -> (u16, serde_json::Value) {
         .await
         .expect("request");
     let status = answer.status().as_u16();
-    (status, answer.json().await.unwrap_or(serde_json::Value::Null))
+    (
+        status,
+        answer.json().await.unwrap_or(serde_json::Value::Null),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
