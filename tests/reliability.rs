@@ -1198,7 +1198,6 @@ async fn d_time_window() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "D4: a window shorter than the settle budget is accepted and settled (200) — not implemented yet"]
 async fn d4_window_shorter_than_the_budgets_is_refused_up_front() {
     let facilitator = FaultyFacilitator::start().await;
     let config = faulty_config(&facilitator, BUDGET, Duration::from_secs(30))
@@ -1229,7 +1228,6 @@ async fn d4_window_shorter_than_the_budgets_is_refused_up_front() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "D4: a handler that outlives validBefore is still settled with the expired authorization (200) — not implemented yet"]
 async fn d4_window_that_expires_in_the_handler_is_not_settled() {
     let facilitator = FaultyFacilitator::start().await;
     let config = faulty_config(&facilitator, BUDGET, BUDGET)

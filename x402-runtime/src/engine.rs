@@ -302,10 +302,30 @@ impl X402 {
 
     /// Checks that every registered paid route has at least one offer under this configuration.
     pub fn check_routes(&self) -> Result<(), ConfigError> {
-        let problems: Vec<String> = routes()
+        let settle_budget = self
+            .config()
+            .settle_timeout()
+            .as_secs()
+            .saturating_add(crate::paywall::VALID_BEFORE_MARGIN);
+        let mut problems: Vec<String> = routes()
             .into_iter()
             .filter_map(|route| self.route_offers(route).err().map(|e| e.to_string()))
             .collect();
+        for route in routes() {
+            let window = route
+                .max_timeout_seconds()
+                .unwrap_or(self.config().max_timeout_seconds());
+            if u64::from(window) <= settle_budget {
+                problems.push(format!(
+                    "{} ({}:{}): max_timeout_seconds = {window} leaves no time to settle: payments \
+                     must stay valid for the settle timeout plus 6 s ({settle_budget} s); raise \
+                     max_timeout_seconds or lower the settle timeout",
+                    route.handler(),
+                    route.file(),
+                    route.line()
+                ));
+            }
+        }
         if problems.is_empty() {
             Ok(())
         } else {

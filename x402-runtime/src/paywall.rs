@@ -33,7 +33,7 @@ use crate::store::Slot;
 
 /// Seconds `validBefore` must still be ahead of now (the reference facilitators' margin for
 /// block inclusion).
-const VALID_BEFORE_MARGIN: u64 = 6;
+pub(crate) const VALID_BEFORE_MARGIN: u64 = 6;
 
 /// The verified payment of the current request.
 ///
@@ -141,6 +141,7 @@ struct Admitted {
     wire_network: String,
     payer: Address,
     amount: U256,
+    valid_before: u64,
     request: FacilitatorRequest,
     payment: Payment,
     reservation: Reservation,
@@ -259,10 +260,33 @@ impl Admitted {
             wire_network,
             payer,
             amount,
+            valid_before,
             request,
             payment,
             reservation,
         } = self;
+        // A handler that outlived the authorization: settling it would revert, so it is not
+        // tried; nothing was charged and the response is withheld.
+        if engine.now().saturating_add(VALID_BEFORE_MARGIN) > valid_before {
+            tracing::warn!(key = %reservation.key, "x402: the authorization expired while the handler ran; not settled");
+            drop(reservation);
+            return Err(respond::with_receipt(
+                StatusCode::PAYMENT_REQUIRED,
+                codes::VALID_BEFORE,
+                "the payment expired while the request was served, so it was not settled and the \
+                 response was withheld; nothing was charged",
+                version,
+                &SettleResponse {
+                    success: false,
+                    error_reason: Some(codes::VALID_BEFORE.to_owned()),
+                    error_message: None,
+                    payer: Some(payer.to_checksum(None)),
+                    transaction: String::new(),
+                    network: wire_network,
+                    amount: None,
+                },
+            ));
+        }
         let task = tokio::spawn(async move {
             // Recorded before `/settle` is called: a durable store then knows about a settlement
             // in flight even if the process stops before the answer.
@@ -611,6 +635,7 @@ impl X402 {
             wire_network,
             payer: auth.from,
             amount: offer.amount,
+            valid_before: u64::try_from(auth.valid_before).unwrap_or(u64::MAX),
             request,
             payment,
             reservation,
@@ -683,9 +708,12 @@ impl X402 {
         let latest = now
             .saturating_add(offer.requirements.max_timeout_seconds)
             .saturating_add(self.config().clock_skew().as_secs());
-        if auth.valid_before < U256::from(now.saturating_add(VALID_BEFORE_MARGIN))
-            || auth.valid_before > U256::from(latest)
-        {
+        // Long enough for a settlement that takes the whole settle timeout, plus the margin the
+        // facilitator requires when it is called.
+        let earliest = now
+            .saturating_add(VALID_BEFORE_MARGIN)
+            .saturating_add(self.config().settle_timeout().as_secs());
+        if auth.valid_before < U256::from(earliest) || auth.valid_before > U256::from(latest) {
             return Err(Refused::Payment(codes::VALID_BEFORE));
         }
         if auth.valid_after > U256::from(now) {
