@@ -2359,7 +2359,6 @@ async fn supported_at_startup() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault table, /supported unreachable: paid routes are served as usual (200) while the facilitator's configuration is unknown — not implemented yet"]
 async fn paid_routes_answer_503_while_supported_is_unknown() {
     let rig = Rig::start().await;
     rig.facilitator.set_supported(SupportedFault::Html502);

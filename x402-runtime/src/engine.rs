@@ -45,7 +45,20 @@ pub(crate) struct Inner {
     offers: DashMap<usize, Arc<RouteOffers>>,
     challenges: DashMap<(usize, Box<str>), Arc<Challenge>>,
     extensions: DashMap<usize, Arc<Map<String, Value>>>,
+    /// Whether the facilitator's `/supported` has been read, and when it last failed.
+    pub(crate) readiness: Readiness,
 }
+
+/// The facilitator's configuration is known once its `/supported` answered; until then paid
+/// requests are answered 503 before anything is verified.
+#[derive(Default)]
+pub(crate) struct Readiness {
+    ready: std::sync::atomic::AtomicBool,
+    last_failure: tokio::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// How long a failed `/supported` is remembered before it is asked again.
+const SUPPORTED_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl fmt::Debug for X402 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -175,6 +188,7 @@ impl X402Builder {
                 offers: DashMap::new(),
                 challenges: DashMap::new(),
                 extensions: DashMap::new(),
+                readiness: Readiness::default(),
             }),
         })
     }
@@ -333,6 +347,49 @@ impl X402 {
         }
     }
 
+    /// Whether the facilitator's `/supported` has answered. Until it has, paid requests get
+    /// `503 facilitator_unavailable` with `Retry-After` before anything is verified; it is asked
+    /// on the first paid request and again at most every 5 s while it fails.
+    pub(crate) async fn facilitator_ready(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let readiness = &self.inner.readiness;
+        if readiness.ready.load(Ordering::Acquire) {
+            return true;
+        }
+        let mut last_failure = readiness.last_failure.lock().await;
+        if readiness.ready.load(Ordering::Acquire) {
+            return true;
+        }
+        if last_failure.is_some_and(|at| at.elapsed() < SUPPORTED_RETRY) {
+            return false;
+        }
+        let answer = tokio::time::timeout(
+            self.config().verify_timeout(),
+            self.inner.facilitator.supported(),
+        )
+        .await;
+        match answer {
+            Ok(Ok(_)) => {
+                readiness.ready.store(true, Ordering::Release);
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    "x402: the facilitator's /supported failed: {e}; paid requests answer 503"
+                );
+                *last_failure = Some(std::time::Instant::now());
+                false
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "x402: the facilitator's /supported timed out; paid requests answer 503"
+                );
+                *last_failure = Some(std::time::Instant::now());
+                false
+            }
+        }
+    }
+
     /// Reads the facilitator's `/supported` and checks it supports `exact` on every configured
     /// network, for v2 (and v1 where the network has a v1 name).
     pub async fn check_facilitator(&self) -> Result<SupportedResponse, StartupError> {
@@ -342,6 +399,10 @@ impl X402 {
             .supported()
             .await
             .map_err(StartupError::Facilitator)?;
+        self.inner
+            .readiness
+            .ready
+            .store(true, std::sync::atomic::Ordering::Release);
         let mut missing = Vec::new();
         for network in self.config().networks() {
             if !supported.supports(2, "exact", &network.caip2) {

@@ -54,6 +54,7 @@
 //! | 402 | the facilitator's reason | `/verify` refused, or `/settle` failed (with a failure receipt) |
 //! | 409 | `payment_in_progress`, `payment_already_settled`, `settlement_pending` | the same payment again |
 //! | 503 | `replay_store_unavailable` | the shared replay store cannot be reached (nothing verified or served) |
+//! | 503 | `facilitator_unavailable` | the facilitator's `/supported` has not answered yet (nothing verified) |
 //! | 502 | `unexpected_verify_error`, `unexpected_settle_error` | the facilitator answered badly |
 //! | 503 | `settlement_pending` | settlement submitted, not confirmed (receipt names the transaction) |
 //! | 504 | `facilitator_timeout` | the facilitator did not answer in time |

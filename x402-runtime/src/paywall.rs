@@ -576,7 +576,19 @@ impl X402 {
         let expires_at = u64::try_from(auth.valid_before)
             .unwrap_or(u64::MAX)
             .saturating_add(skew);
-        // The first await of the request: nothing has left the process before this point.
+        if !self.facilitator_ready().await {
+            let mut response = respond::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                codes::FACILITATOR_UNAVAILABLE,
+                "the payment facilitator is not reachable yet; nothing was charged, resend the same \
+                 payment header later",
+            );
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return Err(response);
+        }
+        // Nothing has left the process for this payment before this point.
         if let Err(slot) = self.inner.store.reserve(&key, expires_at).await {
             return Err(taken(slot));
         }

@@ -56,6 +56,8 @@ pub mod codes {
     pub const NO_OFFER: &str = "x402_no_offer";
     /// 500: an internal failure of the paywall (logged).
     pub const INTERNAL_ERROR: &str = "internal_error";
+    /// 503: the facilitator's `/supported` has not answered yet, so payments cannot be checked.
+    pub const FACILITATOR_UNAVAILABLE: &str = "facilitator_unavailable";
     /// 503: the replay store cannot be reached, so the payment cannot be checked for reuse.
     pub const REPLAY_STORE_UNAVAILABLE: &str = "replay_store_unavailable";
     /// 402: settlement failed without a reason from the facilitator.
