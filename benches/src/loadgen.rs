@@ -50,6 +50,8 @@ pub struct Outcome {
     pub errors: Vec<String>,
     /// Size of a response (status line, headers and body), in bytes.
     pub response_bytes: usize,
+    /// CPU time the server's threads used during the run, when the caller measured it.
+    pub server_cpu: Option<Duration>,
 }
 
 impl Outcome {
@@ -195,7 +197,7 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<
 
 /// `Some((status, size))` once `buf` holds a whole response.
 pub fn parse_response(buf: &[u8]) -> io::Result<Option<(u16, usize)>> {
-    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+    let Some(head_end) = memchr::memmem::find(buf, b"\r\n\r\n") else {
         return Ok(None);
     };
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
@@ -262,10 +264,7 @@ pub async fn fetch(addr: SocketAddr, request: &[u8]) -> io::Result<Fetched> {
         }
     };
     let raw = buf[..size].to_vec();
-    let head_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(size);
+    let head_end = memchr::memmem::find(&raw, b"\r\n\r\n").unwrap_or(size);
     let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
     let headers = head
         .split("\r\n")
@@ -298,7 +297,7 @@ pub async fn canned_server(response: Vec<u8>) -> io::Result<SocketAddr> {
                         Ok(0) | Err(_) => return,
                         Ok(_) => {}
                     }
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    while let Some(end) = memchr::memmem::find(&buf, b"\r\n\r\n") {
                         buf.drain(..end + 4);
                         if stream.write_all(&response).await.is_err() {
                             return;

@@ -49,7 +49,8 @@ impl Machine {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0.0);
         let mut commit = output("git", &["rev-parse", "--short", "HEAD"]);
-        if !output("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+        let changes = output("git", &["status", "--porcelain", "--untracked-files=no"]);
+        if commit != "unknown" && !changes.is_empty() {
             commit.push_str("-dirty");
         }
         Machine {
@@ -62,4 +63,41 @@ impl Machine {
             date: output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
         }
     }
+}
+
+/// CPU time (user + system) used so far by this process's threads whose name starts with
+/// `prefix` (Linux `/proc`; `None` elsewhere).
+pub fn threads_cpu(prefix: &str) -> Option<std::time::Duration> {
+    let ticks_per_s: f64 = clock_ticks();
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let Ok(name) = std::fs::read_to_string(dir.join("comm")) else {
+            continue;
+        };
+        if !name.trim_end().starts_with(prefix) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue;
+        };
+        // Fields after the parenthesized name: state is field 3, utime 14 and stime 15.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let user: u64 = fields.get(11)?.parse().ok()?;
+        let system: u64 = fields.get(12)?.parse().ok()?;
+        ticks += user + system;
+    }
+    Some(std::time::Duration::from_secs_f64(ticks as f64 / ticks_per_s))
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        output("getconf", &["CLK_TCK"])
+            .parse::<f64>()
+            .ok()
+            .filter(|t| *t > 0.0)
+            .unwrap_or(100.0)
+    })
 }

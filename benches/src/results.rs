@@ -31,6 +31,8 @@ pub struct Scenario {
     pub curve: Vec<(f64, f64)>,
     /// Size of one response, bytes (status line, headers, body).
     pub response_bytes: usize,
+    /// CPU time of the server's threads per response, µs (0 when not measured).
+    pub server_cpu_us: f64,
     /// Responses by status code.
     pub statuses: BTreeMap<u16, u64>,
 }

@@ -35,7 +35,7 @@ use tokio::runtime::Runtime;
 use x402_bench::bound;
 use x402_bench::fixture::{self, PAID_PATH, PLAIN_PATH};
 use x402_bench::loadgen::{self, Load, Outcome, Requests};
-use x402_bench::machine::Machine;
+use x402_bench::machine::{Machine, threads_cpu};
 use x402_bench::results::{Bound, LoadResults, OnChain, Overhead, Scenario, write_json};
 use x402_bench::stats::{self, median};
 use x402_runtime::proto::{PAYMENT_REQUIRED, PAYMENT_SIGNATURE, PaymentRequired};
@@ -119,7 +119,12 @@ impl Harness {
             connections,
             duration,
         };
-        self.client.block_on(loadgen::run(load, Arc::new(requests)))
+        let cpu_before = threads_cpu("server");
+        let mut outcome = self.client.block_on(loadgen::run(load, Arc::new(requests)));
+        outcome.server_cpu = cpu_before
+            .zip(threads_cpu("server"))
+            .map(|(before, after)| after.saturating_sub(before));
+        outcome
     }
 
     /// Checks that every response of `outcome` had `status`.
@@ -183,14 +188,20 @@ fn scenario(id: &str, title: &str, connections: usize, outcomes: &[&Outcome]) ->
         latency: stats::percentiles(&all),
         curve: stats::curve(&all),
         response_bytes: outcomes.iter().map(|o| o.response_bytes).max().unwrap_or(0),
+        server_cpu_us: outcomes
+            .iter()
+            .map(|o| o.server_cpu.map_or(0.0, |c| c.as_secs_f64()))
+            .sum::<f64>()
+            / completed.max(1) as f64
+            * 1e6,
         statuses,
     }
 }
 
 fn print(s: &Scenario) {
     println!(
-        "{:<24} c={:<3} {:>9.0} req/s  p50 {:>8.1} µs  p99 {:>8.1} µs  ({} responses, {:?})",
-        s.id, s.connections, s.rps, s.latency.p50, s.latency.p99, s.completed, s.statuses
+        "{:<24} c={:<3} {:>9.0} req/s  p50 {:>8.1} µs  p99 {:>8.1} µs  server CPU {:>6.1} µs/req  ({} responses, {:?})",
+        s.id, s.connections, s.rps, s.latency.p50, s.latency.p99, s.server_cpu_us, s.completed, s.statuses
     );
 }
 
@@ -241,13 +252,21 @@ fn main() -> ExitCode {
     let probe = h.fetch(paid, &unpaid_request);
     assert_eq!(probe.status, 402);
     let challenge = h.challenge(paid);
-    let plain = h
-        .server
-        .block_on(fixture::serve(fixture::plain_app(padded_body(probe.body.len()))))
-        .expect("serve the plain app");
-    let plain_request = loadgen::get_request(plain, PLAIN_PATH, &[]);
-    let plain_probe = h.fetch(plain, &plain_request);
-    assert_eq!(plain_probe.body.len(), probe.body.len());
+    // The plain handler answers as many bytes as the 402 (status line, headers and body), so
+    // both move the same bytes; its body is the 402's size plus the 402's extra headers.
+    let mut body_len = probe.body.len();
+    let (plain, plain_request, plain_probe) = loop {
+        let addr = h
+            .server
+            .block_on(fixture::serve(fixture::plain_app(padded_body(body_len))))
+            .expect("serve the plain app");
+        let request = loadgen::get_request(addr, PLAIN_PATH, &[]);
+        let fetched = h.fetch(addr, &request);
+        if fetched.raw.len() == probe.raw.len() || body_len > 1 << 20 {
+            break (addr, request, fetched);
+        }
+        body_len = (body_len + probe.raw.len()).saturating_sub(fetched.raw.len());
+    };
     println!(
         "402 response: {} bytes ({} body); plain response: {} bytes ({} body)",
         probe.raw.len(),
