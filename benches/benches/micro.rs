@@ -40,11 +40,7 @@ fn get(path: &str) -> Request<Body> {
 
 /// Sends `path` through `router` in memory and reads the whole body; returns the status.
 async fn call(router: &Router, path: &str) -> u16 {
-    let response = router
-        .clone()
-        .oneshot(get(path))
-        .await
-        .expect("infallible");
+    let response = router.clone().oneshot(get(path)).await.expect("infallible");
     let status = response.status().as_u16();
     let body = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
@@ -143,7 +139,10 @@ fn benches(c: &mut Criterion) {
     group.bench_function("eip712_digest", |b| {
         b.iter(|| {
             let s = next();
-            x402_runtime::eip3009::signing_hash(black_box(&s.separator), black_box(&s.authorization))
+            x402_runtime::eip3009::signing_hash(
+                black_box(&s.separator),
+                black_box(&s.authorization),
+            )
         })
     });
     let mut i = 0usize;

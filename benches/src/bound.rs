@@ -31,13 +31,8 @@ pub struct Signed {
 /// `n` authorizations signed by the test bed's payer, each with its own nonce.
 pub fn signed(n: usize) -> Vec<Signed> {
     let signer: PrivateKeySigner = x402_testbed::PAYER_KEY.parse().expect("payer key");
-    let separator = eip3009::domain(
-        "USDC",
-        "2",
-        x402_testbed::CHAIN_ID,
-        x402_testbed::USDC,
-    )
-    .separator();
+    let separator =
+        eip3009::domain("USDC", "2", x402_testbed::CHAIN_ID, x402_testbed::USDC).separator();
     (0..n)
         .map(|i| {
             let authorization = Authorization {
@@ -106,7 +101,9 @@ pub fn rate<T: Sync>(items: &[T], threads: usize, time: Duration, op: fn(&T) -> 
 
 /// `(ecrecover per second, local verifications per second)`, all cores in parallel.
 pub fn measure(items: &[Signed], threads: usize, time: Duration) -> (f64, f64) {
-    let recover = rate(items, threads, time, |s| ecrecover(s) == Some(s.authorization.from));
+    let recover = rate(items, threads, time, |s| {
+        ecrecover(s) == Some(s.authorization.from)
+    });
     let verify = rate(items, threads, time, local_verify);
     (recover, verify)
 }

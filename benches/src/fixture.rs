@@ -345,7 +345,10 @@ impl Payer {
     /// `valid_before` (unix seconds).
     pub fn pay(&self, challenge: &PaymentRequired, nonce: B256, valid_before: u64) -> String {
         let offer = &challenge.accepts[0];
-        let extra = offer.extra.as_ref().expect("the offer names its EIP-712 domain");
+        let extra = offer
+            .extra
+            .as_ref()
+            .expect("the offer names its EIP-712 domain");
         let name = extra["name"].as_str().expect("extra.name");
         let version = extra["version"].as_str().expect("extra.version");
         let chain_id: u64 = offer

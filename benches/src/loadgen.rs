@@ -171,8 +171,10 @@ async fn drive(
         stream.write_all(bytes).await?;
         let (status, size) = read_response(&mut stream, &mut buf).await?;
         let now = Instant::now();
-        done.samples
-            .push((index, u64::try_from((now - sent).as_nanos()).unwrap_or(u64::MAX)));
+        done.samples.push((
+            index,
+            u64::try_from((now - sent).as_nanos()).unwrap_or(u64::MAX),
+        ));
         *done.statuses.entry(status).or_default() += 1;
         done.response_bytes = size;
         done.last = Some(now);
@@ -317,8 +319,14 @@ mod tests {
     #[test]
     fn finds_the_end_of_a_response() {
         let whole = b"HTTP/1.1 402 Payment Required\r\ncontent-length: 2\r\n\r\n{}";
-        assert_eq!(parse_response(whole).ok().flatten(), Some((402, whole.len())));
-        assert_eq!(parse_response(&whole[..whole.len() - 1]).ok().flatten(), None);
+        assert_eq!(
+            parse_response(whole).ok().flatten(),
+            Some((402, whole.len()))
+        );
+        assert_eq!(
+            parse_response(&whole[..whole.len() - 1]).ok().flatten(),
+            None
+        );
         assert!(parse_response(b"HTTP/1.1 200 OK\r\n\r\n").is_err());
     }
 }

@@ -88,7 +88,9 @@ pub fn threads_cpu(prefix: &str) -> Option<std::time::Duration> {
         let system: u64 = fields.get(12)?.parse().ok()?;
         ticks += user + system;
     }
-    Some(std::time::Duration::from_secs_f64(ticks as f64 / ticks_per_s))
+    Some(std::time::Duration::from_secs_f64(
+        ticks as f64 / ticks_per_s,
+    ))
 }
 
 fn clock_ticks() -> f64 {

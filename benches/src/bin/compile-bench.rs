@@ -38,7 +38,9 @@ fn parse() -> Result<Options, String> {
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
-            "--handlers" => o.handlers = value("--handlers")?.parse().map_err(|e| format!("{e}"))?,
+            "--handlers" => {
+                o.handlers = value("--handlers")?.parse().map_err(|e| format!("{e}"))?
+            }
             "--rounds" => o.rounds = value("--rounds")?.parse().map_err(|e| format!("{e}"))?,
             "--out" => o.out = PathBuf::from(value("--out")?),
             "--smoke" => {
@@ -153,7 +155,10 @@ fn generate(dir: &Path, root: &Path, handlers: usize) -> Result<(), String> {
         .map_err(|e| format!("copy Cargo.lock: {e}"))?;
     for (krate, paid) in [("paid", true), ("plain", false)] {
         let base = dir.join(krate);
-        write(&base.join("Cargo.toml"), &manifest(&format!("cb-{krate}"), root))?;
+        write(
+            &base.join("Cargo.toml"),
+            &manifest(&format!("cb-{krate}"), root),
+        )?;
         write(&base.join("src/lib.rs"), &lib_rs(paid, handlers))?;
         for m in 0..handlers.div_ceil(PER_MODULE) {
             write(
@@ -215,7 +220,9 @@ fn run(o: &Options) -> Result<CompileResults, String> {
                 &module_rs(is_paid, 0, o.handlers, &format!("v{}", round + 1)),
             )?;
             let incremental = cargo(&dir, &["build", "-p", &package])?;
-            println!("round {round}: {krate:<5} clean {clean:.2} s, incremental {incremental:.2} s");
+            println!(
+                "round {round}: {krate:<5} clean {clean:.2} s, incremental {incremental:.2} s"
+            );
             let times = if is_paid { &mut paid } else { &mut plain };
             times.clean.push(clean);
             times.incremental.push(incremental);

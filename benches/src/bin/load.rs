@@ -71,7 +71,9 @@ impl Options {
                 "--seconds" => {
                     seconds = Some(value("--seconds")?.parse().map_err(|e| format!("{e}"))?);
                 }
-                "--rounds" => rounds = Some(value("--rounds")?.parse().map_err(|e| format!("{e}"))?),
+                "--rounds" => {
+                    rounds = Some(value("--rounds")?.parse().map_err(|e| format!("{e}"))?)
+                }
                 "--connections" => {
                     o.connections = value("--connections")?
                         .parse()
@@ -113,7 +115,13 @@ struct Harness {
 }
 
 impl Harness {
-    fn load(&self, addr: SocketAddr, connections: usize, duration: Duration, requests: Requests) -> Outcome {
+    fn load(
+        &self,
+        addr: SocketAddr,
+        connections: usize,
+        duration: Duration,
+        requests: Requests,
+    ) -> Outcome {
         let load = Load {
             addr,
             connections,
@@ -147,7 +155,10 @@ impl Harness {
 
     fn challenge(&self, addr: SocketAddr) -> PaymentRequired {
         let probe = self.fetch(addr, &loadgen::get_request(addr, PAID_PATH, &[]));
-        assert_eq!(probe.status, 402, "the paid route answers 402 without payment");
+        assert_eq!(
+            probe.status, 402,
+            "the paid route answers 402 without payment"
+        );
         let header = probe
             .header(PAYMENT_REQUIRED)
             .expect("the 402 carries PAYMENT-REQUIRED");
@@ -155,19 +166,30 @@ impl Harness {
     }
 
     /// Pre-signed paid requests for `addr`, `count` of them.
-    fn paid_requests(&self, addr: SocketAddr, challenge: &PaymentRequired, keys: &[&str], count: usize) -> (Vec<alloy_primitives::B256>, Requests) {
+    fn paid_requests(
+        &self,
+        addr: SocketAddr,
+        challenge: &PaymentRequired,
+        keys: &[&str],
+        count: usize,
+    ) -> (Vec<alloy_primitives::B256>, Requests) {
         let signed = fixture::presign(challenge, keys, count);
         let nonces = signed.iter().map(|(n, _)| *n).collect();
         let requests = signed
             .iter()
-            .map(|(_, header)| loadgen::get_request(addr, PAID_PATH, &[(PAYMENT_SIGNATURE, header)]))
+            .map(|(_, header)| {
+                loadgen::get_request(addr, PAID_PATH, &[(PAYMENT_SIGNATURE, header)])
+            })
             .collect();
         (nonces, Requests::Each(requests))
     }
 }
 
 fn scenario(id: &str, title: &str, connections: usize, outcomes: &[&Outcome]) -> Scenario {
-    let mut all: Vec<u64> = outcomes.iter().flat_map(|o| o.samples.iter().map(|s| s.1)).collect();
+    let mut all: Vec<u64> = outcomes
+        .iter()
+        .flat_map(|o| o.samples.iter().map(|s| s.1))
+        .collect();
     all.sort_unstable();
     let completed: u64 = outcomes.iter().map(|o| o.completed).sum();
     let seconds: f64 = outcomes.iter().map(|o| o.elapsed.as_secs_f64()).sum();
@@ -201,7 +223,14 @@ fn scenario(id: &str, title: &str, connections: usize, outcomes: &[&Outcome]) ->
 fn print(s: &Scenario) {
     println!(
         "{:<24} c={:<3} {:>9.0} req/s  p50 {:>8.1} µs  p99 {:>8.1} µs  server CPU {:>6.1} µs/req  ({} responses, {:?})",
-        s.id, s.connections, s.rps, s.latency.p50, s.latency.p99, s.server_cpu_us, s.completed, s.statuses
+        s.id,
+        s.connections,
+        s.rps,
+        s.latency.p50,
+        s.latency.p99,
+        s.server_cpu_us,
+        s.completed,
+        s.statuses
     );
 }
 
@@ -284,7 +313,12 @@ fn main() -> ExitCode {
     h.load(canned, c, warmup, Requests::Repeat(canned_request.clone()));
     let ceiling = h.load(canned, c, d, Requests::Repeat(canned_request));
     h.expect("ceiling", &ceiling, 402);
-    let ceiling = scenario("ceiling", "load generator against canned 402 bytes (no HTTP server)", c, &[&ceiling]);
+    let ceiling = scenario(
+        "ceiling",
+        "load generator against canned 402 bytes (no HTTP server)",
+        c,
+        &[&ceiling],
+    );
     print(&ceiling);
     results.scenarios.push(ceiling);
 
@@ -302,11 +336,25 @@ fn main() -> ExitCode {
         plain_runs.push(p);
         unpaid_runs.push(u);
     }
-    let plain_s = scenario("plain", "plain axum handler, body of the 402's size", c, &plain_runs.iter().collect::<Vec<_>>());
-    let unpaid_s = scenario("unpaid_402", "paid route without payment: the 402 challenge", c, &unpaid_runs.iter().collect::<Vec<_>>());
+    let plain_s = scenario(
+        "plain",
+        "plain axum handler, body of the 402's size",
+        c,
+        &plain_runs.iter().collect::<Vec<_>>(),
+    );
+    let unpaid_s = scenario(
+        "unpaid_402",
+        "paid route without payment: the 402 challenge",
+        c,
+        &unpaid_runs.iter().collect::<Vec<_>>(),
+    );
     print(&plain_s);
     print(&unpaid_s);
-    println!("unpaid 402 / plain: {:.3} (per round {:?})", median(&results.ratio_402_rounds), results.ratio_402_rounds);
+    println!(
+        "unpaid 402 / plain: {:.3} (per round {:?})",
+        median(&results.ratio_402_rounds),
+        results.ratio_402_rounds
+    );
     results.scenarios.push(plain_s);
     results.scenarios.push(unpaid_s);
 
@@ -335,7 +383,10 @@ fn main() -> ExitCode {
         local_verify_per_s: (verify_before + verify_after) / 2.0,
         rounds: vec![recover_before, recover_after],
     };
-    results.ratio_paid_rounds = paid_runs.iter().map(|r| r.rps() / results.bound.ecrecover_per_s).collect();
+    results.ratio_paid_rounds = paid_runs
+        .iter()
+        .map(|r| r.rps() / results.bound.ecrecover_per_s)
+        .collect();
     let paid_s = scenario(
         "paid_inprocess",
         "paid, in-process facilitator, settlement stubbed at the chain boundary",
@@ -364,7 +415,12 @@ fn main() -> ExitCode {
         .block_on(fixture::serve(fixture::paid_app(&x402_http)))
         .expect("serve the paid app over the double");
     let challenge_http = h.challenge(paid_http);
-    let (_, warm) = h.paid_requests(paid_http, &challenge_http, &payer_keys, if h.options.smoke { 20 } else { 300 });
+    let (_, warm) = h.paid_requests(
+        paid_http,
+        &challenge_http,
+        &payer_keys,
+        if h.options.smoke { 20 } else { 300 },
+    );
     let started = Instant::now();
     let warm = h.load(paid_http, 1, Duration::from_secs(30), warm);
     h.expect("HTTP facilitator warm-up", &warm, 200);
@@ -404,13 +460,25 @@ fn main() -> ExitCode {
             plain: stats::percentiles(&plain_one.sorted_latencies()),
         };
     }
-    let http_s = scenario("paid_http_facilitator", "paid, HTTP facilitator double, one request at a time", 1, &[&run]);
+    let http_s = scenario(
+        "paid_http_facilitator",
+        "paid, HTTP facilitator double, one request at a time",
+        1,
+        &[&run],
+    );
     print(&http_s);
-    let plain_one_s = scenario("plain_c1", "plain axum handler, one request at a time", 1, &[&plain_one]);
+    let plain_one_s = scenario(
+        "plain_c1",
+        "plain axum handler, one request at a time",
+        1,
+        &[&plain_one],
+    );
     print(&plain_one_s);
     println!(
         "overhead over the facilitator: p50 {:.1} µs, p99 {:.1} µs (facilitator p50 {:.1} µs)",
-        results.overhead.overhead.p50, results.overhead.overhead.p99, results.overhead.facilitator.p50
+        results.overhead.overhead.p50,
+        results.overhead.overhead.p99,
+        results.overhead.facilitator.p50
     );
     results.scenarios.push(http_s);
     results.scenarios.push(plain_one_s);
@@ -420,7 +488,8 @@ fn main() -> ExitCode {
     if !h.options.chain {
         results.onchain_skipped = Some("--no-chain".to_owned());
     } else if !x402_testbed::skip_unless_available("load: paid_onchain") {
-        results.onchain_skipped = Some("the test bed's tools (node, npm, python3) are missing".to_owned());
+        results.onchain_skipped =
+            Some("the test bed's tools (node, npm, python3) are missing".to_owned());
     } else {
         match onchain(&mut h, &payer_keys) {
             Ok((s, onchain)) => {
@@ -474,22 +543,44 @@ fn onchain(h: &mut Harness, keys: &[&str]) -> Result<(Scenario, OnChain), String
     let (_, warm) = h.paid_requests(addr, &challenge, keys, warm_count);
     let warm = h.load(addr, connections, Duration::from_secs(60), warm);
     h.expect("on chain warm-up", &warm, 200);
-    let seconds = if h.options.smoke { 1.5 } else { h.options.seconds * 2.0 };
-    let count = if h.options.smoke { 400 } else { 20_000 };
+    let seconds = if h.options.smoke {
+        1.5
+    } else {
+        h.options.seconds * 2.0
+    };
+    let count = if h.options.smoke { 400 } else { 6_000 };
     let (_, requests) = h.paid_requests(addr, &challenge, keys, count);
-    let run = h.load(addr, connections, Duration::from_secs_f64(seconds), requests);
+    let run = h.load(
+        addr,
+        connections,
+        Duration::from_secs_f64(seconds),
+        requests,
+    );
     h.expect("paid on chain", &run, 200);
     let after = balance(h)?;
-    let settled = warm.statuses.get(&200).copied().unwrap_or(0) + run.statuses.get(&200).copied().unwrap_or(0);
-    let price = U256::from(challenge.accepts[0].amount.parse::<u64>().map_err(|e| e.to_string())?);
+    let settled = warm.statuses.get(&200).copied().unwrap_or(0)
+        + run.statuses.get(&200).copied().unwrap_or(0);
+    let price = U256::from(
+        challenge.accepts[0]
+            .amount
+            .parse::<u64>()
+            .map_err(|e| e.to_string())?,
+    );
     let gain = after - before;
     let expected = price * U256::from(settled);
     if gain != expected {
-        h.failures.push(format!("on chain: the merchant gained {gain}, expected {expected}"));
+        h.failures.push(format!(
+            "on chain: the merchant gained {gain}, expected {expected}"
+        ));
     }
     drop(chain);
     Ok((
-        scenario("paid_onchain", "paid, settled on anvil with Circle's USDC (FiatTokenV2_2)", connections, &[&run]),
+        scenario(
+            "paid_onchain",
+            "paid, settled on anvil with Circle's USDC (FiatTokenV2_2)",
+            connections,
+            &[&run],
+        ),
         OnChain {
             settled,
             merchant_gain: gain.to_string(),

@@ -21,13 +21,34 @@ const END: &str = "<!-- results:end -->";
 
 /// The micro benchmarks shown, in order: `(criterion id, what)`.
 const MICRO: [(&str, &str); 10] = [
-    ("decode/payment_header_v2", "decode a v2 `PAYMENT-SIGNATURE` header"),
-    ("challenge/first_request", "first unpaid request of a route: offers and 402 built"),
-    ("challenge/cached_402", "unpaid request, cached 402 (router in memory)"),
-    ("challenge/plain_same_size", "plain handler, body of the 402's size (router in memory)"),
-    ("verify/eip712_digest", "EIP-712 digest of the authorization"),
-    ("verify/local_verification", "paywall's local verification (digest + FiatToken rules + ecrecover)"),
-    ("verify/local_facilitator_verify", "in-process facilitator `verify`, offline"),
+    (
+        "decode/payment_header_v2",
+        "decode a v2 `PAYMENT-SIGNATURE` header",
+    ),
+    (
+        "challenge/first_request",
+        "first unpaid request of a route: offers and 402 built",
+    ),
+    (
+        "challenge/cached_402",
+        "unpaid request, cached 402 (router in memory)",
+    ),
+    (
+        "challenge/plain_same_size",
+        "plain handler, body of the 402's size (router in memory)",
+    ),
+    (
+        "verify/eip712_digest",
+        "EIP-712 digest of the authorization",
+    ),
+    (
+        "verify/local_verification",
+        "paywall's local verification (digest + FiatToken rules + ecrecover)",
+    ),
+    (
+        "verify/local_facilitator_verify",
+        "in-process facilitator `verify`, offline",
+    ),
     ("verify/ecrecover_bare", "bare ecrecover (alloy / k256)"),
     ("registry/routes", "list the registered paid routes"),
     ("registry/route_offers_cached", "a route's offers, cached"),
@@ -187,6 +208,54 @@ fn targets(md: &mut String, load: &LoadResults, compile: Option<&CompileResults>
     md.push('\n');
 }
 
+/// Where the paid path's time goes, against the cost of one signature recovery.
+fn bounds(md: &mut String, load: &LoadResults, criterion: &Path) {
+    let recover_us = criterion_estimate(criterion, "verify/ecrecover_bare").map(|(m, _)| m / 1e3);
+    let cores = load.machine.cores as f64;
+    let _ = writeln!(
+        md,
+        "### The physical bound
+"
+    );
+    if let Some(paid) = scenario(load, "paid_inprocess") {
+        let bound = load.bound.ecrecover_per_s;
+        let _ = write!(
+            md,
+            "Each paid request recovers the signer twice: in the paywall's local check (before \
+             anything leaves the process, so a forged payment never costs a facilitator call) and \
+             in the facilitator's `verify` (a facilitator trusts no caller). Bare ecrecover ran at \
+             {bound:.0}/s on all {cores} cores together, so two per request bound the path at \
+             {:.0} req/s with nothing else running; the paid scenario reached {:.0} req/s, {:.0} % \
+             of that, with the load generator on the same cores.",
+            bound / 2.0,
+            paid.rps,
+            100.0 * paid.rps / (bound / 2.0)
+        );
+        if let Some(r) = recover_us
+            && paid.server_cpu_us > 0.0
+        {
+            let _ = write!(
+                md,
+                " The server used {:.0} µs of CPU per paid response; two recoveries at the criterion \
+                 median of {r:.0} µs are {:.0} µs of it ({:.0} %).",
+                paid.server_cpu_us,
+                2.0 * r,
+                100.0 * 2.0 * r / paid.server_cpu_us
+            );
+        }
+        md.push_str("\n\n");
+    }
+    if let Some(r) = recover_us {
+        let _ = writeln!(
+            md,
+            "Our overhead over an HTTP facilitator includes the paywall's own local signature check, \
+             one recovery ({r:.0} µs at the criterion median); the rest of the overhead at p50 is \
+             {:.0} µs.\n",
+            (load.overhead.overhead.p50 - r).max(0.0)
+        );
+    }
+}
+
 fn load_table(md: &mut String, load: &LoadResults) {
     let _ = writeln!(md, "### Load scenarios\n");
     let _ = writeln!(
@@ -236,9 +305,18 @@ fn load_table(md: &mut String, load: &LoadResults) {
     );
     for (name, p) in [
         ("client latency", &o.total),
-        ("server waiting on the facilitator (verify + settle)", &o.facilitator),
-        ("**our overhead** (latency − facilitator time, per request)", &o.overhead),
-        ("plain handler, one at a time (any loopback request)", &o.plain),
+        (
+            "server waiting on the facilitator (verify + settle)",
+            &o.facilitator,
+        ),
+        (
+            "**our overhead** (latency − facilitator time, per request)",
+            &o.overhead,
+        ),
+        (
+            "plain handler, one at a time (any loopback request)",
+            &o.plain,
+        ),
     ] {
         let _ = writeln!(
             md,
@@ -281,9 +359,8 @@ fn micro_table(md: &mut String, dir: &Path) {
     if found == 0 {
         let _ = writeln!(md, "| (no criterion results found) | | | |");
     }
-    let ratio = |a: &str, b: &str| {
-        Some(criterion_estimate(dir, a)?.0 / criterion_estimate(dir, b)?.0)
-    };
+    let ratio =
+        |a: &str, b: &str| Some(criterion_estimate(dir, a)?.0 / criterion_estimate(dir, b)?.0);
     if let Some(r) = ratio("challenge/plain_same_size", "challenge/cached_402") {
         let _ = writeln!(
             md,
@@ -305,7 +382,10 @@ fn compile_table(md: &mut String, c: &CompileResults) {
         "### Compile time ({} handlers, `{}` profile, dependencies prebuilt)\n\n| crate | clean build (median) | incremental after one handler changed (median) | rounds (clean / incremental, s) |\n|---|---:|---:|---|",
         c.handlers, c.profile
     );
-    for (name, t) in [("plain handlers", &c.plain), ("`#[paid]` handlers", &c.paid)] {
+    for (name, t) in [
+        ("plain handlers", &c.plain),
+        ("`#[paid]` handlers", &c.paid),
+    ] {
         let _ = writeln!(
             md,
             "| {name} | {:.2} s | {:.2} s | {} / {} |",
@@ -342,7 +422,10 @@ fn throughput_plot(path: &Path, load: &LoadResults) -> Result<(), Box<dyn std::e
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("Throughput, req/s (log scale), {} cores", load.machine.cores),
+            format!(
+                "Throughput, req/s (log scale), {} cores",
+                load.machine.cores
+            ),
             ("sans-serif", 20),
         )
         .margin(12)
@@ -361,6 +444,7 @@ fn throughput_plot(path: &Path, load: &LoadResults) -> Result<(), Box<dyn std::e
                 String::new()
             }
         })
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .y_desc("requests per second")
         .draw()?;
     chart.draw_series(bars.iter().enumerate().map(|(i, s)| {
@@ -398,21 +482,22 @@ fn latency_plot(path: &Path, load: &LoadResults) -> Result<(), Box<dyn std::erro
     let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Latency by percentile, µs (log scale)",
-            ("sans-serif", 20),
-        )
+        .caption("Latency by percentile, µs (log scale)", ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..4.0, (min..max).log_scale())?;
     chart
         .configure_mesh()
-        .x_labels(9)
-        .x_label_formatter(&|x| {
-            let p = 100.0 * (1.0 - 10f64.powf(-x));
-            format!("p{}", (p * 100.0).round() / 100.0)
+        .x_labels(5)
+        .x_label_formatter(&|x| match x.round() as i32 {
+            0 => "p0".to_owned(),
+            1 => "p90".to_owned(),
+            2 => "p99".to_owned(),
+            3 => "p99.9".to_owned(),
+            _ => "p99.99".to_owned(),
         })
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .x_desc("percentile")
         .y_desc("latency, µs")
         .draw()?;
@@ -477,6 +562,7 @@ fn main() -> ExitCode {
         m.date, m.commit, load.mode, m.cpu, m.cores, m.memory_gib, m.os, m.rustc
     );
     targets(&mut md, &load, compile.as_ref());
+    bounds(&mut md, &load, &o.criterion);
     load_table(&mut md, &load);
     let relative = |p: &Path| {
         let base = o.markdown.parent().unwrap_or(Path::new(""));
