@@ -8,7 +8,8 @@
 //!
 //! Both crates are written to `target/compile-bench/` as one workspace with its own target
 //! folder and this repository's `Cargo.lock` (so the same dependency versions, offline), and
-//! both depend on `x402-runtime` by path. Dependencies are built once first; then, per round and
+//! both depend on `x402-runtime` by path with only its `macros` feature (the paywall and the
+//! attribute; no HTTP client), which is all either crate uses. Dependencies are built once first; then, per round and
 //! crate, `cargo clean -p <crate>` + `cargo build` is the clean build, and changing a string in
 //! one handler + `cargo build` is the incremental one. The two crates alternate.
 
@@ -71,7 +72,7 @@ edition = "2024"
 publish = false
 
 [dependencies]
-x402-runtime = {{ path = "{runtime}" }}
+x402-runtime = {{ path = "{runtime}", default-features = false, features = ["macros"] }}
 axum = {{ version = "0.8.9", default-features = false, features = ["tokio", "http1", "query", "json"] }}
 serde = {{ version = "1.0.219", features = ["derive"] }}
 "#,
