@@ -179,6 +179,7 @@ fn cargo(dir: &Path, args: &[&str]) -> Result<f64, String> {
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", dir.join("target"))
         .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_INCREMENTAL")
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
