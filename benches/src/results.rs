@@ -86,6 +86,9 @@ pub struct LoadResults {
     pub scenarios: Vec<Scenario>,
     /// Unpaid 402 req/s over plain req/s, per round.
     pub ratio_402_rounds: Vec<f64>,
+    /// Plain server CPU per response over the unpaid 402's, per round.
+    #[serde(default)]
+    pub cpu_ratio_402_rounds: Vec<f64>,
     /// The signature recovery bound.
     pub bound: Bound,
     /// In-process paid req/s over the ecrecover bound, per round.

@@ -325,14 +325,26 @@ fn main() -> ExitCode {
     // 2. Plain axum against the unpaid 402 path, alternating.
     h.load(plain, c, warmup, Requests::Repeat(plain_request.clone()));
     h.load(paid, c, warmup, Requests::Repeat(unpaid_request.clone()));
+    // Short rounds, many of them: a burst of other work on the machine then spoils one ratio
+    // out of several instead of a whole side of the comparison.
     let mut plain_runs = Vec::new();
     let mut unpaid_runs = Vec::new();
-    for _ in 0..h.options.rounds {
-        let p = h.load(plain, c, d, Requests::Repeat(plain_request.clone()));
-        let u = h.load(paid, c, d, Requests::Repeat(unpaid_request.clone()));
+    let ab_rounds = if h.options.smoke {
+        1
+    } else {
+        h.options.rounds * 3
+    };
+    let ab_time = if h.options.smoke { d } else { d / 3 };
+    for _ in 0..ab_rounds {
+        let p = h.load(plain, c, ab_time, Requests::Repeat(plain_request.clone()));
+        let u = h.load(paid, c, ab_time, Requests::Repeat(unpaid_request.clone()));
         h.expect("plain", &p, 200);
         h.expect("unpaid 402", &u, 402);
         results.ratio_402_rounds.push(u.rps() / p.rps());
+        if let (Some(pc), Some(uc)) = (p.server_cpu, u.server_cpu) {
+            let per = |cpu: Duration, o: &Outcome| cpu.as_secs_f64() / o.completed.max(1) as f64;
+            results.cpu_ratio_402_rounds.push(per(pc, &p) / per(uc, &u));
+        }
         plain_runs.push(p);
         unpaid_runs.push(u);
     }
