@@ -134,7 +134,22 @@ fn rounds(values: &[f64], digits: usize) -> String {
         .join(", ")
 }
 
-fn targets(md: &mut String, load: &LoadResults, compile: Option<&CompileResults>) {
+/// Bare ecrecover per second with every core doing nothing else: the better of the rate
+/// measured on all cores during the run and the criterion median on one core times the cores.
+fn ecrecover_bound(load: &LoadResults, criterion: &Path) -> f64 {
+    let ideal = criterion_estimate(criterion, "verify/ecrecover_bare")
+        .map_or(0.0, |(median_ns, _)| {
+            load.machine.cores as f64 * 1e9 / median_ns
+        });
+    load.bound.ecrecover_per_s.max(ideal)
+}
+
+fn targets(
+    md: &mut String,
+    load: &LoadResults,
+    compile: Option<&CompileResults>,
+    criterion: &Path,
+) {
     let _ = writeln!(md, "### Targets\n");
     let _ = writeln!(md, "| target | measured | result |\n|---|---|---|");
     let r402 = median(&load.ratio_402_rounds);
@@ -160,7 +175,7 @@ fn targets(md: &mut String, load: &LoadResults, compile: Option<&CompileResults>
         }
     }
     if let Some(paid) = scenario(load, "paid_inprocess") {
-        let bound = load.bound.ecrecover_per_s;
+        let bound = ecrecover_bound(load, criterion);
         let _ = writeln!(
             md,
             "| in-process paid path ≥ 5,000 req/s on {} cores | {:.0} req/s; bare ecrecover bound {:.0}/s on all cores; ratio {:.3} (two recoveries per request: ≤ {:.0} req/s, ratio {:.3}) | {} |",
@@ -219,15 +234,18 @@ fn bounds(md: &mut String, load: &LoadResults, criterion: &Path) {
 "
     );
     if let Some(paid) = scenario(load, "paid_inprocess") {
-        let bound = load.bound.ecrecover_per_s;
+        let bound = ecrecover_bound(load, criterion);
         let _ = write!(
             md,
             "Each paid request recovers the signer twice: in the paywall's local check (before \
              anything leaves the process, so a forged payment never costs a facilitator call) and \
-             in the facilitator's `verify` (a facilitator trusts no caller). Bare ecrecover ran at \
-             {bound:.0}/s on all {cores} cores together, so two per request bound the path at \
-             {:.0} req/s with nothing else running; the paid scenario reached {:.0} req/s, {:.0} % \
-             of that, with the load generator on the same cores.",
+             in the facilitator's `verify` (a facilitator trusts no caller). Bare ecrecover can do \
+             {bound:.0}/s on {cores} cores (the criterion median on one core times the cores; \
+             measured on all cores at once during the run, with the machine shared: {:.0}/s), so \
+             two per request bound the path at {:.0} req/s with nothing else running; the paid \
+             scenario reached {:.0} req/s, {:.0} % of that, with the load generator on the same \
+             cores.",
+            load.bound.ecrecover_per_s,
             bound / 2.0,
             paid.rps,
             100.0 * paid.rps / (bound / 2.0)
@@ -292,7 +310,7 @@ fn load_table(md: &mut String, load: &LoadResults) {
     }
     let _ = writeln!(
         md,
-        "\nSignature recovery on all {} cores at once: bare ecrecover {:.0}/s, local verification {:.0}/s (measured before and after the paid scenario: {}).\n",
+        "\nSignature recovery on all {} cores at once: bare ecrecover {:.0}/s, local verification {:.0}/s (the better of two measurements, before and after the paid scenario; ecrecover: {}).\n",
         load.machine.cores,
         load.bound.ecrecover_per_s,
         load.bound.local_verify_per_s,
@@ -530,13 +548,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let load: LoadResults = match read_json(&o.load) {
+    let mut load: LoadResults = match read_json(&o.load) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("report: {e}");
             return ExitCode::FAILURE;
         }
     };
+    // The bound is the best of its measurements (results written before `load` took the best
+    // one stored their mean).
+    let best = load.bound.rounds.iter().copied().fold(0.0, f64::max);
+    load.bound.ecrecover_per_s = load.bound.ecrecover_per_s.max(best);
     let compile: Option<CompileResults> = read_json(&o.compile).ok();
     if let Err(e) = std::fs::create_dir_all(&o.figures) {
         eprintln!("report: {}: {e}", o.figures.display());
@@ -562,7 +584,7 @@ fn main() -> ExitCode {
         "Run of {} at commit `{}` ({} mode): {}, {} cores, {} GiB, {}, {}.\n",
         m.date, m.commit, load.mode, m.cpu, m.cores, m.memory_gib, m.os, m.rustc
     );
-    targets(&mut md, &load, compile.as_ref());
+    targets(&mut md, &load, compile.as_ref(), &o.criterion);
     bounds(&mut md, &load, &o.criterion);
     load_table(&mut md, &load);
     let relative = |p: &Path| {
