@@ -503,6 +503,7 @@ fn latency_plot(path: &Path, load: &LoadResults) -> Result<(), Box<dyn std::erro
     let mut chart = ChartBuilder::on(&root)
         .caption("Latency by percentile, µs (log scale)", ("sans-serif", 20))
         .margin(12)
+        .margin_right(36)
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..4.0, (min..max).log_scale())?;
@@ -534,7 +535,7 @@ fn latency_plot(path: &Path, load: &LoadResults) -> Result<(), Box<dyn std::erro
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .draw()?;
     root.present()?;
     Ok(())
