@@ -23,5 +23,7 @@ step "tests (unit, integration, compile-fail)"
 cargo test --workspace --all-targets --locked
 step "doc tests"
 cargo test --workspace --doc --locked
+step "benchmarks (smoke: each built and run once, briefly; the full run is scripts/bench.sh)"
+bash scripts/bench.sh --smoke
 step "fuzzing the payment header decoder (30 s, bounded; README: Fuzzing)"
 bash scripts/fuzz.sh 30

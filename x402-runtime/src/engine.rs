@@ -1,8 +1,10 @@
 //! [`X402`]: the installed paywall (configuration, facilitator, replay store) and the offers and
 //! 402 challenges it builds for each route, once.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use alloy_primitives::{B256, U256};
 use axum::body::{Body, Bytes};
@@ -43,7 +45,10 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<dyn ReplayStore>,
     pub(crate) clock: fn() -> u64,
     offers: DashMap<usize, Arc<RouteOffers>>,
-    challenges: DashMap<(usize, Box<str>), Arc<Challenge>>,
+    /// Plain challenges by route, then resource URL (looked up by `&str`, without allocating).
+    challenges: DashMap<usize, HashMap<Box<str>, Challenge>>,
+    /// Challenges in `challenges`, all routes together.
+    cached_challenges: AtomicUsize,
     extensions: DashMap<usize, Arc<Map<String, Value>>>,
     /// Whether the facilitator's `/supported` has been read, and when it last failed.
     pub(crate) readiness: Readiness,
@@ -187,6 +192,7 @@ impl X402Builder {
                 clock,
                 offers: DashMap::new(),
                 challenges: DashMap::new(),
+                cached_challenges: AtomicUsize::new(0),
                 extensions: DashMap::new(),
                 readiness: Readiness::default(),
             }),
@@ -303,7 +309,11 @@ impl X402 {
         self.inner
             .extensions
             .insert(route.id(), Arc::new(extensions));
-        self.inner.challenges.retain(|(id, _), _| *id != route.id());
+        if let Some((_, dropped)) = self.inner.challenges.remove(&route.id()) {
+            self.inner
+                .cached_challenges
+                .fetch_sub(dropped.len(), Ordering::Relaxed);
+        }
     }
 
     /// The extensions set for `route` with [`set_route_extensions`](Self::set_route_extensions).
@@ -493,20 +503,32 @@ impl X402 {
             .extensions
             .get::<axum::extract::OriginalUri>()
             .map_or_else(|| parts.uri.path(), |o| o.0.path());
-        format!("{}{path}", self.origin(&parts.headers))
+        let (scheme, host) = self.origin_parts(&parts.headers);
+        let mut url = String::with_capacity(scheme.len() + host.len() + path.len());
+        url.push_str(scheme);
+        url.push_str(host);
+        url.push_str(path);
+        url
     }
 
     /// The public origin (`https://api.example.com`), else `http://` + the request's `Host`.
+    #[cfg(feature = "openapi")]
     pub(crate) fn origin(&self, headers: &http::HeaderMap) -> String {
+        let (scheme, host) = self.origin_parts(headers);
+        [scheme, host].concat()
+    }
+
+    /// The origin in two pieces that concatenate to it: `("", public URL)` or `("http://", host)`.
+    fn origin_parts<'a>(&'a self, headers: &'a http::HeaderMap) -> (&'static str, &'a str) {
         match self.inner.config.public_url() {
-            Some(origin) => origin.to_owned(),
+            Some(origin) => ("", origin),
             None => {
                 let host = headers
                     .get(HOST)
                     .and_then(|h| h.to_str().ok())
                     .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
                     .unwrap_or("localhost");
-                format!("http://{host}")
+                ("http://", host)
             }
         }
     }
@@ -520,9 +542,10 @@ impl X402 {
         error: Option<&str>,
     ) -> Response {
         let Some(error) = error else {
-            let key = (route.id(), Box::<str>::from(url));
-            if let Some(cached) = self.inner.challenges.get(&key) {
-                return cached.response();
+            if let Some(cached) = self.inner.challenges.get(&route.id())
+                && let Some(challenge) = cached.get(url)
+            {
+                return challenge.response();
             }
             return match build_challenge(
                 route,
@@ -534,8 +557,12 @@ impl X402 {
             ) {
                 Some(challenge) => {
                     let response = challenge.response();
-                    if self.inner.challenges.len() < MAX_CACHED_CHALLENGES {
-                        self.inner.challenges.insert(key, Arc::new(challenge));
+                    let cached = &self.inner.cached_challenges;
+                    if cached.load(Ordering::Relaxed) < MAX_CACHED_CHALLENGES {
+                        let mut by_url = self.inner.challenges.entry(route.id()).or_default();
+                        if by_url.insert(url.into(), challenge).is_none() {
+                            cached.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     response
                 }

@@ -155,10 +155,16 @@ impl<M: PaidEndpoint, S: Send + Sync> FromRequestParts<S> for Paywall<M> {
         if parts.extensions.get::<mount::MountProbe>().is_some() {
             return Err(mount::answer(M::ROUTE));
         }
-        let Some(engine) = parts.extensions.get::<X402>().cloned() else {
+        let Some(engine) = parts.extensions.get::<X402>() else {
             return Err(not_configured(M::ROUTE));
         };
-        let admitted = engine.admit(M::ROUTE, parts).await?;
+        // The unpaid request (the common probe) is answered without cloning the engine or
+        // entering `admit`, whose large future is boxed so every handler future stays small.
+        if let Some(answer) = engine.answer_without_payment(M::ROUTE, parts) {
+            return Err(answer);
+        }
+        let engine = engine.clone();
+        let admitted = Box::pin(engine.admit(M::ROUTE, parts)).await?;
         parts.extensions.insert(admitted.payment.clone());
         Ok(Paywall {
             admitted,
@@ -520,22 +526,30 @@ enum VerifyFailure {
 }
 
 impl X402 {
-    async fn admit(&self, route: &'static PaidRoute, parts: &Parts) -> Result<Admitted, Response> {
-        let offers = self.route_offers(route).map_err(|e| {
-            tracing::error!("x402: {e}");
-            respond::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                codes::NO_OFFER,
-                &e.to_string(),
-            )
-        })?;
+    /// The answer to a request that carries no payment header (or is `HEAD`/`OPTIONS`), built
+    /// without awaiting; `None` when there is a payment to admit.
+    fn answer_without_payment(&self, route: &'static PaidRoute, parts: &Parts) -> Option<Response> {
+        let unpaid = parts.method == Method::OPTIONS
+            || parts.method == Method::HEAD
+            || (!parts.headers.contains_key(PAYMENT_SIGNATURE)
+                && !parts.headers.contains_key(X_PAYMENT));
+        if !unpaid {
+            return None;
+        }
+        let offers = match self.route_offers(route) {
+            Ok(offers) => offers,
+            Err(e) => return Some(no_offer(&e)),
+        };
         if parts.method == Method::OPTIONS {
-            let mut response = StatusCode::NO_CONTENT.into_response();
-            response.headers_mut().insert(
-                http::header::ALLOW,
-                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
-            );
-            return Err(response);
+            return Some(options_answer());
+        }
+        Some(self.challenge(route, &offers, &self.resource_url(parts), None))
+    }
+
+    async fn admit(&self, route: &'static PaidRoute, parts: &Parts) -> Result<Admitted, Response> {
+        let offers = self.route_offers(route).map_err(|e| no_offer(&e))?;
+        if parts.method == Method::OPTIONS {
+            return Err(options_answer());
         }
         let url = self.resource_url(parts);
         // HEAD is priced like GET but never charged: a payment sent with it stays unspent.
@@ -787,6 +801,25 @@ impl X402 {
             }
         }
     }
+}
+
+fn no_offer(e: &crate::ConfigError) -> Response {
+    tracing::error!("x402: {e}");
+    respond::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        codes::NO_OFFER,
+        &e.to_string(),
+    )
+}
+
+/// `OPTIONS` on a paid route: never charged, lists the methods.
+fn options_answer() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        http::header::ALLOW,
+        HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+    );
+    response
 }
 
 fn decode_refusal(e: DecodeError) -> Refused {

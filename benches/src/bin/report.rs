@@ -1,0 +1,628 @@
+//! Writes the benchmark results into `BENCHMARKS.md` (between its result markers) and draws the
+//! SVG plots next to it.
+//!
+//! ```text
+//! cargo run --release -p x402-bench --bin report -- [--load target/bench/load.json]
+//!     [--compile target/bench/compile.json] [--criterion target/criterion]
+//!     [--markdown BENCHMARKS.md] [--figures benches/figures]
+//! ```
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use plotters::prelude::*;
+use serde_json::Value;
+use x402_bench::results::{CompileResults, LoadResults, Scenario, read_json};
+use x402_bench::stats::median;
+
+const BEGIN: &str = "<!-- results:begin (written by scripts/bench.sh; do not edit by hand) -->";
+const END: &str = "<!-- results:end -->";
+
+/// The micro benchmarks shown, in order: `(criterion id, what)`.
+const MICRO: [(&str, &str); 10] = [
+    (
+        "decode/payment_header_v2",
+        "decode a v2 `PAYMENT-SIGNATURE` header",
+    ),
+    (
+        "challenge/first_request",
+        "first unpaid request of a route: offers and 402 built",
+    ),
+    (
+        "challenge/cached_402",
+        "unpaid request, cached 402 (router in memory)",
+    ),
+    (
+        "challenge/plain_same_size",
+        "plain handler, body of the 402's size (router in memory)",
+    ),
+    (
+        "verify/eip712_digest",
+        "EIP-712 digest of the authorization",
+    ),
+    (
+        "verify/local_verification",
+        "paywall's local verification (digest + FiatToken rules + ecrecover)",
+    ),
+    (
+        "verify/local_facilitator_verify",
+        "in-process facilitator `verify`, offline",
+    ),
+    ("verify/ecrecover_bare", "bare ecrecover (alloy / k256)"),
+    ("registry/routes", "list the registered paid routes"),
+    ("registry/route_offers_cached", "a route's offers, cached"),
+];
+
+struct Options {
+    load: PathBuf,
+    compile: PathBuf,
+    criterion: PathBuf,
+    markdown: PathBuf,
+    figures: PathBuf,
+}
+
+fn parse() -> Result<Options, String> {
+    let mut o = Options {
+        load: "target/bench/load.json".into(),
+        compile: "target/bench/compile.json".into(),
+        criterion: "target/criterion".into(),
+        markdown: "BENCHMARKS.md".into(),
+        figures: "benches/figures".into(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| {
+            args.next()
+                .map(PathBuf::from)
+                .ok_or(format!("{name} needs a value"))
+        };
+        match arg.as_str() {
+            "--load" => o.load = value("--load")?,
+            "--compile" => o.compile = value("--compile")?,
+            "--criterion" => o.criterion = value("--criterion")?,
+            "--markdown" => o.markdown = value("--markdown")?,
+            "--figures" => o.figures = value("--figures")?,
+            "--bench" => {}
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(o)
+}
+
+/// `(median, mean)` in ns of one criterion benchmark.
+fn criterion_estimate(dir: &Path, id: &str) -> Option<(f64, f64)> {
+    let path = dir.join(id).join("new/estimates.json");
+    let value: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    Some((
+        value["median"]["point_estimate"].as_f64()?,
+        value["mean"]["point_estimate"].as_f64()?,
+    ))
+}
+
+fn ns(value: f64) -> String {
+    if value >= 1e6 {
+        format!("{:.2} ms", value / 1e6)
+    } else if value >= 1e3 {
+        format!("{:.2} µs", value / 1e3)
+    } else {
+        format!("{value:.1} ns")
+    }
+}
+
+fn us(value: f64) -> String {
+    if value >= 1000.0 {
+        format!("{:.2} ms", value / 1000.0)
+    } else {
+        format!("{value:.0} µs")
+    }
+}
+
+fn yes(met: bool) -> &'static str {
+    if met { "**met**" } else { "**missed**" }
+}
+
+fn scenario<'a>(load: &'a LoadResults, id: &str) -> Option<&'a Scenario> {
+    load.scenarios.iter().find(|s| s.id == id)
+}
+
+fn rounds(values: &[f64], digits: usize) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.digits$}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Bare ecrecover per second with every core doing nothing else: the better of the rate
+/// measured on all cores during the run and the criterion median on one core times the cores.
+fn ecrecover_bound(load: &LoadResults, criterion: &Path) -> f64 {
+    let ideal = criterion_estimate(criterion, "verify/ecrecover_bare")
+        .map_or(0.0, |(median_ns, _)| {
+            load.machine.cores as f64 * 1e9 / median_ns
+        });
+    load.bound.ecrecover_per_s.max(ideal)
+}
+
+fn targets(
+    md: &mut String,
+    load: &LoadResults,
+    compile: Option<&CompileResults>,
+    criterion: &Path,
+) {
+    let _ = writeln!(md, "### Targets\n");
+    let _ = writeln!(md, "| target | measured | result |\n|---|---|---|");
+    let r402 = median(&load.ratio_402_rounds);
+    if let (Some(p), Some(u)) = (scenario(load, "plain"), scenario(load, "unpaid_402")) {
+        let _ = writeln!(
+            md,
+            "| unpaid 402 path ≥ 0.9× the plain handler (req/s) | {r402:.3}× (median of rounds: {}); {:.0} vs {:.0} req/s | {} |",
+            rounds(&load.ratio_402_rounds, 3),
+            u.rps,
+            p.rps,
+            yes(r402 >= 0.9)
+        );
+        if !load.cpu_ratio_402_rounds.is_empty() {
+            let cpu = median(&load.cpu_ratio_402_rounds);
+            let _ = writeln!(
+                md,
+                "| (the same, server CPU per response: plain's over the 402's) | {cpu:.3}× (median of rounds: {}); {:.1} µs plain, {:.1} µs 402 over all rounds | {} |",
+                rounds(&load.cpu_ratio_402_rounds, 3),
+                p.server_cpu_us,
+                u.server_cpu_us,
+                yes(cpu >= 0.9)
+            );
+        }
+    }
+    if let Some(paid) = scenario(load, "paid_inprocess") {
+        let bound = ecrecover_bound(load, criterion);
+        let _ = writeln!(
+            md,
+            "| in-process paid path ≥ 5,000 req/s on {} cores | {:.0} req/s; bare ecrecover bound {:.0}/s on all cores; ratio {:.3} (two recoveries per request: ≤ {:.0} req/s, ratio {:.3}) | {} |",
+            load.machine.cores,
+            paid.rps,
+            bound,
+            paid.rps / bound,
+            bound / 2.0,
+            paid.rps / (bound / 2.0),
+            if paid.rps >= 5000.0 {
+                "**met**"
+            } else if bound / 2.0 < 5000.0 {
+                "**missed: above the physical bound** (see below)"
+            } else {
+                "**missed**"
+            }
+        );
+    }
+    let o = &load.overhead;
+    let _ = writeln!(
+        md,
+        "| overhead over an HTTP facilitator p50 ≤ 0.3 ms | {} (facilitator {}, total {}) | {} |",
+        us(o.overhead.p50),
+        us(o.facilitator.p50),
+        us(o.total.p50),
+        yes(o.overhead.p50 <= 300.0)
+    );
+    let _ = writeln!(
+        md,
+        "| overhead over an HTTP facilitator p99 ≤ 2 ms | {} (facilitator {}, total {}) | {} |",
+        us(o.overhead.p99),
+        us(o.facilitator.p99),
+        us(o.total.p99),
+        yes(o.overhead.p99 <= 2000.0)
+    );
+    if let Some(c) = compile {
+        let clean = median(&c.paid.clean) / median(&c.plain.clean);
+        let incremental = median(&c.paid.incremental) / median(&c.plain.incremental);
+        let _ = writeln!(
+            md,
+            "| {} paid handlers compile within 1.25× of plain | clean {clean:.3}×, incremental {incremental:.3}× | {} |",
+            c.handlers,
+            yes(clean <= 1.25 && incremental <= 1.25)
+        );
+    }
+    md.push('\n');
+}
+
+/// Where the paid path's time goes, against the cost of one signature recovery.
+fn bounds(md: &mut String, load: &LoadResults, criterion: &Path) {
+    let recover_us = criterion_estimate(criterion, "verify/ecrecover_bare").map(|(m, _)| m / 1e3);
+    let cores = load.machine.cores as f64;
+    let _ = writeln!(
+        md,
+        "### The physical bound
+"
+    );
+    if let Some(paid) = scenario(load, "paid_inprocess") {
+        let bound = ecrecover_bound(load, criterion);
+        let _ = write!(
+            md,
+            "Each paid request recovers the signer twice: in the paywall's local check (before \
+             anything leaves the process, so a forged payment never costs a facilitator call) and \
+             in the facilitator's `verify` (a facilitator trusts no caller). Bare ecrecover can do \
+             {bound:.0}/s on {cores} cores (the criterion median on one core times the cores; \
+             measured on all cores at once during the run, with the machine shared: {:.0}/s), so \
+             two per request bound the path at {:.0} req/s with nothing else running; the paid \
+             scenario reached {:.0} req/s, {:.0} % of that, with the load generator on the same \
+             cores.",
+            load.bound.ecrecover_per_s,
+            bound / 2.0,
+            paid.rps,
+            100.0 * paid.rps / (bound / 2.0)
+        );
+        if let Some(r) = recover_us
+            && paid.server_cpu_us > 0.0
+        {
+            let _ = write!(
+                md,
+                " The server used {:.0} µs of CPU per paid response; two recoveries at the criterion \
+                 median of {r:.0} µs are {:.0} µs of it ({:.0} %).",
+                paid.server_cpu_us,
+                2.0 * r,
+                100.0 * 2.0 * r / paid.server_cpu_us
+            );
+        }
+        md.push_str("\n\n");
+    }
+    if let Some(r) = recover_us {
+        let _ = writeln!(
+            md,
+            "Our overhead over an HTTP facilitator includes the paywall's own local signature check, \
+             one recovery ({r:.0} µs at the criterion median); the rest of the overhead at p50 is \
+             {:.0} µs.\n",
+            (load.overhead.overhead.p50 - r).max(0.0)
+        );
+    }
+}
+
+fn load_table(md: &mut String, load: &LoadResults) {
+    let _ = writeln!(md, "### Load scenarios\n");
+    let _ = writeln!(
+        md,
+        "| scenario | connections | req/s | p50 | p90 | p99 | p99.9 | server CPU / response | response bytes | responses |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    );
+    for s in &load.scenarios {
+        let statuses = s
+            .statuses
+            .iter()
+            .map(|(status, n)| format!("{n} × {status}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            md,
+            "| `{}`: {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+            s.id,
+            s.title,
+            s.connections,
+            s.rps,
+            us(s.latency.p50),
+            us(s.latency.p90),
+            us(s.latency.p99),
+            us(s.latency.p999),
+            if s.server_cpu_us > 0.0 {
+                format!("{:.1} µs", s.server_cpu_us)
+            } else {
+                "n/a".to_owned()
+            },
+            s.response_bytes,
+            statuses
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nSignature recovery on all {} cores at once: bare ecrecover {:.0}/s, local verification {:.0}/s (the better of two measurements, before and after the paid scenario; ecrecover: {}).\n",
+        load.machine.cores,
+        load.bound.ecrecover_per_s,
+        load.bound.local_verify_per_s,
+        rounds(&load.bound.rounds, 0)
+    );
+    let o = &load.overhead;
+    let _ = writeln!(
+        md,
+        "HTTP facilitator double, {} paid requests one at a time:\n\n| | p50 | p90 | p99 | p99.9 | mean |\n|---|---:|---:|---:|---:|---:|",
+        o.samples
+    );
+    for (name, p) in [
+        ("client latency", &o.total),
+        (
+            "server waiting on the facilitator (verify + settle)",
+            &o.facilitator,
+        ),
+        (
+            "**our overhead** (latency − facilitator time, per request)",
+            &o.overhead,
+        ),
+        (
+            "plain handler, one at a time (any loopback request)",
+            &o.plain,
+        ),
+    ] {
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {} | {} | {} |",
+            us(p.p50),
+            us(p.p90),
+            us(p.p99),
+            us(p.p999),
+            us(p.mean)
+        );
+    }
+    md.push('\n');
+    match (&load.onchain, &load.onchain_skipped) {
+        (Some(c), _) => {
+            let _ = writeln!(
+                md,
+                "On chain: {} payments settled by `transferWithAuthorization` on anvil; the merchant's USDC balance grew by {} atomic units (expected {}).\n",
+                c.settled, c.merchant_gain, c.expected_gain
+            );
+        }
+        (None, Some(why)) => {
+            let _ = writeln!(md, "On chain: skipped ({why}).\n");
+        }
+        (None, None) => {}
+    }
+}
+
+fn micro_table(md: &mut String, dir: &Path) {
+    let _ = writeln!(
+        md,
+        "### Micro benchmarks (criterion)\n\n| benchmark | what | median | mean |\n|---|---|---:|---:|"
+    );
+    let mut found = 0;
+    for (id, what) in MICRO {
+        if let Some((median, mean)) = criterion_estimate(dir, id) {
+            found += 1;
+            let _ = writeln!(md, "| `{id}` | {what} | {} | {} |", ns(median), ns(mean));
+        }
+    }
+    if found == 0 {
+        let _ = writeln!(md, "| (no criterion results found) | | | |");
+    }
+    let ratio =
+        |a: &str, b: &str| Some(criterion_estimate(dir, a)?.0 / criterion_estimate(dir, b)?.0);
+    if let Some(r) = ratio("challenge/plain_same_size", "challenge/cached_402") {
+        let _ = writeln!(
+            md,
+            "\nIn memory, the cached 402 runs at {r:.3}× the plain handler's speed."
+        );
+    }
+    if let Some(r) = ratio("verify/local_verification", "verify/ecrecover_bare") {
+        let _ = writeln!(
+            md,
+            "Local verification costs {r:.3}× a bare ecrecover: the recovery is nearly all of it."
+        );
+    }
+    md.push('\n');
+}
+
+fn compile_table(md: &mut String, c: &CompileResults) {
+    let _ = writeln!(
+        md,
+        "### Compile time ({} handlers, `{}` profile, dependencies prebuilt)\n\n| crate | clean build (median) | incremental after one handler changed (median) | rounds (clean / incremental, s) |\n|---|---:|---:|---|",
+        c.handlers, c.profile
+    );
+    for (name, t) in [
+        ("plain handlers", &c.plain),
+        ("`#[paid]` handlers", &c.paid),
+    ] {
+        let _ = writeln!(
+            md,
+            "| {name} | {:.2} s | {:.2} s | {} / {} |",
+            median(&t.clean),
+            median(&t.incremental),
+            rounds(&t.clean, 2),
+            rounds(&t.incremental, 2)
+        );
+    }
+    md.push('\n');
+}
+
+const PLOTTED: [(&str, RGBColor); 7] = [
+    ("ceiling", RGBColor(150, 150, 150)),
+    ("plain", RGBColor(31, 119, 180)),
+    ("unpaid_402", RGBColor(255, 127, 14)),
+    ("paid_inprocess", RGBColor(44, 160, 44)),
+    ("paid_http_facilitator", RGBColor(214, 39, 40)),
+    ("plain_c1", RGBColor(148, 103, 189)),
+    ("paid_onchain", RGBColor(140, 86, 75)),
+];
+
+fn color(id: &str) -> RGBColor {
+    PLOTTED
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map_or(RGBColor(0, 0, 0), |(_, c)| *c)
+}
+
+fn throughput_plot(path: &Path, load: &LoadResults) -> Result<(), Box<dyn std::error::Error>> {
+    let bars: Vec<&Scenario> = load.scenarios.iter().collect();
+    let top = bars.iter().map(|s| s.rps).fold(10.0, f64::max) * 3.0;
+    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "Throughput, req/s (log scale), {} cores",
+                load.machine.cores
+            ),
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..bars.len() as f64, (10f64..top).log_scale())?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(bars.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 0.01 && i < bars.len() {
+                bars[i].id.clone()
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .y_desc("requests per second")
+        .draw()?;
+    chart.draw_series(bars.iter().enumerate().map(|(i, s)| {
+        Rectangle::new(
+            [(i as f64 + 0.15, 10.0), (i as f64 + 0.85, s.rps.max(10.0))],
+            color(&s.id).filled(),
+        )
+    }))?;
+    chart.draw_series(bars.iter().enumerate().map(|(i, s)| {
+        Text::new(
+            format!("{:.0}", s.rps),
+            (i as f64 + 0.2, s.rps.max(10.0) * 1.25),
+            ("sans-serif", 14),
+        )
+    }))?;
+    root.present()?;
+    Ok(())
+}
+
+fn latency_plot(path: &Path, load: &LoadResults) -> Result<(), Box<dyn std::error::Error>> {
+    let nines = |q: f64| -(1.0 - q).log10();
+    let max = load
+        .scenarios
+        .iter()
+        .flat_map(|s| s.curve.iter().map(|p| p.1))
+        .fold(10.0, f64::max)
+        * 2.0;
+    let min = load
+        .scenarios
+        .iter()
+        .flat_map(|s| s.curve.iter().map(|p| p.1))
+        .fold(max, f64::min)
+        .max(1.0)
+        / 2.0;
+    let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Latency by percentile, µs (log scale)", ("sans-serif", 20))
+        .margin(12)
+        .margin_right(36)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..4.0, (min..max).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_labels(5)
+        .x_label_formatter(&|x| match x.round() as i32 {
+            0 => "p0".to_owned(),
+            1 => "p90".to_owned(),
+            2 => "p99".to_owned(),
+            3 => "p99.9".to_owned(),
+            _ => "p99.99".to_owned(),
+        })
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .x_desc("percentile")
+        .y_desc("latency, µs")
+        .draw()?;
+    for s in &load.scenarios {
+        let c = color(&s.id);
+        chart
+            .draw_series(LineSeries::new(
+                s.curve.iter().map(|&(q, v)| (nines(q), v.max(min))),
+                c.stroke_width(2),
+            ))?
+            .label(format!("{} (c={})", s.id, s.connections))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let o = match parse() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("report: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut load: LoadResults = match read_json(&o.load) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("report: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The bound is the best of its measurements (results written before `load` took the best
+    // one stored their mean).
+    let best = load.bound.rounds.iter().copied().fold(0.0, f64::max);
+    load.bound.ecrecover_per_s = load.bound.ecrecover_per_s.max(best);
+    let compile: Option<CompileResults> = read_json(&o.compile).ok();
+    if let Err(e) = std::fs::create_dir_all(&o.figures) {
+        eprintln!("report: {}: {e}", o.figures.display());
+        return ExitCode::FAILURE;
+    }
+    let throughput = o.figures.join("throughput.svg");
+    let latency = o.figures.join("latency.svg");
+    for (path, result) in [
+        (&throughput, throughput_plot(&throughput, &load)),
+        (&latency, latency_plot(&latency, &load)),
+    ] {
+        if let Err(e) = result {
+            eprintln!("report: cannot draw {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+
+    let m = &load.machine;
+    let mut md = String::new();
+    let _ = writeln!(md, "{BEGIN}\n");
+    let _ = writeln!(
+        md,
+        "Run of {} at commit `{}` ({} mode): {}, {} cores, {} GiB, {}, {}.\n",
+        m.date, m.commit, load.mode, m.cpu, m.cores, m.memory_gib, m.os, m.rustc
+    );
+    targets(&mut md, &load, compile.as_ref(), &o.criterion);
+    bounds(&mut md, &load, &o.criterion);
+    load_table(&mut md, &load);
+    let relative = |p: &Path| {
+        let base = o.markdown.parent().unwrap_or(Path::new(""));
+        p.strip_prefix(base).unwrap_or(p).display().to_string()
+    };
+    let _ = writeln!(
+        md,
+        "![Throughput by scenario]({})\n\n![Latency by percentile]({})\n",
+        relative(&throughput),
+        relative(&latency)
+    );
+    micro_table(&mut md, &o.criterion);
+    match &compile {
+        Some(c) => compile_table(&mut md, c),
+        None => {
+            let _ = writeln!(md, "### Compile time\n\nNot measured in this run.\n");
+        }
+    }
+    md.push_str(END);
+
+    let current = std::fs::read_to_string(&o.markdown).unwrap_or_default();
+    let updated = match (current.find(BEGIN), current.find(END)) {
+        (Some(b), Some(e)) if b < e => {
+            format!("{}{md}{}", &current[..b], &current[e + END.len()..])
+        }
+        _ => format!("{current}\n{md}\n"),
+    };
+    if let Err(e) = std::fs::write(&o.markdown, updated) {
+        eprintln!("report: cannot write {}: {e}", o.markdown.display());
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "report: wrote {}, {} and {}",
+        o.markdown.display(),
+        throughput.display(),
+        latency.display()
+    );
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,19 @@
+//! Benchmarks of the x402 paywall.
+//!
+//! - `benches/micro.rs`: criterion micro benchmarks (payment header decode, 402 challenge
+//!   construction, local verification against a bare ecrecover, registry lookup).
+//! - `load`: a loopback load harness measuring, in one run, a plain axum handler against the
+//!   unpaid 402 path, paid requests with the in-process facilitator, paid requests through an
+//!   HTTP facilitator double, and paid requests settled on a local chain.
+//! - `compile-bench`: build time of a crate with 200 `#[paid]` handlers against the same crate
+//!   with 200 plain handlers.
+//! - `report`: turns the results into tables and SVG plots in `BENCHMARKS.md`.
+//!
+//! `scripts/bench.sh` runs all of them; see `BENCHMARKS.md`.
+
+pub mod bound;
+pub mod fixture;
+pub mod loadgen;
+pub mod machine;
+pub mod results;
+pub mod stats;

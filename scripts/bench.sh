@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Reruns every benchmark and rewrites the results in BENCHMARKS.md (between its result markers)
+# and the plots in benches/figures/. Everything runs on 127.0.0.1 and is bounded in time.
+#   bash scripts/bench.sh            full run (about 15 minutes on 2 cores)
+#   bash scripts/bench.sh --smoke    each benchmark built and run once, briefly (what CI runs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ "${1:-}" = "--smoke" ]; then
+  # Debug builds with the workspace's features, so nothing beyond the benchmark crate's own
+  # targets is compiled again after the test suite.
+  step "criterion micro benchmarks, once each (test mode)"
+  cargo test --workspace --benches --locked
+  step "load harness, about a second per scenario"
+  cargo build --workspace --bins --locked
+  "${CARGO_TARGET_DIR:-target}/debug/load" --smoke --out "${CARGO_TARGET_DIR:-target}/bench/smoke-load.json"
+  exit 0
+fi
+
+step "toolchain: $(rustc --version)"
+step "test bed (anvil and Circle's USDC, pinned npm packages)"
+bash scripts/testbed-install.sh
+step "criterion micro benchmarks"
+cargo bench -p x402-bench --bench micro --locked
+step "load harness"
+cargo run --release -p x402-bench --locked --bin load -- --out target/bench/load.json
+step "compile-time benchmark"
+cargo run --release -p x402-bench --locked --bin compile-bench -- --out target/bench/compile.json
+step "report"
+cargo run --release -p x402-bench --locked --bin report -- \
+  --load target/bench/load.json --compile target/bench/compile.json --criterion target/criterion \
+  --markdown BENCHMARKS.md --figures benches/figures
