@@ -25,8 +25,37 @@ fn redis_url(test: &str) -> Option<String> {
     }
 }
 
-async fn server(facilitator: &Facilitator, redis: &str) -> (Child, String) {
-    paid_server(facilitator, &[("REDIS_URL", redis)]).await
+/// Two `paid-server` processes sharing the Redis store, the facilitator double they use, and one
+/// signed payment for `GET /counted`.
+struct Pair {
+    facilitator: Facilitator,
+    a: String,
+    b: String,
+    payment: String,
+    _processes: (Child, Child),
+}
+
+impl Pair {
+    async fn start(redis: &str) -> Pair {
+        let facilitator = Facilitator::start().await;
+        let (first, a) = paid_server(&facilitator, &[("REDIS_URL", redis)]).await;
+        let (second, b) = paid_server(&facilitator, &[("REDIS_URL", redis)]).await;
+        let unpaid = http()
+            .get(format!("{a}/counted"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(unpaid.status(), 402);
+        let payment =
+            Payer::new(support::PAYER_KEY).pay_v2(&challenge_of(&unpaid), &Terms::default());
+        Pair {
+            facilitator,
+            a,
+            b,
+            payment,
+            _processes: (first, second),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,17 +64,14 @@ async fn sixty_four_copies_across_two_processes_run_and_settle_once() {
     else {
         return;
     };
-    let facilitator = Facilitator::start().await;
-    let (_a, a) = server(&facilitator, &redis).await;
-    let (_b, b) = server(&facilitator, &redis).await;
+    let Pair {
+        facilitator,
+        a,
+        b,
+        payment,
+        _processes,
+    } = Pair::start(&redis).await;
     let client = http();
-    let unpaid = client
-        .get(format!("{a}/counted"))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(unpaid.status(), 402);
-    let payment = Payer::new(support::PAYER_KEY).pay_v2(&challenge_of(&unpaid), &Terms::default());
 
     let copies = (0..64).map(|i| {
         let base = if i % 2 == 0 { a.clone() } else { b.clone() };
@@ -103,16 +129,14 @@ async fn a_refused_payment_is_released_for_every_process() {
     let Some(redis) = redis_url("a_refused_payment_is_released_for_every_process") else {
         return;
     };
-    let facilitator = Facilitator::start().await;
-    let (_a, a) = server(&facilitator, &redis).await;
-    let (_b, b) = server(&facilitator, &redis).await;
+    let Pair {
+        facilitator,
+        a,
+        b,
+        payment,
+        _processes,
+    } = Pair::start(&redis).await;
     let client = http();
-    let unpaid = client
-        .get(format!("{a}/counted"))
-        .send()
-        .await
-        .expect("request");
-    let payment = Payer::new(support::PAYER_KEY).pay_v2(&challenge_of(&unpaid), &Terms::default());
 
     // Verification refused on A: the key is released in Redis, so B can take the same payment.
     facilitator.set_verify(support::VerifyMode::Invalid(

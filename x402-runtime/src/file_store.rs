@@ -183,30 +183,14 @@ fn with_expiry(expires_at: u64, rest: &[u8]) -> Vec<u8> {
     value
 }
 
-fn encode_slot(slot: &Slot) -> String {
-    match slot {
-        Slot::Settled { transaction } => format!("settled:{transaction}"),
-        Slot::Pending { transaction } => format!("pending:{transaction}"),
-        _ => "settling".to_owned(),
-    }
-}
-
 /// A recorded slot. `settling` read back from the file means the process stopped while the
 /// settlement was in flight: its outcome is unknown, which is answered as pending.
 fn decode_slot(value: &[u8]) -> Slot {
-    let text = String::from_utf8_lossy(value);
-    if let Some(transaction) = text.strip_prefix("settled:") {
-        Slot::Settled {
-            transaction: transaction.to_owned(),
-        }
-    } else if let Some(transaction) = text.strip_prefix("pending:") {
-        Slot::Pending {
-            transaction: transaction.to_owned(),
-        }
-    } else {
-        Slot::Pending {
+    match Slot::from_text(&String::from_utf8_lossy(value)) {
+        slot @ (Slot::Settled { .. } | Slot::Pending { .. }) => slot,
+        _ => Slot::Pending {
             transaction: String::new(),
-        }
+        },
     }
 }
 
@@ -238,7 +222,7 @@ impl ReplayStore for FileStore {
             let expires_at = self.memory.expiry(key).unwrap_or(u64::MAX);
             self.memory.record(key, slot.clone()).await;
             let name = key_bytes(key);
-            let value = with_expiry(expires_at, encode_slot(&slot).as_bytes());
+            let value = with_expiry(expires_at, slot.to_text().as_bytes());
             let written = self
                 .write(move |write| {
                     write

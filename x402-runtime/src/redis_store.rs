@@ -12,6 +12,7 @@ use crate::facilitator::BoxFuture;
 use crate::payload::ReplayKey;
 use crate::store::{ReplayStore, Slot};
 
+/// `Slot::to_text` of the states a key can be released from.
 const IN_PROGRESS: &str = "in_progress";
 const SETTLING: &str = "settling";
 
@@ -123,31 +124,6 @@ impl RedisStore {
     }
 }
 
-fn encode(slot: &Slot) -> String {
-    match slot {
-        Slot::Settled { transaction } => format!("settled:{transaction}"),
-        Slot::Pending { transaction } => format!("pending:{transaction}"),
-        Slot::Settling => SETTLING.to_owned(),
-        _ => IN_PROGRESS.to_owned(),
-    }
-}
-
-fn decode(value: &str) -> Slot {
-    if let Some(transaction) = value.strip_prefix("settled:") {
-        Slot::Settled {
-            transaction: transaction.to_owned(),
-        }
-    } else if let Some(transaction) = value.strip_prefix("pending:") {
-        Slot::Pending {
-            transaction: transaction.to_owned(),
-        }
-    } else if value == SETTLING {
-        Slot::Settling
-    } else {
-        Slot::InProgress
-    }
-}
-
 impl ReplayStore for RedisStore {
     fn reserve<'a>(
         &'a self,
@@ -180,7 +156,7 @@ impl ReplayStore for RedisStore {
                     .query_async(&mut connection)
                     .await;
                 match current {
-                    Ok(Some(value)) => return Err(decode(&value)),
+                    Ok(Some(value)) => return Err(Slot::from_text(&value)),
                     Ok(None) => continue,
                     Err(e) => {
                         tracing::error!(%key, "x402: replay store unavailable: {e}");
@@ -197,7 +173,7 @@ impl ReplayStore for RedisStore {
             let mut connection = self.connection.clone();
             let written: Result<Option<String>, _> = redis::cmd("SET")
                 .arg(self.payment_key(key))
-                .arg(encode(&slot))
+                .arg(slot.to_text())
                 .arg("XX")
                 .arg("KEEPTTL")
                 .query_async(&mut connection)
@@ -265,7 +241,7 @@ mod tests {
                 transaction: String::new(),
             },
         ] {
-            assert_eq!(decode(&encode(&slot)), slot);
+            assert_eq!(Slot::from_text(&slot.to_text()), slot);
         }
     }
 }

@@ -42,6 +42,35 @@ pub enum Slot {
     Unavailable,
 }
 
+impl Slot {
+    /// The slot as stored text: `settled:<tx>`, `pending:<tx>`, `settling` or `in_progress`.
+    pub(crate) fn to_text(&self) -> String {
+        match self {
+            Slot::Settled { transaction } => format!("settled:{transaction}"),
+            Slot::Pending { transaction } => format!("pending:{transaction}"),
+            Slot::Settling => "settling".to_owned(),
+            _ => "in_progress".to_owned(),
+        }
+    }
+
+    /// Reads [`to_text`](Self::to_text)'s form back; anything else is in progress.
+    pub(crate) fn from_text(text: &str) -> Slot {
+        if let Some(transaction) = text.strip_prefix("settled:") {
+            Slot::Settled {
+                transaction: transaction.to_owned(),
+            }
+        } else if let Some(transaction) = text.strip_prefix("pending:") {
+            Slot::Pending {
+                transaction: transaction.to_owned(),
+            }
+        } else if text == "settling" {
+            Slot::Settling
+        } else {
+            Slot::InProgress
+        }
+    }
+}
+
 /// Stores payment keys so that every payment is served and settled at most once.
 pub trait ReplayStore: Send + Sync + 'static {
     /// Atomically takes `key` until `expires_at` (unix seconds). Returns the existing slot if
