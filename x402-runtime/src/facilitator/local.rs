@@ -114,6 +114,10 @@ struct Chain {
     network: Network,
     reader: Option<DynProvider>,
     writer: Option<(DynProvider, Address)>,
+    /// Held from nonce assignment until the node has the transaction, so transactions reach the
+    /// node in nonce order: a node that receives nonce n + 1 before n holds it back until n
+    /// arrives, and if no later transaction comes it stays unmined.
+    sending: tokio::sync::Mutex<()>,
 }
 
 /// The in-process facilitator. See the [module documentation](self).
@@ -280,6 +284,7 @@ impl LocalFacilitatorBuilder {
                     network,
                     reader,
                     writer,
+                    sending: tokio::sync::Mutex::new(()),
                 },
             );
         }
@@ -644,10 +649,13 @@ impl LocalFacilitator {
                 None => Err(FacilitatorError::Unreachable(format!("RPC: {e}"))),
             };
         }
-        let pending = writer
-            .send_transaction(call)
-            .await
-            .map_err(|e| FacilitatorError::Unreachable(format!("RPC: {e}")))?;
+        let pending = {
+            let _in_order = checked.chain.sending.lock().await;
+            writer
+                .send_transaction(call)
+                .await
+                .map_err(|e| FacilitatorError::Unreachable(format!("RPC: {e}")))?
+        };
         let hash = *pending.tx_hash();
         let key = (checked.chain.network.chain_id, auth.from, auth.nonce);
         self.in_flight.insert(key, hash);
