@@ -282,15 +282,7 @@ impl Admitted {
                 "the payment expired while the request was served, so it was not settled and the \
                  response was withheld; nothing was charged",
                 version,
-                &SettleResponse {
-                    success: false,
-                    error_reason: Some(codes::VALID_BEFORE.to_owned()),
-                    error_message: None,
-                    payer: Some(payer.to_checksum(None)),
-                    transaction: String::new(),
-                    network: wire_network,
-                    amount: None,
-                },
+                &settle_receipt(payer, &wire_network, false, "", Some(codes::VALID_BEFORE)),
             ));
         }
         let task = tokio::spawn(async move {
@@ -356,14 +348,8 @@ async fn judge_settlement(
 ) -> Settlement {
     let store = &engine.inner.store;
     let key = reservation.key.clone();
-    let receipt = |success: bool, transaction: &str, reason: Option<&str>| SettleResponse {
-        success,
-        error_reason: reason.map(str::to_owned),
-        error_message: None,
-        payer: Some(payer.to_checksum(None)),
-        transaction: transaction.to_owned(),
-        network: wire_network.to_owned(),
-        amount: None,
+    let receipt = |success: bool, transaction: &str, reason: Option<&str>| {
+        settle_receipt(payer, wire_network, success, transaction, reason)
     };
     let answer = match answer {
         Ok(answer) => answer,
@@ -458,6 +444,25 @@ async fn judge_settlement(
     ))
 }
 
+/// The receipt we send for a settlement of `payer` on `wire_network`.
+fn settle_receipt(
+    payer: Address,
+    wire_network: &str,
+    success: bool,
+    transaction: &str,
+    reason: Option<&str>,
+) -> SettleResponse {
+    SettleResponse {
+        success,
+        error_reason: reason.map(str::to_owned),
+        error_message: None,
+        payer: Some(payer.to_checksum(None)),
+        transaction: transaction.to_owned(),
+        network: wire_network.to_owned(),
+        amount: None,
+    }
+}
+
 fn settle_fault() -> Response {
     respond::error(
         StatusCode::BAD_GATEWAY,
@@ -533,6 +538,7 @@ impl X402 {
             || parts.method == Method::HEAD
             || (!parts.headers.contains_key(PAYMENT_SIGNATURE)
                 && !parts.headers.contains_key(X_PAYMENT));
+        // HEAD is priced like GET but never charged: a payment sent with it stays unspent.
         if !unpaid {
             return None;
         }
@@ -548,14 +554,8 @@ impl X402 {
 
     async fn admit(&self, route: &'static PaidRoute, parts: &Parts) -> Result<Admitted, Response> {
         let offers = self.route_offers(route).map_err(|e| no_offer(&e))?;
-        if parts.method == Method::OPTIONS {
-            return Err(options_answer());
-        }
         let url = self.resource_url(parts);
-        // HEAD is priced like GET but never charged: a payment sent with it stays unspent.
-        if parts.method == Method::HEAD {
-            return Err(self.challenge(route, &offers, &url, None));
-        }
+        // OPTIONS, HEAD and requests without a payment were answered by `answer_without_payment`.
         let Some((header, version)) =
             payment_header(&parts.headers).map_err(|why| malformed(&why))?
         else {
@@ -591,16 +591,11 @@ impl X402 {
             .unwrap_or(u64::MAX)
             .saturating_add(skew);
         if !self.facilitator_ready().await {
-            let mut response = respond::error(
-                StatusCode::SERVICE_UNAVAILABLE,
+            return Err(respond::unavailable(
                 codes::FACILITATOR_UNAVAILABLE,
                 "the payment facilitator is not reachable yet; nothing was charged, resend the same \
                  payment header later",
-            );
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return Err(response);
+            ));
         }
         // Nothing has left the process for this payment before this point.
         if let Err(slot) = self.inner.store.reserve(&key, expires_at).await {
@@ -867,18 +862,11 @@ fn taken(slot: Slot) -> Response {
                 .filter(|t| !t.is_empty())
                 .map(|t| t.as_str()),
         ),
-        Slot::Unavailable => {
-            let mut response = respond::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                codes::REPLAY_STORE_UNAVAILABLE,
-                "the server cannot check this payment for reuse right now; nothing was charged, \
-                 resend the same payment header later",
-            );
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
-            response
-        }
+        Slot::Unavailable => respond::unavailable(
+            codes::REPLAY_STORE_UNAVAILABLE,
+            "the server cannot check this payment for reuse right now; nothing was charged, \
+             resend the same payment header later",
+        ),
         _ => respond::error(
             StatusCode::CONFLICT,
             codes::PAYMENT_IN_PROGRESS,

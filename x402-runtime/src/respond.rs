@@ -163,11 +163,22 @@ pub(crate) fn with_receipt(
     let mut response = error_with_tx(status, code, message, transaction);
     attach_receipt(&mut response, version, receipt);
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        retry_later(&mut response);
     }
     response
+}
+
+/// 503 with `Retry-After`: nothing was charged and the same payment may be sent again later.
+pub(crate) fn unavailable(code: &str, message: &str) -> Response {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, code, message);
+    retry_later(&mut response);
+    response
+}
+
+fn retry_later(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("5"));
 }
 
 #[cfg(test)]
