@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use alloy_primitives::{B256, U256};
 use axum::body::{Body, Bytes};
@@ -58,12 +59,12 @@ pub(crate) struct Inner {
 /// requests are answered 503 before anything is verified.
 #[derive(Default)]
 pub(crate) struct Readiness {
-    ready: std::sync::atomic::AtomicBool,
-    last_failure: tokio::sync::Mutex<Option<std::time::Instant>>,
+    ready: AtomicBool,
+    last_failure: tokio::sync::Mutex<Option<Instant>>,
 }
 
 /// How long a failed `/supported` is remembered before it is asked again.
-const SUPPORTED_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+const SUPPORTED_RETRY: Duration = Duration::from_secs(5);
 
 impl fmt::Debug for X402 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -361,7 +362,6 @@ impl X402 {
     /// `503 facilitator_unavailable` with `Retry-After` before anything is verified; it is asked
     /// on the first paid request and again at most every 5 s while it fails.
     pub(crate) async fn facilitator_ready(&self) -> bool {
-        use std::sync::atomic::Ordering;
         let readiness = &self.inner.readiness;
         if readiness.ready.load(Ordering::Acquire) {
             return true;
@@ -378,26 +378,19 @@ impl X402 {
             self.inner.facilitator.supported(),
         )
         .await;
-        match answer {
+        let failure = match answer {
             Ok(Ok(_)) => {
                 readiness.ready.store(true, Ordering::Release);
-                true
+                return true;
             }
-            Ok(Err(e)) => {
-                tracing::warn!(
-                    "x402: the facilitator's /supported failed: {e}; paid requests answer 503"
-                );
-                *last_failure = Some(std::time::Instant::now());
-                false
-            }
-            Err(_) => {
-                tracing::warn!(
-                    "x402: the facilitator's /supported timed out; paid requests answer 503"
-                );
-                *last_failure = Some(std::time::Instant::now());
-                false
-            }
-        }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer in time".to_owned(),
+        };
+        tracing::warn!(
+            "x402: the facilitator's /supported failed ({failure}); paid requests answer 503"
+        );
+        *last_failure = Some(Instant::now());
+        false
     }
 
     /// Reads the facilitator's `/supported` and checks it supports `exact` on every configured
@@ -409,10 +402,7 @@ impl X402 {
             .supported()
             .await
             .map_err(StartupError::Facilitator)?;
-        self.inner
-            .readiness
-            .ready
-            .store(true, std::sync::atomic::Ordering::Release);
+        self.inner.readiness.ready.store(true, Ordering::Release);
         let mut missing = Vec::new();
         for network in self.config().networks() {
             if !supported.supports(2, "exact", &network.caip2) {
