@@ -162,8 +162,8 @@ async fn run_pay(signer: PaymentSigner, call: Call) -> Result<ExitCode, Error> {
         .map_err(|_| format!("`{}` is not an HTTP method", call.method))?;
     let progress = Progress::new(!call.json);
     let hook = progress.clone();
+    // The client's own reqwest client has the same timeouts as `http()`.
     let mut builder = X402Client::builder(signer)
-        .http(http()?)
         .networks(call.networks.iter().map(|n| n.trim().to_owned()))
         .on_event(move |event| hook.event(event));
     for currency in Currency::ALL {
