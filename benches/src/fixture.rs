@@ -127,6 +127,16 @@ impl Default for StubbedSettlement {
     }
 }
 
+/// The transaction hash the settlement stubs and doubles answer for a payment:
+/// `keccak256(chain id (8 bytes, big-endian) ‖ payer ‖ nonce)`, distinct for every payment.
+pub fn settlement_transaction(chain_id: u64, payer: Address, nonce: B256) -> B256 {
+    let mut preimage = Vec::with_capacity(8 + 20 + 32);
+    preimage.extend_from_slice(&chain_id.to_be_bytes());
+    preimage.extend_from_slice(payer.as_slice());
+    preimage.extend_from_slice(nonce.as_slice());
+    keccak256(&preimage)
+}
+
 /// The answer [`StubbedSettlement`] gives to `/settle`.
 pub fn stub_settle(request: &FacilitatorRequest) -> SettleResponse {
     let version = match request.x402_version {
@@ -141,16 +151,13 @@ pub fn stub_settle(request: &FacilitatorRequest) -> SettleResponse {
     match payload::decode_json(json, version) {
         Ok(decoded) => {
             let auth = &decoded.authorization;
-            let mut preimage = Vec::with_capacity(8 + 20 + 32);
-            preimage.extend_from_slice(&x402_testbed::CHAIN_ID.to_be_bytes());
-            preimage.extend_from_slice(auth.from.as_slice());
-            preimage.extend_from_slice(auth.nonce.as_slice());
             SettleResponse {
                 success: true,
                 error_reason: None,
                 error_message: None,
                 payer: Some(auth.from.to_checksum(None)),
-                transaction: keccak256(&preimage).to_string(),
+                transaction: settlement_transaction(x402_testbed::CHAIN_ID, auth.from, auth.nonce)
+                    .to_string(),
                 network,
                 amount: None,
             }
@@ -395,15 +402,40 @@ impl Payer {
 /// `count` payments for `challenge`, signed in parallel by `keys` in turn, each with a unique
 /// nonce and valid for [`PAYMENT_LIFETIME`] seconds from now. Returns `(nonce, header value)`.
 pub fn presign(challenge: &PaymentRequired, keys: &[&str], count: usize) -> Vec<(B256, String)> {
-    let payers: Vec<Payer> = keys.iter().map(|k| Payer::new(k)).collect();
     let valid_before = x402_runtime::unix_now() + PAYMENT_LIFETIME;
+    presign_payments(challenge, keys, count, valid_before)
+        .into_iter()
+        .map(|p| (p.nonce, p.header))
+        .collect()
+}
+
+/// One pre-signed payment.
+#[derive(Clone, Debug)]
+pub struct SignedPayment {
+    /// Its EIP-3009 nonce (unique per payment).
+    pub nonce: B256,
+    /// Who signed it.
+    pub payer: Address,
+    /// The `PAYMENT-SIGNATURE` header value.
+    pub header: String,
+}
+
+/// `count` payments for `challenge`, signed in parallel (one thread per core) by `keys` in turn,
+/// each with a unique nonce and valid until `valid_before` (unix seconds), in order.
+pub fn presign_payments(
+    challenge: &PaymentRequired,
+    keys: &[&str],
+    count: usize,
+    valid_before: u64,
+) -> Vec<SignedPayment> {
+    let payers: Vec<Payer> = keys.iter().map(|k| Payer::new(k)).collect();
     let salt = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let chunk = count.div_ceil(threads).max(1);
     let indices: Vec<usize> = (0..count).collect();
-    let mut out: Vec<(B256, String)> = Vec::with_capacity(count);
+    let mut out: Vec<SignedPayment> = Vec::with_capacity(count);
     std::thread::scope(|scope| {
         let handles: Vec<_> = indices
             .chunks(chunk)
@@ -417,7 +449,11 @@ pub fn presign(challenge: &PaymentRequired, keys: &[&str], count: usize) -> Vec<
                             seed[16..].copy_from_slice(&(i as u64).to_be_bytes());
                             let nonce = keccak256(seed);
                             let payer = &payers[i % payers.len()];
-                            (nonce, payer.pay(challenge, nonce, valid_before))
+                            SignedPayment {
+                                nonce,
+                                payer: payer.address(),
+                                header: payer.pay(challenge, nonce, valid_before),
+                            }
                         })
                         .collect::<Vec<_>>()
                 })

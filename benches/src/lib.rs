@@ -5,6 +5,9 @@
 //! - `load`: a loopback load harness measuring, in one run, a plain axum handler against the
 //!   unpaid 402 path, paid requests with the in-process facilitator, paid requests through an
 //!   HTTP facilitator double, and paid requests settled on a local chain.
+//! - `ledger`: paid load on the example weather API through an HTTP facilitator double at a
+//!   fixed rate with replays mixed in, then the client's and the double's ledgers reconciled
+//!   (nothing lost, settled twice or delivered unpaid).
 //! - `compile-bench`: build time of a crate with 200 `#[paid]` handlers against the same crate
 //!   with 200 plain handlers.
 //! - `report`: turns the results into tables and SVG plots in `BENCHMARKS.md`.

@@ -5,6 +5,10 @@
 //! sends the next. Nothing is parsed beyond what finding the end of a response needs, so the
 //! generator costs little next to the server (its ceiling is measured against a canned-response
 //! server in the same run; see [`canned_server`]).
+//!
+//! [`run`] is closed-loop: each connection sends its next request as soon as it has an answer.
+//! [`run_scheduled`] sends each request at its due time instead (a rate-limited run) and hands
+//! every response, whole, to the caller.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -265,7 +269,12 @@ pub async fn fetch(addr: SocketAddr, request: &[u8]) -> io::Result<Fetched> {
             ));
         }
     };
-    let raw = buf[..size].to_vec();
+    Ok(split_response(status, buf[..size].to_vec()))
+}
+
+/// A whole response (`raw`, as found by [`parse_response`]) split into headers and body.
+fn split_response(status: u16, raw: Vec<u8>) -> Fetched {
+    let size = raw.len();
     let head_end = memchr::memmem::find(&raw, b"\r\n\r\n").unwrap_or(size);
     let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
     let headers = head
@@ -274,12 +283,197 @@ pub async fn fetch(addr: SocketAddr, request: &[u8]) -> io::Result<Fetched> {
         .filter_map(|line| line.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    Ok(Fetched {
+    Fetched {
         status,
         headers,
         body: raw[(head_end + 4).min(size)..].to_vec(),
         raw,
-    })
+    }
+}
+
+/// One request of a scheduled run: which prepared request to send, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    /// Index into the prepared requests (several slots may send the same bytes).
+    pub request: usize,
+    /// When it is due, from the start of the run.
+    pub due: Duration,
+}
+
+/// A scheduled run: each [`Slot`] is sent at its due time (or, when every connection is busy,
+/// as soon as one is free), so the offered rate is the schedule's, bounded by `connections`
+/// requests in flight.
+#[derive(Clone, Copy, Debug)]
+pub struct Schedule {
+    /// The server.
+    pub addr: SocketAddr,
+    /// Keep-alive connections, each with at most one request in flight.
+    pub connections: usize,
+    /// No slot is sent later than this after the start; those left are not sent.
+    pub send_limit: Duration,
+    /// The longest wait for one response; past it the slot fails and its connection is replaced.
+    pub response_timeout: Duration,
+}
+
+/// What happened to one slot that was sent.
+#[derive(Debug)]
+pub struct Answered<T> {
+    /// Index of the slot in the schedule.
+    pub slot: usize,
+    /// When it was sent, in ns from the start.
+    pub sent_ns: u64,
+    /// When its response had been read whole (or the failure seen), in ns from the start.
+    pub done_ns: u64,
+    /// What the inspector made of the response, or why there was none (connection failure,
+    /// timeout, malformed response).
+    pub result: Result<T, String>,
+}
+
+/// What a scheduled run saw.
+#[derive(Debug)]
+pub struct ScheduledOutcome<T> {
+    /// One entry per slot sent, ordered by slot.
+    pub answered: Vec<Answered<T>>,
+    /// Slots never sent because the send limit passed first.
+    pub unsent: usize,
+    /// From the start to the last response.
+    pub elapsed: Duration,
+}
+
+/// Sends `slots` of `requests` to `schedule.addr` on time and passes every response, whole, to
+/// `inspect` (with the slot's index) on the connection's task; waits for all of them.
+pub async fn run_scheduled<T, F>(
+    schedule: Schedule,
+    requests: Arc<Vec<Vec<u8>>>,
+    slots: Arc<Vec<Slot>>,
+    inspect: Arc<F>,
+) -> ScheduledOutcome<T>
+where
+    T: Send + 'static,
+    F: Fn(usize, &Fetched) -> T + Send + Sync + 'static,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..schedule.connections.max(1))
+        .map(|_| {
+            tokio::spawn(scheduled_connection(
+                schedule,
+                start,
+                requests.clone(),
+                slots.clone(),
+                next.clone(),
+                inspect.clone(),
+            ))
+        })
+        .collect();
+    let mut answered = Vec::with_capacity(slots.len());
+    for task in tasks {
+        match task.await {
+            Ok(done) => answered.extend(done),
+            // A panicking inspector: its connection's slots count as unsent.
+            Err(e) => eprintln!("loadgen: a connection task failed: {e}"),
+        }
+    }
+    answered.sort_unstable_by_key(|a| a.slot);
+    let last = answered.iter().map(|a| a.done_ns).max().unwrap_or(0);
+    ScheduledOutcome {
+        unsent: slots.len() - answered.len(),
+        answered,
+        elapsed: Duration::from_nanos(last),
+    }
+}
+
+fn since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+async fn scheduled_connection<T, F>(
+    schedule: Schedule,
+    start: Instant,
+    requests: Arc<Vec<Vec<u8>>>,
+    slots: Arc<Vec<Slot>>,
+    next: Arc<AtomicUsize>,
+    inspect: Arc<F>,
+) -> Vec<Answered<T>>
+where
+    F: Fn(usize, &Fetched) -> T,
+{
+    let mut stream: Option<TcpStream> = None;
+    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut out = Vec::new();
+    let limit = start + schedule.send_limit;
+    loop {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        let Some(slot) = slots.get(index) else {
+            return out;
+        };
+        tokio::time::sleep_until((start + slot.due).into()).await;
+        if Instant::now() > limit {
+            // Every later slot is due later still: this connection is done.
+            return out;
+        }
+        let sent_ns = since(start);
+        let answer = tokio::time::timeout(
+            schedule.response_timeout,
+            exchange(
+                &mut stream,
+                schedule.addr,
+                &requests[slot.request],
+                &mut buf,
+            ),
+        )
+        .await;
+        let result = match answer {
+            Ok(Ok(fetched)) => Ok(inspect(index, &fetched)),
+            Ok(Err(e)) => Err(format!("{}: {e}", schedule.addr)),
+            Err(_) => Err(format!(
+                "{}: no whole response within {:?}",
+                schedule.addr, schedule.response_timeout
+            )),
+        };
+        if result.is_err() {
+            // The connection's state is unknown: start the next request on a new one.
+            stream = None;
+            buf.clear();
+        }
+        out.push(Answered {
+            slot: index,
+            sent_ns,
+            done_ns: since(start),
+            result,
+        });
+    }
+}
+
+/// Writes `request` on the connection (opened first if there is none) and reads one response.
+async fn exchange(
+    stream: &mut Option<TcpStream>,
+    addr: SocketAddr,
+    request: &[u8],
+    buf: &mut Vec<u8>,
+) -> io::Result<Fetched> {
+    let stream = match stream {
+        Some(open) => open,
+        None => {
+            let fresh = TcpStream::connect(addr).await?;
+            fresh.set_nodelay(true)?;
+            stream.insert(fresh)
+        }
+    };
+    stream.write_all(request).await?;
+    let (status, size) = loop {
+        if let Some(found) = parse_response(buf)? {
+            break found;
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            ));
+        }
+    };
+    let raw: Vec<u8> = buf.drain(..size).collect();
+    Ok(split_response(status, raw))
 }
 
 /// A server that answers every request with `response` without looking at it beyond finding

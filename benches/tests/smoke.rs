@@ -1,7 +1,8 @@
 //! The load harness, once and briefly (`load --smoke`): every scenario builds, runs and gets the
-//! answers it should (402s unpaid, 200s paid, the merchant paid on chain). Figures are not
-//! checked here; `scripts/bench.sh` measures them. Ignored in the ordinary test run, so that the
-//! test command runs it once, in its benchmark step.
+//! answers it should (402s unpaid, 200s paid, the merchant paid on chain); and the paid load run
+//! with ledger reconciliation (`ledger --smoke`, about 2 s with replays) holds every invariant.
+//! Figures are not checked here; `scripts/bench.sh` measures them. Ignored in the ordinary test
+//! run, so that the test command runs them once, in its benchmark step.
 
 use std::process::Command;
 
@@ -20,4 +21,31 @@ fn load_harness_runs_every_scenario() {
         x402_bench::results::read_json(&out).expect("results written");
     assert_eq!(results.mode, "smoke");
     assert!(results.scenarios.iter().all(|s| s.completed > 0));
+}
+
+#[test]
+#[ignore = "run by `scripts/bench.sh --smoke`, the test command's benchmark step"]
+fn ledger_run_reconciles() {
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ledger-smoke.json");
+    let status = Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .arg("--smoke")
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("the ledger run starts");
+    assert!(status.success(), "ledger --smoke failed: {status}");
+    let run: serde_json::Value = x402_bench::results::read_json(&out).expect("results written");
+    assert_eq!(run["mode"], "smoke");
+    assert_eq!(run["passed"], true);
+    let ledger = &run["ledger"];
+    assert!(ledger["delivered"].as_u64().is_some_and(|n| n > 0));
+    assert_eq!(ledger["delivered"], ledger["settled"]);
+    assert!(
+        ledger["replays"]["attempted"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    );
+    for invariant in ["lost", "double_settled", "unpaid"] {
+        assert_eq!(ledger["invariants"][invariant], 0, "{invariant}");
+    }
 }
