@@ -142,7 +142,7 @@ pub use x402_macros::paid;
 /// Items the `#[paid]` expansion names. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::paywall::Paywall;
+    pub use crate::paywall::{HandlerFuture, Paywall, handler_future};
     pub use crate::registry::{PaidEndpoint, RouteEntry};
     pub use axum::response::Response;
     pub use inventory;

@@ -9,7 +9,9 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 
 use alloy_primitives::{Address, U256};
 use axum::extract::FromRequestParts;
@@ -130,9 +132,26 @@ impl Drop for Reservation {
 /// The extractor `#[paid]` puts first in every paid handler. Not for direct use.
 #[doc(hidden)]
 pub struct Paywall<M> {
-    admitted: Admitted,
+    admitted: Box<dyn Finish>,
     marker: PhantomData<fn() -> M>,
 }
+
+/// An admitted payment, behind a trait object: every `#[paid]` handler's future holds a
+/// `Paywall<M>`, and erasing what it carries keeps the compiler from re-deriving `Send` and
+/// drop glue for the whole admission state once per handler (this is most of what a paid
+/// handler used to add to build time).
+trait Finish: Send {
+    fn finish<'a>(self: Box<Self>, handler: HandlerFuture<'a>) -> HandlerFuture<'a>;
+}
+
+impl Finish for Admitted {
+    fn finish<'a>(self: Box<Self>, handler: HandlerFuture<'a>) -> HandlerFuture<'a> {
+        Box::pin(Admitted::finish(*self, handler))
+    }
+}
+
+/// An admission's outcome: the admitted payment, or the answer that refuses the request.
+type Admitting = Result<Box<dyn Finish>, Response>;
 
 struct Admitted {
     engine: X402,
@@ -147,30 +166,100 @@ struct Admitted {
     reservation: Reservation,
 }
 
+/// The handler future `#[paid]` hands to [`Paywall::finish`], already turned into a response.
+#[doc(hidden)]
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>;
+
+/// Boxes a handler's future and turns its output into a response. With [`Admission`], this is
+/// all a `#[paid]` handler instantiates: the paywall's own futures are compiled once, in this
+/// crate, however many paid handlers an application has.
+#[doc(hidden)]
+pub fn handler_future<'a, F, R>(handler: F) -> HandlerFuture<'a>
+where
+    F: Future<Output = R> + Send + 'a,
+    R: IntoResponse + 'a,
+{
+    Box::pin(async move { handler.await.into_response() })
+}
+
 impl<M: PaidEndpoint, S: Send + Sync> FromRequestParts<S> for Paywall<M> {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        #[cfg(feature = "openapi")]
-        if parts.extensions.get::<mount::MountProbe>().is_some() {
-            return Err(mount::answer(M::ROUTE));
-        }
-        let Some(engine) = parts.extensions.get::<X402>() else {
-            return Err(not_configured(M::ROUTE));
-        };
-        // The unpaid request (the common probe) is answered without cloning the engine or
-        // entering `admit`, whose large future is boxed so every handler future stays small.
-        if let Some(answer) = engine.answer_without_payment(M::ROUTE, parts) {
-            return Err(answer);
-        }
-        let engine = engine.clone();
-        let admitted = Box::pin(engine.admit(M::ROUTE, parts)).await?;
-        parts.extensions.insert(admitted.payment.clone());
-        Ok(Paywall {
-            admitted,
+    fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
+        Admission {
+            state: admission(M::ROUTE, parts),
             marker: PhantomData,
-        })
+        }
     }
+}
+
+/// The paywall extractor's future: a thin typed shell around [`AdmitState`].
+#[doc(hidden)]
+pub(crate) struct Admission<'a, M> {
+    state: AdmitState<'a>,
+    marker: PhantomData<fn() -> M>,
+}
+
+/// Where the admission stands: answered without waiting (unpaid request, configuration
+/// error), or waiting for the boxed admission of a payment.
+enum AdmitState<'a> {
+    Answered(Option<Response>),
+    Admitting(Pin<Box<dyn Future<Output = Admitting> + Send + 'a>>),
+}
+
+impl<M: PaidEndpoint> Future for Admission<'_, M> {
+    type Output = Result<Paywall<M>, Response>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut().state.poll(cx) {
+            Poll::Ready(Ok(admitted)) => Poll::Ready(Ok(Paywall {
+                admitted,
+                marker: PhantomData,
+            })),
+            Poll::Ready(Err(refusal)) => Poll::Ready(Err(refusal)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AdmitState<'_> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Admitting> {
+        match self {
+            AdmitState::Answered(answer) => Poll::Ready(Err(answer.take().unwrap_or_else(|| {
+                respond::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    codes::INTERNAL_ERROR,
+                    "the paywall's answer was asked for twice",
+                )
+            }))),
+            AdmitState::Admitting(admitting) => admitting.as_mut().poll(cx),
+        }
+    }
+}
+
+/// The paywall extractor's work for one route. The unpaid request (the common probe) is
+/// answered here, synchronously, without cloning the engine or allocating; a request carrying
+/// a payment is admitted by a boxed future.
+fn admission<'a>(route: &'static PaidRoute, parts: &'a mut Parts) -> AdmitState<'a> {
+    #[cfg(feature = "openapi")]
+    if parts.extensions.get::<mount::MountProbe>().is_some() {
+        return AdmitState::Answered(Some(mount::answer(route)));
+    }
+    let Some(engine) = parts.extensions.get::<X402>() else {
+        return AdmitState::Answered(Some(not_configured(route)));
+    };
+    if let Some(answer) = engine.answer_without_payment(route, parts) {
+        return AdmitState::Answered(Some(answer));
+    }
+    let engine = engine.clone();
+    AdmitState::Admitting(Box::pin(async move {
+        let admitted = engine.admit(route, parts).await?;
+        parts.extensions.insert(admitted.payment.clone());
+        Ok(Box::new(admitted) as Box<dyn Finish>)
+    }))
 }
 
 fn not_configured(route: &PaidRoute) -> Response {
@@ -190,16 +279,17 @@ fn not_configured(route: &PaidRoute) -> Response {
 impl<M: PaidEndpoint> Paywall<M> {
     /// Runs the handler future and settles: after a 2xx response (default), or before the
     /// handler runs (`settle = "before"`).
-    pub async fn finish<F, R>(self, handler: F) -> Response
-    where
-        F: Future<Output = R> + Send,
-        R: IntoResponse,
-    {
-        let admitted = self.admitted;
-        match admitted.route.settle {
+    pub fn finish(self, handler: HandlerFuture<'_>) -> HandlerFuture<'_> {
+        self.admitted.finish(handler)
+    }
+}
+
+impl Admitted {
+    async fn finish(self, handler: HandlerFuture<'_>) -> Response {
+        match self.route.settle {
             SettleTiming::Before => {
-                let version = admitted.version;
-                let receipt = match admitted.settle().await {
+                let version = self.version;
+                let receipt = match self.settle().await {
                     Ok(receipt) => receipt,
                     Err(refusal) => return refusal,
                 };
@@ -211,11 +301,11 @@ impl<M: PaidEndpoint> Paywall<M> {
             SettleTiming::AfterSuccess => {
                 let response = run(handler).await;
                 if !response.status().is_success() {
-                    // Dropping `admitted` releases the reservation: nothing was charged.
+                    // Dropping `self` releases the reservation: nothing was charged.
                     return response;
                 }
-                let version = admitted.version;
-                match admitted.settle().await {
+                let version = self.version;
+                match self.settle().await {
                     Ok(receipt) => {
                         let mut response = response;
                         respond::attach_receipt(&mut response, version, &receipt);
@@ -230,14 +320,10 @@ impl<M: PaidEndpoint> Paywall<M> {
 }
 
 /// Runs the handler; a panic becomes a 500 (and, since it is not 2xx, nothing is settled).
-async fn run<F, R>(handler: F) -> Response
-where
-    F: Future<Output = R> + Send,
-    R: IntoResponse,
-{
+async fn run(handler: HandlerFuture<'_>) -> Response {
     use futures_util::FutureExt as _;
     match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
-        Ok(response) => response.into_response(),
+        Ok(response) => response,
         Err(_) => {
             tracing::error!("x402: the paid handler panicked; nothing was charged");
             respond::error(

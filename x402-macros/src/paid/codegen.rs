@@ -108,8 +108,10 @@ fn option(value: Option<TokenStream>) -> TokenStream {
 }
 
 /// The handler axum sees: the paywall first, then the user's extractors; the user's function,
-/// unchanged, runs inside it. The `allow` is for the argument the paywall adds: seven extractors
-/// must not trip clippy's limit of seven arguments.
+/// unchanged, runs inside it. The wrapper is a plain `fn` returning the paywall's boxed future,
+/// and the runtime's `finish` is not generic, so a paid handler adds only the user's own
+/// future, boxed, to what the crate compiles. The `allow` is for the argument the paywall adds: seven
+/// extractors must not trip clippy's limit of seven arguments.
 fn handler(func: &ItemFn, marker: &Ident) -> TokenStream {
     let ItemFn {
         attrs,
@@ -133,13 +135,15 @@ fn handler(func: &ItemFn, marker: &Ident) -> TokenStream {
     quote! {
         #[allow(clippy::too_many_arguments)]
         #(#attrs)*
-        #vis async fn #name(
+        #vis fn #name(
             __x402_paywall: ::x402_runtime::__private::Paywall<#marker>,
             #(#args: #types,)*
-        ) -> ::x402_runtime::__private::Response {
+        ) -> ::x402_runtime::__private::HandlerFuture<'static> {
             #[allow(clippy::too_many_arguments, clippy::unused_async)]
             async fn __x402_handler(#inputs) #output #block
-            __x402_paywall.finish(__x402_handler(#(#args),*)).await
+            __x402_paywall.finish(::x402_runtime::__private::handler_future(
+                __x402_handler(#(#args),*),
+            ))
         }
     }
 }
