@@ -654,28 +654,6 @@ async fn payment_problems_are_refused_locally_with_402() {
             "invalid_exact_evm_payload_authorization_valid_after",
         ),
         (
-            "signed for another chain",
-            h.payer.pay_v2(
-                &challenge,
-                &Terms {
-                    chain_id: 8453,
-                    ..Terms::default()
-                },
-            ),
-            "invalid_exact_evm_payload_signature",
-        ),
-        (
-            "signed for another token",
-            h.payer.pay_v2(
-                &challenge,
-                &Terms {
-                    token: Some(other),
-                    ..Terms::default()
-                },
-            ),
-            "invalid_exact_evm_payload_signature",
-        ),
-        (
             "high-s twin",
             high_s(&h.payer.pay_v2(&challenge, &Terms::default())),
             "invalid_exact_evm_payload_signature",
@@ -686,17 +664,6 @@ async fn payment_problems_are_refused_locally_with_402() {
                 let sig = v["payload"]["signature"].as_str().expect("sig").to_owned();
                 v["payload"]["signature"] = json!(format!("{}01", &sig[..sig.len() - 2]));
             }),
-            "invalid_exact_evm_payload_signature",
-        ),
-        (
-            "signed by someone else",
-            edit_payment(
-                &Payer::new(PAYER2_KEY).pay_v2(&challenge, &Terms::default()),
-                |v| {
-                    v["payload"]["authorization"]["from"] =
-                        json!(Payer::new(PAYER_KEY).address().to_checksum(None));
-                },
-            ),
             "invalid_exact_evm_payload_signature",
         ),
         (
@@ -777,6 +744,65 @@ async fn payment_problems_are_refused_locally_with_402() {
         vec![],
         "local refusals never reach the facilitator"
     );
+    assert_eq!(h.runs(), 0);
+}
+
+/// A well-formed 65-byte signature that does not recover to `from` is not refused locally:
+/// FiatTokenV2_2 checks it with the wallet's ERC-1271 `isValidSignature` when `from` has code,
+/// which only the facilitator can see. The facilitator refuses these (it rebuilds the EIP-712
+/// domain from our network and asset); nothing runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_by_another_signer_are_left_to_the_facilitator() {
+    let h = Harness::start().await;
+    let challenge = challenge_of(&h.get("/counted", None).await);
+    let other = "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"
+        .parse()
+        .expect("address");
+    h.facilitator
+        .set_verify(VerifyMode::Invalid("invalid_exact_evm_signature"));
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "signed for another chain",
+            h.payer.pay_v2(
+                &challenge,
+                &Terms {
+                    chain_id: 8453,
+                    ..Terms::default()
+                },
+            ),
+        ),
+        (
+            "signed for another token",
+            h.payer.pay_v2(
+                &challenge,
+                &Terms {
+                    token: Some(other),
+                    ..Terms::default()
+                },
+            ),
+        ),
+        (
+            "signed by someone else",
+            edit_payment(
+                &Payer::new(PAYER2_KEY).pay_v2(&challenge, &Terms::default()),
+                |v| {
+                    v["payload"]["authorization"]["from"] =
+                        json!(Payer::new(PAYER_KEY).address().to_checksum(None));
+                },
+            ),
+        ),
+    ];
+    for (what, header) in &cases {
+        let response = h.get("/counted", Some(("PAYMENT-SIGNATURE", header))).await;
+        assert_eq!(response.status(), 402, "{what}");
+        assert_eq!(
+            challenge_of(&response).error.as_deref(),
+            Some("invalid_exact_evm_signature"),
+            "{what}"
+        );
+    }
+    assert_eq!(h.facilitator.count("verify"), cases.len());
+    assert_eq!(h.facilitator.count("settle"), 0);
     assert_eq!(h.runs(), 0);
 }
 

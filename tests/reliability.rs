@@ -651,12 +651,8 @@ async fn a_transport_and_decoding() {
             bad,
         ),
         (
-            "A6 65 bytes that sign nothing",
-            Req::get(COUNTED).pay(with_signature(&ok, &{
-                let mut s = [0x11u8; 65];
-                s[64] = 27;
-                s
-            })),
+            "A6 65 bytes with v = 17",
+            Req::get(COUNTED).pay(with_signature(&ok, &[0x11u8; 65])),
             local(402, codes::INVALID_SIGNATURE),
         ),
         (
@@ -738,6 +734,23 @@ async fn a_transport_and_decoding() {
             assert!(answer.challenge().is_some(), "{row}: PAYMENT-REQUIRED");
         }
     }
+
+    // A6: 65 well-formed bytes that sign nothing. For an EOA the token would refuse them, but
+    // if `from` has code FiatToken asks the wallet (ERC-1271), which only the facilitator can
+    // do (see E8), so the answer is "402 with the facilitator's reason" (reliability A6).
+    rig.facilitator
+        .set_verify(VerifyFault::Invalid("invalid_exact_evm_signature"));
+    rig.check(
+        "A6 65 well-formed bytes that sign nothing",
+        Req::get(COUNTED).pay(with_signature(&ok, &{
+            let mut s = [0x11u8; 65];
+            s[64] = 27;
+            s
+        })),
+        at_verify(402, "invalid_exact_evm_signature"),
+    )
+    .await;
+    rig.facilitator.set_verify(VerifyFault::Valid);
 
     // A7: a ≈ 1 MB header gets a clean 4xx, not a dropped connection.
     let before = (rig.verifies(), rig.settles(), rig.runs());
@@ -1307,27 +1320,38 @@ async fn e_signatures() {
     );
     rig.facilitator.set_verify(VerifyFault::Valid);
 
-    let cases: Vec<(&str, Req, Expect)> = vec![
+    // E2: a well-formed signature over another domain recovers to some other address. That is
+    // also what a contract wallet's ERC-1271 signature looks like offline (E8), so the
+    // facilitator, which rebuilds the domain from our network and asset, refuses it.
+    rig.facilitator
+        .set_verify(VerifyFault::Invalid("invalid_exact_evm_signature"));
+    let at_facilitator = at_verify(402, "invalid_exact_evm_signature");
+    for (row, terms) in [
         (
             "E2 signed for another chain id",
-            Req::get(COUNTED).pay(pay(Terms {
+            Terms {
                 chain_id: 1,
                 ..Terms::default()
-            })),
-            signature,
+            },
         ),
         (
             "E2 signed for another token",
-            Req::get(COUNTED).pay(pay(Terms {
+            Terms {
                 token: Some(
                     "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"
                         .parse()
                         .expect("address"),
                 ),
                 ..Terms::default()
-            })),
-            signature,
+            },
         ),
+    ] {
+        rig.check(row, Req::get(COUNTED).pay(pay(terms)), at_facilitator)
+            .await;
+    }
+    rig.facilitator.set_verify(VerifyFault::Valid);
+
+    let cases: Vec<(&str, Req, Expect)> = vec![
         (
             "E3 high-s",
             Req::get(COUNTED).pay(high_s(&fresh())),
@@ -1422,13 +1446,13 @@ async fn e_signatures() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "E8: a 65-byte EIP-1271 signature from a contract wallet is refused locally (402 invalid_exact_evm_payload_signature) without asking the facilitator — not implemented yet"]
 async fn e8_a_65_byte_contract_wallet_signature_is_left_to_the_facilitator() {
     let rig = Rig::start().await;
     let challenge = rig.challenge(COUNTED).await;
-    // A wallet contract whose owner signs with an ordinary key: the token (FiatToken's
-    // SignatureChecker) calls the wallet's isValidSignature because `from` has code. Only the
-    // facilitator, with the chain, can tell; here it accepts.
+    // A wallet contract whose owner signs with an ordinary key: the token (FiatTokenV2_2's
+    // SignatureChecker.isValidSignatureNow) calls the wallet's isValidSignature because `from`
+    // has code, whatever the signature's length. Only the facilitator, with the chain, can
+    // tell; here it accepts.
     let payment = set(
         &rig.payer.pay_v2(&challenge, &Terms::default()),
         "/payload/authorization/from",

@@ -85,7 +85,10 @@
 //! - `#[paid]` goes on free `async fn`s: not on methods, and not on associated functions in an
 //!   `impl` block (the attribute defines a marker type next to the function).
 //! - Only the `exact` scheme on EVM networks with EIP-3009 tokens (USDC, EURC).
-//! - Signatures longer than 65 bytes (smart wallets) are checked by the facilitator only.
+//! - Signatures are checked locally only for their form (65 bytes: `v` in {27, 28}, low `s`;
+//!   shorter is malformed). A signature that does not recover to `from`, or is longer than 65
+//!   bytes, is left to the facilitator: FiatToken checks it with ERC-1271 when `from` is a
+//!   contract wallet, which cannot be seen without the chain.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
