@@ -892,6 +892,8 @@ async fn settlement_pending_is_not_a_402() {
     );
     assert_eq!(receipt.error_reason.as_deref(), Some("settlement_pending"));
     assert_eq!(receipt.transaction, tx_for(&terms.nonce.to_string()));
+    // A resend reconciles: one `/settle` with the same payload (the double still answers
+    // pending), and the answer names the transaction again; never a fresh challenge.
     let resend = h
         .get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
         .await;
@@ -900,7 +902,25 @@ async fn settlement_pending_is_not_a_402() {
         json_of(resend).await["transaction"],
         tx_for(&terms.nonce.to_string())
     );
-    assert_eq!(h.facilitator.count("settle"), 1);
+    let settles: Vec<_> = h
+        .facilitator
+        .calls()
+        .into_iter()
+        .filter(|c| c.endpoint == "settle")
+        .collect();
+    assert_eq!(settles.len(), 2, "one reconciling settle");
+    assert!(settles.iter().all(|c| c.nonce == terms.nonce.to_string()));
+    // Once the facilitator knows the outcome, the next resend learns it.
+    h.facilitator.set_settle(SettleMode::Success);
+    let settled = h
+        .get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
+        .await;
+    assert_eq!(settled.status(), 409);
+    let body = json_of(settled).await;
+    assert_eq!(body["error"], "payment_already_settled");
+    assert_eq!(body["transaction"], tx_for(&terms.nonce.to_string()));
+    assert_eq!(h.facilitator.count("settle"), 3);
+    assert_eq!(h.runs(), 1, "the handler ran once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -53,6 +53,8 @@ pub(crate) struct Inner {
     extensions: DashMap<usize, Arc<Map<String, Value>>>,
     /// Whether the facilitator's `/supported` has been read, and when it last failed.
     pub(crate) readiness: Readiness,
+    /// Payments whose pending settlement a resend is reconciling right now.
+    pub(crate) reconciling: DashMap<crate::payload::ReplayKey, ()>,
 }
 
 /// The facilitator's configuration is known once its `/supported` answered; until then paid
@@ -196,6 +198,7 @@ impl X402Builder {
                 cached_challenges: AtomicUsize::new(0),
                 extensions: DashMap::new(),
                 readiness: Readiness::default(),
+                reconciling: DashMap::new(),
             }),
         })
     }

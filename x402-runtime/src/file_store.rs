@@ -3,7 +3,8 @@
 //! Reservations of payments being verified or served live in memory (a crash before settlement
 //! moved nothing, so forgetting them is safe). Everything from the moment `/settle` may be
 //! called is written to an embedded database file (redb, fsync on every commit) before the
-//! paywall goes on: `settling` before `/settle`, then `settled(tx)` or `pending(tx)`. After a
+//! paywall goes on: `settling` before `/settle`, then `settled(tx)` or `pending(tx)` (with the
+//! `/settle` request, so that a resend reconciles with the same payload). After a
 //! restart, a resend of the same payment is answered from that record; a payment whose
 //! settlement was in flight when the process died is answered `settlement_pending`, never with
 //! a fresh challenge, so the client does not pay twice.
@@ -183,6 +184,17 @@ fn with_expiry(expires_at: u64, rest: &[u8]) -> Vec<u8> {
     value
 }
 
+/// The expiry of a payment's record, for a payment answered from the file (the memory no longer
+/// holds it, as when a resend reconciles a pending settlement); `u64::MAX` without a record.
+fn recorded_expiry(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    name: &[u8],
+) -> Result<u64, redb::Error> {
+    Ok(table
+        .get(name)?
+        .map_or(u64::MAX, |value| expiry(value.value())))
+}
+
 /// A recorded slot. `settling` read back from the file means the process stopped while the
 /// settlement was in flight: its outcome is unknown, which is answered as pending.
 fn decode_slot(value: &[u8]) -> Slot {
@@ -190,6 +202,7 @@ fn decode_slot(value: &[u8]) -> Slot {
         slot @ (Slot::Settled { .. } | Slot::Pending { .. }) => slot,
         _ => Slot::Pending {
             transaction: String::new(),
+            request: None,
         },
     }
 }
@@ -219,15 +232,21 @@ impl ReplayStore for FileStore {
 
     fn record<'a>(&'a self, key: &'a ReplayKey, slot: Slot) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let expires_at = self.memory.expiry(key).unwrap_or(u64::MAX);
+            let held = self.memory.expiry(key);
             self.memory.record(key, slot.clone()).await;
             let name = key_bytes(key);
-            let value = with_expiry(expires_at, slot.to_text().as_bytes());
+            let text = slot.to_text();
             let written = self
                 .write(move |write| {
-                    write
-                        .open_table(PAYMENTS)?
-                        .insert(name.as_slice(), value.as_slice())?;
+                    let mut table = write.open_table(PAYMENTS)?;
+                    let expires_at = match held {
+                        Some(expires_at) => expires_at,
+                        None => recorded_expiry(&table, &name)?,
+                    };
+                    table.insert(
+                        name.as_slice(),
+                        with_expiry(expires_at, text.as_bytes()).as_slice(),
+                    )?;
                     Ok(true)
                 })
                 .await;
@@ -264,11 +283,15 @@ impl ReplayStore for FileStore {
             if !self.memory.credit(transaction, key).await {
                 return false;
             }
-            let expires_at = self.memory.expiry(key).unwrap_or(u64::MAX);
+            let held = self.memory.expiry(key);
             let name = transaction.to_ascii_lowercase();
             let owner = key_bytes(key);
             let credited = self
                 .write(move |write| {
+                    let expires_at = match held {
+                        Some(expires_at) => expires_at,
+                        None => recorded_expiry(&write.open_table(PAYMENTS)?, &owner)?,
+                    };
                     let mut table = write.open_table(TRANSACTIONS)?;
                     if let Some(existing) = table.get(name.as_str())? {
                         return Ok(existing.value().get(8..) == Some(owner.as_slice()));
@@ -285,5 +308,72 @@ impl ReplayStore for FileStore {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> ReplayKey {
+        ReplayKey {
+            network: "eip155:84532".to_owned(),
+            asset: alloy_primitives::Address::repeat_byte(1),
+            from: alloy_primitives::Address::repeat_byte(2),
+            nonce: alloy_primitives::B256::repeat_byte(3),
+        }
+    }
+
+    fn now() -> u64 {
+        1_000
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pending_settlement_keeps_its_request_and_expiry_across_a_restart() {
+        let dir = std::env::temp_dir().join(format!("x402-file-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("payments.redb");
+        let pending = Slot::Pending {
+            transaction: String::new(),
+            request: Some(r#"{"x402Version":2,"paymentPayload":{"a":"b\nc"}}"#.to_owned()),
+        };
+        {
+            let store = FileStore::open_with_clock(&path, now).expect("open");
+            store.reserve(&key(), 2_000).await.expect("free");
+            store.record(&key(), Slot::Settling).await;
+            store.record(&key(), pending.clone()).await;
+        }
+        let store = FileStore::open_with_clock(&path, now).expect("reopen");
+        assert_eq!(store.reserve(&key(), 2_000).await, Err(pending));
+        // The outcome of a reconciliation is recorded for a key the memory no longer holds: it
+        // keeps the expiry the payment was recorded with (it is swept with it), and so does
+        // its transaction.
+        assert!(store.credit("0xAB", &key()).await);
+        store
+            .record(
+                &key(),
+                Slot::Settled {
+                    transaction: "0xab".to_owned(),
+                },
+            )
+            .await;
+        let read = store.db.begin_read().expect("read");
+        let payments = read.open_table(PAYMENTS).expect("payments");
+        let value = payments
+            .get(key_bytes(&key()).as_slice())
+            .expect("get")
+            .expect("recorded");
+        assert_eq!(expiry(value.value()), 2_000);
+        assert_eq!(
+            decode_slot(&value.value()[8..]),
+            Slot::Settled {
+                transaction: "0xab".to_owned()
+            }
+        );
+        let transactions = read.open_table(TRANSACTIONS).expect("transactions");
+        let credited = transactions.get("0xab").expect("get").expect("credited");
+        assert_eq!(expiry(credited.value()), 2_000);
+        drop((value, credited, payments, transactions, read, store));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

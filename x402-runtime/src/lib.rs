@@ -56,8 +56,8 @@
 //! | 503 | `replay_store_unavailable` | the shared replay store cannot be reached (nothing verified or served) |
 //! | 503 | `facilitator_unavailable` | the facilitator's `/supported` has not answered yet (nothing verified) |
 //! | 502 | `unexpected_verify_error`, `unexpected_settle_error` | the facilitator answered badly |
-//! | 503 | `settlement_pending` | settlement submitted, not confirmed (receipt names the transaction) |
-//! | 504 | `facilitator_timeout` | the facilitator did not answer in time |
+//! | 503 | `settlement_pending` | settlement submitted, not confirmed, or `/settle` did not answer in time (receipt names the transaction when known); a resend of the same payment reconciles once with the same payload |
+//! | 504 | `facilitator_timeout` | the facilitator did not answer `/verify` in time |
 //! | 500 | `x402_not_configured`, `x402_no_offer` | the server is misconfigured |
 //!
 //! Error codes are in [`codes`]. Every refusal has `Cache-Control: no-store`; paid responses

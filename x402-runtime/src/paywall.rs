@@ -379,22 +379,18 @@ impl Admitted {
                 .store
                 .record(&reservation.key, Slot::Settling)
                 .await;
-            let timeout = engine.config().settle_timeout();
-            let answer =
-                match tokio::time::timeout(timeout, engine.facilitator().settle(&request)).await {
-                    Ok(answer) => answer,
-                    Err(_) => Err(FacilitatorError::Timeout),
-                };
-            let outcome = judge_settlement(
-                &engine,
-                answer,
+            let answer = settle_bounded(&engine, &request).await;
+            let call = SettleCall {
+                engine: &engine,
+                attempt: Attempt::First,
                 version,
-                &wire_network,
+                wire_network: &wire_network,
                 payer,
                 amount,
-                reservation,
-            )
-            .await;
+                request: &request,
+                known_transaction: "",
+            };
+            let outcome = judge_settlement(&call, answer, reservation).await;
             if let Settlement::Settled(receipt) = &outcome {
                 let _ = payment.0.transaction.set(receipt.transaction.clone());
                 tracing::info!(
@@ -409,47 +405,125 @@ impl Admitted {
         match task.await {
             Ok(Settlement::Settled(receipt)) => Ok(receipt),
             Ok(Settlement::Refused(response)) => Err(response),
-            Err(join) => {
-                tracing::error!("x402: settlement task failed: {join}");
-                Err(respond::error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    codes::INTERNAL_ERROR,
-                    "settlement failed inside the server; the payment may be retried with the same header",
-                ))
-            }
+            Err(join) => Err(settlement_task_failed(&join)),
         }
     }
 }
 
-/// Decides what a `/settle` answer means. Success needs a boolean `true`, a transaction never
-/// credited before, and the payer, network and amount we asked for.
-async fn judge_settlement(
+fn settlement_task_failed(join: &tokio::task::JoinError) -> Response {
+    tracing::error!("x402: settlement task failed: {join}");
+    respond::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        codes::INTERNAL_ERROR,
+        "settlement failed inside the server; the payment may be retried with the same header",
+    )
+}
+
+/// `/settle`, bounded by the settle timeout.
+async fn settle_bounded(
     engine: &X402,
-    answer: Result<SettleResponse, FacilitatorError>,
+    request: &FacilitatorRequest,
+) -> Result<SettleResponse, FacilitatorError> {
+    let timeout = engine.config().settle_timeout();
+    match tokio::time::timeout(timeout, engine.facilitator().settle(request)).await {
+        Ok(answer) => answer,
+        Err(_) => Err(FacilitatorError::Timeout),
+    }
+}
+
+/// Whether a `/settle` call is a payment's first, or a resend's reconciliation of a settlement
+/// whose outcome was not known.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    First,
+    Reconcile,
+}
+
+/// One `/settle` call and what its answer is checked against.
+struct SettleCall<'a> {
+    engine: &'a X402,
+    attempt: Attempt,
     version: X402Version,
-    wire_network: &str,
+    wire_network: &'a str,
     payer: Address,
     amount: U256,
+    /// The request sent, recorded with a pending outcome so that a resend can repeat it.
+    request: &'a FacilitatorRequest,
+    /// The transaction the pending record already named (reconciliation), else empty.
+    known_transaction: &'a str,
+}
+
+impl SettleCall<'_> {
+    fn receipt(&self, success: bool, transaction: &str, reason: Option<&str>) -> SettleResponse {
+        settle_receipt(self.payer, self.wire_network, success, transaction, reason)
+    }
+
+    /// Records the outcome as pending, with the request to repeat, and answers so: 503 with
+    /// `Retry-After` the first time, 409 to a resend; the receipt names the transaction when
+    /// one is known. Never a 402, which would invite a second signature.
+    async fn pending(&self, reservation: Reservation, transaction: &str) -> Settlement {
+        let transaction = if transaction.is_empty() {
+            self.known_transaction
+        } else {
+            transaction
+        };
+        let request = match serde_json::to_string(self.request) {
+            Ok(json) => Some(json),
+            Err(e) => {
+                tracing::error!(key = %reservation.key, "x402: cannot record the /settle request for a retry: {e}");
+                None
+            }
+        };
+        self.engine
+            .inner
+            .store
+            .record(
+                &reservation.key,
+                Slot::Pending {
+                    transaction: transaction.to_owned(),
+                    request,
+                },
+            )
+            .await;
+        reservation.keep();
+        Settlement::Refused(self.pending_answer(transaction))
+    }
+
+    fn pending_answer(&self, transaction: &str) -> Response {
+        let status = match self.attempt {
+            Attempt::First => StatusCode::SERVICE_UNAVAILABLE,
+            Attempt::Reconcile => StatusCode::CONFLICT,
+        };
+        respond::with_receipt(
+            status,
+            codes::SETTLEMENT_PENDING,
+            "settlement was submitted and is not confirmed yet; do not sign a new payment: resend \
+             the same payment header later to learn the outcome",
+            self.version,
+            &self.receipt(false, transaction, Some(codes::SETTLEMENT_PENDING)),
+        )
+    }
+}
+
+/// Decides what a `/settle` answer means. Success needs a boolean `true`, a transaction never
+/// credited before, and the payer, network and amount we asked for. An unknown outcome (no
+/// answer in time, `settlement_pending`) is recorded as pending with the request, so that a
+/// resend of the same payment reconciles instead of paying again.
+async fn judge_settlement(
+    call: &SettleCall<'_>,
+    answer: Result<SettleResponse, FacilitatorError>,
     reservation: Reservation,
 ) -> Settlement {
-    let store = &engine.inner.store;
+    let store = &call.engine.inner.store;
     let key = reservation.key.clone();
-    let receipt = |success: bool, transaction: &str, reason: Option<&str>| {
-        settle_receipt(payer, wire_network, success, transaction, reason)
-    };
+    let reconciling = call.attempt == Attempt::Reconcile;
     let answer = match answer {
         Ok(answer) => answer,
         Err(FacilitatorError::Timeout) => {
-            tracing::warn!(%key, "x402: /settle timed out; outcome unknown, payment kept reserved");
-            reservation.keep();
-            return Settlement::Refused(respond::error(
-                StatusCode::GATEWAY_TIMEOUT,
-                codes::FACILITATOR_TIMEOUT,
-                "the facilitator did not confirm settlement in time; do not sign a new payment: \
-                 resend the same payment header later",
-            ));
+            tracing::warn!(%key, "x402: /settle timed out; outcome unknown, recorded as pending");
+            return call.pending(reservation, "").await;
         }
-        Err(FacilitatorError::Unreachable(e)) => {
+        Err(FacilitatorError::Unreachable(e)) if !reconciling => {
             tracing::warn!(%key, "x402: /settle unreachable: {e}");
             return Settlement::Refused(respond::error(
                 StatusCode::BAD_GATEWAY,
@@ -458,6 +532,7 @@ async fn judge_settlement(
             ));
         }
         Err(e) => {
+            // While reconciling, the record stays pending for the next resend.
             tracing::warn!(%key, "x402: /settle fault, outcome unknown, payment kept reserved: {e}");
             reservation.keep();
             return Settlement::Refused(settle_fault());
@@ -467,15 +542,18 @@ async fn judge_settlement(
         if answer.transaction.is_empty() {
             tracing::warn!(%key, "x402: /settle said success without a transaction");
             reservation.keep();
+            if reconciling {
+                return Settlement::Refused(call.pending_answer(call.known_transaction));
+            }
             return Settlement::Refused(respond::with_receipt(
                 StatusCode::PAYMENT_REQUIRED,
                 "invalid_transaction_state",
                 "the facilitator reported success without a transaction; the response was withheld",
-                version,
-                &receipt(false, "", Some("invalid_transaction_state")),
+                call.version,
+                &call.receipt(false, "", Some("invalid_transaction_state")),
             ));
         }
-        if !settled_as_asked(&answer, wire_network, payer, amount) {
+        if !settled_as_asked(&answer, call.wire_network, call.payer, call.amount) {
             tracing::error!(%key, ?answer, "x402: /settle succeeded for another payer, network or amount");
             reservation.keep();
             return Settlement::Refused(settle_fault());
@@ -494,7 +572,7 @@ async fn judge_settlement(
             )
             .await;
         reservation.keep();
-        return Settlement::Settled(receipt(true, &answer.transaction, None));
+        return Settlement::Settled(call.receipt(true, &answer.transaction, None));
     }
     let reason = answer
         .error_reason
@@ -502,22 +580,15 @@ async fn judge_settlement(
         .filter(|r| !r.is_empty())
         .unwrap_or(codes::SETTLEMENT_FAILED);
     if reason == codes::SETTLEMENT_PENDING {
-        store
-            .record(
-                &key,
-                Slot::Pending {
-                    transaction: answer.transaction.clone(),
-                },
-            )
-            .await;
+        return call.pending(reservation, &answer.transaction).await;
+    }
+    if reconciling {
+        // After a `/settle` whose outcome was unknown, a refusal of the same payload is no proof
+        // that nothing moved ("nonce already used", "insufficient balance" may both be the first
+        // settlement landing), so the payment stays pending until its authorization expires.
+        tracing::warn!(%key, reason, message = ?answer.error_message, "x402: reconciliation refused; the payment stays pending");
         reservation.keep();
-        return Settlement::Refused(respond::with_receipt(
-            StatusCode::SERVICE_UNAVAILABLE,
-            codes::SETTLEMENT_PENDING,
-            "settlement was submitted and is not confirmed yet; do not sign a new payment",
-            version,
-            &receipt(false, &answer.transaction, Some(codes::SETTLEMENT_PENDING)),
-        ));
+        return Settlement::Refused(call.pending_answer(call.known_transaction));
     }
     tracing::info!(%key, reason, message = ?answer.error_message, "x402: settlement refused");
     drop(reservation);
@@ -525,8 +596,8 @@ async fn judge_settlement(
         StatusCode::PAYMENT_REQUIRED,
         reason,
         "settlement failed, so the response was withheld",
-        version,
-        &receipt(false, "", Some(reason)),
+        call.version,
+        &call.receipt(false, "", Some(reason)),
     ))
 }
 
@@ -684,8 +755,13 @@ impl X402 {
             ));
         }
         // Nothing has left the process for this payment before this point.
-        if let Err(slot) = self.inner.store.reserve(&key, expires_at).await {
-            return Err(taken(slot));
+        match self.inner.store.reserve(&key, expires_at).await {
+            Ok(()) => {}
+            Err(Slot::Pending {
+                transaction,
+                request: Some(request),
+            }) => return Err(self.reconcile(key, transaction, &request, &decoded).await),
+            Err(slot) => return Err(taken(slot)),
         }
         let reservation = Reservation {
             engine: self.clone(),
@@ -747,6 +823,77 @@ impl X402 {
             payment,
             reservation,
         })
+    }
+
+    /// A resend of a payment whose settlement outcome is unknown: one `/settle` with the
+    /// recorded request (the same payload, never a new one), answered from its outcome:
+    /// settled → `409 payment_already_settled` naming the transaction (the response was
+    /// withheld the first time and the handler does not run again); still unknown →
+    /// `409 settlement_pending`. Only a resend of the same signed authorization reconciles, and
+    /// one at a time per process; any other copy is told the settlement is pending.
+    async fn reconcile(
+        &self,
+        key: ReplayKey,
+        transaction: String,
+        recorded: &str,
+        resent: &DecodedPayment,
+    ) -> Response {
+        let Some(request) = recorded_request(recorded, resent) else {
+            return taken(Slot::Pending {
+                transaction,
+                request: None,
+            });
+        };
+        let Some(guard) = Reconciling::take(self, &key) else {
+            return taken(Slot::Pending {
+                transaction,
+                request: None,
+            });
+        };
+        let wire_network = match &request.payment_requirements {
+            Requirements::V2(r) => r.network.clone(),
+            Requirements::V1(r) => r.network.clone(),
+        };
+        let engine = self.clone();
+        let (version, payer, amount) = (
+            resent.version,
+            resent.authorization.from,
+            resent.authorization.value,
+        );
+        // In a task, like the first settlement: a client disconnect cannot cancel it between
+        // the facilitator's answer and the record.
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            tracing::info!(%key, "x402: a resend reconciles a pending settlement");
+            let answer = settle_bounded(&engine, &request).await;
+            let call = SettleCall {
+                engine: &engine,
+                attempt: Attempt::Reconcile,
+                version,
+                wire_network: &wire_network,
+                payer,
+                amount,
+                request: &request,
+                known_transaction: &transaction,
+            };
+            // The key keeps its pending record unless the outcome is known: nothing to release.
+            let reservation = Reservation {
+                engine: engine.clone(),
+                key,
+                armed: false,
+            };
+            judge_settlement(&call, answer, reservation).await
+        });
+        match task.await {
+            Ok(Settlement::Settled(receipt)) => {
+                tracing::info!(transaction = %receipt.transaction, payer = %payer, "x402: a pending settlement is settled");
+                taken(Slot::Settled {
+                    transaction: receipt.transaction,
+                })
+            }
+            Ok(Settlement::Refused(response)) => response,
+            Err(join) => settlement_task_failed(&join),
+        }
     }
 
     /// Finds our offer the payment is for, comparing parsed values (v2: every field of
@@ -964,6 +1111,49 @@ fn url_path(url: &str) -> &str {
     if path.is_empty() { "/" } else { path }
 }
 
+/// The recorded `/settle` request of a pending payment, if `resent` carries the same signed
+/// authorization (the same authorization and signature bytes, whatever the encoding).
+fn recorded_request(recorded: &str, resent: &DecodedPayment) -> Option<FacilitatorRequest> {
+    let request: FacilitatorRequest = serde_json::from_str(recorded).ok()?;
+    let version = match request.x402_version {
+        1 => X402Version::V1,
+        2 => X402Version::V2,
+        _ => return None,
+    };
+    let sent =
+        payload::decode_json(request.payment_payload.get().as_bytes().to_vec(), version).ok()?;
+    (sent.authorization == resent.authorization && sent.signature == resent.signature)
+        .then_some(request)
+}
+
+/// Marks a payment whose pending settlement a resend is reconciling, so that concurrent resends
+/// do not each call `/settle`; unmarked when dropped.
+struct Reconciling {
+    engine: X402,
+    key: ReplayKey,
+}
+
+impl Reconciling {
+    fn take(engine: &X402, key: &ReplayKey) -> Option<Reconciling> {
+        match engine.inner.reconciling.entry(key.clone()) {
+            dashmap::mapref::entry::Entry::Occupied(_) => None,
+            dashmap::mapref::entry::Entry::Vacant(free) => {
+                free.insert(());
+                Some(Reconciling {
+                    engine: engine.clone(),
+                    key: key.clone(),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for Reconciling {
+    fn drop(&mut self) {
+        self.engine.inner.reconciling.remove(&self.key);
+    }
+}
+
 fn taken(slot: Slot) -> Response {
     match slot {
         Slot::Settled { transaction } => respond::error_with_tx(
@@ -972,7 +1162,7 @@ fn taken(slot: Slot) -> Response {
             "this payment was already used: it settled in the named transaction",
             Some(&transaction),
         ),
-        Slot::Pending { transaction } => respond::error_with_tx(
+        Slot::Pending { transaction, .. } => respond::error_with_tx(
             StatusCode::CONFLICT,
             codes::SETTLEMENT_PENDING,
             "this payment's settlement is not confirmed yet; do not sign a new payment",

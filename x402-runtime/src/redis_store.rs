@@ -239,6 +239,11 @@ mod tests {
             },
             Slot::Pending {
                 transaction: String::new(),
+                request: None,
+            },
+            Slot::Pending {
+                transaction: "0xabc".to_owned(),
+                request: Some(r#"{"x402Version":2}"#.to_owned()),
             },
         ] {
             assert_eq!(Slot::from_text(&slot.to_text()), slot);

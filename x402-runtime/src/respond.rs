@@ -42,13 +42,16 @@ pub mod codes {
     pub const PAYMENT_IN_PROGRESS: &str = "payment_in_progress";
     /// 409: the payment was already settled; the body names the transaction.
     pub const PAYMENT_ALREADY_SETTLED: &str = "payment_already_settled";
-    /// 503 (or 409 on a resend): settlement was submitted but its outcome is not known yet.
+    /// 503 (409 to a resend): settlement was submitted but its outcome is not known yet (the
+    /// facilitator said so, or `/settle` did not answer in time). The `PAYMENT-RESPONSE`
+    /// receipt carries this reason and the transaction when known. A resend of the same payment
+    /// reconciles: one `/settle` with the same payload, answered from its outcome.
     pub const SETTLEMENT_PENDING: &str = "settlement_pending";
     /// 502: the facilitator's answer to `/verify` was not a valid answer.
     pub const UNEXPECTED_VERIFY_ERROR: &str = "unexpected_verify_error";
     /// 502: the facilitator's answer to `/settle` was not a valid, consistent answer.
     pub const UNEXPECTED_SETTLE_ERROR: &str = "unexpected_settle_error";
-    /// 504: the facilitator did not answer in time.
+    /// 504: the facilitator did not answer `/verify` in time (nothing was charged).
     pub const FACILITATOR_TIMEOUT: &str = "facilitator_timeout";
     /// 500: the route is paid but the router has no x402 configuration installed.
     pub const NOT_CONFIGURED: &str = "x402_not_configured";

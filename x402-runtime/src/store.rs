@@ -9,10 +9,12 @@
 //! [`MemoryStore`] is the in-process default. A store shared by several server processes
 //! implements the same trait with an atomic insert (for example Redis `SET NX` with a TTL).
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
+use serde::{Deserialize, Serialize};
 
 use crate::facilitator::BoxFuture;
 use crate::payload::ReplayKey;
@@ -32,36 +34,81 @@ pub enum Slot {
         /// The transaction hash.
         transaction: String,
     },
-    /// The facilitator reported `settlement_pending` for this transaction.
+    /// The settlement's outcome is not known yet: the facilitator reported
+    /// `settlement_pending`, or did not answer `/settle` in time.
     Pending {
-        /// The transaction hash, when the facilitator gave one.
+        /// The transaction hash, when the facilitator gave one (empty otherwise).
         transaction: String,
+        /// The `/settle` request that was sent (JSON of
+        /// [`FacilitatorRequest`](crate::proto::FacilitatorRequest)), so that a resend of the
+        /// same payment can reconcile by repeating it with the same payload. `None` when it is
+        /// not known (a record left `settling` by a process that stopped).
+        request: Option<String>,
     },
     /// The store could not be reached, so whether the key is taken is unknown. The payment is
     /// refused (503) before anything is verified or served.
     Unavailable,
 }
 
+/// A pending slot with its `/settle` request, as stored after [`PENDING_RETRY`].
+#[derive(Serialize, Deserialize)]
+struct PendingRetry<'a> {
+    #[serde(borrow)]
+    transaction: Cow<'a, str>,
+    #[serde(borrow)]
+    request: Cow<'a, str>,
+}
+
+/// Prefix of a pending slot that carries its `/settle` request (JSON `{transaction, request}`).
+const PENDING_RETRY: &str = "pending+retry:";
+
 impl Slot {
-    /// The slot as stored text: `settled:<tx>`, `pending:<tx>`, `settling` or `in_progress`.
+    /// The slot as stored text: `settled:<tx>`, `pending:<tx>`,
+    /// `pending+retry:{"transaction":…,"request":…}`, `settling` or `in_progress`.
     pub(crate) fn to_text(&self) -> String {
         match self {
             Slot::Settled { transaction } => format!("settled:{transaction}"),
-            Slot::Pending { transaction } => format!("pending:{transaction}"),
+            Slot::Pending {
+                transaction,
+                request: Some(request),
+            } => {
+                let retry = PendingRetry {
+                    transaction: Cow::Borrowed(transaction),
+                    request: Cow::Borrowed(request),
+                };
+                match serde_json::to_string(&retry) {
+                    Ok(json) => format!("{PENDING_RETRY}{json}"),
+                    Err(_) => format!("pending:{transaction}"),
+                }
+            }
+            Slot::Pending { transaction, .. } => format!("pending:{transaction}"),
             Slot::Settling => "settling".to_owned(),
             _ => "in_progress".to_owned(),
         }
     }
 
-    /// Reads [`to_text`](Self::to_text)'s form back; anything else is in progress.
+    /// Reads [`to_text`](Self::to_text)'s form back; anything else is in progress. A pending
+    /// slot whose request cannot be read back stays pending, without the request.
     pub(crate) fn from_text(text: &str) -> Slot {
         if let Some(transaction) = text.strip_prefix("settled:") {
             Slot::Settled {
                 transaction: transaction.to_owned(),
             }
+        } else if let Some(json) = text.strip_prefix(PENDING_RETRY) {
+            match serde_json::from_str::<PendingRetry<'_>>(json) {
+                Ok(retry) => Slot::Pending {
+                    transaction: retry.transaction.into_owned(),
+                    request: Some(retry.request.into_owned()),
+                },
+                Err(_) => Slot::Pending {
+                    transaction: String::new(),
+                    request: None,
+                },
+            }
         } else if let Some(transaction) = text.strip_prefix("pending:") {
             Slot::Pending {
                 transaction: transaction.to_owned(),
+                request: None,
             }
         } else if text == "settling" {
             Slot::Settling
@@ -222,5 +269,73 @@ impl ReplayStore for MemoryStore {
             }
         };
         Box::pin(std::future::ready(fresh))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_round_trip_through_their_text() {
+        let request = r#"{"x402Version":2,"paymentPayload":{"note":"a\nb \"q\" pending:"},"paymentRequirements":{}}"#;
+        for slot in [
+            Slot::InProgress,
+            Slot::Settling,
+            Slot::Settled {
+                transaction: "0xabc".to_owned(),
+            },
+            Slot::Pending {
+                transaction: String::new(),
+                request: None,
+            },
+            Slot::Pending {
+                transaction: "0xdef".to_owned(),
+                request: None,
+            },
+            Slot::Pending {
+                transaction: String::new(),
+                request: Some(request.to_owned()),
+            },
+            Slot::Pending {
+                transaction: "0xdef".to_owned(),
+                request: Some("{\n  \"pretty\": true\n}".to_owned()),
+            },
+        ] {
+            assert_eq!(Slot::from_text(&slot.to_text()), slot, "{}", slot.to_text());
+        }
+    }
+
+    #[test]
+    fn a_damaged_pending_record_stays_pending() {
+        assert_eq!(
+            Slot::from_text("pending+retry:{not json"),
+            Slot::Pending {
+                transaction: String::new(),
+                request: None,
+            }
+        );
+        assert_eq!(Slot::from_text("anything else"), Slot::InProgress);
+    }
+
+    #[test]
+    fn pending_slots_are_kept_when_released() {
+        let store = MemoryStore::new();
+        let key = ReplayKey {
+            network: "eip155:84532".to_owned(),
+            asset: alloy_primitives::Address::ZERO,
+            from: alloy_primitives::Address::ZERO,
+            nonce: alloy_primitives::B256::ZERO,
+        };
+        let pending = Slot::Pending {
+            transaction: String::new(),
+            request: Some("{}".to_owned()),
+        };
+        futures_util::FutureExt::now_or_never(store.reserve(&key, u64::MAX))
+            .expect("ready")
+            .expect("free");
+        futures_util::FutureExt::now_or_never(store.record(&key, pending.clone()));
+        store.release(&key);
+        assert_eq!(store.slot(&key), Some(pending));
     }
 }
