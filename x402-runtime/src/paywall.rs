@@ -172,14 +172,29 @@ pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>
 
 /// Boxes a handler's future and turns its output into a response. With [`Admission`], this is
 /// all a `#[paid]` handler instantiates: the paywall's own futures are compiled once, in this
-/// crate, however many paid handlers an application has.
+/// crate, and the conversion into a response once per handler return type.
 #[doc(hidden)]
 pub fn handler_future<'a, F, R>(handler: F) -> HandlerFuture<'a>
 where
     F: Future<Output = R> + Send + 'a,
     R: IntoResponse + 'a,
 {
-    Box::pin(async move { handler.await.into_response() })
+    Box::pin(Respond {
+        handler: Box::pin(handler),
+    })
+}
+
+/// A handler's future whose output becomes a response: generic in the output type only.
+struct Respond<'a, R> {
+    handler: Pin<Box<dyn Future<Output = R> + Send + 'a>>,
+}
+
+impl<R: IntoResponse> Future for Respond<'_, R> {
+    type Output = Response;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        self.handler.as_mut().poll(cx).map(IntoResponse::into_response)
+    }
 }
 
 impl<M: PaidEndpoint, S: Send + Sync> FromRequestParts<S> for Paywall<M> {
