@@ -969,6 +969,54 @@ async fn settle_before_runs_the_handler_after_settlement() {
     assert_eq!(h.runs(), 1, "the handler never runs when settlement fails");
 }
 
+/// `payment-identifier` on a `settle = "before"` route: the resend of the same payment gets the
+/// recorded response (status, JSON body, content type, receipt) without a second verify, settle
+/// or handler run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_identifier_with_settle_before_gives_the_recorded_response() {
+    let facilitator = Facilitator::start().await;
+    let x402 = paywall(&facilitator);
+    let upfront = x402_runtime::routes()
+        .into_iter()
+        .find(|r| r.handler() == "upfront")
+        .expect("upfront");
+    x402.declare_payment_identifier(upfront, true);
+    let h = Harness::with(facilitator, x402).await;
+    let unpaid = h
+        .client
+        .post(h.url("/upfront"))
+        .send()
+        .await
+        .expect("request");
+    let challenge = challenge_of(&unpaid);
+    assert_eq!(
+        challenge.extensions.as_ref().expect("extensions")["payment-identifier"],
+        x402_runtime::identifier::extension(true)
+    );
+    let payment = edit_payment(&h.payer.pay_v2(&challenge, &Terms::default()), |v| {
+        v["extensions"] = json!({"payment-identifier": {"info": {"required": true, "id": "pay_upfront_0123456789abcdef"}}});
+    });
+    let send = || {
+        h.client
+            .post(h.url("/upfront"))
+            .header("PAYMENT-SIGNATURE", &payment)
+            .send()
+    };
+    let first = send().await.expect("request");
+    assert_eq!(first.status(), 200);
+    let receipt = first.headers()["payment-response"].clone();
+    let first_body = first.bytes().await.expect("body");
+    let again = send().await.expect("request");
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["payment-response"], receipt);
+    assert_eq!(again.headers()["content-type"], "application/json");
+    assert_eq!(again.headers()["cache-control"], "private");
+    assert_eq!(again.bytes().await.expect("body"), first_body);
+    assert_eq!(h.facilitator.count("verify"), 1);
+    assert_eq!(h.facilitator.count("settle"), 1);
+    assert_eq!(h.runs(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paid_post_with_body_and_invalid_body_after_payment() {
     let h = Harness::start().await;

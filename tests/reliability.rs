@@ -131,6 +131,23 @@ async fn r_any(State(c): State<Shared>) -> &'static str {
     PAID
 }
 
+/// A body one byte over what `payment-identifier` records for a resend.
+#[paid(price = "0.001", method = "GET", path = "/r/large")]
+async fn r_large(State(c): State<Shared>) -> Vec<u8> {
+    c.started.fetch_add(1, Ordering::SeqCst);
+    c.runs.fetch_add(1, Ordering::SeqCst);
+    vec![b'x'; x402_runtime::identifier::MAX_CACHED_BODY_BYTES + 1]
+}
+
+/// A streamed body of unknown length, which `payment-identifier` does not wait for.
+#[paid(price = "0.001", method = "GET", path = "/r/stream")]
+async fn r_stream(State(c): State<Shared>) -> axum::body::Body {
+    c.started.fetch_add(1, Ordering::SeqCst);
+    c.runs.fetch_add(1, Ordering::SeqCst);
+    let chunks = ["streamed ", "content"].map(|c| Ok::<_, std::io::Error>(c.as_bytes()));
+    axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+}
+
 /// Seconds added to the clock of the paywalls built with [`late_clock`].
 static CLOCK_OFFSET: AtomicU64 = AtomicU64::new(0);
 
@@ -315,6 +332,8 @@ impl Rig {
             .route("/r/created", axum::routing::post(r_created))
             .route("/r/any", any(r_any))
             .route("/r/ages", get(r_ages))
+            .route("/r/large", get(r_large))
+            .route("/r/stream", get(r_stream))
             .route("/r/free/{*rest}", get(free))
             .with_state(counters.clone())
             .layer(x402.layer());
@@ -1765,7 +1784,6 @@ async fn identifier_rig(required: bool) -> (Rig, PaymentRequired) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "F7: the same id with the same payload gets 409 payment_already_settled, not the cached response — payment-identifier not implemented yet"]
 async fn f7_same_identifier_same_payload_gets_the_cached_response() {
     let (rig, challenge) = identifier_rig(false).await;
     let id = "pay_0123456789abcdef0123456789abcdef";
@@ -1785,7 +1803,6 @@ async fn f7_same_identifier_same_payload_gets_the_cached_response() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "F8: the same id with a fresh payload is served and settled a second time (200) — payment-identifier not implemented yet"]
 async fn f8_same_identifier_other_payload_is_a_conflict() {
     let (rig, challenge) = identifier_rig(false).await;
     let id = "pay_0123456789abcdef0123456789abcdef";
@@ -1804,7 +1821,6 @@ async fn f8_same_identifier_other_payload_is_a_conflict() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "F9: a payment without an id on a route that requires one is served (200) — payment-identifier not implemented yet"]
 async fn f9_required_identifier_missing_is_a_400() {
     let (rig, challenge) = identifier_rig(true).await;
     let payment = rig.payer.pay_v2(&challenge, &Terms::default());
@@ -1815,6 +1831,279 @@ async fn f9_required_identifier_missing_is_a_400() {
         (0, 0, 0),
         "F9: refused before the facilitator"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f7_to_f9_the_extension_is_advertised_per_the_specification() {
+    let (rig, challenge) = identifier_rig(true).await;
+    let declared = &challenge.extensions.as_ref().expect("extensions")["payment-identifier"];
+    assert_eq!(declared, &identifier_extension(true)["payment-identifier"]);
+    assert_eq!(
+        declared,
+        &x402_runtime::identifier::extension(true),
+        "the declaration the runtime builds"
+    );
+    // Ids outside 16–128 of [A-Za-z0-9_-], or an extension of the wrong shape: 400 before the
+    // facilitator.
+    let invalid = local(400, codes::INVALID_PAYMENT_IDENTIFIER);
+    for (row, id) in [
+        ("F9 id of 15 characters", json!("pay_0123456789a")),
+        ("F9 id of 129 characters", json!("a".repeat(129))),
+        ("F9 id with a slash", json!("pay_0123456789abcdef/")),
+        ("F9 id with a space", json!("pay 0123456789abcdef")),
+        ("F9 id that is a number", json!(1234567890123456789u64)),
+    ] {
+        let payment = edit_payment(&rig.payer.pay_v2(&challenge, &Terms::default()), |v| {
+            v["extensions"] = json!({"payment-identifier": {"info": {"required": true, "id": id}}});
+        });
+        rig.check(row, Req::get(COUNTED).pay(payment), invalid)
+            .await;
+    }
+    let payment = edit_payment(&rig.payer.pay_v2(&challenge, &Terms::default()), |v| {
+        v["extensions"] = json!({"payment-identifier": "pay_0123456789abcdef"});
+    });
+    rig.check(
+        "F9 extension not an object",
+        Req::get(COUNTED).pay(payment),
+        invalid,
+    )
+    .await;
+    rig.check(
+        "F9 required and missing",
+        Req::get(COUNTED).pay(rig.payer.pay_v2(&challenge, &Terms::default())),
+        local(400, codes::PAYMENT_IDENTIFIER_REQUIRED),
+    )
+    .await;
+    // 128 characters is the longest id.
+    let payment = with_identifier(
+        &rig.payer.pay_v2(&challenge, &Terms::default()),
+        &"Az09_-".repeat(22)[..128],
+    );
+    rig.check(
+        "F9 id of 128 characters",
+        Req::get(COUNTED).pay(payment),
+        served(200),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f7_the_id_alone_never_authorizes() {
+    let (rig, challenge) = identifier_rig(false).await;
+    let id = "pay_fedcba9876543210fedcba9876543210";
+    let payment = with_identifier(&rig.payer.pay_v2(&challenge, &Terms::default()), id);
+    rig.check("F7 first", Req::get(COUNTED).pay(&payment), served(200))
+        .await;
+    let conflict = local(409, codes::PAYMENT_IDENTIFIER_CONFLICT);
+    // The same authorization with other signature bytes (an EIP-6492 wrapper) is not the same
+    // payment: no recorded response for it.
+    let twin = with_signature(&payment, &eip6492(&signature_of(&payment)));
+    rig.check("F7 signature twin", Req::get(COUNTED).pay(twin), conflict)
+        .await;
+    // Another payer's payment with the same id.
+    let other = with_identifier(
+        &Payer::new(PAYER2_KEY).pay_v2(&challenge, &Terms::default()),
+        id,
+    );
+    rig.check("F7 another payer", Req::get(COUNTED).pay(other), conflict)
+        .await;
+    // A copy with a broken signature never reaches the cache.
+    rig.check(
+        "F7 high-s copy",
+        Req::get(COUNTED).pay(high_s(&payment)),
+        local(402, codes::INVALID_SIGNATURE),
+    )
+    .await;
+    // The same id on another route is another purchase, served and settled on its own.
+    let dear = rig.challenge("/r/dear").await;
+    let elsewhere = with_identifier(&rig.payer.pay_v2(&dear, &Terms::default()), id);
+    rig.check(
+        "F7 the same id on another route (no extension there)",
+        Req::get("/r/dear").pay(elsewhere),
+        served(200),
+    )
+    .await;
+    // The recorded response is still the original's.
+    let again = rig.send(Req::get(COUNTED).pay(&payment)).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.text(), PAID);
+    assert_eq!(again.header("cache-control"), Some("private"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f7_a_refused_payment_frees_its_id() {
+    let (rig, challenge) = identifier_rig(false).await;
+    let id = "pay_00000000000000000000000000000001";
+    rig.facilitator.set_verify(VerifyFault::Invalid(
+        "invalid_exact_evm_insufficient_balance",
+    ));
+    let first = with_identifier(&rig.payer.pay_v2(&challenge, &Terms::default()), id);
+    rig.check(
+        "F7 refused at verify",
+        Req::get(COUNTED).pay(&first),
+        at_verify(402, "invalid_exact_evm_insufficient_balance"),
+    )
+    .await;
+    rig.facilitator.set_verify(VerifyFault::Valid);
+    rig.facilitator
+        .set_settle(SettleFault::Fail("invalid_exact_evm_insufficient_balance"));
+    let second = with_identifier(&rig.payer.pay_v2(&challenge, &Terms::default()), id);
+    rig.check(
+        "F7 settlement failed",
+        Req::get(COUNTED).pay(&second),
+        withheld(402, "invalid_exact_evm_insufficient_balance"),
+    )
+    .await;
+    rig.facilitator.set_settle(SettleFault::Success);
+    let third = with_identifier(&rig.payer.pay_v2(&challenge, &Terms::default()), id);
+    rig.check(
+        "F7 paid with the same id after two refusals",
+        Req::get(COUNTED).pay(&third),
+        served(200),
+    )
+    .await;
+    // A settlement whose outcome is unknown keeps its id.
+    let id = "pay_00000000000000000000000000000002";
+    rig.facilitator.set_settle(SettleFault::PendingOver200);
+    let pending = with_identifier(&rig.payer.pay_v2(&challenge, &Terms::default()), id);
+    rig.check(
+        "F8 pending",
+        Req::get(COUNTED).pay(&pending),
+        withheld(503, codes::SETTLEMENT_PENDING),
+    )
+    .await;
+    rig.facilitator.set_settle(SettleFault::Success);
+    let fresh = with_identifier(&rig.payer.pay_v2(&challenge, &Terms::default()), id);
+    rig.check(
+        "F8 a fresh payload while the first is pending",
+        Req::get(COUNTED).pay(&fresh),
+        local(409, codes::PAYMENT_IDENTIFIER_CONFLICT),
+    )
+    .await;
+    // The pending payment itself reconciles (one /settle, no handler run) and is settled.
+    let (settles, runs) = (rig.settles(), rig.runs());
+    let resend = rig.send(Req::get(COUNTED).pay(&pending)).await;
+    assert_eq!(resend.status, 409, "{}", resend.text());
+    assert_eq!(
+        resend.code().as_deref(),
+        Some(codes::PAYMENT_ALREADY_SETTLED)
+    );
+    assert_eq!((rig.settles(), rig.runs()), (settles + 1, runs));
+}
+
+/// A response that is not recorded (over 1 MiB, or streamed) still binds its id; a resend of
+/// the payment is refused naming the transaction, as without the extension.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f7_an_unrecorded_response_falls_back_to_payment_already_settled() {
+    let facilitator = FaultyFacilitator::start().await;
+    let config = faulty_config(&facilitator, BUDGET, BUDGET)
+        .build()
+        .expect("config");
+    let x402 = faulty_paywall(&facilitator, config)
+        .build()
+        .expect("paywall");
+    x402.declare_payment_identifier(route("r_large"), false);
+    x402.declare_payment_identifier(route("r_stream"), false);
+    let rig = Rig::with(facilitator, x402).await;
+    for (path, length) in [
+        (
+            "/r/large",
+            x402_runtime::identifier::MAX_CACHED_BODY_BYTES + 1,
+        ),
+        ("/r/stream", "streamed content".len()),
+    ] {
+        let challenge = rig.challenge(path).await;
+        let terms = Terms::default();
+        let id = "pay_unrecorded_0123456789abcdef";
+        let payment = with_identifier(&rig.payer.pay_v2(&challenge, &terms), id);
+        let first = rig
+            .check(path, Req::get(path).pay(&payment), served(200))
+            .await;
+        assert_eq!(first.body.len(), length, "{path}: the whole body");
+        let again = rig
+            .check(
+                path,
+                Req::get(path).pay(&payment),
+                local(409, codes::PAYMENT_ALREADY_SETTLED),
+            )
+            .await;
+        assert_eq!(
+            again.json()["transaction"],
+            tx_for(&terms.nonce.to_string()),
+            "{path}"
+        );
+        let fresh = with_identifier(&rig.payer.pay_v2(&challenge, &Terms::default()), id);
+        rig.check(
+            path,
+            Req::get(path).pay(fresh),
+            local(409, codes::PAYMENT_IDENTIFIER_CONFLICT),
+        )
+        .await;
+    }
+}
+
+/// §9.3: one id with 8 fresh payloads at once: one settle; the rest 409 or the recorded response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f8_one_identifier_with_eight_fresh_payloads_at_once_settles_once() {
+    let (rig, challenge) = identifier_rig(false).await;
+    let rig = Arc::new(rig);
+    let id = "pay_8888888888888888888888888888888a";
+    let payments: Vec<String> = (0..8)
+        .map(|_| with_identifier(&rig.payer.pay_v2(&challenge, &Terms::default()), id))
+        .collect();
+    let tasks: Vec<_> = payments
+        .iter()
+        .cloned()
+        .map(|payment| {
+            let rig = rig.clone();
+            tokio::spawn(async move { rig.send(Req::get(COUNTED).pay(payment)).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.expect("task"));
+    }
+    let served: Vec<&Answer> = answers.iter().filter(|a| a.status == 200).collect();
+    assert_eq!(
+        served.len(),
+        1,
+        "one served: {:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    for answer in answers.iter().filter(|a| a.status != 200) {
+        assert_eq!(answer.status, 409, "{}", answer.text());
+        assert_eq!(
+            answer.code().as_deref(),
+            Some(codes::PAYMENT_IDENTIFIER_CONFLICT),
+            "{}",
+            answer.text()
+        );
+        assert!(!answer.text().contains(PAID));
+    }
+    assert_eq!(
+        (rig.verifies(), rig.settles(), rig.runs()),
+        (1, 1, 1),
+        "one verify, one handler run, one settle"
+    );
+    // Afterwards, every one of the 8 gets the recorded response (the settled one) or a 409.
+    let receipt = served[0].receipt().expect("receipt");
+    let mut recorded = 0;
+    for payment in &payments {
+        let again = rig.send(Req::get(COUNTED).pay(payment)).await;
+        match again.status {
+            200 => {
+                recorded += 1;
+                assert_eq!(again.receipt().as_ref(), Some(&receipt));
+            }
+            409 => assert_eq!(
+                again.code().as_deref(),
+                Some(codes::PAYMENT_IDENTIFIER_CONFLICT)
+            ),
+            other => panic!("{other}: {}", again.text()),
+        }
+    }
+    assert_eq!(recorded, 1);
+    assert_eq!((rig.verifies(), rig.settles(), rig.runs()), (1, 1, 1));
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -363,7 +363,11 @@ impl DiscoveryBuilder {
         let document = serde_json::to_value(&api).unwrap_or(Value::Null);
         for op in &paid {
             if let Some(bazaar) = bazaar::extension(&document, &op.method, &op.path) {
-                let mut extensions = Map::new();
+                // Other extensions of the route (`payment-identifier`) are kept.
+                let mut extensions = x402
+                    .route_extensions(op.route)
+                    .map(|current| (*current).clone())
+                    .unwrap_or_default();
                 extensions.insert("bazaar".into(), bazaar);
                 x402.set_route_extensions(op.route, extensions);
             }

@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 use crate::config::{ConfigError, X402Config};
 use crate::eip3009;
 use crate::facilitator::{Facilitator, FacilitatorError};
+use crate::identifier::{self, Identifiers};
 use crate::network::{Asset, Network};
 use crate::proto::{
     EXPOSED_HEADERS, PAYMENT_REQUIRED, PaymentRequired, PaymentRequiredV1, PaymentRequirements,
@@ -55,6 +56,8 @@ pub(crate) struct Inner {
     pub(crate) readiness: Readiness,
     /// Payments whose pending settlement a resend is reconciling right now.
     pub(crate) reconciling: DashMap<crate::payload::ReplayKey, ()>,
+    /// `payment-identifier`: the routes that declared it and the ids seen (this process only).
+    pub(crate) identifiers: Identifiers,
 }
 
 /// The facilitator's configuration is known once its `/supported` answered; until then paid
@@ -199,6 +202,7 @@ impl X402Builder {
                 extensions: DashMap::new(),
                 readiness: Readiness::default(),
                 reconciling: DashMap::new(),
+                identifiers: Identifiers::default(),
             }),
         })
     }
@@ -309,7 +313,19 @@ impl X402 {
     /// which the `openapi` feature's `Discovery` derives from the OpenAPI document), replacing
     /// those set before. Meant for startup: the route's cached challenges are dropped and
     /// rebuilt with the new extensions.
+    ///
+    /// An entry under `"payment-identifier"` also turns the extension on for the route (its
+    /// `info.required` is read; see [`identifier`](crate::identifier) and
+    /// [`declare_payment_identifier`](Self::declare_payment_identifier)); without one it is off.
     pub fn set_route_extensions(&self, route: &'static PaidRoute, extensions: Map<String, Value>) {
+        match identifier::declared(&extensions) {
+            Some(required) => {
+                self.inner.identifiers.routes.insert(route.id(), required);
+            }
+            None => {
+                self.inner.identifiers.routes.remove(&route.id());
+            }
+        }
         self.inner
             .extensions
             .insert(route.id(), Arc::new(extensions));
@@ -318,6 +334,32 @@ impl X402 {
                 .cached_challenges
                 .fetch_sub(dropped.len(), Ordering::Relaxed);
         }
+    }
+
+    /// Declares the `payment-identifier` extension on `route` (idempotent resends: the same id
+    /// with the same payment gets the recorded response, with another payment a 409), keeping
+    /// the route's other extensions; with `required`, a payment without an id is refused with
+    /// `400 payment_identifier_required`. The route's 402 advertises it as
+    /// `extensions["payment-identifier"] = {info: {required}, schema}`. The ids and recorded
+    /// responses are held in memory, per process; see [`identifier`](crate::identifier).
+    ///
+    /// ```no_run
+    /// # fn run(x402: &x402_runtime::X402) {
+    /// for route in x402_runtime::routes() {
+    ///     x402.declare_payment_identifier(route, false);
+    /// }
+    /// # }
+    /// ```
+    pub fn declare_payment_identifier(&self, route: &'static PaidRoute, required: bool) {
+        let mut extensions = self
+            .route_extensions(route)
+            .map(|current| (*current).clone())
+            .unwrap_or_default();
+        extensions.insert(
+            identifier::PAYMENT_IDENTIFIER.to_owned(),
+            identifier::extension(required),
+        );
+        self.set_route_extensions(route, extensions);
     }
 
     /// The extensions set for `route` with [`set_route_extensions`](Self::set_route_extensions).

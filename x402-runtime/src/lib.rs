@@ -52,7 +52,10 @@
 //! | 402 | `invalid_x402_version`, `invalid_scheme`, `invalid_network`, `invalid_payment_requirements` | the payment is for another offer |
 //! | 402 | `invalid_exact_evm_payload_*` | wrong amount, recipient, validity window or signature |
 //! | 402 | the facilitator's reason | `/verify` refused, or `/settle` failed (with a failure receipt) |
+//! | 400 | `invalid_payment_identifier`, `payment_identifier_required` | on a route that declared [`identifier`] (`payment-identifier`): a malformed id, or none where it is required |
 //! | 409 | `payment_in_progress`, `payment_already_settled`, `settlement_pending` | the same payment again |
+//! | 409 | `payment_identifier_conflict` | a `payment-identifier` id already bound to another payment (the same payment gets its recorded response) |
+//! | 503 | `payment_identifier_cache_full` | this process holds too many `payment-identifier` ids (nothing verified) |
 //! | 503 | `replay_store_unavailable` | the shared replay store cannot be reached (nothing verified or served) |
 //! | 503 | `facilitator_unavailable` | the facilitator's `/supported` has not answered yet (nothing verified) |
 //! | 502 | `unexpected_verify_error`, `unexpected_settle_error` | the facilitator answered badly |
@@ -106,6 +109,7 @@ pub mod eip3009;
 mod engine;
 pub mod facilitator;
 mod file_store;
+pub mod identifier;
 mod mount;
 pub mod network;
 #[cfg(feature = "openapi")]

@@ -83,6 +83,9 @@ pub struct DecodedPayment {
     pub authorization: Authorization,
     /// Signature bytes.
     pub signature: Bytes,
+    /// v2: the `extensions` the client echoed, as sent (read only where a route uses one, such
+    /// as `payment-identifier`).
+    pub extensions: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -97,6 +100,8 @@ struct Wire {
     scheme: Option<String>,
     #[serde(default)]
     network: Option<String>,
+    #[serde(default)]
+    extensions: Option<Box<RawValue>>,
     payload: WirePayload,
 }
 
@@ -220,6 +225,7 @@ pub fn decode_json(json: Vec<u8>, expected: X402Version) -> Result<DecodedPaymen
         network,
         authorization,
         signature,
+        extensions: wire.extensions,
     })
 }
 

@@ -3,9 +3,11 @@
 //!
 //! Order, for a paid request: method (HEAD and OPTIONS are never charged) → one payment header
 //! → size cap, strict base64, strict JSON, typed payload → version → match against our own
-//! offer by parsed values → local checks (amount, recipient, validity window, EIP-712 signature)
-//! → atomic reservation of the replay key → facilitator `/verify` → handler → `/settle` in a
-//! spawned task → receipt.
+//! offer by parsed values → local checks (amount, recipient, validity window, EIP-712 signature
+//! form) → `payment-identifier` on routes that declared it ([`crate::identifier`]) → atomic
+//! reservation of the replay key (a resend of a payment whose settlement is pending reconciles
+//! here, with one `/settle` of the recorded request) → facilitator `/verify` → handler →
+//! `/settle` in a spawned task → receipt.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -22,6 +24,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use crate::eip3009::{self, SignatureCheck};
 use crate::engine::{Offer, RouteOffers, X402};
 use crate::facilitator::FacilitatorError;
+use crate::identifier::{self, Check, Claim, IdKey, Identity, Recorder};
 #[cfg(feature = "openapi")]
 use crate::mount;
 use crate::payload::{self, DecodeError, DecodedPayment, ReplayKey, X402Version};
@@ -107,17 +110,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Payment {
     }
 }
 
-/// Frees the replay key when dropped, unless the payment's outcome was recorded.
+/// Frees the replay key when dropped, unless the payment's outcome was recorded; with it, the
+/// payment's new `payment-identifier` id.
 struct Reservation {
     engine: X402,
     key: ReplayKey,
     armed: bool,
+    identifier: Option<Claim>,
 }
 
 impl Reservation {
-    /// Keeps the key taken (it expires with the authorization).
+    /// Keeps the key taken (it expires with the authorization), and the id bound to it.
     fn keep(mut self) {
         self.armed = false;
+        if let Some(claim) = self.identifier.take() {
+            claim.bind();
+        }
     }
 }
 
@@ -164,6 +172,8 @@ struct Admitted {
     request: FacilitatorRequest,
     payment: Payment,
     reservation: Reservation,
+    /// Records the response for resends when the payment carries a new `payment-identifier` id.
+    recorder: Option<Recorder>,
 }
 
 /// The handler future `#[paid]` hands to [`Paywall::finish`], already turned into a response.
@@ -193,7 +203,10 @@ impl<R: IntoResponse> Future for Respond<'_, R> {
     type Output = Response;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
-        self.handler.as_mut().poll(cx).map(IntoResponse::into_response)
+        self.handler
+            .as_mut()
+            .poll(cx)
+            .map(IntoResponse::into_response)
     }
 }
 
@@ -300,37 +313,74 @@ impl<M: PaidEndpoint> Paywall<M> {
 }
 
 impl Admitted {
-    async fn finish(self, handler: HandlerFuture<'_>) -> Response {
+    async fn finish(mut self, handler: HandlerFuture<'_>) -> Response {
+        let version = self.version;
+        let recorder = self.recorder.take();
         match self.route.settle {
             SettleTiming::Before => {
-                let version = self.version;
                 let receipt = match self.settle().await {
                     Ok(receipt) => receipt,
                     Err(refusal) => return refusal,
                 };
                 let mut response = run(handler).await;
+                let mut body = None;
+                if recorder.is_some() {
+                    match Recorder::buffer(response).await {
+                        Ok((buffered, bytes)) => (response, body) = (buffered, bytes),
+                        Err(()) => return body_failed(Some(&receipt.transaction)),
+                    }
+                }
                 respond::attach_receipt(&mut response, version, &receipt);
                 respond::make_private(&mut response);
+                if let (Some(recorder), Some(body)) = (recorder, body) {
+                    recorder.record(&response, body, &receipt, version);
+                }
                 response
             }
             SettleTiming::AfterSuccess => {
-                let response = run(handler).await;
+                let mut response = run(handler).await;
                 if !response.status().is_success() {
                     // Dropping `self` releases the reservation: nothing was charged.
                     return response;
                 }
-                let version = self.version;
+                // Buffered before settling, so that a body that fails costs nothing.
+                let mut body = None;
+                if recorder.is_some() {
+                    match Recorder::buffer(response).await {
+                        Ok((buffered, bytes)) => (response, body) = (buffered, bytes),
+                        Err(()) => return body_failed(None),
+                    }
+                }
                 match self.settle().await {
                     Ok(receipt) => {
-                        let mut response = response;
                         respond::attach_receipt(&mut response, version, &receipt);
                         respond::make_private(&mut response);
+                        if let (Some(recorder), Some(body)) = (recorder, body) {
+                            recorder.record(&response, body, &receipt, version);
+                        }
                         response
                     }
                     Err(refusal) => refusal,
                 }
             }
         }
+    }
+}
+
+/// The handler's response body failed while it was buffered for `payment-identifier`.
+fn body_failed(settled: Option<&str>) -> Response {
+    match settled {
+        Some(transaction) => respond::error_with_tx(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL_ERROR,
+            "the handler's response failed after the payment settled in the named transaction",
+            Some(transaction),
+        ),
+        None => respond::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL_ERROR,
+            "the handler's response failed; nothing was charged",
+        ),
     }
 }
 
@@ -371,6 +421,7 @@ impl Admitted {
             request,
             payment,
             reservation,
+            recorder: _,
         } = self;
         // A handler that outlived the authorization: settling it would revert, so it is not
         // tried; nothing was charged and the response is withheld.
@@ -762,6 +813,10 @@ impl X402 {
         let expires_at = u64::try_from(auth.valid_before)
             .unwrap_or(u64::MAX)
             .saturating_add(skew);
+        let mut identifier = self
+            .identify(route, &parts.method, offer, &decoded, &key, expires_at)
+            .map_err(|answer| *answer)?;
+        let recorder = identifier.as_ref().map(Claim::recorder);
         if !self.facilitator_ready().await {
             return Err(respond::unavailable(
                 codes::FACILITATOR_UNAVAILABLE,
@@ -770,18 +825,30 @@ impl X402 {
             ));
         }
         // Nothing has left the process for this payment before this point.
-        match self.inner.store.reserve(&key, expires_at).await {
-            Ok(()) => {}
-            Err(Slot::Pending {
-                transaction,
-                request: Some(request),
-            }) => return Err(self.reconcile(key, transaction, &request, &decoded).await),
-            Err(slot) => return Err(taken(slot)),
+        if let Err(slot) = self.inner.store.reserve(&key, expires_at).await {
+            // The payment was used before (money moved, or may have): a new id sent with it
+            // stays bound to it. Otherwise (in progress elsewhere, store down) it is freed.
+            if let Some(claim) = identifier.take()
+                && matches!(
+                    slot,
+                    Slot::Settled { .. } | Slot::Pending { .. } | Slot::Settling
+                )
+            {
+                claim.bind();
+            }
+            return Err(match slot {
+                Slot::Pending {
+                    transaction,
+                    request: Some(request),
+                } => self.reconcile(key, transaction, &request, &decoded).await,
+                slot => taken(slot),
+            });
         }
         let reservation = Reservation {
             engine: self.clone(),
             key,
             armed: true,
+            identifier,
         };
         let (requirements, wire_network) = match version {
             X402Version::V2 => (
@@ -837,7 +904,77 @@ impl X402 {
             request,
             payment,
             reservation,
+            recorder,
         })
+    }
+
+    /// The `payment-identifier` step (reliability §7.2), on a route that declared it: a
+    /// malformed id or a required one missing → 400; an id bound to another payment → 409; the
+    /// same payment settled with a recorded response → that response. A new id is claimed for
+    /// this payment. Nothing here calls the facilitator.
+    fn identify(
+        &self,
+        route: &'static PaidRoute,
+        method: &Method,
+        offer: &Offer,
+        decoded: &DecodedPayment,
+        key: &ReplayKey,
+        expires_at: u64,
+    ) -> Result<Option<Claim>, Box<Response>> {
+        let identifiers = &self.inner.identifiers;
+        let Some(required) = identifiers.routes.get(&route.id()).map(|r| *r) else {
+            return Ok(None);
+        };
+        let id = identifier::payment_id(decoded.extensions.as_deref()).map_err(|why| {
+            Box::new(respond::error(
+                StatusCode::BAD_REQUEST,
+                codes::INVALID_PAYMENT_IDENTIFIER,
+                why.0,
+            ))
+        })?;
+        let Some(id) = id else {
+            if required {
+                return Err(Box::new(respond::error(
+                    StatusCode::BAD_REQUEST,
+                    codes::PAYMENT_IDENTIFIER_REQUIRED,
+                    "this route requires a payment identifier: echo extensions[\"payment-identifier\"] \
+                     from the 402 with info.id set (16 to 128 characters of A-Z, a-z, 0-9, `_` and `-`)",
+                )));
+            }
+            return Ok(None);
+        };
+        let id_key = IdKey {
+            id: id.into(),
+            route: route.id(),
+            method: method.clone(),
+            scheme: "exact",
+            network: offer.network.caip2.clone(),
+            asset: offer.asset.address,
+            amount: offer.amount,
+            pay_to: self.config().pay_to(),
+        };
+        let answer = match identifiers.check(
+            id_key,
+            Identity::of(key, decoded),
+            expires_at,
+            self.now(),
+        ) {
+            Check::Claimed(claim) => return Ok(Some(claim)),
+            Check::Known => return Ok(None),
+            Check::Recorded(response) => response,
+            Check::Conflict => respond::error(
+                StatusCode::CONFLICT,
+                codes::PAYMENT_IDENTIFIER_CONFLICT,
+                "this payment identifier belongs to another payment for this resource; nothing was \
+                 charged. Resend that payment's header to get its answer, or pay with a new identifier",
+            ),
+            Check::Full => respond::unavailable(
+                codes::PAYMENT_IDENTIFIER_CACHE_FULL,
+                "the server holds too many payment identifiers right now; nothing was charged, \
+                 resend the same payment header later",
+            ),
+        };
+        Err(Box::new(answer))
     }
 
     /// A resend of a payment whose settlement outcome is unknown: one `/settle` with the
@@ -896,6 +1033,7 @@ impl X402 {
                 engine: engine.clone(),
                 key,
                 armed: false,
+                identifier: None,
             };
             judge_settlement(&call, answer, reservation).await
         });

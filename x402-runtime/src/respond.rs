@@ -65,6 +65,18 @@ pub mod codes {
     pub const REPLAY_STORE_UNAVAILABLE: &str = "replay_store_unavailable";
     /// 402: settlement failed without a reason from the facilitator.
     pub const SETTLEMENT_FAILED: &str = "settlement_failed";
+    /// 400: the payment's `payment-identifier` id is not 16–128 characters of
+    /// `[A-Za-z0-9_-]`, or the extension it echoed is not an object (see
+    /// [`identifier`](crate::identifier)).
+    pub const INVALID_PAYMENT_IDENTIFIER: &str = "invalid_payment_identifier";
+    /// 400: the route declared `payment-identifier` with `required: true` and the payment
+    /// carries no id.
+    pub const PAYMENT_IDENTIFIER_REQUIRED: &str = "payment_identifier_required";
+    /// 409: the payment's `payment-identifier` id is bound to another payment for this request;
+    /// nothing was verified, settled or run.
+    pub const PAYMENT_IDENTIFIER_CONFLICT: &str = "payment_identifier_conflict";
+    /// 503: this process holds as many payment identifiers as it may; nothing was verified.
+    pub const PAYMENT_IDENTIFIER_CACHE_FULL: &str = "payment_identifier_cache_full";
 }
 
 #[derive(Serialize)]
