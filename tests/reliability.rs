@@ -1928,6 +1928,24 @@ async fn f7_the_id_alone_never_authorizes() {
     assert_eq!(again.status, 200);
     assert_eq!(again.text(), PAID);
     assert_eq!(again.header("cache-control"), Some("private"));
+    // A copy of the settled payment under a new id is answered from the replay store, and that
+    // id is not kept: copies of a used payment cannot occupy ids.
+    let new_id = "pay_copy_0123456789abcdef0123";
+    rig.check(
+        "F7 a copy under a new id",
+        Req::get(COUNTED).pay(with_identifier(&payment, new_id)),
+        local(409, codes::PAYMENT_ALREADY_SETTLED),
+    )
+    .await;
+    rig.check(
+        "F7 that id is still free",
+        Req::get(COUNTED).pay(with_identifier(
+            &rig.payer.pay_v2(&challenge, &Terms::default()),
+            new_id,
+        )),
+        served(200),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

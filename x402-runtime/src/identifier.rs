@@ -31,7 +31,9 @@
 //! answered as without the extension: `409 payment_already_settled` naming the transaction. An
 //! id whose payment was refused (by `/verify`, a non-2xx handler, a failed settlement) is freed,
 //! so the client may pay again with the same id; one whose settlement outcome is unknown stays
-//! bound.
+//! bound. Only a payment this process verified binds an id beyond its own request: a copy of a
+//! payment the replay store already knows (settled here or by another process) is answered from
+//! the store, and its id is not kept.
 //!
 //! # Scope and limits
 //!
@@ -78,6 +80,8 @@ pub const MAX_IDENTIFIERS: usize = 100_000;
 
 /// Inserts between two sweeps of expired ids.
 const SWEEP_EVERY: u64 = 4096;
+/// Seconds between two sweeps forced by a full cache (a sweep visits every id).
+const FULL_SWEEP_EVERY: u64 = 1;
 
 /// The declaration a route puts under `extensions["payment-identifier"]` in its 402: `info`
 /// with `required`, and the JSON Schema (2020-12) of `info` from the extension's specification.
@@ -282,6 +286,8 @@ pub(crate) struct Identifiers {
     entries: Arc<DashMap<IdKey, Held>>,
     tokens: AtomicU64,
     inserts: AtomicU64,
+    /// When a full cache was last swept (unix seconds).
+    full_sweep: AtomicU64,
     recorded_bytes: Arc<AtomicUsize>,
 }
 
@@ -289,7 +295,17 @@ impl Identifiers {
     /// Looks `key` up for `identity`, binding a new id to it.
     pub(crate) fn check(&self, key: IdKey, identity: Identity, expires_at: u64, now: u64) -> Check {
         let inserts = self.inserts.fetch_add(1, Ordering::Relaxed);
-        if inserts % SWEEP_EVERY == SWEEP_EVERY - 1 || self.entries.len() >= MAX_IDENTIFIERS {
+        let due = inserts % SWEEP_EVERY == SWEEP_EVERY - 1;
+        let full = self.entries.len() >= MAX_IDENTIFIERS;
+        let last = self.full_sweep.load(Ordering::Relaxed);
+        if due
+            || (full
+                && now >= last.saturating_add(FULL_SWEEP_EVERY)
+                && self
+                    .full_sweep
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok())
+        {
             self.sweep(now);
         }
         let full = self.entries.len() >= MAX_IDENTIFIERS;
@@ -359,21 +375,14 @@ pub(crate) struct Claim {
 }
 
 impl Claim {
-    /// Keeps the id bound to its payment (settled, or its outcome unknown) and returns the
-    /// handle that records the response once the payment is settled.
-    pub(crate) fn bind(mut self) -> Recorder {
+    /// Keeps the id bound to its payment (settled, or its outcome unknown).
+    pub(crate) fn bind(mut self) {
         self.armed = false;
         if let Some(mut held) = self.entries.get_mut(&self.key)
             && held.token == self.token
             && matches!(held.state, State::InFlight)
         {
             held.state = State::Bound;
-        }
-        Recorder {
-            entries: self.entries.clone(),
-            recorded_bytes: self.recorded_bytes.clone(),
-            key: self.key.clone(),
-            token: self.token,
         }
     }
 
@@ -632,7 +641,8 @@ mod tests {
         let Check::Claimed(claim) = ids.check(id.clone(), identity(2, &[1]), 2000, 1000) else {
             panic!("the freed id is claimed again");
         };
-        let recorder = claim.bind();
+        let recorder = claim.recorder();
+        claim.bind();
         assert!(matches!(
             ids.check(id.clone(), identity(2, &[1]), 2000, 1000),
             Check::Known

@@ -813,7 +813,7 @@ impl X402 {
         let expires_at = u64::try_from(auth.valid_before)
             .unwrap_or(u64::MAX)
             .saturating_add(skew);
-        let mut identifier = self
+        let identifier = self
             .identify(route, &parts.method, offer, &decoded, &key, expires_at)
             .map_err(|answer| *answer)?;
         let recorder = identifier.as_ref().map(Claim::recorder);
@@ -826,16 +826,9 @@ impl X402 {
         }
         // Nothing has left the process for this payment before this point.
         if let Err(slot) = self.inner.store.reserve(&key, expires_at).await {
-            // The payment was used before (money moved, or may have): a new id sent with it
-            // stays bound to it. Otherwise (in progress elsewhere, store down) it is freed.
-            if let Some(claim) = identifier.take()
-                && matches!(
-                    slot,
-                    Slot::Settled { .. } | Slot::Pending { .. } | Slot::Settling
-                )
-            {
-                claim.bind();
-            }
+            // A new id is freed: only a payment this process verified binds an id beyond its
+            // request (copies of someone's used payment must not fill the id cache).
+            drop(identifier);
             return Err(match slot {
                 Slot::Pending {
                     transaction,
