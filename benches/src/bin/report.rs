@@ -49,7 +49,10 @@ const MICRO: [(&str, &str); 10] = [
         "verify/local_facilitator_verify",
         "in-process facilitator `verify`, offline",
     ),
-    ("verify/ecrecover_bare", "bare ecrecover (alloy / k256)"),
+    (
+        "verify/ecrecover_bare",
+        "bare ecrecover (alloy / libsecp256k1)",
+    ),
     ("registry/routes", "list the registered paid routes"),
     ("registry/route_offers_cached", "a route's offers, cached"),
 ];
