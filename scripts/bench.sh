@@ -26,6 +26,8 @@ step "criterion micro benchmarks"
 cargo bench -p x402-bench --bench micro --locked
 step "load harness"
 cargo run --release -p x402-bench --locked --bin load -- --out target/bench/load.json
+step "paid load run with ledger reconciliation (60 s; its figures are copied into BENCHMARKS.md by hand)"
+cargo run --release -p x402-bench --locked --bin ledger -- --seconds 60 --out target/bench/ledger.json
 step "compile-time benchmark"
 cargo run --release -p x402-bench --locked --bin compile-bench -- --out target/bench/compile.json
 step "report"
