@@ -142,7 +142,7 @@ fn handler(func: &ItemFn, marker: &Ident) -> TokenStream {
             #[allow(clippy::too_many_arguments, clippy::unused_async)]
             async fn __x402_handler(#inputs) #output #block
             __x402_paywall.finish(::x402_runtime::__private::handler_future(
-                __x402_handler(#(#args),*),
+                __x402_handler(#(#args),*)
             ))
         }
     }

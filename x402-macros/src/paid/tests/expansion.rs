@@ -88,7 +88,10 @@ fn expands_the_weather_handler() {
     let handler = functions(&file)[0];
     assert_eq!(handler.sig.ident, "weather");
     assert_eq!(compact(&handler.vis), "pub");
-    assert!(handler.sig.asyncness.is_some());
+    assert!(
+        handler.sig.asyncness.is_none(),
+        "a plain fn returning the paywall's boxed future"
+    );
     let attrs: Vec<String> = handler.attrs.iter().map(compact).collect();
     assert_eq!(
         attrs,
@@ -109,7 +112,7 @@ fn expands_the_weather_handler() {
     );
     assert_eq!(
         compact(&handler.sig.output),
-        "->::x402_runtime::__private::Response"
+        "->::x402_runtime::__private::HandlerFuture<'static>"
     );
     let [Stmt::Item(Item::Fn(inner)), Stmt::Expr(call, None)] = handler.block.stmts.as_slice()
     else {
@@ -124,7 +127,7 @@ fn expands_the_weather_handler() {
     assert_eq!(compact(&inner.block), "{Json(s.lookup(&q.city)?)}");
     assert_eq!(
         compact(call),
-        "__x402_paywall.finish(__x402_handler(__x402_arg0,__x402_arg1)).await"
+        "__x402_paywall.finish(::x402_runtime::__private::handler_future(__x402_handler(__x402_arg0,__x402_arg1)))"
     );
     println!("{}", quote!(#file));
 }
@@ -178,7 +181,9 @@ fn records_every_option() {
     // No arguments and no return type: only the paywall, and the inner fn returns `()`.
     let handler = functions(&file)[0];
     assert_eq!(handler.sig.inputs.len(), 1);
-    assert!(compact(&handler.block).contains("__x402_paywall.finish(__x402_handler()).await"));
+    assert!(compact(&handler.block).contains(
+        "__x402_paywall.finish(::x402_runtime::__private::handler_future(__x402_handler()))"
+    ));
 }
 
 #[test]
