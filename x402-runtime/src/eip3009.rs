@@ -68,8 +68,13 @@ pub fn signing_hash(domain_separator: &B256, authorization: &Authorization) -> B
 pub enum SignatureCheck {
     /// A 65-byte ECDSA signature by `from`.
     Valid,
-    /// Malformed or not by `from`: refuse.
+    /// Not a signature FiatToken's ecrecover accepts (`v` not 27 or 28, high `s`, zero `r` or
+    /// `s`): refuse.
     Invalid,
+    /// A well-formed ECDSA signature that does not recover to `from`. Refused by an EOA, but
+    /// FiatToken asks `from` through ERC-1271 when it has code (a contract wallet whose owner
+    /// signs with an ordinary key), which only a checker that reads the chain can decide.
+    OtherSigner,
     /// Too short to be any signature: a malformed payload.
     Malformed,
     /// Longer than 65 bytes (ERC-1271 or ERC-6492 smart-wallet data): only the facilitator,
@@ -97,7 +102,7 @@ pub fn check_signature(signature: &[u8], digest: &B256, from: Address) -> Signat
     let sig = alloy_primitives::Signature::new(r, s, v == 28);
     match sig.recover_address_from_prehash(digest) {
         Ok(signer) if signer == from => SignatureCheck::Valid,
-        _ => SignatureCheck::Invalid,
+        _ => SignatureCheck::OtherSigner,
     }
 }
 
@@ -159,10 +164,10 @@ mod tests {
             digest_b,
             b256!("0x9e3cb0dbb6e4ca8cd0d0ebb2006a6e9c491a9381e91ffa1c0f21d95f77c232db")
         );
-        // Vector A's signature is not valid on Base mainnet's domain.
+        // Vector A's signature is not valid on Base mainnet's domain: it recovers to someone else.
         assert_eq!(
             check_signature(&sig, &digest_b, auth.from),
-            SignatureCheck::Invalid
+            SignatureCheck::OtherSigner
         );
     }
 
@@ -209,7 +214,66 @@ mod tests {
         let other = address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
         assert_eq!(
             check_signature(&sig, &digest, other),
-            SignatureCheck::Invalid
+            SignatureCheck::OtherSigner
+        );
+    }
+
+    #[test]
+    fn the_form_follows_fiat_tokens_ecrecover() {
+        let digest = B256::repeat_byte(0x42);
+        let from = address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+        let mut sig = [0x11u8; 65];
+        for v in [27, 28] {
+            sig[64] = v;
+            assert_eq!(
+                check_signature(&sig, &digest, from),
+                SignatureCheck::OtherSigner
+            );
+        }
+        for v in [0, 1, 17, 29] {
+            sig[64] = v;
+            assert_eq!(
+                check_signature(&sig, &digest, from),
+                SignatureCheck::Invalid,
+                "v = {v}"
+            );
+        }
+        sig[64] = 27;
+        let mut high = sig;
+        high[32..64].copy_from_slice(&(SECP256K1_HALF_ORDER + U256::from(1)).to_be_bytes::<32>());
+        assert_eq!(
+            check_signature(&high, &digest, from),
+            SignatureCheck::Invalid,
+            "high s"
+        );
+        let mut edge = sig;
+        edge[32..64].copy_from_slice(&SECP256K1_HALF_ORDER.to_be_bytes::<32>());
+        assert_eq!(
+            check_signature(&edge, &digest, from),
+            SignatureCheck::OtherSigner,
+            "s = n/2"
+        );
+        let mut zero_r = sig;
+        zero_r[..32].fill(0);
+        assert_eq!(
+            check_signature(&zero_r, &digest, from),
+            SignatureCheck::Invalid,
+            "r = 0"
+        );
+        let mut zero_s = sig;
+        zero_s[32..64].fill(0);
+        assert_eq!(
+            check_signature(&zero_s, &digest, from),
+            SignatureCheck::Invalid,
+            "s = 0"
+        );
+        assert_eq!(
+            check_signature(&sig[..64], &digest, from),
+            SignatureCheck::Malformed
+        );
+        assert_eq!(
+            check_signature(&[], &digest, from),
+            SignatureCheck::Malformed
         );
     }
 }

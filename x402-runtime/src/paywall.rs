@@ -1090,7 +1090,7 @@ impl X402 {
     }
 
     /// Checks that need no network: exact amount, recipient, validity window, signature form
-    /// (see [`ecdsa_well_formed`]), and the resource the payment was made for.
+    /// (see [`SignatureCheck::OtherSigner`]), and the resource the payment was made for.
     fn check_locally(
         &self,
         offer: &Offer,
@@ -1128,11 +1128,11 @@ impl X402 {
         }
         let digest = eip3009::signing_hash(&offer.domain_separator, auth);
         match eip3009::check_signature(&decoded.signature, &digest, auth.from) {
-            SignatureCheck::Valid | SignatureCheck::NeedsChain => Ok(()),
-            // A well-formed ECDSA signature by someone other than `from` is still possibly
-            // valid: FiatToken checks it with ERC-1271 when `from` has code (a contract
-            // wallet whose owner signs with an ordinary key), which cannot be seen offline.
-            SignatureCheck::Invalid if ecdsa_well_formed(&decoded.signature) => Ok(()),
+            // A well-formed signature by someone other than `from` may still be valid through
+            // ERC-1271 when `from` is a contract wallet, which cannot be seen offline.
+            SignatureCheck::Valid | SignatureCheck::NeedsChain | SignatureCheck::OtherSigner => {
+                Ok(())
+            }
             SignatureCheck::Invalid => Err(Refused::Payment(codes::INVALID_SIGNATURE)),
             SignatureCheck::Malformed => Err(Refused::Malformed(
                 "the signature is shorter than 65 bytes".into(),
@@ -1214,34 +1214,6 @@ fn extra_contains(accepted: &PaymentRequirements, ours: &PaymentRequirements) ->
         (Some(ours), Some(theirs)) => ours.iter().all(|(k, v)| theirs.get(k) == Some(v)),
         (Some(ours), None) => ours.is_empty(),
     }
-}
-
-/// Half the secp256k1 group order: the largest `s` FiatToken's `ECRecover` accepts.
-const SECP256K1_HALF_ORDER: U256 = U256::from_be_slice(&alloy_primitives::hex!(
-    "7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0"
-));
-
-/// Whether a signature has the form FiatToken's `ECRecover` accepts: 65 bytes `r ‖ s ‖ v`,
-/// `v` in {27, 28}, `r` non-zero and `s` non-zero in the lower half of the order.
-///
-/// FiatTokenV2_2 (`SignatureChecker.isValidSignatureNow`) picks the check by the code at
-/// `from`, not by the signature's length: `ecrecover` when `from` has no code, the wallet's
-/// ERC-1271 `isValidSignature` when it has (a deployed contract wallet, or an EIP-7702
-/// delegated account). Offline, the paywall cannot tell the two apart, so it refuses only what
-/// cannot be an EOA signature the token accepts (bad form: high `s`, bad `v`, which an
-/// alloy-based facilitator would normalise and pass), and leaves a well-formed signature that
-/// does not recover to `from` to the facilitator, which reads the chain (reliability E1, E2,
-/// E5, E8). Shorter signatures are malformed (400); longer ones always go to the facilitator.
-fn ecdsa_well_formed(signature: &[u8]) -> bool {
-    let [rs @ .., v] = signature else {
-        return false;
-    };
-    if rs.len() != 64 || !matches!(v, 27 | 28) {
-        return false;
-    }
-    let r = U256::from_be_slice(&rs[..32]);
-    let s = U256::from_be_slice(&rs[32..]);
-    !r.is_zero() && !s.is_zero() && s <= SECP256K1_HALF_ORDER
 }
 
 /// The path of an absolute or relative URL, without query or fragment.
@@ -1331,36 +1303,7 @@ fn taken(slot: Slot) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::{SECP256K1_HALF_ORDER, U256, ecdsa_well_formed, url_path};
-
-    #[test]
-    fn ecdsa_form_follows_fiat_tokens_ecrecover() {
-        let mut sig = [0x11u8; 65];
-        sig[64] = 27;
-        assert!(ecdsa_well_formed(&sig));
-        sig[64] = 28;
-        assert!(ecdsa_well_formed(&sig));
-        for v in [0, 1, 17, 29] {
-            sig[64] = v;
-            assert!(!ecdsa_well_formed(&sig), "v = {v}");
-        }
-        sig[64] = 27;
-        let mut high = sig;
-        high[32..64].copy_from_slice(&(SECP256K1_HALF_ORDER + U256::from(1)).to_be_bytes::<32>());
-        assert!(!ecdsa_well_formed(&high), "high s");
-        let mut edge = sig;
-        edge[32..64].copy_from_slice(&SECP256K1_HALF_ORDER.to_be_bytes::<32>());
-        assert!(ecdsa_well_formed(&edge), "s = n/2");
-        let mut zero_r = sig;
-        zero_r[..32].fill(0);
-        assert!(!ecdsa_well_formed(&zero_r), "r = 0");
-        let mut zero_s = sig;
-        zero_s[32..64].fill(0);
-        assert!(!ecdsa_well_formed(&zero_s), "s = 0");
-        assert!(!ecdsa_well_formed(&sig[..64]));
-        assert!(!ecdsa_well_formed(&[sig.as_slice(), &[0]].concat()));
-        assert!(!ecdsa_well_formed(&[]));
-    }
+    use super::url_path;
 
     #[test]
     fn url_paths() {

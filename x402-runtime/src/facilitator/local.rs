@@ -549,10 +549,12 @@ impl LocalFacilitator {
                 reasons::SIGNATURE,
                 "a smart-wallet signature needs an RPC to verify",
             )),
-            SignatureCheck::Invalid | SignatureCheck::Malformed => Err(invalid(
-                reasons::SIGNATURE,
-                "the signature is not the payer's",
-            )),
+            SignatureCheck::Invalid | SignatureCheck::OtherSigner | SignatureCheck::Malformed => {
+                Err(invalid(
+                    reasons::SIGNATURE,
+                    "the signature is not the payer's",
+                ))
+            }
         }
     }
 
