@@ -397,9 +397,9 @@ async fn concurrent_copies_of_one_payment_run_and_settle_once() {
             let response = h
                 .get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
                 .await;
-            let status = response.status().as_u16();
+            let code = response.status().as_u16();
             let body = json_of_or_text(response).await;
-            (status, body)
+            (code, body)
         }));
     }
     let mut statuses = Vec::new();
@@ -976,11 +976,11 @@ async fn settle_before_runs_the_handler_after_settlement() {
 async fn payment_identifier_with_settle_before_gives_the_recorded_response() {
     let facilitator = Facilitator::start().await;
     let x402 = paywall(&facilitator);
-    let upfront = x402_runtime::routes()
+    let upfront_route = x402_runtime::routes()
         .into_iter()
         .find(|r| r.handler() == "upfront")
         .expect("upfront");
-    x402.declare_payment_identifier(upfront, true);
+    x402.declare_payment_identifier(upfront_route, true);
     let h = Harness::with(facilitator, x402).await;
     let unpaid = h
         .client
@@ -1116,18 +1116,21 @@ fn the_registry_lists_every_paid_handler_with_its_atomic_price() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dollar_and_euro_prices_resolve_to_their_tokens() {
     let h = Harness::start().await;
-    let dollar = challenge_of(&h.get("/dollar", None).await);
-    assert_eq!(dollar.accepts[0].amount, "10000");
-    assert_eq!(dollar.accepts[0].asset, USDC);
+    let dollar_offer = challenge_of(&h.get("/dollar", None).await);
+    assert_eq!(dollar_offer.accepts[0].amount, "10000");
+    assert_eq!(dollar_offer.accepts[0].asset, USDC);
     let unpaid = h.get("/euro", None).await;
-    let euro = challenge_of(&unpaid);
-    let offer = &euro.accepts[0];
+    let euro_offer = challenge_of(&unpaid);
+    let offer = &euro_offer.accepts[0];
     assert_eq!(offer.amount, "50000");
     assert_eq!(offer.asset, "0x808456652fdb597867f38412077A9182bf77359F");
     assert_eq!(offer.max_timeout_seconds, 120);
     assert_eq!(offer.extra.as_ref().expect("extra")["name"], "EURC");
-    assert_eq!(euro.resource.description.as_deref(), Some("Euro content"));
-    let payment = h.payer.pay_v2(&euro, &Terms::default());
+    assert_eq!(
+        euro_offer.resource.description.as_deref(),
+        Some("Euro content")
+    );
+    let payment = h.payer.pay_v2(&euro_offer, &Terms::default());
     let paid = h.get("/euro", Some(("PAYMENT-SIGNATURE", &payment))).await;
     assert_eq!(paid.status(), 200);
     assert_eq!(paid.text().await.expect("body"), "euro content");

@@ -109,6 +109,7 @@ pub mod eip3009;
 mod engine;
 pub mod facilitator;
 mod file_store;
+mod handler;
 pub mod identifier;
 mod mount;
 pub mod network;
@@ -149,8 +150,10 @@ pub use x402_macros::paid;
 /// Items the `#[paid]` expansion names. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::paywall::{HandlerFuture, Paywall, handler_future};
+    pub use crate::handler::{Extractors, HandlerFuture, Via, handler_future};
+    pub use crate::paywall::serve;
     pub use crate::registry::{PaidEndpoint, RouteEntry};
-    pub use axum::response::Response;
+    pub use axum::extract::Request;
+    pub use axum::handler::Handler;
     pub use inventory;
 }

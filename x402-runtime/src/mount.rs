@@ -16,7 +16,6 @@ use {
     tower::ServiceExt as _,
 };
 
-use crate::paywall::Paywall;
 use crate::registry::{PaidEndpoint, PaidRoute};
 
 /// Marks a request sent by [`mounted_route`].
@@ -98,44 +97,17 @@ fn fill_parameters(path: &str) -> String {
 /// A `#[paid]` handler: names the [`PaidRoute`] it registered, so code that mounts a handler
 /// can learn its price (see `OpenApiRouterExt::paid_route` under the `openapi` feature).
 ///
-/// Implemented for every function `#[paid]` produced; `T` is inferred and carries no meaning.
-pub trait PaidHandler<T>: Sized {
+/// Implemented for every handler `#[paid]` produced.
+pub trait PaidHandler {
     /// The route record the handler registered.
     fn paid_route(&self) -> &'static PaidRoute;
 }
 
-macro_rules! paid_handler {
-    ($($arg:ident),*) => {
-        impl<F, Fut, M, $($arg,)*> PaidHandler<(M, $($arg,)*)> for F
-        where
-            F: FnOnce(Paywall<M>, $($arg,)*) -> Fut,
-            M: PaidEndpoint,
-        {
-            fn paid_route(&self) -> &'static PaidRoute {
-                M::ROUTE
-            }
-        }
-    };
+impl<H: PaidEndpoint> PaidHandler for H {
+    fn paid_route(&self) -> &'static PaidRoute {
+        H::ROUTE
+    }
 }
-
-paid_handler!();
-paid_handler!(T1);
-paid_handler!(T1, T2);
-paid_handler!(T1, T2, T3);
-paid_handler!(T1, T2, T3, T4);
-paid_handler!(T1, T2, T3, T4, T5);
-paid_handler!(T1, T2, T3, T4, T5, T6);
-paid_handler!(T1, T2, T3, T4, T5, T6, T7);
-paid_handler!(T1, T2, T3, T4, T5, T6, T7, T8);
-paid_handler!(T1, T2, T3, T4, T5, T6, T7, T8, T9);
-paid_handler!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10);
-paid_handler!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11);
-paid_handler!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12);
-paid_handler!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13);
-paid_handler!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13, T14);
-paid_handler!(
-    T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13, T14, T15
-);
 
 #[cfg(test)]
 mod tests {

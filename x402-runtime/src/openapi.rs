@@ -523,9 +523,9 @@ pub trait OpenApiRouterExt<S>: Sized {
     ///
     /// If axum cannot route `method` (it routes the eight standard methods besides CONNECT) or
     /// rejects `path`, as `Router::route` does.
-    fn paid_route<H, T, P>(self, method: Method, path: &str, handler: H) -> Self
+    fn paid_route<H, T>(self, method: Method, path: &str, handler: H) -> Self
     where
-        H: Handler<T, S> + PaidHandler<P>,
+        H: Handler<T, S> + PaidHandler,
         T: 'static;
 }
 
@@ -533,9 +533,9 @@ impl<S> OpenApiRouterExt<S> for OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    fn paid_route<H, T, P>(self, method: Method, path: &str, handler: H) -> Self
+    fn paid_route<H, T>(self, method: Method, path: &str, handler: H) -> Self
     where
-        H: Handler<T, S> + PaidHandler<P>,
+        H: Handler<T, S> + PaidHandler,
         T: 'static,
     {
         let route = handler.paid_route();

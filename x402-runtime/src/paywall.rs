@@ -10,7 +10,6 @@
 //! `/settle` in a spawned task → receipt.
 
 use std::future::Future;
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -24,6 +23,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use crate::eip3009::{self, SignatureCheck};
 use crate::engine::{Offer, RouteOffers, X402};
 use crate::facilitator::FacilitatorError;
+use crate::handler::{Extractors, HandlerFuture};
 use crate::identifier::{self, Check, Claim, IdKey, Identity, Recorder};
 #[cfg(feature = "openapi")]
 use crate::mount;
@@ -32,7 +32,7 @@ use crate::proto::{
     FacilitatorRequest, PAYMENT_SIGNATURE, PaymentRequirements, Requirements, SettleResponse,
     X_PAYMENT,
 };
-use crate::registry::{PaidEndpoint, PaidRoute, Price, Pricing, SettleTiming};
+use crate::registry::{PaidRoute, Price, Pricing, SettleTiming};
 use crate::respond::{self, codes};
 use crate::store::Slot;
 
@@ -137,17 +137,38 @@ impl Drop for Reservation {
     }
 }
 
-/// The extractor `#[paid]` puts first in every paid handler. Not for direct use.
+/// Serves one request to a `#[paid]` handler: admits the payment before any of the handler's
+/// extractors run (so an unpaid probe is answered 402 whatever its query or body), extracts the
+/// arguments, runs the handler through `call`, and settles. Generic only in the state and the
+/// argument types: the expansion's `Handler::call` is a call to this.
 #[doc(hidden)]
-pub struct Paywall<M> {
-    admitted: Box<dyn Finish>,
-    marker: PhantomData<fn() -> M>,
+pub fn serve<S, M, T>(
+    route: &'static PaidRoute,
+    request: axum::extract::Request,
+    state: S,
+    call: fn(T) -> HandlerFuture<'static>,
+) -> HandlerFuture<'static>
+where
+    S: Send + Sync + 'static,
+    T: Extractors<S, M> + 'static,
+    M: 'static,
+{
+    Box::pin(async move {
+        let (mut parts, body) = request.into_parts();
+        let admitted = match admission(route, &mut parts).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return refusal,
+        };
+        let args = match T::extract(parts, body, &state).await {
+            Ok(args) => args,
+            Err(rejection) => return rejection,
+        };
+        admitted.finish(call(args)).await
+    })
 }
 
-/// An admitted payment, behind a trait object: every `#[paid]` handler's future holds a
-/// `Paywall<M>`, and erasing what it carries keeps the compiler from re-deriving `Send` and
-/// drop glue for the whole admission state once per handler (this is most of what a paid
-/// handler used to add to build time).
+/// An admitted payment, behind a trait object, so that what is generic in the handler's state
+/// or arguments holds a pointer rather than the whole admission state.
 trait Finish: Send {
     fn finish<'a>(self: Box<Self>, handler: HandlerFuture<'a>) -> HandlerFuture<'a>;
 }
@@ -176,114 +197,46 @@ struct Admitted {
     recorder: Option<Recorder>,
 }
 
-/// The handler future `#[paid]` hands to [`Paywall::finish`], already turned into a response.
-#[doc(hidden)]
-pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>;
-
-/// Boxes a handler's future and turns its output into a response. With [`Admission`], this is
-/// all a `#[paid]` handler instantiates: the paywall's own futures are compiled once, in this
-/// crate, and the conversion into a response once per handler return type.
-#[doc(hidden)]
-pub fn handler_future<'a, F, R>(handler: F) -> HandlerFuture<'a>
-where
-    F: Future<Output = R> + Send + 'a,
-    R: IntoResponse + 'a,
-{
-    Box::pin(Respond {
-        handler: Box::pin(handler),
-    })
-}
-
-/// A handler's future whose output becomes a response: generic in the output type only.
-struct Respond<'a, R> {
-    handler: Pin<Box<dyn Future<Output = R> + Send + 'a>>,
-}
-
-impl<R: IntoResponse> Future for Respond<'_, R> {
-    type Output = Response;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
-        self.handler
-            .as_mut()
-            .poll(cx)
-            .map(IntoResponse::into_response)
-    }
-}
-
-impl<M: PaidEndpoint, S: Send + Sync> FromRequestParts<S> for Paywall<M> {
-    type Rejection = Response;
-
-    fn from_request_parts(
-        parts: &mut Parts,
-        _state: &S,
-    ) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
-        Admission {
-            state: admission(M::ROUTE, parts),
-            marker: PhantomData,
-        }
-    }
-}
-
-/// The paywall extractor's future: a thin typed shell around [`AdmitState`].
-#[doc(hidden)]
-pub(crate) struct Admission<'a, M> {
-    state: AdmitState<'a>,
-    marker: PhantomData<fn() -> M>,
-}
-
-/// Where the admission stands: answered without waiting (unpaid request, configuration
+/// The admission of one request: answered without waiting (unpaid request, configuration
 /// error), or waiting for the boxed admission of a payment.
-enum AdmitState<'a> {
+enum Admission<'a> {
     Answered(Option<Response>),
     Admitting(Pin<Box<dyn Future<Output = Admitting> + Send + 'a>>),
 }
 
-impl<M: PaidEndpoint> Future for Admission<'_, M> {
-    type Output = Result<Paywall<M>, Response>;
+impl Future for Admission<'_> {
+    type Output = Admitting;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut().state.poll(cx) {
-            Poll::Ready(Ok(admitted)) => Poll::Ready(Ok(Paywall {
-                admitted,
-                marker: PhantomData,
-            })),
-            Poll::Ready(Err(refusal)) => Poll::Ready(Err(refusal)),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl AdmitState<'_> {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Admitting> {
-        match self {
-            AdmitState::Answered(answer) => Poll::Ready(Err(answer.take().unwrap_or_else(|| {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Admitting> {
+        match self.get_mut() {
+            Admission::Answered(answer) => Poll::Ready(Err(answer.take().unwrap_or_else(|| {
                 respond::error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     codes::INTERNAL_ERROR,
                     "the paywall's answer was asked for twice",
                 )
             }))),
-            AdmitState::Admitting(admitting) => admitting.as_mut().poll(cx),
+            Admission::Admitting(admitting) => admitting.as_mut().poll(cx),
         }
     }
 }
 
-/// The paywall extractor's work for one route. The unpaid request (the common probe) is
-/// answered here, synchronously, without cloning the engine or allocating; a request carrying
-/// a payment is admitted by a boxed future.
-fn admission<'a>(route: &'static PaidRoute, parts: &'a mut Parts) -> AdmitState<'a> {
+/// The paywall's work for one route, before the handler's extractors. The unpaid request (the
+/// common probe) is answered here, synchronously, without cloning the engine or allocating; a
+/// request carrying a payment is admitted by a boxed future.
+fn admission<'a>(route: &'static PaidRoute, parts: &'a mut Parts) -> Admission<'a> {
     #[cfg(feature = "openapi")]
     if parts.extensions.get::<mount::MountProbe>().is_some() {
-        return AdmitState::Answered(Some(mount::answer(route)));
+        return Admission::Answered(Some(mount::answer(route)));
     }
     let Some(engine) = parts.extensions.get::<X402>() else {
-        return AdmitState::Answered(Some(not_configured(route)));
+        return Admission::Answered(Some(not_configured(route)));
     };
     if let Some(answer) = engine.answer_without_payment(route, parts) {
-        return AdmitState::Answered(Some(answer));
+        return Admission::Answered(Some(answer));
     }
     let engine = engine.clone();
-    AdmitState::Admitting(Box::pin(async move {
+    Admission::Admitting(Box::pin(async move {
         let admitted = engine.admit(route, parts).await?;
         parts.extensions.insert(admitted.payment.clone());
         Ok(Box::new(admitted) as Box<dyn Finish>)
@@ -302,14 +255,6 @@ fn not_configured(route: &PaidRoute) -> Response {
          `let x402 = x402_runtime::X402::from_env()?;` and install it with `.layer(x402.layer())` \
          on the Router",
     )
-}
-
-impl<M: PaidEndpoint> Paywall<M> {
-    /// Runs the handler future and settles: after a 2xx response (default), or before the
-    /// handler runs (`settle = "before"`).
-    pub fn finish(self, handler: HandlerFuture<'_>) -> HandlerFuture<'_> {
-        self.admitted.finish(handler)
-    }
 }
 
 impl Admitted {

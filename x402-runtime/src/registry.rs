@@ -244,7 +244,7 @@ pub fn routes() -> Vec<&'static PaidRoute> {
     all
 }
 
-/// Implemented by the hidden marker type `#[paid]` generates for each handler.
+/// Implemented by every handler `#[paid]` generates (the unit struct that replaces the function).
 #[doc(hidden)]
 pub trait PaidEndpoint: Send + Sync + 'static {
     /// The handler's registered record.

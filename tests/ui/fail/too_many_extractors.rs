@@ -19,6 +19,7 @@ async fn hello(
     _h4: HeaderMap,
     _h5: HeaderMap,
     _h6: HeaderMap,
+    _h7: HeaderMap,
 ) -> &'static str {
     "hello"
 }

@@ -1,45 +1,143 @@
-//! The expansion: a marker type, the route record, and the rewritten handler.
+//! The expansion: the function becomes a unit struct of the same name that implements axum's
+//! `Handler`; the route record and the user's function, unchanged, go in a `const _` block.
 //!
-//! Runtime items are named by absolute path (`::x402_runtime::...`); injected tokens carry the
-//! call-site span (the attribute), copied tokens keep the user's spans.
+//! ```text
+//! #[doc..] pub struct weather;                       // what `get(weather)` mounts
+//! const _: () = {
+//!     static __X402_ROUTE: PaidRoute = ..;           // + PaidEndpoint impl, inventory::submit!
+//!     impl<S, M> Handler<Via<weather, M>, S> for weather
+//!     where (Query<City>,): Extractors<S, M>
+//!     { fn call(self, request, state) -> .. { serve(&__X402_ROUTE, request, state, __x402_call) } }
+//!     fn __x402_call((a0,): (Query<City>,)) -> HandlerFuture<'static> { handler_future(weather(a0)) }
+//!     async fn weather(Query(q): Query<City>) -> Json<Weather> { .. }   // the user's function
+//! };
+//! ```
+//!
+//! Admission, extraction and settlement (`serve`) are compiled in the runtime crate, generic
+//! only in the state and the argument types, where axum's impl for functions would compile its
+//! whole request future again for every handler. Runtime items are named by absolute path
+//! (`::x402_runtime::...`); injected tokens carry the call-site span (the attribute), copied
+//! tokens keep the user's spans.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 use syn::ext::IdentExt;
-use syn::{FnArg, Ident, ItemFn};
+use syn::{Attribute, FnArg, Ident, ItemFn, Meta};
 
 use super::Paid;
 use super::currency::Currency;
 use super::price::{FixedPrice, Pricing};
+use super::route::{UtoipaTarget, utoipa_attribute};
 use super::values::Settle;
 
-/// The marker struct, the registration, and the handler.
+/// The struct, the `__path_` struct for utoipa when needed, and the `const _` block.
 pub(crate) fn expand(paid: &Paid<'_>) -> TokenStream {
-    let vis = &paid.func.vis;
-    let marker = format_ident!(
-        "__x402_route_{}",
-        paid.func.sig.ident.unraw(),
-        span = Span::call_site()
-    );
+    let func = paid.func;
+    let vis = &func.vis;
+    let name = &func.sig.ident;
+    let path_struct = format_ident!("__path_{}", name.unraw(), span = name.span());
+    let Sorted {
+        cfg,
+        on_struct,
+        on_function,
+        utoipa,
+    } = Sorted::new(&func.attrs, &path_struct);
     let record = route_record(paid);
-    let handler = handler(paid.func, &marker);
+    let handler = handler(func, &on_function);
+    // utoipa declares `__path_<name>` next to the function it annotates, which is inside the
+    // block here: it is declared outside instead, and utoipa told to implement it (`impl_for`).
+    let path_struct = (utoipa == Some(UtoipaTarget::Default)).then(|| {
+        quote! {
+            #(#cfg)*
+            #[doc(hidden)]
+            #[allow(non_camel_case_types)]
+            #[derive(Clone, Copy)]
+            #vis struct #path_struct;
+        }
+    });
     quote! {
-        #[doc(hidden)]
+        #(#cfg)*
+        #(#on_struct)*
         #[allow(non_camel_case_types)]
-        #vis struct #marker;
+        #[derive(Clone, Copy, Debug)]
+        #vis struct #name;
 
+        #path_struct
+
+        #(#cfg)*
+        #[allow(deprecated)]
         const _: () = {
             static __X402_ROUTE: ::x402_runtime::PaidRoute = #record;
-            impl ::x402_runtime::__private::PaidEndpoint for #marker {
+            impl ::x402_runtime::__private::PaidEndpoint for #name {
                 const ROUTE: &'static ::x402_runtime::PaidRoute = &__X402_ROUTE;
             }
             ::x402_runtime::__private::inventory::submit! {
                 ::x402_runtime::__private::RouteEntry(&__X402_ROUTE)
             }
+            #handler
         };
-
-        #handler
     }
+}
+
+/// The function's attributes, by where they go.
+struct Sorted {
+    /// `#[cfg]`: on every item.
+    cfg: Vec<Attribute>,
+    /// Doc comments, `#[deprecated]`, and lint levels other than `expect`: also on the struct.
+    on_struct: Vec<Attribute>,
+    /// Everything but `#[cfg]`, in order, on the user's function; a `#[utoipa::path]` gains
+    /// `impl_for = __path_<name>`.
+    on_function: Vec<TokenStream>,
+    /// Whether there is a `#[utoipa::path]`, and where it implements its operation.
+    utoipa: Option<UtoipaTarget>,
+}
+
+impl Sorted {
+    fn new(attrs: &[Attribute], path_struct: &Ident) -> Self {
+        let mut sorted = Sorted {
+            cfg: Vec::new(),
+            on_struct: Vec::new(),
+            on_function: Vec::new(),
+            utoipa: None,
+        };
+        for attr in attrs {
+            let path = attr.path();
+            if path.is_ident("cfg") {
+                sorted.cfg.push(attr.clone());
+                continue;
+            }
+            if ["doc", "deprecated", "allow", "warn", "deny", "forbid"]
+                .iter()
+                .any(|name| path.is_ident(name))
+            {
+                sorted.on_struct.push(attr.clone());
+            }
+            match (utoipa_attribute(attr), &attr.meta) {
+                (Some(target), Meta::List(list)) if sorted.utoipa.is_none() => {
+                    sorted.utoipa = Some(target);
+                    sorted.on_function.push(match target {
+                        UtoipaTarget::Default => with_impl_for(attr, list, path_struct),
+                        UtoipaTarget::Named => quote!(#attr),
+                    });
+                }
+                _ => sorted.on_function.push(quote!(#attr)),
+            }
+        }
+        sorted
+    }
+}
+
+/// `#[utoipa::path(args)]` → `#[utoipa::path(args, impl_for = __path_<name>)]`.
+fn with_impl_for(attr: &Attribute, list: &syn::MetaList, path_struct: &Ident) -> TokenStream {
+    let pound = attr.pound_token;
+    let path = &list.path;
+    let tokens = &list.tokens;
+    let ends_with_comma = matches!(
+        tokens.clone().into_iter().last(),
+        Some(proc_macro2::TokenTree::Punct(p)) if p.as_char() == ','
+    );
+    let separator = (!tokens.is_empty() && !ends_with_comma).then(|| quote!(,));
+    quote!(#pound[#path(#tokens #separator impl_for = #path_struct)])
 }
 
 /// The `PaidRoute` constant.
@@ -107,18 +205,11 @@ fn option(value: Option<TokenStream>) -> TokenStream {
     }
 }
 
-/// The handler axum sees: the paywall first, then the user's extractors; the user's function,
-/// unchanged, runs inside it. The wrapper is a plain `fn` returning the paywall's boxed future,
-/// and the runtime's `finish` is not generic, so a paid handler adds only the user's own
-/// future, boxed, to what the crate compiles. The `allow` is for the argument the paywall adds: seven
-/// extractors must not trip clippy's limit of seven arguments.
-fn handler(func: &ItemFn, marker: &Ident) -> TokenStream {
-    let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
-    } = func;
+/// The `Handler` impl, the `fn` that calls the user's function with the extracted arguments,
+/// and the user's function, unchanged but for where it lives. The impl is generic in the state
+/// and in how the last argument is extracted, like axum's own impls for functions.
+fn handler(func: &ItemFn, attrs: &[TokenStream]) -> TokenStream {
+    let ItemFn { sig, block, .. } = func;
     let name = &sig.ident;
     let inputs = &sig.inputs;
     let output = &sig.output;
@@ -132,18 +223,37 @@ fn handler(func: &ItemFn, marker: &Ident) -> TokenStream {
         .enumerate()
         .map(|(i, ty)| (format_ident!("__x402_arg{}", i), ty))
         .unzip();
+    let state = Ident::new("__X402State", Span::call_site());
+    let via = Ident::new("__X402Via", Span::call_site());
     quote! {
-        #[allow(clippy::too_many_arguments)]
-        #(#attrs)*
-        #vis fn #name(
-            __x402_paywall: ::x402_runtime::__private::Paywall<#marker>,
-            #(#args: #types,)*
-        ) -> ::x402_runtime::__private::HandlerFuture<'static> {
-            #[allow(clippy::too_many_arguments, clippy::unused_async)]
-            async fn __x402_handler(#inputs) #output #block
-            __x402_paywall.finish(::x402_runtime::__private::handler_future(
-                __x402_handler(#(#args),*)
-            ))
+        impl<#state, #via> ::x402_runtime::__private::Handler<
+            ::x402_runtime::__private::Via<#name, #via>,
+            #state,
+        > for #name
+        where
+            #state: ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
+            #via: 'static,
+            (#(#types,)*): ::x402_runtime::__private::Extractors<#state, #via>,
+        {
+            type Future = ::x402_runtime::__private::HandlerFuture<'static>;
+
+            fn call(
+                self,
+                request: ::x402_runtime::__private::Request,
+                state: #state,
+            ) -> Self::Future {
+                ::x402_runtime::__private::serve(&__X402_ROUTE, request, state, __x402_call)
+            }
         }
+
+        fn __x402_call(
+            (#(#args,)*): (#(#types,)*),
+        ) -> ::x402_runtime::__private::HandlerFuture<'static> {
+            ::x402_runtime::__private::handler_future(#name(#(#args),*))
+        }
+
+        #(#attrs)*
+        #[allow(clippy::unused_async)]
+        async fn #name(#inputs) #output #block
     }
 }

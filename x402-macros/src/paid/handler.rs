@@ -96,14 +96,12 @@ fn check_arguments(sig: &Signature, errors: &mut Errors) {
         }
     }
     let count = sig.inputs.len();
-    if let Some(first_extra) = sig.inputs.iter().nth(AXUM_MAX_ARGS - 1) {
+    if let Some(first_extra) = sig.inputs.iter().nth(AXUM_MAX_ARGS) {
         errors.push(syn::Error::new_spanned(
             first_extra,
             format!(
-                "`#[paid]` adds one extractor and axum handlers take at most {AXUM_MAX_ARGS}; \
-                 this handler has {count} arguments, at most {} are allowed: group some \
-                 extractors into a struct",
-                AXUM_MAX_ARGS - 1
+                "axum handlers take at most {AXUM_MAX_ARGS} extractors and this handler has \
+                 {count} arguments: group some extractors into a struct"
             ),
         ));
     }

@@ -72,6 +72,34 @@ struct UtoipaPath {
     operation_id: Option<String>,
 }
 
+/// Whether `attr` is `#[utoipa::path(...)]` (or utoipa's `#[path(...)]`), and if so whether it
+/// names the type its operation is implemented for (`impl_for = ...`).
+pub(crate) fn utoipa_attribute(attr: &Attribute) -> Option<UtoipaTarget> {
+    utoipa_path(attr)?;
+    let Meta::List(list) = &attr.meta else {
+        return None;
+    };
+    let trees: Vec<TokenTree> = list.tokens.clone().into_iter().collect();
+    let impl_for = trees.windows(2).any(|pair| {
+        matches!(&pair[0], TokenTree::Ident(ident) if ident == "impl_for")
+            && matches!(&pair[1], TokenTree::Punct(eq) if eq.as_char() == '=')
+    });
+    Some(if impl_for {
+        UtoipaTarget::Named
+    } else {
+        UtoipaTarget::Default
+    })
+}
+
+/// Where a `#[utoipa::path]` implements its operation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum UtoipaTarget {
+    /// On `__path_<function>`, which utoipa would declare next to the function.
+    Default,
+    /// On the type the attribute's `impl_for` names.
+    Named,
+}
+
 /// Reads `#[utoipa::path(...)]`, or `#[path(...)]` when its tokens look like utoipa's.
 fn utoipa_path(attr: &Attribute) -> Option<UtoipaPath> {
     let Meta::List(list) = &attr.meta else {

@@ -1,9 +1,9 @@
 //! What a valid handler expands to.
 
 use quote::quote;
-use syn::{Expr, Item, Stmt};
+use syn::Item;
 
-use super::{compact, errors, field, functions, record, run};
+use super::{block_items, compact, errors, field, functions, record, run};
 
 #[test]
 fn expands_the_weather_handler() {
@@ -11,32 +11,50 @@ fn expands_the_weather_handler() {
         quote!(price = "0.001"),
         quote! {
             /// Current weather.
+            #[tracing::instrument]
             pub async fn weather(State(s): State<App>, Query(q): Query<City>) -> Json<Weather> {
                 Json(s.lookup(&q.city)?)
             }
         },
     );
     assert!(errors(&file).is_empty());
-    assert_eq!(file.items.len(), 3);
-    let Item::Struct(marker) = &file.items[0] else {
-        panic!("expected the marker struct first")
+    assert_eq!(
+        file.items.len(),
+        2,
+        "the struct and the block; no utoipa, no __path_ struct"
+    );
+    let Item::Struct(handler) = &file.items[0] else {
+        panic!("expected the handler struct first")
     };
-    assert_eq!(marker.ident, "__x402_route_weather");
-    assert_eq!(compact(&marker.vis), "pub");
-    assert_eq!(compact(&marker.attrs[0]), "#[doc(hidden)]");
-    let Item::Const(registration) = &file.items[1] else {
-        panic!("expected the registration second")
-    };
-    let Expr::Block(block) = &*registration.expr else {
-        panic!("expected `const _: () = {{ ... }}`")
-    };
-    let [_, Stmt::Item(Item::Impl(endpoint)), Stmt::Macro(submit)] = block.block.stmts.as_slice()
+    assert_eq!(handler.ident, "weather");
+    assert_eq!(compact(&handler.vis), "pub");
+    assert!(matches!(handler.fields, syn::Fields::Unit));
+    let attrs: Vec<String> = handler.attrs.iter().map(compact).collect();
+    assert_eq!(
+        attrs,
+        [
+            "#[doc=r\" Current weather.\"]",
+            "#[allow(non_camel_case_types)]",
+            "#[derive(Clone,Copy,Debug)]",
+        ],
+        "the doc comment goes on the struct, `instrument` does not"
+    );
+
+    let items = block_items(&file);
+    let [
+        Item::Static(_),
+        Item::Impl(endpoint),
+        Item::Macro(submit),
+        Item::Impl(handler_impl),
+        Item::Fn(call),
+        Item::Fn(user),
+    ] = items.as_slice()
     else {
-        panic!("expected the static, the PaidEndpoint impl and inventory::submit!")
+        panic!("expected the static, PaidEndpoint, submit!, Handler, __x402_call, the function")
     };
     assert_eq!(
         compact(endpoint),
-        "impl::x402_runtime::__private::PaidEndpointfor__x402_route_weather{constROUTE:&'static\
+        "impl::x402_runtime::__private::PaidEndpointforweather{constROUTE:&'static\
          ::x402_runtime::PaidRoute=&__X402_ROUTE;}"
     );
     assert_eq!(
@@ -44,6 +62,50 @@ fn expands_the_weather_handler() {
         "::x402_runtime::__private::inventory::submit!{::x402_runtime::__private::RouteEntry(&\
          __X402_ROUTE)}"
     );
+    assert_eq!(
+        compact(&handler_impl.trait_.as_ref().expect("a trait impl").1),
+        "::x402_runtime::__private::Handler<::x402_runtime::__private::Via<weather,__X402Via>,\
+         __X402State,>"
+    );
+    assert_eq!(
+        compact(&handler_impl.generics.where_clause),
+        "where__X402State:::core::clone::Clone+::core::marker::Send+::core::marker::Sync+'static,\
+         __X402Via:'static,(State<App>,Query<City>,):::x402_runtime::__private::Extractors<\
+         __X402State,__X402Via>,"
+    );
+    assert!(
+        compact(handler_impl)
+            .contains("::x402_runtime::__private::serve(&__X402_ROUTE,request,state,__x402_call)"),
+        "`call` is one call into the runtime"
+    );
+    assert_eq!(call.sig.ident, "__x402_call");
+    assert_eq!(
+        compact(&call.sig.inputs),
+        "(__x402_arg0,__x402_arg1,):(State<App>,Query<City>,),"
+    );
+    assert_eq!(
+        compact(&call.block),
+        "{::x402_runtime::__private::handler_future(weather(__x402_arg0,__x402_arg1))}"
+    );
+    assert_eq!(user.sig.ident, "weather");
+    assert!(user.sig.asyncness.is_some());
+    assert_eq!(compact(&user.vis), "", "private inside the block");
+    let attrs: Vec<String> = user.attrs.iter().map(compact).collect();
+    assert_eq!(
+        attrs,
+        [
+            "#[doc=r\" Current weather.\"]",
+            "#[tracing::instrument]",
+            "#[allow(clippy::unused_async)]",
+        ],
+        "the user's attributes stay on the function"
+    );
+    assert_eq!(
+        compact(&user.sig.inputs),
+        "State(s):State<App>,Query(q):Query<City>"
+    );
+    assert_eq!(compact(&user.sig.output), "->Json<Weather>");
+    assert_eq!(compact(&user.block), "{Json(s.lookup(&q.city)?)}");
 
     let fields = record(&file);
     let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
@@ -84,52 +146,50 @@ fn expands_the_weather_handler() {
     );
     assert_eq!(field(&file, "method"), "::core::option::Option::None");
     assert_eq!(field(&file, "line"), "::core::line!()");
+}
 
-    let handler = functions(&file)[0];
-    assert_eq!(handler.sig.ident, "weather");
-    assert_eq!(compact(&handler.vis), "pub");
-    assert!(
-        handler.sig.asyncness.is_none(),
-        "a plain fn returning the paywall's boxed future"
+#[test]
+fn cfg_goes_on_every_item_and_lints_on_struct_and_function() {
+    let file = run(
+        quote!(price = "1"),
+        quote! {
+            #[cfg(feature = "paid")]
+            #[allow(dead_code)]
+            #[expect(clippy::unused_async)]
+            #[deprecated = "use v2"]
+            async fn old() {}
+        },
     );
+    assert!(errors(&file).is_empty(), "{:?}", errors(&file));
+    let Item::Struct(handler) = &file.items[0] else {
+        panic!()
+    };
     let attrs: Vec<String> = handler.attrs.iter().map(compact).collect();
+    assert_eq!(
+        &attrs[..3],
+        [
+            "#[cfg(feature=\"paid\")]",
+            "#[allow(dead_code)]",
+            "#[deprecated=\"use v2\"]"
+        ],
+        "`expect` stays on the function, where it is met"
+    );
+    let Item::Const(block) = &file.items[1] else {
+        panic!()
+    };
+    let attrs: Vec<String> = block.attrs.iter().map(compact).collect();
+    assert_eq!(attrs, ["#[cfg(feature=\"paid\")]", "#[allow(deprecated)]"]);
+    let user = &functions(&file)[1];
+    let attrs: Vec<String> = user.attrs.iter().map(compact).collect();
     assert_eq!(
         attrs,
         [
-            "#[allow(clippy::too_many_arguments)]",
-            "#[doc=r\" Current weather.\"]"
-        ],
-        "the user's attributes are kept, after the allow for the added argument"
-    );
-    let inputs: Vec<String> = handler.sig.inputs.iter().map(compact).collect();
-    assert_eq!(
-        inputs,
-        [
-            "__x402_paywall:::x402_runtime::__private::Paywall<__x402_route_weather>",
-            "__x402_arg0:State<App>",
-            "__x402_arg1:Query<City>",
+            "#[allow(dead_code)]",
+            "#[expect(clippy::unused_async)]",
+            "#[deprecated=\"use v2\"]",
+            "#[allow(clippy::unused_async)]",
         ]
     );
-    assert_eq!(
-        compact(&handler.sig.output),
-        "->::x402_runtime::__private::HandlerFuture<'static>"
-    );
-    let [Stmt::Item(Item::Fn(inner)), Stmt::Expr(call, None)] = handler.block.stmts.as_slice()
-    else {
-        panic!("expected the inner fn, then the paywall call");
-    };
-    assert_eq!(inner.sig.ident, "__x402_handler");
-    assert_eq!(
-        compact(&inner.sig.inputs),
-        "State(s):State<App>,Query(q):Query<City>"
-    );
-    assert_eq!(compact(&inner.sig.output), "->Json<Weather>");
-    assert_eq!(compact(&inner.block), "{Json(s.lookup(&q.city)?)}");
-    assert_eq!(
-        compact(call),
-        "__x402_paywall.finish(::x402_runtime::__private::handler_future(__x402_handler(__x402_arg0,__x402_arg1)))"
-    );
-    println!("{}", quote!(#file));
 }
 
 #[test]
@@ -174,16 +234,17 @@ fn records_every_option() {
         "::core::option::Option::Some(\"/report\")"
     );
     assert_eq!(field(&file, "operation_id"), "\"make_report\"");
-    let Item::Struct(marker) = &file.items[0] else {
+    let Item::Struct(handler) = &file.items[0] else {
         panic!()
     };
-    assert_eq!(compact(&marker.vis), "pub(crate)");
-    // No arguments and no return type: only the paywall, and the inner fn returns `()`.
-    let handler = functions(&file)[0];
-    assert_eq!(handler.sig.inputs.len(), 1);
-    assert!(compact(&handler.block).contains(
-        "__x402_paywall.finish(::x402_runtime::__private::handler_future(__x402_handler()))"
-    ));
+    assert_eq!(compact(&handler.vis), "pub(crate)");
+    // No arguments: the unit tuple, extracted by nothing.
+    let call = &functions(&file)[0];
+    assert_eq!(compact(&call.sig.inputs), "():(),");
+    assert_eq!(
+        compact(&call.block),
+        "{::x402_runtime::__private::handler_future(report())}"
+    );
 }
 
 #[test]
@@ -217,12 +278,25 @@ fn reads_route_from_utoipa_and_docs() {
             .map(|(_, v)| v),
         Some("::core::option::Option::Some(\"First line continues here.\")".to_owned())
     );
-    let handler = functions(&file)[0];
-    assert!(
-        handler
-            .attrs
-            .iter()
-            .any(|a| compact(a.path()) == "utoipa::path")
+    // utoipa's `__path_weather` is declared next to the struct, and the attribute, on the
+    // function inside the block, implements it.
+    let Item::Struct(path_struct) = &file.items[1] else {
+        panic!("expected __path_weather second")
+    };
+    assert_eq!(path_struct.ident, "__path_weather");
+    let user = &functions(&file)[1];
+    let utoipa: Vec<String> = user
+        .attrs
+        .iter()
+        .filter(|a| compact(a.path()) == "utoipa::path")
+        .map(compact)
+        .collect();
+    assert_eq!(
+        utoipa,
+        [
+            "#[utoipa::path(get,path=\"/weather\",params(City),responses((status=200,body=String)),\
+          impl_for=__path_weather)]"
+        ]
     );
 
     let file = run(
@@ -238,6 +312,21 @@ fn reads_route_from_utoipa_and_docs() {
     );
     assert_eq!(field(&file, "operation_id"), "\"make.x\"");
     assert_eq!(field(&file, "description"), "::core::option::Option::None");
+
+    // An `impl_for` of the user's own is left alone, and no `__path_` struct is declared.
+    let file = run(
+        quote!(price = "1"),
+        quote! {
+            #[utoipa::path(get, path = "/x", impl_for = MyPath,)]
+            async fn make() {}
+        },
+    );
+    assert_eq!(file.items.len(), 2);
+    let user = &functions(&file)[1];
+    assert_eq!(
+        compact(&user.attrs[0]),
+        "#[utoipa::path(get,path=\"/x\",impl_for=MyPath,)]"
+    );
 }
 
 #[test]
@@ -265,11 +354,23 @@ fn utoipa_conflicts_are_errors_on_our_value() {
 #[test]
 fn raw_identifiers_are_unraw_in_names() {
     let file = run(quote!(price = "1"), quote! { async fn r#match() {} });
-    let Item::Struct(marker) = &file.items[0] else {
-        panic!("expected the marker struct first")
+    let Item::Struct(handler) = &file.items[0] else {
+        panic!("expected the handler struct first")
     };
-    assert_eq!(marker.ident, "__x402_route_match");
+    assert_eq!(handler.ident.to_string(), "r#match");
     assert_eq!(field(&file, "handler"), "\"match\"");
     assert_eq!(field(&file, "operation_id"), "\"match\"");
-    assert_eq!(functions(&file)[0].sig.ident.to_string(), "r#match");
+    assert_eq!(functions(&file)[1].sig.ident.to_string(), "r#match");
+
+    let file = run(
+        quote!(price = "1"),
+        quote! {
+            #[utoipa::path(get, path = "/m")]
+            async fn r#match() {}
+        },
+    );
+    let Item::Struct(path_struct) = &file.items[1] else {
+        panic!()
+    };
+    assert_eq!(path_struct.ident, "__path_match");
 }

@@ -56,9 +56,36 @@ pub(super) fn arg_errors(args: TokenStream) -> Vec<String> {
     errors(&run(args, quote! { async fn weather() {} }))
 }
 
-pub(super) fn functions(file: &File) -> Vec<&ItemFn> {
+/// The items of the `const _: () = { ... }` block.
+pub(super) fn block_items(file: &File) -> Vec<Item> {
     file.items
         .iter()
+        .find_map(|item| match item {
+            Item::Const(c) => match &*c.expr {
+                Expr::Block(b) => Some(b.block.stmts.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|stmt| match stmt {
+            Stmt::Item(item) => Some(item),
+            Stmt::Macro(m) => Some(Item::Macro(syn::ItemMacro {
+                attrs: m.attrs,
+                ident: None,
+                mac: m.mac,
+                semi_token: m.semi_token,
+            })),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The functions in the block: `__x402_call`, then the user's function.
+pub(super) fn functions(file: &File) -> Vec<ItemFn> {
+    block_items(file)
+        .into_iter()
         .filter_map(|item| match item {
             Item::Fn(f) => Some(f),
             _ => None,
