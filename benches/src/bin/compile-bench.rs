@@ -2,7 +2,7 @@
 //! with N plain handlers, clean and incremental `cargo build` (dev profile).
 //!
 //! ```text
-//! cargo run --release -p x402-bench --bin compile-bench -- [--handlers 200] [--rounds 5]
+//! cargo run --release -p x402-bench --bin compile-bench -- [--handlers 200] [--rounds 9]
 //!     [--smoke] [--out target/bench/compile.json]
 //! ```
 //!
@@ -32,7 +32,7 @@ struct Options {
 fn parse() -> Result<Options, String> {
     let mut o = Options {
         handlers: 200,
-        rounds: 5,
+        rounds: 9,
         out: PathBuf::from("target/bench/compile.json"),
     };
     let mut args = std::env::args().skip(1);
