@@ -70,24 +70,19 @@ struct UtoipaPath {
     method: Option<String>,
     path: Option<String>,
     operation_id: Option<String>,
+    /// Whether it names the type its operation is implemented for (`impl_for = ...`).
+    impl_for: bool,
 }
 
 /// Whether `attr` is `#[utoipa::path(...)]` (or utoipa's `#[path(...)]`), and if so whether it
 /// names the type its operation is implemented for (`impl_for = ...`).
 pub(crate) fn utoipa_attribute(attr: &Attribute) -> Option<UtoipaTarget> {
-    utoipa_path(attr)?;
-    let Meta::List(list) = &attr.meta else {
-        return None;
-    };
-    let trees: Vec<TokenTree> = list.tokens.clone().into_iter().collect();
-    let impl_for = trees.windows(2).any(|pair| {
-        matches!(&pair[0], TokenTree::Ident(ident) if ident == "impl_for")
-            && matches!(&pair[1], TokenTree::Punct(eq) if eq.as_char() == '=')
-    });
-    Some(if impl_for {
-        UtoipaTarget::Named
-    } else {
-        UtoipaTarget::Default
+    utoipa_path(attr).map(|found| {
+        if found.impl_for {
+            UtoipaTarget::Named
+        } else {
+            UtoipaTarget::Default
+        }
     })
 }
 
@@ -120,7 +115,7 @@ fn utoipa_path(attr: &Attribute) -> Option<UtoipaPath> {
 }
 
 /// Finds the first bare method, `method(...)`, `path = "..."` and `operation_id = "..."` at the
-/// top level; ignores everything else.
+/// top level, and whether there is an `impl_for = ...`; ignores everything else.
 fn scan(tokens: TokenStream) -> UtoipaPath {
     let trees: Vec<TokenTree> = tokens.into_iter().collect();
     let mut found = UtoipaPath::default();
@@ -140,6 +135,9 @@ fn scan(tokens: TokenStream) -> UtoipaPath {
                     "operation_id" => found.operation_id = found.operation_id.or(Some(value)),
                     _ => {}
                 }
+            }
+            (Some(TokenTree::Punct(eq)), _) if eq.as_char() == '=' && name == "impl_for" => {
+                found.impl_for = true;
             }
             (Some(TokenTree::Group(group)), _)
                 if name == "method" && group.delimiter() == Delimiter::Parenthesis =>
