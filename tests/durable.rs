@@ -77,13 +77,88 @@ async fn killed_while_settling_a_resend_is_answered_pending_from_the_record() {
         "the client got no answer"
     );
 
+    // The record says `settling`, with the request: after the restart the outcome is unknown,
+    // and the resend reconciles with one `/settle` of that same request.
     facilitator.set_settle(SettleMode::Success);
-    let (_server, base) = paid_server(&facilitator, &[("STORE_PATH", &path)]).await;
+    let (_server, base) = paid_server(
+        &facilitator,
+        &[("STORE_PATH", &path), ("RECONCILE_MS", "off")],
+    )
+    .await;
+    let tx = support::tx_for(&nonce_of(&payment));
+    for attempt in ["reconciling resend", "resend after the outcome"] {
+        let (status, body) = resend(&base, &payment).await;
+        assert_eq!(status, 409, "{attempt}: {body}");
+        assert_eq!(
+            body["error"], "payment_already_settled",
+            "{attempt}: {body}"
+        );
+        assert_eq!(body["transaction"], tx.as_str(), "{attempt}");
+    }
+    assert_eq!(runs(&base).await, 0, "the restarted process served nothing");
+    assert_eq!(facilitator.count("settle"), 2, "one reconciling /settle");
+    let calls = facilitator.calls();
+    assert!(
+        calls.iter().all(|c| c.nonce == nonce_of(&payment)),
+        "the same payment"
+    );
+}
+
+/// The EIP-3009 nonce of a signed payment header.
+fn nonce_of(payment: &str) -> String {
+    let payload: serde_json::Value = support::decode_b64(payment);
+    payload["payload"]["authorization"]["nonce"]
+        .as_str()
+        .expect("nonce")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_an_unknown_outcome_the_server_reconciles_it_by_itself() {
+    let path = record_path("unknown");
+    let facilitator = Facilitator::start().await;
+    facilitator.set_settle(SettleMode::Pending);
+    let env = [("STORE_PATH", path.as_str()), ("RECONCILE_MS", "off")];
+    let (mut server, base) = paid_server(&facilitator, &env).await;
+    let payment = signed_payment(&base).await;
+    let (status, body) = resend(&base, &payment).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "settlement_pending", "{body}");
+    server.0.kill().await.expect("kill -9");
+
+    // The buyer never comes back: the restarted server reconciles from the durable record.
+    facilitator.set_settle(SettleMode::Success);
+    let (_server, base) = paid_server(
+        &facilitator,
+        &[("STORE_PATH", &path), ("RECONCILE_MS", "100")],
+    )
+    .await;
+    for _ in 0..100 {
+        if facilitator.count("settle") >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        facilitator.count("settle"),
+        2,
+        "one background reconciliation"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        facilitator.count("settle"),
+        2,
+        "reconciled once, then definite"
+    );
     let (status, body) = resend(&base, &payment).await;
     assert_eq!(status, 409, "{body}");
-    assert_eq!(body["error"], "settlement_pending", "{body}");
-    assert_eq!(runs(&base).await, 0, "the restarted process served nothing");
-    assert_eq!(facilitator.count("settle"), 1, "no second settlement");
+    assert_eq!(body["error"], "payment_already_settled", "{body}");
+    assert_eq!(
+        body["transaction"],
+        support::tx_for(&nonce_of(&payment)).as_str()
+    );
+    assert_eq!(facilitator.count("settle"), 2, "answered from the record");
+    assert_eq!(runs(&base).await, 0, "the handler did not run again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

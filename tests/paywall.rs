@@ -837,7 +837,7 @@ async fn facilitator_refusal_is_a_402_and_frees_the_payment() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn facilitator_faults_are_502_and_504_never_content() {
+async fn facilitator_faults_are_504_or_pending_never_content() {
     let facilitator = Facilitator::start().await;
     let h = Harness::with(
         facilitator.clone(),
@@ -856,20 +856,22 @@ async fn facilitator_faults_are_502_and_504_never_content() {
     let response = h
         .get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
         .await;
-    assert_eq!(response.status(), 502);
-    assert_eq!(json_of(response).await["error"], "unexpected_settle_error");
-    // The outcome is unknown, so the payment stays reserved: a resend is not served again.
+    // An answer that is not a settle response: the outcome is unknown (money may have moved).
+    assert_eq!(response.status(), 503);
+    assert_eq!(json_of(response).await["error"], "settlement_pending");
+    // The payment stays recorded: a resend reconciles and is not served again.
     let resend = h
         .get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
         .await;
-    assert_eq!(resend.status(), 409);
+    assert_eq!(resend.status(), 503);
+    assert_eq!(h.facilitator.count("settle"), 2, "one reconciling /settle");
     h.facilitator.set_settle(SettleMode::WrongPayer);
     let other = h.payment_for("/counted", &Terms::default()).await;
     assert_eq!(
         h.get("/counted", Some(("PAYMENT-SIGNATURE", &other)))
             .await
             .status(),
-        502
+        503
     );
     assert_eq!(h.runs(), 2, "handlers ran, but no content was delivered");
 }
@@ -897,7 +899,8 @@ async fn settlement_pending_is_not_a_402() {
     let resend = h
         .get("/counted", Some(("PAYMENT-SIGNATURE", &payment)))
         .await;
-    assert_eq!(resend.status(), 409);
+    assert_eq!(resend.status(), 503);
+    assert!(resend.headers().get("retry-after").is_some());
     assert_eq!(
         json_of(resend).await["transaction"],
         tx_for(&terms.nonce.to_string())

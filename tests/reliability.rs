@@ -1390,10 +1390,12 @@ async fn e_signatures() {
         .await;
     let tx = tx_for(&rig.facilitator.calls().last().expect("settle").nonce);
     let sig = signature_of(&original);
+    // A high-s twin fails the signature form check, but its key is the settled payment's, so
+    // it is answered from the record like the original.
     rig.check(
         "E4 high-s twin",
         Req::get(COUNTED).pay(high_s(&original)),
-        signature,
+        local(409, codes::PAYMENT_ALREADY_SETTLED),
     )
     .await;
     rig.check(
@@ -1488,39 +1490,6 @@ async fn e8_a_65_byte_contract_wallet_signature_is_left_to_the_facilitator() {
 // ------------------------------------------------------------------------------------------------
 // F. Replay and concurrency
 // ------------------------------------------------------------------------------------------------
-
-/// Delegates to one shared store, so that two paywalls (two server instances) use it.
-struct SharedStore(Arc<x402_runtime::MemoryStore>);
-
-impl x402_runtime::ReplayStore for SharedStore {
-    fn reserve<'a>(
-        &'a self,
-        key: &'a x402_runtime::ReplayKey,
-        expires_at: u64,
-    ) -> x402_runtime::BoxFuture<'a, Result<(), x402_runtime::Slot>> {
-        self.0.reserve(key, expires_at)
-    }
-
-    fn record<'a>(
-        &'a self,
-        key: &'a x402_runtime::ReplayKey,
-        slot: x402_runtime::Slot,
-    ) -> x402_runtime::BoxFuture<'a, ()> {
-        self.0.record(key, slot)
-    }
-
-    fn release(&self, key: &x402_runtime::ReplayKey) {
-        self.0.release(key);
-    }
-
-    fn credit<'a>(
-        &'a self,
-        transaction: &'a str,
-        key: &'a x402_runtime::ReplayKey,
-    ) -> x402_runtime::BoxFuture<'a, bool> {
-        self.0.credit(transaction, key)
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f_replay_and_concurrency() {
@@ -1635,11 +1604,7 @@ async fn f_replay_and_concurrency() {
         ("F5 from in lower case", lower_from, settled),
         ("F5 nonce in upper case", upper_nonce, settled),
         ("F5 signature twin (EIP-6492)", twin, settled),
-        (
-            "F5 signature twin (high-s)",
-            high_s(&original),
-            local(402, codes::INVALID_SIGNATURE),
-        ),
+        ("F5 signature twin (high-s)", high_s(&original), settled),
         (
             "F5 value \"01000\"",
             set(&original, "/payload/authorization/value", json!("01000")),
@@ -1692,7 +1657,7 @@ async fn f4_two_instances_share_one_store() {
             .build()
             .expect("config");
         faulty_paywall(&facilitator, config)
-            .store(SharedStore(store.clone()))
+            .store(store.clone())
             .build()
             .expect("paywall")
     };
@@ -1907,11 +1872,11 @@ async fn f7_the_id_alone_never_authorizes() {
     );
     rig.check("F7 another payer", Req::get(COUNTED).pay(other), conflict)
         .await;
-    // A copy with a broken signature never reaches the cache.
+    // A copy with a broken signature never reaches the cache: it is answered from the record.
     rig.check(
         "F7 high-s copy",
         Req::get(COUNTED).pay(high_s(&payment)),
-        local(402, codes::INVALID_SIGNATURE),
+        local(409, codes::PAYMENT_ALREADY_SETTLED),
     )
     .await;
     // The same id on another route is another purchase, served and settled on its own.
@@ -2358,10 +2323,16 @@ const fn settle_fault(
         settle,
         expect: withheld(status, code),
         outcome_known: false,
-        resend: Some((409, codes::PAYMENT_IN_PROGRESS)),
-        reconciles: false,
-        tx_known: true,
+        resend: Some((503, codes::SETTLEMENT_PENDING)),
+        reconciles: true,
+        tx_known: false,
     }
+}
+
+/// A `/settle` answer that leaves the outcome unknown: 503 `settlement_pending`, and every resend
+/// reconciles once with the same payload.
+const fn unknown_settle(name: &'static str, settle: SettleFault) -> Fault {
+    settle_fault(name, settle, 503, codes::SETTLEMENT_PENDING)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2409,114 +2380,42 @@ async fn faults_fail_closed() {
             502,
             codes::UNEXPECTED_VERIFY_ERROR,
         ),
-        // No answer in time: the outcome is unknown (the transaction may have been broadcast),
-        // so it is pending, not a 504 that leaves the client guessing; the resend reconciles.
-        Fault {
-            resend: Some((409, codes::SETTLEMENT_PENDING)),
-            reconciles: true,
-            tx_known: false,
-            ..settle_fault(
-                "settle hangs",
-                SettleFault::Hang,
-                503,
-                codes::SETTLEMENT_PENDING,
-            )
-        },
-        settle_fault(
-            "settle HTML 502",
-            SettleFault::Html502,
-            502,
-            codes::UNEXPECTED_SETTLE_ERROR,
-        ),
-        settle_fault(
-            "settle non-JSON 200",
-            SettleFault::NonJson200,
-            502,
-            codes::UNEXPECTED_SETTLE_ERROR,
-        ),
-        settle_fault(
-            "settle truncated JSON",
-            SettleFault::Truncated,
-            502,
-            codes::UNEXPECTED_SETTLE_ERROR,
-        ),
-        settle_fault(
-            "settle reset mid-body",
-            SettleFault::Reset,
-            502,
-            codes::UNEXPECTED_SETTLE_ERROR,
-        ),
-        // A `success` that is not the boolean `true` is a wrong-schema answer: the outcome is
-        // unknown, so the payment stays reserved (502, never a 402 inviting a new signature).
-        settle_fault(
-            "settle without success",
-            SettleFault::MissingSuccess,
-            502,
-            codes::UNEXPECTED_SETTLE_ERROR,
-        ),
-        settle_fault(
-            "settle success as a string",
-            SettleFault::StringSuccess,
-            502,
-            codes::UNEXPECTED_SETTLE_ERROR,
-        ),
-        settle_fault(
-            "settle success body over 503",
-            SettleFault::SuccessOver503,
-            502,
-            codes::UNEXPECTED_SETTLE_ERROR,
-        ),
-        settle_fault(
-            "settle success for another payer",
-            SettleFault::OtherPayer,
-            502,
-            codes::UNEXPECTED_SETTLE_ERROR,
-        ),
-        settle_fault(
+        // Every answer that is neither a definite success nor a definite refusal: money may
+        // have moved, so the payment is pending (503, never a 402 inviting a new signature, never
+        // a 409 "in progress" that nothing resolves), and each resend reconciles once.
+        unknown_settle("settle hangs", SettleFault::Hang),
+        unknown_settle("settle HTML 502", SettleFault::Html502),
+        unknown_settle("settle non-JSON 200", SettleFault::NonJson200),
+        unknown_settle("settle truncated JSON", SettleFault::Truncated),
+        unknown_settle("settle reset mid-body", SettleFault::Reset),
+        unknown_settle("settle without success", SettleFault::MissingSuccess),
+        unknown_settle("settle success as a string", SettleFault::StringSuccess),
+        unknown_settle("settle success body over 503", SettleFault::SuccessOver503),
+        unknown_settle("settle success for another payer", SettleFault::OtherPayer),
+        unknown_settle(
             "settle success for another amount",
             SettleFault::OtherAmount,
-            502,
-            codes::UNEXPECTED_SETTLE_ERROR,
         ),
-        settle_fault(
+        unknown_settle(
             "settle success on another network",
             SettleFault::OtherNetwork,
-            502,
-            codes::UNEXPECTED_SETTLE_ERROR,
+        ),
+        unknown_settle(
+            "settle success without a transaction",
+            SettleFault::SuccessWithoutTransaction,
         ),
         Fault {
-            // The receipt says the settlement failed; the payment stays reserved.
-            outcome_known: true,
-            ..settle_fault(
-                "settle success without a transaction",
-                SettleFault::SuccessWithoutTransaction,
-                402,
-                "invalid_transaction_state",
-            )
+            tx_known: true,
+            ..unknown_settle("settlement_pending over 200", SettleFault::PendingOver200)
         },
         Fault {
-            resend: Some((409, codes::SETTLEMENT_PENDING)),
-            reconciles: true,
-            ..settle_fault(
-                "settlement_pending over 200",
-                SettleFault::PendingOver200,
-                503,
-                codes::SETTLEMENT_PENDING,
-            )
-        },
-        Fault {
-            resend: Some((409, codes::SETTLEMENT_PENDING)),
-            reconciles: true,
-            ..settle_fault(
-                "settlement_pending over 500",
-                SettleFault::PendingOver500,
-                503,
-                codes::SETTLEMENT_PENDING,
-            )
+            tx_known: true,
+            ..unknown_settle("settlement_pending over 500", SettleFault::PendingOver500)
         },
         Fault {
             outcome_known: true,
             resend: None,
+            reconciles: false,
             ..settle_fault(
                 "settle success: false",
                 SettleFault::Fail("invalid_exact_evm_insufficient_balance"),
@@ -2611,6 +2510,29 @@ async fn faults_fail_closed() {
             Some(_) => fault.expect.runs,
         };
         assert_eq!(rig.runs(), runs, "{row}: handler runs");
+        if fault.reconciles {
+            // The facilitator recovers: the next resend learns the outcome, which names the
+            // transaction, and the one after it is answered from the record.
+            rig.facilitator.set_settle(SettleFault::Success);
+            let tx = tx_for(&terms.nonce.to_string());
+            for attempt in ["healed resend", "resend after the outcome"] {
+                let answer = rig.send(Req::get(COUNTED).pay(&payment)).await;
+                let row = format!("{name}, {attempt}");
+                assert_eq!(answer.status, 409, "{row}: {}", answer.text());
+                assert_eq!(
+                    answer.code().as_deref(),
+                    Some(codes::PAYMENT_ALREADY_SETTLED),
+                    "{row}"
+                );
+                assert_eq!(answer.json()["transaction"], tx, "{row}: names the tx");
+            }
+            assert_eq!(
+                rig.settles(),
+                settles + 2,
+                "{name}: one /settle per reconciliation"
+            );
+            assert_eq!(rig.runs(), runs, "{name}: the handler ran once");
+        }
     }
     assert!(
         started.elapsed() < Duration::from_secs(15),
@@ -2675,13 +2597,18 @@ async fn the_same_transaction_is_never_credited_twice() {
         .check(
             "one transaction, second payment",
             Req::get(COUNTED).pay(&second),
-            withheld(502, codes::UNEXPECTED_SETTLE_ERROR),
+            withheld(503, codes::SETTLEMENT_PENDING),
         )
         .await;
     assert_fails_closed("one transaction, second payment", &answer, false);
     let resend = rig.send(Req::get(COUNTED).pay(&second)).await;
-    assert_eq!(resend.status, 409, "resend of the second payment");
-    assert_eq!(rig.settles(), 2, "no second settle on the resend");
+    assert_eq!(resend.status, 503, "resend of the second payment");
+    assert_eq!(resend.code().as_deref(), Some(codes::SETTLEMENT_PENDING));
+    assert_eq!(
+        rig.settles(),
+        3,
+        "the resend reconciles once, and the transaction is still not credited twice"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

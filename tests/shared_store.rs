@@ -173,3 +173,91 @@ async fn a_refused_payment_is_released_for_every_process() {
     assert_eq!(runs(&a).await + runs(&b).await, 1);
     assert_eq!(facilitator.count("settle"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_resends_of_an_unknown_payment_reconcile_once_across_processes() {
+    let Some(redis) =
+        redis_url("concurrent_resends_of_an_unknown_payment_reconcile_once_across_processes")
+    else {
+        return;
+    };
+    let facilitator = Facilitator::start().await;
+    let env = [("REDIS_URL", redis.as_str()), ("RECONCILE_MS", "off")];
+    let (first, a) = paid_server(&facilitator, &env).await;
+    let (second, b) = paid_server(&facilitator, &env).await;
+    let _processes = (first, second);
+    let client = http();
+    let unpaid = client
+        .get(format!("{a}/counted"))
+        .send()
+        .await
+        .expect("request");
+    let payment = Payer::new(support::PAYER_KEY).pay_v2(&challenge_of(&unpaid), &Terms::default());
+    let payload: serde_json::Value = support::decode_b64(&payment);
+    let tx = support::tx_for(
+        payload["payload"]["authorization"]["nonce"]
+            .as_str()
+            .expect("nonce"),
+    );
+
+    // The first settlement's outcome is unknown.
+    facilitator.set_settle(support::SettleMode::Pending);
+    let first = client
+        .get(format!("{a}/counted"))
+        .header("PAYMENT-SIGNATURE", payment.clone())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(first.status(), 503);
+    assert_eq!(facilitator.count("settle"), 1);
+
+    // 16 resends at once, split between the processes, while the facilitator takes its time.
+    facilitator.set_settle(support::SettleMode::Slow(Duration::from_millis(400)));
+    let copies = (0..16).map(|i| {
+        let base = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let request = client
+            .get(format!("{base}/counted"))
+            .header("PAYMENT-SIGNATURE", payment.clone());
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.expect("json error body");
+            (status, body)
+        }
+    });
+    let answers = futures_util::future::join_all(copies).await;
+    assert_eq!(
+        facilitator.count("settle"),
+        2,
+        "one reconciling /settle in all: {answers:?}"
+    );
+    for (status, body) in &answers {
+        match status {
+            503 => assert_eq!(body["error"], "settlement_pending", "{body}"),
+            409 => {
+                assert_eq!(body["error"], "payment_already_settled", "{body}");
+                assert_eq!(body["transaction"], tx.as_str(), "{body}");
+            }
+            other => panic!("{other}: {body} (never a 402 or a 200 while reconciling)"),
+        }
+    }
+    assert!(
+        answers.iter().any(|(status, _)| *status == 409),
+        "the reconciling resend learns the outcome: {answers:?}"
+    );
+    // Afterwards either process answers from the shared record.
+    for base in [&a, &b] {
+        let late = client
+            .get(format!("{base}/counted"))
+            .header("PAYMENT-SIGNATURE", payment.clone())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(late.status(), 409);
+        let body: serde_json::Value = late.json().await.expect("json");
+        assert_eq!(body["error"], "payment_already_settled");
+        assert_eq!(body["transaction"], tx.as_str());
+    }
+    assert_eq!(facilitator.count("settle"), 2);
+    assert_eq!(runs(&a).await + runs(&b).await, 1, "the handler ran once");
+}

@@ -2,9 +2,12 @@
 //! its runs (`GET /runs`); payments are verified and settled through the facilitator at
 //! `FACILITATOR_URL`, and recorded in the Redis replay store at `REDIS_URL` (shared by every
 //! process of a test) or, with `STORE_PATH`, in the durable settlement record in that file.
+//! `SETTLE_TIMEOUT_MS` bounds `/settle` (30 s unless set); `RECONCILE_MS` sets how often unknown
+//! outcomes are reconciled in the background (`off`: never; 5 s unless set).
 //! Prints `listening http://127.0.0.1:<port>` once it accepts.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
@@ -34,8 +37,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(path) = std::env::var("STORE_PATH") {
         config = config.store_path(path);
     }
-    let mut x402 =
-        X402::builder(config.build()?).facilitator(HttpFacilitator::new(&facilitator_url)?);
+    if let Ok(ms) = std::env::var("SETTLE_TIMEOUT_MS") {
+        config = config.settle_timeout(Duration::from_millis(ms.parse()?));
+    }
+    let config = config.build()?;
+    let facilitator = HttpFacilitator::with_timeouts(
+        &facilitator_url,
+        config.verify_timeout(),
+        config.settle_timeout(),
+    )?;
+    let reconcile = match std::env::var("RECONCILE_MS").as_deref() {
+        Ok("off") => None,
+        Ok(ms) => Some(Duration::from_millis(ms.parse()?)),
+        Err(_) => Some(Duration::from_secs(5)),
+    };
+    let mut x402 = X402::builder(config)
+        .facilitator(facilitator)
+        .reconcile_interval(reconcile);
     if let Ok(url) = std::env::var("REDIS_URL") {
         x402 = x402.store(RedisStore::connect(&url).await?);
     }

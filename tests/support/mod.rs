@@ -50,6 +50,8 @@ pub enum SettleMode {
     Garbage,
     /// Records the call, then never answers in time (the payment "moved" at the facilitator).
     Hang,
+    /// Success, after this delay.
+    Slow(Duration),
 }
 
 /// One call the double received: endpoint and the payment's `(from, nonce)`.
@@ -172,6 +174,10 @@ async fn settle(
             .into_response(),
         SettleMode::WrongPayer => Json(json!({"success": true, "transaction": tx_for(nonce), "network": network, "payer": "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"})).into_response(),
         SettleMode::Garbage => "<html>502 Bad Gateway</html>".into_response(),
+        SettleMode::Slow(delay) => {
+            tokio::time::sleep(delay).await;
+            Json(json!({"success": true, "transaction": tx_for(nonce), "network": network, "payer": auth["from"]})).into_response()
+        }
         SettleMode::Hang => {
             tokio::time::sleep(Duration::from_secs(120)).await;
             Json(json!({"success": true, "transaction": tx_for(nonce), "network": network, "payer": auth["from"]})).into_response()
@@ -207,8 +213,10 @@ pub fn paywall_on(facilitator: &Facilitator, verify_timeout: Duration, networks:
     let client =
         HttpFacilitator::with_timeouts(&facilitator.url(), verify_timeout, Duration::from_secs(5))
             .expect("client");
+    // Without the background reconciliation, every `/settle` a test counts is one it caused.
     X402::builder(config)
         .facilitator(client)
+        .reconcile_interval(None)
         .build()
         .expect("paywall")
 }
@@ -628,6 +636,8 @@ pub async fn paid_server(facilitator: &Facilitator, env: &[(&str, &str)]) -> (Ch
         .env("FACILITATOR_URL", facilitator.url())
         .env_remove("REDIS_URL")
         .env_remove("STORE_PATH")
+        .env_remove("SETTLE_TIMEOUT_MS")
+        .env_remove("RECONCILE_MS")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .kill_on_drop(true);
@@ -1046,7 +1056,8 @@ pub fn faulty_config(
         .settle_timeout(settle_timeout)
 }
 
-/// A paywall builder for `config`, talking HTTP to `facilitator` with the same budgets.
+/// A paywall builder for `config`, talking HTTP to `facilitator` with the same budgets, without
+/// the background reconciliation (so that every `/settle` a test counts is one it caused).
 pub fn faulty_paywall(
     facilitator: &FaultyFacilitator,
     config: X402Config,
@@ -1057,5 +1068,7 @@ pub fn faulty_paywall(
         config.settle_timeout(),
     )
     .expect("client");
-    X402::builder(config).facilitator(client)
+    X402::builder(config)
+        .facilitator(client)
+        .reconcile_interval(None)
 }

@@ -33,6 +33,12 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A source of the current time in unix seconds (the system clock unless a test injects one).
+pub type Clock = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// How long what is known about a settlement is kept past the authorization's `validBefore`.
+pub const DEFAULT_RECORD_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// A configuration mistake, with the fix in its message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError(String);
@@ -63,6 +69,7 @@ pub struct X402Config {
     verify_timeout: Duration,
     settle_timeout: Duration,
     clock_skew: Duration,
+    record_retention: Duration,
     store_path: Option<PathBuf>,
 }
 
@@ -96,6 +103,14 @@ impl X402Config {
         }
         if let Some(url) = lookup("X402_PUBLIC_URL").filter(|u| !u.trim().is_empty()) {
             builder = builder.public_url(url.trim());
+        }
+        if let Some(seconds) = lookup("X402_RECORD_RETENTION") {
+            let seconds: u64 = seconds.trim().parse().map_err(|_| {
+                ConfigError::new(format!(
+                    "X402_RECORD_RETENTION `{seconds}` is not a whole number of seconds (e.g. 86400 for a day)"
+                ))
+            })?;
+            builder = builder.record_retention(Duration::from_secs(seconds));
         }
         match lookup("X402_STORE_PATH").map(|p| p.trim().to_owned()) {
             Some(path) if path == "memory" => {}
@@ -140,6 +155,11 @@ impl X402Config {
         self.settle_timeout
     }
 
+    /// How long settlement outcomes are kept past the authorization's `validBefore`.
+    pub fn record_retention(&self) -> Duration {
+        self.record_retention
+    }
+
     /// Tolerated clock difference with clients when bounding `validBefore`.
     pub fn clock_skew(&self) -> Duration {
         self.clock_skew
@@ -174,6 +194,7 @@ pub struct X402ConfigBuilder {
     verify_timeout: Option<Duration>,
     settle_timeout: Option<Duration>,
     clock_skew: Option<Duration>,
+    record_retention: Option<Duration>,
     store_path: Option<PathBuf>,
 }
 
@@ -233,6 +254,15 @@ impl X402ConfigBuilder {
     /// Tolerated clock difference with clients; 60 s unless set.
     pub fn clock_skew(mut self, skew: Duration) -> Self {
         self.clock_skew = Some(skew);
+        self
+    }
+
+    /// How long the record keeps what it knows about a settlement (settled with its
+    /// transaction, outcome unknown, expired unsettled) past the authorization's `validBefore`,
+    /// so that a late resend is answered from it; 24 h unless set (`X402_RECORD_RETENTION`,
+    /// in seconds). A durable record grows by about 200 bytes per payment for this long.
+    pub fn record_retention(mut self, retention: Duration) -> Self {
+        self.record_retention = Some(retention);
         self
     }
 
@@ -314,6 +344,7 @@ impl X402ConfigBuilder {
             verify_timeout: self.verify_timeout.unwrap_or(Duration::from_secs(10)),
             settle_timeout: self.settle_timeout.unwrap_or(Duration::from_secs(30)),
             clock_skew: self.clock_skew.unwrap_or(Duration::from_secs(60)),
+            record_retention: self.record_retention.unwrap_or(DEFAULT_RECORD_RETENTION),
             store_path: self.store_path,
         })
     }

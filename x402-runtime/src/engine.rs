@@ -16,7 +16,8 @@ use http::request::Parts;
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::{Map, Value};
 
-use crate::config::{ConfigError, X402Config};
+use crate::chain::ChainReader;
+use crate::config::{Clock, ConfigError, X402Config};
 use crate::eip3009;
 use crate::facilitator::{Facilitator, FacilitatorError};
 use crate::identifier::{self, Identifiers};
@@ -45,7 +46,15 @@ pub(crate) struct Inner {
     pub(crate) config: X402Config,
     pub(crate) facilitator: Arc<dyn Facilitator>,
     pub(crate) store: Arc<dyn ReplayStore>,
-    pub(crate) clock: fn() -> u64,
+    /// Reads the chain to resolve unknown settlement outcomes, when one is configured.
+    pub(crate) chain: Option<Arc<dyn ChainReader>>,
+    pub(crate) clock: Clock,
+    /// Whether the background reconciliation of unknown outcomes has been started.
+    pub(crate) reconciler: std::sync::Once,
+    /// How often it runs (`None`: never).
+    pub(crate) reconcile_interval: Option<Duration>,
+    /// Its backoff per payment.
+    pub(crate) backoff: crate::settlement::Backoff,
     offers: DashMap<usize, Arc<RouteOffers>>,
     /// Plain challenges by route, then resource URL (looked up by `&str`, without allocating).
     challenges: DashMap<usize, HashMap<Box<str>, Challenge>>,
@@ -146,7 +155,9 @@ pub struct X402Builder {
     config: X402Config,
     facilitator: Option<Arc<dyn Facilitator>>,
     store: Option<Arc<dyn ReplayStore>>,
-    clock: fn() -> u64,
+    chain: Option<Arc<dyn ChainReader>>,
+    clock: Clock,
+    reconcile_interval: Option<Duration>,
 }
 
 impl X402Builder {
@@ -170,8 +181,34 @@ impl X402Builder {
     }
 
     /// Reads the time (unix seconds) from `clock` instead of the system clock.
-    pub fn clock(mut self, clock: fn() -> u64) -> Self {
-        self.clock = clock;
+    pub fn clock(mut self, clock: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Reads the chain through `reader` to resolve settlements whose outcome is unknown: an
+    /// authorization found used is recorded settled with its transaction, and one still unused
+    /// after its `validBefore` is recorded `expired_unsettled` (only then may a resend get a
+    /// fresh challenge). Without a reader, an unknown outcome stays `settlement_pending` until
+    /// the facilitator gives a definite answer. A [`LocalFacilitator`](crate::facilitator::LocalFacilitator)
+    /// with an RPC URL is a reader; so is an
+    #[cfg_attr(
+        feature = "chain",
+        doc = "[`RpcChainReader`](crate::chain::RpcChainReader)"
+    )]
+    #[cfg_attr(not(feature = "chain"), doc = "`RpcChainReader` (feature `chain`)")]
+    /// next to an HTTP facilitator.
+    pub fn chain_reader(mut self, reader: Arc<dyn ChainReader>) -> Self {
+        self.chain = Some(reader);
+        self
+    }
+
+    /// How often the server looks for payments whose settlement outcome is unknown and
+    /// reconciles them itself (each with its own backoff, from 5 s doubling to 10 min, 20
+    /// attempts); every 5 s unless set. `None` turns it off: outcomes are then reconciled only
+    /// on a resend, or by [`X402::reconcile_unresolved`].
+    pub fn reconcile_interval(mut self, every: Option<Duration>) -> Self {
+        self.reconcile_interval = every;
         self
     }
 
@@ -185,17 +222,24 @@ impl X402Builder {
         let store: Arc<dyn ReplayStore> = match (self.store, self.config.store_path()) {
             (Some(store), _) => store,
             (None, Some(path)) => Arc::new(
-                crate::FileStore::open_with_clock(path, clock)
+                crate::FileStore::open_with(path, clock.clone())
                     .map_err(|e| ConfigError::new(e.to_string()))?,
             ),
-            (None, None) => Arc::new(MemoryStore::with_clock(clock)),
+            (None, None) => {
+                let now = clock.clone();
+                Arc::new(MemoryStore::with_clock(move || now()))
+            }
         };
-        Ok(X402 {
+        let x402 = X402 {
             inner: Arc::new(Inner {
                 config: self.config,
                 facilitator,
                 store,
+                chain: self.chain,
                 clock,
+                reconciler: std::sync::Once::new(),
+                reconcile_interval: self.reconcile_interval,
+                backoff: crate::settlement::Backoff::default(),
                 offers: DashMap::new(),
                 challenges: DashMap::new(),
                 cached_challenges: AtomicUsize::new(0),
@@ -204,7 +248,11 @@ impl X402Builder {
                 reconciling: DashMap::new(),
                 identifiers: Identifiers::default(),
             }),
-        })
+        };
+        // On a tokio runtime, unknown outcomes left by an earlier process are reconciled from
+        // the start; otherwise from the first paid request.
+        x402.start_reconciler();
+        Ok(x402)
     }
 }
 
@@ -272,7 +320,9 @@ impl X402 {
             config,
             facilitator: None,
             store: None,
-            clock: crate::config::unix_now,
+            chain: None,
+            clock: Arc::new(crate::config::unix_now),
+            reconcile_interval: Some(crate::settlement::DEFAULT_RECONCILE_INTERVAL),
         }
     }
 

@@ -3,20 +3,26 @@
 //! Reservations of payments being verified or served live in memory (a crash before settlement
 //! moved nothing, so forgetting them is safe). Everything from the moment `/settle` may be
 //! called is written to an embedded database file (redb, fsync on every commit) before the
-//! paywall goes on: `settling` before `/settle`, then `settled(tx)` or `pending(tx)` (with the
-//! `/settle` request, so that a resend reconciles with the same payload). After a
-//! restart, a resend of the same payment is answered from that record; a payment whose
-//! settlement was in flight when the process died is answered `settlement_pending`, never with
-//! a fresh challenge, so the client does not pay twice.
+//! paywall goes on: `settling` (with the `/settle` request) before `/settle`, then `settled(tx)`,
+//! `pending(tx)` (with the request, so that a resend reconciles with the same payload) or
+//! `expired_unsettled`. After a restart, a resend of the same payment is answered from that
+//! record; a payment whose settlement was in flight when the process died is an unknown outcome,
+//! reconciled with the recorded request and never answered with a fresh challenge, so the client
+//! does not pay twice. Outcomes are kept for the record retention past `validBefore`; expired
+//! entries are swept when the file is opened and every few thousand writes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use alloy_primitives::{Address, B256};
+
+use crate::config::Clock;
 use crate::facilitator::BoxFuture;
 use crate::payload::ReplayKey;
-use crate::store::{MemoryStore, ReplayStore, Slot};
+use crate::store::{MemoryStore, ReplayStore, Slot, Unresolved};
 
 /// Payment key bytes → expiry (8 bytes, big endian) followed by the slot.
 const PAYMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("payments");
@@ -55,8 +61,12 @@ pub struct FileStore {
     memory: Arc<MemoryStore>,
     db: Arc<Database>,
     path: PathBuf,
-    now: fn() -> u64,
+    now: Clock,
+    writes: Arc<AtomicU64>,
 }
+
+/// Writes between two sweeps of expired entries.
+const SWEEP_EVERY: u64 = 4096;
 
 impl std::fmt::Debug for FileStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -82,7 +92,14 @@ impl FileStore {
     /// Like [`open`](Self::open), reading time (unix seconds) from `now`.
     pub fn open_with_clock(
         path: impl AsRef<Path>,
-        now: fn() -> u64,
+        now: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> Result<FileStore, FileStoreError> {
+        FileStore::open_with(path, Arc::new(now))
+    }
+
+    pub(crate) fn open_with(
+        path: impl AsRef<Path>,
+        now: Clock,
     ) -> Result<FileStore, FileStoreError> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -95,11 +112,13 @@ impl FileStore {
                 e,
             )
         })?;
+        let clock = now.clone();
         let store = FileStore {
-            memory: Arc::new(MemoryStore::with_clock(now)),
+            memory: Arc::new(MemoryStore::with_clock(move || clock())),
             db: Arc::new(db),
             path,
             now,
+            writes: Arc::new(AtomicU64::new(0)),
         };
         store.sweep()?;
         Ok(store)
@@ -115,17 +134,35 @@ impl FileStore {
         let now = (self.now)();
         let fail = |e: redb::Error| failed("sweep it", &self.path, e);
         let write = self.db.begin_write().map_err(|e| fail(e.into()))?;
-        {
-            let mut payments = write.open_table(PAYMENTS).map_err(|e| fail(e.into()))?;
-            payments
-                .retain(|_, value| expiry(value) > now)
-                .map_err(|e| fail(e.into()))?;
-            let mut transactions = write.open_table(TRANSACTIONS).map_err(|e| fail(e.into()))?;
-            transactions
-                .retain(|_, value| expiry(value) > now)
-                .map_err(|e| fail(e.into()))?;
-        }
+        sweep_expired(&write, now).map_err(fail)?;
         write.commit().map_err(|e| fail(e.into()))
+    }
+
+    /// Every recorded payment whose outcome is unknown. A settlement this process has in flight
+    /// is listed as settling; one left settling by a process that stopped, as pending.
+    fn unresolved_now(&self) -> Result<Vec<Unresolved>, redb::Error> {
+        let now = (self.now)();
+        let read = self.db.begin_read()?;
+        let table = read.open_table(PAYMENTS)?;
+        let mut list = Vec::new();
+        for entry in table.iter()? {
+            let (name, value) = entry?;
+            let value = value.value();
+            if expiry(value) <= now {
+                continue;
+            }
+            let Some(key) = key_from_bytes(name.value()) else {
+                continue;
+            };
+            let slot = match self.memory.slot(&key) {
+                Some(live @ Slot::Settling { .. }) => live,
+                _ => decode_slot(value.get(8..).unwrap_or_default()),
+            };
+            if slot.is_unresolved() {
+                list.push(Unresolved { key, slot });
+            }
+        }
+        Ok(list)
     }
 
     /// The recorded outcome of `key`, if it has one that has not expired.
@@ -148,9 +185,14 @@ impl FileStore {
         change: impl FnOnce(&redb::WriteTransaction) -> Result<bool, redb::Error> + Send + 'static,
     ) -> Result<bool, redb::Error> {
         let db = self.db.clone();
+        let sweep = self.writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1;
+        let now = (self.now)();
         let run = move || -> Result<bool, redb::Error> {
             let write = db.begin_write()?;
             let answer = change(&write)?;
+            if sweep {
+                sweep_expired(&write, now)?;
+            }
             write.commit()?;
             Ok(answer)
         };
@@ -171,6 +213,32 @@ fn key_bytes(key: &ReplayKey) -> Vec<u8> {
     bytes
 }
 
+/// The key [`key_bytes`] wrote.
+fn key_from_bytes(bytes: &[u8]) -> Option<ReplayKey> {
+    let zero = bytes.iter().position(|b| *b == 0)?;
+    let (network, rest) = (bytes.get(..zero)?, bytes.get(zero + 1..)?);
+    if rest.len() != 72 {
+        return None;
+    }
+    Some(ReplayKey {
+        network: String::from_utf8(network.to_vec()).ok()?,
+        asset: Address::from_slice(&rest[..20]),
+        from: Address::from_slice(&rest[20..40]),
+        nonce: B256::from_slice(&rest[40..]),
+    })
+}
+
+/// Removes the payments and credits whose time is up.
+fn sweep_expired(write: &redb::WriteTransaction, now: u64) -> Result<(), redb::Error> {
+    write
+        .open_table(PAYMENTS)?
+        .retain(|_, value| expiry(value) > now)?;
+    write
+        .open_table(TRANSACTIONS)?
+        .retain(|_, value| expiry(value) > now)?;
+    Ok(())
+}
+
 fn expiry(value: &[u8]) -> u64 {
     value
         .get(..8)
@@ -184,25 +252,24 @@ fn with_expiry(expires_at: u64, rest: &[u8]) -> Vec<u8> {
     value
 }
 
-/// The expiry of a payment's record, for a payment answered from the file (the memory no longer
-/// holds it, as when a resend reconciles a pending settlement); `u64::MAX` without a record.
+/// The expiry of a payment's record (0 without one).
 fn recorded_expiry(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     name: &[u8],
 ) -> Result<u64, redb::Error> {
-    Ok(table
-        .get(name)?
-        .map_or(u64::MAX, |value| expiry(value.value())))
+    Ok(table.get(name)?.map_or(0, |value| expiry(value.value())))
 }
 
-/// A recorded slot. `settling` read back from the file means the process stopped while the
-/// settlement was in flight: its outcome is unknown, which is answered as pending.
+/// A recorded slot. `settling` read back from the file means the process that wrote it stopped
+/// while the settlement was in flight: its outcome is unknown, which is answered as pending and
+/// reconciled with the recorded request.
 fn decode_slot(value: &[u8]) -> Slot {
-    match Slot::from_text(&String::from_utf8_lossy(value)) {
-        slot @ (Slot::Settled { .. } | Slot::Pending { .. }) => slot,
+    match Slot::from_text(&String::from_utf8_lossy(value)).orphaned() {
+        slot @ (Slot::Settled { .. } | Slot::Pending { .. } | Slot::ExpiredUnsettled) => slot,
         _ => Slot::Pending {
             transaction: String::new(),
             request: None,
+            since: 0,
         },
     }
 }
@@ -230,23 +297,47 @@ impl ReplayStore for FileStore {
         })
     }
 
-    fn record<'a>(&'a self, key: &'a ReplayKey, slot: Slot) -> BoxFuture<'a, ()> {
+    fn lookup<'a>(&'a self, key: &'a ReplayKey) -> BoxFuture<'a, Option<Slot>> {
         Box::pin(async move {
-            let held = self.memory.expiry(key);
-            self.memory.record(key, slot.clone()).await;
+            if let Some(live) = self.memory.lookup(key).await {
+                return Some(live);
+            }
+            match self.recorded(key) {
+                Ok(slot) => slot,
+                Err(e) => {
+                    tracing::error!(%key, "x402: settlement record unreadable: {e}");
+                    Some(Slot::Unavailable)
+                }
+            }
+        })
+    }
+
+    fn record<'a>(&'a self, key: &'a ReplayKey, slot: Slot, keep_until: u64) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            self.memory.record(key, slot.clone(), keep_until).await;
+            let kept = self.memory.expiry(key).unwrap_or(keep_until);
             let name = key_bytes(key);
             let text = slot.to_text();
+            let credited = match &slot {
+                Slot::Settled { transaction } => Some(transaction.to_ascii_lowercase()),
+                _ => None,
+            };
             let written = self
                 .write(move |write| {
                     let mut table = write.open_table(PAYMENTS)?;
-                    let expires_at = match held {
-                        Some(expires_at) => expires_at,
-                        None => recorded_expiry(&table, &name)?,
-                    };
+                    let expires_at = kept.max(recorded_expiry(&table, &name)?);
                     table.insert(
                         name.as_slice(),
                         with_expiry(expires_at, text.as_bytes()).as_slice(),
                     )?;
+                    // The credit of a settled payment is kept as long as the payment.
+                    if let Some(transaction) = credited {
+                        let mut credits = write.open_table(TRANSACTIONS)?;
+                        credits.insert(
+                            transaction.as_str(),
+                            with_expiry(expires_at, &name).as_slice(),
+                        )?;
+                    }
                     Ok(true)
                 })
                 .await;
@@ -257,7 +348,7 @@ impl ReplayStore for FileStore {
     }
 
     fn release(&self, key: &ReplayKey) {
-        let was_settling = self.memory.slot(key) == Some(Slot::Settling);
+        let was_settling = matches!(self.memory.slot(key), Some(Slot::Settling { .. }));
         self.memory.release(key);
         if was_settling {
             // The settlement was refused: nothing moved, so the record is removed.
@@ -283,15 +374,13 @@ impl ReplayStore for FileStore {
             if !self.memory.credit(transaction, key).await {
                 return false;
             }
-            let held = self.memory.expiry(key);
+            let held = self.memory.expiry(key).unwrap_or(0);
             let name = transaction.to_ascii_lowercase();
             let owner = key_bytes(key);
             let credited = self
                 .write(move |write| {
-                    let expires_at = match held {
-                        Some(expires_at) => expires_at,
-                        None => recorded_expiry(&write.open_table(PAYMENTS)?, &owner)?,
-                    };
+                    let expires_at =
+                        held.max(recorded_expiry(&write.open_table(PAYMENTS)?, &owner)?);
                     let mut table = write.open_table(TRANSACTIONS)?;
                     if let Some(existing) = table.get(name.as_str())? {
                         return Ok(existing.value().get(8..) == Some(owner.as_slice()));
@@ -306,6 +395,16 @@ impl ReplayStore for FileStore {
                     tracing::error!(%key, transaction, "x402: could not record a credited transaction: {e}");
                     false
                 }
+            }
+        })
+    }
+
+    fn unresolved(&self) -> BoxFuture<'_, Result<Vec<Unresolved>, String>> {
+        let store = self.clone();
+        Box::pin(async move {
+            match tokio::task::spawn_blocking(move || store.unresolved_now()).await {
+                Ok(listed) => listed.map_err(|e| e.to_string()),
+                Err(join) => Err(format!("the record could not be read: {join}")),
             }
         })
     }
@@ -333,47 +432,65 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("x402-file-store-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("payments.redb");
+        let request = r#"{"x402Version":2,"paymentPayload":{"a":"b\nc"}}"#.to_owned();
         let pending = Slot::Pending {
             transaction: String::new(),
-            request: Some(r#"{"x402Version":2,"paymentPayload":{"a":"b\nc"}}"#.to_owned()),
+            request: Some(request.clone()),
+            since: 900,
         };
         {
             let store = FileStore::open_with_clock(&path, now).expect("open");
             store.reserve(&key(), 2_000).await.expect("free");
-            store.record(&key(), Slot::Settling).await;
-            store.record(&key(), pending.clone()).await;
+            let settling = Slot::Settling {
+                request: Some(request.clone()),
+                since: 900,
+            };
+            store.record(&key(), settling.clone(), 2_000).await;
+            assert_eq!(
+                store.unresolved().await.expect("list"),
+                vec![Unresolved {
+                    key: key(),
+                    slot: settling
+                }],
+                "a settlement in flight here is listed as settling"
+            );
         }
+        // The process stopped while settling: the outcome is unknown, with its request.
         let store = FileStore::open_with_clock(&path, now).expect("reopen");
-        assert_eq!(store.reserve(&key(), 2_000).await, Err(pending));
-        // The outcome of a reconciliation is recorded for a key the memory no longer holds: it
-        // keeps the expiry the payment was recorded with (it is swept with it), and so does
-        // its transaction.
+        assert_eq!(store.lookup(&key()).await, Some(pending.clone()));
+        assert_eq!(store.reserve(&key(), 2_000).await, Err(pending.clone()));
+        assert_eq!(
+            store.unresolved().await.expect("list"),
+            vec![Unresolved {
+                key: key(),
+                slot: pending
+            }]
+        );
+        // The outcome of a reconciliation is kept for the retention asked, and so is its credit.
         assert!(store.credit("0xAB", &key()).await);
-        store
-            .record(
-                &key(),
-                Slot::Settled {
-                    transaction: "0xab".to_owned(),
-                },
-            )
-            .await;
+        let settled = Slot::Settled {
+            transaction: "0xab".to_owned(),
+        };
+        store.record(&key(), settled.clone(), 90_000).await;
+        assert!(store.unresolved().await.expect("list").is_empty());
         let read = store.db.begin_read().expect("read");
         let payments = read.open_table(PAYMENTS).expect("payments");
         let value = payments
             .get(key_bytes(&key()).as_slice())
             .expect("get")
             .expect("recorded");
-        assert_eq!(expiry(value.value()), 2_000);
-        assert_eq!(
-            decode_slot(&value.value()[8..]),
-            Slot::Settled {
-                transaction: "0xab".to_owned()
-            }
-        );
+        assert_eq!(expiry(value.value()), 90_000);
+        assert_eq!(decode_slot(&value.value()[8..]), settled);
         let transactions = read.open_table(TRANSACTIONS).expect("transactions");
         let credited = transactions.get("0xab").expect("get").expect("credited");
-        assert_eq!(expiry(credited.value()), 2_000);
+        assert_eq!(expiry(credited.value()), 90_000);
         drop((value, credited, payments, transactions, read, store));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn keys_read_back_from_their_bytes() {
+        assert_eq!(key_from_bytes(&key_bytes(&key())), Some(key()));
+        assert_eq!(key_from_bytes(b"eip155:1"), None);
     }
 }

@@ -98,6 +98,7 @@
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod bazaar;
+pub mod chain;
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
@@ -123,11 +124,12 @@ pub mod proto;
 mod redis_store;
 mod registry;
 mod respond;
+pub mod settlement;
 mod store;
 
 pub use config::{
-    ConfigError, DEFAULT_FACILITATOR_URL, DEFAULT_MAX_TIMEOUT_SECONDS, DEFAULT_NETWORK,
-    DEFAULT_STORE_PATH, X402Config, X402ConfigBuilder, unix_now,
+    Clock, ConfigError, DEFAULT_FACILITATOR_URL, DEFAULT_MAX_TIMEOUT_SECONDS, DEFAULT_NETWORK,
+    DEFAULT_RECORD_RETENTION, DEFAULT_STORE_PATH, X402Config, X402ConfigBuilder, unix_now,
 };
 pub use engine::{StartupError, X402, X402Builder};
 pub use facilitator::{BoxFuture, Facilitator, FacilitatorError};
@@ -140,7 +142,7 @@ pub use paywall::Payment;
 pub use redis_store::{RedisStore, RedisStoreError};
 pub use registry::{Currency, PaidRoute, Price, Pricing, SettleTiming, routes};
 pub use respond::codes;
-pub use store::{MemoryStore, ReplayStore, Slot};
+pub use store::{DEFAULT_MEMORY_CAPACITY, MemoryStore, ReplayStore, Slot, Unresolved};
 
 /// Turns an axum handler into an x402-paid endpoint.
 #[cfg(feature = "macros")]

@@ -5,9 +5,15 @@
 //! → size cap, strict base64, strict JSON, typed payload → version → match against our own
 //! offer by parsed values → local checks (amount, recipient, validity window, EIP-712 signature
 //! form) → `payment-identifier` on routes that declared it ([`crate::identifier`]) → atomic
-//! reservation of the replay key (a resend of a payment whose settlement is pending reconciles
-//! here, with one `/settle` of the recorded request) → facilitator `/verify` → handler →
-//! `/settle` in a spawned task → receipt.
+//! reservation of the replay key → facilitator `/verify` → handler → `/settle` in a spawned task
+//! → receipt.
+//!
+//! A payment the server already knows is answered from the record, whatever its validity window
+//! says: the reservation finds its key taken, and a payment that fails a check is looked up in
+//! the record before it is refused. Settled → `409 payment_already_settled` naming the
+//! transaction; in flight → `409 payment_in_progress`; outcome unknown → reconciled
+//! ([`crate::settlement`]); expired unsettled → a fresh challenge saying so. Only a payment
+//! never seen is refused with a fresh challenge.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,6 +40,7 @@ use crate::proto::{
 };
 use crate::registry::{PaidRoute, Price, Pricing, SettleTiming};
 use crate::respond::{self, codes};
+use crate::settlement::{Attempt, Outcome, Reconcile, Recorded};
 use crate::store::Slot;
 
 /// Seconds `validBefore` must still be ahead of now (the reference facilitators' margin for
@@ -236,6 +243,7 @@ fn admission<'a>(route: &'static PaidRoute, parts: &'a mut Parts) -> Admission<'
         return Admission::Answered(Some(answer));
     }
     let engine = engine.clone();
+    engine.start_reconciler();
     Admission::Admitting(Box::pin(async move {
         let admitted = engine.admit(route, parts).await?;
         parts.extensions.insert(admitted.payment.clone());
@@ -345,12 +353,6 @@ async fn run(handler: HandlerFuture<'_>) -> Response {
     }
 }
 
-/// What the spawned settlement task reports back.
-enum Settlement {
-    Settled(SettleResponse),
-    Refused(Response),
-}
-
 impl Admitted {
     /// Settles in a spawned task, so that a client disconnect cannot cancel it; the task
     /// records the outcome in the replay store whether or not anyone waits for it.
@@ -382,40 +384,58 @@ impl Admitted {
                 &settle_receipt(payer, &wire_network, false, "", Some(codes::VALID_BEFORE)),
             ));
         }
+        let network = wire_network.clone();
         let task = tokio::spawn(async move {
-            // Recorded before `/settle` is called: a durable store then knows about a settlement
-            // in flight even if the process stops before the answer.
-            engine
-                .inner
-                .store
-                .record(&reservation.key, Slot::Settling)
-                .await;
-            let answer = settle_bounded(&engine, &request).await;
-            let call = SettleCall {
+            let key = reservation.key.clone();
+            let attempt = Attempt {
                 engine: &engine,
-                attempt: Attempt::First,
-                version,
-                wire_network: &wire_network,
+                key: &key,
+                request: &request,
+                wire_network: &network,
                 payer,
                 amount,
-                request: &request,
+                valid_before,
                 known_transaction: "",
+                reconciling: false,
             };
-            let outcome = judge_settlement(&call, answer, reservation).await;
-            if let Settlement::Settled(receipt) = &outcome {
-                let _ = payment.0.transaction.set(receipt.transaction.clone());
-                tracing::info!(
-                    handler = route.handler,
-                    transaction = %receipt.transaction,
-                    payer = %payer,
-                    "x402: payment settled"
-                );
+            attempt.record_settling().await;
+            let outcome = attempt.settle().await;
+            match &outcome {
+                // Nothing moved: the payment is released, so the same header can be resent.
+                Outcome::Refused(_) | Outcome::NotSent => drop(reservation),
+                _ => reservation.keep(),
+            }
+            if let Outcome::Settled(transaction) = &outcome {
+                let _ = payment.0.transaction.set(transaction.clone());
+                tracing::info!(handler = route.handler, %transaction, payer = %payer, "x402: payment settled");
             }
             outcome
         });
         match task.await {
-            Ok(Settlement::Settled(receipt)) => Ok(receipt),
-            Ok(Settlement::Refused(response)) => Err(response),
+            Ok(Outcome::Settled(transaction)) => Ok(settle_receipt(
+                payer,
+                &wire_network,
+                true,
+                &transaction,
+                None,
+            )),
+            Ok(Outcome::Refused(reason)) => Err(respond::with_receipt(
+                StatusCode::PAYMENT_REQUIRED,
+                &reason,
+                "settlement failed, so the response was withheld; nothing was charged",
+                version,
+                &settle_receipt(payer, &wire_network, false, "", Some(&reason)),
+            )),
+            Ok(Outcome::NotSent) => Err(respond::error(
+                StatusCode::BAD_GATEWAY,
+                codes::UNEXPECTED_SETTLE_ERROR,
+                "the facilitator could not be reached to settle; nothing was charged and the \
+                 response was withheld: resend the same payment header",
+            )),
+            Ok(Outcome::Unknown(transaction)) => {
+                Err(pending(version, payer, &wire_network, &transaction))
+            }
+            Ok(Outcome::Expired) => Err(pending(version, payer, &wire_network, "")),
             Err(join) => Err(settlement_task_failed(&join)),
         }
     }
@@ -430,186 +450,29 @@ fn settlement_task_failed(join: &tokio::task::JoinError) -> Response {
     )
 }
 
-/// `/settle`, bounded by the settle timeout.
-async fn settle_bounded(
-    engine: &X402,
-    request: &FacilitatorRequest,
-) -> Result<SettleResponse, FacilitatorError> {
-    let timeout = engine.config().settle_timeout();
-    match tokio::time::timeout(timeout, engine.facilitator().settle(request)).await {
-        Ok(answer) => answer,
-        Err(_) => Err(FacilitatorError::Timeout),
-    }
-}
-
-/// Whether a `/settle` call is a payment's first, or a resend's reconciliation of a settlement
-/// whose outcome was not known.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Attempt {
-    First,
-    Reconcile,
-}
-
-/// One `/settle` call and what its answer is checked against.
-struct SettleCall<'a> {
-    engine: &'a X402,
-    attempt: Attempt,
+/// The answer while a payment's settlement outcome is unknown: 503 with `Retry-After` and a
+/// receipt (`errorReason: settlement_pending`, the transaction when known). Never a 402, which
+/// would invite a second signature.
+fn pending(
     version: X402Version,
-    wire_network: &'a str,
     payer: Address,
-    amount: U256,
-    /// The request sent, recorded with a pending outcome so that a resend can repeat it.
-    request: &'a FacilitatorRequest,
-    /// The transaction the pending record already named (reconciliation), else empty.
-    known_transaction: &'a str,
-}
-
-impl SettleCall<'_> {
-    fn receipt(&self, success: bool, transaction: &str, reason: Option<&str>) -> SettleResponse {
-        settle_receipt(self.payer, self.wire_network, success, transaction, reason)
-    }
-
-    /// Records the outcome as pending, with the request to repeat, and answers so: 503 with
-    /// `Retry-After` the first time, 409 to a resend; the receipt names the transaction when
-    /// one is known. Never a 402, which would invite a second signature.
-    async fn pending(&self, reservation: Reservation, transaction: &str) -> Settlement {
-        let transaction = if transaction.is_empty() {
-            self.known_transaction
-        } else {
-            transaction
-        };
-        let request = match serde_json::to_string(self.request) {
-            Ok(json) => Some(json),
-            Err(e) => {
-                tracing::error!(key = %reservation.key, "x402: cannot record the /settle request for a retry: {e}");
-                None
-            }
-        };
-        self.engine
-            .inner
-            .store
-            .record(
-                &reservation.key,
-                Slot::Pending {
-                    transaction: transaction.to_owned(),
-                    request,
-                },
-            )
-            .await;
-        reservation.keep();
-        Settlement::Refused(self.pending_answer(transaction))
-    }
-
-    fn pending_answer(&self, transaction: &str) -> Response {
-        let status = match self.attempt {
-            Attempt::First => StatusCode::SERVICE_UNAVAILABLE,
-            Attempt::Reconcile => StatusCode::CONFLICT,
-        };
-        respond::with_receipt(
-            status,
-            codes::SETTLEMENT_PENDING,
-            "settlement was submitted and is not confirmed yet; do not sign a new payment: resend \
-             the same payment header later to learn the outcome",
-            self.version,
-            &self.receipt(false, transaction, Some(codes::SETTLEMENT_PENDING)),
-        )
-    }
-}
-
-/// Decides what a `/settle` answer means. Success needs a boolean `true`, a transaction never
-/// credited before, and the payer, network and amount we asked for. An unknown outcome (no
-/// answer in time, `settlement_pending`) is recorded as pending with the request, so that a
-/// resend of the same payment reconciles instead of paying again.
-async fn judge_settlement(
-    call: &SettleCall<'_>,
-    answer: Result<SettleResponse, FacilitatorError>,
-    reservation: Reservation,
-) -> Settlement {
-    let store = &call.engine.inner.store;
-    let key = reservation.key.clone();
-    let reconciling = call.attempt == Attempt::Reconcile;
-    let answer = match answer {
-        Ok(answer) => answer,
-        Err(FacilitatorError::Timeout) => {
-            tracing::warn!(%key, "x402: /settle timed out; outcome unknown, recorded as pending");
-            return call.pending(reservation, "").await;
-        }
-        Err(FacilitatorError::Unreachable(e)) if !reconciling => {
-            tracing::warn!(%key, "x402: /settle unreachable: {e}");
-            return Settlement::Refused(respond::error(
-                StatusCode::BAD_GATEWAY,
-                codes::UNEXPECTED_SETTLE_ERROR,
-                "the facilitator is unreachable; nothing was charged, retry with the same payment header",
-            ));
-        }
-        Err(e) => {
-            // While reconciling, the record stays pending for the next resend.
-            tracing::warn!(%key, "x402: /settle fault, outcome unknown, payment kept reserved: {e}");
-            reservation.keep();
-            return Settlement::Refused(settle_fault());
-        }
-    };
-    if answer.success {
-        if answer.transaction.is_empty() {
-            tracing::warn!(%key, "x402: /settle said success without a transaction");
-            reservation.keep();
-            if reconciling {
-                return Settlement::Refused(call.pending_answer(call.known_transaction));
-            }
-            return Settlement::Refused(respond::with_receipt(
-                StatusCode::PAYMENT_REQUIRED,
-                "invalid_transaction_state",
-                "the facilitator reported success without a transaction; the response was withheld",
-                call.version,
-                &call.receipt(false, "", Some("invalid_transaction_state")),
-            ));
-        }
-        if !settled_as_asked(&answer, call.wire_network, call.payer, call.amount) {
-            tracing::error!(%key, ?answer, "x402: /settle succeeded for another payer, network or amount");
-            reservation.keep();
-            return Settlement::Refused(settle_fault());
-        }
-        if !store.credit(&answer.transaction, &key).await {
-            tracing::error!(%key, transaction = %answer.transaction, "x402: transaction already credited to another payment");
-            reservation.keep();
-            return Settlement::Refused(settle_fault());
-        }
-        store
-            .record(
-                &key,
-                Slot::Settled {
-                    transaction: answer.transaction.clone(),
-                },
-            )
-            .await;
-        reservation.keep();
-        return Settlement::Settled(call.receipt(true, &answer.transaction, None));
-    }
-    let reason = answer
-        .error_reason
-        .as_deref()
-        .filter(|r| !r.is_empty())
-        .unwrap_or(codes::SETTLEMENT_FAILED);
-    if reason == codes::SETTLEMENT_PENDING {
-        return call.pending(reservation, &answer.transaction).await;
-    }
-    if reconciling {
-        // After a `/settle` whose outcome was unknown, a refusal of the same payload is no proof
-        // that nothing moved ("nonce already used", "insufficient balance" may both be the first
-        // settlement landing), so the payment stays pending until its authorization expires.
-        tracing::warn!(%key, reason, message = ?answer.error_message, "x402: reconciliation refused; the payment stays pending");
-        reservation.keep();
-        return Settlement::Refused(call.pending_answer(call.known_transaction));
-    }
-    tracing::info!(%key, reason, message = ?answer.error_message, "x402: settlement refused");
-    drop(reservation);
-    Settlement::Refused(respond::with_receipt(
-        StatusCode::PAYMENT_REQUIRED,
-        reason,
-        "settlement failed, so the response was withheld",
-        call.version,
-        &call.receipt(false, "", Some(reason)),
-    ))
+    wire_network: &str,
+    transaction: &str,
+) -> Response {
+    respond::with_receipt(
+        StatusCode::SERVICE_UNAVAILABLE,
+        codes::SETTLEMENT_PENDING,
+        "the settlement's outcome is not known yet and the payment may have been charged; do not \
+         sign a new payment: resend the same payment header after Retry-After to learn the outcome",
+        version,
+        &settle_receipt(
+            payer,
+            wire_network,
+            false,
+            transaction,
+            Some(codes::SETTLEMENT_PENDING),
+        ),
+    )
 }
 
 /// The receipt we send for a settlement of `payer` on `wire_network`.
@@ -629,33 +492,6 @@ fn settle_receipt(
         network: wire_network.to_owned(),
         amount: None,
     }
-}
-
-fn settle_fault() -> Response {
-    respond::error(
-        StatusCode::BAD_GATEWAY,
-        codes::UNEXPECTED_SETTLE_ERROR,
-        "the facilitator's settlement answer could not be trusted; the response was withheld. \
-         Do not sign a new payment: resend the same payment header later",
-    )
-}
-
-fn settled_as_asked(
-    answer: &SettleResponse,
-    wire_network: &str,
-    payer: Address,
-    amount: U256,
-) -> bool {
-    let payer_ok = answer
-        .payer
-        .as_deref()
-        .is_none_or(|p| p.parse::<Address>().is_ok_and(|a| a == payer));
-    let network_ok = answer.network.is_empty() || answer.network == wire_network;
-    let amount_ok = answer
-        .amount
-        .as_deref()
-        .is_none_or(|a| payload::parse_uint(a, "amount").is_ok_and(|a| a == amount));
-    payer_ok && network_ok && amount_ok
 }
 
 /// Picks the payment header: exactly one `PAYMENT-SIGNATURE` (v2), else exactly one `X-PAYMENT`
@@ -740,13 +576,25 @@ impl X402 {
                 self.challenge(route, &offers, &url, Some(codes::INVALID_X402_VERSION))
             }
         })?;
-        let offer = self
+        let checked = self
             .match_offer(&offers, &decoded)
-            .and_then(|offer| self.check_locally(offer, &decoded, &url).map(|()| offer))
-            .map_err(|refused| match refused {
-                Refused::Payment(code) => self.challenge(route, &offers, &url, Some(code)),
-                Refused::Malformed(why) => malformed(&why),
-            })?;
+            .and_then(|offer| self.check_locally(offer, &decoded, &url).map(|()| offer));
+        let offer = match checked {
+            Ok(offer) => offer,
+            Err(Refused::Malformed(why)) => return Err(malformed(&why)),
+            Err(Refused::Payment(code)) => {
+                let known = Known {
+                    route,
+                    offers: &offers,
+                    url: &url,
+                    decoded: &decoded,
+                };
+                return Err(match self.lookup_known(&known).await {
+                    Some(answer) => answer,
+                    None => self.challenge(route, &offers, &url, Some(code)),
+                });
+            }
+        };
         let auth = &decoded.authorization;
         let key = ReplayKey {
             network: offer.network.caip2.clone(),
@@ -762,25 +610,18 @@ impl X402 {
             .identify(route, &parts.method, offer, &decoded, &key, expires_at)
             .map_err(|answer| *answer)?;
         let recorder = identifier.as_ref().map(Claim::recorder);
-        if !self.facilitator_ready().await {
-            return Err(respond::unavailable(
-                codes::FACILITATOR_UNAVAILABLE,
-                "the payment facilitator is not reachable yet; nothing was charged, resend the same \
-                 payment header later",
-            ));
-        }
         // Nothing has left the process for this payment before this point.
         if let Err(slot) = self.inner.store.reserve(&key, expires_at).await {
             // A new id is freed: only a payment this process verified binds an id beyond its
             // request (copies of someone's used payment must not fill the id cache).
             drop(identifier);
-            return Err(match slot {
-                Slot::Pending {
-                    transaction,
-                    request: Some(request),
-                } => self.reconcile(key, transaction, &request, &decoded).await,
-                slot => taken(slot),
-            });
+            let known = Known {
+                route,
+                offers: &offers,
+                url: &url,
+                decoded: &decoded,
+            };
+            return Err(self.answer_known(&known, &key, slot).await);
         }
         let reservation = Reservation {
             engine: self.clone(),
@@ -788,6 +629,13 @@ impl X402 {
             armed: true,
             identifier,
         };
+        if !self.facilitator_ready().await {
+            return Err(respond::unavailable(
+                codes::FACILITATOR_UNAVAILABLE,
+                "the payment facilitator is not reachable yet; nothing was charged, resend the same \
+                 payment header later",
+            ));
+        }
         let (requirements, wire_network) = match version {
             X402Version::V2 => (
                 Requirements::V2(offer.requirements.clone()),
@@ -915,75 +763,87 @@ impl X402 {
         Err(Box::new(answer))
     }
 
-    /// A resend of a payment whose settlement outcome is unknown: one `/settle` with the
-    /// recorded request (the same payload, never a new one), answered from its outcome:
-    /// settled → `409 payment_already_settled` naming the transaction (the response was
-    /// withheld the first time and the handler does not run again); still unknown →
-    /// `409 settlement_pending`. Only a resend of the same signed authorization reconciles, and
-    /// one at a time per process; any other copy is told the settlement is pending.
-    async fn reconcile(
+    /// A payment refused by a local check may still be one the server knows (a resend after its
+    /// validity window, say): looked up in the record before it is refused.
+    async fn lookup_known(&self, known: &Known<'_>) -> Option<Response> {
+        let key = replay_key(known.offers, known.decoded)?;
+        let slot = self.inner.store.lookup(&key).await?;
+        Some(self.answer_known(known, &key, slot).await)
+    }
+
+    /// The answer to a payment the server knows, from what it knows: settled → `409
+    /// payment_already_settled` naming the transaction; being verified, served or settled →
+    /// `409 payment_in_progress`; outcome unknown → reconciled; expired unsettled → a fresh
+    /// challenge saying so (the only case where a known payment gets one).
+    async fn answer_known(&self, known: &Known<'_>, key: &ReplayKey, slot: Slot) -> Response {
+        match self.effective(slot) {
+            Slot::Settled { transaction } => already_settled(&transaction),
+            Slot::Pending {
+                transaction,
+                request,
+                ..
+            } => self.resend_unknown(known, key, &transaction, request).await,
+            Slot::ExpiredUnsettled => self.challenge(
+                known.route,
+                known.offers,
+                known.url,
+                Some(codes::EXPIRED_UNSETTLED),
+            ),
+            Slot::Unavailable => respond::unavailable(
+                codes::REPLAY_STORE_UNAVAILABLE,
+                "the server cannot check this payment for reuse right now; nothing was charged, \
+                 resend the same payment header later",
+            ),
+            _ => respond::error(
+                StatusCode::CONFLICT,
+                codes::PAYMENT_IN_PROGRESS,
+                "this payment is being verified, served or settled by another request; wait for \
+                 that answer, or resend the same payment header later",
+            ),
+        }
+    }
+
+    /// A resend of a payment whose settlement outcome is unknown: reconciled once (the chain
+    /// first where it can be read, then one `/settle` with the recorded request, never a new
+    /// one), and answered from the outcome: settled → `409 payment_already_settled` naming the
+    /// transaction (the response was withheld the first time and the handler does not run
+    /// again); expired unsettled → a fresh challenge; still unknown → `503 settlement_pending`.
+    /// Only a resend of the same signed authorization reconciles, one at a time; any other copy
+    /// is told the settlement is pending.
+    async fn resend_unknown(
         &self,
-        key: ReplayKey,
-        transaction: String,
-        recorded: &str,
-        resent: &DecodedPayment,
+        known: &Known<'_>,
+        key: &ReplayKey,
+        transaction: &str,
+        request: Option<String>,
     ) -> Response {
-        let Some(request) = recorded_request(recorded, resent) else {
-            return taken(Slot::Pending {
-                transaction,
-                request: None,
-            });
+        let resent = known.decoded;
+        let payer = resent.authorization.from;
+        let still_pending = |tx: &str| pending(resent.version, payer, &resent.network, tx);
+        let Some(recorded) = request.as_deref().and_then(Recorded::read) else {
+            return still_pending(transaction);
         };
-        let Some(guard) = Reconciling::take(self, &key) else {
-            return taken(Slot::Pending {
-                transaction,
-                request: None,
-            });
-        };
-        let wire_network = match &request.payment_requirements {
-            Requirements::V2(r) => r.network.clone(),
-            Requirements::V1(r) => r.network.clone(),
-        };
-        let engine = self.clone();
-        let (version, payer, amount) = (
-            resent.version,
-            resent.authorization.from,
-            resent.authorization.value,
-        );
-        // In a task, like the first settlement: a client disconnect cannot cancel it between
-        // the facilitator's answer and the record.
-        let task = tokio::spawn(async move {
-            let _guard = guard;
-            tracing::info!(%key, "x402: a resend reconciles a pending settlement");
-            let answer = settle_bounded(&engine, &request).await;
-            let call = SettleCall {
-                engine: &engine,
-                attempt: Attempt::Reconcile,
-                version,
-                wire_network: &wire_network,
-                payer,
-                amount,
-                request: &request,
-                known_transaction: &transaction,
-            };
-            // The key keeps its pending record unless the outcome is known: nothing to release.
-            let reservation = Reservation {
-                engine: engine.clone(),
-                key,
-                armed: false,
-                identifier: None,
-            };
-            judge_settlement(&call, answer, reservation).await
-        });
-        match task.await {
-            Ok(Settlement::Settled(receipt)) => {
-                tracing::info!(transaction = %receipt.transaction, payer = %payer, "x402: a pending settlement is settled");
-                taken(Slot::Settled {
-                    transaction: receipt.transaction,
-                })
+        let same = recorded.payment.authorization == resent.authorization
+            && recorded.payment.signature == resent.signature;
+        if !same {
+            return still_pending(transaction);
+        }
+        match self
+            .reconcile(key, transaction, recorded, Reconcile::Resend)
+            .await
+        {
+            Some(Outcome::Settled(settled)) => {
+                tracing::info!(%key, transaction = %settled, "x402: an unknown settlement is settled");
+                already_settled(&settled)
             }
-            Ok(Settlement::Refused(response)) => response,
-            Err(join) => settlement_task_failed(&join),
+            Some(Outcome::Expired) => self.challenge(
+                known.route,
+                known.offers,
+                known.url,
+                Some(codes::EXPIRED_UNSETTLED),
+            ),
+            Some(Outcome::Unknown(tx)) => still_pending(&tx),
+            _ => still_pending(transaction),
         }
     }
 
@@ -1174,76 +1034,46 @@ fn url_path(url: &str) -> &str {
     if path.is_empty() { "/" } else { path }
 }
 
-/// The recorded `/settle` request of a pending payment, if `resent` carries the same signed
-/// authorization (the same authorization and signature bytes, whatever the encoding).
-fn recorded_request(recorded: &str, resent: &DecodedPayment) -> Option<FacilitatorRequest> {
-    let request: FacilitatorRequest = serde_json::from_str(recorded).ok()?;
-    let version = match request.x402_version {
-        1 => X402Version::V1,
-        2 => X402Version::V2,
-        _ => return None,
-    };
-    let sent =
-        payload::decode_json(request.payment_payload.get().as_bytes().to_vec(), version).ok()?;
-    (sent.authorization == resent.authorization && sent.signature == resent.signature)
-        .then_some(request)
+/// What an answer to a known payment needs: the route's offers and the resent payment.
+struct Known<'a> {
+    route: &'static PaidRoute,
+    offers: &'a RouteOffers,
+    url: &'a str,
+    decoded: &'a DecodedPayment,
 }
 
-/// Marks a payment whose pending settlement a resend is reconciling, so that concurrent resends
-/// do not each call `/settle`; unmarked when dropped.
-struct Reconciling {
-    engine: X402,
-    key: ReplayKey,
-}
-
-impl Reconciling {
-    fn take(engine: &X402, key: &ReplayKey) -> Option<Reconciling> {
-        match engine.inner.reconciling.entry(key.clone()) {
-            dashmap::mapref::entry::Entry::Occupied(_) => None,
-            dashmap::mapref::entry::Entry::Vacant(free) => {
-                free.insert(());
-                Some(Reconciling {
-                    engine: engine.clone(),
-                    key: key.clone(),
-                })
-            }
+/// The replay key of a payment, from the payment alone: v2 names its network and asset in
+/// `accepted`; a v1 payment is for our offer on the network it names. `None` when it names
+/// nothing we offer (then the server cannot have seen it).
+fn replay_key(offers: &RouteOffers, decoded: &DecodedPayment) -> Option<ReplayKey> {
+    let (network, asset) = match &decoded.accepted {
+        Some(accepted) => (
+            accepted.network.clone(),
+            payload::parse_address(&accepted.asset, "accepted.asset").ok()?,
+        ),
+        None => {
+            let offer = offers
+                .offers
+                .iter()
+                .find(|o| o.network.v1_name == Some(decoded.network.as_str()))?;
+            (offer.network.caip2.clone(), offer.asset.address)
         }
-    }
+    };
+    Some(ReplayKey {
+        network,
+        asset,
+        from: decoded.authorization.from,
+        nonce: decoded.authorization.nonce,
+    })
 }
 
-impl Drop for Reconciling {
-    fn drop(&mut self) {
-        self.engine.inner.reconciling.remove(&self.key);
-    }
-}
-
-fn taken(slot: Slot) -> Response {
-    match slot {
-        Slot::Settled { transaction } => respond::error_with_tx(
-            StatusCode::CONFLICT,
-            codes::PAYMENT_ALREADY_SETTLED,
-            "this payment was already used: it settled in the named transaction",
-            Some(&transaction),
-        ),
-        Slot::Pending { transaction, .. } => respond::error_with_tx(
-            StatusCode::CONFLICT,
-            codes::SETTLEMENT_PENDING,
-            "this payment's settlement is not confirmed yet; do not sign a new payment",
-            Some(&transaction)
-                .filter(|t| !t.is_empty())
-                .map(|t| t.as_str()),
-        ),
-        Slot::Unavailable => respond::unavailable(
-            codes::REPLAY_STORE_UNAVAILABLE,
-            "the server cannot check this payment for reuse right now; nothing was charged, \
-             resend the same payment header later",
-        ),
-        _ => respond::error(
-            StatusCode::CONFLICT,
-            codes::PAYMENT_IN_PROGRESS,
-            "this payment is being processed by another request; wait for that answer instead of resending",
-        ),
-    }
+fn already_settled(transaction: &str) -> Response {
+    respond::error_with_tx(
+        StatusCode::CONFLICT,
+        codes::PAYMENT_ALREADY_SETTLED,
+        "this payment was already used: it settled in the named transaction",
+        Some(transaction).filter(|t| !t.is_empty()),
+    )
 }
 
 #[cfg(test)]

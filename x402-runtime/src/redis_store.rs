@@ -2,27 +2,54 @@
 //!
 //! Each payment key is one Redis string, taken with `SET … NX EXAT <validBefore + skew>`: the
 //! first process to reserve a payment wins, every other process (and every other copy in the
-//! same process) finds it taken and is told its state. Credited transactions are keys of their
-//! own, taken the same way, so one transaction never pays for two payments across processes.
+//! same process) finds it taken and is told its state. A recorded outcome is kept for the record
+//! retention past the authorization (`EXPIREAT … GT`, so never shortened), and the keys of
+//! payments whose outcome is unknown are members of one set, listed by
+//! [`ReplayStore::unresolved`]. Credited transactions are keys of their own, taken the same way,
+//! so one transaction never pays for two payments across processes, and so is the right to
+//! reconcile a payment, so that concurrent resends to several processes make one `/settle`.
 
 use alloy_primitives::hex;
 use redis::aio::ConnectionManager;
 
+use alloy_primitives::{Address, B256};
+
 use crate::facilitator::BoxFuture;
 use crate::payload::ReplayKey;
-use crate::store::{ReplayStore, Slot};
+use crate::store::{ReplayStore, Slot, Unresolved};
 
-/// `Slot::to_text` of the states a key can be released from.
+/// `Slot::to_text` of a reservation, and the prefix of every settling slot.
 const IN_PROGRESS: &str = "in_progress";
 const SETTLING: &str = "settling";
 
 /// Frees a key only while it is in progress or settling (never a recorded outcome).
 const RELEASE: &str = r"
 local value = redis.call('GET', KEYS[1])
-if value == ARGV[1] or value == ARGV[2] then
+if value == ARGV[1] or (value and string.sub(value, 1, string.len(ARGV[2])) == ARGV[2]) then
+  redis.call('SREM', KEYS[2], KEYS[1])
   return redis.call('DEL', KEYS[1])
 end
 return 0";
+
+/// Records a slot (ARGV[1]) kept at least until ARGV[2] (unix seconds), listing the key in the
+/// unresolved set (KEYS[2]) when ARGV[3] is 1 and taking it out otherwise; the credited
+/// transaction's key (KEYS[3], the payment key itself when none) is kept as long.
+const RECORD: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+  redis.call('EXPIREAT', KEYS[1], ARGV[2], 'GT')
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'EXAT', ARGV[2])
+end
+if ARGV[3] == '1' then
+  redis.call('SADD', KEYS[2], KEYS[1])
+else
+  redis.call('SREM', KEYS[2], KEYS[1])
+end
+if KEYS[3] ~= KEYS[1] then
+  redis.call('EXPIREAT', KEYS[3], ARGV[2], 'GT')
+end
+return 1";
 
 /// Credits a transaction to a payment key once; the credit lives as long as the payment key
 /// (a day when that key has no expiry left).
@@ -69,6 +96,7 @@ pub struct RedisStore {
     connection: ConnectionManager,
     prefix: String,
     release: redis::Script,
+    record: redis::Script,
     credit: redis::Script,
 }
 
@@ -100,6 +128,7 @@ impl RedisStore {
             connection,
             prefix: prefix.to_owned(),
             release: redis::Script::new(RELEASE),
+            record: redis::Script::new(RECORD),
             credit: redis::Script::new(CREDIT),
         })
     }
@@ -112,6 +141,34 @@ impl RedisStore {
             hex::encode(key.asset),
             hex::encode(key.from),
             hex::encode(key.nonce)
+        )
+    }
+
+    /// The key [`payment_key`](Self::payment_key) wrote (the network id may contain `:`).
+    fn key_of(&self, name: &str) -> Option<ReplayKey> {
+        let rest = name.strip_prefix(&self.prefix)?.strip_prefix(":payment:")?;
+        let mut parts = rest.rsplitn(4, ':');
+        let nonce = parts.next()?;
+        let from = parts.next()?;
+        let asset = parts.next()?;
+        let network = parts.next()?;
+        Some(ReplayKey {
+            network: network.to_owned(),
+            asset: Address::from_slice(&hex::decode(asset).ok().filter(|b| b.len() == 20)?),
+            from: Address::from_slice(&hex::decode(from).ok().filter(|b| b.len() == 20)?),
+            nonce: B256::from_slice(&hex::decode(nonce).ok().filter(|b| b.len() == 32)?),
+        })
+    }
+
+    fn unresolved_key(&self) -> String {
+        format!("{}:unresolved", self.prefix)
+    }
+
+    fn reconcile_key(&self, key: &ReplayKey) -> String {
+        format!(
+            "{}:reconcile:{}",
+            self.prefix,
+            &self.payment_key(key)[self.prefix.len() + 1..]
         )
     }
 
@@ -168,15 +225,40 @@ impl ReplayStore for RedisStore {
         })
     }
 
-    fn record<'a>(&'a self, key: &'a ReplayKey, slot: Slot) -> BoxFuture<'a, ()> {
+    fn lookup<'a>(&'a self, key: &'a ReplayKey) -> BoxFuture<'a, Option<Slot>> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
-            let written: Result<Option<String>, _> = redis::cmd("SET")
+            let current: Result<Option<String>, _> = redis::cmd("GET")
                 .arg(self.payment_key(key))
-                .arg(slot.to_text())
-                .arg("XX")
-                .arg("KEEPTTL")
                 .query_async(&mut connection)
+                .await;
+            match current {
+                Ok(value) => value.map(|v| Slot::from_text(&v)),
+                Err(e) => {
+                    tracing::error!(%key, "x402: replay store unavailable: {e}");
+                    Some(Slot::Unavailable)
+                }
+            }
+        })
+    }
+
+    fn record<'a>(&'a self, key: &'a ReplayKey, slot: Slot, keep_until: u64) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let name = self.payment_key(key);
+            let credited = match &slot {
+                Slot::Settled { transaction } => self.transaction_key(transaction),
+                _ => name.clone(),
+            };
+            let written: Result<i64, _> = self
+                .record
+                .key(&name)
+                .key(self.unresolved_key())
+                .key(credited)
+                .arg(slot.to_text())
+                .arg(keep_until)
+                .arg(if slot.is_unresolved() { "1" } else { "0" })
+                .invoke_async(&mut connection)
                 .await;
             if let Err(e) = written {
                 tracing::error!(%key, ?slot, "x402: could not record a payment's outcome: {e}");
@@ -188,11 +270,13 @@ impl ReplayStore for RedisStore {
         let name = self.payment_key(key);
         let mut connection = self.connection.clone();
         let script = self.release.clone();
+        let unresolved = self.unresolved_key();
         let key = key.clone();
         // Release must not block the caller (it runs in a Drop guard).
         tokio::spawn(async move {
             let freed: Result<i64, _> = script
                 .key(name)
+                .key(unresolved)
                 .arg(IN_PROGRESS)
                 .arg(SETTLING)
                 .invoke_async(&mut connection)
@@ -223,6 +307,72 @@ impl ReplayStore for RedisStore {
             }
         })
     }
+
+    fn unresolved(&self) -> BoxFuture<'_, Result<Vec<Unresolved>, String>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let names: Vec<String> = redis::cmd("SMEMBERS")
+                .arg(self.unresolved_key())
+                .query_async(&mut connection)
+                .await
+                .map_err(|e| format!("cannot list unresolved payments: {e}"))?;
+            let mut list = Vec::new();
+            for name in names {
+                let value: Option<String> = redis::cmd("GET")
+                    .arg(&name)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(|e| format!("cannot read {name}: {e}"))?;
+                let slot = value.map(|v| Slot::from_text(&v));
+                match (self.key_of(&name), slot) {
+                    (Some(key), Some(slot)) if slot.is_unresolved() => {
+                        list.push(Unresolved { key, slot });
+                    }
+                    // Expired, or resolved by a process that crashed before taking it out.
+                    _ => {
+                        let _: Result<i64, _> = redis::cmd("SREM")
+                            .arg(self.unresolved_key())
+                            .arg(&name)
+                            .query_async(&mut connection)
+                            .await;
+                    }
+                }
+            }
+            Ok(list)
+        })
+    }
+
+    fn claim_reconciliation<'a>(&'a self, key: &'a ReplayKey, until: u64) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let claimed: Result<Option<String>, _> = redis::cmd("SET")
+                .arg(self.reconcile_key(key))
+                .arg("1")
+                .arg("NX")
+                .arg("EXAT")
+                .arg(until)
+                .query_async(&mut connection)
+                .await;
+            match claimed {
+                Ok(taken) => taken.is_some(),
+                Err(e) => {
+                    tracing::warn!(%key, "x402: cannot take the reconciliation of a payment: {e}");
+                    false
+                }
+            }
+        })
+    }
+
+    fn end_reconciliation(&self, key: &ReplayKey) {
+        let name = self.reconcile_key(key);
+        let mut connection = self.connection.clone();
+        tokio::spawn(async move {
+            let _: Result<i64, _> = redis::cmd("DEL")
+                .arg(name)
+                .query_async(&mut connection)
+                .await;
+        });
+    }
 }
 
 #[cfg(test)]
@@ -233,18 +383,24 @@ mod tests {
     fn slots_round_trip_through_their_redis_values() {
         for slot in [
             Slot::InProgress,
-            Slot::Settling,
+            Slot::Settling {
+                request: Some("{}".to_owned()),
+                since: 5,
+            },
             Slot::Settled {
                 transaction: "0xabc".to_owned(),
             },
             Slot::Pending {
                 transaction: String::new(),
                 request: None,
+                since: 0,
             },
             Slot::Pending {
                 transaction: "0xabc".to_owned(),
                 request: Some(r#"{"x402Version":2}"#.to_owned()),
+                since: 7,
             },
+            Slot::ExpiredUnsettled,
         ] {
             assert_eq!(Slot::from_text(&slot.to_text()), slot);
         }

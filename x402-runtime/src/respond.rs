@@ -47,6 +47,10 @@ pub mod codes {
     /// receipt carries this reason and the transaction when known. A resend of the same payment
     /// reconciles: one `/settle` with the same payload, answered from its outcome.
     pub const SETTLEMENT_PENDING: &str = "settlement_pending";
+    /// The payment's authorization expired without ever being used on chain, so it can never
+    /// settle and nothing was charged: the 402 that says so carries a fresh challenge, and a new
+    /// payment may be signed.
+    pub const EXPIRED_UNSETTLED: &str = "expired_unsettled";
     /// 502: the facilitator's answer to `/verify` was not a valid answer.
     pub const UNEXPECTED_VERIFY_ERROR: &str = "unexpected_verify_error";
     /// 502: the facilitator's answer to `/settle` was not a valid, consistent answer.

@@ -27,6 +27,7 @@ use dashmap::DashMap;
 use serde_json::Value;
 
 use super::{BoxFuture, Facilitator, FacilitatorError};
+use crate::chain::{self, Authorization, ChainError, ChainReader, OnChain};
 use crate::config::{ConfigError, unix_now};
 use crate::eip3009::{self, SignatureCheck};
 use crate::network::Network;
@@ -845,6 +846,43 @@ impl Facilitator for LocalFacilitator {
             extensions: Vec::new(),
             signers: signer_map,
         })))
+    }
+}
+
+/// Reads authorizations through the facilitator's own RPC connections (the last
+/// [`DEFAULT_LOOKBACK_BLOCKS`](chain::DEFAULT_LOOKBACK_BLOCKS) blocks are searched for the
+/// transaction of a used one). A network it does not serve, or serves without an RPC URL, is an
+/// error.
+impl ChainReader for LocalFacilitator {
+    fn authorization<'a>(
+        &'a self,
+        authorization: &'a Authorization,
+    ) -> BoxFuture<'a, Result<OnChain, ChainError>> {
+        Box::pin(async move {
+            let network = Network::from_caip2(&authorization.network).ok_or_else(|| {
+                ChainError(format!(
+                    "network `{}` is not a CAIP-2 EVM id (`eip155:<chain id>`)",
+                    authorization.network
+                ))
+            })?;
+            let chain = self.chains.get(&network.chain_id).ok_or_else(|| {
+                ChainError(format!(
+                    "the local facilitator does not serve network {}",
+                    network.caip2
+                ))
+            })?;
+            let reader = chain
+                .reader
+                .as_ref()
+                .ok_or_else(|| ChainError(format!("no RPC URL for network {}", network.caip2)))?;
+            chain::read_authorization(
+                reader,
+                network.chain_id,
+                authorization,
+                chain::DEFAULT_LOOKBACK_BLOCKS,
+            )
+            .await
+        })
     }
 }
 
