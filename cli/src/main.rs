@@ -1,4 +1,5 @@
-//! `x402`: discover what an API charges, pay one call within a limit, show the paying wallet.
+//! `x402`: discover what an API charges, pay one call within a limit, show the paying wallet;
+//! for a server's operator, list and resolve the payments whose settlement outcome is unknown.
 //!
 //! ```text
 //! x402 discover http://127.0.0.1:4021            # table of paid endpoints and prices
@@ -6,16 +7,20 @@
 //! X402_PAYER_KEY=0x… x402 pay "http://127.0.0.1:4021/weather?city=Paris" --max 0.01
 //! X402_PAYER_KEY=0x… x402 pay http://127.0.0.1:4021/forecast -X POST -d '{"city":"Oslo"}'
 //! X402_PAYER_KEY=0x… x402 wallet --rpc-url http://127.0.0.1:8545
+//! x402 settlements --store x402-payments.redb --rpc-url http://127.0.0.1:8545
 //! ```
 //!
 //! The key comes from the environment only: `X402_PAYER_KEY` (hex), or `X402_KEYSTORE` (or
 //! `--keystore`) with `X402_KEYSTORE_PASSWORD`. It is never a flag, so it stays out of shell
 //! history, and it is never printed.
 //!
-//! Exit status: 0 on a 2xx answer, 1 when nothing was paid or the payment failed, 3 when the
-//! server answered with another status after payment (nothing is charged for those).
+//! Exit status of `pay`: 0 on a 2xx answer, 1 when nothing was paid or the payment failed, 3
+//! when the server answered with another status after payment (nothing is charged for those).
+//! Of `settlements`: 0 when no payment is left with an unknown outcome, 1 when some remain or on
+//! errors.
 
 mod output;
+mod settlements;
 mod wallet;
 
 use std::io::{IsTerminal, Write};
@@ -26,12 +31,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use x402_runtime::Currency;
 use x402_runtime::client::{
-    ClientError, ClientEvent, PaymentSigner, X402Client, discover, parse_amount,
+    ClientError, ClientEvent, PaymentSigner, SpendStatus, X402Client, discover, parse_amount,
 };
+use x402_runtime::{Currency, codes};
 
-/// Pay for HTTP APIs with x402: discover prices, pay a call, show the wallet.
+/// Pay for HTTP APIs with x402: discover prices, pay a call, show the wallet; list and resolve a
+/// server's unknown settlements.
 #[derive(Debug, Parser)]
 #[command(name = "x402", version, about)]
 struct Cli {
@@ -63,6 +69,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the payments of a server's settlement record whose outcome is unknown; with
+    /// --rpc-url, resolve them from the chain and record the outcome.
+    Settlements(settlements::Args),
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -84,6 +93,7 @@ async fn main() -> ExitCode {
             Ok(signer) => wallet::run(&signer, rpc_url.as_deref(), json).await,
             Err(e) => Err(e),
         },
+        Command::Settlements(args) => settlements::run(args).await,
     };
     match result {
         Ok(code) => code,
@@ -228,7 +238,8 @@ impl std::fmt::Display for Explained {
             ClientError::OverRequestLimit { .. } => {
                 f.write_str("\n  raise the limit with --max if you mean to pay this much")
             }
-            ClientError::Unconfirmed { spend, .. } => write!(
+            ClientError::Unconfirmed { spend, .. }
+            | ClientError::LiveAuthorizationRefused { spend, .. } => write!(
                 f,
                 "\n  do not pay again before {}: the signed payment may still settle",
                 spend.valid_before
@@ -239,6 +250,15 @@ impl std::fmt::Display for Explained {
 }
 
 impl std::error::Error for Explained {}
+
+/// `5s`, `0.5s`.
+fn seconds(wait: Duration) -> String {
+    if wait.subsec_millis() == 0 {
+        format!("{}s", wait.as_secs())
+    } else {
+        format!("{:.1}s", wait.as_secs_f64())
+    }
+}
 
 /// The progress line on stderr: what is being paid, then a ticking wait until the answer.
 #[derive(Clone)]
@@ -278,6 +298,38 @@ impl Progress {
             ClientEvent::Resending { attempt, reason } => {
                 self.clear();
                 eprintln!("resending the same payment (attempt {attempt}): {reason}");
+            }
+            ClientEvent::Waiting {
+                code,
+                transaction,
+                wait,
+                ..
+            } => {
+                self.clear();
+                let why = if *code == codes::SETTLEMENT_PENDING {
+                    "settlement pending"
+                } else {
+                    "payment in progress in another request"
+                };
+                let tx = transaction
+                    .as_ref()
+                    .map(|tx| format!(" (transaction {tx})"))
+                    .unwrap_or_default();
+                eprintln!(
+                    "{why}, resending the same payment in {}{tx}",
+                    seconds(*wait)
+                );
+            }
+            ClientEvent::Expired(spend) => {
+                self.clear();
+                match &spend.status {
+                    SpendStatus::ExpiredUnsettled => eprintln!(
+                        "the authorization expired unsettled (nothing was charged); signing a new payment"
+                    ),
+                    _ => eprintln!(
+                        "the authorization is past its validBefore and the server asks for a new payment; signing a new one"
+                    ),
+                }
             }
             ClientEvent::Answered { .. } => {}
             _ => {}

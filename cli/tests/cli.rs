@@ -1,6 +1,7 @@
 //! The `x402` binary against the example API: `discover` lists every paid route with its price
 //! (from the OpenAPI document, and from a 402 when there is none); `pay` pays within `--max` and
-//! settles on a real chain; `wallet` reads balances with a key from an encrypted keystore.
+//! settles on a real chain, and shows a pending settlement while it resends the same payment;
+//! `wallet` reads balances with a key from an encrypted keystore.
 #![allow(missing_docs)]
 
 use std::process::Output;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use alloy_primitives::U256;
 use axum::Router;
 use axum::response::IntoResponse;
-use serde_json::Value;
+use serde_json::{Value, json};
 use x402_runtime::facilitator::{HttpFacilitator, LocalFacilitator};
 use x402_runtime::{X402, X402Config};
 use x402_testbed::{Chain, FACILITATOR_KEY, MERCHANT, NETWORK, PAYER, PAYER_KEY, Paths};
@@ -335,4 +336,205 @@ async fn wallet_shows_balances_for_a_keystore_key() {
     );
     assert!(!stderr(&wrong).contains("correct horse"));
     let _ = std::fs::remove_file(&keystore);
+}
+
+/// A paid endpoint whose settlement is pending once: the first paid request gets `503
+/// settlement_pending` with `Retry-After: 1`, the next a 200 with a receipt. Records every
+/// payment header it receives.
+async fn pending_once_api() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let recorded = seen.clone();
+    let encode = |value: Value| STANDARD.encode(value.to_string());
+    let transaction = format!("0x{}", "cd".repeat(32));
+    let app = Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let seen = recorded.clone();
+        let transaction = transaction.clone();
+        async move {
+            let Some(payment) = headers.get("payment-signature") else {
+                let challenge = json!({
+                    "x402Version": 2, "error": "PAYMENT-SIGNATURE header is required",
+                    "resource": {"url": "http://127.0.0.1/weather"},
+                    "accepts": [{
+                        "scheme": "exact", "network": NETWORK, "amount": "1000",
+                        "asset": x402_testbed::USDC.to_checksum(None),
+                        "payTo": MERCHANT.to_checksum(None), "maxTimeoutSeconds": 60,
+                        "extra": {"name": "USDC", "version": "2"}
+                    }]
+                });
+                return (
+                    axum::http::StatusCode::PAYMENT_REQUIRED,
+                    [("payment-required", encode(challenge))],
+                    "{}".to_owned(),
+                )
+                    .into_response();
+            };
+            let first = {
+                let mut seen = seen.lock().expect("seen");
+                seen.push(payment.to_str().expect("ascii").to_owned());
+                seen.len() == 1
+            };
+            let receipt = |success: bool| {
+                encode(json!({
+                    "success": success, "transaction": transaction, "network": NETWORK,
+                    "errorReason": if success { Value::Null } else { json!("settlement_pending") },
+                }))
+            };
+            if first {
+                (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    [
+                        ("payment-response", receipt(false)),
+                        ("retry-after", "1".to_owned()),
+                    ],
+                    json!({"error": "settlement_pending", "message": "resend the same payment",
+                           "transaction": transaction})
+                    .to_string(),
+                )
+                    .into_response()
+            } else {
+                (
+                    axum::http::StatusCode::OK,
+                    [
+                        ("payment-response", receipt(true)),
+                        ("retry-after", "0".to_owned()),
+                    ],
+                    json!({"city": "Paris"}).to_string(),
+                )
+                    .into_response()
+            }
+        }
+    });
+    (serve(app).await, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pay_shows_a_pending_settlement_and_resends_the_same_payment() {
+    let (api, seen) = pending_once_api().await;
+    let paid = run_x402(
+        &["pay", &format!("{api}/weather"), "--max", "0.001"],
+        &[("X402_PAYER_KEY", PAYER_KEY)],
+    )
+    .await;
+    assert!(paid.status.success(), "{}", stderr(&paid));
+    let progress = stderr(&paid);
+    assert!(
+        progress.contains(&format!(
+            "settlement pending, resending the same payment in 1s (transaction 0x{})",
+            "cd".repeat(32)
+        )),
+        "{progress}"
+    );
+    assert!(
+        stdout(&paid).contains("receipt     success"),
+        "{}",
+        stdout(&paid)
+    );
+    let seen = seen.lock().expect("seen").clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0], seen[1], "the same signed payment was resent");
+}
+
+/// Verifies offline with the local facilitator; answers `/settle` with `settlement_pending`
+/// (naming a transaction) the first time, then with that transaction settled.
+struct PendingOnce {
+    verifier: LocalFacilitator,
+    settles: std::sync::atomic::AtomicU32,
+}
+
+const PENDING_TX: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
+
+impl x402_runtime::Facilitator for PendingOnce {
+    fn verify<'a>(
+        &'a self,
+        request: &'a x402_runtime::proto::FacilitatorRequest,
+    ) -> x402_runtime::BoxFuture<
+        'a,
+        Result<x402_runtime::proto::VerifyResponse, x402_runtime::FacilitatorError>,
+    > {
+        self.verifier.verify(request)
+    }
+
+    fn settle<'a>(
+        &'a self,
+        request: &'a x402_runtime::proto::FacilitatorRequest,
+    ) -> x402_runtime::BoxFuture<
+        'a,
+        Result<x402_runtime::proto::SettleResponse, x402_runtime::FacilitatorError>,
+    > {
+        let first = self
+            .settles
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            == 0;
+        let network = match &request.payment_requirements {
+            x402_runtime::proto::Requirements::V2(r) => r.network.clone(),
+            x402_runtime::proto::Requirements::V1(r) => r.network.clone(),
+        };
+        let answer = json!({
+            "success": !first, "transaction": PENDING_TX, "network": network,
+            "errorReason": if first { json!("settlement_pending") } else { Value::Null },
+        });
+        Box::pin(async move { Ok(serde_json::from_value(answer).expect("settle response")) })
+    }
+
+    fn supported(
+        &self,
+    ) -> x402_runtime::BoxFuture<
+        '_,
+        Result<x402_runtime::proto::SupportedResponse, x402_runtime::FacilitatorError>,
+    > {
+        self.verifier.supported()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pay_waits_out_a_pending_settlement_of_our_server() {
+    let verifier = LocalFacilitator::builder()
+        .network(NETWORK)
+        .build()
+        .expect("facilitator");
+    let facilitator = PendingOnce {
+        verifier,
+        settles: std::sync::atomic::AtomicU32::new(0),
+    };
+    let x402 = X402::builder(config())
+        .facilitator(facilitator)
+        .reconcile_interval(None)
+        .build()
+        .expect("paywall");
+    let api = serve(example_weather::app(x402)).await;
+    let started = std::time::Instant::now();
+    let paid = run_x402(
+        &[
+            "pay",
+            &format!("{api}/weather?city=Paris"),
+            "--max",
+            "0.001",
+        ],
+        &[("X402_PAYER_KEY", PAYER_KEY)],
+    )
+    .await;
+    // Our server answers 503 settlement_pending with Retry-After: 5; the resend of the same
+    // payment reconciles it, and the response withheld the first time is not served again.
+    let progress = stderr(&paid);
+    assert_eq!(paid.status.code(), Some(1), "{progress}");
+    assert!(started.elapsed() >= Duration::from_secs(5));
+    assert!(
+        progress.contains(&format!(
+            "settlement pending, resending the same payment in 5s (transaction {PENDING_TX})"
+        )),
+        "{progress}"
+    );
+    assert!(
+        progress.contains(&format!(
+            "the payment was settled in transaction {PENDING_TX}, but its answer was lost"
+        )),
+        "{progress}"
+    );
+    assert_eq!(
+        progress.matches("paying 0.001 USDC").count(),
+        1,
+        "signed once"
+    );
 }

@@ -309,9 +309,23 @@ impl X402 {
         X402::builder(config).build()
     }
 
-    /// [`X402::new`] with [`X402Config::from_env`].
+    /// [`X402::new`] with [`X402Config::from_env`]. With the `chain` feature, an RPC URL in
+    /// `X402_RPC_URL` (or `X402_RPC_URL_<chain id>`) also gives the paywall a chain reader
+    /// ([`chain_reader`](X402Builder::chain_reader)), so that unknown settlement outcomes are
+    /// resolved from the token contract.
     pub fn from_env() -> Result<X402, ConfigError> {
-        X402::new(X402Config::from_env()?)
+        let config = X402Config::from_env()?;
+        #[cfg(feature = "chain")]
+        {
+            let reader = crate::chain::RpcChainReader::from_env(config.networks())?;
+            let builder = X402::builder(config);
+            match reader {
+                Some(reader) => builder.chain_reader(Arc::new(reader)).build(),
+                None => builder.build(),
+            }
+        }
+        #[cfg(not(feature = "chain"))]
+        X402::new(config)
     }
 
     /// Starts a paywall with custom parts.

@@ -53,13 +53,15 @@
 //! | 402 | `invalid_exact_evm_payload_*` | wrong amount, recipient, validity window or signature |
 //! | 402 | the facilitator's reason | `/verify` refused, or `/settle` failed (with a failure receipt) |
 //! | 400 | `invalid_payment_identifier`, `payment_identifier_required` | on a route that declared [`identifier`] (`payment-identifier`): a malformed id, or none where it is required |
-//! | 409 | `payment_in_progress`, `payment_already_settled`, `settlement_pending` | the same payment again |
+//! | 409 | `payment_in_progress`, `payment_already_settled` | a payment the server knows, at any time (inside or after its validity window): being processed, or settled in the named transaction |
+//! | 402 | `expired_unsettled` | a known payment whose authorization expired without ever being used on chain (with a fresh challenge: a new payment may be signed) |
 //! | 409 | `payment_identifier_conflict` | a `payment-identifier` id already bound to another payment (the same payment gets its recorded response) |
 //! | 503 | `payment_identifier_cache_full` | this process holds too many `payment-identifier` ids (nothing verified) |
 //! | 503 | `replay_store_unavailable` | the shared replay store cannot be reached (nothing verified or served) |
 //! | 503 | `facilitator_unavailable` | the facilitator's `/supported` has not answered yet (nothing verified) |
-//! | 502 | `unexpected_verify_error`, `unexpected_settle_error` | the facilitator answered badly |
-//! | 503 | `settlement_pending` | settlement submitted, not confirmed, or `/settle` did not answer in time (receipt names the transaction when known); a resend of the same payment reconciles once with the same payload |
+//! | 502 | `unexpected_verify_error` | `/verify` answered badly |
+//! | 502 | `unexpected_settle_error` | `/settle` could not be reached (nothing was sent; the payment is released) |
+//! | 503 | `settlement_pending` | the settlement's outcome is unknown: `settlement_pending`, no answer in time, or any answer that is neither a definite success nor a definite refusal (receipt names the transaction when known); every resend of the same payment gets it until a reconciliation ([`settlement`]) knows the outcome |
 //! | 504 | `facilitator_timeout` | the facilitator did not answer `/verify` in time |
 //! | 500 | `x402_not_configured`, `x402_no_offer` | the server is misconfigured |
 //!
@@ -75,6 +77,7 @@
 //! | `local-facilitator` | no | `facilitator::LocalFacilitator`: verifies in process, settles through an EVM node |
 //! | `client` | no | `client::X402Client`: pays 402s within a budget and never twice; `client::PaymentSigner`; `client::discover` |
 //! | `redis` | no | `RedisStore`: a replay store shared by several server processes |
+//! | `chain` | no | `chain::RpcChainReader`: reads EIP-3009 authorizations on chain to resolve unknown settlements (`local-facilitator` includes it) |
 //! | `openapi` | no | `openapi`, `bazaar`, `discovery`: prices in the utoipa 6 document, the bazaar extension in every 402, `/openapi.json`, `/docs`, `/llms.txt`, `/.well-known/x402` |
 //!
 //! # Registry

@@ -3,8 +3,10 @@
 //! - [`X402Client`] sends a request with reqwest; on a 402 it reads the challenge (the v2
 //!   `PAYMENT-REQUIRED` header, or a v1 body), picks an offer its [spending
 //!   policy](X402ClientBuilder) allows, signs an EIP-3009 authorization and resends the request
-//!   once with the payment. The answer comes back with the decoded receipt, and every signed
-//!   payment goes into a spend log.
+//!   with the payment. While the outcome is unknown (a dropped connection, `settlement_pending`)
+//!   it resends that same payment, and it signs a new one only once the first is dead (see
+//!   [`X402Client`]). The answer comes back with the decoded receipt, and every signed payment
+//!   goes into a spend log.
 //! - [`PaymentSigner`] holds the payer's key (hex from `X402_PAYER_KEY`, or an encrypted
 //!   keystore) and turns one offer into a `PAYMENT-SIGNATURE` or `X-PAYMENT` header value.
 //! - [`discover`] lists what a server charges, from its OpenAPI document (`x-payment-info`) or

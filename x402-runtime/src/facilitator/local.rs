@@ -654,10 +654,11 @@ impl LocalFacilitator {
         }
         let pending = {
             let _in_order = checked.chain.sending.lock().await;
+            // A failed send may still have reached the node: the outcome is unknown.
             writer
                 .send_transaction(call)
                 .await
-                .map_err(|e| FacilitatorError::Unreachable(format!("RPC: {e}")))?
+                .map_err(|e| FacilitatorError::BadResponse(format!("RPC: {e}")))?
         };
         let hash = *pending.tx_hash();
         let key = (checked.chain.network.chain_id, auth.from, auth.nonce);
@@ -706,10 +707,11 @@ impl LocalFacilitator {
         };
         let deadline = tokio::time::Instant::now() + self.receipt_timeout;
         loop {
+            // The transaction was sent: a failed read leaves the outcome unknown.
             let receipt = reader
                 .get_transaction_receipt(hash)
                 .await
-                .map_err(|e| FacilitatorError::Unreachable(format!("RPC: {e}")))?;
+                .map_err(|e| FacilitatorError::BadResponse(format!("RPC: {e}")))?;
             if let Some(receipt) = receipt {
                 self.in_flight.remove(&key);
                 let Ok(asset) = payload::parse_address(want.asset, "asset") else {

@@ -30,12 +30,16 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FacilitatorError {
-    /// No answer within the timeout (answered 504).
+    /// No answer within the timeout: `/verify` is answered 504; from `/settle` the outcome is
+    /// unknown and answered `503 settlement_pending`.
     Timeout,
-    /// The facilitator could not be reached (answered 502).
+    /// The request did not reach the facilitator (the connection was refused, no RPC
+    /// configured), so nothing can have moved: `/verify` is answered 502, and a first `/settle`
+    /// 502 with the payment released, so that the same header can be resent.
     Unreachable(String),
-    /// The answer was not what the protocol allows: wrong status, not JSON, wrong shape
-    /// (answered 502).
+    /// The answer was not what the protocol allows: wrong status, not JSON, wrong shape. From
+    /// `/verify` it is answered 502; from `/settle` the outcome is unknown (money may have
+    /// moved), so it is recorded as pending and answered `503 settlement_pending`.
     BadResponse(String),
 }
 
