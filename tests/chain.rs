@@ -8,20 +8,13 @@ mod support;
 use alloy::eips::BlockNumberOrTag;
 use alloy::providers::Provider;
 use serde_json::{Value, json};
-use support::{Payer, Terms, decode_b64, http, local_facilitator, unix_now};
+use support::{Payer, Terms, anvil_rpc, decode_b64, local_facilitator, start_chain, unix_now};
 use x402_runtime::chain::{
     Authorization, ChainError, ChainReader, EXPIRY_MARGIN, OnChain, RpcChainReader,
 };
 use x402_runtime::facilitator::{Facilitator, LocalFacilitator};
 use x402_runtime::proto::{FacilitatorRequest, PaymentRequired, Requirements};
 use x402_testbed::{Chain, MERCHANT, NETWORK, PAYER, PAYER_KEY, USDC};
-
-async fn start_chain(test: &str) -> Option<Chain> {
-    if !x402_testbed::skip_unless_available(test) {
-        return None;
-    }
-    Some(Chain::start().await.expect("chain"))
-}
 
 fn offer() -> Value {
     json!({"scheme": "exact", "network": NETWORK, "amount": "1000", "asset": USDC.to_checksum(None),
@@ -77,31 +70,15 @@ async fn read(
     by_rpc
 }
 
-/// A raw JSON-RPC call to anvil; fails the test on an error answer.
-async fn anvil(chain: &Chain, method: &str, params: Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let answer: Value = http()
-        .post(chain.rpc_url())
-        .json(&body)
-        .send()
-        .await
-        .expect("rpc request")
-        .json()
-        .await
-        .expect("rpc answer");
-    assert!(answer.get("error").is_none(), "{method}: {answer}");
-    answer["result"].clone()
-}
-
 /// Moves the chain's clock so that the next block is at least `target` (unix seconds), and
 /// mines it. Returns the new latest block's timestamp.
 async fn mine_at_least(chain: &Chain, target: u64) -> u64 {
     // anvil stamps the next block with the wall clock plus the offset (at least the latest + 1).
     let now = latest_timestamp(chain).await.max(unix_now());
     if target > now {
-        anvil(chain, "evm_increaseTime", json!([target - now])).await;
+        anvil_rpc(chain, "evm_increaseTime", json!([target - now])).await;
     }
-    anvil(chain, "evm_mine", json!([])).await;
+    anvil_rpc(chain, "evm_mine", json!([])).await;
     let mined = latest_timestamp(chain).await;
     assert!(mined >= target, "mined at {mined}, wanted {target}");
     mined

@@ -10,18 +10,11 @@ use alloy_primitives::{Address, U256};
 use serde_json::{Value, json};
 use support::{
     Payer, Terms, chain_api as api, challenge_of, decode_b64, edit_payment, http,
-    local_facilitator, unix_now,
+    local_facilitator, start_chain, unix_now,
 };
 use x402_runtime::facilitator::{Facilitator, LocalFacilitator};
 use x402_runtime::proto::{FacilitatorRequest, Requirements, SettleResponse};
 use x402_testbed::{Chain, FACILITATOR_KEY, MERCHANT, NETWORK, PAYER, PAYER_KEY};
-
-async fn start_chain(test: &str) -> Option<Chain> {
-    if !x402_testbed::skip_unless_available(test) {
-        return None;
-    }
-    Some(Chain::start().await.expect("chain"))
-}
 
 async fn balances(chain: &Chain, payer: Address) -> (U256, U256) {
     (

@@ -26,8 +26,8 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
 use support::{
-    FaultyFacilitator, Payer, SettleFault, Terms, VerifyFault, challenge_of, decode_b64,
-    faulty_config, faulty_paywall, http, serve, unix_now, usdc_balances,
+    FaultyFacilitator, Payer, SettleFault, Terms, VerifyFault, anvil_rpc, challenge_of, decode_b64,
+    faulty_config, faulty_paywall, http, serve, start_chain, unix_now, usdc_balances,
 };
 use x402_runtime::chain::{
     Authorization, ChainError, ChainReader, EXPIRY_MARGIN, OnChain, RpcChainReader,
@@ -64,40 +64,17 @@ async fn report(State(runs): State<Arc<AtomicUsize>>) -> &'static str {
 // Harness
 // ------------------------------------------------------------------------------------------------
 
-async fn start_chain(test: &str) -> Option<Chain> {
-    if !x402_testbed::skip_unless_available(test) {
-        return None;
-    }
-    Some(Chain::start().await.expect("chain"))
-}
-
-/// A raw JSON-RPC call to anvil; fails the test on an error answer.
-async fn anvil(chain: &Chain, method: &str, params: Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let answer: Value = http()
-        .post(chain.rpc_url())
-        .json(&body)
-        .send()
-        .await
-        .expect("rpc request")
-        .json()
-        .await
-        .expect("rpc answer");
-    assert!(answer.get("error").is_none(), "{method}: {answer}");
-    answer["result"].clone()
-}
-
 async fn set_automine(chain: &Chain, on: bool) {
-    anvil(chain, "evm_setAutomine", json!([on])).await;
+    anvil_rpc(chain, "evm_setAutomine", json!([on])).await;
 }
 
 async fn mine(chain: &Chain) {
-    anvil(chain, "evm_mine", json!([])).await;
+    anvil_rpc(chain, "evm_mine", json!([])).await;
 }
 
 /// The latest block's timestamp.
 async fn chain_time(chain: &Chain) -> u64 {
-    let block = anvil(chain, "eth_getBlockByNumber", json!(["latest", false])).await;
+    let block = anvil_rpc(chain, "eth_getBlockByNumber", json!(["latest", false])).await;
     u64::from_str_radix(
         block["timestamp"]
             .as_str()
@@ -110,7 +87,7 @@ async fn chain_time(chain: &Chain) -> u64 {
 
 /// Transactions the facilitator's key has sent, mined or waiting in the mempool.
 async fn facilitator_transactions(chain: &Chain) -> u64 {
-    let count = anvil(
+    let count = anvil_rpc(
         chain,
         "eth_getTransactionCount",
         json!([FACILITATOR.to_checksum(None), "pending"]),
@@ -339,17 +316,17 @@ fn offset_clock(offset: &Arc<AtomicU64>) -> impl Fn() -> u64 + Send + Sync + Clo
 
 /// Asserts that the transaction the facilitator named is waiting in the mempool, unmined.
 async fn assert_in_mempool(chain: &Chain, transaction: &str) {
-    let sent = anvil(chain, "eth_getTransactionByHash", json!([transaction])).await;
+    let sent = anvil_rpc(chain, "eth_getTransactionByHash", json!([transaction])).await;
     assert!(sent.is_object(), "the named transaction was sent: {sent}");
     assert!(sent["blockNumber"].is_null(), "not mined yet: {sent}");
-    let receipt = anvil(chain, "eth_getTransactionReceipt", json!([transaction])).await;
+    let receipt = anvil_rpc(chain, "eth_getTransactionReceipt", json!([transaction])).await;
     assert!(receipt.is_null(), "no receipt yet: {receipt}");
 }
 
 /// Asserts that `transaction` is mined, succeeded and is the one transfer of the price from the
 /// payer to the merchant on the chain.
 async fn assert_settled_once_in(chain: &Chain, transaction: &str) {
-    let receipt = anvil(chain, "eth_getTransactionReceipt", json!([transaction])).await;
+    let receipt = anvil_rpc(chain, "eth_getTransactionReceipt", json!([transaction])).await;
     assert_eq!(receipt["status"], "0x1", "mined and succeeded: {receipt}");
     assert_eq!(
         transfers_to_merchant(chain, PAYER).await,
@@ -382,51 +359,56 @@ async fn a_receipt_after_the_timeout_is_found_on_chain_by_a_resend() {
         .reconcile_interval(None)
         .build()
         .expect("paywall");
-    let (base, runs) = serve_report(&x402).await;
-    let before = usdc_balances(&chain, PAYER).await;
-    let sent_before = facilitator_transactions(&chain).await;
+    let settles = || facilitator.settles();
+    late_receipt_found_on_chain(&chain, &x402, &settles).await;
+    assert_eq!(facilitator.reads(), 1, "one resend read the chain");
+}
+
+/// The course of tests 1 and 2: with the node not mining, the paid request is pending and names
+/// the transaction in the mempool; once mined, a resend is told it settled there, with no second
+/// `/settle` (`settles` counts them) and no second run; charged once, one transaction; a later
+/// resend is answered from the record.
+async fn late_receipt_found_on_chain(chain: &Chain, x402: &X402, settles: &dyn Fn() -> usize) {
+    let (base, runs) = serve_report(x402).await;
+    let before = usdc_balances(chain, PAYER).await;
+    let sent_before = facilitator_transactions(chain).await;
     let (_, payment) = pay(&base, &Terms::default()).await;
 
-    set_automine(&chain, false).await;
+    set_automine(chain, false).await;
     let paid = get_report(&base, Some(&payment)).await;
     assert_eq!(paid.status, 503, "{paid:?}");
     let transaction = paid.receipt().transaction;
     assert_eq!(transaction.len(), 66, "the receipt names the transaction");
     paid.assert_pending(&transaction);
-    assert_in_mempool(&chain, &transaction).await;
+    assert_in_mempool(chain, &transaction).await;
     assert_eq!(runs.load(Ordering::SeqCst), 1, "the handler ran");
-    assert_eq!(facilitator.settles(), 1);
+    assert_eq!(settles(), 1);
     assert_eq!(
-        usdc_balances(&chain, PAYER).await,
+        usdc_balances(chain, PAYER).await,
         before,
         "nothing mined yet"
     );
 
-    mine(&chain).await;
+    mine(chain).await;
     let resent = get_report(&base, Some(&payment)).await;
     resent.assert_already_settled(&transaction);
-    assert_eq!(facilitator.reads(), 1, "the resend read the chain");
-    assert_eq!(
-        facilitator.settles(),
-        1,
-        "the chain answered: no second /settle"
-    );
+    assert_eq!(settles(), 1, "the chain answered: no second /settle");
     assert_eq!(
         runs.load(Ordering::SeqCst),
         1,
         "the handler did not run again"
     );
-    support::assert_price_moved(&chain, PAYER, before, PRICE).await;
-    assert_settled_once_in(&chain, &transaction).await;
+    support::assert_price_moved(chain, PAYER, before, PRICE).await;
+    assert_settled_once_in(chain, &transaction).await;
 
     // Again: answered from the record, nothing new anywhere.
     let again = get_report(&base, Some(&payment)).await;
     again.assert_already_settled(&transaction);
-    assert_eq!(facilitator.settles(), 1);
+    assert_eq!(settles(), 1);
     assert_eq!(runs.load(Ordering::SeqCst), 1);
-    assert_eq!(facilitator_transactions(&chain).await, sent_before + 1);
-    assert_settled_once_in(&chain, &transaction).await;
-    support::assert_price_moved(&chain, PAYER, before, PRICE).await;
+    assert_eq!(facilitator_transactions(chain).await, sent_before + 1);
+    assert_settled_once_in(chain, &transaction).await;
+    support::assert_price_moved(chain, PAYER, before, PRICE).await;
 }
 
 /// Calls to the `x402-facilitator` server, by path.
@@ -481,46 +463,9 @@ async fn a_receipt_after_the_timeout_through_x402_facilitator_over_http() {
         .reconcile_interval(None)
         .build()
         .expect("paywall");
-    let (base, runs) = serve_report(&x402).await;
-    let before = usdc_balances(&chain, PAYER).await;
-    let sent_before = facilitator_transactions(&chain).await;
-    let (_, payment) = pay(&base, &Terms::default()).await;
-
-    set_automine(&chain, false).await;
-    let paid = get_report(&base, Some(&payment)).await;
-    assert_eq!(paid.status, 503, "{paid:?}");
-    let transaction = paid.receipt().transaction;
-    assert_eq!(transaction.len(), 66, "the receipt names the transaction");
-    paid.assert_pending(&transaction);
-    assert_in_mempool(&chain, &transaction).await;
-    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let settles = || calls_to(&ledger, "/settle");
+    late_receipt_found_on_chain(&chain, &x402, &settles).await;
     assert_eq!(calls_to(&ledger, "/verify"), 1);
-    assert_eq!(calls_to(&ledger, "/settle"), 1);
-
-    mine(&chain).await;
-    let resent = get_report(&base, Some(&payment)).await;
-    resent.assert_already_settled(&transaction);
-    assert_eq!(
-        calls_to(&ledger, "/settle"),
-        1,
-        "the chain answered: no second /settle"
-    );
-    assert_eq!(
-        runs.load(Ordering::SeqCst),
-        1,
-        "the handler did not run again"
-    );
-    support::assert_price_moved(&chain, PAYER, before, PRICE).await;
-    assert_settled_once_in(&chain, &transaction).await;
-
-    let again = get_report(&base, Some(&payment)).await;
-    again.assert_already_settled(&transaction);
-    assert_eq!(calls_to(&ledger, "/verify"), 1);
-    assert_eq!(calls_to(&ledger, "/settle"), 1);
-    assert_eq!(runs.load(Ordering::SeqCst), 1);
-    assert_eq!(facilitator_transactions(&chain).await, sent_before + 1);
-    assert_settled_once_in(&chain, &transaction).await;
-    support::assert_price_moved(&chain, PAYER, before, PRICE).await;
 }
 
 /// 3. `/settle` never reached the chain (the facilitator hangs): the payment stays
@@ -591,7 +536,7 @@ async fn a_settlement_that_never_reached_the_chain_expires_only_after_valid_befo
 
     // Past validBefore, but not by the margin yet: still pending.
     let inside_margin = terms.valid_before + 5;
-    anvil(
+    anvil_rpc(
         &chain,
         "anvil_setNextBlockTimestamp",
         json!([inside_margin]),
@@ -615,7 +560,7 @@ async fn a_settlement_that_never_reached_the_chain_expires_only_after_valid_befo
     // The chain moves past validBefore + EXPIRY_MARGIN, and so does the server's clock.
     let dead = terms.valid_before + EXPIRY_MARGIN;
     let now = chain_time(&chain).await;
-    anvil(&chain, "evm_increaseTime", json!([dead + 1 - now])).await;
+    anvil_rpc(&chain, "evm_increaseTime", json!([dead + 1 - now])).await;
     mine(&chain).await;
     let mined_at = chain_time(&chain).await;
     assert!(

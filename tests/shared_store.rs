@@ -25,6 +25,25 @@ fn redis_url(test: &str) -> Option<String> {
     }
 }
 
+/// Resends `payment` to each process: every one answers `409 payment_already_settled` from the
+/// shared record; returns the bodies.
+async fn settled_everywhere(bases: &[&String], payment: &str) -> Vec<serde_json::Value> {
+    let mut bodies = Vec::new();
+    for base in bases {
+        let late = http()
+            .get(format!("{base}/counted"))
+            .header("PAYMENT-SIGNATURE", payment)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(late.status(), 409);
+        let body: serde_json::Value = late.json().await.expect("json");
+        assert_eq!(body["error"], "payment_already_settled", "{body}");
+        bodies.push(body);
+    }
+    bodies
+}
+
 /// Two `paid-server` processes sharing the Redis store, the facilitator double they use, and one
 /// signed payment for `GET /counted`.
 struct Pair {
@@ -105,16 +124,7 @@ async fn sixty_four_copies_across_two_processes_run_and_settle_once() {
     assert_eq!(facilitator.count("settle"), 1);
 
     // A late copy to either process is refused with the transaction, from the shared record.
-    for base in [&a, &b] {
-        let late = client
-            .get(format!("{base}/counted"))
-            .header("PAYMENT-SIGNATURE", payment.clone())
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(late.status(), 409);
-        let body: serde_json::Value = late.json().await.expect("json");
-        assert_eq!(body["error"], "payment_already_settled");
+    for body in settled_everywhere(&[&a, &b], &payment).await {
         assert_eq!(
             body["transaction"].as_str().map(str::len),
             Some(66),
@@ -246,16 +256,7 @@ async fn concurrent_resends_of_an_unknown_payment_reconcile_once_across_processe
         "the reconciling resend learns the outcome: {answers:?}"
     );
     // Afterwards either process answers from the shared record.
-    for base in [&a, &b] {
-        let late = client
-            .get(format!("{base}/counted"))
-            .header("PAYMENT-SIGNATURE", payment.clone())
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(late.status(), 409);
-        let body: serde_json::Value = late.json().await.expect("json");
-        assert_eq!(body["error"], "payment_already_settled");
+    for body in settled_everywhere(&[&a, &b], &payment).await {
         assert_eq!(body["transaction"], tx.as_str());
     }
     assert_eq!(facilitator.count("settle"), 2);

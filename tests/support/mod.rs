@@ -439,6 +439,32 @@ pub async fn chain_api(rpc: &str) -> String {
 
 /// The installed test bed, or `None` when its tools are missing and the test may skip (never
 /// under `CI=true`, where a missing tool fails the test).
+/// Starts anvil with the test bed's contracts, or `None` when the test bed is not installed
+/// (outside CI; with `CI=true` a missing tool fails the test).
+pub async fn start_chain(test: &str) -> Option<x402_testbed::Chain> {
+    if !x402_testbed::skip_unless_available(test) {
+        return None;
+    }
+    Some(x402_testbed::Chain::start().await.expect("chain"))
+}
+
+/// A raw JSON-RPC call to anvil (`evm_mine`, `evm_setAutomine`, …); fails the test on an error
+/// answer.
+pub async fn anvil_rpc(chain: &x402_testbed::Chain, method: &str, params: Value) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let answer: Value = http()
+        .post(chain.rpc_url())
+        .json(&body)
+        .send()
+        .await
+        .expect("rpc request")
+        .json()
+        .await
+        .expect("rpc answer");
+    assert!(answer.get("error").is_none(), "{method}: {answer}");
+    answer["result"].clone()
+}
+
 pub async fn installed_testbed(test: &str) -> Option<x402_testbed::Paths> {
     if !x402_testbed::skip_unless_available(test) {
         return None;

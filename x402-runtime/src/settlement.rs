@@ -85,18 +85,20 @@ impl Attempt<'_> {
         self.engine.keep_until(self.valid_before)
     }
 
+    /// Records `slot` for this payment, kept for the retention.
+    async fn record(&self, slot: Slot) {
+        let store = &self.engine.inner.store;
+        store.record(self.key, slot, self.keep_until()).await;
+    }
+
     /// Records `/settle` as about to be called, with its request: a durable store then knows
     /// about a settlement in flight even if the process stops before the answer.
     pub(crate) async fn record_settling(&self) {
-        let slot = Slot::Settling {
+        self.record(Slot::Settling {
             request: request_json(self.key, self.request),
             since: self.engine.now(),
-        };
-        self.engine
-            .inner
-            .store
-            .record(self.key, slot, self.keep_until())
-            .await;
+        })
+        .await;
     }
 
     /// `/settle`, bounded by the settle timeout, and what its answer means (recorded).
@@ -164,16 +166,12 @@ impl Attempt<'_> {
         } else {
             transaction
         };
-        let slot = Slot::Pending {
+        self.record(Slot::Pending {
             transaction: transaction.to_owned(),
             request: request_json(self.key, self.request),
             since: self.engine.now(),
-        };
-        self.engine
-            .inner
-            .store
-            .record(self.key, slot, self.keep_until())
-            .await;
+        })
+        .await;
         Outcome::Unknown(transaction.to_owned())
     }
 
@@ -198,10 +196,7 @@ impl Attempt<'_> {
             }
             Ok(OnChain::Expired) => {
                 tracing::info!(key = %self.key, "x402: the authorization expired unused; nothing was charged");
-                let store = &self.engine.inner.store;
-                store
-                    .record(self.key, Slot::ExpiredUnsettled, self.keep_until())
-                    .await;
+                self.record(Slot::ExpiredUnsettled).await;
                 Some(Outcome::Expired)
             }
             Ok(OnChain::Unused) => None,
