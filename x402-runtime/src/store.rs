@@ -312,8 +312,9 @@ struct Held {
 /// `503 replay_store_unavailable` rather than risk a second settlement.
 pub struct MemoryStore {
     keys: DashMap<ReplayKey, Held>,
-    /// Credited transactions (lower case) and the payment each paid for; kept while that payment is.
-    transactions: DashMap<String, ReplayKey>,
+    /// Credited transactions (lower case): the payment each paid for, and until when the credit
+    /// is kept (as long as that payment's record).
+    transactions: DashMap<String, (ReplayKey, u64)>,
     reservations: AtomicU64,
     capacity: usize,
     now: Clock,
@@ -387,14 +388,14 @@ impl MemoryStore {
     }
 
     /// Drops expired keys and, over capacity, the oldest definite outcomes of expired
-    /// authorizations; then the credits of payments no longer held.
+    /// authorizations, and expired credits.
     fn sweep(&self, now: u64) {
         self.keys.retain(|_, e| e.expires_at > now);
         if self.keys.len() >= self.capacity {
             self.evict(now, self.keys.len() - self.capacity * 9 / 10);
         }
         self.transactions
-            .retain(|_, owner| self.keys.contains_key(owner));
+            .retain(|_, (_, expires_at)| *expires_at > now);
     }
 
     /// Forgets up to about `excess` definite outcomes of expired authorizations, oldest first.
@@ -477,6 +478,10 @@ impl ReplayStore for MemoryStore {
     }
 
     fn record<'a>(&'a self, key: &'a ReplayKey, slot: Slot, keep_until: u64) -> BoxFuture<'a, ()> {
+        let credited = match &slot {
+            Slot::Settled { transaction } => Some(transaction.to_ascii_lowercase()),
+            _ => None,
+        };
         match self.keys.entry(key.clone()) {
             Entry::Occupied(mut held) => {
                 let held = held.get_mut();
@@ -493,6 +498,13 @@ impl ReplayStore for MemoryStore {
                 });
             }
         }
+        // The credit of a settled payment is kept as long as the payment.
+        if let Some(transaction) = credited {
+            let kept = self.keys.get(key).map_or(keep_until, |e| e.expires_at);
+            if let Some(mut credit) = self.transactions.get_mut(&transaction) {
+                credit.1 = credit.1.max(kept);
+            }
+        }
         Box::pin(std::future::ready(()))
     }
 
@@ -501,10 +513,11 @@ impl ReplayStore for MemoryStore {
     }
 
     fn credit<'a>(&'a self, transaction: &'a str, key: &'a ReplayKey) -> BoxFuture<'a, bool> {
+        let expires_at = self.keys.get(key).map_or(u64::MAX, |e| e.expires_at);
         let fresh = match self.transactions.entry(transaction.to_ascii_lowercase()) {
-            Entry::Occupied(seen) => seen.get() == key,
+            Entry::Occupied(seen) => seen.get().0 == *key,
             Entry::Vacant(free) => {
-                free.insert(key.clone());
+                free.insert((key.clone(), expires_at));
                 true
             }
         };
