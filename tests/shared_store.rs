@@ -44,6 +44,34 @@ async fn settled_everywhere(bases: &[&String], payment: &str) -> Vec<serde_json:
     bodies
 }
 
+/// Sends `count` copies of `payment` at once, alternately to `a` and `b`; returns each status
+/// with its JSON body (`{}` for a 200).
+async fn copies_split(
+    a: &str,
+    b: &str,
+    payment: &str,
+    count: usize,
+) -> Vec<(u16, serde_json::Value)> {
+    let client = http();
+    let copies = (0..count).map(|i| {
+        let base = if i % 2 == 0 { a } else { b };
+        let request = client
+            .get(format!("{base}/counted"))
+            .header("PAYMENT-SIGNATURE", payment);
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            let body: serde_json::Value = if status == 200 {
+                serde_json::json!({})
+            } else {
+                response.json().await.expect("json error body")
+            };
+            (status, body)
+        }
+    });
+    futures_util::future::join_all(copies).await
+}
+
 /// Two `paid-server` processes sharing the Redis store, the facilitator double they use, and one
 /// signed payment for `GET /counted`.
 struct Pair {
@@ -57,8 +85,10 @@ struct Pair {
 impl Pair {
     async fn start(redis: &str) -> Pair {
         let facilitator = Facilitator::start().await;
-        let (first, a) = paid_server(&facilitator, &[("REDIS_URL", redis)]).await;
-        let (second, b) = paid_server(&facilitator, &[("REDIS_URL", redis)]).await;
+        // Without the background reconciliation, every `/settle` counted is one a request caused.
+        let env = [("REDIS_URL", redis), ("RECONCILE_MS", "off")];
+        let (first, a) = paid_server(&facilitator, &env).await;
+        let (second, b) = paid_server(&facilitator, &env).await;
         let unpaid = http()
             .get(format!("{a}/counted"))
             .send()
@@ -90,25 +120,8 @@ async fn sixty_four_copies_across_two_processes_run_and_settle_once() {
         payment,
         _processes,
     } = Pair::start(&redis).await;
-    let client = http();
 
-    let copies = (0..64).map(|i| {
-        let base = if i % 2 == 0 { a.clone() } else { b.clone() };
-        let request = client
-            .get(format!("{base}/counted"))
-            .header("PAYMENT-SIGNATURE", payment.clone());
-        async move {
-            let response = request.send().await.expect("request");
-            let status = response.status().as_u16();
-            let body: serde_json::Value = if status == 200 {
-                serde_json::json!({})
-            } else {
-                response.json().await.expect("json error body")
-            };
-            (status, body)
-        }
-    });
-    let answers = futures_util::future::join_all(copies).await;
+    let answers = copies_split(&a, &b, &payment, 64).await;
     let served = answers.iter().filter(|(status, _)| *status == 200).count();
     assert_eq!(served, 1, "{answers:?}");
     for (status, body) in answers.iter().filter(|(status, _)| *status != 200) {
@@ -191,18 +204,14 @@ async fn concurrent_resends_of_an_unknown_payment_reconcile_once_across_processe
     else {
         return;
     };
-    let facilitator = Facilitator::start().await;
-    let env = [("REDIS_URL", redis.as_str()), ("RECONCILE_MS", "off")];
-    let (first, a) = paid_server(&facilitator, &env).await;
-    let (second, b) = paid_server(&facilitator, &env).await;
-    let _processes = (first, second);
+    let Pair {
+        facilitator,
+        a,
+        b,
+        payment,
+        _processes,
+    } = Pair::start(&redis).await;
     let client = http();
-    let unpaid = client
-        .get(format!("{a}/counted"))
-        .send()
-        .await
-        .expect("request");
-    let payment = Payer::new(support::PAYER_KEY).pay_v2(&challenge_of(&unpaid), &Terms::default());
     let payload: serde_json::Value = support::decode_b64(&payment);
     let tx = support::tx_for(
         payload["payload"]["authorization"]["nonce"]
@@ -223,19 +232,7 @@ async fn concurrent_resends_of_an_unknown_payment_reconcile_once_across_processe
 
     // 16 resends at once, split between the processes, while the facilitator takes its time.
     facilitator.set_settle(support::SettleMode::Slow(Duration::from_millis(400)));
-    let copies = (0..16).map(|i| {
-        let base = if i % 2 == 0 { a.clone() } else { b.clone() };
-        let request = client
-            .get(format!("{base}/counted"))
-            .header("PAYMENT-SIGNATURE", payment.clone());
-        async move {
-            let response = request.send().await.expect("request");
-            let status = response.status().as_u16();
-            let body: serde_json::Value = response.json().await.expect("json error body");
-            (status, body)
-        }
-    });
-    let answers = futures_util::future::join_all(copies).await;
+    let answers = copies_split(&a, &b, &payment, 16).await;
     assert_eq!(
         facilitator.count("settle"),
         2,
