@@ -36,6 +36,9 @@ pub fn unix_now() -> u64 {
 /// A source of the current time in unix seconds (the system clock unless a test injects one).
 pub type Clock = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
 
+/// The clock difference with clients tolerated unless configured.
+pub(crate) const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
+
 /// How long what is known about a settlement is kept past the authorization's `validBefore`.
 pub const DEFAULT_RECORD_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -343,7 +346,7 @@ impl X402ConfigBuilder {
             max_timeout_seconds,
             verify_timeout: self.verify_timeout.unwrap_or(Duration::from_secs(10)),
             settle_timeout: self.settle_timeout.unwrap_or(Duration::from_secs(30)),
-            clock_skew: self.clock_skew.unwrap_or(Duration::from_secs(60)),
+            clock_skew: self.clock_skew.unwrap_or(DEFAULT_CLOCK_SKEW),
             record_retention: self.record_retention.unwrap_or(DEFAULT_RECORD_RETENTION),
             store_path: self.store_path,
         })

@@ -135,6 +135,24 @@ pub enum Requirements {
     V1(PaymentRequirementsV1),
 }
 
+impl Requirements {
+    /// The network, as written in this shape (v2: CAIP-2; v1: its name).
+    pub fn network(&self) -> &str {
+        match self {
+            Requirements::V2(r) => &r.network,
+            Requirements::V1(r) => &r.network,
+        }
+    }
+
+    /// The amount in atomic units (v2 `amount`, v1 `maxAmountRequired`).
+    pub fn amount(&self) -> &str {
+        match self {
+            Requirements::V2(r) => &r.amount,
+            Requirements::V1(r) => &r.max_amount_required,
+        }
+    }
+}
+
 /// Body of `POST /verify` and `POST /settle`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

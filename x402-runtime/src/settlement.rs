@@ -272,7 +272,6 @@ fn settled_as_asked(
 pub(crate) struct Recorded {
     pub(crate) request: FacilitatorRequest,
     pub(crate) payment: payload::DecodedPayment,
-    pub(crate) wire_network: String,
 }
 
 impl Recorded {
@@ -287,15 +286,7 @@ impl Recorded {
         let payment =
             payload::decode_json(request.payment_payload.get().as_bytes().to_vec(), version)
                 .ok()?;
-        let wire_network = match &request.payment_requirements {
-            Requirements::V2(r) => r.network.clone(),
-            Requirements::V1(r) => r.network.clone(),
-        };
-        Some(Recorded {
-            request,
-            payment,
-            wire_network,
-        })
+        Some(Recorded { request, payment })
     }
 
     fn valid_before(&self) -> u64 {
@@ -303,11 +294,8 @@ impl Recorded {
     }
 
     fn amount(&self) -> U256 {
-        match &self.request.payment_requirements {
-            Requirements::V2(r) => payload::parse_uint(&r.amount, "amount").ok(),
-            Requirements::V1(r) => payload::parse_uint(&r.max_amount_required, "amount").ok(),
-        }
-        .unwrap_or(self.payment.authorization.value)
+        payload::parse_uint(self.request.payment_requirements.amount(), "amount")
+            .unwrap_or(self.payment.authorization.value)
     }
 }
 
@@ -342,7 +330,7 @@ impl X402 {
                 engine: &engine,
                 key: &key,
                 request: &recorded.request,
-                wire_network: &recorded.wire_network,
+                wire_network: recorded.request.payment_requirements.network(),
                 payer: recorded.payment.authorization.from,
                 amount: recorded.amount(),
                 valid_before: recorded.valid_before(),
@@ -445,6 +433,10 @@ impl X402 {
 
     /// Starts the background reconciliation once, on the current tokio runtime.
     pub(crate) fn start_reconciler(&self) {
+        // Once started, a paid request pays one atomic load here.
+        if self.inner.reconciler.is_completed() {
+            return;
+        }
         let Some(every) = self.inner.reconcile_interval else {
             return;
         };
@@ -471,10 +463,20 @@ impl X402 {
     /// The end of what is kept about a payment valid before `valid_before`: the clock-skew
     /// allowance plus the record retention past it.
     pub(crate) fn keep_until(&self, valid_before: u64) -> u64 {
-        valid_before
-            .saturating_add(self.config().clock_skew().as_secs())
-            .saturating_add(self.config().record_retention().as_secs())
+        kept_until(
+            valid_before,
+            self.config().clock_skew(),
+            self.config().record_retention(),
+        )
     }
+}
+
+/// Until when a payment valid before `valid_before` is kept in the record: past the clock-skew
+/// allowance, for `retention`.
+fn kept_until(valid_before: u64, skew: Duration, retention: Duration) -> u64 {
+    valid_before
+        .saturating_add(skew.as_secs())
+        .saturating_add(retention.as_secs())
 }
 
 /// The right to reconcile one payment: in this process (a map entry) and in the store (for
@@ -656,7 +658,7 @@ pub enum Resolution {
 }
 
 /// Reads the chain for one unknown settlement and records a definite outcome in `store`, kept
-/// for `retention` past the authorization (and the clock-skew allowance of 60 s). A payment
+/// for `retention` past the authorization (and the default clock-skew allowance of 60 s). A payment
 /// whose request was not recorded can be found settled, but never expired (its `validBefore`
 /// is not known).
 pub async fn resolve_on_chain(
@@ -673,9 +675,7 @@ pub async fn resolve_on_chain(
         nonce: unknown.key.nonce,
         valid_before,
     };
-    let keep_until = valid_before
-        .saturating_add(60)
-        .saturating_add(retention.as_secs());
+    let keep_until = kept_until(valid_before, crate::config::DEFAULT_CLOCK_SKEW, retention);
     match chain.authorization(&lookup).await? {
         OnChain::Used { transaction } => {
             let tx = transaction.clone().unwrap_or_default();

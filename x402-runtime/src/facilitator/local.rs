@@ -584,10 +584,7 @@ impl LocalFacilitator {
         &self,
         request: &FacilitatorRequest,
     ) -> Result<SettleResponse, FacilitatorError> {
-        let network_of = || match &request.payment_requirements {
-            Requirements::V2(r) => r.network.clone(),
-            Requirements::V1(r) => r.network.clone(),
-        };
+        let network_of = || request.payment_requirements.network().to_owned();
         let failed = |reason: &str, transaction: String| SettleResponse {
             success: false,
             error_reason: Some(reason.to_owned()),
