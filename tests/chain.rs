@@ -1,4 +1,4 @@
-//! `x402_runtime::chain` on a real chain: anvil (chain 84532) with Circle's FiatTokenV2_2 at
+//! `x402_runtime::schemes::exact_evm::chain` on a real chain: anvil (chain 84532) with Circle's FiatTokenV2_2 at
 //! Base Sepolia's USDC address. Authorizations are signed with the public test keys, settled for
 //! real through the local facilitator, and read back with both `RpcChainReader` and
 //! `LocalFacilitator`, which must give the same answer.
@@ -9,7 +9,7 @@ use alloy::eips::BlockNumberOrTag;
 use alloy::providers::Provider;
 use serde_json::{Value, json};
 use support::{Payer, Terms, anvil_rpc, decode_b64, local_facilitator, start_chain, unix_now};
-use x402_runtime::chain::{
+use x402_runtime::schemes::exact_evm::chain::{
     Authorization, ChainError, ChainReader, EXPIRY_MARGIN, OnChain, RpcChainReader,
 };
 use x402_runtime::facilitator::{Facilitator, LocalFacilitator};

@@ -994,7 +994,7 @@ async fn payment_identifier_with_settle_before_gives_the_recorded_response() {
     let challenge = challenge_of(&unpaid);
     assert_eq!(
         challenge.extensions.as_ref().expect("extensions")["payment-identifier"],
-        x402_runtime::identifier::extension(true)
+        x402_runtime::server::identifier::extension(true)
     );
     let payment = edit_payment(&h.payer.pay_v2(&challenge, &Terms::default()), |v| {
         v["extensions"] = json!({"payment-identifier": {"info": {"required": true, "id": "pay_upfront_0123456789abcdef"}}});

@@ -29,7 +29,7 @@ use support::{
     FaultyFacilitator, Payer, SettleFault, Terms, VerifyFault, anvil_rpc, challenge_of, decode_b64,
     faulty_config, faulty_paywall, http, serve, start_chain, unix_now, usdc_balances,
 };
-use x402_runtime::chain::{
+use x402_runtime::schemes::exact_evm::chain::{
     Authorization, ChainError, ChainReader, EXPIRY_MARGIN, OnChain, RpcChainReader,
 };
 use x402_runtime::facilitator::{HttpFacilitator, LocalFacilitator};

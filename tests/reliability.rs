@@ -136,7 +136,7 @@ async fn r_any(State(c): State<Shared>) -> &'static str {
 async fn r_large(State(c): State<Shared>) -> Vec<u8> {
     c.started.fetch_add(1, Ordering::SeqCst);
     c.runs.fetch_add(1, Ordering::SeqCst);
-    vec![b'x'; x402_runtime::identifier::MAX_CACHED_BODY_BYTES + 1]
+    vec![b'x'; x402_runtime::server::identifier::MAX_CACHED_BODY_BYTES + 1]
 }
 
 /// A streamed body of unknown length, which `payment-identifier` does not wait for.
@@ -1805,7 +1805,7 @@ async fn f7_to_f9_the_extension_is_advertised_per_the_specification() {
     assert_eq!(declared, &identifier_extension(true)["payment-identifier"]);
     assert_eq!(
         declared,
-        &x402_runtime::identifier::extension(true),
+        &x402_runtime::server::identifier::extension(true),
         "the declaration the runtime builds"
     );
     // Ids outside 16–128 of [A-Za-z0-9_-], or an extension of the wrong shape: 400 before the
@@ -1991,7 +1991,7 @@ async fn f7_an_unrecorded_response_falls_back_to_payment_already_settled() {
     for (path, length) in [
         (
             "/r/large",
-            x402_runtime::identifier::MAX_CACHED_BODY_BYTES + 1,
+            x402_runtime::server::identifier::MAX_CACHED_BODY_BYTES + 1,
         ),
         ("/r/stream", "streamed content".len()),
     ] {

@@ -19,7 +19,8 @@ use http::Request;
 use tower::ServiceExt as _;
 use x402_bench::bound;
 use x402_bench::fixture::{self, PAID_PATH, PLAIN_PATH};
-use x402_runtime::payload::{self, X402Version};
+use x402_runtime::X402Version;
+use x402_runtime::schemes;
 use x402_runtime::proto::{FacilitatorRequest, PAYMENT_REQUIRED, PaymentRequired, Requirements};
 use x402_runtime::{Facilitator as _, X402};
 
@@ -89,7 +90,7 @@ fn benches(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("decode");
     group.bench_function("payment_header_v2", |b| {
-        b.iter(|| payload::decode_header(black_box(header.as_bytes()), X402Version::V2))
+        b.iter(|| schemes::decode_header(black_box(header.as_bytes()), X402Version::V2))
     });
     group.finish();
 
@@ -116,7 +117,7 @@ fn benches(c: &mut Criterion) {
 
     let items = bound::signed(64);
     let local = fixture::offline_facilitator();
-    let decoded = payload::decode_header(header.as_bytes(), X402Version::V2).expect("decodes");
+    let decoded = schemes::decode_header(header.as_bytes(), X402Version::V2).expect("decodes");
     let request = FacilitatorRequest {
         x402_version: 2,
         payment_payload: decoded.raw,
@@ -139,7 +140,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("eip712_digest", |b| {
         b.iter(|| {
             let s = next();
-            x402_runtime::eip3009::signing_hash(
+            x402_runtime::schemes::exact_evm::eip3009::signing_hash(
                 black_box(&s.separator),
                 black_box(&s.authorization),
             )

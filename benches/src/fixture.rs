@@ -18,9 +18,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use x402_runtime::eip3009::{self, TransferWithAuthorization};
+use x402_runtime::schemes::exact_evm::eip3009::{self, TransferWithAuthorization};
 use x402_runtime::facilitator::{HttpFacilitator, LocalFacilitator};
-use x402_runtime::payload::{self, X402Version};
+use x402_runtime::X402Version;
+use x402_runtime::schemes::{self, exact_evm::ExactEvmPayload};
 use x402_runtime::proto::{
     FacilitatorRequest, PaymentRequired, Requirements, SettleResponse, SupportedResponse,
     VerifyResponse,
@@ -148,9 +149,11 @@ pub fn stub_settle(request: &FacilitatorRequest) -> SettleResponse {
         Requirements::V1(r) => r.network.clone(),
     };
     let json = request.payment_payload.get().as_bytes().to_vec();
-    match payload::decode_json(json, version) {
-        Ok(decoded) => {
-            let auth = &decoded.authorization;
+    let decoded = schemes::decode_json(json, version);
+    let evm = decoded.as_ref().map(|d| d.payload_as::<ExactEvmPayload>());
+    match evm {
+        Ok(Some(evm)) => {
+            let auth = &evm.authorization;
             SettleResponse {
                 success: true,
                 error_reason: None,
@@ -162,10 +165,10 @@ pub fn stub_settle(request: &FacilitatorRequest) -> SettleResponse {
                 amount: None,
             }
         }
-        Err(e) => SettleResponse {
+        other => SettleResponse {
             success: false,
             error_reason: Some("invalid_payload".to_owned()),
-            error_message: Some(format!("{e:?}")),
+            error_message: Some(format!("{:?}", other.err())),
             payer: None,
             transaction: String::new(),
             network,

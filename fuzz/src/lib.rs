@@ -16,10 +16,24 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
 use serde_json::{Map, Value};
 use x402_runtime::Currency;
 use x402_runtime::network::{Asset, Network};
-use x402_runtime::payload::{
-    self, Authorization, DecodeError, DecodedPayment, MAX_PAYMENT_HEADER_BYTES, ReplayKey,
-    X402Version,
-};
+use x402_runtime::X402Version;
+use x402_runtime::proto::header::{DecodeError, MAX_PAYMENT_HEADER_BYTES};
+use x402_runtime::schemes::exact_evm::{Authorization, ExactEvmPayload};
+use x402_runtime::schemes::{DecodedPayment, ReplayKey};
+
+/// The decoder under test (the envelope, then the scheme's part) and its parsers.
+mod payload {
+    pub use x402_runtime::proto::header::parse_uint;
+    pub use x402_runtime::schemes::exact_evm::payload::parse_address;
+    pub use x402_runtime::schemes::{decode_header, decode_json};
+}
+
+/// The exact-EVM part of a decoded payment (every payment this crate decodes has one).
+fn evm(payment: &DecodedPayment) -> &ExactEvmPayload {
+    payment
+        .payload_as()
+        .expect("every payment the decoder reads here is exact-EVM")
+}
 
 /// The order an object's keys are written in.
 #[derive(Clone, Copy, Debug)]
@@ -122,8 +136,8 @@ pub fn replay_key(payment: &DecodedPayment) -> Option<ReplayKey> {
     Some(ReplayKey {
         network: network.caip2,
         asset,
-        from: payment.authorization.from,
-        nonce: payment.authorization.nonce,
+        from: evm(payment).authorization.from,
+        nonce: evm(payment).authorization.nonce,
     })
 }
 
@@ -142,7 +156,7 @@ fn identity(payment: &DecodedPayment) -> Identity {
         version: payment.version,
         scheme: payment.scheme.clone(),
         network: payment.network.clone(),
-        authorization: payment.authorization.clone(),
+        authorization: evm(payment).authorization.clone(),
         key: replay_key(payment),
     }
 }
@@ -377,11 +391,11 @@ fn check_signatures(
     same: &dyn Fn(&str, &str) -> DecodedPayment,
 ) {
     let pointer = "/payload/signature";
-    for twin in signature_twins(&payment.signature) {
+    for twin in signature_twins(&evm(payment).signature) {
         let hex = alloy_primitives::hex::encode(&twin);
         let edited = with(value, pointer, Value::String(format!("0x{hex}")));
         let got = same(&edited.to_string(), "other signature bytes");
-        assert_eq!(got.signature.as_ref(), twin.as_slice());
+        assert_eq!(evm(&got).signature.as_ref(), twin.as_slice());
         // Upper-case hex is the same bytes.
         let edited = with(
             value,
@@ -503,5 +517,5 @@ fn check_v1_form(value: &Value, want: &Identity) {
     let text = Value::Object(v1).to_string();
     let got = payload::decode_json(text.into_bytes(), X402Version::V1).expect("the v1 form");
     assert_eq!(replay_key(&got).as_ref(), Some(key));
-    assert_eq!(got.authorization, want.authorization);
+    assert_eq!(evm(&got).authorization, evm(want).authorization);
 }

@@ -52,7 +52,7 @@
 //! | 402 | `invalid_x402_version`, `invalid_scheme`, `invalid_network`, `invalid_payment_requirements` | the payment is for another offer |
 //! | 402 | `invalid_exact_evm_payload_*` | wrong amount, recipient, validity window or signature |
 //! | 402 | the facilitator's reason | `/verify` refused, or `/settle` failed (with a failure receipt) |
-//! | 400 | `invalid_payment_identifier`, `payment_identifier_required` | on a route that declared [`identifier`] (`payment-identifier`): a malformed id, or none where it is required |
+//! | 400 | `invalid_payment_identifier`, `payment_identifier_required` | on a route that declared [`identifier`](server::identifier) (`payment-identifier`): a malformed id, or none where it is required |
 //! | 409 | `payment_in_progress`, `payment_already_settled` | a payment the server knows, at any time (inside or after its validity window): being processed, or settled in the named transaction |
 //! | 402 | `expired_unsettled` | a known payment whose authorization expired without ever being used on chain (with a fresh challenge: a new payment may be signed) |
 //! | 409 | `payment_identifier_conflict` | a `payment-identifier` id already bound to another payment (the same payment gets its recorded response) |
@@ -61,7 +61,7 @@
 //! | 503 | `facilitator_unavailable` | the facilitator's `/supported` has not answered yet (nothing verified) |
 //! | 502 | `unexpected_verify_error` | `/verify` answered badly |
 //! | 502 | `unexpected_settle_error` | `/settle` could not be reached (nothing was sent; the payment is released) |
-//! | 503 | `settlement_pending` | the settlement's outcome is unknown: `settlement_pending`, no answer in time, or any answer that is neither a definite success nor a definite refusal (receipt names the transaction when known); every resend of the same payment gets it until a reconciliation ([`settlement`]) knows the outcome |
+//! | 503 | `settlement_pending` | the settlement's outcome is unknown: `settlement_pending`, no answer in time, or any answer that is neither a definite success nor a definite refusal (receipt names the transaction when known); every resend of the same payment gets it until a reconciliation ([`settlement`](server::settlement)) knows the outcome |
 //! | 504 | `facilitator_timeout` | the facilitator did not answer `/verify` in time |
 //! | 500 | `x402_not_configured`, `x402_no_offer` | the server is misconfigured |
 //!
@@ -77,8 +77,19 @@
 //! | `local-facilitator` | no | `facilitator::LocalFacilitator`: verifies in process, settles through an EVM node |
 //! | `client` | no | `client::X402Client`: pays 402s within a budget and never twice; `client::PaymentSigner`; `client::discover` |
 //! | `redis` | no | `RedisStore`: a replay store shared by several server processes |
-//! | `chain` | no | `chain::RpcChainReader`: reads EIP-3009 authorizations on chain to resolve unknown settlements (`local-facilitator` includes it) |
-//! | `openapi` | no | `openapi`, `bazaar`, `discovery`: prices in the utoipa 6 document, the bazaar extension in every 402, `/openapi.json`, `/docs`, `/llms.txt`, `/.well-known/x402` |
+//! | `chain` | no | `schemes::exact_evm::chain::RpcChainReader`: reads EIP-3009 authorizations on chain to resolve unknown settlements (`local-facilitator` includes it) |
+//! | `openapi` | no | `openapi` (with `openapi::bazaar`, `openapi::discovery`): prices in the utoipa 6 document, the bazaar extension in every 402, `/openapi.json`, `/docs`, `/llms.txt`, `/.well-known/x402` |
+//!
+//! # Where things are
+//!
+//! | question | module |
+//! |---|---|
+//! | what is on the wire (headers, JSON shapes, error codes)? | [`proto`], [`proto::header`], [`codes`] |
+//! | where does a price become an offer? | [`schemes`] ([`Scheme::offer`](schemes::Scheme::offer)), called for each route by the server's offers |
+//! | where is a payment checked? | [`schemes::exact_evm`] ([`rules`](schemes::exact_evm::rules), shared with the in-process facilitator), after the server's admission matched it to an offer |
+//! | where is it made single-use? | the [`ReplayKey`] reserved in the [`ReplayStore`] ([`MemoryStore`], [`FileStore`], `RedisStore`) |
+//! | where does settlement happen? | [`server::settlement`] (what a `/settle` answer means, reconciliation), through a [`Facilitator`] |
+//! | how does a client pay? | `client` (feature `client`) |
 //!
 //! # Registry
 //!
@@ -98,53 +109,58 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(feature = "openapi")]
-#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
-pub mod bazaar;
-pub mod chain;
+// Module map, lowest layer first. A module imports only from modules above it in this list
+// (never from one below it): `base`, `proto`, `price` and `network` know nothing of schemes,
+// schemes nothing of the server, and the server and the client (siblings) nothing of each other.
+//
+// base/       BoxFuture, the clock, ConfigError
+// proto/      x402 wire types (v1, v2), the payment header codec, error codes
+// price       Currency, Price, Pricing: what a route costs
+// network     EVM networks and their stablecoins
+// schemes/    the scheme seam (offer from a price, payload decoded and checked, replay key);
+//             exact_evm/ (EIP-712, EIP-3009, the authorization rules, reading the chain)
+// store/      the replay store and settlement record: memory, redb file, Redis
+// facilitator/ the facilitator interface, its HTTP client, the in-process facilitator
+// route/      the #[paid] registry, the handler glue, the mount probe
+// server/     X402 (engine, config), offers and 402s, admission, answers, payment-identifier,
+//             settlement/ (settle, reconcile, operator tools)
+// openapi/    the priced OpenAPI document, bazaar, discovery endpoints (feature `openapi`)
+// client/     the paying client (feature `client`)
+
+mod base;
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
-mod config;
-#[cfg(feature = "openapi")]
-#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
-pub mod discovery;
-pub mod eip3009;
-mod engine;
 pub mod facilitator;
-mod file_store;
-mod handler;
-pub mod identifier;
-mod mount;
 pub mod network;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;
-pub mod payload;
-mod paywall;
+mod price;
 pub mod proto;
-#[cfg(feature = "redis")]
-mod redis_store;
-mod registry;
-mod respond;
-pub mod settlement;
+mod route;
+pub mod schemes;
+pub mod server;
 mod store;
 
-pub use config::{
-    Clock, ConfigError, DEFAULT_FACILITATOR_URL, DEFAULT_MAX_TIMEOUT_SECONDS, DEFAULT_NETWORK,
-    DEFAULT_RECORD_RETENTION, DEFAULT_STORE_PATH, X402Config, X402ConfigBuilder, unix_now,
+pub use base::{BoxFuture, Clock, ConfigError, unix_now};
+pub use facilitator::{Facilitator, FacilitatorError};
+pub use price::{Currency, Price, Pricing};
+pub use proto::X402Version;
+pub use proto::codes;
+pub use route::mount::PaidHandler;
+pub use route::{PaidRoute, SettleTiming, routes};
+pub use schemes::ReplayKey;
+pub use server::config::{
+    DEFAULT_FACILITATOR_URL, DEFAULT_MAX_TIMEOUT_SECONDS, DEFAULT_NETWORK,
+    DEFAULT_RECORD_RETENTION, DEFAULT_STORE_PATH, X402Config, X402ConfigBuilder,
 };
-pub use engine::{StartupError, X402, X402Builder};
-pub use facilitator::{BoxFuture, Facilitator, FacilitatorError};
-pub use file_store::{FileStore, FileStoreError};
-pub use mount::PaidHandler;
-pub use payload::{ReplayKey, X402Version};
-pub use paywall::Payment;
+pub use server::engine::{StartupError, X402, X402Builder};
+pub use server::payment::Payment;
+pub use store::file::{FileStore, FileStoreError};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis_store::{RedisStore, RedisStoreError};
-pub use registry::{Currency, PaidRoute, Price, Pricing, SettleTiming, routes};
-pub use respond::codes;
+pub use store::redis::{RedisStore, RedisStoreError};
 pub use store::{DEFAULT_MEMORY_CAPACITY, MemoryStore, ReplayStore, Slot, Unresolved};
 
 /// Turns an axum handler into an x402-paid endpoint.
@@ -155,9 +171,9 @@ pub use x402_macros::paid;
 /// Items the `#[paid]` expansion names. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::handler::{Extractors, HandlerFuture, Via, handler_future};
-    pub use crate::paywall::serve;
-    pub use crate::registry::{PaidEndpoint, RouteEntry};
+    pub use crate::route::handler::{Extractors, HandlerFuture, Via, handler_future};
+    pub use crate::server::serve::serve;
+    pub use crate::route::{PaidEndpoint, RouteEntry};
     pub use axum::extract::Request;
     pub use axum::handler::Handler;
     pub use inventory;

@@ -6,7 +6,7 @@
 
 use alloy_primitives::{Address, address};
 
-use crate::registry::Currency;
+use crate::price::Currency;
 
 /// An EVM network.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -17,11 +17,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use x402_runtime::eip3009::{self, SignatureCheck, TransferWithAuthorization};
 use x402_runtime::network::{Asset, Network};
-use x402_runtime::payload::{
-    DecodeError, DecodedPayment, decode_header, decode_json, parse_address, parse_uint,
-};
+use x402_runtime::proto::header::{DecodeError, parse_uint};
+use x402_runtime::schemes::exact_evm::eip3009::{self, SignatureCheck, TransferWithAuthorization};
+use x402_runtime::schemes::exact_evm::payload::parse_address;
+use x402_runtime::schemes::exact_evm::{Authorization, ExactEvmPayload};
+use x402_runtime::schemes::{DecodedPayment, decode_header, decode_json};
 use x402_runtime::{Currency, ReplayKey, X402Version};
 
 /// secp256k1's group order.
@@ -115,7 +116,7 @@ impl Signed {
             self.network.chain_id,
             self.asset.address,
         );
-        let auth = x402_runtime::payload::Authorization {
+        let auth = Authorization {
             from: self.from,
             to: self.to,
             value: self.value,
@@ -195,9 +196,14 @@ fn key_of(payment: &DecodedPayment) -> ReplayKey {
     ReplayKey {
         network: network.caip2,
         asset,
-        from: payment.authorization.from,
-        nonce: payment.authorization.nonce,
+        from: evm(payment).authorization.from,
+        nonce: evm(payment).authorization.nonce,
     }
+}
+
+/// The exact-EVM part of a decoded payment.
+fn evm(payment: &DecodedPayment) -> &ExactEvmPayload {
+    payment.payload_as().expect("an exact-EVM payload")
 }
 
 fn decode(text: &str, version: X402Version) -> Result<DecodedPayment, DecodeError> {
@@ -433,7 +439,7 @@ proptest! {
         let decoded = decode(&edited.to_string(), X402Version::V2);
         if canonical_u256(&text) {
             let decoded = decoded.expect("a canonical value decodes");
-            prop_assert_eq!(decoded.authorization.value.to_string(), text);
+            prop_assert_eq!(evm(&decoded).authorization.value.to_string(), text);
             prop_assert_eq!(key_of(&decoded), payment.key());
         } else {
             prop_assert!(matches!(decoded, Err(DecodeError::Malformed(_))));
@@ -451,9 +457,9 @@ proptest! {
     fn a_signed_payment_decodes_to_its_own_key(payment in signed()) {
         let decoded = decode_v2(&payment.v2());
         prop_assert_eq!(key_of(&decoded), payment.key());
-        prop_assert_eq!(decoded.signature.as_ref(), payment.signature.as_slice());
+        prop_assert_eq!(evm(&decoded).signature.as_ref(), payment.signature.as_slice());
         prop_assert_eq!(
-            eip3009::check_signature(&decoded.signature, &payment.digest(), payment.from),
+            eip3009::check_signature(&evm(&decoded).signature, &payment.digest(), payment.from),
             SignatureCheck::Valid
         );
     }
@@ -550,7 +556,7 @@ proptest! {
         // Compact (EIP-2098), wrapped (ERC-6492) or garbage: the key never includes the bytes.
         let edited = replace(&payment.v2(), "/payload", payment.payload(&signature));
         let decoded = decode_v2(&edited);
-        prop_assert_eq!(decoded.signature.as_ref(), signature.as_slice());
+        prop_assert_eq!(evm(&decoded).signature.as_ref(), signature.as_slice());
         prop_assert_eq!(key_of(&decoded), payment.key());
     }
 
@@ -560,7 +566,7 @@ proptest! {
         let v1 = payment.v1().expect("the built-in USDC networks have v1 names");
         let v1 = decode(&v1.to_string(), X402Version::V1).expect("the v1 payment decodes");
         let v2 = decode_v2(&payment.v2());
-        prop_assert_eq!(&v1.authorization, &v2.authorization);
+        prop_assert_eq!(&evm(&v1).authorization, &evm(&v2).authorization);
         prop_assert_eq!(key_of(&v1), key_of(&v2));
         // Each shape is a version error under the other header, never a payment.
         prop_assert_eq!(

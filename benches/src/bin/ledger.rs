@@ -68,7 +68,8 @@ use x402_bench::loadgen::{self, Answered, Fetched, Schedule, Slot};
 use x402_bench::machine::{Machine, threads_cpu};
 use x402_bench::results::write_json;
 use x402_bench::stats::{self, Percentiles};
-use x402_runtime::payload::{self, X402Version};
+use x402_runtime::X402Version;
+use x402_runtime::schemes::{self, exact_evm::ExactEvmPayload};
 use x402_runtime::proto::{
     FacilitatorRequest, PAYMENT_REQUIRED, PAYMENT_RESPONSE, PAYMENT_SIGNATURE, Requirements,
     SettleResponse,
@@ -269,12 +270,15 @@ impl Double {
         let Requirements::V2(requirements) = &request.payment_requirements else {
             return Err("v1 requirements".to_owned());
         };
-        let decoded = payload::decode_json(
+        let decoded = schemes::decode_json(
             request.payment_payload.get().as_bytes().to_vec(),
             X402Version::V2,
         )
         .map_err(|e| format!("payment payload: {e:?}"))?;
-        let auth = &decoded.authorization;
+        let auth = &decoded
+            .payload_as::<ExactEvmPayload>()
+            .ok_or("not an exact-EVM payment")?
+            .authorization;
         let amount: U256 = requirements
             .amount
             .parse()

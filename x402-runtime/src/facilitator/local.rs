@@ -18,7 +18,7 @@ use std::fmt;
 use std::time::Duration;
 
 use alloy::network::EthereumWallet;
-use alloy::primitives::{Address, B256, Bytes, FixedBytes, U256};
+use alloy::primitives::{Address, B256, Bytes, FixedBytes};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
@@ -27,13 +27,16 @@ use dashmap::DashMap;
 use serde_json::Value;
 
 use super::{BoxFuture, Facilitator, FacilitatorError};
-use crate::chain::{self, Authorization, ChainError, ChainReader, OnChain};
-use crate::config::{ConfigError, unix_now};
-use crate::eip3009::{self, SignatureCheck};
+use crate::base::{ConfigError, unix_now};
 use crate::network::Network;
-use crate::payload::{self, DecodeError, DecodedPayment, X402Version};
+use crate::proto::header::{self, DecodeError, PaymentPayload, parse_uint};
+use crate::schemes::exact_evm::chain::{self, Authorization, ChainError, ChainReader, OnChain};
+use crate::schemes::exact_evm::eip3009::{self, SignatureCheck};
+use crate::schemes::exact_evm::payload::{self, ExactEvmPayload, parse_address};
+use crate::schemes::exact_evm::rules::{self, Broken, Terms};
+use crate::schemes::exact_evm::EXACT;
 use crate::proto::{
-    FacilitatorRequest, Requirements, SettleResponse, SupportedKind, SupportedResponse,
+    X402Version, FacilitatorRequest, Requirements, SettleResponse, SupportedKind, SupportedResponse,
     VerifyResponse,
 };
 
@@ -65,8 +68,6 @@ use contracts::{IEip3009, IErc1271};
 
 /// ERC-1271's "valid" answer.
 const ERC1271_MAGIC: FixedBytes<4> = FixedBytes([0x16, 0x26, 0xba, 0x7e]);
-/// Seconds `validBefore` must still be ahead of now.
-const VALID_BEFORE_MARGIN: u64 = 6;
 
 /// Error codes the facilitator answers with (the TypeScript and Go SDKs' strings).
 pub mod reasons {
@@ -321,10 +322,16 @@ impl LocalFacilitator {
     }
 }
 
+/// A payment as the facilitator reads it: the envelope and the exact-EVM payload.
+struct Decoded {
+    envelope: PaymentPayload,
+    payment: ExactEvmPayload,
+}
+
 /// A verified payment, ready to settle.
 struct Checked<'a> {
     chain: &'a Chain,
-    payment: DecodedPayment,
+    payment: ExactEvmPayload,
     asset: Address,
     network: String,
 }
@@ -343,8 +350,11 @@ fn invalid(reason: &'static str, message: impl Into<String>) -> Refusal {
 fn decode_payment(
     request: &FacilitatorRequest,
     version: X402Version,
-) -> Result<DecodedPayment, DecodeError> {
-    payload::decode_json(request.payment_payload.get().as_bytes().to_vec(), version)
+) -> Result<Decoded, DecodeError> {
+    let envelope =
+        header::decode_json(request.payment_payload.get().as_bytes().to_vec(), version)?;
+    let payment = payload::decode(&envelope.payload)?;
+    Ok(Decoded { envelope, payment })
 }
 
 fn requirement<T>(parsed: Result<T, DecodeError>) -> Result<T, Refusal> {
@@ -406,14 +416,15 @@ impl LocalFacilitator {
     /// Every check, in the reference order; chain reads only where an RPC is configured.
     async fn check(&self, request: &FacilitatorRequest) -> Result<Checked<'_>, Refusal> {
         let want = wanted(request)?;
-        let payment = decode_payment(request, want.version).map_err(|e| match e {
-            DecodeError::WrongVersion(_) => {
-                invalid(reasons::INVALID_X402_VERSION, "payload version mismatch")
-            }
-            DecodeError::Malformed(why) => invalid(reasons::INVALID_PAYLOAD, why),
-            DecodeError::TooLarge => invalid(reasons::INVALID_PAYLOAD, "payload too large"),
-        })?;
-        if payment.scheme != "exact" || want.scheme != "exact" {
+        let Decoded { envelope, payment } =
+            decode_payment(request, want.version).map_err(|e| match e {
+                DecodeError::WrongVersion(_) => {
+                    invalid(reasons::INVALID_X402_VERSION, "payload version mismatch")
+                }
+                DecodeError::Malformed(why) => invalid(reasons::INVALID_PAYLOAD, why),
+                DecodeError::TooLarge => invalid(reasons::INVALID_PAYLOAD, "payload too large"),
+            })?;
+        if envelope.scheme != EXACT || want.scheme != EXACT {
             return Err(invalid(
                 reasons::SCHEME,
                 "only the exact scheme is supported",
@@ -426,7 +437,7 @@ impl LocalFacilitator {
                 "requirements.extra needs name and version",
             ));
         };
-        if payment.network != want.network {
+        if envelope.network != want.network {
             return Err(invalid(
                 reasons::NETWORK_MISMATCH,
                 "the payment is for another network",
@@ -438,39 +449,33 @@ impl LocalFacilitator {
                 format!("network `{}` is not served", want.network),
             )
         })?;
-        let asset = requirement(payload::parse_address(want.asset, "asset"))?;
-        let pay_to = requirement(payload::parse_address(want.pay_to, "payTo"))?;
-        let amount = requirement(payload::parse_uint(want.amount, "amount"))?;
+        let asset = requirement(parse_address(want.asset, "asset"))?;
+        let pay_to = requirement(parse_address(want.pay_to, "payTo"))?;
+        let amount = requirement(parse_uint(want.amount, "amount"))?;
 
         let auth = &payment.authorization;
         let separator = eip3009::domain(name, version, chain.network.chain_id, asset).separator();
         let digest = eip3009::signing_hash(&separator, auth);
         self.check_signature(chain, &payment, &digest).await?;
-        if auth.to != pay_to {
-            return Err(invalid(
+        let terms = Terms::at_settlement(amount, pay_to, self.now());
+        rules::check_terms(&payment, &terms).map_err(|broken| match broken {
+            Broken::Recipient => invalid(
                 reasons::RECIPIENT,
                 "the authorization pays another address",
-            ));
-        }
-        let now = self.now();
-        if auth.valid_before < U256::from(now.saturating_add(VALID_BEFORE_MARGIN)) {
-            return Err(invalid(
+            ),
+            Broken::ValidBefore => invalid(
                 reasons::VALID_BEFORE,
                 "the authorization expires too soon",
-            ));
-        }
-        if auth.valid_after > U256::from(now) {
-            return Err(invalid(
+            ),
+            Broken::ValidAfter => invalid(
                 reasons::VALID_AFTER,
                 "the authorization is not valid yet",
-            ));
-        }
-        if auth.value != amount {
-            return Err(invalid(
+            ),
+            Broken::Value => invalid(
                 reasons::VALUE,
                 "the value is not the required amount",
-            ));
-        }
+            ),
+        })?;
         if let Some(reader) = &chain.reader {
             let code = reader.get_code_at(asset).await.map_err(rpc_fault)?;
             if code.is_empty() {
@@ -518,7 +523,7 @@ impl LocalFacilitator {
     async fn check_signature(
         &self,
         chain: &Chain,
-        payment: &DecodedPayment,
+        payment: &ExactEvmPayload,
         digest: &B256,
     ) -> Result<(), Refusal> {
         let from = payment.authorization.from;
@@ -685,7 +690,7 @@ impl LocalFacilitator {
         let Ok(want) = wanted(request) else {
             return Ok(None);
         };
-        let Ok(payment) = decode_payment(request, want.version) else {
+        let Ok(Decoded { payment, .. }) = decode_payment(request, want.version) else {
             return Ok(None);
         };
         let Some(chain) = self.chain_for(&want) else {
@@ -711,7 +716,7 @@ impl LocalFacilitator {
                 .map_err(|e| FacilitatorError::BadResponse(format!("RPC: {e}")))?;
             if let Some(receipt) = receipt {
                 self.in_flight.remove(&key);
-                let Ok(asset) = payload::parse_address(want.asset, "asset") else {
+                let Ok(asset) = parse_address(want.asset, "asset") else {
                     return Ok(None);
                 };
                 let checked = Checked {
@@ -765,7 +770,7 @@ fn judge_receipt(
 fn payer_of(request: &FacilitatorRequest) -> Option<String> {
     let value: Value = serde_json::from_str(request.payment_payload.get()).ok()?;
     let from = value.pointer("/payload/authorization/from")?.as_str()?;
-    payload::parse_address(from, "from")
+    parse_address(from, "from")
         .ok()
         .map(|a| a.to_checksum(None))
 }
@@ -823,7 +828,7 @@ impl Facilitator for LocalFacilitator {
         for chain in chains {
             let kind = |version: u8, network: &str| SupportedKind {
                 x402_version: version,
-                scheme: "exact".to_owned(),
+                scheme: EXACT.to_owned(),
                 network: network.to_owned(),
                 extra: None,
             };

@@ -12,19 +12,14 @@ mod http;
 pub mod local;
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 
 #[cfg(feature = "http-facilitator")]
 pub use http::HttpFacilitator;
 #[cfg(feature = "local-facilitator")]
 pub use local::{LocalFacilitator, LocalFacilitatorBuilder};
 
+use crate::base::BoxFuture;
 use crate::proto::{FacilitatorRequest, SettleResponse, SupportedResponse, VerifyResponse};
-
-/// A boxed, sendable future, the return type of the [`Facilitator`] and
-/// [`ReplayStore`](crate::ReplayStore) methods.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A facilitator fault: anything other than a well-formed answer.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 use alloy_primitives::{Address, B256, U256, keccak256};
 use alloy_sol_types::{Eip712Domain, SolStruct, sol};
 
-use crate::payload::Authorization;
+use super::payload::Authorization;
 
 sol! {
     /// The EIP-3009 typed message.

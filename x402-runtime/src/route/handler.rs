@@ -1,7 +1,7 @@
 //! What a `#[paid]` handler is made of, as the expansion uses it.
 //!
 //! `#[paid] async fn weather(Query(q): Query<City>) -> ..` becomes a unit struct `weather` that
-//! implements axum's `Handler`. Its `call` is one line: [`serve`](crate::paywall::serve) with
+//! implements axum's `Handler`. Its `call` is one line: [`serve`](crate::server::serve::serve) with
 //! the route's record and a plain `fn` that calls the user's function with the extracted
 //! arguments. Everything generic lives in this crate, so a paid handler compiles to little more
 //! than the user's own future (axum's impl for functions would compile its whole request future

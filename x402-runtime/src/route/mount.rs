@@ -16,7 +16,7 @@ use {
     tower::ServiceExt as _,
 };
 
-use crate::registry::{PaidEndpoint, PaidRoute};
+use crate::route::{PaidEndpoint, PaidRoute};
 
 /// Marks a request sent by [`mounted_route`].
 #[cfg(feature = "openapi")]

@@ -6,7 +6,7 @@
 //! use utoipa::openapi::{ContactBuilder, InfoBuilder, OpenApiBuilder};
 //! use utoipa_axum::router::OpenApiRouter;
 //! use x402_runtime::X402;
-//! use x402_runtime::discovery::Discovery;
+//! use x402_runtime::openapi::discovery::Discovery;
 //!
 //! fn app(x402: X402) -> Result<Router, Box<dyn std::error::Error>> {
 //!     // The document's `info` is yours, never utoipa-axum's defaults.
@@ -36,7 +36,7 @@
 //!    it stops at the handler's paywall, before any extractor); no operation id is used twice.
 //!    All problems are reported together in one [`CheckError`], unless
 //!    [`unchecked`](DiscoveryBuilder::unchecked) turns them into warnings;
-//! 3. the bazaar extension of each paid route ([`crate::bazaar`]), installed on the paywall so
+//! 3. the bazaar extension of each paid route ([`crate::openapi::bazaar`]), installed on the paywall so
 //!    that every 402 of the route carries it;
 //! 4. the bytes of `/openapi.json` and of the docs page.
 
@@ -53,11 +53,11 @@ use serde_json::{Map, Value, json};
 use utoipa::openapi::OpenApi;
 use utoipa::openapi::extensions::Extensions;
 
-use crate::bazaar;
-use crate::engine::X402;
-use crate::mount::{self, Probe};
+use crate::openapi::bazaar;
+use crate::server::engine::X402;
+use crate::route::mount::{self, Probe};
 use crate::openapi::{CheckError, PaidOperation, X402OpenApi, describe};
-use crate::registry::Pricing;
+use crate::price::Pricing;
 
 /// Path of the OpenAPI document.
 pub const OPENAPI_PATH: &str = "/openapi.json";

@@ -15,7 +15,7 @@ use std::fmt;
 
 use alloy_primitives::{Address, B256};
 
-use crate::facilitator::BoxFuture;
+use crate::base::BoxFuture;
 
 #[cfg(feature = "local-facilitator")]
 pub(crate) use rpc::read_authorization;
@@ -98,7 +98,7 @@ mod rpc {
     use futures_util::future::try_join;
 
     use super::{Authorization, BoxFuture, ChainError, ChainReader, EXPIRY_MARGIN, OnChain};
-    use crate::config::ConfigError;
+    use crate::base::ConfigError;
     use crate::network::Network;
 
     /// How many blocks back from the latest block [`RpcChainReader`] searches for the
@@ -238,7 +238,7 @@ mod rpc {
     /// URL for the wrong chain is an error, never an answer about another chain.
     ///
     /// ```no_run
-    /// use x402_runtime::chain::{Authorization, ChainReader, OnChain, RpcChainReader};
+    /// use x402_runtime::schemes::exact_evm::chain::{Authorization, ChainReader, OnChain, RpcChainReader};
     ///
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let reader = RpcChainReader::builder()

@@ -51,7 +51,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use alloy_primitives::{Address, Bytes, U256};
+use alloy_primitives::{Address, U256};
 use axum::body::Body;
 use axum::response::Response;
 use dashmap::DashMap;
@@ -61,9 +61,9 @@ use http::{HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use crate::payload::{Authorization, DecodedPayment, ReplayKey, X402Version};
-use crate::proto::SettleResponse;
-use crate::respond;
+use crate::proto::{SettleResponse, X402Version};
+use crate::schemes::{DecodedPayment, ReplayKey};
+use crate::server::answer;
 
 /// The extension's key in `extensions`.
 pub const PAYMENT_IDENTIFIER: &str = "payment-identifier";
@@ -174,28 +174,27 @@ pub(crate) struct IdKey {
     pub(crate) id: Box<str>,
     pub(crate) route: usize,
     pub(crate) method: Method,
-    pub(crate) scheme: &'static str,
+    pub(crate) scheme: String,
     pub(crate) network: String,
     pub(crate) asset: Address,
     pub(crate) amount: U256,
     pub(crate) pay_to: Address,
 }
 
-/// What makes two payments the same: the canonical replay key, the authorization and the
-/// signature bytes (never the header's bytes).
+/// What makes two payments the same: the canonical replay key, and what the payer signed with
+/// the signature (never the header's bytes; see
+/// [`SchemePayload::signed`](crate::schemes::SchemePayload::signed)).
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Identity {
     key: ReplayKey,
-    authorization: Authorization,
-    signature: Bytes,
+    signed: Vec<u8>,
 }
 
 impl Identity {
     pub(crate) fn of(key: &ReplayKey, payment: &DecodedPayment) -> Identity {
         Identity {
             key: key.clone(),
-            authorization: payment.authorization.clone(),
-            signature: payment.signature.clone(),
+            signed: payment.payload.signed(),
         }
     }
 }
@@ -229,8 +228,8 @@ impl Recorded {
         for (name, value) in &self.headers {
             headers.append(name.clone(), value.clone());
         }
-        respond::attach_receipt(&mut response, self.version, &self.receipt);
-        respond::make_private(&mut response);
+        answer::attach_receipt(&mut response, self.version, &self.receipt);
+        answer::make_private(&mut response);
         response
     }
 }
@@ -496,7 +495,9 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy_primitives::B256;
+    use crate::schemes::SchemePayload as _;
+    use crate::schemes::exact_evm::{Authorization, ExactEvmPayload};
+    use alloy_primitives::{B256, Bytes};
 
     fn raw(json: &str) -> Box<RawValue> {
         RawValue::from_string(json.to_owned()).expect("json")
@@ -573,7 +574,7 @@ mod tests {
             id: id.into(),
             route: 1,
             method: Method::GET,
-            scheme: "exact",
+            scheme: "exact".to_owned(),
             network: "eip155:84532".to_owned(),
             asset: Address::repeat_byte(1),
             amount: U256::from(1000),
@@ -588,7 +589,7 @@ mod tests {
             from: Address::repeat_byte(3),
             nonce: B256::repeat_byte(nonce),
         };
-        Identity {
+        let payload = ExactEvmPayload {
             authorization: Authorization {
                 from: key.from,
                 to: Address::repeat_byte(2),
@@ -597,8 +598,11 @@ mod tests {
                 valid_before: U256::from(2000),
                 nonce: key.nonce,
             },
-            key,
             signature: Bytes::copy_from_slice(signature),
+        };
+        Identity {
+            key,
+            signed: payload.signed(),
         }
     }
 

@@ -10,14 +10,14 @@
 //! | `X402_FACILITATOR_URL` | facilitator base URL | `https://x402.org/facilitator` |
 //! | `X402_PUBLIC_URL` | public origin used in resource URLs (behind a proxy) | the request's `Host` |
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use alloy_primitives::Address;
 
+use crate::base::ConfigError;
 use crate::network::{Asset, Network};
-use crate::registry::Currency;
+use crate::price::Currency;
 
 /// The public facilitator the reference SDKs default to (testnets only).
 pub const DEFAULT_FACILITATOR_URL: &str = "https://x402.org/facilitator";
@@ -26,39 +26,12 @@ pub const DEFAULT_NETWORK: &str = "eip155:84532";
 /// Default `maxTimeoutSeconds` of an offer.
 pub const DEFAULT_MAX_TIMEOUT_SECONDS: u32 = 60;
 
-/// Seconds since the Unix epoch, from the system clock.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// A source of the current time in unix seconds (the system clock unless a test injects one).
-pub type Clock = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
-
 /// The clock difference with clients tolerated unless configured.
 pub(crate) const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// How long what is known about a settlement is kept past the authorization's `validBefore`.
 pub const DEFAULT_RECORD_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// A configuration mistake, with the fix in its message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError(String);
-
-impl ConfigError {
-    pub(crate) fn new(message: impl Into<String>) -> Self {
-        ConfigError(message.into())
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// The paywall's configuration.
 #[derive(Clone, Debug)]
@@ -269,7 +242,7 @@ impl X402ConfigBuilder {
         self
     }
 
-    /// Keeps settlement outcomes in a file (a [`FileStore`](crate::FileStore)) so that they
+    /// Keeps settlement outcomes in a file (a [`FileStore`](crate::store::FileStore)) so that they
     /// survive a restart. Without it, [`X402::builder`](crate::X402::builder) records payments
     /// in memory.
     pub fn store_path(mut self, path: impl Into<PathBuf>) -> Self {

@@ -19,10 +19,10 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use alloy_primitives::{Address, B256};
 
-use crate::config::Clock;
-use crate::facilitator::BoxFuture;
-use crate::payload::ReplayKey;
-use crate::store::{MemoryStore, ReplayStore, Slot, Unresolved};
+use crate::base::Clock;
+use crate::base::BoxFuture;
+use crate::schemes::ReplayKey;
+use super::{MemoryStore, ReplayStore, Slot, Unresolved};
 
 /// Payment key bytes → expiry (8 bytes, big endian) followed by the slot.
 const PAYMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("payments");
@@ -86,7 +86,7 @@ fn failed(what: &str, path: &Path, error: impl std::fmt::Display) -> FileStoreEr
 impl FileStore {
     /// Opens (or creates) the record at `path` and drops entries whose authorization expired.
     pub fn open(path: impl AsRef<Path>) -> Result<FileStore, FileStoreError> {
-        FileStore::open_with_clock(path, crate::config::unix_now)
+        FileStore::open_with_clock(path, crate::base::unix_now)
     }
 
     /// Like [`open`](Self::open), reading time (unix seconds) from `now`.

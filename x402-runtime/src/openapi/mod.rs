@@ -13,7 +13,10 @@
 //!
 //! A paid handler without `#[utoipa::path]` is still documented: from the method and path given
 //! to `#[paid]`, or from where [`OpenApiRouterExt::paid_route`] mounted it. Most users go
-//! through [`Discovery`](crate::discovery::Discovery), which also serves the document.
+//! through [`Discovery`](crate::openapi::discovery::Discovery), which also serves the document.
+
+pub mod bazaar;
+pub mod discovery;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,11 +34,12 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::config::ConfigError;
-use crate::engine::X402;
-use crate::mount::PaidHandler;
+use crate::base::ConfigError;
+use crate::server::engine::X402;
+use crate::route::mount::PaidHandler;
 use crate::proto::{PaymentRequired, PaymentRequiredV1};
-use crate::registry::{PaidRoute, Pricing, routes};
+use crate::price::Pricing;
+use crate::route::{PaidRoute, routes};
 
 /// The extension key of the price on an operation.
 pub const PAYMENT_INFO: &str = "x-payment-info";

@@ -1,40 +1,22 @@
-//! Decoding a payment header into a typed, canonical payment.
+//! The payment header codec: a header value becomes x402's `PaymentPayload` (the envelope every
+//! scheme shares), and a value becomes a header.
 //!
-//! The decoder is strict and total: any input either becomes a [`DecodedPayment`] or a
+//! The decoder is strict and total: any input either becomes a [`PaymentPayload`] or a
 //! [`DecodeError`] that the paywall answers with `400 invalid_payload` (or `402
 //! invalid_x402_version` for a well-formed payment of the wrong version). Sizes are capped before
-//! base64 decoding; numbers follow a strict grammar; addresses with mixed case must carry a valid
-//! EIP-55 checksum.
+//! base64 decoding; numbers follow a strict grammar. The scheme's own `payload` is kept as sent
+//! and read by its scheme ([`crate::schemes`]).
 
-use alloy_primitives::{Address, B256, Bytes, U256};
+use alloy_primitives::U256;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::proto::{PaymentRequirements, ResourceInfo};
+use crate::proto::{PaymentRequirements, ResourceInfo, X402Version};
 
 /// Largest payment header accepted, in bytes of the header value (before base64 decoding).
 pub const MAX_PAYMENT_HEADER_BYTES: usize = 16 * 1024;
-
-/// The x402 protocol version of a payment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum X402Version {
-    /// v1: `X-PAYMENT` / `X-PAYMENT-RESPONSE`, v1 network names.
-    V1,
-    /// v2: `PAYMENT-SIGNATURE` / `PAYMENT-RESPONSE`, CAIP-2 networks.
-    V2,
-}
-
-impl X402Version {
-    /// The number on the wire.
-    pub fn number(self) -> u8 {
-        match self {
-            X402Version::V1 => 1,
-            X402Version::V2 => 2,
-        }
-    }
-}
 
 /// Why a payment header could not be decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,26 +29,9 @@ pub enum DecodeError {
     WrongVersion(u64),
 }
 
-/// The EIP-3009 authorization, parsed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Authorization {
-    /// Payer.
-    pub from: Address,
-    /// Recipient.
-    pub to: Address,
-    /// Amount in atomic units.
-    pub value: U256,
-    /// Not valid at or before this unix time.
-    pub valid_after: U256,
-    /// Not valid at or after this unix time.
-    pub valid_before: U256,
-    /// The 32-byte nonce.
-    pub nonce: B256,
-}
-
-/// A decoded payment, before it is matched against an offer.
+/// A decoded payment header: x402's `PaymentPayload`, before its scheme reads `payload`.
 #[derive(Debug)]
-pub struct DecodedPayment {
+pub struct PaymentPayload {
     /// Protocol version (from the header it came in, confirmed by the payload).
     pub version: X402Version,
     /// The decoded JSON, forwarded verbatim to the facilitator.
@@ -79,13 +44,11 @@ pub struct DecodedPayment {
     pub scheme: String,
     /// Network as written by the client (v2: CAIP-2; v1: name).
     pub network: String,
-    /// The authorization.
-    pub authorization: Authorization,
-    /// Signature bytes.
-    pub signature: Bytes,
     /// v2: the `extensions` the client echoed, as sent (read only where a route uses one, such
     /// as `payment-identifier`).
     pub extensions: Option<Box<RawValue>>,
+    /// The scheme's part (`payload`), as sent.
+    pub payload: Box<RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -102,33 +65,16 @@ struct Wire {
     network: Option<String>,
     #[serde(default)]
     extensions: Option<Box<RawValue>>,
-    payload: WirePayload,
+    payload: Box<RawValue>,
 }
 
-#[derive(Deserialize)]
-struct WirePayload {
-    signature: String,
-    authorization: WireAuthorization,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireAuthorization {
-    from: String,
-    to: String,
-    value: String,
-    valid_after: String,
-    valid_before: String,
-    nonce: String,
-}
-
-fn malformed(what: impl Into<String>) -> DecodeError {
+pub(crate) fn malformed(what: impl Into<String>) -> DecodeError {
     DecodeError::Malformed(what.into())
 }
 
 /// Decodes a header value: size cap, strict base64 (standard alphabet, padded), strict JSON,
 /// typed payload, expected version.
-pub fn decode_header(value: &[u8], expected: X402Version) -> Result<DecodedPayment, DecodeError> {
+pub fn decode_header(value: &[u8], expected: X402Version) -> Result<PaymentPayload, DecodeError> {
     if value.len() > MAX_PAYMENT_HEADER_BYTES {
         return Err(DecodeError::TooLarge);
     }
@@ -175,7 +121,7 @@ fn has_lone_surrogate(text: &[u8]) -> bool {
 }
 
 /// Decodes the JSON text of a payment (the base64-decoded header).
-pub fn decode_json(json: Vec<u8>, expected: X402Version) -> Result<DecodedPayment, DecodeError> {
+pub fn decode_json(json: Vec<u8>, expected: X402Version) -> Result<PaymentPayload, DecodeError> {
     let text = String::from_utf8(json).map_err(|_| malformed("the payment is not UTF-8 JSON"))?;
     // serde skips fields it does not read without checking their escapes; the document is
     // forwarded to the facilitator as is, so it must be valid JSON throughout.
@@ -204,29 +150,23 @@ pub fn decode_json(json: Vec<u8>, expected: X402Version) -> Result<DecodedPaymen
             _ => return Err(malformed("a v1 payment needs `scheme` and `network`")),
         },
     };
-    let auth = &wire.payload.authorization;
-    let authorization = Authorization {
-        from: parse_address(&auth.from, "authorization.from")?,
-        to: parse_address(&auth.to, "authorization.to")?,
-        value: parse_uint(&auth.value, "authorization.value")?,
-        valid_after: parse_uint(&auth.valid_after, "authorization.validAfter")?,
-        valid_before: parse_uint(&auth.valid_before, "authorization.validBefore")?,
-        nonce: parse_nonce(&auth.nonce)?,
-    };
-    let signature = parse_hex_bytes(&wire.payload.signature)
-        .ok_or_else(|| malformed("`signature` must be 0x-prefixed hex bytes"))?;
     let raw = RawValue::from_string(text).map_err(|e| malformed(e.to_string()))?;
-    Ok(DecodedPayment {
+    Ok(PaymentPayload {
         version,
         raw,
         accepted: wire.accepted,
         resource: wire.resource,
         scheme,
         network,
-        authorization,
-        signature,
         extensions: wire.extensions,
+        payload: wire.payload,
     })
+}
+
+/// Standard padded base64 of compact JSON, as a header value.
+pub(crate) fn encode_header<T: serde::Serialize>(value: &T) -> Option<http::HeaderValue> {
+    let json = serde_json::to_vec(value).ok()?;
+    http::HeaderValue::from_str(&STANDARD.encode(json)).ok()
 }
 
 /// Parses a uint256 written in canonical decimal: digits only, no sign, no leading zeros
@@ -243,64 +183,6 @@ pub fn parse_uint(text: &str, field: &str) -> Result<U256, DecodeError> {
     }
     U256::from_str_radix(text, 10)
         .map_err(|_| malformed(format!("`{field}` does not fit in 256 bits")))
-}
-
-/// Parses an address: `0x` + 40 hex digits; mixed case must be a valid EIP-55 checksum.
-pub fn parse_address(text: &str, field: &str) -> Result<Address, DecodeError> {
-    let bad = || malformed(format!("`{field}` must be a 0x-prefixed 20-byte address"));
-    let hex = text.strip_prefix("0x").ok_or_else(bad)?;
-    if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad());
-    }
-    let has_lower = hex.bytes().any(|b| b.is_ascii_lowercase());
-    let has_upper = hex.bytes().any(|b| b.is_ascii_uppercase());
-    if has_lower && has_upper {
-        Address::parse_checksummed(text, None)
-            .map_err(|_| malformed(format!("`{field}` has an invalid EIP-55 checksum")))
-    } else {
-        text.parse().map_err(|_| bad())
-    }
-}
-
-fn parse_nonce(text: &str) -> Result<B256, DecodeError> {
-    let bad = || malformed("`authorization.nonce` must be 0x + 64 hex digits");
-    let hex = text.strip_prefix("0x").ok_or_else(bad)?;
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad());
-    }
-    text.parse().map_err(|_| bad())
-}
-
-fn parse_hex_bytes(text: &str) -> Option<Bytes> {
-    let hex = text.strip_prefix("0x")?;
-    if hex.is_empty() || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    text.parse().ok()
-}
-
-/// The key a payment is deduplicated on: `(network, asset, payer, nonce)` from parsed values,
-/// so every encoding of one authorization maps to one key.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ReplayKey {
-    /// CAIP-2 network id of the offer the payment matched.
-    pub network: String,
-    /// Token contract of the offer.
-    pub asset: Address,
-    /// Payer.
-    pub from: Address,
-    /// EIP-3009 nonce.
-    pub nonce: B256,
-}
-
-impl std::fmt::Display for ReplayKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}/{}/{}/{}",
-            self.network, self.asset, self.from, self.nonce
-        )
-    }
 }
 
 #[cfg(test)]
@@ -347,20 +229,6 @@ mod tests {
                 "{good}"
             );
         }
-    }
-
-    #[test]
-    fn addresses_need_a_valid_checksum_when_mixed_case() {
-        let good = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
-        let a = parse_address(good, "a").expect("checksummed");
-        assert_eq!(parse_address(&good.to_lowercase(), "a"), Ok(a));
-        assert_eq!(
-            parse_address(&format!("0x{}", good[2..].to_uppercase()), "a"),
-            Ok(a)
-        );
-        assert!(parse_address("0x70997970c51812dc3A010C7d01b50e0d17dc79C8", "a").is_err());
-        assert!(parse_address("70997970C51812dc3A010C7d01b50e0d17dc79C8", "a").is_err());
-        assert!(parse_address("0x70997970C51812dc3A010C7d01b50e0d17dc79", "a").is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! [`X402`]: the installed paywall (configuration, facilitator, replay store) and the offers and
-//! 402 challenges it builds for each route, once.
+//! [`X402`]: the installed paywall (configuration, facilitator, replay store, chain reader,
+//! clock) and its builder, the routes' extensions, and the startup checks.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -7,31 +7,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use alloy_primitives::{B256, U256};
-use axum::body::{Body, Bytes};
-use axum::response::Response;
 use dashmap::DashMap;
-use http::header::{ACCESS_CONTROL_EXPOSE_HEADERS, CACHE_CONTROL, CONTENT_TYPE, HOST};
-use http::request::Parts;
-use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::{Map, Value};
 
-use crate::chain::ChainReader;
-use crate::config::{Clock, ConfigError, X402Config};
-use crate::eip3009;
+use super::challenge::{Challenge, RouteOffers};
+use super::config::X402Config;
+use super::identifier::{self, Identifiers};
+use super::settlement::backoff::{Backoff, DEFAULT_RECONCILE_INTERVAL};
+use crate::base::{Clock, ConfigError};
 use crate::facilitator::{Facilitator, FacilitatorError};
-use crate::identifier::{self, Identifiers};
-use crate::network::{Asset, Network};
-use crate::proto::{
-    EXPOSED_HEADERS, PAYMENT_REQUIRED, PaymentRequired, PaymentRequiredV1, PaymentRequirements,
-    PaymentRequirementsV1, ResourceInfo, SupportedResponse,
-};
-use crate::registry::{PaidRoute, Pricing, routes};
-use crate::respond::{self, codes, encode_header};
+use crate::proto::SupportedResponse;
+use crate::route::{PaidRoute, routes};
+use crate::schemes::ReplayKey;
+use crate::schemes::exact_evm::chain::ChainReader;
+use crate::schemes::exact_evm::rules::VALID_BEFORE_MARGIN;
 use crate::store::{MemoryStore, ReplayStore};
-
-/// Most challenges cached (one per route and resource URL); beyond it they are built per request.
-const MAX_CACHED_CHALLENGES: usize = 4096;
 
 /// The paywall, installed once on the router with [`X402::layer`].
 ///
@@ -54,17 +44,17 @@ pub(crate) struct Inner {
     /// How often it runs (`None`: never).
     pub(crate) reconcile_interval: Option<Duration>,
     /// Its backoff per payment.
-    pub(crate) backoff: crate::settlement::Backoff,
-    offers: DashMap<usize, Arc<RouteOffers>>,
+    pub(crate) backoff: Backoff,
+    pub(crate) offers: DashMap<usize, Arc<RouteOffers>>,
     /// Plain challenges by route, then resource URL (looked up by `&str`, without allocating).
-    challenges: DashMap<usize, HashMap<Box<str>, Challenge>>,
+    pub(crate) challenges: DashMap<usize, HashMap<Box<str>, Challenge>>,
     /// Challenges in `challenges`, all routes together.
-    cached_challenges: AtomicUsize,
-    extensions: DashMap<usize, Arc<Map<String, Value>>>,
+    pub(crate) cached_challenges: AtomicUsize,
+    pub(crate) extensions: DashMap<usize, Arc<Map<String, Value>>>,
     /// Whether the facilitator's `/supported` has been read, and when it last failed.
     pub(crate) readiness: Readiness,
     /// Payments whose pending settlement a resend is reconciling right now.
-    pub(crate) reconciling: DashMap<crate::payload::ReplayKey, ()>,
+    pub(crate) reconciling: DashMap<ReplayKey, ()>,
     /// `payment-identifier`: the routes that declared it and the ids seen (this process only).
     pub(crate) identifiers: Identifiers,
 }
@@ -85,67 +75,6 @@ impl fmt::Debug for X402 {
         f.debug_struct("X402")
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
-    }
-}
-
-/// One offer of one route: the v2 requirements plus what verification needs, precomputed.
-#[derive(Debug)]
-pub(crate) struct Offer {
-    pub(crate) network: Network,
-    pub(crate) asset: Asset,
-    pub(crate) requirements: PaymentRequirements,
-    pub(crate) amount: U256,
-    pub(crate) domain_separator: B256,
-}
-
-impl Offer {
-    /// The requirements in v1 shape, for the resource at `url`.
-    pub(crate) fn v1(&self, route: &PaidRoute, url: &str) -> Option<PaymentRequirementsV1> {
-        let r = &self.requirements;
-        Some(PaymentRequirementsV1 {
-            scheme: r.scheme.clone(),
-            network: self.network.v1_name?.to_owned(),
-            max_amount_required: r.amount.clone(),
-            resource: url.to_owned(),
-            description: route.description.unwrap_or_default().to_owned(),
-            mime_type: "application/json".to_owned(),
-            output_schema: None,
-            pay_to: r.pay_to.clone(),
-            max_timeout_seconds: r.max_timeout_seconds,
-            asset: r.asset.clone(),
-            extra: r.extra.clone(),
-        })
-    }
-}
-
-#[derive(Debug)]
-pub(crate) struct RouteOffers {
-    pub(crate) offers: Vec<Offer>,
-}
-
-/// A ready-to-send 402: the encoded `PAYMENT-REQUIRED` header and the body.
-#[derive(Debug)]
-pub(crate) struct Challenge {
-    header: HeaderValue,
-    body: Bytes,
-}
-
-impl Challenge {
-    pub(crate) fn response(&self) -> Response {
-        let mut response = Response::new(Body::from(self.body.clone()));
-        *response.status_mut() = StatusCode::PAYMENT_REQUIRED;
-        let headers = response.headers_mut();
-        headers.insert(
-            HeaderName::from_static(PAYMENT_REQUIRED),
-            self.header.clone(),
-        );
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(
-            ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static(EXPOSED_HEADERS),
-        );
-        response
     }
 }
 
@@ -173,7 +102,7 @@ impl X402Builder {
         self
     }
 
-    /// Uses this replay store instead of the default: a [`FileStore`](crate::FileStore) at the
+    /// Uses this replay store instead of the default: a [`FileStore`](crate::store::FileStore) at the
     /// configuration's `store_path`, or else a [`MemoryStore`].
     pub fn store(mut self, store: impl ReplayStore) -> Self {
         self.store = Some(Arc::new(store));
@@ -194,7 +123,7 @@ impl X402Builder {
     /// with an RPC URL is a reader; so is an
     #[cfg_attr(
         feature = "chain",
-        doc = "[`RpcChainReader`](crate::chain::RpcChainReader)"
+        doc = "[`RpcChainReader`](crate::schemes::exact_evm::chain::RpcChainReader)"
     )]
     #[cfg_attr(not(feature = "chain"), doc = "`RpcChainReader` (feature `chain`)")]
     /// next to an HTTP facilitator.
@@ -222,7 +151,7 @@ impl X402Builder {
         let store: Arc<dyn ReplayStore> = match (self.store, self.config.store_path()) {
             (Some(store), _) => store,
             (None, Some(path)) => Arc::new(
-                crate::FileStore::open_with(path, clock.clone())
+                crate::store::file::FileStore::open_with(path, clock.clone())
                     .map_err(|e| ConfigError::new(e.to_string()))?,
             ),
             (None, None) => {
@@ -239,7 +168,7 @@ impl X402Builder {
                 clock,
                 reconciler: std::sync::Once::new(),
                 reconcile_interval: self.reconcile_interval,
-                backoff: crate::settlement::Backoff::default(),
+                backoff: Backoff::default(),
                 offers: DashMap::new(),
                 challenges: DashMap::new(),
                 cached_challenges: AtomicUsize::new(0),
@@ -304,7 +233,11 @@ impl fmt::Display for StartupError {
 impl std::error::Error for StartupError {}
 
 impl X402 {
-    /// A paywall using the HTTP facilitator at the configured URL and an in-memory replay store.
+    /// A paywall with the default parts for `config`: the HTTP facilitator at its URL, and as
+    /// the replay store a [`FileStore`](crate::FileStore) at its
+    /// [`store_path`](X402Config::store_path) when it has one (as [`X402Config::from_env`]
+    /// gives by default), else a [`MemoryStore`]. No chain reader; see [`X402::builder`] for
+    /// other parts.
     pub fn new(config: X402Config) -> Result<X402, ConfigError> {
         X402::builder(config).build()
     }
@@ -317,7 +250,7 @@ impl X402 {
         let config = X402Config::from_env()?;
         #[cfg(feature = "chain")]
         {
-            let reader = crate::chain::RpcChainReader::from_env(config.networks())?;
+            let reader = crate::schemes::exact_evm::chain::RpcChainReader::from_env(config.networks())?;
             let builder = X402::builder(config);
             match reader {
                 Some(reader) => builder.chain_reader(Arc::new(reader)).build(),
@@ -335,8 +268,8 @@ impl X402 {
             facilitator: None,
             store: None,
             chain: None,
-            clock: Arc::new(crate::config::unix_now),
-            reconcile_interval: Some(crate::settlement::DEFAULT_RECONCILE_INTERVAL),
+            clock: Arc::new(crate::base::unix_now),
+            reconcile_interval: Some(DEFAULT_RECONCILE_INTERVAL),
         }
     }
 
@@ -359,27 +292,13 @@ impl X402 {
         (self.inner.clock)()
     }
 
-    /// The offers of `route`, preferred first: the single source for the live 402 and for any
-    /// published document. Fails if no configured network has a token in the route's currency.
-    pub fn requirements(
-        &self,
-        route: &'static PaidRoute,
-    ) -> Result<Vec<PaymentRequirements>, ConfigError> {
-        Ok(self
-            .route_offers(route)?
-            .offers
-            .iter()
-            .map(|o| o.requirements.clone())
-            .collect())
-    }
-
     /// Sets the `extensions` every 402 of `route` carries from now on (for example `bazaar`,
     /// which the `openapi` feature's `Discovery` derives from the OpenAPI document), replacing
     /// those set before. Meant for startup: the route's cached challenges are dropped and
     /// rebuilt with the new extensions.
     ///
     /// An entry under `"payment-identifier"` also turns the extension on for the route (its
-    /// `info.required` is read; see [`identifier`](crate::identifier) and
+    /// `info.required` is read; see [`identifier`](crate::server::identifier) and
     /// [`declare_payment_identifier`](Self::declare_payment_identifier)); without one it is off.
     pub fn set_route_extensions(&self, route: &'static PaidRoute, extensions: Map<String, Value>) {
         match identifier::declared(&extensions) {
@@ -405,7 +324,7 @@ impl X402 {
     /// the route's other extensions; with `required`, a payment without an id is refused with
     /// `400 payment_identifier_required`. The route's 402 advertises it as
     /// `extensions["payment-identifier"] = {info: {required}, schema}`. The ids and recorded
-    /// responses are held in memory, per process; see [`identifier`](crate::identifier).
+    /// responses are held in memory, per process; see [`identifier`](crate::server::identifier).
     ///
     /// ```no_run
     /// # fn run(x402: &x402_runtime::X402) {
@@ -440,7 +359,7 @@ impl X402 {
             .config()
             .settle_timeout()
             .as_secs()
-            .saturating_add(crate::paywall::VALID_BEFORE_MARGIN);
+            .saturating_add(VALID_BEFORE_MARGIN);
         let mut problems: Vec<String> = routes()
             .into_iter()
             .filter_map(|route| self.route_offers(route).err().map(|e| e.to_string()))
@@ -524,208 +443,4 @@ impl X402 {
             Err(StartupError::Unsupported(missing))
         }
     }
-
-    pub(crate) fn route_offers(
-        &self,
-        route: &'static PaidRoute,
-    ) -> Result<Arc<RouteOffers>, ConfigError> {
-        if let Some(found) = self.inner.offers.get(&route.id()) {
-            return Ok(found.clone());
-        }
-        let built = Arc::new(self.build_offers(route)?);
-        self.inner.offers.insert(route.id(), built.clone());
-        Ok(built)
-    }
-
-    fn build_offers(&self, route: &PaidRoute) -> Result<RouteOffers, ConfigError> {
-        let config = &self.inner.config;
-        let Pricing::Fixed(price) = route.pricing;
-        let timeout = route
-            .max_timeout_seconds
-            .unwrap_or(config.max_timeout_seconds());
-        let pay_to = config.pay_to().to_checksum(None);
-        let offers: Vec<Offer> = config
-            .networks()
-            .iter()
-            .filter_map(|network| {
-                let asset = config.asset(network, price.currency)?;
-                let mut extra = Map::new();
-                extra.insert("name".into(), Value::String(asset.eip712_name.clone()));
-                extra.insert(
-                    "version".into(),
-                    Value::String(asset.eip712_version.clone()),
-                );
-                let separator = eip3009::domain(
-                    &asset.eip712_name,
-                    &asset.eip712_version,
-                    network.chain_id,
-                    asset.address,
-                )
-                .separator();
-                Some(Offer {
-                    requirements: PaymentRequirements {
-                        scheme: "exact".to_owned(),
-                        network: network.caip2.clone(),
-                        amount: price.atomic.to_string(),
-                        asset: asset.address.to_checksum(None),
-                        pay_to: pay_to.clone(),
-                        max_timeout_seconds: u64::from(timeout),
-                        extra: Some(extra),
-                    },
-                    amount: U256::from(price.atomic),
-                    domain_separator: separator,
-                    network: network.clone(),
-                    asset,
-                })
-            })
-            .collect();
-        if offers.is_empty() {
-            let networks: Vec<&str> = config.networks().iter().map(|n| n.caip2.as_str()).collect();
-            return Err(ConfigError::new(format!(
-                "route `{}` ({}:{}) is priced in {} but no configured network ({}) has a {} token: \
-                 add a network that has one or register the token with X402ConfigBuilder::asset",
-                route.handler,
-                route.file,
-                route.line,
-                price.currency,
-                networks.join(", "),
-                price.currency
-            )));
-        }
-        Ok(RouteOffers { offers })
-    }
-
-    /// The absolute URL of the requested resource: the public URL (or `http://` + `Host`) and
-    /// the path as the client sent it (before any `nest` stripped a prefix).
-    pub(crate) fn resource_url(&self, parts: &Parts) -> String {
-        let path = parts
-            .extensions
-            .get::<axum::extract::OriginalUri>()
-            .map_or_else(|| parts.uri.path(), |o| o.0.path());
-        let (scheme, host) = self.origin_parts(&parts.headers);
-        let mut url = String::with_capacity(scheme.len() + host.len() + path.len());
-        url.push_str(scheme);
-        url.push_str(host);
-        url.push_str(path);
-        url
-    }
-
-    /// The public origin (`https://api.example.com`), else `http://` + the request's `Host`.
-    #[cfg(feature = "openapi")]
-    pub(crate) fn origin(&self, headers: &http::HeaderMap) -> String {
-        let (scheme, host) = self.origin_parts(headers);
-        [scheme, host].concat()
-    }
-
-    /// The origin in two pieces that concatenate to it: `("", public URL)` or `("http://", host)`.
-    fn origin_parts<'a>(&'a self, headers: &'a http::HeaderMap) -> (&'static str, &'a str) {
-        match self.inner.config.public_url() {
-            Some(origin) => ("", origin),
-            None => {
-                let host = headers
-                    .get(HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
-                    .unwrap_or("localhost");
-                ("http://", host)
-            }
-        }
-    }
-
-    /// The 402 for `route` at `url` with `error`; the plain challenge is cached.
-    pub(crate) fn challenge(
-        &self,
-        route: &'static PaidRoute,
-        offers: &RouteOffers,
-        url: &str,
-        error: Option<&str>,
-    ) -> Response {
-        let Some(error) = error else {
-            if let Some(cached) = self.inner.challenges.get(&route.id())
-                && let Some(challenge) = cached.get(url)
-            {
-                return challenge.response();
-            }
-            return match build_challenge(
-                route,
-                offers,
-                self.route_extensions(route).as_deref(),
-                url,
-                codes::PAYMENT_REQUIRED,
-                "X-PAYMENT header is required",
-            ) {
-                Some(challenge) => {
-                    let response = challenge.response();
-                    let cached = &self.inner.cached_challenges;
-                    if cached.load(Ordering::Relaxed) < MAX_CACHED_CHALLENGES {
-                        let mut by_url = self.inner.challenges.entry(route.id()).or_default();
-                        if by_url.insert(url.into(), challenge).is_none() {
-                            cached.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    response
-                }
-                None => internal_error("cannot encode the challenge"),
-            };
-        };
-        let extensions = self.route_extensions(route);
-        match build_challenge(route, offers, extensions.as_deref(), url, error, error) {
-            Some(challenge) => challenge.response(),
-            None => internal_error("cannot encode the challenge"),
-        }
-    }
-}
-
-fn internal_error(what: &str) -> Response {
-    tracing::error!("x402: {what}");
-    respond::error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        codes::INTERNAL_ERROR,
-        what,
-    )
-}
-
-fn build_challenge(
-    route: &PaidRoute,
-    offers: &RouteOffers,
-    extensions: Option<&Map<String, Value>>,
-    url: &str,
-    error_v2: &str,
-    error_v1: &str,
-) -> Option<Challenge> {
-    let v2 = PaymentRequired {
-        x402_version: 2,
-        error: Some(error_v2.to_owned()),
-        resource: ResourceInfo {
-            url: url.to_owned(),
-            description: route.description.map(str::to_owned),
-            mime_type: Some("application/json".to_owned()),
-        },
-        accepts: offers
-            .offers
-            .iter()
-            .map(|o| o.requirements.clone())
-            .collect(),
-        extensions: extensions.cloned(),
-    };
-    let header = encode_header(&v2)?;
-    let v1_accepts: Vec<PaymentRequirementsV1> = offers
-        .offers
-        .iter()
-        .filter_map(|o| o.v1(route, url))
-        .collect();
-    let body = if v1_accepts.is_empty() {
-        serde_json::to_vec(&v2).ok()?
-    } else {
-        serde_json::to_vec(&PaymentRequiredV1 {
-            x402_version: 1,
-            error: error_v1.to_owned(),
-            accepts: v1_accepts,
-        })
-        .ok()?
-    };
-    Some(Challenge {
-        header,
-        body: Bytes::from(body),
-    })
 }

@@ -4,6 +4,9 @@
 //! `x402Version` and `maxTimeoutSeconds` are JSON numbers. Optional fields are omitted when
 //! absent and accept `null` when read.
 
+pub mod codes;
+pub mod header;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -20,6 +23,25 @@ pub const X_PAYMENT: &str = "x-payment";
 pub const X_PAYMENT_RESPONSE: &str = "x-payment-response";
 /// The headers a browser client must be allowed to read (`Access-Control-Expose-Headers`).
 pub const EXPOSED_HEADERS: &str = "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE";
+
+/// The x402 protocol version of a payment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum X402Version {
+    /// v1: `X-PAYMENT` / `X-PAYMENT-RESPONSE`, v1 network names.
+    V1,
+    /// v2: `PAYMENT-SIGNATURE` / `PAYMENT-RESPONSE`, CAIP-2 networks.
+    V2,
+}
+
+impl X402Version {
+    /// The number on the wire.
+    pub fn number(self) -> u8 {
+        match self {
+            X402Version::V1 => 1,
+            X402Version::V2 => 2,
+        }
+    }
+}
 
 /// What is being paid for (v2).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

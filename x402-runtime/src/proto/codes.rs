@@ -1,0 +1,70 @@
+//! Stable error codes of the paywall's own answers.
+//!
+//! 402 refusals that come from the facilitator carry its reason verbatim instead; codes a client
+//! does not know must be shown, never treated as fatal.
+
+/// 402: no payment header was sent.
+pub const PAYMENT_REQUIRED: &str = "PAYMENT-SIGNATURE header is required";
+/// 400 (431 when over the size cap): the header is not a decodable x402 payment.
+pub const INVALID_PAYLOAD: &str = "invalid_payload";
+/// 402: the payment's `x402Version` does not match its header.
+pub const INVALID_X402_VERSION: &str = "invalid_x402_version";
+/// 402: a scheme other than `exact`.
+pub const INVALID_SCHEME: &str = "invalid_scheme";
+/// 402: a network this route does not offer.
+pub const INVALID_NETWORK: &str = "invalid_network";
+/// 402: the accepted offer differs from ours (asset, amount, recipient, timeout, extra, resource).
+pub const INVALID_PAYMENT_REQUIREMENTS: &str = "invalid_payment_requirements";
+/// 402: the signed value is not exactly the price.
+pub const VALUE_MISMATCH: &str = "invalid_exact_evm_payload_authorization_value_mismatch";
+/// 402: the signed recipient is not ours.
+pub const RECIPIENT_MISMATCH: &str = "invalid_exact_evm_payload_recipient_mismatch";
+/// 402: `validBefore` is too close, past, or too far ahead.
+pub const VALID_BEFORE: &str = "invalid_exact_evm_payload_authorization_valid_before";
+/// 402: `validAfter` is in the future.
+pub const VALID_AFTER: &str = "invalid_exact_evm_payload_authorization_valid_after";
+/// 402: the signature is malformed (high `s`, bad `v`) or not by the payer.
+pub const INVALID_SIGNATURE: &str = "invalid_exact_evm_payload_signature";
+/// 409: the same payment is being processed by another request.
+pub const PAYMENT_IN_PROGRESS: &str = "payment_in_progress";
+/// 409: the payment was already settled; the body names the transaction.
+pub const PAYMENT_ALREADY_SETTLED: &str = "payment_already_settled";
+/// 503 (409 to a resend): settlement was submitted but its outcome is not known yet (the
+/// facilitator said so, or `/settle` did not answer in time). The `PAYMENT-RESPONSE`
+/// receipt carries this reason and the transaction when known. A resend of the same payment
+/// reconciles: one `/settle` with the same payload, answered from its outcome.
+pub const SETTLEMENT_PENDING: &str = "settlement_pending";
+/// The payment's authorization expired without ever being used on chain, so it can never
+/// settle and nothing was charged: the 402 that says so carries a fresh challenge, and a new
+/// payment may be signed.
+pub const EXPIRED_UNSETTLED: &str = "expired_unsettled";
+/// 502: the facilitator's answer to `/verify` was not a valid answer.
+pub const UNEXPECTED_VERIFY_ERROR: &str = "unexpected_verify_error";
+/// 502: the facilitator's answer to `/settle` was not a valid, consistent answer.
+pub const UNEXPECTED_SETTLE_ERROR: &str = "unexpected_settle_error";
+/// 504: the facilitator did not answer `/verify` in time (nothing was charged).
+pub const FACILITATOR_TIMEOUT: &str = "facilitator_timeout";
+/// 500: the route is paid but the router has no x402 configuration installed.
+pub const NOT_CONFIGURED: &str = "x402_not_configured";
+/// 500: the configuration offers no token in this route's currency.
+pub const NO_OFFER: &str = "x402_no_offer";
+/// 500: an internal failure of the paywall (logged).
+pub const INTERNAL_ERROR: &str = "internal_error";
+/// 503: the facilitator's `/supported` has not answered yet, so payments cannot be checked.
+pub const FACILITATOR_UNAVAILABLE: &str = "facilitator_unavailable";
+/// 503: the replay store cannot be reached, so the payment cannot be checked for reuse.
+pub const REPLAY_STORE_UNAVAILABLE: &str = "replay_store_unavailable";
+/// 402: settlement failed without a reason from the facilitator.
+pub const SETTLEMENT_FAILED: &str = "settlement_failed";
+/// 400: the payment's `payment-identifier` id is not 16–128 characters of
+/// `[A-Za-z0-9_-]`, or the extension it echoed is not an object (see
+/// [`identifier`](crate::server::identifier)).
+pub const INVALID_PAYMENT_IDENTIFIER: &str = "invalid_payment_identifier";
+/// 400: the route declared `payment-identifier` with `required: true` and the payment
+/// carries no id.
+pub const PAYMENT_IDENTIFIER_REQUIRED: &str = "payment_identifier_required";
+/// 409: the payment's `payment-identifier` id is bound to another payment for this request;
+/// nothing was verified, settled or run.
+pub const PAYMENT_IDENTIFIER_CONFLICT: &str = "payment_identifier_conflict";
+/// 503: this process holds as many payment identifiers as it may; nothing was verified.
+pub const PAYMENT_IDENTIFIER_CACHE_FULL: &str = "payment_identifier_cache_full";

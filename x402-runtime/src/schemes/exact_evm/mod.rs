@@ -1,0 +1,170 @@
+//! The `exact` scheme on EVM networks with EIP-3009 tokens (USDC, EURC): the payer signs a
+//! `transferWithAuthorization` of exactly the price to the recipient, and the facilitator submits
+//! it.
+//!
+//! - [`eip3009`]: the EIP-712 digest and the offline signature check (FiatToken's rules).
+//! - [`payload`]: the payment's `payload` (authorization and signature), parsed strictly.
+//! - [`rules`]: what an authorization must say to pay an offer, shared by the paywall and the
+//!   in-process facilitator.
+//! - [`chain`]: what happened to an authorization on chain (used, unused, expired).
+//!
+//! The offer's `extra` carries the token's EIP-712 domain `name` and `version`.
+
+use std::any::Any;
+
+use alloy_primitives::{Address, B256, U256};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::proto::PaymentRequirements;
+use crate::proto::codes;
+use crate::proto::header::DecodeError;
+use crate::schemes::{
+    Offer, OfferCheck, OfferTerms, Rejection, ReplayKey, Scheme, SchemePayload, Window,
+};
+
+pub mod chain;
+pub mod eip3009;
+pub mod payload;
+pub mod rules;
+
+use eip3009::SignatureCheck;
+pub use payload::{Authorization, ExactEvmPayload};
+use rules::{Broken, Terms};
+
+/// The scheme's name on the wire.
+pub const EXACT: &str = "exact";
+
+/// The `exact` scheme over EIP-3009. See the [module documentation](self).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExactEvm;
+
+impl Scheme for ExactEvm {
+    fn name(&self) -> &'static str {
+        EXACT
+    }
+
+    fn offer(&self, terms: &OfferTerms<'_>) -> Option<Offer> {
+        let asset = terms.asset;
+        let mut extra = Map::new();
+        extra.insert("name".into(), Value::String(asset.eip712_name.clone()));
+        extra.insert(
+            "version".into(),
+            Value::String(asset.eip712_version.clone()),
+        );
+        let domain_separator = eip3009::domain(
+            &asset.eip712_name,
+            &asset.eip712_version,
+            terms.network.chain_id,
+            asset.address,
+        )
+        .separator();
+        Some(Offer {
+            requirements: PaymentRequirements {
+                scheme: EXACT.to_owned(),
+                network: terms.network.caip2.clone(),
+                amount: terms.price.atomic.to_string(),
+                asset: asset.address.to_checksum(None),
+                pay_to: terms.pay_to.to_checksum(None),
+                max_timeout_seconds: terms.max_timeout_seconds,
+                extra: Some(extra),
+            },
+            network: terms.network.clone(),
+            asset: asset.clone(),
+            amount: U256::from(terms.price.atomic),
+            pay_to: terms.pay_to,
+            check: Box::new(ExactEvmOffer { domain_separator }),
+        })
+    }
+
+    fn decode(&self, payload: &RawValue) -> Result<Box<dyn SchemePayload>, DecodeError> {
+        Ok(Box::new(payload::decode(payload)?))
+    }
+}
+
+/// What an exact-EVM offer precomputes to check payments: the token's EIP-712 domain separator.
+#[derive(Debug)]
+pub struct ExactEvmOffer {
+    domain_separator: B256,
+}
+
+impl OfferCheck for ExactEvmOffer {
+    /// Exact amount, recipient, validity window, then the signature's form (see
+    /// [`SignatureCheck::OtherSigner`]).
+    fn check(
+        &self,
+        offer: &Offer,
+        payload: &dyn SchemePayload,
+        window: &Window,
+    ) -> Result<(), Rejection> {
+        let Some(payment) = payload.as_any().downcast_ref::<ExactEvmPayload>() else {
+            return Err(Rejection::Payment(codes::INVALID_SCHEME));
+        };
+        let terms = Terms {
+            amount: offer.amount,
+            pay_to: offer.pay_to,
+            now: window.now,
+            valid_before_from: window.earliest,
+            valid_before_until: Some(window.latest),
+        };
+        rules::check_terms(payment, &terms).map_err(|broken| {
+            Rejection::Payment(match broken {
+                Broken::Value => codes::VALUE_MISMATCH,
+                Broken::Recipient => codes::RECIPIENT_MISMATCH,
+                Broken::ValidBefore => codes::VALID_BEFORE,
+                Broken::ValidAfter => codes::VALID_AFTER,
+            })
+        })?;
+        match rules::check_signature(payment, &self.domain_separator) {
+            // A well-formed signature by someone other than `from` may still be valid through
+            // ERC-1271 when `from` is a contract wallet, which cannot be seen offline.
+            SignatureCheck::Valid | SignatureCheck::NeedsChain | SignatureCheck::OtherSigner => {
+                Ok(())
+            }
+            SignatureCheck::Invalid => Err(Rejection::Payment(codes::INVALID_SIGNATURE)),
+            SignatureCheck::Malformed => Err(Rejection::Malformed(
+                "the signature is shorter than 65 bytes".into(),
+            )),
+        }
+    }
+}
+
+impl SchemePayload for ExactEvmPayload {
+    fn payer(&self) -> Address {
+        self.authorization.from
+    }
+
+    fn amount(&self) -> U256 {
+        self.authorization.value
+    }
+
+    fn deadline(&self) -> u64 {
+        u64::try_from(self.authorization.valid_before).unwrap_or(u64::MAX)
+    }
+
+    fn replay_key(&self, network: &str, asset: Address) -> ReplayKey {
+        ReplayKey {
+            network: network.to_owned(),
+            asset,
+            from: self.authorization.from,
+            nonce: self.authorization.nonce,
+        }
+    }
+
+    fn signed(&self) -> Vec<u8> {
+        let a = &self.authorization;
+        let mut bytes = Vec::with_capacity(20 * 2 + 32 * 4 + self.signature.len());
+        bytes.extend_from_slice(a.from.as_slice());
+        bytes.extend_from_slice(a.to.as_slice());
+        for word in [a.value, a.valid_after, a.valid_before] {
+            bytes.extend_from_slice(&word.to_be_bytes::<32>());
+        }
+        bytes.extend_from_slice(a.nonce.as_slice());
+        bytes.extend_from_slice(&self.signature);
+        bytes
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

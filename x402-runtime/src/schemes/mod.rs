@@ -1,0 +1,250 @@
+//! Payment schemes: where a price becomes an offer, and where a payment made for an offer is
+//! read and checked.
+//!
+//! A scheme implements [`Scheme`]: it builds its offer (the [`PaymentRequirements`] with its
+//! `extra`) from a route's price on one network, and reads the scheme's part of a payment (the
+//! `payload` object) into a [`SchemePayload`]. The offer carries the scheme's [`OfferCheck`],
+//! which checks a payload against that offer without the network (amounts, recipient, validity
+//! window, signature). The payload names its payer, its deadline, the [`ReplayKey`] that makes
+//! it single-use, and the bytes that make two payloads the same payment. The paywall, the
+//! settlement record and the facilitator client only speak to these traits; what a facilitator
+//! needs is the payment as the client sent it and the offer it paid, which every scheme shares
+//! ([`FacilitatorRequest`](crate::proto::FacilitatorRequest)).
+//!
+//! | scheme | network | transfer | module |
+//! |---|---|---|---|
+//! | `exact` | EVM (`eip155:*`) | EIP-3009 `transferWithAuthorization` | [`exact_evm`] |
+
+use std::any::Any;
+use std::fmt;
+
+use alloy_primitives::{Address, B256, U256};
+use serde_json::value::RawValue;
+
+use crate::network::{Asset, Network};
+use crate::price::Price;
+use crate::proto::header::{self, DecodeError, PaymentPayload};
+use crate::proto::{PaymentRequirements, ResourceInfo, X402Version};
+
+pub mod exact_evm;
+
+/// A payment scheme on one family of networks.
+pub trait Scheme: Send + Sync + fmt::Debug + 'static {
+    /// The scheme's name on the wire (`accepted.scheme`, v1 `scheme`).
+    fn name(&self) -> &'static str;
+
+    /// The offer of `price` in `asset` on `terms.network`; `None` when this scheme cannot take
+    /// that token there.
+    fn offer(&self, terms: &OfferTerms<'_>) -> Option<Offer>;
+
+    /// Reads the scheme's part of a payment (the `payload` object), strictly.
+    fn decode(&self, payload: &RawValue) -> Result<Box<dyn SchemePayload>, DecodeError>;
+}
+
+/// What an offer is built from: a route's price, on one network, in one token.
+#[derive(Debug)]
+pub struct OfferTerms<'a> {
+    /// The network.
+    pub network: &'a Network,
+    /// The token the price is paid in there.
+    pub asset: &'a Asset,
+    /// The route's price.
+    pub price: &'a Price,
+    /// The recipient.
+    pub pay_to: Address,
+    /// The offer's `maxTimeoutSeconds`.
+    pub max_timeout_seconds: u64,
+}
+
+/// One offer of one route: the v2 requirements, the values they were built from, and the
+/// scheme's check of a payment for it, precomputed.
+pub struct Offer {
+    /// The requirements, as the 402 shows them.
+    pub requirements: PaymentRequirements,
+    /// The network.
+    pub network: Network,
+    /// The token.
+    pub asset: Asset,
+    /// The amount in the token's atomic units.
+    pub amount: U256,
+    /// The recipient.
+    pub pay_to: Address,
+    /// The scheme's local check of a payment for this offer.
+    pub check: Box<dyn OfferCheck>,
+}
+
+impl fmt::Debug for Offer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Offer")
+            .field("requirements", &self.requirements)
+            .field("check", &self.check)
+            .finish_non_exhaustive()
+    }
+}
+
+/// When a payment for an offer is acceptable: the moment of the check and the window its
+/// deadline must fall in.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    /// Now (unix seconds).
+    pub now: u64,
+    /// The earliest acceptable deadline: long enough to serve and settle.
+    pub earliest: u64,
+    /// The latest acceptable deadline: the offer's timeout plus the clock-skew allowance.
+    pub latest: u64,
+}
+
+/// Why a payment failed a scheme's local check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// A payment problem, answered `402` with a fresh challenge whose `error` is this code.
+    Payment(&'static str),
+    /// Not a well-formed payment, answered `400 invalid_payload`.
+    Malformed(String),
+}
+
+/// The scheme's check of a payment against one of its offers, without the network.
+pub trait OfferCheck: Send + Sync + fmt::Debug {
+    /// Checks `payload` (read by the same scheme) against the offer within `window`.
+    fn check(&self, offer: &Offer, payload: &dyn SchemePayload, window: &Window)
+    -> Result<(), Rejection>;
+}
+
+/// The scheme's part of a payment, decoded.
+pub trait SchemePayload: Send + Sync + fmt::Debug + Any {
+    /// The payer.
+    fn payer(&self) -> Address;
+    /// The amount authorized, in the token's atomic units.
+    fn amount(&self) -> U256;
+    /// The moment (unix seconds) from which the payment can never settle.
+    fn deadline(&self) -> u64;
+    /// The key that makes the payment single-use, for an offer of `asset` on `network`.
+    fn replay_key(&self, network: &str, asset: Address) -> ReplayKey;
+    /// What the payer signed and the signature, canonically: two payloads are the same payment
+    /// exactly when these bytes are equal, however they were encoded.
+    fn signed(&self) -> Vec<u8>;
+    /// The payload as [`Any`], for the scheme's own [`OfferCheck`].
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// A decoded payment: the envelope every scheme shares, and the scheme's part read by it.
+#[derive(Debug)]
+pub struct DecodedPayment {
+    /// Protocol version (from the header it came in, confirmed by the payload).
+    pub version: X402Version,
+    /// The decoded JSON, forwarded verbatim to the facilitator.
+    pub raw: Box<RawValue>,
+    /// v2: the offer the client says it accepted.
+    pub accepted: Option<PaymentRequirements>,
+    /// v2: the resource the client says it paid for.
+    pub resource: Option<ResourceInfo>,
+    /// Scheme (v2: `accepted.scheme`; v1: `scheme`).
+    pub scheme: String,
+    /// Network as written by the client (v2: CAIP-2; v1: name).
+    pub network: String,
+    /// v2: the `extensions` the client echoed, as sent.
+    pub extensions: Option<Box<RawValue>>,
+    /// The scheme's part.
+    pub payload: Box<dyn SchemePayload>,
+}
+
+impl DecodedPayment {
+    /// The scheme's part as the scheme's own type (`None` when another scheme read it).
+    ///
+    /// ```
+    /// use x402_runtime::schemes::exact_evm::ExactEvmPayload;
+    /// # fn f(decoded: &x402_runtime::schemes::DecodedPayment) -> Option<()> {
+    /// let evm: &ExactEvmPayload = decoded.payload_as()?;
+    /// println!("{} pays {}", evm.authorization.from, evm.authorization.value);
+    /// # Some(()) }
+    /// ```
+    pub fn payload_as<T: SchemePayload>(&self) -> Option<&T> {
+        self.payload.as_any().downcast_ref()
+    }
+}
+
+/// The schemes this build serves, preferred first.
+static SCHEMES: [&dyn Scheme; 1] = [&exact_evm::ExactEvm];
+
+/// The schemes this build serves, preferred first.
+pub fn all() -> &'static [&'static dyn Scheme] {
+    &SCHEMES
+}
+
+/// Reads the scheme's part of a decoded header. The scheme the payment names reads it; a
+/// payment naming a scheme this build does not serve is read by the first scheme that can, so
+/// that a copy of a known payment is still recognised by its key and a payload no scheme can read
+/// is malformed (the offer match then refuses the scheme).
+pub fn decode(payment: PaymentPayload) -> Result<DecodedPayment, DecodeError> {
+    let named = all().iter().find(|s| s.name() == payment.scheme);
+    let payload = match named {
+        Some(scheme) => scheme.decode(&payment.payload)?,
+        None => read_by_any(&payment.payload)?,
+    };
+    Ok(DecodedPayment {
+        version: payment.version,
+        raw: payment.raw,
+        accepted: payment.accepted,
+        resource: payment.resource,
+        scheme: payment.scheme,
+        network: payment.network,
+        extensions: payment.extensions,
+        payload,
+    })
+}
+
+fn read_by_any(payload: &RawValue) -> Result<Box<dyn SchemePayload>, DecodeError> {
+    let mut first_error = None;
+    for scheme in all() {
+        match scheme.decode(payload) {
+            Ok(read) => return Ok(read),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| header::malformed("no scheme can read this payment")))
+}
+
+/// Decodes a payment header value into a payment: the envelope ([`header::decode_header`]),
+/// then the scheme's part.
+pub fn decode_header(
+    value: &[u8],
+    expected: X402Version,
+) -> Result<DecodedPayment, DecodeError> {
+    decode(header::decode_header(value, expected)?)
+}
+
+/// Decodes the JSON text of a payment (a header's base64-decoded value, or a recorded request's
+/// payload).
+pub fn decode_json(
+    json: Vec<u8>,
+    expected: X402Version,
+) -> Result<DecodedPayment, DecodeError> {
+    decode(header::decode_json(json, expected)?)
+}
+
+/// The key a payment is deduplicated on: `(network, asset, payer, nonce)` from parsed values,
+/// so every encoding of one authorization maps to one key. For exact-EVM, `asset` is the token
+/// whose EIP-3009 nonce space the authorization consumes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReplayKey {
+    /// CAIP-2 network id of the offer the payment matched.
+    pub network: String,
+    /// Token contract of the offer.
+    pub asset: Address,
+    /// Payer.
+    pub from: Address,
+    /// EIP-3009 nonce.
+    pub nonce: B256,
+}
+
+impl std::fmt::Display for ReplayKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}/{}",
+            self.network, self.asset, self.from, self.nonce
+        )
+    }
+}

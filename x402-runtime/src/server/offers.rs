@@ -1,0 +1,169 @@
+//! Where a price becomes offers and offers become a 402: each route's offers (one per
+//! configured network with a token in the route's currency, per scheme that can take it), built
+//! once, and its challenges, cached.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::response::{IntoResponse, Response};
+use http::header::HOST;
+use http::request::Parts;
+
+use super::challenge::{MAX_CACHED_CHALLENGES, RouteOffers, build_challenge};
+use super::engine::X402;
+use super::refusal::Refusal;
+use crate::base::ConfigError;
+use crate::price::Pricing;
+use crate::proto::{PaymentRequirements, codes};
+use crate::route::PaidRoute;
+use crate::schemes::{self, OfferTerms};
+
+impl X402 {
+    /// The offers of `route`, preferred first: the single source for the live 402 and for any
+    /// published document. Fails if no configured network has a token in the route's currency.
+    pub fn requirements(
+        &self,
+        route: &'static PaidRoute,
+    ) -> Result<Vec<PaymentRequirements>, ConfigError> {
+        Ok(self
+            .route_offers(route)?
+            .offers
+            .iter()
+            .map(|o| o.requirements.clone())
+            .collect())
+    }
+
+    pub(crate) fn route_offers(
+        &self,
+        route: &'static PaidRoute,
+    ) -> Result<Arc<RouteOffers>, ConfigError> {
+        if let Some(found) = self.inner.offers.get(&route.id()) {
+            return Ok(found.clone());
+        }
+        let built = Arc::new(self.build_offers(route)?);
+        self.inner.offers.insert(route.id(), built.clone());
+        Ok(built)
+    }
+
+    fn build_offers(&self, route: &PaidRoute) -> Result<RouteOffers, ConfigError> {
+        let config = &self.inner.config;
+        let Pricing::Fixed(price) = route.pricing;
+        let timeout = route
+            .max_timeout_seconds
+            .unwrap_or(config.max_timeout_seconds());
+        let mut offers = Vec::new();
+        for network in config.networks() {
+            let Some(asset) = config.asset(network, price.currency) else {
+                continue;
+            };
+            let terms = OfferTerms {
+                network,
+                asset: &asset,
+                price: &price,
+                pay_to: config.pay_to(),
+                max_timeout_seconds: u64::from(timeout),
+            };
+            offers.extend(schemes::all().iter().filter_map(|scheme| scheme.offer(&terms)));
+        }
+        if offers.is_empty() {
+            let networks: Vec<&str> = config.networks().iter().map(|n| n.caip2.as_str()).collect();
+            return Err(ConfigError::new(format!(
+                "route `{}` ({}:{}) is priced in {} but no configured network ({}) has a {} token: \
+                 add a network that has one or register the token with X402ConfigBuilder::asset",
+                route.handler,
+                route.file,
+                route.line,
+                price.currency,
+                networks.join(", "),
+                price.currency
+            )));
+        }
+        Ok(RouteOffers { offers })
+    }
+
+    /// The absolute URL of the requested resource: the public URL (or `http://` + `Host`) and
+    /// the path as the client sent it (before any `nest` stripped a prefix).
+    pub(crate) fn resource_url(&self, parts: &Parts) -> String {
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or_else(|| parts.uri.path(), |o| o.0.path());
+        let (scheme, host) = self.origin_parts(&parts.headers);
+        let mut url = String::with_capacity(scheme.len() + host.len() + path.len());
+        url.push_str(scheme);
+        url.push_str(host);
+        url.push_str(path);
+        url
+    }
+
+    /// The public origin (`https://api.example.com`), else `http://` + the request's `Host`.
+    #[cfg(feature = "openapi")]
+    pub(crate) fn origin(&self, headers: &http::HeaderMap) -> String {
+        let (scheme, host) = self.origin_parts(headers);
+        [scheme, host].concat()
+    }
+
+    /// The origin in two pieces that concatenate to it: `("", public URL)` or `("http://", host)`.
+    fn origin_parts<'a>(&'a self, headers: &'a http::HeaderMap) -> (&'static str, &'a str) {
+        match self.inner.config.public_url() {
+            Some(origin) => ("", origin),
+            None => {
+                let host = headers
+                    .get(HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+                    .unwrap_or("localhost");
+                ("http://", host)
+            }
+        }
+    }
+
+    /// The 402 for `route` at `url` with `error`; the plain challenge is cached.
+    pub(crate) fn challenge(
+        &self,
+        route: &'static PaidRoute,
+        offers: &RouteOffers,
+        url: &str,
+        error: Option<&str>,
+    ) -> Response {
+        let Some(error) = error else {
+            if let Some(cached) = self.inner.challenges.get(&route.id())
+                && let Some(challenge) = cached.get(url)
+            {
+                return challenge.response();
+            }
+            return match build_challenge(
+                route,
+                offers,
+                self.route_extensions(route).as_deref(),
+                url,
+                codes::PAYMENT_REQUIRED,
+                "X-PAYMENT header is required",
+            ) {
+                Some(challenge) => {
+                    let response = challenge.response();
+                    let cached = &self.inner.cached_challenges;
+                    if cached.load(Ordering::Relaxed) < MAX_CACHED_CHALLENGES {
+                        let mut by_url = self.inner.challenges.entry(route.id()).or_default();
+                        if by_url.insert(url.into(), challenge).is_none() {
+                            cached.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    response
+                }
+                None => unencodable(),
+            };
+        };
+        let extensions = self.route_extensions(route);
+        match build_challenge(route, offers, extensions.as_deref(), url, error, error) {
+            Some(challenge) => challenge.response(),
+            None => unencodable(),
+        }
+    }
+}
+
+/// A 500 for a challenge that cannot be encoded, logged.
+fn unencodable() -> Response {
+    tracing::error!("x402: cannot encode the challenge");
+    Refusal::ChallengeUnencodable.into_response()
+}

@@ -1,0 +1,275 @@
+//! The request path of a paid route: admit the payment before any of the handler's extractors
+//! run, run the handler, then settle (after the handler, or before it for `settle = "before"`)
+//! in a task that a client disconnect cannot cancel, and attach the receipt.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+
+use super::admission::Admitted;
+use super::answer::{self, settle_receipt};
+use super::engine::X402;
+use super::identifier::Recorder;
+use super::refusal::{Receipted, Refusal};
+use super::settlement::{Attempt, Outcome};
+#[cfg(feature = "openapi")]
+use crate::route::mount;
+use crate::proto::{SettleResponse, codes};
+use crate::route::handler::{Extractors, HandlerFuture};
+use crate::route::{PaidRoute, SettleTiming};
+use crate::schemes::exact_evm::rules::VALID_BEFORE_MARGIN;
+
+/// Serves one request to a `#[paid]` handler: admits the payment before any of the handler's
+/// extractors run (so an unpaid probe is answered 402 whatever its query or body), extracts the
+/// arguments, runs the handler through `call`, and settles. Generic only in the state and the
+/// argument types: the expansion's `Handler::call` is a call to this.
+#[doc(hidden)]
+pub fn serve<S, M, T>(
+    route: &'static PaidRoute,
+    request: axum::extract::Request,
+    state: S,
+    call: fn(T) -> HandlerFuture<'static>,
+) -> HandlerFuture<'static>
+where
+    S: Send + Sync + 'static,
+    T: Extractors<S, M> + 'static,
+    M: 'static,
+{
+    Box::pin(async move {
+        let (mut parts, body) = request.into_parts();
+        let admitted = match admission(route, &mut parts).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return refusal,
+        };
+        let args = match T::extract(parts, body, &state).await {
+            Ok(args) => args,
+            Err(rejection) => return rejection,
+        };
+        admitted.finish(call(args)).await
+    })
+}
+
+/// An admitted payment, behind a trait object, so that what is generic in the handler's state
+/// or arguments holds a pointer rather than the whole admission state.
+trait Finish: Send {
+    fn finish<'a>(self: Box<Self>, handler: HandlerFuture<'a>) -> HandlerFuture<'a>;
+}
+
+impl Finish for Admitted {
+    fn finish<'a>(self: Box<Self>, handler: HandlerFuture<'a>) -> HandlerFuture<'a> {
+        Box::pin(Admitted::finish(*self, handler))
+    }
+}
+
+/// An admission's outcome: the admitted payment, or the answer that refuses the request.
+type Admitting = Result<Box<dyn Finish>, Response>;
+
+/// The admission of one request: answered without waiting (unpaid request, configuration
+/// error), or waiting for the boxed admission of a payment.
+enum Admission<'a> {
+    Answered(Option<Response>),
+    Admitting(Pin<Box<dyn Future<Output = Admitting> + Send + 'a>>),
+}
+
+impl Future for Admission<'_> {
+    type Output = Admitting;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Admitting> {
+        match self.get_mut() {
+            Admission::Answered(answer) => Poll::Ready(Err(answer
+                .take()
+                .unwrap_or_else(|| Refusal::AnsweredTwice.into_response()))),
+            Admission::Admitting(admitting) => admitting.as_mut().poll(cx),
+        }
+    }
+}
+
+/// The paywall's work for one route, before the handler's extractors. The unpaid request (the
+/// common probe) is answered here, synchronously, without cloning the engine or allocating; a
+/// request carrying a payment is admitted by a boxed future.
+fn admission<'a>(route: &'static PaidRoute, parts: &'a mut Parts) -> Admission<'a> {
+    #[cfg(feature = "openapi")]
+    if parts.extensions.get::<mount::MountProbe>().is_some() {
+        return Admission::Answered(Some(mount::answer(route)));
+    }
+    let Some(engine) = parts.extensions.get::<X402>() else {
+        return Admission::Answered(Some(not_configured(route)));
+    };
+    if let Some(answer) = engine.answer_without_payment(route, parts) {
+        return Admission::Answered(Some(answer));
+    }
+    let engine = engine.clone();
+    engine.start_reconciler();
+    Admission::Admitting(Box::pin(async move {
+        let admitted = engine.admit(route, parts).await?;
+        parts.extensions.insert(admitted.payment.clone());
+        Ok(Box::new(admitted) as Box<dyn Finish>)
+    }))
+}
+
+fn not_configured(route: &PaidRoute) -> Response {
+    tracing::error!(
+        handler = route.handler,
+        "x402: paid handler reached without an x402 configuration on the router"
+    );
+    Refusal::NotConfigured.into_response()
+}
+
+impl Admitted {
+    async fn finish(mut self, handler: HandlerFuture<'_>) -> Response {
+        let version = self.version;
+        let recorder = self.recorder.take();
+        match self.route.settle {
+            SettleTiming::Before => {
+                let receipt = match self.settle().await {
+                    Ok(receipt) => receipt,
+                    Err(refusal) => return refusal,
+                };
+                let mut response = run(handler).await;
+                let mut body = None;
+                if recorder.is_some() {
+                    match Recorder::buffer(response).await {
+                        Ok((buffered, bytes)) => (response, body) = (buffered, bytes),
+                        Err(()) => return body_failed(Some(&receipt.transaction)),
+                    }
+                }
+                answer::attach_receipt(&mut response, version, &receipt);
+                answer::make_private(&mut response);
+                if let (Some(recorder), Some(body)) = (recorder, body) {
+                    recorder.record(&response, body, &receipt, version);
+                }
+                response
+            }
+            SettleTiming::AfterSuccess => {
+                let mut response = run(handler).await;
+                if !response.status().is_success() {
+                    // Dropping `self` releases the reservation: nothing was charged.
+                    return response;
+                }
+                // Buffered before settling, so that a body that fails costs nothing.
+                let mut body = None;
+                if recorder.is_some() {
+                    match Recorder::buffer(response).await {
+                        Ok((buffered, bytes)) => (response, body) = (buffered, bytes),
+                        Err(()) => return body_failed(None),
+                    }
+                }
+                match self.settle().await {
+                    Ok(receipt) => {
+                        answer::attach_receipt(&mut response, version, &receipt);
+                        answer::make_private(&mut response);
+                        if let (Some(recorder), Some(body)) = (recorder, body) {
+                            recorder.record(&response, body, &receipt, version);
+                        }
+                        response
+                    }
+                    Err(refusal) => refusal,
+                }
+            }
+        }
+    }
+}
+
+/// The handler's response body failed while it was buffered for `payment-identifier`.
+fn body_failed(settled: Option<&str>) -> Response {
+    match settled {
+        Some(transaction) => Refusal::BodyFailedAfterSettling(transaction.to_owned()),
+        None => Refusal::BodyFailed,
+    }
+    .into_response()
+}
+
+/// Runs the handler; a panic becomes a 500 (and, since it is not 2xx, nothing is settled).
+async fn run(handler: HandlerFuture<'_>) -> Response {
+    use futures_util::FutureExt as _;
+    match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::error!("x402: the paid handler panicked; nothing was charged");
+            Refusal::HandlerPanicked.into_response()
+        }
+    }
+}
+
+impl Admitted {
+    /// Settles in a spawned task, so that a client disconnect cannot cancel it; the task
+    /// records the outcome in the replay store whether or not anyone waits for it.
+    async fn settle(self) -> Result<SettleResponse, Response> {
+        let (version, payer) = (self.version, self.payer);
+        let wire_network = self.wire_network.clone();
+        let receipt = |reason: Option<&str>, transaction: &str| Receipted {
+            version,
+            receipt: settle_receipt(payer, &wire_network, false, transaction, reason),
+        };
+        // A handler that outlived the authorization: settling it would revert, so it is not
+        // tried; nothing was charged and the response is withheld.
+        if self.engine.now().saturating_add(VALID_BEFORE_MARGIN) > self.valid_before {
+            tracing::warn!(key = %self.reservation.key, "x402: the authorization expired while the handler ran; not settled");
+            let expired = receipt(Some(codes::VALID_BEFORE), "");
+            return Err(Refusal::ExpiredWhileServed(expired).into_response());
+        }
+        let refusal = match tokio::spawn(self.settle_now()).await {
+            Ok(Outcome::Settled(transaction)) => {
+                return Ok(settle_receipt(payer, &wire_network, true, &transaction, None));
+            }
+            Ok(Outcome::Refused(reason)) => {
+                let refused = receipt(Some(&reason), "");
+                Refusal::SettlementRefused(reason, refused)
+            }
+            Ok(Outcome::NotSent) => Refusal::SettleUnreachable,
+            Ok(Outcome::Unknown(transaction)) => {
+                Refusal::pending(version, payer, &wire_network, &transaction)
+            }
+            Ok(Outcome::Expired) => Refusal::pending(version, payer, &wire_network, ""),
+            Err(join) => {
+                tracing::error!("x402: settlement task failed: {join}");
+                Refusal::SettlementTaskFailed
+            }
+        };
+        Err(refusal.into_response())
+    }
+
+    /// Records the settlement as in flight, calls `/settle`, and keeps or releases the
+    /// reservation by what its answer means.
+    async fn settle_now(self) -> Outcome {
+        let Admitted {
+            engine,
+            route,
+            wire_network,
+            payer,
+            amount,
+            valid_before,
+            request,
+            payment,
+            reservation,
+            ..
+        } = self;
+        let key = reservation.key.clone();
+        let attempt = Attempt {
+            engine: &engine,
+            key: &key,
+            request: &request,
+            wire_network: &wire_network,
+            payer,
+            amount,
+            valid_before,
+            known_transaction: "",
+            reconciling: false,
+        };
+        attempt.record_settling().await;
+        let outcome = attempt.settle().await;
+        match &outcome {
+            // Nothing moved: the payment is released, so the same header can be resent.
+            Outcome::Refused(_) | Outcome::NotSent => drop(reservation),
+            _ => reservation.keep(),
+        }
+        if let Outcome::Settled(transaction) = &outcome {
+            payment.settled_in(transaction);
+            tracing::info!(handler = route.handler, %transaction, payer = %payer, "x402: payment settled");
+        }
+        outcome
+    }
+}
