@@ -233,7 +233,7 @@ async fn probe(http: &reqwest::Client, url: &reqwest::Url) -> Result<Discovery, 
     let v2 = header
         .as_ref()
         .and_then(|v| v.to_str().ok())
-        .and_then(super::pay::decode_base64)
+        .and_then(super::challenge::decode_base64)
         .and_then(|json| serde_json::from_slice::<PaymentRequired>(&json).ok());
     let (accepts, description, protocol) = match v2 {
         Some(challenge) => (challenge.accepts, challenge.resource.description, "x402"),

@@ -35,17 +35,22 @@
 //! The `x402` command-line tool (crate `x402-cli`) is built on this module.
 
 mod amount;
+mod builder;
+mod challenge;
 mod discover;
+mod error;
 mod pay;
+mod policy;
 mod signer;
 
 pub use amount::{AmountError, format_amount, parse_amount};
+pub use builder::X402ClientBuilder;
 pub use discover::{
     DiscoverError, Discovery, FreeEndpoint, PricedEndpoint, discover, from_document,
 };
-pub use pay::{
-    ClientError, ClientEvent, PaidResponse, Spend, SpendStatus, X402Client, X402ClientBuilder,
-};
+pub use error::ClientError;
+pub use pay::{ClientEvent, PaidResponse, X402Client};
+pub use policy::{Spend, SpendStatus};
 pub use signer::{
     KEYSTORE_ENV, KEYSTORE_PASSWORD_ENV, PAYER_KEY_ENV, PAYMENT_IDENTIFIER, PaymentSigner,
     SignError, SignedPayment,

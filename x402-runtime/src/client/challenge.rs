@@ -1,0 +1,197 @@
+//! Reading a 402 challenge ([`Challenge`]: the v2 `PAYMENT-REQUIRED` header, or a v1 body) and
+//! choosing the offer to pay: each offer is resolved to a token the [`Policy`] allows
+//! ([`Candidate`]), and the payable ones are ranked by its preferences.
+
+use alloy_primitives::{Address, U256};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use http::HeaderMap;
+
+use crate::network::{Asset, Network};
+use crate::payload::{parse_address, parse_uint};
+use crate::proto::{PAYMENT_REQUIRED, PaymentRequired, PaymentRequiredV1};
+
+use super::policy::Policy;
+use super::signer::{PaymentSigner, SignError, SignedPayment};
+
+/// An offer of a v2 or v1 challenge, resolved to a known token.
+pub(super) struct Candidate {
+    /// The offer's position in the challenge.
+    pub(super) index: usize,
+    pub(super) network: Network,
+    pub(super) asset: Asset,
+    /// The price, in the token's atomic units.
+    pub(super) amount: U256,
+    pub(super) pay_to: Address,
+}
+
+/// A challenge as read from a 402.
+pub(super) enum Challenge {
+    V2(PaymentRequired),
+    V1(PaymentRequiredV1),
+}
+
+impl Challenge {
+    /// Reads the v2 `PAYMENT-REQUIRED` header, or else (no header, or an unreadable one) a v1
+    /// body.
+    pub(super) fn read(headers: &HeaderMap, body: &[u8]) -> Result<Challenge, String> {
+        let v2 = headers.get(PAYMENT_REQUIRED).map(|value| {
+            let text = value
+                .to_str()
+                .map_err(|_| "PAYMENT-REQUIRED is not ASCII".to_owned())?;
+            let json = decode_base64(text).ok_or("PAYMENT-REQUIRED is not base64")?;
+            serde_json::from_slice::<PaymentRequired>(&json)
+                .map_err(|e| format!("PAYMENT-REQUIRED is not a challenge: {e}"))
+        });
+        let v2_error = match v2 {
+            Some(Ok(challenge)) => return Ok(Challenge::V2(challenge)),
+            Some(Err(why)) => Some(why),
+            None => None,
+        };
+        match serde_json::from_slice::<PaymentRequiredV1>(body) {
+            Ok(v1) if v1.x402_version == 1 => Ok(Challenge::V1(v1)),
+            Ok(v1) => Err(format!("unknown x402Version {}", v1.x402_version)),
+            Err(_) => Err(v2_error
+                .unwrap_or_else(|| "no PAYMENT-REQUIRED header and no x402 v1 body".to_owned())),
+        }
+    }
+
+    /// The offers `policy` allows, most preferred first (its network order, then its currency
+    /// order, then the cheapest), and why each other offer cannot be paid.
+    pub(super) fn candidates(&self, policy: &Policy) -> (Vec<Candidate>, Vec<String>) {
+        let mut reasons = Vec::new();
+        let mut candidates = Vec::new();
+        let names = self.network_names();
+        for (index, ((scheme, network, amount, asset, pay_to), name)) in
+            self.offers().into_iter().zip(&names).enumerate()
+        {
+            match resolve(policy, index, scheme, network, amount, asset, pay_to) {
+                Ok(candidate) => candidates.push(candidate),
+                Err(why) => reasons.push(format!("offer on {name}: {why}")),
+            }
+        }
+        let rank = |c: &Candidate| {
+            let network = policy
+                .networks
+                .iter()
+                .position(|n| n.chain_id == c.network.chain_id)
+                .unwrap_or(0);
+            let currency = policy
+                .currencies
+                .iter()
+                .position(|x| *x == c.asset.currency)
+                .unwrap_or(usize::MAX);
+            (network, currency, c.amount)
+        };
+        candidates.sort_by_key(rank);
+        (candidates, reasons)
+    }
+
+    /// `(scheme, network, amount, asset, payTo)` of each offer, in the server's order.
+    fn offers(&self) -> Vec<(&str, Option<Network>, &str, &str, &str)> {
+        match self {
+            Challenge::V2(c) => c
+                .accepts
+                .iter()
+                .map(|o| {
+                    let network = Network::from_caip2(&o.network);
+                    (
+                        o.scheme.as_str(),
+                        network,
+                        o.amount.as_str(),
+                        o.asset.as_str(),
+                        o.pay_to.as_str(),
+                    )
+                })
+                .collect(),
+            Challenge::V1(c) => c
+                .accepts
+                .iter()
+                .map(|o| {
+                    (
+                        o.scheme.as_str(),
+                        Network::from_v1_name(&o.network),
+                        o.max_amount_required.as_str(),
+                        o.asset.as_str(),
+                        o.pay_to.as_str(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn network_names(&self) -> Vec<String> {
+        match self {
+            Challenge::V2(c) => c.accepts.iter().map(|o| o.network.clone()).collect(),
+            Challenge::V1(c) => c.accepts.iter().map(|o| o.network.clone()).collect(),
+        }
+    }
+
+    /// Signs the offer at `index`.
+    pub(super) fn sign(
+        &self,
+        signer: &PaymentSigner,
+        index: usize,
+    ) -> Result<SignedPayment, SignError> {
+        match self {
+            Challenge::V2(c) => signer.sign_v2(c, index),
+            Challenge::V1(c) => signer.sign_v1(&c.accepts[index]),
+        }
+    }
+}
+
+/// Resolves one offer to a token `policy` pays in, or says why not.
+fn resolve(
+    policy: &Policy,
+    index: usize,
+    scheme: &str,
+    network: Option<Network>,
+    amount: &str,
+    asset: &str,
+    pay_to: &str,
+) -> Result<Candidate, String> {
+    if scheme != "exact" {
+        return Err(format!("the `{scheme}` scheme is not supported"));
+    }
+    let network = network.ok_or("not an EVM network this client knows")?;
+    if !policy.networks.is_empty()
+        && !policy
+            .networks
+            .iter()
+            .any(|n| n.chain_id == network.chain_id)
+    {
+        return Err("not one of the allowed networks".to_owned());
+    }
+    let address =
+        parse_address(asset, "asset").map_err(|_| format!("asset `{asset}` is not an address"))?;
+    let asset = policy
+        .assets
+        .iter()
+        .find(|a| a.address == address && a.network == network.caip2)
+        .cloned()
+        .or_else(|| Asset::find(&network, address))
+        .ok_or_else(|| format!("unknown token {address}"))?;
+    if !policy.currencies.contains(&asset.currency) {
+        return Err(format!("{} is not an allowed currency", asset.currency));
+    }
+    let amount =
+        parse_uint(amount, "amount").map_err(|_| format!("amount `{amount}` is not an integer"))?;
+    let pay_to = parse_address(pay_to, "payTo")
+        .map_err(|_| format!("payTo `{pay_to}` is not an address"))?;
+    Ok(Candidate {
+        index,
+        network,
+        asset,
+        amount,
+        pay_to,
+    })
+}
+
+/// Accepts padded or unpadded standard base64 (servers differ).
+pub(super) fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    STANDARD
+        .decode(text)
+        .or_else(|_| STANDARD_NO_PAD.decode(text))
+        .ok()
+}
