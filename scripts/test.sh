@@ -15,6 +15,8 @@ X402_TEST_REDIS_URL=$(bash scripts/redis.sh start)
 export X402_TEST_REDIS_URL
 trap 'bash scripts/redis.sh stop' EXIT
 echo "$X402_TEST_REDIS_URL"
+step "module layers (x402-runtime imports run downward only)"
+python3 scripts/layers.py
 step "formatting"
 cargo fmt --all -- --check
 step "clippy (warnings are errors)"

@@ -9,11 +9,11 @@ use alloy::eips::BlockNumberOrTag;
 use alloy::providers::Provider;
 use serde_json::{Value, json};
 use support::{Payer, Terms, anvil_rpc, decode_b64, local_facilitator, start_chain, unix_now};
+use x402_runtime::facilitator::{Facilitator, LocalFacilitator};
+use x402_runtime::proto::{FacilitatorRequest, PaymentRequired, Requirements};
 use x402_runtime::schemes::exact_evm::chain::{
     Authorization, ChainError, ChainReader, EXPIRY_MARGIN, OnChain, RpcChainReader,
 };
-use x402_runtime::facilitator::{Facilitator, LocalFacilitator};
-use x402_runtime::proto::{FacilitatorRequest, PaymentRequired, Requirements};
 use x402_testbed::{Chain, MERCHANT, NETWORK, PAYER, PAYER_KEY, USDC};
 
 fn offer() -> Value {

@@ -29,12 +29,12 @@ use support::{
     FaultyFacilitator, Payer, SettleFault, Terms, VerifyFault, anvil_rpc, challenge_of, decode_b64,
     faulty_config, faulty_paywall, http, serve, start_chain, unix_now, usdc_balances,
 };
-use x402_runtime::schemes::exact_evm::chain::{
-    Authorization, ChainError, ChainReader, EXPIRY_MARGIN, OnChain, RpcChainReader,
-};
 use x402_runtime::facilitator::{HttpFacilitator, LocalFacilitator};
 use x402_runtime::proto::{
     FacilitatorRequest, PaymentRequired, SettleResponse, SupportedResponse, VerifyResponse,
+};
+use x402_runtime::schemes::exact_evm::chain::{
+    Authorization, ChainError, ChainReader, EXPIRY_MARGIN, OnChain, RpcChainReader,
 };
 use x402_runtime::{
     BoxFuture, Facilitator, FacilitatorError, MemoryStore, ReplayKey, ReplayStore, Slot, X402,

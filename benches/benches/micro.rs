@@ -20,8 +20,8 @@ use tower::ServiceExt as _;
 use x402_bench::bound;
 use x402_bench::fixture::{self, PAID_PATH, PLAIN_PATH};
 use x402_runtime::X402Version;
-use x402_runtime::schemes;
 use x402_runtime::proto::{FacilitatorRequest, PAYMENT_REQUIRED, PaymentRequired, Requirements};
+use x402_runtime::schemes;
 use x402_runtime::{Facilitator as _, X402};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -120,7 +120,7 @@ fn benches(c: &mut Criterion) {
     let decoded = schemes::decode_header(header.as_bytes(), X402Version::V2).expect("decodes");
     let request = FacilitatorRequest {
         x402_version: 2,
-        payment_payload: decoded.raw,
+        payment_payload: decoded.wire.raw,
         payment_requirements: Requirements::V2(challenge.accepts[0].clone()),
     };
     let mut group = c.benchmark_group("verify");

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use alloy_primitives::{Address, B256, Signature, U256, keccak256};
 use alloy_signer::SignerSync as _;
 use alloy_signer_local::PrivateKeySigner;
-use x402_runtime::schemes::exact_evm::eip3009::{self, SignatureCheck};
 use x402_runtime::schemes::exact_evm::Authorization;
+use x402_runtime::schemes::exact_evm::eip3009::{self, SignatureCheck};
 
 /// A signed EIP-3009 authorization and everything checking it needs.
 #[derive(Clone, Debug)]

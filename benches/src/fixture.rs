@@ -18,14 +18,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use x402_runtime::schemes::exact_evm::eip3009::{self, TransferWithAuthorization};
-use x402_runtime::facilitator::{HttpFacilitator, LocalFacilitator};
 use x402_runtime::X402Version;
-use x402_runtime::schemes::{self, exact_evm::ExactEvmPayload};
+use x402_runtime::facilitator::{HttpFacilitator, LocalFacilitator};
 use x402_runtime::proto::{
     FacilitatorRequest, PaymentRequired, Requirements, SettleResponse, SupportedResponse,
     VerifyResponse,
 };
+use x402_runtime::schemes::exact_evm::eip3009::{self, TransferWithAuthorization};
+use x402_runtime::schemes::{self, exact_evm::ExactEvmPayload};
 use x402_runtime::{BoxFuture, Facilitator, FacilitatorError, X402, X402Config, paid};
 
 /// Path of the paid route.

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use x402_runtime::schemes::exact_evm::chain::RpcChainReader;
 use x402_runtime::client::format_amount;
 use x402_runtime::network::{Asset, Network};
+use x402_runtime::schemes::exact_evm::chain::RpcChainReader;
 use x402_runtime::server::settlement::{
     Resolution, UnknownSettlement, resolve_on_chain, unknown_settlements,
 };

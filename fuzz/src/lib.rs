@@ -117,7 +117,7 @@ fn write_into(value: &Value, layout: Layout, out: &mut String) {
 /// payment names none, so the offer's asset is the network's built-in USDC. `None` when no offer
 /// could match (unknown network, unparsable asset).
 pub fn replay_key(payment: &DecodedPayment) -> Option<ReplayKey> {
-    let (network, asset) = match &payment.accepted {
+    let (network, asset) = match &payment.wire.accepted {
         Some(accepted) => {
             let network = Network::from_caip2(&accepted.network)?;
             // The paywall compares the offer's CAIP-2 string with `accepted.network` byte for byte.
@@ -128,7 +128,7 @@ pub fn replay_key(payment: &DecodedPayment) -> Option<ReplayKey> {
             (network, asset)
         }
         None => {
-            let network = Network::from_v1_name(&payment.network)?;
+            let network = Network::from_v1_name(&payment.wire.network)?;
             let asset = Asset::builtin(&network, Currency::Usdc)?.address;
             (network, asset)
         }
@@ -153,9 +153,9 @@ struct Identity {
 
 fn identity(payment: &DecodedPayment) -> Identity {
     Identity {
-        version: payment.version,
-        scheme: payment.scheme.clone(),
-        network: payment.network.clone(),
+        version: payment.wire.version,
+        scheme: payment.wire.scheme.clone(),
+        network: payment.wire.network.clone(),
         authorization: evm(payment).authorization.clone(),
         key: replay_key(payment),
     }
@@ -204,14 +204,14 @@ pub fn check(data: &[u8]) {
         }
         if let Ok(payment) = &header {
             let json = STANDARD.decode(data).expect("a decoded header was base64");
-            assert_eq!(payment.raw.get().as_bytes(), trim_json_space(&json));
+            assert_eq!(payment.wire.raw.get().as_bytes(), trim_json_space(&json));
             check_payment(data, payment, version, &json);
         }
 
         let from_json = payload::decode_json(data.to_vec(), version);
         assert_ne!(from_json.as_ref().err(), Some(&DecodeError::TooLarge));
         if let Ok(payment) = &from_json {
-            assert_eq!(payment.raw.get().as_bytes(), trim_json_space(data));
+            assert_eq!(payment.wire.raw.get().as_bytes(), trim_json_space(data));
             check_payment(data, payment, version, data);
         }
         // The header path is the JSON path behind base64: both agree on the JSON inside.
@@ -229,8 +229,8 @@ pub fn check(data: &[u8]) {
 }
 
 fn check_payment(data: &[u8], payment: &DecodedPayment, version: X402Version, json: &[u8]) {
-    assert_eq!(payment.version, version);
-    assert_eq!(payment.accepted.is_some(), version == X402Version::V2);
+    assert_eq!(payment.wire.version, version);
+    assert_eq!(payment.wire.accepted.is_some(), version == X402Version::V2);
     // The same bytes under the other header are a version error, never a payment.
     let number = u64::from(version.number());
     assert_eq!(
@@ -517,5 +517,5 @@ fn check_v1_form(value: &Value, want: &Identity) {
     let text = Value::Object(v1).to_string();
     let got = payload::decode_json(text.into_bytes(), X402Version::V1).expect("the v1 form");
     assert_eq!(replay_key(&got).as_ref(), Some(key));
-    assert_eq!(evm(&got).authorization, evm(want).authorization);
+    assert_eq!(evm(&got).authorization, want.authorization);
 }

@@ -17,9 +17,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use x402_runtime::schemes::exact_evm::eip3009::TransferWithAuthorization;
 use x402_runtime::facilitator::HttpFacilitator;
 use x402_runtime::proto::{PaymentRequired, PaymentRequiredV1};
+use x402_runtime::schemes::exact_evm::eip3009::TransferWithAuthorization;
 use x402_runtime::{X402, X402Config};
 
 /// Public test key #1 (anvil/hardhat mnemonic): the payer.

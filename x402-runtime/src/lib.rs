@@ -172,8 +172,8 @@ pub use x402_macros::paid;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::route::handler::{Extractors, HandlerFuture, Via, handler_future};
-    pub use crate::server::serve::serve;
     pub use crate::route::{PaidEndpoint, RouteEntry};
+    pub use crate::server::serve::serve;
     pub use axum::extract::Request;
     pub use axum::handler::Handler;
     pub use inventory;

@@ -182,13 +182,13 @@ impl Signed {
 
 /// The replay key the paywall would build for a decoded payment (see the module docs).
 fn key_of(payment: &DecodedPayment) -> ReplayKey {
-    let (network, asset) = match &payment.accepted {
+    let (network, asset) = match &payment.wire.accepted {
         Some(accepted) => (
             Network::from_caip2(&accepted.network).expect("a CAIP-2 network"),
             parse_address(&accepted.asset, "accepted.asset").expect("an asset address"),
         ),
         None => {
-            let network = Network::from_v1_name(&payment.network).expect("a v1 network");
+            let network = Network::from_v1_name(&payment.wire.network).expect("a v1 network");
             let usdc = Asset::builtin(&network, Currency::Usdc).expect("USDC on the network");
             (network, usdc.address)
         }
@@ -514,8 +514,8 @@ proptest! {
         let decoded = decode(&edited.to_string(), X402Version::V2);
         if decoder_checks {
             let decoded = decoded.expect("accepted spellings decode");
-            let asset = decoded.accepted.as_ref().map(|a| parse_address(&a.asset, "asset"));
-            let pay_to = decoded.accepted.as_ref().map(|a| parse_address(&a.pay_to, "payTo"));
+            let asset = decoded.wire.accepted.as_ref().map(|a| parse_address(&a.asset, "asset"));
+            let pay_to = decoded.wire.accepted.as_ref().map(|a| parse_address(&a.pay_to, "payTo"));
             if acceptable {
                 prop_assert_eq!(key_of(&decoded), payment.key());
             } else {

@@ -69,11 +69,11 @@ use x402_bench::machine::{Machine, threads_cpu};
 use x402_bench::results::write_json;
 use x402_bench::stats::{self, Percentiles};
 use x402_runtime::X402Version;
-use x402_runtime::schemes::{self, exact_evm::ExactEvmPayload};
 use x402_runtime::proto::{
     FacilitatorRequest, PAYMENT_REQUIRED, PAYMENT_RESPONSE, PAYMENT_SIGNATURE, Requirements,
     SettleResponse,
 };
+use x402_runtime::schemes::{self, exact_evm::ExactEvmPayload};
 use x402_runtime::{X402, X402Config, codes};
 
 /// The paid request: the example's current weather, 0.001 USDC.
@@ -289,11 +289,11 @@ impl Double {
             .map_err(|_| format!("payTo `{}`", requirements.pay_to))?;
         if requirements.scheme != "exact"
             || requirements.network != fixture::NETWORK
-            || decoded.network != requirements.network
+            || decoded.wire.network != requirements.network
         {
             return Err(format!(
                 "scheme {} on {} (payment on {})",
-                requirements.scheme, requirements.network, decoded.network
+                requirements.scheme, requirements.network, decoded.wire.network
             ));
         }
         if pay_to != self.pay_to || auth.to != pay_to {

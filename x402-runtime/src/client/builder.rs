@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::ConfigError;
+use crate::base::ConfigError;
 use crate::network::{Asset, Network};
-use crate::registry::Currency;
+use crate::price::Currency;
 
 use super::amount::parse_amount;
 use super::pay::{ClientEvent, EventHook, X402Client};

@@ -8,8 +8,9 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use http::HeaderMap;
 
 use crate::network::{Asset, Network};
-use crate::payload::{parse_address, parse_uint};
+use crate::proto::header::parse_uint;
 use crate::proto::{PAYMENT_REQUIRED, PaymentRequired, PaymentRequiredV1};
+use crate::schemes::exact_evm::payload::parse_address;
 
 use super::policy::Policy;
 use super::signer::{PaymentSigner, SignError, SignedPayment};

@@ -13,12 +13,12 @@ use http::{HeaderMap, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::unix_now;
+use crate::base::unix_now;
+use crate::price::Currency;
+use crate::proto::codes;
 use crate::proto::{
     PAYMENT_REQUIRED, PAYMENT_RESPONSE, PaymentRequired, SettleResponse, X_PAYMENT_RESPONSE,
 };
-use crate::registry::Currency;
-use crate::respond::codes;
 
 use super::amount::format_amount;
 use super::builder::X402ClientBuilder;

@@ -9,9 +9,9 @@ use std::time::Duration;
 use alloy_primitives::{Address, B256, U256};
 use serde::Serialize;
 
-use crate::config::unix_now;
+use crate::base::unix_now;
 use crate::network::{Asset, Network};
-use crate::registry::Currency;
+use crate::price::Currency;
 
 use super::amount::format_amount;
 use super::challenge::Candidate;

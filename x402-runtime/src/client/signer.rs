@@ -9,13 +9,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
-use crate::config::{ConfigError, unix_now};
-use crate::eip3009;
+use crate::base::{ConfigError, unix_now};
 use crate::network::Network;
-use crate::payload::{self, Authorization};
+use crate::proto::header::{DecodeError, parse_uint};
 use crate::proto::{
     PAYMENT_SIGNATURE, PaymentRequired, PaymentRequirements, PaymentRequirementsV1, X_PAYMENT,
 };
+use crate::schemes::exact_evm::Authorization;
+use crate::schemes::exact_evm::eip3009;
+use crate::schemes::exact_evm::payload::parse_address;
 
 /// Environment variable holding the payer's hex private key.
 pub const PAYER_KEY_ENV: &str = "X402_PAYER_KEY";
@@ -223,13 +225,13 @@ impl PaymentSigner {
                 .ok_or_else(|| sign_error(format!("the offer has no EIP-712 `extra.{key}`")))
         };
         let (name, version) = (field("name")?, field("version")?);
-        let bad = |e: payload::DecodeError| sign_error(format!("malformed offer: {e:?}"));
-        let asset = payload::parse_address(terms.asset, "asset").map_err(bad)?;
+        let bad = |e: DecodeError| sign_error(format!("malformed offer: {e:?}"));
+        let asset = parse_address(terms.asset, "asset").map_err(bad)?;
         let now = unix_now();
         let authorization = Authorization {
             from: self.address(),
-            to: payload::parse_address(terms.pay_to, "payTo").map_err(bad)?,
-            value: payload::parse_uint(terms.amount, "amount").map_err(bad)?,
+            to: parse_address(terms.pay_to, "payTo").map_err(bad)?,
+            value: parse_uint(terms.amount, "amount").map_err(bad)?,
             // Back-dated like the reference clients, so a payee clock slightly behind still accepts it.
             valid_after: U256::from(now.saturating_sub(600)),
             valid_before: U256::from(now.saturating_add(terms.max_timeout_seconds)),

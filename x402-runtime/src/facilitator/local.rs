@@ -30,15 +30,15 @@ use super::{BoxFuture, Facilitator, FacilitatorError};
 use crate::base::{ConfigError, unix_now};
 use crate::network::Network;
 use crate::proto::header::{self, DecodeError, PaymentPayload, parse_uint};
+use crate::proto::{
+    FacilitatorRequest, Requirements, SettleResponse, SupportedKind, SupportedResponse,
+    VerifyResponse, X402Version,
+};
+use crate::schemes::exact_evm::EXACT;
 use crate::schemes::exact_evm::chain::{self, Authorization, ChainError, ChainReader, OnChain};
 use crate::schemes::exact_evm::eip3009::{self, SignatureCheck};
 use crate::schemes::exact_evm::payload::{self, ExactEvmPayload, parse_address};
 use crate::schemes::exact_evm::rules::{self, Broken, Terms};
-use crate::schemes::exact_evm::EXACT;
-use crate::proto::{
-    X402Version, FacilitatorRequest, Requirements, SettleResponse, SupportedKind, SupportedResponse,
-    VerifyResponse,
-};
 
 /// Contract interfaces (generated bindings carry the Solidity argument lists).
 #[allow(clippy::too_many_arguments)]
@@ -351,8 +351,7 @@ fn decode_payment(
     request: &FacilitatorRequest,
     version: X402Version,
 ) -> Result<Decoded, DecodeError> {
-    let envelope =
-        header::decode_json(request.payment_payload.get().as_bytes().to_vec(), version)?;
+    let envelope = header::decode_json(request.payment_payload.get().as_bytes().to_vec(), version)?;
     let payment = payload::decode(&envelope.payload)?;
     Ok(Decoded { envelope, payment })
 }
@@ -458,56 +457,9 @@ impl LocalFacilitator {
         let digest = eip3009::signing_hash(&separator, auth);
         self.check_signature(chain, &payment, &digest).await?;
         let terms = Terms::at_settlement(amount, pay_to, self.now());
-        rules::check_terms(&payment, &terms).map_err(|broken| match broken {
-            Broken::Recipient => invalid(
-                reasons::RECIPIENT,
-                "the authorization pays another address",
-            ),
-            Broken::ValidBefore => invalid(
-                reasons::VALID_BEFORE,
-                "the authorization expires too soon",
-            ),
-            Broken::ValidAfter => invalid(
-                reasons::VALID_AFTER,
-                "the authorization is not valid yet",
-            ),
-            Broken::Value => invalid(
-                reasons::VALUE,
-                "the value is not the required amount",
-            ),
-        })?;
+        rules::check_terms(&payment, &terms).map_err(broken_rule)?;
         if let Some(reader) = &chain.reader {
-            let code = reader.get_code_at(asset).await.map_err(rpc_fault)?;
-            if code.is_empty() {
-                return Err(invalid(
-                    reasons::ASSET_NOT_DEPLOYED,
-                    "the asset has no contract code",
-                ));
-            }
-            let token = IEip3009::new(asset, reader);
-            match token.authorizationState(auth.from, auth.nonce).call().await {
-                Ok(true) => {
-                    return Err(invalid(
-                        reasons::NONCE_USED,
-                        "the authorization was already used",
-                    ));
-                }
-                Ok(false) => {}
-                Err(e) if is_revert(&e) => {
-                    return Err(invalid(
-                        reasons::NOT_EIP3009,
-                        "the asset does not implement EIP-3009",
-                    ));
-                }
-                Err(e) => return Err(rpc_fault(e)),
-            }
-            let balance = token.balanceOf(auth.from).call().await.map_err(rpc_fault)?;
-            if balance < auth.value {
-                return Err(invalid(
-                    reasons::INSUFFICIENT_BALANCE,
-                    "the payer's balance is too low",
-                ));
-            }
+            check_on_chain(reader, asset, &payment).await?;
         }
         let network = want.network.to_owned();
         Ok(Checked {
@@ -615,38 +567,7 @@ impl LocalFacilitator {
             )));
         };
         let auth = &checked.payment.authorization;
-        let token = IEip3009::new(checked.asset, writer);
-        let signature = &checked.payment.signature;
-        let call = if signature.len() == 65 {
-            let v = signature[64];
-            let r = B256::from_slice(&signature[..32]);
-            let s = B256::from_slice(&signature[32..64]);
-            token
-                .transferWithAuthorization_0(
-                    auth.from,
-                    auth.to,
-                    auth.value,
-                    auth.valid_after,
-                    auth.valid_before,
-                    auth.nonce,
-                    v,
-                    r,
-                    s,
-                )
-                .into_transaction_request()
-        } else {
-            token
-                .transferWithAuthorization_1(
-                    auth.from,
-                    auth.to,
-                    auth.value,
-                    auth.valid_after,
-                    auth.valid_before,
-                    auth.nonce,
-                    Bytes::clone(signature),
-                )
-                .into_transaction_request()
-        };
+        let call = transfer_call(writer, checked.asset, &checked.payment);
         // Simulate first: a revert is answered with its reason and costs no gas.
         if let Err(e) = writer.call(call.clone()).await {
             return match revert_reason(&e) {
@@ -773,6 +694,99 @@ fn payer_of(request: &FacilitatorRequest) -> Option<String> {
     parse_address(from, "from")
         .ok()
         .map(|a| a.to_checksum(None))
+}
+
+/// The `transferWithAuthorization` call for `payment` on `asset`: the `(v, r, s)` form for a
+/// 65-byte signature, the `bytes` form for any other (ERC-1271 wallets).
+fn transfer_call(
+    writer: &DynProvider,
+    asset: Address,
+    payment: &ExactEvmPayload,
+) -> alloy::rpc::types::TransactionRequest {
+    let auth = &payment.authorization;
+    let token = IEip3009::new(asset, writer);
+    let signature = &payment.signature;
+    if signature.len() == 65 {
+        let v = signature[64];
+        let r = B256::from_slice(&signature[..32]);
+        let s = B256::from_slice(&signature[32..64]);
+        token
+            .transferWithAuthorization_0(
+                auth.from,
+                auth.to,
+                auth.value,
+                auth.valid_after,
+                auth.valid_before,
+                auth.nonce,
+                v,
+                r,
+                s,
+            )
+            .into_transaction_request()
+    } else {
+        token
+            .transferWithAuthorization_1(
+                auth.from,
+                auth.to,
+                auth.value,
+                auth.valid_after,
+                auth.valid_before,
+                auth.nonce,
+                Bytes::clone(signature),
+            )
+            .into_transaction_request()
+    }
+}
+
+/// The refusal for a broken exact-EVM rule, with the reference facilitators' reason.
+fn broken_rule(broken: Broken) -> Refusal {
+    match broken {
+        Broken::Recipient => invalid(reasons::RECIPIENT, "the authorization pays another address"),
+        Broken::ValidBefore => invalid(reasons::VALID_BEFORE, "the authorization expires too soon"),
+        Broken::ValidAfter => invalid(reasons::VALID_AFTER, "the authorization is not valid yet"),
+        Broken::Value => invalid(reasons::VALUE, "the value is not the required amount"),
+    }
+}
+
+/// The token has code, the authorization is unused, and the payer's balance covers the value.
+async fn check_on_chain(
+    reader: &DynProvider,
+    asset: Address,
+    payment: &ExactEvmPayload,
+) -> Result<(), Refusal> {
+    let auth = &payment.authorization;
+    let code = reader.get_code_at(asset).await.map_err(rpc_fault)?;
+    if code.is_empty() {
+        return Err(invalid(
+            reasons::ASSET_NOT_DEPLOYED,
+            "the asset has no contract code",
+        ));
+    }
+    let token = IEip3009::new(asset, reader);
+    match token.authorizationState(auth.from, auth.nonce).call().await {
+        Ok(true) => {
+            return Err(invalid(
+                reasons::NONCE_USED,
+                "the authorization was already used",
+            ));
+        }
+        Ok(false) => {}
+        Err(e) if is_revert(&e) => {
+            return Err(invalid(
+                reasons::NOT_EIP3009,
+                "the asset does not implement EIP-3009",
+            ));
+        }
+        Err(e) => return Err(rpc_fault(e)),
+    }
+    let balance = token.balanceOf(auth.from).call().await.map_err(rpc_fault)?;
+    if balance < auth.value {
+        return Err(invalid(
+            reasons::INSUFFICIENT_BALANCE,
+            "the payer's balance is too low",
+        ));
+    }
+    Ok(())
 }
 
 fn is_revert(error: &alloy::contract::Error) -> bool {

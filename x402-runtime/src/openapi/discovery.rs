@@ -54,10 +54,10 @@ use utoipa::openapi::OpenApi;
 use utoipa::openapi::extensions::Extensions;
 
 use crate::openapi::bazaar;
-use crate::server::engine::X402;
-use crate::route::mount::{self, Probe};
 use crate::openapi::{CheckError, PaidOperation, X402OpenApi, describe};
 use crate::price::Pricing;
+use crate::route::mount::{self, Probe};
+use crate::server::engine::X402;
 
 /// Path of the OpenAPI document.
 pub const OPENAPI_PATH: &str = "/openapi.json";

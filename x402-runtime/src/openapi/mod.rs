@@ -35,11 +35,11 @@ use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::base::ConfigError;
-use crate::server::engine::X402;
-use crate::route::mount::PaidHandler;
-use crate::proto::{PaymentRequired, PaymentRequiredV1};
 use crate::price::Pricing;
+use crate::proto::{PaymentRequired, PaymentRequiredV1};
+use crate::route::mount::PaidHandler;
 use crate::route::{PaidRoute, routes};
+use crate::server::engine::X402;
 
 /// The extension key of the price on an operation.
 pub const PAYMENT_INFO: &str = "x-payment-info";

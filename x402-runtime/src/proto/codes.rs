@@ -54,6 +54,8 @@ pub const INTERNAL_ERROR: &str = "internal_error";
 pub const FACILITATOR_UNAVAILABLE: &str = "facilitator_unavailable";
 /// 503: the replay store cannot be reached, so the payment cannot be checked for reuse.
 pub const REPLAY_STORE_UNAVAILABLE: &str = "replay_store_unavailable";
+/// 402: `/verify` refused the payment without giving a reason.
+pub const INVALID_PAYMENT: &str = "invalid_payment";
 /// 402: settlement failed without a reason from the facilitator.
 pub const SETTLEMENT_FAILED: &str = "settlement_failed";
 /// 400: the payment's `payment-identifier` id is not 16–128 characters of

@@ -24,7 +24,7 @@ use serde_json::value::RawValue;
 use crate::network::{Asset, Network};
 use crate::price::Price;
 use crate::proto::header::{self, DecodeError, PaymentPayload};
-use crate::proto::{PaymentRequirements, ResourceInfo, X402Version};
+use crate::proto::{PaymentRequirements, X402Version};
 
 pub mod exact_evm;
 
@@ -106,8 +106,12 @@ pub enum Rejection {
 /// The scheme's check of a payment against one of its offers, without the network.
 pub trait OfferCheck: Send + Sync + fmt::Debug {
     /// Checks `payload` (read by the same scheme) against the offer within `window`.
-    fn check(&self, offer: &Offer, payload: &dyn SchemePayload, window: &Window)
-    -> Result<(), Rejection>;
+    fn check(
+        &self,
+        offer: &Offer,
+        payload: &dyn SchemePayload,
+        window: &Window,
+    ) -> Result<(), Rejection>;
 }
 
 /// The scheme's part of a payment, decoded.
@@ -130,21 +134,9 @@ pub trait SchemePayload: Send + Sync + fmt::Debug + Any {
 /// A decoded payment: the envelope every scheme shares, and the scheme's part read by it.
 #[derive(Debug)]
 pub struct DecodedPayment {
-    /// Protocol version (from the header it came in, confirmed by the payload).
-    pub version: X402Version,
-    /// The decoded JSON, forwarded verbatim to the facilitator.
-    pub raw: Box<RawValue>,
-    /// v2: the offer the client says it accepted.
-    pub accepted: Option<PaymentRequirements>,
-    /// v2: the resource the client says it paid for.
-    pub resource: Option<ResourceInfo>,
-    /// Scheme (v2: `accepted.scheme`; v1: `scheme`).
-    pub scheme: String,
-    /// Network as written by the client (v2: CAIP-2; v1: name).
-    pub network: String,
-    /// v2: the `extensions` the client echoed, as sent.
-    pub extensions: Option<Box<RawValue>>,
-    /// The scheme's part.
+    /// The envelope, as decoded from the header (its `payload` as sent).
+    pub wire: PaymentPayload,
+    /// The scheme's part, read by its scheme.
     pub payload: Box<dyn SchemePayload>,
 }
 
@@ -175,22 +167,13 @@ pub fn all() -> &'static [&'static dyn Scheme] {
 /// payment naming a scheme this build does not serve is read by the first scheme that can, so
 /// that a copy of a known payment is still recognised by its key and a payload no scheme can read
 /// is malformed (the offer match then refuses the scheme).
-pub fn decode(payment: PaymentPayload) -> Result<DecodedPayment, DecodeError> {
-    let named = all().iter().find(|s| s.name() == payment.scheme);
+pub fn decode(wire: PaymentPayload) -> Result<DecodedPayment, DecodeError> {
+    let named = all().iter().find(|s| s.name() == wire.scheme);
     let payload = match named {
-        Some(scheme) => scheme.decode(&payment.payload)?,
-        None => read_by_any(&payment.payload)?,
+        Some(scheme) => scheme.decode(&wire.payload)?,
+        None => read_by_any(&wire.payload)?,
     };
-    Ok(DecodedPayment {
-        version: payment.version,
-        raw: payment.raw,
-        accepted: payment.accepted,
-        resource: payment.resource,
-        scheme: payment.scheme,
-        network: payment.network,
-        extensions: payment.extensions,
-        payload,
-    })
+    Ok(DecodedPayment { wire, payload })
 }
 
 fn read_by_any(payload: &RawValue) -> Result<Box<dyn SchemePayload>, DecodeError> {
@@ -208,19 +191,13 @@ fn read_by_any(payload: &RawValue) -> Result<Box<dyn SchemePayload>, DecodeError
 
 /// Decodes a payment header value into a payment: the envelope ([`header::decode_header`]),
 /// then the scheme's part.
-pub fn decode_header(
-    value: &[u8],
-    expected: X402Version,
-) -> Result<DecodedPayment, DecodeError> {
+pub fn decode_header(value: &[u8], expected: X402Version) -> Result<DecodedPayment, DecodeError> {
     decode(header::decode_header(value, expected)?)
 }
 
 /// Decodes the JSON text of a payment (a header's base64-decoded value, or a recorded request's
 /// payload).
-pub fn decode_json(
-    json: Vec<u8>,
-    expected: X402Version,
-) -> Result<DecodedPayment, DecodeError> {
+pub fn decode_json(json: Vec<u8>, expected: X402Version) -> Result<DecodedPayment, DecodeError> {
     decode(header::decode_json(json, expected)?)
 }
 

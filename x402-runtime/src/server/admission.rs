@@ -13,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
+use super::challenge::{RouteOffers, v1_requirements};
 use super::engine::X402;
 use super::identifier::{self, Check, Claim, IdKey, Identity, Recorder};
 use super::known::Known;
-use super::challenge::{RouteOffers, v1_requirements};
 use super::payment::{Payment, PaymentInner};
 use super::refusal::Refusal;
 use crate::base::ConfigError;
@@ -85,7 +85,9 @@ struct Matched<'a> {
 
 /// Picks the payment header: exactly one `PAYMENT-SIGNATURE` (v2), else exactly one `X-PAYMENT`
 /// (v1). A repeated header is malformed.
-pub(crate) fn payment_header(headers: &HeaderMap) -> Result<Option<(&HeaderValue, X402Version)>, String> {
+pub(crate) fn payment_header(
+    headers: &HeaderMap,
+) -> Result<Option<(&HeaderValue, X402Version)>, String> {
     for (name, version) in [
         (PAYMENT_SIGNATURE, X402Version::V2),
         (X_PAYMENT, X402Version::V1),
@@ -114,7 +116,11 @@ enum VerifyFailure {
 impl X402 {
     /// The answer to a request that carries no payment header (or is `HEAD`/`OPTIONS`), built
     /// without awaiting; `None` when there is a payment to admit.
-    pub(crate) fn answer_without_payment(&self, route: &'static PaidRoute, parts: &Parts) -> Option<Response> {
+    pub(crate) fn answer_without_payment(
+        &self,
+        route: &'static PaidRoute,
+        parts: &Parts,
+    ) -> Option<Response> {
         let unpaid = parts.method == Method::OPTIONS
             || parts.method == Method::HEAD
             || (!parts.headers.contains_key(PAYMENT_SIGNATURE)
@@ -239,7 +245,7 @@ impl X402 {
             decoded,
             offer,
         } = matched;
-        let version = decoded.version;
+        let version = decoded.wire.version;
         let (requirements, wire_network) = match version {
             X402Version::V2 => (
                 Requirements::V2(offer.requirements.clone()),
@@ -259,14 +265,18 @@ impl X402 {
         let valid_before = decoded.payload.deadline();
         let request = FacilitatorRequest {
             x402_version: version.number(),
-            payment_payload: decoded.raw,
+            payment_payload: decoded.wire.raw,
             payment_requirements: requirements,
         };
-        self.verify(&request, payer).await.map_err(|failure| match failure {
-            VerifyFailure::Refused(reason) => self.challenge(route, offers, &url, Some(&reason)),
-            VerifyFailure::Timeout => Refusal::VerifyTimeout.into_response(),
-            VerifyFailure::Fault => Refusal::VerifyFault.into_response(),
-        })?;
+        self.verify(&request, payer)
+            .await
+            .map_err(|failure| match failure {
+                VerifyFailure::Refused(reason) => {
+                    self.challenge(route, offers, &url, Some(&reason))
+                }
+                VerifyFailure::Timeout => Refusal::VerifyTimeout.into_response(),
+                VerifyFailure::Fault => Refusal::VerifyFault.into_response(),
+            })?;
         let Pricing::Fixed(price) = route.pricing;
         let payment = Payment::admitted(PaymentInner {
             payer,
@@ -309,9 +319,8 @@ impl X402 {
         let Some(required) = identifiers.routes.get(&route.id()).map(|r| *r) else {
             return Ok(None);
         };
-        let id = identifier::payment_id(decoded.extensions.as_deref()).map_err(|why| {
-            Box::new(Refusal::InvalidIdentifier(why.0).into_response())
-        })?;
+        let id = identifier::payment_id(decoded.wire.extensions.as_deref())
+            .map_err(|why| Box::new(Refusal::InvalidIdentifier(why.0).into_response()))?;
         let Some(id) = id else {
             if required {
                 return Err(Box::new(Refusal::IdentifierRequired.into_response()));
@@ -328,18 +337,14 @@ impl X402 {
             amount: offer.amount,
             pay_to: offer.pay_to,
         };
-        let answer = match identifiers.check(
-            id_key,
-            Identity::of(key, decoded),
-            expires_at,
-            self.now(),
-        ) {
-            Check::Claimed(claim) => return Ok(Some(claim)),
-            Check::Known => return Ok(None),
-            Check::Recorded(response) => response,
-            Check::Conflict => Refusal::IdentifierConflict.into_response(),
-            Check::Full => Refusal::IdentifierCacheFull.into_response(),
-        };
+        let answer =
+            match identifiers.check(id_key, Identity::of(key, decoded), expires_at, self.now()) {
+                Check::Claimed(claim) => return Ok(Some(claim)),
+                Check::Known => return Ok(None),
+                Check::Recorded(response) => response,
+                Check::Conflict => Refusal::IdentifierConflict.into_response(),
+                Check::Full => Refusal::IdentifierCacheFull.into_response(),
+            };
         Err(Box::new(answer))
     }
 
@@ -350,17 +355,17 @@ impl X402 {
         offers: &'a RouteOffers,
         decoded: &DecodedPayment,
     ) -> Result<&'a Offer, Rejection> {
-        let scheme = |o: &&Offer| o.requirements.scheme == decoded.scheme;
+        let scheme = |o: &&Offer| o.requirements.scheme == decoded.wire.scheme;
         if !offers.offers.iter().any(|o| scheme(&o)) {
             return Err(Rejection::Payment(codes::INVALID_SCHEME));
         }
-        let Some(accepted) = &decoded.accepted else {
+        let Some(accepted) = &decoded.wire.accepted else {
             // v1: match on scheme and network name.
             return offers
                 .offers
                 .iter()
                 .filter(scheme)
-                .find(|o| o.network.v1_name == Some(decoded.network.as_str()))
+                .find(|o| o.network.v1_name == Some(decoded.wire.network.as_str()))
                 .ok_or(Rejection::Payment(codes::INVALID_NETWORK));
         };
         let on_network: Vec<&Offer> = offers
@@ -410,8 +415,11 @@ impl X402 {
                 .saturating_add(offer.requirements.max_timeout_seconds)
                 .saturating_add(self.config().clock_skew().as_secs()),
         };
-        offer.check.check(offer, decoded.payload.as_ref(), &window)?;
+        offer
+            .check
+            .check(offer, decoded.payload.as_ref(), &window)?;
         if decoded
+            .wire
             .resource
             .as_ref()
             .is_some_and(|r| url_path(&r.url) != url_path(url))
@@ -450,7 +458,7 @@ impl X402 {
                 Err(VerifyFailure::Refused(
                     v.invalid_reason
                         .filter(|r| !r.is_empty())
-                        .unwrap_or_else(|| "invalid_payment".to_owned()),
+                        .unwrap_or_else(|| codes::INVALID_PAYMENT.to_owned()),
                 ))
             }
             Err(FacilitatorError::Timeout) => Err(VerifyFailure::Timeout),

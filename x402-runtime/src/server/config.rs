@@ -32,7 +32,6 @@ pub(crate) const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
 /// How long what is known about a settlement is kept past the authorization's `validBefore`.
 pub const DEFAULT_RECORD_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 
-
 /// The paywall's configuration.
 #[derive(Clone, Debug)]
 pub struct X402Config {

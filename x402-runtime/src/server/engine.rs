@@ -250,7 +250,8 @@ impl X402 {
         let config = X402Config::from_env()?;
         #[cfg(feature = "chain")]
         {
-            let reader = crate::schemes::exact_evm::chain::RpcChainReader::from_env(config.networks())?;
+            let reader =
+                crate::schemes::exact_evm::chain::RpcChainReader::from_env(config.networks())?;
             let builder = X402::builder(config);
             match reader {
                 Some(reader) => builder.chain_reader(Arc::new(reader)).build(),
@@ -433,7 +434,10 @@ impl X402 {
         self.inner.readiness.ready.store(true, Ordering::Release);
         let mut missing = Vec::new();
         for network in self.config().networks() {
-            if !supported.supports(2, "exact", &network.caip2) {
+            let served = crate::schemes::all()
+                .iter()
+                .any(|scheme| supported.supports(2, scheme.name(), &network.caip2));
+            if !served {
                 missing.push((2, network.caip2.clone()));
             }
         }

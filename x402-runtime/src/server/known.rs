@@ -6,8 +6,8 @@
 
 use axum::response::{IntoResponse, Response};
 
-use super::engine::X402;
 use super::challenge::RouteOffers;
+use super::engine::X402;
 use super::refusal::Refusal;
 use super::settlement::{Outcome, Reconcile, Recorded};
 use crate::proto::codes;
@@ -37,7 +37,12 @@ impl X402 {
     /// payment_already_settled` naming the transaction; being verified, served or settled →
     /// `409 payment_in_progress`; outcome unknown → reconciled; expired unsettled → a fresh
     /// challenge saying so (the only case where a known payment gets one).
-    pub(crate) async fn answer_known(&self, known: &Known<'_>, key: &ReplayKey, slot: Slot) -> Response {
+    pub(crate) async fn answer_known(
+        &self,
+        known: &Known<'_>,
+        key: &ReplayKey,
+        slot: Slot,
+    ) -> Response {
         match self.effective(slot) {
             Slot::Settled { transaction } => already_settled(&transaction),
             Slot::Pending {
@@ -73,7 +78,7 @@ impl X402 {
         let resent = known.decoded;
         let payer = resent.payload.payer();
         let still_pending = |tx: &str| {
-            Refusal::pending(resent.version, payer, &resent.network, tx).into_response()
+            Refusal::pending(resent.wire.version, payer, &resent.wire.network, tx).into_response()
         };
         let Some(recorded) = request.as_deref().and_then(Recorded::read) else {
             return still_pending(transaction);
@@ -106,7 +111,7 @@ impl X402 {
 /// `accepted`; a v1 payment is for our offer on the network it names. `None` when it names
 /// nothing we offer (then the server cannot have seen it).
 fn replay_key(offers: &RouteOffers, decoded: &DecodedPayment) -> Option<ReplayKey> {
-    let (network, asset) = match &decoded.accepted {
+    let (network, asset) = match &decoded.wire.accepted {
         Some(accepted) => (
             accepted.network.clone(),
             parse_address(&accepted.asset, "accepted.asset").ok()?,
@@ -115,7 +120,7 @@ fn replay_key(offers: &RouteOffers, decoded: &DecodedPayment) -> Option<ReplayKe
             let offer = offers
                 .offers
                 .iter()
-                .find(|o| o.network.v1_name == Some(decoded.network.as_str()))?;
+                .find(|o| o.network.v1_name == Some(decoded.wire.network.as_str()))?;
             (offer.network.caip2.clone(), offer.asset.address)
         }
     };

@@ -63,7 +63,11 @@ impl X402 {
                 pay_to: config.pay_to(),
                 max_timeout_seconds: u64::from(timeout),
             };
-            offers.extend(schemes::all().iter().filter_map(|scheme| scheme.offer(&terms)));
+            offers.extend(
+                schemes::all()
+                    .iter()
+                    .filter_map(|scheme| scheme.offer(&terms)),
+            );
         }
         if offers.is_empty() {
             let networks: Vec<&str> = config.networks().iter().map(|n| n.caip2.as_str()).collect();

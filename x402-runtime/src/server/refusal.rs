@@ -198,7 +198,9 @@ impl Refusal {
                 "this payment is being verified, served or settled by another request; wait for \
                  that answer, or resend the same payment header later"
             }
-            AlreadySettled(_) => "this payment was already used: it settled in the named transaction",
+            AlreadySettled(_) => {
+                "this payment was already used: it settled in the named transaction"
+            }
             HandlerPanicked => "the handler failed; nothing was charged",
             BodyFailed => "the handler's response failed; nothing was charged",
             BodyFailedAfterSettling(_) => {

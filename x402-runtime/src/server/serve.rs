@@ -15,10 +15,10 @@ use super::engine::X402;
 use super::identifier::Recorder;
 use super::refusal::{Receipted, Refusal};
 use super::settlement::{Attempt, Outcome};
-#[cfg(feature = "openapi")]
-use crate::route::mount;
 use crate::proto::{SettleResponse, codes};
 use crate::route::handler::{Extractors, HandlerFuture};
+#[cfg(feature = "openapi")]
+use crate::route::mount;
 use crate::route::{PaidRoute, SettleTiming};
 use crate::schemes::exact_evm::rules::VALID_BEFORE_MARGIN;
 
@@ -213,7 +213,13 @@ impl Admitted {
         }
         let refusal = match tokio::spawn(self.settle_now()).await {
             Ok(Outcome::Settled(transaction)) => {
-                return Ok(settle_receipt(payer, &wire_network, true, &transaction, None));
+                return Ok(settle_receipt(
+                    payer,
+                    &wire_network,
+                    true,
+                    &transaction,
+                    None,
+                ));
             }
             Ok(Outcome::Refused(reason)) => {
                 let refused = receipt(Some(&reason), "");

@@ -19,10 +19,10 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use alloy_primitives::{Address, B256};
 
-use crate::base::Clock;
-use crate::base::BoxFuture;
-use crate::schemes::ReplayKey;
 use super::{MemoryStore, ReplayStore, Slot, Unresolved};
+use crate::base::BoxFuture;
+use crate::base::Clock;
+use crate::schemes::ReplayKey;
 
 /// Payment key bytes → expiry (8 bytes, big endian) followed by the slot.
 const PAYMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("payments");

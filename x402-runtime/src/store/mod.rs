@@ -16,9 +16,9 @@
 //! [`MemoryStore`] is the in-process default. A store shared by several server processes
 //! implements the same trait with an atomic insert (for example Redis `SET NX` with a TTL).
 
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::sync::Arc;
-use serde::{Deserialize, Serialize};
 
 use crate::base::BoxFuture;
 use crate::schemes::ReplayKey;

@@ -14,9 +14,9 @@ use redis::aio::ConnectionManager;
 
 use alloy_primitives::{Address, B256};
 
+use super::{ReplayStore, Slot, Unresolved};
 use crate::base::BoxFuture;
 use crate::schemes::ReplayKey;
-use super::{ReplayStore, Slot, Unresolved};
 
 /// `Slot::to_text` of a reservation, and the prefix of every settling slot.
 const IN_PROGRESS: &str = "in_progress";

@@ -54,8 +54,11 @@ struct WireAuthorization {
 
 /// Reads the `payload` object of an exact-EVM payment.
 pub fn decode(payload: &RawValue) -> Result<ExactEvmPayload, DecodeError> {
-    let wire: WirePayload = serde_json::from_str(payload.get())
-        .map_err(|e| malformed(format!("the payment is not a valid x402 payment: payload: {e}")))?;
+    let wire: WirePayload = serde_json::from_str(payload.get()).map_err(|e| {
+        malformed(format!(
+            "the payment is not a valid x402 payment: payload: {e}"
+        ))
+    })?;
     let auth = &wire.authorization;
     let authorization = Authorization {
         from: parse_address(&auth.from, "authorization.from")?,

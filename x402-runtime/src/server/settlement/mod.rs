@@ -291,4 +291,3 @@ impl Recorded {
             .unwrap_or_else(|_| self.payment.payload.amount())
     }
 }
-

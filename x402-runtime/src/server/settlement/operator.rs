@@ -10,7 +10,7 @@ use super::reconcile::kept_until;
 use super::record_settled;
 use crate::proto::Requirements;
 use crate::schemes::ReplayKey;
-use crate::schemes::exact_evm::chain::{self, ChainReader, ChainError, OnChain};
+use crate::schemes::exact_evm::chain::{self, ChainError, ChainReader, OnChain};
 use crate::server::config::DEFAULT_CLOCK_SKEW;
 use crate::store::{ReplayStore, Slot, Unresolved};
 
@@ -55,7 +55,7 @@ impl UnknownSettlement {
             .as_ref()
             .and_then(|r| match &r.request.payment_requirements {
                 Requirements::V1(v1) => Some(v1.resource.clone()),
-                Requirements::V2(_) => r.payment.resource.as_ref().map(|res| res.url.clone()),
+                Requirements::V2(_) => r.payment.wire.resource.as_ref().map(|res| res.url.clone()),
             });
         UnknownSettlement {
             key: unresolved.key,

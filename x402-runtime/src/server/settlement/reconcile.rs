@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Attempt, Outcome, Recorded, SETTLING_GRACE};
-use crate::server::engine::X402;
 use crate::schemes::ReplayKey;
+use crate::server::engine::X402;
 use crate::store::{Slot, Unresolved};
 
 /// Payments the background pass reconciles at once.
@@ -228,4 +228,3 @@ impl Drop for Reconciling {
         self.engine.inner.reconciling.remove(&self.key);
     }
 }
-
