@@ -17,7 +17,7 @@ use super::challenge::{RouteOffers, v1_requirements};
 use super::engine::X402;
 use super::identifier::{self, Check, Claim, IdKey, Identity, Recorder};
 use super::known::Known;
-use super::payment::{Payment, PaymentInner};
+use super::payment::Payment;
 use super::refusal::Refusal;
 use crate::base::ConfigError;
 use crate::facilitator::FacilitatorError;
@@ -278,15 +278,7 @@ impl X402 {
                 VerifyFailure::Fault => Refusal::VerifyFault.into_response(),
             })?;
         let Pricing::Fixed(price) = route.pricing;
-        let payment = Payment::admitted(PaymentInner {
-            payer,
-            amount: offer.amount,
-            price,
-            network: offer.network.caip2.clone(),
-            asset: offer.asset.address,
-            version,
-            transaction: std::sync::OnceLock::new(),
-        });
+        let payment = Payment::admitted(offer, payer, price, version);
         Ok(Admitted {
             engine: self.clone(),
             route,

@@ -10,6 +10,7 @@ use http::request::Parts;
 use super::refusal::Refusal;
 use crate::price::Price;
 use crate::proto::X402Version;
+use crate::schemes::Offer;
 
 /// The verified payment of the current request.
 ///
@@ -20,20 +21,33 @@ use crate::proto::X402Version;
 pub struct Payment(Arc<PaymentInner>);
 
 #[derive(Debug)]
-pub(crate) struct PaymentInner {
-    pub(crate) payer: Address,
-    pub(crate) amount: U256,
-    pub(crate) price: Price,
-    pub(crate) network: String,
-    pub(crate) asset: Address,
-    pub(crate) version: X402Version,
-    pub(crate) transaction: OnceLock<String>,
+struct PaymentInner {
+    payer: Address,
+    amount: U256,
+    price: Price,
+    network: String,
+    asset: Address,
+    version: X402Version,
+    transaction: OnceLock<String>,
 }
 
 impl Payment {
-    /// A payment admitted with these facts, not settled yet.
-    pub(crate) fn admitted(facts: PaymentInner) -> Payment {
-        Payment(Arc::new(facts))
+    /// A payment by `payer` for `offer`, admitted and not settled yet.
+    pub(crate) fn admitted(
+        offer: &Offer,
+        payer: Address,
+        price: Price,
+        version: X402Version,
+    ) -> Payment {
+        Payment(Arc::new(PaymentInner {
+            payer,
+            amount: offer.amount,
+            price,
+            network: offer.network.caip2.clone(),
+            asset: offer.asset.address,
+            version,
+            transaction: OnceLock::new(),
+        }))
     }
 
     /// Records the settlement transaction (once).

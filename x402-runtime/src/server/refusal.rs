@@ -261,9 +261,3 @@ impl IntoResponse for Refusal {
         response
     }
 }
-
-impl From<Refusal> for Response {
-    fn from(refusal: Refusal) -> Response {
-        refusal.into_response()
-    }
-}
