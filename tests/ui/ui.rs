@@ -2,14 +2,14 @@
 //!
 //! The `.stderr` files are blessed on the toolchain pinned in `rust-toolchain.toml`; other
 //! compilers word diagnostics differently, so the suite only runs there. Re-bless with
-//! `TRYBUILD=overwrite cargo test -p x402-tests --test ui` and review the diff.
+//! `TRYBUILD=overwrite cargo test -p x402-ui-tests --test ui` and review the diff.
 
 #[rustversion::stable(1.95)]
 #[test]
 fn ui() {
     let t = trybuild::TestCases::new();
-    t.compile_fail("ui/fail/*.rs");
-    t.pass("ui/pass/*.rs");
+    t.compile_fail("fail/*.rs");
+    t.pass("pass/*.rs");
 }
 
 #[rustversion::not(stable(1.95))]
