@@ -531,7 +531,7 @@ mod broken {
         "hidden"
     }
 
-    pub mod first {
+    pub(crate) mod first {
         use x402_runtime::paid;
 
         /// One of two handlers whose operation id is the bare function name.
@@ -542,7 +542,7 @@ mod broken {
         }
     }
 
-    pub mod second {
+    pub(crate) mod second {
         use x402_runtime::paid;
 
         /// The other one.
