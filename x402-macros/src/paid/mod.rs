@@ -88,7 +88,12 @@ fn not_a_function(item: &TokenStream, error: syn::Error) -> syn::Error {
 }
 
 /// The errors found so far, merged with [`syn::Error::combine`].
+///
+/// Recorded errors must reach the compiler through [`Errors::finish`]: dropping a list that still
+/// holds some would turn a rejected handler into an accepted one, so that panics (a bug in this
+/// crate, caught by its tests) instead of passing silently.
 #[derive(Default)]
+#[must_use = "recorded errors reach the compiler only through `Errors::finish`"]
 pub(crate) struct Errors {
     combined: Option<syn::Error>,
 }
@@ -108,7 +113,18 @@ impl Errors {
     }
 
     /// `Ok` if nothing was recorded, else all errors at once.
-    pub(crate) fn finish(self) -> syn::Result<()> {
-        self.combined.map_or(Ok(()), Err)
+    pub(crate) fn finish(mut self) -> syn::Result<()> {
+        self.combined.take().map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Errors {
+    fn drop(&mut self) {
+        // An unwinding panic already reports a bug; a second one would abort instead.
+        if let Some(lost) = &self.combined
+            && !std::thread::panicking()
+        {
+            panic!("`Errors` dropped without `finish`: {lost}");
+        }
     }
 }

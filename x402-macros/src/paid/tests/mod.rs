@@ -2,6 +2,7 @@
 
 mod errors;
 mod expansion;
+mod list;
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
