@@ -26,62 +26,10 @@ pub fn extension(doc: &Value, method: &Method, path: &str) -> Option<Value> {
         .get("paths")?
         .get(path)?
         .get(method.as_str().to_ascii_lowercase())?;
-    let with_body = [Method::POST, Method::PUT, Method::PATCH].contains(method);
-    let family: &[&str] = if with_body {
-        &["POST", "PUT", "PATCH"]
-    } else {
-        &["GET", "HEAD", "DELETE"]
-    };
-    let mut info = Map::new();
-    info.insert("type".into(), json!("http"));
-    info.insert("method".into(), json!(method.as_str()));
-    let mut properties = Map::new();
-    properties.insert("type".into(), json!({"type": "string", "const": "http"}));
-    properties.insert("method".into(), json!({"type": "string", "enum": family}));
-    let mut required = vec![json!("type"), json!("method")];
-
-    for (location, key) in [
-        ("query", "queryParams"),
-        ("path", "pathParams"),
-        ("header", "headers"),
-    ] {
-        let Some((schema, any_required)) = parameters(doc, op, location) else {
-            continue;
-        };
-        let example = sample(&schema);
-        if any_required {
-            required.push(json!(key));
-            info.insert(key.into(), example);
-        } else if example.as_object().is_some_and(|o| !o.is_empty()) {
-            info.insert(key.into(), example);
-        }
-        properties.insert(key.into(), schema);
-    }
-
-    if with_body {
-        let (body_type, schema) = request_body(doc, op);
-        info.insert("bodyType".into(), json!(body_type));
-        info.insert("body".into(), sample(&schema));
-        properties.insert(
-            "bodyType".into(),
-            json!({"type": "string", "enum": ["json", "form-data", "text"]}),
-        );
-        properties.insert("body".into(), schema);
-        required.push(json!("bodyType"));
-        required.push(json!("body"));
-    }
-
-    let mut output_info = Map::new();
-    output_info.insert("type".into(), json!("json"));
-    let mut output_properties = Map::new();
-    output_properties.insert("type".into(), json!({"type": "string"}));
-    if let Some(schema) = response_schema(doc, op) {
-        output_info.insert("example".into(), sample(&schema));
-        output_properties.insert("example".into(), schema);
-    }
-
+    let input = Input::of(doc, op, method);
+    let (output_info, output_properties) = output(doc, op);
     let mut bazaar = json!({
-        "info": {"input": info, "output": output_info},
+        "info": {"input": input.info, "output": output_info},
         "schema": {
             "$schema": SCHEMA_DIALECT,
             "type": "object",
@@ -89,8 +37,8 @@ pub fn extension(doc: &Value, method: &Method, path: &str) -> Option<Value> {
                 "input": {
                     "type": "object",
                     "additionalProperties": false,
-                    "required": required,
-                    "properties": properties,
+                    "required": input.required,
+                    "properties": input.properties,
                 },
                 "output": {
                     "type": "object",
@@ -105,6 +53,83 @@ pub fn extension(doc: &Value, method: &Method, path: &str) -> Option<Value> {
         bazaar["routeTemplate"] = json!(route_template(path));
     }
     Some(bazaar)
+}
+
+/// The `input` half of the extension: the example, and the schema's properties and required keys.
+struct Input {
+    info: Map<String, Value>,
+    properties: Map<String, Value>,
+    required: Vec<Value>,
+}
+
+impl Input {
+    fn of(doc: &Value, op: &Value, method: &Method) -> Self {
+        let with_body = [Method::POST, Method::PUT, Method::PATCH].contains(method);
+        let family: &[&str] = if with_body {
+            &["POST", "PUT", "PATCH"]
+        } else {
+            &["GET", "HEAD", "DELETE"]
+        };
+        let mut input = Input {
+            info: Map::new(),
+            properties: Map::new(),
+            required: vec![json!("type"), json!("method")],
+        };
+        input.set(
+            "type",
+            json!("http"),
+            json!({"type": "string", "const": "http"}),
+        );
+        input.set(
+            "method",
+            json!(method.as_str()),
+            json!({"type": "string", "enum": family}),
+        );
+        for (location, key) in [
+            ("query", "queryParams"),
+            ("path", "pathParams"),
+            ("header", "headers"),
+        ] {
+            let Some((schema, any_required)) = parameters(doc, op, location) else {
+                continue;
+            };
+            let example = sample(&schema);
+            if any_required {
+                input.required.push(json!(key));
+                input.info.insert(key.into(), example);
+            } else if example.as_object().is_some_and(|o| !o.is_empty()) {
+                input.info.insert(key.into(), example);
+            }
+            input.properties.insert(key.into(), schema);
+        }
+        if with_body {
+            let (body_type, schema) = request_body(doc, op);
+            let body_types = json!({"type": "string", "enum": ["json", "form-data", "text"]});
+            input.set("bodyType", json!(body_type), body_types);
+            input.set("body", sample(&schema), schema);
+            input.required.extend([json!("bodyType"), json!("body")]);
+        }
+        input
+    }
+
+    /// `key`'s example value and its schema.
+    fn set(&mut self, key: &str, example: Value, schema: Value) {
+        self.info.insert(key.into(), example);
+        self.properties.insert(key.into(), schema);
+    }
+}
+
+/// The `output` half: its example and its schema's properties (the 2xx JSON response).
+fn output(doc: &Value, op: &Value) -> (Map<String, Value>, Map<String, Value>) {
+    let mut info = Map::new();
+    info.insert("type".into(), json!("json"));
+    let mut properties = Map::new();
+    properties.insert("type".into(), json!({"type": "string"}));
+    if let Some(schema) = response_schema(doc, op) {
+        info.insert("example".into(), sample(&schema));
+        properties.insert("example".into(), schema);
+    }
+    (info, properties)
 }
 
 /// `/users/{id}` → `/users/:id`.
@@ -336,44 +361,11 @@ fn sample_at(schema: &Value, depth: usize) -> Value {
     if depth > MAX_DEPTH {
         return Value::Null;
     }
-    if let Some(first) = object
-        .get("examples")
-        .and_then(Value::as_array)
-        .and_then(|e| e.first())
-    {
-        return first.clone();
+    if let Some(declared) = declared_example(object) {
+        return declared.clone();
     }
-    for key in ["default", "const"] {
-        if let Some(value) = object.get(key) {
-            return value.clone();
-        }
-    }
-    if let Some(first) = object
-        .get("enum")
-        .and_then(Value::as_array)
-        .and_then(|e| e.first())
-    {
-        return first.clone();
-    }
-    for key in ["oneOf", "anyOf"] {
-        if let Some(first) = object
-            .get(key)
-            .and_then(Value::as_array)
-            .and_then(|e| e.first())
-        {
-            return sample_at(first, depth + 1);
-        }
-    }
-    if let Some(all) = object.get("allOf").and_then(Value::as_array) {
-        let mut merged = Map::new();
-        for part in all {
-            match sample_at(part, depth + 1) {
-                Value::Object(fields) => merged.extend(fields),
-                other if all.len() == 1 => return other,
-                _ => {}
-            }
-        }
-        return Value::Object(merged);
+    if let Some(composed) = sample_composition(object, depth) {
+        return composed;
     }
     let kind = match object.get("type") {
         Some(Value::String(kind)) => kind.as_str(),
@@ -397,20 +389,52 @@ fn sample_at(schema: &Value, depth: usize) -> Value {
                 .map_or(Value::Null, |i| sample_at(i, depth + 1));
             Value::Array((0..count.min(16)).map(|_| item.clone()).collect())
         }
-        "object" => {
-            let properties = object.get("properties").and_then(Value::as_object);
-            let required = object.get("required").and_then(Value::as_array);
-            let mut out = Map::new();
-            for name in required.into_iter().flatten().filter_map(Value::as_str) {
-                let value = properties
-                    .and_then(|p| p.get(name))
-                    .map_or(Value::Null, |s| sample_at(s, depth + 1));
-                out.insert(name.to_owned(), value);
-            }
-            Value::Object(out)
-        }
+        "object" => sample_object(object, depth),
         _ => Value::Null,
     }
+}
+
+/// A value the schema states itself: `examples[0]`, `default`, `const`, or the first `enum` value.
+fn declared_example(object: &Map<String, Value>) -> Option<&Value> {
+    let first = |key: &str| object.get(key).and_then(Value::as_array)?.first();
+    first("examples")
+        .or_else(|| object.get("default"))
+        .or_else(|| object.get("const"))
+        .or_else(|| first("enum"))
+}
+
+/// A sample of `oneOf` / `anyOf` (their first branch) or `allOf` (its parts merged).
+fn sample_composition(object: &Map<String, Value>, depth: usize) -> Option<Value> {
+    for key in ["oneOf", "anyOf"] {
+        let branches = object.get(key).and_then(Value::as_array);
+        if let Some(first) = branches.and_then(|b| b.first()) {
+            return Some(sample_at(first, depth + 1));
+        }
+    }
+    let all = object.get("allOf").and_then(Value::as_array)?;
+    let mut merged = Map::new();
+    for part in all {
+        match sample_at(part, depth + 1) {
+            Value::Object(fields) => merged.extend(fields),
+            other if all.len() == 1 => return Some(other),
+            _ => {}
+        }
+    }
+    Some(Value::Object(merged))
+}
+
+/// An object with its required properties only.
+fn sample_object(object: &Map<String, Value>, depth: usize) -> Value {
+    let properties = object.get("properties").and_then(Value::as_object);
+    let required = object.get("required").and_then(Value::as_array);
+    let mut out = Map::new();
+    for name in required.into_iter().flatten().filter_map(Value::as_str) {
+        let value = properties
+            .and_then(|p| p.get(name))
+            .map_or(Value::Null, |s| sample_at(s, depth + 1));
+        out.insert(name.to_owned(), value);
+    }
+    Value::Object(out)
 }
 
 fn sample_string(schema: &Map<String, Value>) -> Value {

@@ -6,69 +6,71 @@
 //! [`PaidRoute`] instead of a challenge, before any extractor of the handler runs. A route that
 //! is not mounted, or mounted with another handler, gives no answer.
 
-#[cfg(feature = "openapi")]
-use {
-    axum::response::{IntoResponse, Response},
-    axum::{Router, body::Body},
-    futures_util::FutureExt as _,
-    http::StatusCode,
-    http::{Method, Request},
-    tower::ServiceExt as _,
-};
-
 use crate::route::{PaidEndpoint, PaidRoute};
 
-/// Marks a request sent by [`mounted_route`].
 #[cfg(feature = "openapi")]
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct MountProbe;
+pub(crate) use probe::{MountProbe, Probe, answer, mounted_route};
 
-/// The paywall's answer to a [`MountProbe`]: the route it guards.
+/// The probe request, the paywall's answer to it, and what the startup check reads from it.
 #[cfg(feature = "openapi")]
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct MountedRoute(pub(crate) &'static PaidRoute);
+mod probe {
+    use axum::response::{IntoResponse, Response};
+    use axum::{Router, body::Body};
+    use futures_util::FutureExt as _;
+    use http::{Method, Request, StatusCode};
+    use tower::ServiceExt as _;
 
-/// The answer the paywall gives to a probe.
-#[cfg(feature = "openapi")]
-pub(crate) fn answer(route: &'static PaidRoute) -> Response {
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    response.extensions_mut().insert(MountedRoute(route));
-    response
-}
+    use super::fill_parameters;
+    use crate::route::PaidRoute;
 
-/// What a probe of `method path` found.
-#[cfg(feature = "openapi")]
-#[derive(Debug)]
-pub(crate) enum Probe {
-    /// The paywall of this route answered.
-    Paid(&'static PaidRoute),
-    /// Something else answered (no handler, a free handler, or a layer that stopped the request).
-    Other(StatusCode),
-    /// The router did not answer without waiting (a layer that sleeps or does I/O).
-    Pending,
-}
+    /// Marks a request sent by [`mounted_route`].
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct MountProbe;
 
-/// Sends a probe for `method path` through `router`. Path parameters (`{id}`, `{*rest}`) are
-/// filled with a placeholder. The router must answer without waiting: a probe never reaches
-/// the handler, so only layers that wait on their own can delay it.
-#[cfg(feature = "openapi")]
-pub(crate) fn mounted_route(router: &Router, method: &Method, path: &str) -> Probe {
-    let uri = fill_parameters(path);
-    let Ok(mut request) = Request::builder()
-        .method(method.clone())
-        .uri(uri.as_str())
-        .body(Body::empty())
-    else {
-        return Probe::Other(StatusCode::BAD_REQUEST);
-    };
-    request.extensions_mut().insert(MountProbe);
-    match router.clone().oneshot(request).now_or_never() {
-        Some(Ok(response)) => match response.extensions().get::<MountedRoute>() {
-            Some(found) => Probe::Paid(found.0),
-            None => Probe::Other(response.status()),
-        },
-        Some(Err(never)) => match never {},
-        None => Probe::Pending,
+    /// The paywall's answer to a [`MountProbe`]: the route it guards.
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct MountedRoute(pub(crate) &'static PaidRoute);
+
+    /// The answer the paywall gives to a probe.
+    pub(crate) fn answer(route: &'static PaidRoute) -> Response {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        response.extensions_mut().insert(MountedRoute(route));
+        response
+    }
+
+    /// What a probe of `method path` found.
+    #[derive(Debug)]
+    pub(crate) enum Probe {
+        /// The paywall of this route answered.
+        Paid(&'static PaidRoute),
+        /// Something else answered (no handler, a free handler, or a layer that stopped the
+        /// request).
+        Other(StatusCode),
+        /// The router did not answer without waiting (a layer that sleeps or does I/O).
+        Pending,
+    }
+
+    /// Sends a probe for `method path` through `router`. Path parameters (`{id}`, `{*rest}`) are
+    /// filled with a placeholder. The router must answer without waiting: a probe never reaches
+    /// the handler, so only layers that wait on their own can delay it.
+    pub(crate) fn mounted_route(router: &Router, method: &Method, path: &str) -> Probe {
+        let uri = fill_parameters(path);
+        let Ok(mut request) = Request::builder()
+            .method(method.clone())
+            .uri(uri.as_str())
+            .body(Body::empty())
+        else {
+            return Probe::Other(StatusCode::BAD_REQUEST);
+        };
+        request.extensions_mut().insert(MountProbe);
+        match router.clone().oneshot(request).now_or_never() {
+            Some(Ok(response)) => match response.extensions().get::<MountedRoute>() {
+                Some(found) => Probe::Paid(found.0),
+                None => Probe::Other(response.status()),
+            },
+            Some(Err(never)) => match never {},
+            None => Probe::Pending,
+        }
     }
 }
 
