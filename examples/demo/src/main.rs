@@ -37,21 +37,7 @@ async fn run() -> Result<(), Error> {
     let chain = Chain::start().await?;
     println!("    chain   {}  USDC {}", chain.rpc_url(), chain.usdc());
 
-    let facilitator = LocalFacilitator::builder()
-        .network(NETWORK)
-        .rpc_url(NETWORK, chain.rpc_url())
-        .signer_key(NETWORK, FACILITATOR_KEY)
-        .build()?;
-    let config = X402Config::builder()
-        .pay_to(MERCHANT.to_checksum(None))
-        .network(NETWORK)
-        .build()?;
-    let x402 = X402::builder(config).facilitator(facilitator).build()?;
-    x402.check_routes()?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let api = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, example_weather::app(x402)).await });
-    println!("    api     {api}  (in-process facilitator, settling on the local chain)");
+    let api = serve_api(&chain).await?;
 
     let agent = X402Client::builder(PaymentSigner::from_key(PAYER_KEY)?)
         .max_per_request(Currency::Usdc, "0.01")
@@ -99,24 +85,50 @@ async fn run() -> Result<(), Error> {
         other => return Err(format!("the budget should have refused /alerts: {other:?}").into()),
     }
 
-    println!("spend log");
-    for spend in agent.spend_log() {
-        println!(
-            "    {} {} {:<6} {} -> {}  tx {}",
-            spend.method,
-            spend.url.trim_start_matches(&api),
-            spend.amount,
-            spend.currency,
-            spend.pay_to,
-            spend.transaction.as_deref().unwrap_or("-")
-        );
-    }
+    print_spend_log(&agent, &api);
     println!(
         "\ndone in {:.1} s: two calls paid and settled on chain, one refused by the budget \
          before signing; stopping the chain",
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The example weather API on a free loopback port, settling through an in-process facilitator
+/// on the local chain; its base URL.
+async fn serve_api(chain: &Chain) -> Result<String, Error> {
+    let facilitator = LocalFacilitator::builder()
+        .network(NETWORK)
+        .rpc_url(NETWORK, chain.rpc_url())
+        .signer_key(NETWORK, FACILITATOR_KEY)
+        .build()?;
+    let config = X402Config::builder()
+        .pay_to(MERCHANT.to_checksum(None))
+        .network(NETWORK)
+        .build()?;
+    let x402 = X402::builder(config).facilitator(facilitator).build()?;
+    x402.check_routes()?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, example_weather::app(x402)).await });
+    println!("    api     {api}  (in-process facilitator, settling on the local chain)");
+    Ok(api)
+}
+
+/// What the agent paid, call by call.
+fn print_spend_log(agent: &X402Client, api: &str) {
+    println!("spend log");
+    for spend in agent.spend_log() {
+        println!(
+            "    {} {} {:<6} {} -> {}  tx {}",
+            spend.method,
+            spend.url.trim_start_matches(api),
+            spend.amount,
+            spend.currency,
+            spend.pay_to,
+            spend.transaction.as_deref().unwrap_or("-")
+        );
+    }
 }
 
 fn progress(what: &str) {
