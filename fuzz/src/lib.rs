@@ -23,9 +23,9 @@ use x402_runtime::schemes::{DecodedPayment, ReplayKey};
 
 /// The decoder under test (the envelope, then the scheme's part) and its parsers.
 mod payload {
-    pub use x402_runtime::proto::header::parse_uint;
-    pub use x402_runtime::schemes::exact_evm::payload::parse_address;
-    pub use x402_runtime::schemes::{decode_header, decode_json};
+    pub(crate) use x402_runtime::proto::header::parse_uint;
+    pub(crate) use x402_runtime::schemes::exact_evm::payload::parse_address;
+    pub(crate) use x402_runtime::schemes::{decode_header, decode_json};
 }
 
 /// The exact-EVM part of a decoded payment (every payment this crate decodes has one).
