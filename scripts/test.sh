@@ -19,6 +19,7 @@ step "module layers (x402-runtime imports run downward only)"
 python3 scripts/layers.py
 step "formatting"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 step "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests (unit, integration, compile-fail)"

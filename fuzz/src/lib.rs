@@ -15,8 +15,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
 use serde_json::{Map, Value};
 use x402_runtime::Currency;
-use x402_runtime::network::{Asset, Network};
 use x402_runtime::X402Version;
+use x402_runtime::network::{Asset, Network};
 use x402_runtime::proto::header::{DecodeError, MAX_PAYMENT_HEADER_BYTES};
 use x402_runtime::schemes::exact_evm::{Authorization, ExactEvmPayload};
 use x402_runtime::schemes::{DecodedPayment, ReplayKey};
@@ -238,8 +238,9 @@ fn check_payment(data: &[u8], payment: &DecodedPayment, version: X402Version, js
         Some(DecodeError::WrongVersion(number))
     );
     let want = identity(payment);
-    let value: Value = serde_json::from_slice(json)
-        .unwrap_or_else(|e| panic!("the decoder accepted JSON that serde_json::Value refuses: {e}"));
+    let value: Value = serde_json::from_slice(json).unwrap_or_else(|e| {
+        panic!("the decoder accepted JSON that serde_json::Value refuses: {e}")
+    });
     let decode = |text: &str| payload::decode_json(text.as_bytes().to_vec(), version);
     let same = |text: &str, what: &str| {
         let got = decode(text).unwrap_or_else(|e| panic!("{what} was refused: {e:?}\n{text}"));

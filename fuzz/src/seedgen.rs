@@ -18,10 +18,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
 use serde_json::{Value, json};
 use x402_runtime::Currency;
-use x402_runtime::schemes::exact_evm::eip3009;
 use x402_runtime::network::{Asset, Network};
 use x402_runtime::proto::header::MAX_PAYMENT_HEADER_BYTES;
 use x402_runtime::schemes::exact_evm::Authorization;
+use x402_runtime::schemes::exact_evm::eip3009;
 
 /// anvil's public test account #1 (0x70997970C51812dc3A010C7d01b50e0d17dc79C8).
 const PAYER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
