@@ -25,7 +25,8 @@ LAYERS = {
 }
 # Inside server/: a file may import the files before it.
 SERVER = [
-    "config", "answer", "refusal", "challenge", "identifier", "payment", "settlement/backoff",
+    "config", "answer", "refusal", "challenge", "identifier", "payment", "pricing",
+    "settlement/backoff",
     "engine", "offers", "settlement", "known", "admission", "serve",
 ]
 

@@ -1088,7 +1088,7 @@ fn the_registry_lists_every_paid_handler_with_its_atomic_price() {
     let weather = find("weather");
     let price = weather.price().expect("fixed");
     assert_eq!(
-        (price.human, price.atomic, price.decimals),
+        (price.human.as_ref(), price.atomic, price.decimals),
         ("0.001", 1000, 6)
     );
     assert_eq!(price.currency, x402_runtime::Currency::Usdc);

@@ -115,14 +115,15 @@
 //
 // base/       BoxFuture, the clock, ConfigError
 // proto/      x402 wire types (v1, v2), the payment header codec, error codes
-// price       Currency, Price, Pricing: what a route costs
+// price       Currency, Price, Pricing: what a route costs (the grammar: the x402-price crate)
 // network     EVM networks and their stablecoins
 // schemes/    the scheme seam (offer from a price, payload decoded and checked, replay key);
 //             exact_evm/ (EIP-712, EIP-3009, the authorization rules, reading the chain)
 // store/      the replay store and settlement record: memory, redb file, Redis
 // facilitator/ the facilitator interface, its HTTP client, the in-process facilitator
 // route/      the #[paid] registry, the handler glue, the mount probe
-// server/     X402 (engine, config), offers and 402s, admission, answers, payment-identifier,
+// server/     X402 (engine, config, prices set per deployment), offers and 402s, admission,
+//             answers, payment-identifier,
 //             settlement/ (settle, reconcile, operator tools)
 // openapi/    the priced OpenAPI document, bazaar, discovery endpoints (feature `openapi`)
 // client/     the paying client (feature `client`)

@@ -1,5 +1,6 @@
 //! What a route costs: the currencies a price can be written in, and the price itself.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// A currency a `#[paid]` price can be written in.
@@ -54,17 +55,46 @@ impl fmt::Display for Currency {
     }
 }
 
-/// A fixed price, validated and converted at compile time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A fixed price: validated and converted at compile time by `#[paid]`, or at startup for a
+/// price set by the configuration ([`X402ConfigBuilder::price`](crate::X402ConfigBuilder::price)).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Price {
-    /// The price as written in the attribute, without a leading `$` (for example `"0.001"`).
-    pub human: &'static str,
+    /// The price as written, without a leading `$` (for example `"0.001"`).
+    pub human: Cow<'static, str>,
     /// The price in atomic units of the currency's token (`"0.001"` USDC is `1000`).
     pub atomic: u128,
     /// The token's decimals the atomic amount was computed with.
     pub decimals: u8,
     /// The currency.
     pub currency: Currency,
+}
+
+impl Price {
+    /// Reads `text` as a price in `currency`, by the rules `#[paid(price = "…")]` follows: a
+    /// plain positive decimal, `$` only for USDC, at most the token's decimals.
+    ///
+    /// ```
+    /// use x402_runtime::{Currency, Price};
+    ///
+    /// let price = Price::parse("$0.002", Currency::Usdc).unwrap();
+    /// assert_eq!((price.human.as_ref(), price.atomic), ("0.002", 2_000));
+    /// assert!(Price::parse("0.0000001", Currency::Usdc).is_err()); // 6 decimals
+    /// assert!(Price::parse("0", Currency::Eurc).is_err());
+    /// ```
+    pub fn parse(text: &str, currency: Currency) -> Result<Price, String> {
+        let decimal = x402_price::Decimal::parse(text)?;
+        let atomic = decimal.atomic(
+            currency.symbol(),
+            currency.decimals(),
+            currency == Currency::Usdc,
+        )?;
+        Ok(Price {
+            human: Cow::Owned(decimal.human().to_owned()),
+            atomic,
+            decimals: currency.decimals(),
+            currency,
+        })
+    }
 }
 
 impl fmt::Display for Price {
@@ -78,7 +108,7 @@ impl fmt::Display for Price {
 /// Only fixed prices exist today. The enum is non-exhaustive so that a dynamic price (computed
 /// from the request, within published bounds) can be added without breaking code that matches on
 /// it or reads [`PaidRoute::price`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Pricing {
     /// The same price for every request.

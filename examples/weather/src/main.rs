@@ -2,7 +2,8 @@
 //!
 //! Run with `cargo run -p example-weather`. It needs `X402_PAY_TO` (the EIP-55 address that
 //! receives payments) and reads `X402_NETWORK`, `X402_FACILITATOR_URL` and `X402_PUBLIC_URL`
-//! (see the README); it listens on `X402_LISTEN` (default `127.0.0.1:4021`).
+//! (see the README); it listens on `X402_LISTEN` (default `127.0.0.1:4021`). `X402_PRICES` sets
+//! other prices for this deployment, e.g. `X402_PRICES="weather=0.002,POST /forecast=0.02"`.
 //!
 //! - `GET /weather?city=Paris`: 0.001 USDC
 //! - `POST /forecast` with `{"city": "Paris", "days": 3}`: 0.01 USDC
@@ -29,9 +30,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listen = std::env::var("X402_LISTEN").unwrap_or_else(|_| "127.0.0.1:4021".to_owned());
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     for route in x402_runtime::routes() {
-        if let Some(price) = route.price() {
+        if let Some(price) = x402.pricing(route).fixed() {
+            let set = if route.price() == Some(price) {
+                ""
+            } else {
+                " (set by X402_PRICES)"
+            };
             tracing::info!(
-                "{} {} costs {price}",
+                "{} {} costs {price}{set}",
                 route.method().unwrap_or("?"),
                 route.path().unwrap_or(route.handler())
             );

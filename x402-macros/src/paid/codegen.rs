@@ -190,7 +190,7 @@ fn fixed_price(price: &FixedPrice) -> TokenStream {
     // Integer `ToTokens` emits suffixed literals: `1000u128`, `6u8`.
     quote! {
         ::x402_runtime::Price {
-            human: #human,
+            human: ::std::borrow::Cow::Borrowed(#human),
             atomic: #atomic,
             decimals: #decimals,
             currency: #currency,

@@ -214,7 +214,7 @@ impl Discovery {
             .collect();
         text.push_str("\n## Paid endpoints\n\n");
         for op in &self.inner.paid {
-            let Pricing::Fixed(price) = op.route.pricing();
+            let Pricing::Fixed(price) = self.inner.x402.pricing(op.route);
             let what = operation_title(doc, &op.method, &op.path).unwrap_or_default();
             text.push_str(&format!(
                 "- [{} {}]({openapi}): {} — {price} (x402)\n",

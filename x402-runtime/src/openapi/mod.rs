@@ -277,7 +277,7 @@ impl X402OpenApi {
 /// The `accepts` are [`X402::requirements`], exactly what the live 402 offers.
 pub fn payment_info(x402: &X402, route: &'static PaidRoute) -> Result<Value, ConfigError> {
     let accepts = x402.requirements(route)?;
-    let Pricing::Fixed(price) = route.pricing();
+    let Pricing::Fixed(price) = x402.pricing(route);
     Ok(json!({
         "price": {
             "mode": "fixed",
@@ -299,8 +299,8 @@ pub fn payment_info(x402: &X402, route: &'static PaidRoute) -> Result<Value, Con
 }
 
 /// The line the docs page shows under a paid operation.
-fn price_note(x402: &X402, route: &PaidRoute) -> String {
-    let Pricing::Fixed(price) = route.pricing();
+fn price_note(x402: &X402, route: &'static PaidRoute) -> String {
+    let Pricing::Fixed(price) = x402.pricing(route);
     let networks: Vec<&str> = x402
         .config()
         .networks()

@@ -277,7 +277,7 @@ impl X402 {
                 VerifyFailure::Timeout => Refusal::VerifyTimeout.into_response(),
                 VerifyFailure::Fault => Refusal::VerifyFault.into_response(),
             })?;
-        let Pricing::Fixed(price) = route.pricing;
+        let Pricing::Fixed(price) = self.pricing(route);
         let payment = Payment::admitted(offer, payer, price, version);
         Ok(Admitted {
             engine: self.clone(),

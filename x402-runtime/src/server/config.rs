@@ -9,6 +9,7 @@
 //! | `X402_NETWORK` | CAIP-2 network ids, comma-separated, preferred first | `eip155:84532` |
 //! | `X402_FACILITATOR_URL` | facilitator base URL | `https://x402.org/facilitator` |
 //! | `X402_PUBLIC_URL` | public origin used in resource URLs (behind a proxy) | the request's `Host` |
+//! | `X402_PRICES` | prices set for this deployment, `route=price` comma-separated (a route is its operation id or `METHOD /path`; see [`X402ConfigBuilder::price`]) | the attributes' prices |
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -46,6 +47,7 @@ pub struct X402Config {
     clock_skew: Duration,
     record_retention: Duration,
     store_path: Option<PathBuf>,
+    prices: Vec<(String, String)>,
 }
 
 /// Where `X402::from_env` keeps its settlement record unless `X402_STORE_PATH` says otherwise.
@@ -57,7 +59,8 @@ impl X402Config {
         X402ConfigBuilder::default()
     }
 
-    /// Reads `X402_PAY_TO`, `X402_NETWORK`, `X402_FACILITATOR_URL` and `X402_PUBLIC_URL`.
+    /// Reads `X402_PAY_TO`, `X402_NETWORK`, `X402_FACILITATOR_URL`, `X402_PUBLIC_URL` and
+    /// the other variables in the table above.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -86,6 +89,9 @@ impl X402Config {
                 ))
             })?;
             builder = builder.record_retention(Duration::from_secs(seconds));
+        }
+        if let Some(prices) = lookup("X402_PRICES") {
+            builder = read_prices(builder, &prices)?;
         }
         match lookup("X402_STORE_PATH").map(|p| p.trim().to_owned()) {
             Some(path) if path == "memory" => {}
@@ -146,6 +152,13 @@ impl X402Config {
         self.store_path.as_deref()
     }
 
+    /// The prices set for this deployment, `(route, price)` as given, in order: see
+    /// [`X402ConfigBuilder::price`]. The paywall resolves them against the registered routes
+    /// when it is built.
+    pub fn prices(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.prices.iter().map(|(r, p)| (r.as_str(), p.as_str()))
+    }
+
     /// The token that carries `currency` on `network`: a configured asset, else the built-in one.
     pub fn asset(&self, network: &Network, currency: Currency) -> Option<Asset> {
         self.assets
@@ -171,6 +184,7 @@ pub struct X402ConfigBuilder {
     clock_skew: Option<Duration>,
     record_retention: Option<Duration>,
     store_path: Option<PathBuf>,
+    prices: Vec<(String, String)>,
 }
 
 impl X402ConfigBuilder {
@@ -249,6 +263,38 @@ impl X402ConfigBuilder {
         self
     }
 
+    /// Sets the price of one route for this deployment (staging cheaper than production, a
+    /// price change without a rebuild), in place of its `#[paid(price = "…")]`. `route` is the
+    /// route's operation id (`"weather"`) or its method and path (`"GET /weather"`); `price` is
+    /// written as in the attribute and in the route's currency (`"0.002"`, `"$0.002"` for
+    /// USDC). Setting a route again replaces its price. The paywall checks each one when it is
+    /// built ([`X402::builder`](crate::X402::builder)): a route that matches no paid handler, or
+    /// a price the attribute would refuse, is an error. The 402, the OpenAPI document and the
+    /// discovery endpoints show the price set here, and the startup log says which prices were
+    /// set. `X402_PRICES` sets them from the environment: `weather=0.002,GET /forecast=0.02`.
+    ///
+    /// ```
+    /// use x402_runtime::X402Config;
+    ///
+    /// let config = X402Config::builder()
+    ///     .pay_to("0x209693Bc6afc0C5328bA36FaF03C514EF312287C")
+    ///     .price("GET /weather", "0.002")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.prices().collect::<Vec<_>>(), [("GET /weather", "0.002")]);
+    /// assert!(X402Config::builder()
+    ///     .pay_to("0x209693Bc6afc0C5328bA36FaF03C514EF312287C")
+    ///     .price("weather", "1e-3")
+    ///     .build()
+    ///     .is_err());
+    /// ```
+    pub fn price(mut self, route: impl Into<String>, price: impl Into<String>) -> Self {
+        let route = route.into().trim().to_owned();
+        self.prices.retain(|(r, _)| *r != route);
+        self.prices.push((route, price.into().trim().to_owned()));
+        self
+    }
+
     /// Validates everything and builds the configuration.
     pub fn build(self) -> Result<X402Config, ConfigError> {
         let pay_to_text = self.pay_to.ok_or_else(|| {
@@ -309,6 +355,7 @@ impl X402ConfigBuilder {
         if max_timeout_seconds == 0 {
             return Err(ConfigError::new("max_timeout_seconds must be at least 1"));
         }
+        check_prices(&self.prices)?;
         Ok(X402Config {
             pay_to,
             networks,
@@ -321,8 +368,41 @@ impl X402ConfigBuilder {
             clock_skew: self.clock_skew.unwrap_or(DEFAULT_CLOCK_SKEW),
             record_retention: self.record_retention.unwrap_or(DEFAULT_RECORD_RETENTION),
             store_path: self.store_path,
+            prices: self.prices,
         })
     }
+}
+
+/// `X402_PRICES`: `route=price` entries, comma-separated.
+fn read_prices(
+    mut builder: X402ConfigBuilder,
+    text: &str,
+) -> Result<X402ConfigBuilder, ConfigError> {
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((route, price)) = entry.rsplit_once('=') else {
+            return Err(ConfigError::new(format!(
+                "X402_PRICES entry `{entry}` has no `=`: write `route=price`, e.g. \
+                 `weather=0.002` or `GET /weather=0.002`"
+            )));
+        };
+        builder = builder.price(route, price);
+    }
+    Ok(builder)
+}
+
+/// What can be checked of the prices without the routes: a route named, a price the attribute's
+/// grammar accepts (its currency's decimals are checked against the route, by the paywall).
+fn check_prices(prices: &[(String, String)]) -> Result<(), ConfigError> {
+    for (route, price) in prices {
+        if route.is_empty() {
+            return Err(ConfigError::new(format!(
+                "the price `{price}` names no route: give the operation id or `METHOD /path`"
+            )));
+        }
+        x402_price::Decimal::parse(price)
+            .map_err(|why| ConfigError::new(format!("the price set for `{route}`: {why}")))?;
+    }
+    Ok(())
 }
 
 fn check_http_url(url: &str, what: &str) -> Result<(), ConfigError> {

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use super::challenge::{Challenge, RouteOffers};
 use super::config::X402Config;
 use super::identifier::{self, Identifiers};
+use super::pricing::{self, Overrides};
 use super::settlement::backoff::{Backoff, DEFAULT_RECONCILE_INTERVAL};
 use crate::base::{Clock, ConfigError};
 use crate::facilitator::{Facilitator, FacilitatorError};
@@ -45,6 +46,8 @@ pub(crate) struct Inner {
     pub(crate) reconcile_interval: Option<Duration>,
     /// Its backoff per payment.
     pub(crate) backoff: Backoff,
+    /// The prices the configuration sets, by route.
+    pub(crate) prices: Overrides,
     pub(crate) offers: DashMap<usize, Arc<RouteOffers>>,
     /// Plain challenges by route, then resource URL (looked up by `&str`, without allocating).
     pub(crate) challenges: DashMap<usize, HashMap<Box<str>, Challenge>>,
@@ -147,6 +150,7 @@ impl X402Builder {
             Some(f) => f,
             None => default_facilitator(&self.config)?,
         };
+        let prices = pricing::resolve(&self.config, &routes())?;
         let clock = self.clock;
         let store: Arc<dyn ReplayStore> = match (self.store, self.config.store_path()) {
             (Some(store), _) => store,
@@ -169,6 +173,7 @@ impl X402Builder {
                 reconciler: std::sync::Once::new(),
                 reconcile_interval: self.reconcile_interval,
                 backoff: Backoff::default(),
+                prices,
                 offers: DashMap::new(),
                 challenges: DashMap::new(),
                 cached_challenges: AtomicUsize::new(0),

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `config` | [`X402Config`](crate::X402Config): recipient, networks, facilitator, timeouts |
 //! | `engine` | [`X402`](crate::X402) and its builder: the installed paywall and its parts |
+//! | `pricing` | the prices the configuration sets, resolved against the routes |
 //! | `challenge`, `offers` | a route's price becomes offers (through [`crate::schemes`]) and a 402 |
 //! | `admission` | a payment header becomes an admitted payment, or a refusal |
 //! | `known` | answers to a payment the record already knows |
@@ -14,7 +15,7 @@
 //! | `refusal`, `answer` | every refusal with its status, code and message; how answers are written |
 //!
 //! Inside this folder a file imports only the ones listed below it here: `config`, `answer`,
-//! `refusal`, `challenge`, `identifier`, `payment` and `settlement::backoff` know nothing of
+//! `refusal`, `challenge`, `identifier`, `payment`, `pricing` and `settlement::backoff` know nothing of
 //! [`X402`](crate::X402); `engine` holds their state; `offers`, `settlement`, `known`,
 //! `admission` and `serve` are the engine's behaviour, in that order.
 
@@ -27,6 +28,7 @@ pub mod identifier;
 pub(crate) mod known;
 pub(crate) mod offers;
 pub(crate) mod payment;
+pub(crate) mod pricing;
 pub(crate) mod refusal;
 pub(crate) mod serve;
 pub mod settlement;

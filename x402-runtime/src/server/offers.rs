@@ -19,6 +19,16 @@ use crate::route::PaidRoute;
 use crate::schemes::{self, OfferTerms};
 
 impl X402 {
+    /// How `route` is priced in this deployment: its attribute's price, or the one the
+    /// configuration set for it ([`X402ConfigBuilder::price`](crate::X402ConfigBuilder::price),
+    /// `X402_PRICES`). [`PaidRoute::pricing`] is the compiled one.
+    pub fn pricing(&self, route: &'static PaidRoute) -> Pricing {
+        match self.inner.prices.get(&route.id()) {
+            Some(price) => Pricing::Fixed(price.clone()),
+            None => route.pricing.clone(),
+        }
+    }
+
     /// The offers of `route`, preferred first: the single source for the live 402 and for any
     /// published document. Fails if no configured network has a token in the route's currency.
     pub fn requirements(
@@ -45,9 +55,9 @@ impl X402 {
         Ok(built)
     }
 
-    fn build_offers(&self, route: &PaidRoute) -> Result<RouteOffers, ConfigError> {
+    fn build_offers(&self, route: &'static PaidRoute) -> Result<RouteOffers, ConfigError> {
         let config = &self.inner.config;
-        let Pricing::Fixed(price) = route.pricing;
+        let Pricing::Fixed(price) = self.pricing(route);
         let timeout = route
             .max_timeout_seconds
             .unwrap_or(config.max_timeout_seconds());

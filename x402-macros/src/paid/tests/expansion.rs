@@ -129,8 +129,9 @@ fn expands_the_weather_handler() {
     assert_eq!(field(&file, "operation_id"), "\"weather\"");
     assert_eq!(
         field(&file, "pricing"),
-        "::x402_runtime::Pricing::Fixed(::x402_runtime::Price{human:\"0.001\",atomic:1000u128,\
-         decimals:6u8,currency:::x402_runtime::Currency::Usdc,})"
+        "::x402_runtime::Pricing::Fixed(::x402_runtime::Price{human:::std::borrow::Cow::\
+         Borrowed(\"0.001\"),atomic:1000u128,decimals:6u8,currency:::x402_runtime::Currency::\
+         Usdc,})"
     );
     assert_eq!(
         field(&file, "description"),
@@ -270,7 +271,7 @@ fn reads_route_from_utoipa_and_docs() {
         "::core::option::Option::Some(\"/weather\")"
     );
     assert_eq!(field(&file, "operation_id"), "\"weather\"");
-    assert!(field(&file, "pricing").contains("human:\"0.01\",atomic:10000u128"));
+    assert!(field(&file, "pricing").contains("Borrowed(\"0.01\"),atomic:10000u128"));
     assert_eq!(
         record(&file)
             .into_iter()
