@@ -1,6 +1,7 @@
-//! Prices set per deployment: a price the configuration sets replaces the attribute's in the
+//! Prices set per deployment (a price the configuration sets replaces the attribute's in the
 //! 402, in the published document and in what a payment must carry; every mistake in it is a
-//! startup error. Over real HTTP on 127.0.0.1 against the facilitator double, with payments
+//! startup error) and routes with several offers (their own networks, several currencies, their
+//! own recipient). Over real HTTP on 127.0.0.1 against the facilitator double, with payments
 //! signed for real.
 
 mod support;
@@ -24,6 +25,33 @@ async fn report() -> &'static str {
 async fn archive() -> &'static str {
     "archive"
 }
+
+/// Offered on two networks, in two currencies each, paying the merchant.
+#[paid(
+    price = "0.01",
+    currency = ["USDC", "EURC"],
+    networks = ["eip155:8453", "eip155:84532"],
+    pay_to = "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+    method = "GET",
+    path = "/multi"
+)]
+async fn multi() -> &'static str {
+    "multi"
+}
+
+/// Reading an item is cheap.
+#[paid(price = "0.001", method = "GET", path = "/item")]
+async fn read_item() -> &'static str {
+    "read"
+}
+
+/// Writing one is dear.
+#[paid(price = "0.05", method = "POST", path = "/item")]
+async fn write_item() -> &'static str {
+    "written"
+}
+
+const MERCHANT: &str = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
 
 fn route(operation_id: &str) -> &'static PaidRoute {
     x402_runtime::routes()
@@ -60,6 +88,8 @@ async fn serve_paywall(x402: &X402) -> String {
     let app = Router::new()
         .route("/report", get(report))
         .route("/archive", get(archive))
+        .route("/multi", get(multi))
+        .route("/item", get(read_item).post(write_item))
         .layer(x402.layer());
     serve(app).await
 }
@@ -208,4 +238,150 @@ fn prices_are_read_from_the_environment() {
         missing.to_string().contains("write `route=price`"),
         "{missing}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_with_several_offers_lists_each_and_accepts_any() {
+    let facilitator = Facilitator::start().await;
+    let x402 = paywall_with_prices(&facilitator, &[]);
+    let base = serve_paywall(&x402).await;
+    let client = http();
+    let payer = Payer::new(PAYER_KEY);
+
+    let unpaid = client
+        .get(format!("{base}/multi"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unpaid.status(), 402);
+    let challenge = challenge_of(&unpaid);
+    let offers: Vec<(&str, &str, &str, &str)> = challenge
+        .accepts
+        .iter()
+        .map(|o| {
+            (
+                o.network.as_str(),
+                o.asset.as_str(),
+                o.amount.as_str(),
+                o.pay_to.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        offers,
+        [
+            (
+                "eip155:8453",
+                "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
+                "10000",
+                MERCHANT
+            ),
+            (
+                "eip155:8453",
+                "0x60a3E35Cc302bFA44Cb288Bc5a4F316Fdb1adb42",
+                "10000",
+                MERCHANT
+            ),
+            ("eip155:84532", USDC, "10000", MERCHANT),
+            (
+                "eip155:84532",
+                "0x808456652fdb597867f38412077A9182bf77359F",
+                "10000",
+                MERCHANT
+            ),
+        ],
+        "one offer per (network, token), networks first, in the declared order"
+    );
+
+    // Another route's offer is refused here, before the facilitator hears of it.
+    let report_402 = challenge_of(
+        &client
+            .get(format!("{base}/report"))
+            .send()
+            .await
+            .expect("request"),
+    );
+    let elsewhere = payer.pay_v2(&report_402, &Terms::default());
+    let refused = client
+        .get(format!("{base}/multi"))
+        .header("PAYMENT-SIGNATURE", elsewhere)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), 402);
+    assert_eq!(facilitator.calls().len(), 0, "refused locally");
+
+    // The euro offer on Base is as good as the first one.
+    let terms = Terms {
+        chain_id: 8453,
+        ..Terms::default()
+    };
+    let payment = payer.pay_v2_offer(&challenge, 1, &terms);
+    let paid = client
+        .get(format!("{base}/multi"))
+        .header("PAYMENT-SIGNATURE", payment)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(paid.status(), 200);
+    assert_eq!(paid.text().await.expect("body"), "multi");
+    let calls = facilitator.calls();
+    let settled = &calls.last().expect("settle").requirements;
+    assert_eq!(settled["network"], "eip155:8453");
+    assert_eq!(
+        settled["asset"],
+        "0x60a3E35Cc302bFA44Cb288Bc5a4F316Fdb1adb42"
+    );
+    assert_eq!(settled["payTo"], MERCHANT);
+
+    // The document lists every offer; the price note names both currencies.
+    let info = x402_runtime::openapi::payment_info(&x402, route("multi")).expect("offers");
+    assert_eq!(
+        info["protocols"][0]["x402"]["accepts"]
+            .as_array()
+            .map(Vec::len),
+        Some(4)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handlers_price_two_methods_of_one_path() {
+    let facilitator = Facilitator::start().await;
+    let x402 = paywall_with_prices(&facilitator, &[("POST /item", "0.04")]);
+    let base = serve_paywall(&x402).await;
+    let client = http();
+    let read = client
+        .get(format!("{base}/item"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(challenge_of(&read).accepts[0].amount, "1000");
+    let write = client
+        .post(format!("{base}/item"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(challenge_of(&write).accepts[0].amount, "40000");
+    let payer = Payer::new(PAYER_KEY);
+    let payment = payer.pay_v2(&challenge_of(&write), &Terms::default());
+    let written = client
+        .post(format!("{base}/item"))
+        .header("PAYMENT-SIGNATURE", payment)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(written.status(), 200);
+    assert_eq!(written.text().await.expect("body"), "written");
+    let calls = facilitator.calls();
+    assert_eq!(
+        calls.last().expect("settle").requirements["amount"],
+        "40000"
+    );
+}
+
+#[test]
+fn a_price_set_for_a_route_with_several_currencies_must_suit_each() {
+    // `$` is US dollars: it cannot price the euro offer too.
+    let dollar = build_error(&[("multi", "$0.02")]);
+    assert!(dollar.contains("currency is EURC"), "{dollar}");
 }

@@ -14,7 +14,9 @@ use x402_runtime::paid;
     settle = "after",
     method = "put",
     path = "/reports/{id}",
-    operation_id = "store_report"
+    operation_id = "store_report",
+    networks = ["eip155:8453", "eip155:84532"],
+    pay_to = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
 )]
 pub async fn store_report(Path(id): Path<u32>, body: String) -> String {
     format!("{id}: {} bytes", body.len())

@@ -13,6 +13,7 @@ use syn::{Expr, Ident, Token};
 use super::Errors;
 use super::currency::Currency;
 use super::keys::{Key, unknown_key, wrong_kind};
+use super::offers;
 use super::price::PriceExpr;
 use super::values::{self, Settle, Spanned};
 
@@ -20,22 +21,25 @@ use super::values::{self, Settle, Spanned};
 #[derive(Default)]
 pub(crate) struct PaidArgs {
     pub(crate) price: Option<PriceExpr>,
-    currency: Option<Currency>,
+    currencies: Option<Vec<Currency>>,
     pub(crate) description: Option<String>,
     pub(crate) max_timeout_seconds: Option<u32>,
     pub(crate) settle: Option<Settle>,
     pub(crate) method: Option<Spanned<String>>,
     pub(crate) path: Option<Spanned<String>>,
     pub(crate) operation_id: Option<Spanned<String>>,
+    pub(crate) networks: Option<Vec<String>>,
+    pub(crate) pay_to: Option<String>,
     seen: Vec<Key>,
 }
 
 impl PaidArgs {
-    /// The currency: the default when absent, `None` when the value was invalid.
-    pub(crate) fn currency(&self) -> Option<Currency> {
-        match self.currency {
-            None if !self.seen.contains(&Key::Currency) => Some(Currency::DEFAULT),
-            currency => currency,
+    /// The currencies, preferred first: the default when absent, `None` when the value was
+    /// invalid.
+    pub(crate) fn currencies(&self) -> Option<Vec<Currency>> {
+        match &self.currencies {
+            None if !self.seen.contains(&Key::Currency) => Some(vec![Currency::DEFAULT]),
+            currencies => currencies.clone(),
         }
     }
 
@@ -117,13 +121,15 @@ impl PaidArgs {
         let expr = values::strip_group(&expr);
         match which {
             Key::Price => self.price = errors.take(values::price(expr)),
-            Key::Currency => self.currency = errors.take(values::currency(expr)),
+            Key::Currency => self.currencies = errors.take(offers::currencies(expr)),
             Key::Description => self.description = errors.take(values::description(expr)),
             Key::MaxTimeoutSeconds => self.max_timeout_seconds = errors.take(values::timeout(expr)),
             Key::Settle => self.settle = errors.take(values::settle(expr)),
             Key::Method => self.method = errors.take(values::method(expr)),
             Key::Path => self.path = errors.take(values::path(expr)),
             Key::OperationId => self.operation_id = errors.take(values::operation_id(expr)),
+            Key::Networks => self.networks = errors.take(offers::networks(expr)),
+            Key::PayTo => self.pay_to = errors.take(offers::pay_to(expr)),
         }
     }
 }

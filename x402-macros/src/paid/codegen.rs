@@ -159,12 +159,18 @@ fn route_record(paid: &Paid<'_>) -> TokenStream {
     };
     let method = option(route.method.as_ref().map(|m| quote!(#m)));
     let path = option(route.path.as_ref().map(|p| quote!(#p)));
+    let currencies = paid.currencies.iter().map(|c| currency(*c));
+    let networks = &paid.networks;
+    let pay_to = option(paid.pay_to.as_ref().map(|a| quote!(#a)));
     quote! {
         ::x402_runtime::PaidRoute {
             handler: #handler,
             module_path: ::core::module_path!(),
             operation_id: #operation_id,
             pricing: #pricing,
+            currencies: &[#(#currencies),*],
+            networks: &[#(#networks),*],
+            pay_to: #pay_to,
             description: #description,
             max_timeout_seconds: #max_timeout_seconds,
             settle: #settle,
@@ -183,10 +189,7 @@ fn fixed_price(price: &FixedPrice) -> TokenStream {
         currency,
     } = price;
     let decimals = currency.decimals();
-    let currency = match currency {
-        Currency::Usdc => quote!(::x402_runtime::Currency::Usdc),
-        Currency::Eurc => quote!(::x402_runtime::Currency::Eurc),
-    };
+    let currency = self::currency(*currency);
     // Integer `ToTokens` emits suffixed literals: `1000u128`, `6u8`.
     quote! {
         ::x402_runtime::Price {
@@ -195,6 +198,13 @@ fn fixed_price(price: &FixedPrice) -> TokenStream {
             decimals: #decimals,
             currency: #currency,
         }
+    }
+}
+
+fn currency(currency: Currency) -> TokenStream {
+    match currency {
+        Currency::Usdc => quote!(::x402_runtime::Currency::Usdc),
+        Currency::Eurc => quote!(::x402_runtime::Currency::Eurc),
     }
 }
 

@@ -11,10 +11,12 @@ pub(crate) enum Key {
     Method,
     Path,
     OperationId,
+    Networks,
+    PayTo,
 }
 
 impl Key {
-    pub(crate) const ALL: [Key; 8] = [
+    pub(crate) const ALL: [Key; 10] = [
         Key::Price,
         Key::Currency,
         Key::Description,
@@ -23,6 +25,8 @@ impl Key {
         Key::Method,
         Key::Path,
         Key::OperationId,
+        Key::Networks,
+        Key::PayTo,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -35,6 +39,8 @@ impl Key {
             Key::Method => "method",
             Key::Path => "path",
             Key::OperationId => "operation_id",
+            Key::Networks => "networks",
+            Key::PayTo => "pay_to",
         }
     }
 
@@ -42,6 +48,8 @@ impl Key {
     fn kind(self) -> &'static str {
         match self {
             Key::MaxTimeoutSeconds => "an integer",
+            Key::Currency => "a string literal or an array of them",
+            Key::Networks => "an array of string literals",
             _ => "a string literal",
         }
     }
@@ -50,13 +58,15 @@ impl Key {
     pub(crate) fn example(self) -> &'static str {
         match self {
             Key::Price => "`price = \"0.001\"`",
-            Key::Currency => "`currency = \"USDC\"`",
+            Key::Currency => "`currency = \"USDC\"` or `currency = [\"USDC\", \"EURC\"]`",
             Key::Description => "`description = \"Current weather\"`",
             Key::MaxTimeoutSeconds => "`max_timeout_seconds = 120`",
             Key::Settle => "`settle = \"after\"` or `settle = \"before\"`",
             Key::Method => "`method = \"GET\"`",
             Key::Path => "`path = \"/weather\"`",
             Key::OperationId => "`operation_id = \"get_weather\"`",
+            Key::Networks => "`networks = [\"eip155:8453\", \"eip155:84532\"]`",
+            Key::PayTo => "`pay_to = \"0x209693Bc6afc0C5328bA36FaF03C514EF312287C\"`",
         }
     }
 

@@ -9,6 +9,7 @@ mod codegen;
 mod currency;
 mod handler;
 mod keys;
+mod offers;
 mod price;
 mod route;
 #[cfg(test)]
@@ -20,6 +21,7 @@ use quote::ToTokens;
 use syn::ItemFn;
 
 use self::args::PaidArgs;
+use self::currency::Currency;
 use self::price::Pricing;
 use self::route::RouteInfo;
 use self::values::Settle;
@@ -43,6 +45,11 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 pub(crate) struct Paid<'a> {
     pub(crate) func: &'a ItemFn,
     pub(crate) pricing: Pricing,
+    /// Every currency the route can be paid in, preferred first (the pricing's is first).
+    pub(crate) currencies: Vec<Currency>,
+    /// `networks = [...]`: empty for the configuration's.
+    pub(crate) networks: Vec<String>,
+    pub(crate) pay_to: Option<String>,
     pub(crate) max_timeout_seconds: Option<u32>,
     pub(crate) settle: Settle,
     pub(crate) route: RouteInfo,
@@ -52,8 +59,9 @@ pub(crate) struct Paid<'a> {
 fn analyse(args: TokenStream, func: &ItemFn) -> syn::Result<Paid<'_>> {
     let mut errors = Errors::default();
     let args = PaidArgs::parse(args, &mut errors);
-    let pricing = match (&args.price, args.currency()) {
-        (Some(price), Some(currency)) => errors.take(price::resolve(price, currency)),
+    let currencies = args.currencies();
+    let pricing = match (&args.price, &currencies) {
+        (Some(price), Some(currencies)) => errors.take(price::resolve(price, currencies)),
         _ => None,
     };
     let route = route::resolve(&args, func, &mut errors);
@@ -63,6 +71,9 @@ fn analyse(args: TokenStream, func: &ItemFn) -> syn::Result<Paid<'_>> {
         func,
         // `PaidArgs::parse` reports a missing price, so this only guards the invariant.
         pricing: pricing.ok_or_else(args::missing_price)?,
+        currencies: currencies.unwrap_or_default(),
+        networks: args.networks.clone().unwrap_or_default(),
+        pay_to: args.pay_to.clone(),
         max_timeout_seconds: args.max_timeout_seconds,
         settle: args.settle.unwrap_or_default(),
         route,

@@ -34,22 +34,31 @@ pub(crate) fn check_text(lit: &LitStr) -> syn::Result<()> {
         .map_err(|message| syn::Error::new(lit.span(), message))
 }
 
-/// The price in `currency`; its text was checked by [`check_text`].
-pub(crate) fn resolve(price: &PriceExpr, currency: Currency) -> syn::Result<Pricing> {
+/// The price in the first of `currencies`, checked in every one of them (a route offered in
+/// several currencies asks the same amount in each); its text was checked by [`check_text`].
+pub(crate) fn resolve(price: &PriceExpr, currencies: &[Currency]) -> syn::Result<Pricing> {
     let PriceExpr::Literal(lit) = price;
     let text = lit.value();
-    Decimal::parse(&text)
-        .and_then(|decimal| {
-            let atomic = decimal.atomic(
-                currency.symbol(),
-                currency.decimals(),
-                currency == Currency::Usdc,
-            )?;
-            Ok(Pricing::Fixed(FixedPrice {
-                human: decimal.human().to_owned(),
-                atomic,
-                currency,
-            }))
-        })
-        .map_err(|message| syn::Error::new(lit.span(), message))
+    let in_currency = |currency: Currency| {
+        Decimal::parse(&text)
+            .and_then(|decimal| {
+                let atomic = decimal.atomic(
+                    currency.symbol(),
+                    currency.decimals(),
+                    currency == Currency::Usdc,
+                )?;
+                Ok(FixedPrice {
+                    human: decimal.human().to_owned(),
+                    atomic,
+                    currency,
+                })
+            })
+            .map_err(|message| syn::Error::new(lit.span(), message))
+    };
+    let mut prices = currencies.iter().map(|c| in_currency(*c));
+    let first = prices
+        .next()
+        .unwrap_or_else(|| in_currency(Currency::DEFAULT))?;
+    prices.try_for_each(|price| price.map(drop))?;
+    Ok(Pricing::Fixed(first))
 }

@@ -3,7 +3,6 @@
 use proc_macro2::Span;
 use syn::{Expr, ExprLit, Lit, LitInt, LitStr, UnOp};
 
-use super::currency::Currency;
 use super::keys::{Key, wrong_kind};
 use super::price::{self, PriceExpr};
 
@@ -35,7 +34,7 @@ pub(crate) fn strip_group(expr: &Expr) -> &Expr {
 }
 
 /// The literal if `expr` is a plain string literal (no suffix).
-fn plain_lit_str(expr: &Expr) -> Option<&LitStr> {
+pub(crate) fn plain_lit_str(expr: &Expr) -> Option<&LitStr> {
     match expr {
         Expr::Lit(lit) if lit.attrs.is_empty() => match &lit.lit {
             Lit::Str(s) if s.suffix().is_empty() => Some(s),
@@ -54,11 +53,7 @@ pub(crate) fn price(expr: &Expr) -> syn::Result<PriceExpr> {
     Ok(PriceExpr::Literal(lit))
 }
 
-pub(crate) fn currency(expr: &Expr) -> syn::Result<Currency> {
-    Currency::from_lit(&lit_str(Key::Currency, expr)?)
-}
-
-fn lit_str(key: Key, expr: &Expr) -> syn::Result<LitStr> {
+pub(crate) fn lit_str(key: Key, expr: &Expr) -> syn::Result<LitStr> {
     plain_lit_str(expr)
         .cloned()
         .ok_or_else(|| syn::Error::new_spanned(expr, wrong_kind(key)))

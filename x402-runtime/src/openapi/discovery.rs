@@ -40,7 +40,7 @@
 //!    that every 402 of the route carries it;
 //! 4. the bytes of `/openapi.json` and of the docs page.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::Router;
@@ -55,7 +55,7 @@ use utoipa::openapi::extensions::Extensions;
 
 use crate::openapi::bazaar;
 use crate::openapi::{CheckError, PaidOperation, X402OpenApi, describe};
-use crate::price::Pricing;
+use crate::price::{Currency, Pricing};
 use crate::route::mount::{self, Probe};
 use crate::server::engine::X402;
 
@@ -216,8 +216,15 @@ impl Discovery {
         for op in &self.inner.paid {
             let Pricing::Fixed(price) = self.inner.x402.pricing(op.route);
             let what = operation_title(doc, &op.method, &op.path).unwrap_or_default();
+            let also: String = op
+                .route
+                .currencies()
+                .iter()
+                .skip(1)
+                .map(|c| format!(" or {c}"))
+                .collect();
             text.push_str(&format!(
-                "- [{} {}]({openapi}): {} — {price} (x402)\n",
+                "- [{} {}]({openapi}): {} — {price}{also} (x402)\n",
                 op.method,
                 op.path,
                 what.trim_end_matches('.')
@@ -267,22 +274,25 @@ impl Discovery {
     }
 }
 
+/// `USDC on eip155:8453, eip155:84532; EURC on eip155:8453`: what the paid routes' offers take,
+/// read from the offers themselves.
 fn terms(x402: &X402, paid: &[PaidOperation]) -> String {
-    let config = x402.config();
-    let currencies: BTreeSet<_> = paid
-        .iter()
-        .map(|op| op.route.pricing().currency())
-        .collect();
-    let mut parts = Vec::new();
-    for currency in currencies {
-        let networks: Vec<&str> = config
-            .networks()
-            .iter()
-            .filter(|n| config.asset(n, currency).is_some())
-            .map(|n| n.caip2.as_str())
-            .collect();
-        parts.push(format!("{currency} on {}", networks.join(", ")));
+    let mut by_currency: BTreeMap<Currency, Vec<String>> = BTreeMap::new();
+    for op in paid {
+        let Ok(offers) = x402.route_offers(op.route) else {
+            continue;
+        };
+        for offer in &offers.offers {
+            let networks = by_currency.entry(offer.asset.currency).or_default();
+            if !networks.contains(&offer.network.caip2) {
+                networks.push(offer.network.caip2.clone());
+            }
+        }
     }
+    let parts: Vec<String> = by_currency
+        .iter()
+        .map(|(currency, networks)| format!("{currency} on {}", networks.join(", ")))
+        .collect();
     if parts.is_empty() {
         "no paid routes".to_owned()
     } else {

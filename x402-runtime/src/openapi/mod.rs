@@ -301,16 +301,26 @@ pub fn payment_info(x402: &X402, route: &'static PaidRoute) -> Result<Value, Con
 /// The line the docs page shows under a paid operation.
 fn price_note(x402: &X402, route: &'static PaidRoute) -> String {
     let Pricing::Fixed(price) = x402.pricing(route);
-    let networks: Vec<&str> = x402
-        .config()
-        .networks()
+    let mut networks: Vec<String> = Vec::new();
+    for offer in x402.requirements(route).unwrap_or_default() {
+        if !networks.contains(&offer.network) {
+            networks.push(offer.network);
+        }
+    }
+    let also: Vec<&str> = route
+        .currencies()
         .iter()
-        .filter(|n| x402.config().asset(n, price.currency).is_some())
-        .map(|n| n.caip2.as_str())
+        .skip(1)
+        .map(|c| c.symbol())
         .collect();
+    let also = if also.is_empty() {
+        String::new()
+    } else {
+        format!(" (or the same amount in {})", also.join(", "))
+    };
     format!(
-        "**Price: {price}** per call, paid with x402 v2 (scheme `exact`, network {}). Without \
-         payment the call answers 402 with the offers in the `PAYMENT-REQUIRED` header.",
+        "**Price: {price}**{also} per call, paid with x402 v2 (scheme `exact`, network {}). \
+         Without payment the call answers 402 with the offers in the `PAYMENT-REQUIRED` header.",
         networks.join(", ")
     )
 }

@@ -4,7 +4,7 @@
 //! The record is a constant: the price was parsed and converted to atomic units by the macro, so
 //! nothing about it is re-parsed at run time. [`routes`] lists every record linked into the binary.
 
-use crate::price::{Price, Pricing};
+use crate::price::{Currency, Price, Pricing};
 
 pub(crate) mod handler;
 pub(crate) mod mount;
@@ -36,6 +36,12 @@ pub struct PaidRoute {
     pub operation_id: &'static str,
     #[doc(hidden)]
     pub pricing: Pricing,
+    #[doc(hidden)]
+    pub currencies: &'static [Currency],
+    #[doc(hidden)]
+    pub networks: &'static [&'static str],
+    #[doc(hidden)]
+    pub pay_to: Option<&'static str>,
     #[doc(hidden)]
     pub description: Option<&'static str>,
     #[doc(hidden)]
@@ -77,6 +83,24 @@ impl PaidRoute {
     /// The fixed price, if the route has one.
     pub fn price(&self) -> Option<&Price> {
         self.pricing.fixed()
+    }
+
+    /// The currencies the route can be paid in, preferred first (`currency = ["USDC", "EURC"]`);
+    /// the same amount is asked in each. The first is the pricing's.
+    pub fn currencies(&self) -> &'static [Currency] {
+        self.currencies
+    }
+
+    /// The networks the route is offered on (`networks = [...]`, CAIP-2, preferred first);
+    /// empty when it is offered on the configuration's networks.
+    pub fn networks(&self) -> &'static [&'static str] {
+        self.networks
+    }
+
+    /// The recipient of this route's payments (`pay_to = "0x…"`, EIP-55); `None` for the
+    /// configuration's.
+    pub fn pay_to(&self) -> Option<&'static str> {
+        self.pay_to
     }
 
     /// `description = "…"` from the attribute, else the first paragraph of the doc comment.

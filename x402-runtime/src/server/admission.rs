@@ -21,7 +21,6 @@ use super::payment::Payment;
 use super::refusal::Refusal;
 use crate::base::ConfigError;
 use crate::facilitator::FacilitatorError;
-use crate::price::Pricing;
 use crate::proto::header::{DecodeError, parse_uint};
 use crate::proto::{
     FacilitatorRequest, PAYMENT_SIGNATURE, PaymentRequirements, Requirements, X_PAYMENT,
@@ -277,7 +276,10 @@ impl X402 {
                 VerifyFailure::Timeout => Refusal::VerifyTimeout.into_response(),
                 VerifyFailure::Fault => Refusal::VerifyFault.into_response(),
             })?;
-        let Pricing::Fixed(price) = self.pricing(route);
+        let price = offers
+            .price_of(offer)
+            .cloned()
+            .ok_or_else(|| Refusal::ChallengeUnencodable.into_response())?;
         let payment = Payment::admitted(offer, payer, price, version);
         Ok(Admitted {
             engine: self.clone(),

@@ -7,6 +7,7 @@ use http::header::{ACCESS_CONTROL_EXPOSE_HEADERS, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::{Map, Value};
 
+use crate::price::Price;
 use crate::proto::header::encode_header;
 use crate::proto::{
     EXPOSED_HEADERS, PAYMENT_REQUIRED, PaymentRequired, PaymentRequiredV1, PaymentRequirementsV1,
@@ -18,9 +19,20 @@ use crate::schemes::Offer;
 /// Most challenges cached (one per route and resource URL); beyond it they are built per request.
 pub(crate) const MAX_CACHED_CHALLENGES: usize = 4096;
 
+/// A route's offers, preferred first, and its price in each of its currencies.
 #[derive(Debug)]
 pub(crate) struct RouteOffers {
     pub(crate) offers: Vec<Offer>,
+    pub(crate) prices: Vec<Price>,
+}
+
+impl RouteOffers {
+    /// The price asked in the currency of `offer`.
+    pub(crate) fn price_of(&self, offer: &Offer) -> Option<&Price> {
+        self.prices
+            .iter()
+            .find(|p| p.currency == offer.asset.currency)
+    }
 }
 
 /// A ready-to-send 402: the encoded `PAYMENT-REQUIRED` header and the body.

@@ -427,8 +427,27 @@ impl X402 {
         false
     }
 
-    /// Reads the facilitator's `/supported` and checks it supports `exact` on every configured
-    /// network, for v2 (and v1 where the network has a v1 name).
+    /// Every network something is offered on: the configuration's, then those only routes name
+    /// (`#[paid(networks = [...])]`), in order.
+    fn offered_networks(&self) -> Vec<String> {
+        let mut networks: Vec<String> = self
+            .config()
+            .networks()
+            .iter()
+            .map(|n| n.caip2.clone())
+            .collect();
+        for route in routes() {
+            for network in route.networks() {
+                if !networks.iter().any(|n| n == network) {
+                    networks.push((*network).to_owned());
+                }
+            }
+        }
+        networks
+    }
+
+    /// Reads the facilitator's `/supported` and checks it supports `exact` on every network
+    /// offered (the configuration's and the routes' own), for v2.
     pub async fn check_facilitator(&self) -> Result<SupportedResponse, StartupError> {
         let supported = self
             .inner
@@ -438,12 +457,12 @@ impl X402 {
             .map_err(StartupError::Facilitator)?;
         self.inner.readiness.ready.store(true, Ordering::Release);
         let mut missing = Vec::new();
-        for network in self.config().networks() {
+        for network in self.offered_networks() {
             let served = crate::schemes::all()
                 .iter()
-                .any(|scheme| supported.supports(2, scheme.name(), &network.caip2));
+                .any(|scheme| supported.supports(2, scheme.name(), &network));
             if !served {
-                missing.push((2, network.caip2.clone()));
+                missing.push((2, network));
             }
         }
         if missing.is_empty() {

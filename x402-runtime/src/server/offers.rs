@@ -1,6 +1,6 @@
-//! Where a price becomes offers and offers become a 402: each route's offers (one per
-//! configured network with a token in the route's currency, per scheme that can take it), built
-//! once, and its challenges, cached.
+//! Where a price becomes offers and offers become a 402: each route's offers (one per network
+//! it is offered on and currency it takes that has a token there, per scheme that can take it,
+//! networks first, in declared order), built once, and its challenges, cached.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,11 +9,16 @@ use axum::response::{IntoResponse, Response};
 use http::header::HOST;
 use http::request::Parts;
 
+use alloy_primitives::Address;
+
 use super::challenge::{MAX_CACHED_CHALLENGES, RouteOffers, build_challenge};
+use super::config::X402Config;
 use super::engine::X402;
+use super::pricing;
 use super::refusal::Refusal;
 use crate::base::ConfigError;
-use crate::price::Pricing;
+use crate::network::Network;
+use crate::price::{Price, Pricing};
 use crate::proto::{PaymentRequirements, codes};
 use crate::route::PaidRoute;
 use crate::schemes::{self, OfferTerms};
@@ -58,41 +63,62 @@ impl X402 {
     fn build_offers(&self, route: &'static PaidRoute) -> Result<RouteOffers, ConfigError> {
         let config = &self.inner.config;
         let Pricing::Fixed(price) = self.pricing(route);
+        let problem = |what: String| {
+            ConfigError::new(format!(
+                "route `{}` ({}:{}) {what}",
+                route.handler, route.file, route.line
+            ))
+        };
+        let prices = pricing::in_each_currency(route, &price).map_err(problem)?;
+        let networks = route_networks(config, route).map_err(problem)?;
+        let pay_to = match route.pay_to {
+            Some(text) => Address::parse_checksummed(text, None).map_err(|_| {
+                problem(format!("has `pay_to = \"{text}\"`, not an EIP-55 address"))
+            })?,
+            None => config.pay_to(),
+        };
         let timeout = route
             .max_timeout_seconds
             .unwrap_or(config.max_timeout_seconds());
         let mut offers = Vec::new();
-        for network in config.networks() {
-            let Some(asset) = config.asset(network, price.currency) else {
-                continue;
-            };
-            let terms = OfferTerms {
-                network,
-                asset: &asset,
-                price: &price,
-                pay_to: config.pay_to(),
-                max_timeout_seconds: u64::from(timeout),
-            };
-            offers.extend(
-                schemes::all()
-                    .iter()
-                    .filter_map(|scheme| scheme.offer(&terms)),
-            );
+        for network in &networks {
+            let before = offers.len();
+            for price in &prices {
+                let Some(asset) = config.asset(network, price.currency) else {
+                    continue;
+                };
+                let terms = OfferTerms {
+                    network,
+                    asset: &asset,
+                    price,
+                    pay_to,
+                    max_timeout_seconds: u64::from(timeout),
+                };
+                offers.extend(schemes::all().iter().filter_map(|s| s.offer(&terms)));
+            }
+            if offers.len() == before && !route.networks.is_empty() {
+                return Err(problem(format!(
+                    "is offered on `{}`, which has no {} token: register one with \
+                     X402ConfigBuilder::asset or remove the network",
+                    network.caip2,
+                    currencies(&prices)
+                )));
+            }
         }
-        if offers.is_empty() {
-            let networks: Vec<&str> = config.networks().iter().map(|n| n.caip2.as_str()).collect();
-            return Err(ConfigError::new(format!(
-                "route `{}` ({}:{}) is priced in {} but no configured network ({}) has a {} token: \
-                 add a network that has one or register the token with X402ConfigBuilder::asset",
-                route.handler,
-                route.file,
-                route.line,
-                price.currency,
+        if let Some(missing) = prices
+            .iter()
+            .find(|p| !offers.iter().any(|o| o.asset.currency == p.currency))
+        {
+            let networks: Vec<&str> = networks.iter().map(|n| n.caip2.as_str()).collect();
+            return Err(problem(format!(
+                "is priced in {} but no network it is offered on ({}) has a {} token: add a \
+                 network that has one or register the token with X402ConfigBuilder::asset",
+                missing.currency,
                 networks.join(", "),
-                price.currency
+                missing.currency
             )));
         }
-        Ok(RouteOffers { offers })
+        Ok(RouteOffers { offers, prices })
     }
 
     /// The absolute URL of the requested resource: the public URL (or `http://` + `Host`) and
@@ -174,6 +200,27 @@ impl X402 {
             None => unencodable(),
         }
     }
+}
+
+/// The networks `route` is offered on: its own `networks = [...]`, else the configuration's.
+fn route_networks(config: &X402Config, route: &PaidRoute) -> Result<Vec<Network>, String> {
+    if route.networks.is_empty() {
+        return Ok(config.networks().to_vec());
+    }
+    route
+        .networks
+        .iter()
+        .map(|caip2| {
+            Network::from_caip2(caip2)
+                .ok_or_else(|| format!("has network `{caip2}`, which is not a CAIP-2 EVM id"))
+        })
+        .collect()
+}
+
+/// `USDC` or `USDC or EURC`.
+fn currencies(prices: &[Price]) -> String {
+    let symbols: Vec<&str> = prices.iter().map(|p| p.currency.symbol()).collect();
+    symbols.join(" or ")
 }
 
 /// A 500 for a challenge that cannot be encoded, logged.

@@ -24,7 +24,12 @@ pub(crate) fn resolve(
     for (selector, text) in config.prices() {
         let route = select(selector, routes)?;
         let Pricing::Fixed(compiled) = &route.pricing;
-        let price = Price::parse(text, compiled.currency)
+        // Checked as written in every currency the route takes (a `$` only suits USDC).
+        let price = route
+            .currencies
+            .iter()
+            .try_for_each(|currency| Price::parse(text, *currency).map(drop))
+            .and_then(|()| Price::parse(text, compiled.currency))
             .map_err(|why| ConfigError::new(format!("the price set for `{selector}`: {why}")))?;
         if overrides.insert(route.id(), price.clone()).is_some() {
             return Err(ConfigError::new(format!(
@@ -41,6 +46,16 @@ pub(crate) fn resolve(
         );
     }
     Ok(overrides)
+}
+
+/// `price` in each currency `route` can be paid in, in its order: the same amount, in each
+/// token's atomic units (`price` itself is in the first currency).
+pub(crate) fn in_each_currency(route: &PaidRoute, price: &Price) -> Result<Vec<Price>, String> {
+    let mut prices = vec![price.clone()];
+    for currency in route.currencies.iter().skip(1) {
+        prices.push(Price::parse(&price.human, *currency)?);
+    }
+    Ok(prices)
 }
 
 /// The one route `selector` names: `METHOD /path`, or an operation id.

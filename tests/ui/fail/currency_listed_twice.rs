@@ -1,0 +1,14 @@
+use axum::extract::Query;
+use x402_runtime::paid;
+
+#[derive(serde::Deserialize)]
+struct City {
+    city: String,
+}
+
+#[paid(price = "0.01", currency = ["USDC", "EURC", "USDC"])]
+async fn weather(Query(q): Query<City>) -> String {
+    q.city
+}
+
+fn main() {}
