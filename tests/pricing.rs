@@ -26,12 +26,13 @@ async fn archive() -> &'static str {
     "archive"
 }
 
-/// Offered on two networks, in two currencies each, paying the merchant.
+/// Offered on two networks, in two currencies each, paying its seller (not the
+/// configuration's recipient).
 #[paid(
     price = "0.01",
     currency = ["USDC", "EURC"],
     networks = ["eip155:8453", "eip155:84532"],
-    pay_to = "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+    pay_to = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720",
     method = "GET",
     path = "/multi"
 )]
@@ -51,7 +52,8 @@ async fn write_item() -> &'static str {
     "written"
 }
 
-const MERCHANT: &str = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
+/// Anvil's account #9, a seller other than the configuration's recipient ([`PAY_TO`]).
+const SELLER: &str = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720";
 
 fn route(operation_id: &str) -> &'static PaidRoute {
     x402_runtime::routes()
@@ -274,20 +276,20 @@ async fn a_route_with_several_offers_lists_each_and_accepts_any() {
                 "eip155:8453",
                 "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
                 "10000",
-                MERCHANT
+                SELLER
             ),
             (
                 "eip155:8453",
                 "0x60a3E35Cc302bFA44Cb288Bc5a4F316Fdb1adb42",
                 "10000",
-                MERCHANT
+                SELLER
             ),
-            ("eip155:84532", USDC, "10000", MERCHANT),
+            ("eip155:84532", USDC, "10000", SELLER),
             (
                 "eip155:84532",
                 "0x808456652fdb597867f38412077A9182bf77359F",
                 "10000",
-                MERCHANT
+                SELLER
             ),
         ],
         "one offer per (network, token), networks first, in the declared order"
@@ -332,7 +334,7 @@ async fn a_route_with_several_offers_lists_each_and_accepts_any() {
         settled["asset"],
         "0x60a3E35Cc302bFA44Cb288Bc5a4F316Fdb1adb42"
     );
-    assert_eq!(settled["payTo"], MERCHANT);
+    assert_eq!(settled["payTo"], SELLER);
 
     // The document lists every offer; the price note names both currencies.
     let info = x402_runtime::openapi::payment_info(&x402, route("multi")).expect("offers");
@@ -384,4 +386,72 @@ fn a_price_set_for_a_route_with_several_currencies_must_suit_each() {
     // `$` is US dollars: it cannot price the euro offer too.
     let dollar = build_error(&[("multi", "$0.02")]);
     assert!(dollar.contains("currency is EURC"), "{dollar}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_for_the_second_token_settles_on_chain() {
+    let Some(chain) = start_chain("a_payment_for_the_second_token_settles_on_chain").await else {
+        return;
+    };
+    let payer = x402_testbed::PAYER;
+    chain
+        .plant_eurc(&[payer], x402_testbed::DEFAULT_MINT)
+        .await
+        .expect("EURC planted");
+    let config = config()
+        .network(x402_testbed::NETWORK)
+        .build()
+        .expect("config");
+    let x402 = X402::builder(config)
+        .facilitator(local_facilitator(Some(chain.rpc_url())))
+        .reconcile_interval(None)
+        .build()
+        .expect("paywall");
+    let base = serve_paywall(&x402).await;
+    let client = http();
+    let seller: alloy_primitives::Address = SELLER.parse().expect("address");
+    let eurc = x402_testbed::EURC;
+    let before = (
+        chain.balance_of(eurc, payer).await.expect("balance"),
+        chain.balance_of(eurc, seller).await.expect("balance"),
+        chain.usdc_balance(payer).await.expect("balance"),
+    );
+
+    let challenge = challenge_of(
+        &client
+            .get(format!("{base}/multi"))
+            .send()
+            .await
+            .expect("402"),
+    );
+    let index = challenge
+        .accepts
+        .iter()
+        .position(|o| o.network == x402_testbed::NETWORK && o.asset == eurc.to_checksum(None))
+        .expect("a EURC offer on the test chain");
+    assert_eq!(index, 3, "the last of four offers");
+    let payment =
+        Payer::new(x402_testbed::PAYER_KEY).pay_v2_offer(&challenge, index, &Terms::default());
+    let paid = client
+        .get(format!("{base}/multi"))
+        .header("PAYMENT-SIGNATURE", payment)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(paid.status(), 200, "{:?}", paid.headers());
+
+    let price = alloy_primitives::U256::from(10_000u64);
+    assert_eq!(
+        before.0 - chain.balance_of(eurc, payer).await.expect("balance"),
+        price
+    );
+    assert_eq!(
+        chain.balance_of(eurc, seller).await.expect("balance") - before.1,
+        price
+    );
+    assert_eq!(
+        chain.usdc_balance(payer).await.expect("balance"),
+        before.2,
+        "no USDC moved"
+    );
 }

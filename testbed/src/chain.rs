@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::error::{chain, io};
 use crate::install::tail;
 use crate::{
-    CHAIN_ID, DEFAULT_MINT, Error, FiatToken, OWNER, OWNER_KEY, PAYER, PAYER2, Paths, USDC,
+    CHAIN_ID, DEFAULT_MINT, EURC, Error, FiatToken, OWNER, OWNER_KEY, PAYER, PAYER2, Paths, USDC,
 };
 
 /// How long one RPC request or one transaction's receipt may take.
@@ -183,18 +183,57 @@ impl Chain {
         self.signature_checker = receipt.contract_address.ok_or_else(|| {
             Error::Chain("SignatureChecker deployment has no contract address".into())
         })?;
+        self.plant_token(artifacts, USDC, "USDC", "USD").await?;
+        for payer in &options.payers {
+            self.mint(*payer, options.mint_amount).await?;
+        }
+        Ok(())
+    }
+
+    /// Plants a second `FiatTokenV2_2` at [`EURC`] (name and symbol "EURC", currency "EUR",
+    /// version "2", 6 decimals) and mints `amount` to each of `payers`: for routes that take
+    /// two tokens.
+    pub async fn plant_eurc(&self, payers: &[Address], amount: U256) -> Result<(), Error> {
+        let artifacts = Artifacts::load(&self.paths)?;
+        let _turn = self.owner_lock.lock().await;
+        self.plant_token(&artifacts, EURC, "EURC", "EUR").await?;
+        let token = self.token_at(EURC);
+        for payer in payers {
+            let sent = token.mint(*payer, amount).send().await;
+            confirm(sent, &format!("mint EURC({payer}, {amount})")).await?;
+        }
+        Ok(())
+    }
+
+    /// Plants the linked `FiatTokenV2_2` at `address`, initializes it as `name` (symbol and
+    /// EIP-712 name) tracking `currency`, with [`OWNER`] in every role and as an unlimited minter.
+    async fn plant_token(
+        &self,
+        artifacts: &Artifacts,
+        address: Address,
+        name: &str,
+        currency: &str,
+    ) -> Result<(), Error> {
         let code = crate::link_bytecode(
             &artifacts.fiat_token_runtime,
             &artifacts.fiat_token_links,
             &[("SignatureChecker", self.signature_checker)],
         )?;
-        self.set_code(USDC, code).await?;
-
-        let token = self.token();
-        let name = || "USDC".to_string();
+        self.set_code(address, code).await?;
+        let token = self.token_at(address);
+        let name = || name.to_owned();
         confirm(
             token
-                .initialize(name(), name(), "USD".into(), 6, OWNER, OWNER, OWNER, OWNER)
+                .initialize(
+                    name(),
+                    name(),
+                    currency.into(),
+                    6,
+                    OWNER,
+                    OWNER,
+                    OWNER,
+                    OWNER,
+                )
                 .send()
                 .await,
             "initialize",
@@ -212,9 +251,6 @@ impl Chain {
             "configureMinter",
         )
         .await?;
-        for payer in &options.payers {
-            self.mint(*payer, options.mint_amount).await?;
-        }
         Ok(())
     }
 
@@ -271,16 +307,26 @@ impl Chain {
 
     /// The token at [`USDC`], sending as [`OWNER`].
     pub fn token(&self) -> FiatToken::FiatTokenInstance<DynProvider> {
-        FiatToken::new(USDC, self.owner.clone())
+        self.token_at(USDC)
+    }
+
+    /// The token at `address` (e.g. [`EURC`] once planted), sending as [`OWNER`].
+    pub fn token_at(&self, address: Address) -> FiatToken::FiatTokenInstance<DynProvider> {
+        FiatToken::new(address, self.owner.clone())
+    }
+
+    /// `balanceOf(owner)` of the token at `token`, in atomic units.
+    pub async fn balance_of(&self, token: Address, owner: Address) -> Result<U256, Error> {
+        self.token_at(token)
+            .balanceOf(owner)
+            .call()
+            .await
+            .map_err(|e| chain(format!("balanceOf({owner}) at {token}"), e))
     }
 
     /// `balanceOf(owner)` in atomic units.
     pub async fn usdc_balance(&self, owner: Address) -> Result<U256, Error> {
-        self.token()
-            .balanceOf(owner)
-            .call()
-            .await
-            .map_err(|e| chain(format!("balanceOf({owner})"), e))
+        self.balance_of(USDC, owner).await
     }
 
     /// Mints `amount` atomic units to `to` (as [`OWNER`], the minter).

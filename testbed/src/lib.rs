@@ -40,6 +40,9 @@ pub const CHAIN_ID: u64 = 84532;
 pub const NETWORK: &str = "eip155:84532";
 /// Base Sepolia's USDC address, where the test chain carries Circle's `FiatTokenV2_2`.
 pub const USDC: Address = address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e");
+/// Base Sepolia's EURC address, where [`Chain::plant_eurc`] puts a second `FiatTokenV2_2`
+/// (name "EURC", version "2", 6 decimals, as the built-in asset table has it).
+pub const EURC: Address = address!("0x808456652fdb597867f38412077A9182bf77359F");
 /// Atomic units minted to each payer at start: 1000 USDC (6 decimals).
 pub const DEFAULT_MINT: U256 = U256::from_limbs([1_000_000_000, 0, 0, 0]);
 
