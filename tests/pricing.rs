@@ -8,11 +8,16 @@ mod support;
 
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::get;
+use axum::extract::Query;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
 use support::*;
 use x402_runtime::facilitator::HttpFacilitator;
-use x402_runtime::{Currency, PaidRoute, Price, X402, X402Config, X402ConfigBuilder, paid};
+use x402_runtime::{
+    Currency, PaidRoute, Price, Quote, X402, X402Config, X402ConfigBuilder, paid, quote,
+};
 
 /// A report, 0.001 USDC unless the deployment says otherwise.
 #[paid(price = "0.001", method = "GET", path = "/report")]
@@ -53,6 +58,53 @@ async fn write_item() -> &'static str {
 }
 
 /// Anvil's account #9, a seller other than the configuration's recipient ([`PAY_TO`]).
+#[derive(Deserialize)]
+struct Rows {
+    rows: u32,
+    seller: Option<String>,
+}
+
+/// 0.001 USDC a row; a `seller` is paid directly.
+#[quote]
+async fn quote_rows(Query(q): Query<Rows>) -> Quote {
+    let quote = Quote::atomic(1_000 * u128::from(q.rows));
+    match q.seller.and_then(|s| s.parse().ok()) {
+        Some(seller) => quote.pay_to(seller),
+        None => quote,
+    }
+}
+
+/// Rows of a table, priced by how many.
+#[paid(quote = quote_rows, min = "0.001", max = "0.05", method = "GET", path = "/rows")]
+async fn rows(Query(q): Query<Rows>) -> String {
+    format!("{} rows", q.rows)
+}
+
+#[derive(Deserialize)]
+struct Pages {
+    pages: u32,
+}
+
+/// 0.002 USDC a page, read from the JSON body; more than 25 pages cannot be priced.
+#[quote]
+async fn quote_pages(
+    Json(req): Json<Pages>,
+) -> Result<Quote, (axum::http::StatusCode, &'static str)> {
+    match req.pages {
+        0 => Err((
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "at least one page",
+        )),
+        pages => Ok(Quote::new(format!("0.{:03}", 2 * pages))),
+    }
+}
+
+/// Converts pages; the handler reads the same body the quote read.
+#[paid(quote = quote_pages, min = "0.002", max = "0.05", method = "POST", path = "/convert")]
+async fn convert(Json(body): Json<Value>) -> Json<Value> {
+    Json(json!({"converted": body}))
+}
+
 const SELLER: &str = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720";
 
 fn route(operation_id: &str) -> &'static PaidRoute {
@@ -92,6 +144,8 @@ async fn serve_paywall(x402: &X402) -> String {
         .route("/archive", get(archive))
         .route("/multi", get(multi))
         .route("/item", get(read_item).post(write_item))
+        .route("/rows", get(rows))
+        .route("/convert", post(convert))
         .layer(x402.layer());
     serve(app).await
 }
@@ -454,4 +508,153 @@ async fn a_payment_for_the_second_token_settles_on_chain() {
         before.2,
         "no USDC moved"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quote_is_the_challenge_and_the_payment_must_match_it() {
+    let facilitator = Facilitator::start().await;
+    let x402 = paywall_with_prices(&facilitator, &[]);
+    let base = serve_paywall(&x402).await;
+    let client = http();
+    let payer = Payer::new(PAYER_KEY);
+    let get = |query: &str| client.get(format!("{base}/rows?{query}")).send();
+
+    let three = challenge_of(&get("rows=3").await.expect("402"));
+    assert_eq!(three.accepts[0].amount, "3000");
+    let seven = challenge_of(&get("rows=7").await.expect("402"));
+    assert_eq!(seven.accepts[0].amount, "7000");
+
+    // Paid for three rows, asked for four: a fresh challenge with the current quote.
+    let payment = payer.pay_v2(&three, &Terms::default());
+    let other = client
+        .get(format!("{base}/rows?rows=4"))
+        .header("PAYMENT-SIGNATURE", &payment)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(other.status(), 402);
+    assert_eq!(challenge_of(&other).accepts[0].amount, "4000");
+    assert!(
+        facilitator.calls().is_empty(),
+        "nothing verified or settled"
+    );
+
+    let paid = client
+        .get(format!("{base}/rows?rows=3"))
+        .header("PAYMENT-SIGNATURE", &payment)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(paid.status(), 200);
+    assert_eq!(paid.text().await.expect("body"), "3 rows");
+    let calls = facilitator.calls();
+    assert_eq!(calls.last().expect("settle").requirements["amount"], "3000");
+
+    // A seller named in the request is paid directly.
+    let sold = challenge_of(&get(&format!("rows=2&seller={SELLER}")).await.expect("402"));
+    assert_eq!(sold.accepts[0].pay_to, SELLER);
+    assert_eq!(sold.accepts[0].amount, "2000");
+
+    // A request the quote function cannot read is its extractor's rejection, not a 402.
+    assert_eq!(get("rows=many").await.expect("request").status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quote_outside_its_bounds_is_a_500_and_nothing_is_charged() {
+    let facilitator = Facilitator::start().await;
+    let x402 = paywall_with_prices(&facilitator, &[]);
+    let base = serve_paywall(&x402).await;
+    let client = http();
+    let within = challenge_of(
+        &client
+            .get(format!("{base}/rows?rows=50"))
+            .send()
+            .await
+            .expect("402"),
+    );
+    let payment = Payer::new(PAYER_KEY).pay_v2(&within, &Terms::default());
+    for request in [
+        client.get(format!("{base}/rows?rows=51")),
+        client
+            .get(format!("{base}/rows?rows=51"))
+            .header("PAYMENT-SIGNATURE", &payment),
+    ] {
+        let answer = request.send().await.expect("request");
+        assert_eq!(answer.status(), 500);
+        let body: Value = answer.json().await.expect("json");
+        assert_eq!(body["error"], "x402_quote_out_of_bounds");
+        assert!(
+            body["message"]
+                .as_str()
+                .expect("message")
+                .contains("0.051 USDC"),
+            "{body}"
+        );
+    }
+    assert!(
+        facilitator.calls().is_empty(),
+        "nothing verified or settled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_priced_route_reads_the_body_once_for_both() {
+    let facilitator = Facilitator::start().await;
+    let x402 = paywall_with_prices(&facilitator, &[]);
+    let base = serve_paywall(&x402).await;
+    let client = http();
+    let body = json!({"pages": 4, "title": "report"});
+    let post = || client.post(format!("{base}/convert")).json(&body);
+    let unpaid = post().send().await.expect("402");
+    assert_eq!(unpaid.status(), 402);
+    let challenge = challenge_of(&unpaid);
+    assert_eq!(challenge.accepts[0].amount, "8000");
+    let payment = Payer::new(PAYER_KEY).pay_v2(&challenge, &Terms::default());
+    let paid = post()
+        .header("PAYMENT-SIGNATURE", payment)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(paid.status(), 200);
+    let answer: Value = paid.json().await.expect("json");
+    assert_eq!(
+        answer["converted"], body,
+        "the handler saw the body the quote priced"
+    );
+    // The quote's own refusal, and a body over the limit, answer before any price.
+    let zero = client
+        .post(format!("{base}/convert"))
+        .json(&json!({"pages": 0}))
+        .send()
+        .await;
+    assert_eq!(zero.expect("request").status(), 422);
+    let huge = client
+        .post(format!("{base}/convert"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 3 * 1024 * 1024])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(huge.status(), 413);
+    let body: Value = huge.json().await.expect("json");
+    assert_eq!(body["error"], "request_body_too_large");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quoted_route_publishes_its_range() {
+    let facilitator = Facilitator::start().await;
+    let x402 = paywall_with_prices(&facilitator, &[]);
+    let info = x402_runtime::openapi::payment_info(&x402, route("rows")).expect("offers");
+    assert_eq!(
+        info["price"],
+        json!({"mode": "dynamic", "currency": "USD", "min": "0.001", "max": "0.05"})
+    );
+    assert_eq!(info["protocols"][0]["x402"]["price"]["mode"], "dynamic");
+    assert_eq!(
+        info["protocols"][0]["x402"]["accepts"][0]["amount"],
+        "50000"
+    );
+    assert_eq!(x402.pricing(route("rows")).to_string(), "0.001–0.05 USDC");
+    let quoted = build_error(&[("rows", "0.002")]);
+    assert!(quoted.contains("priced by its quote function"), "{quoted}");
 }

@@ -146,10 +146,11 @@ mod store;
 
 pub use base::{BoxFuture, Clock, ConfigError, unix_now};
 pub use facilitator::{Facilitator, FacilitatorError};
-pub use price::{Currency, Price, Pricing};
+pub use price::{Currency, Price, Pricing, QuoteBounds};
 pub use proto::X402Version;
 pub use proto::codes;
 pub use route::mount::PaidHandler;
+pub use route::quote::{IntoQuote, Quote};
 pub use route::{PaidRoute, SettleTiming, routes};
 pub use schemes::ReplayKey;
 pub use server::config::{
@@ -169,13 +170,52 @@ pub use store::{DEFAULT_MEMORY_CAPACITY, MemoryStore, ReplayStore, Slot, Unresol
 #[doc = include_str!("../docs/paid.md")]
 pub use x402_macros::paid;
 
+/// Marks an `async fn` as the quote function of a quoted `#[paid]` route
+/// (`#[paid(quote = quote_forecast, min = "…", max = "…")]`).
+///
+/// The function is written like a small axum handler: its arguments are extractors (`Query`,
+/// `Path`, `State`, headers and, last, one that reads the body such as `Json<T>`), and it
+/// returns a [`Quote`] or `Result<Quote, E>` with `E: IntoResponse` (the answer when the request
+/// cannot be priced). It becomes a unit struct of the same name, as a `#[paid]` handler does.
+/// The body is read once, up to 2 MiB, and handed again to the handler. A quote must be a
+/// function of the request: the paid request is quoted again and its payment must match.
+///
+/// ```
+/// use axum::Json;
+/// use serde::Deserialize;
+/// use x402_runtime::{Quote, paid, quote};
+///
+/// #[derive(Deserialize)]
+/// struct Convert { pages: u32 }
+///
+/// /// 0.001 USDC a page, at most 50 pages.
+/// #[quote]
+/// async fn per_page(Json(req): Json<Convert>) -> Result<Quote, (axum::http::StatusCode, &'static str)> {
+///     match req.pages {
+///         1..=50 => Ok(Quote::atomic(1_000 * u128::from(req.pages))),
+///         _ => Err((axum::http::StatusCode::UNPROCESSABLE_ENTITY, "1 to 50 pages")),
+///     }
+/// }
+///
+/// #[paid(quote = per_page, min = "0.001", max = "0.05")]
+/// async fn convert(Json(req): Json<Convert>) -> String {
+///     format!("{} pages converted", req.pages)
+/// }
+/// ```
+#[cfg(feature = "macros")]
+pub use x402_macros::quote;
+
 /// Items the `#[paid]` expansion names. Not public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::route::handler::{Extractors, HandlerFuture, Via, handler_future};
+    pub use crate::route::quote::{QuoteFuture, Quoter, quote_future, run_quote};
     pub use crate::route::{PaidEndpoint, RouteEntry};
-    pub use crate::server::serve::serve;
+    pub use crate::server::serve::{serve, serve_quoted};
+    pub use axum::body::Bytes;
     pub use axum::extract::Request;
     pub use axum::handler::Handler;
+    pub use axum::response::Response;
+    pub use http::request::Parts;
     pub use inventory;
 }

@@ -97,6 +97,35 @@ impl Price {
     }
 }
 
+impl Price {
+    /// `atomic` units of `currency`'s token, written without trailing zeros (`1500` USDC units
+    /// is `"0.0015"`).
+    ///
+    /// ```
+    /// use x402_runtime::{Currency, Price};
+    ///
+    /// assert_eq!(Price::from_atomic(1500, Currency::Usdc).human, "0.0015");
+    /// assert_eq!(Price::from_atomic(2_000_000, Currency::Eurc).human, "2");
+    /// ```
+    pub fn from_atomic(atomic: u128, currency: Currency) -> Price {
+        let decimals = usize::from(currency.decimals());
+        let digits = format!("{atomic:0>width$}", width = decimals + 1);
+        let (whole, fraction) = digits.split_at(digits.len() - decimals);
+        let fraction = fraction.trim_end_matches('0');
+        let human = if fraction.is_empty() {
+            whole.to_owned()
+        } else {
+            format!("{whole}.{fraction}")
+        };
+        Price {
+            human: Cow::Owned(human),
+            atomic,
+            decimals: currency.decimals(),
+            currency,
+        }
+    }
+}
+
 impl fmt::Display for Price {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.human, self.currency)
@@ -105,14 +134,42 @@ impl fmt::Display for Price {
 
 /// How a route is priced.
 ///
-/// Only fixed prices exist today. The enum is non-exhaustive so that a dynamic price (computed
-/// from the request, within published bounds) can be added without breaking code that matches on
-/// it or reads [`PaidRoute::price`].
+/// The enum is non-exhaustive so that other ways to price (a maximum settled by usage) can be
+/// added without breaking code that matches on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Pricing {
     /// The same price for every request.
     Fixed(Price),
+    /// A price quoted per request by the route's quote function
+    /// (`#[paid(quote = …, min = …, max = …)]`), always within these published bounds.
+    Quoted(QuoteBounds),
+}
+
+/// The published bounds of a quoted route's price, both inclusive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuoteBounds {
+    /// The least a request can cost.
+    pub min: Price,
+    /// The most a request can cost.
+    pub max: Price,
+}
+
+impl QuoteBounds {
+    /// Whether `price` lies within the bounds.
+    pub fn contains(&self, price: &Price) -> bool {
+        (self.min.atomic..=self.max.atomic).contains(&price.atomic)
+    }
+}
+
+impl fmt::Display for QuoteBounds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}–{} {}",
+            self.min.human, self.max.human, self.min.currency
+        )
+    }
 }
 
 impl Pricing {
@@ -120,13 +177,38 @@ impl Pricing {
     pub const fn fixed(&self) -> Option<&Price> {
         match self {
             Pricing::Fixed(price) => Some(price),
+            Pricing::Quoted(_) => None,
         }
     }
 
-    /// The currency every price of this route is in.
-    pub const fn currency(&self) -> Currency {
+    /// The bounds of a quoted route.
+    pub const fn bounds(&self) -> Option<&QuoteBounds> {
         match self {
-            Pricing::Fixed(price) => price.currency,
+            Pricing::Fixed(_) => None,
+            Pricing::Quoted(bounds) => Some(bounds),
+        }
+    }
+
+    /// The most one request can cost: the fixed price, or the upper bound of a quote.
+    pub const fn most(&self) -> &Price {
+        match self {
+            Pricing::Fixed(price) => price,
+            Pricing::Quoted(bounds) => &bounds.max,
+        }
+    }
+
+    /// The currency every price of this route is in (the first of its currencies).
+    pub const fn currency(&self) -> Currency {
+        self.most().currency
+    }
+}
+
+impl fmt::Display for Pricing {
+    /// `0.001 USDC`, or `0.001–0.05 USDC` for a quoted route.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pricing::Fixed(price) => price.fmt(f),
+            Pricing::Quoted(bounds) => bounds.fmt(f),
         }
     }
 }

@@ -8,7 +8,7 @@
 use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
-use syn::{Expr, Ident, Token};
+use syn::{Expr, Ident, LitStr, Token};
 
 use super::Errors;
 use super::currency::Currency;
@@ -30,7 +30,11 @@ pub(crate) struct PaidArgs {
     pub(crate) operation_id: Option<Spanned<String>>,
     pub(crate) networks: Option<Vec<String>>,
     pub(crate) pay_to: Option<String>,
-    seen: Vec<Key>,
+    pub(crate) quote: Option<syn::Path>,
+    pub(crate) min: Option<LitStr>,
+    pub(crate) max: Option<LitStr>,
+    /// Every key seen, with the span of its name.
+    seen: Vec<(Key, Span)>,
 }
 
 impl PaidArgs {
@@ -38,7 +42,7 @@ impl PaidArgs {
     /// invalid.
     pub(crate) fn currencies(&self) -> Option<Vec<Currency>> {
         match &self.currencies {
-            None if !self.seen.contains(&Key::Currency) => Some(vec![Currency::DEFAULT]),
+            None if !self.has(Key::Currency) => Some(vec![Currency::DEFAULT]),
             currencies => currencies.clone(),
         }
     }
@@ -48,8 +52,8 @@ impl PaidArgs {
         let mut args = PaidArgs::default();
         let parser = |input: ParseStream<'_>| {
             let complete = args.parse_entries(input, errors);
-            if complete && !args.seen.contains(&Key::Price) {
-                errors.push(missing_price());
+            if complete {
+                args.check_pricing(errors);
             }
             Ok(())
         };
@@ -58,6 +62,57 @@ impl PaidArgs {
             errors.push(error);
         }
         args
+    }
+
+    fn has(&self, key: Key) -> bool {
+        self.seen.iter().any(|(k, _)| *k == key)
+    }
+
+    fn span_of(&self, key: Key) -> Span {
+        self.seen
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or_else(Span::call_site, |(_, span)| *span)
+    }
+
+    /// A fixed `price`, or a `quote` with both bounds: never both, never neither.
+    fn check_pricing(&self, errors: &mut Errors) {
+        let quoted = self.has(Key::Quote);
+        if self.has(Key::Price) && quoted {
+            errors.push(syn::Error::new(
+                self.span_of(Key::Quote),
+                "`price` and `quote` cannot both be set: a route has a fixed price or a quoted \
+                 one; remove one",
+            ));
+        } else if !self.has(Key::Price) && !quoted {
+            errors.push(missing_price());
+        }
+        if quoted {
+            for bound in [Key::Min, Key::Max] {
+                if !self.has(bound) {
+                    errors.push(syn::Error::new(
+                        self.span_of(Key::Quote),
+                        format!(
+                            "a quoted route publishes the bounds of its price: add {}",
+                            bound.example()
+                        ),
+                    ));
+                }
+            }
+        } else {
+            for bound in [Key::Min, Key::Max] {
+                if self.has(bound) {
+                    errors.push(syn::Error::new(
+                        self.span_of(bound),
+                        format!(
+                            "`{}` bounds a quoted price: add `quote = your_quote_fn`, or remove it \
+                             for a fixed `price`",
+                            bound.name()
+                        ),
+                    ));
+                }
+            }
+        }
     }
 
     /// Parses `key = value` entries until the end or a syntax error; `true` if it reached the end.
@@ -101,14 +156,14 @@ impl PaidArgs {
             errors.push(syn::Error::new(key.span(), unknown_key(&name)));
             return;
         };
-        if self.seen.contains(&which) {
+        if self.has(which) {
             errors.push(syn::Error::new(
                 key.span(),
                 format!("duplicate `{name}` option; remove one"),
             ));
             return;
         }
-        self.seen.push(which);
+        self.seen.push((which, key.span()));
         let expr = if value.is_empty() {
             Err(syn::Error::new(eq, wrong_kind(which)))
         } else {
@@ -130,11 +185,14 @@ impl PaidArgs {
             Key::OperationId => self.operation_id = errors.take(values::operation_id(expr)),
             Key::Networks => self.networks = errors.take(offers::networks(expr)),
             Key::PayTo => self.pay_to = errors.take(offers::pay_to(expr)),
+            Key::Quote => self.quote = errors.take(values::quote(expr)),
+            Key::Min => self.min = errors.take(values::bound(Key::Min, expr)),
+            Key::Max => self.max = errors.take(values::bound(Key::Max, expr)),
         }
     }
 }
 
-/// The error for an attribute without `price`, placed on the attribute.
+/// The error for an attribute without `price` (or `quote`), placed on the attribute.
 pub(crate) fn missing_price() -> syn::Error {
     syn::Error::new(
         Span::call_site(),

@@ -43,7 +43,11 @@ pub(crate) fn expand(paid: &Paid<'_>) -> TokenStream {
         utoipa,
     } = Sorted::new(&func.attrs, &path_struct);
     let record = route_record(paid);
-    let handler = handler(func, &on_function);
+    let quote = match &paid.pricing {
+        Pricing::Quoted { quote, .. } => Some(quote),
+        Pricing::Fixed(_) => None,
+    };
+    let handler = handler(func, &on_function, quote);
     // utoipa declares `__path_<name>` next to the function it annotates, which is inside the
     // block here: it is declared outside instead, and utoipa told to implement it (`impl_for`).
     let path_struct = (utoipa == Some(UtoipaTarget::Default)).then(|| {
@@ -150,6 +154,13 @@ fn route_record(paid: &Paid<'_>) -> TokenStream {
             let price = fixed_price(price);
             quote!(::x402_runtime::Pricing::Fixed(#price))
         }
+        Pricing::Quoted { min, max, .. } => {
+            let (min, max) = (fixed_price(min), fixed_price(max));
+            quote!(::x402_runtime::Pricing::Quoted(::x402_runtime::QuoteBounds {
+                min: #min,
+                max: #max,
+            }))
+        }
     };
     let description = option(route.description.as_ref().map(|d| quote!(#d)));
     let max_timeout_seconds = option(paid.max_timeout_seconds.map(|s| quote!(#s)));
@@ -217,8 +228,9 @@ fn option(value: Option<TokenStream>) -> TokenStream {
 
 /// The `Handler` impl, the `fn` that calls the user's function with the extracted arguments,
 /// and the user's function, unchanged but for where it lives. The impl is generic in the state
-/// and in how the last argument is extracted, like axum's own impls for functions.
-fn handler(func: &ItemFn, attrs: &[TokenStream]) -> TokenStream {
+/// and in how the last argument is extracted, like axum's own impls for functions; a quoted
+/// route's also in how its quote function's last argument is, and it serves through the quote.
+fn handler(func: &ItemFn, attrs: &[TokenStream], quote: Option<&syn::Path>) -> TokenStream {
     let ItemFn { sig, block, .. } = func;
     let name = &sig.ident;
     let inputs = &sig.inputs;
@@ -235,15 +247,44 @@ fn handler(func: &ItemFn, attrs: &[TokenStream]) -> TokenStream {
         .unzip();
     let state = Ident::new("__X402State", Span::call_site());
     let via = Ident::new("__X402Via", Span::call_site());
+    let quote_via = Ident::new("__X402QuoteVia", Span::call_site());
+    let (generics, marker, bound, serve) = match quote {
+        None => (
+            quote!(#state, #via),
+            quote!(#via),
+            None,
+            quote!(::x402_runtime::__private::serve(
+                &__X402_ROUTE,
+                request,
+                state,
+                __x402_call
+            )),
+        ),
+        Some(quote) => (
+            quote!(#state, #via, #quote_via),
+            quote!((#via, #quote_via)),
+            Some(quote!(#quote: ::x402_runtime::__private::Quoter<#quote_via, #state>,)),
+            quote!(::x402_runtime::__private::serve_quoted(
+                &__X402_ROUTE,
+                request,
+                state,
+                #quote,
+                __x402_call,
+            )),
+        ),
+    };
+    let quote_via_bound = quote.map(|_| quote!(#quote_via: 'static,));
     quote! {
-        impl<#state, #via> ::x402_runtime::__private::Handler<
-            ::x402_runtime::__private::Via<#name, #via>,
+        impl<#generics> ::x402_runtime::__private::Handler<
+            ::x402_runtime::__private::Via<#name, #marker>,
             #state,
         > for #name
         where
             #state: ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
             #via: 'static,
+            #quote_via_bound
             (#(#types,)*): ::x402_runtime::__private::Extractors<#state, #via>,
+            #bound
         {
             type Future = ::x402_runtime::__private::HandlerFuture<'static>;
 
@@ -252,7 +293,7 @@ fn handler(func: &ItemFn, attrs: &[TokenStream]) -> TokenStream {
                 request: ::x402_runtime::__private::Request,
                 state: #state,
             ) -> Self::Future {
-                ::x402_runtime::__private::serve(&__X402_ROUTE, request, state, __x402_call)
+                #serve
             }
         }
 

@@ -13,10 +13,13 @@ pub(crate) enum Key {
     OperationId,
     Networks,
     PayTo,
+    Quote,
+    Min,
+    Max,
 }
 
 impl Key {
-    pub(crate) const ALL: [Key; 10] = [
+    pub(crate) const ALL: [Key; 13] = [
         Key::Price,
         Key::Currency,
         Key::Description,
@@ -27,6 +30,9 @@ impl Key {
         Key::OperationId,
         Key::Networks,
         Key::PayTo,
+        Key::Quote,
+        Key::Min,
+        Key::Max,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -41,6 +47,9 @@ impl Key {
             Key::OperationId => "operation_id",
             Key::Networks => "networks",
             Key::PayTo => "pay_to",
+            Key::Quote => "quote",
+            Key::Min => "min",
+            Key::Max => "max",
         }
     }
 
@@ -50,6 +59,7 @@ impl Key {
             Key::MaxTimeoutSeconds => "an integer",
             Key::Currency => "a string literal or an array of them",
             Key::Networks => "an array of string literals",
+            Key::Quote => "the path of an `async fn`",
             _ => "a string literal",
         }
     }
@@ -67,6 +77,9 @@ impl Key {
             Key::OperationId => "`operation_id = \"get_weather\"`",
             Key::Networks => "`networks = [\"eip155:8453\", \"eip155:84532\"]`",
             Key::PayTo => "`pay_to = \"0x209693Bc6afc0C5328bA36FaF03C514EF312287C\"`",
+            Key::Quote => "`quote = quote_forecast`",
+            Key::Min => "`min = \"0.001\"`",
+            Key::Max => "`max = \"0.05\"`",
         }
     }
 

@@ -60,8 +60,15 @@ fn analyse(args: TokenStream, func: &ItemFn) -> syn::Result<Paid<'_>> {
     let mut errors = Errors::default();
     let args = PaidArgs::parse(args, &mut errors);
     let currencies = args.currencies();
-    let pricing = match (&args.price, &currencies) {
-        (Some(price), Some(currencies)) => errors.take(price::resolve(price, currencies)),
+    let pricing = match (&args.price, &args.quote, &currencies) {
+        (Some(price), None, Some(currencies)) => errors.take(price::resolve(price, currencies)),
+        (None, Some(quote), Some(currencies)) => match (&args.min, &args.max) {
+            (Some(min), Some(max)) => {
+                errors.take(price::resolve_quote(quote, min, max, currencies))
+            }
+            // A missing bound was reported by `PaidArgs::parse`.
+            _ => None,
+        },
         _ => None,
     };
     let route = route::resolve(&args, func, &mut errors);

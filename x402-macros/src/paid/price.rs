@@ -15,6 +15,12 @@ pub(crate) enum PriceExpr {
 /// How the route is priced: a mirror of `x402_runtime::Pricing`.
 pub(crate) enum Pricing {
     Fixed(FixedPrice),
+    /// `quote = path, min = "…", max = "…"`: the quote function and its bounds.
+    Quoted {
+        quote: syn::Path,
+        min: FixedPrice,
+        max: FixedPrice,
+    },
 }
 
 /// A validated fixed price: a mirror of `x402_runtime::Price`.
@@ -38,6 +44,45 @@ pub(crate) fn check_text(lit: &LitStr) -> syn::Result<()> {
 /// several currencies asks the same amount in each); its text was checked by [`check_text`].
 pub(crate) fn resolve(price: &PriceExpr, currencies: &[Currency]) -> syn::Result<Pricing> {
     let PriceExpr::Literal(lit) = price;
+    in_currencies(lit, currencies).map(Pricing::Fixed)
+}
+
+/// The bounds of a quote, each checked in every currency, `min` at most `max`.
+pub(crate) fn resolve_quote(
+    quote: &syn::Path,
+    min: &LitStr,
+    max: &LitStr,
+    currencies: &[Currency],
+) -> syn::Result<Pricing> {
+    let low = in_currencies(min, currencies);
+    let high = in_currencies(max, currencies);
+    let (min_price, max_price) = match (low, high) {
+        (Ok(low), Ok(high)) => (low, high),
+        (Err(mut first), Err(second)) => {
+            first.combine(second);
+            return Err(first);
+        }
+        (Err(error), _) | (_, Err(error)) => return Err(error),
+    };
+    if min_price.atomic > max_price.atomic {
+        return Err(syn::Error::new(
+            max.span(),
+            format!(
+                "`max` ({}) is below `min` ({}): a quote lies between them, so write the smaller \
+                 one in `min`",
+                max_price.human, min_price.human
+            ),
+        ));
+    }
+    Ok(Pricing::Quoted {
+        quote: quote.clone(),
+        min: min_price,
+        max: max_price,
+    })
+}
+
+/// `lit` in the first of `currencies`, checked in every one.
+fn in_currencies(lit: &LitStr, currencies: &[Currency]) -> syn::Result<FixedPrice> {
     let text = lit.value();
     let in_currency = |currency: Currency| {
         Decimal::parse(&text)
@@ -60,5 +105,5 @@ pub(crate) fn resolve(price: &PriceExpr, currencies: &[Currency]) -> syn::Result
         .next()
         .unwrap_or_else(|| in_currency(Currency::DEFAULT))?;
     prices.try_for_each(|price| price.map(drop))?;
-    Ok(Pricing::Fixed(first))
+    Ok(first)
 }

@@ -53,6 +53,30 @@ pub(crate) fn price(expr: &Expr) -> syn::Result<PriceExpr> {
     Ok(PriceExpr::Literal(lit))
 }
 
+/// `min = "…"` or `max = "…"`: a price's text, checked like `price`.
+pub(crate) fn bound(key: Key, expr: &Expr) -> syn::Result<LitStr> {
+    let lit = lit_str(key, expr)?;
+    price::check_text(&lit)?;
+    Ok(lit)
+}
+
+/// `quote = path::to::function`.
+pub(crate) fn quote(expr: &Expr) -> syn::Result<syn::Path> {
+    match expr {
+        Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => Ok(path.path.clone()),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "`quote` names the function itself, not a string: write `quote = {}`",
+                lit.value()
+            ),
+        )),
+        _ => Err(syn::Error::new_spanned(expr, wrong_kind(Key::Quote))),
+    }
+}
+
 pub(crate) fn lit_str(key: Key, expr: &Expr) -> syn::Result<LitStr> {
     plain_lit_str(expr)
         .cloned()

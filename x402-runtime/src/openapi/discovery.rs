@@ -55,7 +55,7 @@ use utoipa::openapi::extensions::Extensions;
 
 use crate::openapi::bazaar;
 use crate::openapi::{CheckError, PaidOperation, X402OpenApi, describe};
-use crate::price::{Currency, Pricing};
+use crate::price::Currency;
 use crate::route::mount::{self, Probe};
 use crate::server::engine::X402;
 
@@ -214,7 +214,7 @@ impl Discovery {
             .collect();
         text.push_str("\n## Paid endpoints\n\n");
         for op in &self.inner.paid {
-            let Pricing::Fixed(price) = self.inner.x402.pricing(op.route);
+            let price = self.inner.x402.pricing(op.route);
             let what = operation_title(doc, &op.method, &op.path).unwrap_or_default();
             let also: String = op
                 .route

@@ -274,24 +274,49 @@ impl X402OpenApi {
 }
 
 /// `x-payment-info` of `route`: `{price: {mode, currency, amount}, protocols: [{x402: {…}}]}`.
-/// The `accepts` are [`X402::requirements`], exactly what the live 402 offers.
+/// The `accepts` are [`X402::requirements`], exactly what the live 402 offers. A quoted route
+/// publishes `{mode: "dynamic", currency, min, max}`, and its `accepts` carry the upper bound
+/// (its live 402 carries the quote for the request).
 pub fn payment_info(x402: &X402, route: &'static PaidRoute) -> Result<Value, ConfigError> {
     let accepts = x402.requirements(route)?;
-    let Pricing::Fixed(price) = x402.pricing(route);
-    Ok(json!({
-        "price": {
-            "mode": "fixed",
-            "currency": price.currency.iso_4217(),
-            "amount": price.human,
-        },
-        "protocols": [{
-            "x402": {
-                "x402Version": 2,
-                "price": {
+    let (price, token_price) = match x402.pricing(route) {
+        Pricing::Quoted(bounds) => (
+            json!({
+                "mode": "dynamic",
+                "currency": bounds.min.currency.iso_4217(),
+                "min": bounds.min.human,
+                "max": bounds.max.human,
+            }),
+            json!({
+                "mode": "dynamic",
+                "min": bounds.min.human,
+                "max": bounds.max.human,
+                "currency": bounds.min.currency.symbol(),
+                "decimals": bounds.min.decimals,
+            }),
+        ),
+        pricing => {
+            let price = pricing.most();
+            (
+                json!({
+                    "mode": "fixed",
+                    "currency": price.currency.iso_4217(),
+                    "amount": price.human,
+                }),
+                json!({
                     "amount": price.human,
                     "currency": price.currency.symbol(),
                     "decimals": price.decimals,
-                },
+                }),
+            )
+        }
+    };
+    Ok(json!({
+        "price": price,
+        "protocols": [{
+            "x402": {
+                "x402Version": 2,
+                "price": token_price,
                 "accepts": accepts,
             }
         }],
@@ -300,7 +325,7 @@ pub fn payment_info(x402: &X402, route: &'static PaidRoute) -> Result<Value, Con
 
 /// The line the docs page shows under a paid operation.
 fn price_note(x402: &X402, route: &'static PaidRoute) -> String {
-    let Pricing::Fixed(price) = x402.pricing(route);
+    let pricing = x402.pricing(route);
     let mut networks: Vec<String> = Vec::new();
     for offer in x402.requirements(route).unwrap_or_default() {
         if !networks.contains(&offer.network) {
@@ -318,8 +343,13 @@ fn price_note(x402: &X402, route: &'static PaidRoute) -> String {
     } else {
         format!(" (or the same amount in {})", also.join(", "))
     };
+    let per = if pricing.bounds().is_some() {
+        "per call, quoted per request (the 402 carries the quote)"
+    } else {
+        "per call"
+    };
     format!(
-        "**Price: {price}**{also} per call, paid with x402 v2 (scheme `exact`, network {}). \
+        "**Price: {pricing}**{also} {per}, paid with x402 v2 (scheme `exact`, network {}). \
          Without payment the call answers 402 with the offers in the `PAYMENT-REQUIRED` header.",
         networks.join(", ")
     )

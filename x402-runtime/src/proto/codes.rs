@@ -70,3 +70,13 @@ pub const PAYMENT_IDENTIFIER_REQUIRED: &str = "payment_identifier_required";
 pub const PAYMENT_IDENTIFIER_CONFLICT: &str = "payment_identifier_conflict";
 /// 503: this process holds as many payment identifiers as it may; nothing was verified.
 pub const PAYMENT_IDENTIFIER_CACHE_FULL: &str = "payment_identifier_cache_full";
+/// 500: the route's quote function priced the request outside its published `min`–`max` (a
+/// bug in the server); nothing was verified or charged.
+pub const QUOTE_OUT_OF_BOUNDS: &str = "x402_quote_out_of_bounds";
+/// 500: the route's quote function gave an amount that is not a price in the route's currency
+/// (more decimals than the token has, say); nothing was verified or charged.
+pub const QUOTE_INVALID: &str = "x402_quote_invalid";
+/// 413: a quoted route reads the request body to price it, and this one is over the limit.
+pub const REQUEST_BODY_TOO_LARGE: &str = "request_body_too_large";
+/// 400: a quoted route could not read the request body to price it.
+pub const INVALID_REQUEST_BODY: &str = "invalid_request_body";

@@ -8,6 +8,7 @@ use crate::price::{Currency, Price, Pricing};
 
 pub(crate) mod handler;
 pub(crate) mod mount;
+pub(crate) mod quote;
 
 /// When the payment is settled relative to the handler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

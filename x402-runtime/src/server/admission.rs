@@ -8,6 +8,8 @@
 //! reservation of the replay key → facilitator `/verify`. A payment the server already knows is
 //! answered from the record ([`super::known`]).
 
+use std::sync::Arc;
+
 use alloy_primitives::{Address, U256};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
@@ -102,6 +104,15 @@ pub(crate) fn payment_header(
     Ok(None)
 }
 
+/// Whether the request carries no payment to admit: no payment header, or `HEAD` / `OPTIONS`
+/// (HEAD is priced like GET but never charged: a payment sent with it stays unspent).
+pub(crate) fn unpaid(parts: &Parts) -> bool {
+    parts.method == Method::OPTIONS
+        || parts.method == Method::HEAD
+        || (!parts.headers.contains_key(PAYMENT_SIGNATURE)
+            && !parts.headers.contains_key(X_PAYMENT))
+}
+
 /// Why `/verify` did not vouch for a payment.
 enum VerifyFailure {
     /// The facilitator refused it, with this reason (402).
@@ -120,12 +131,7 @@ impl X402 {
         route: &'static PaidRoute,
         parts: &Parts,
     ) -> Option<Response> {
-        let unpaid = parts.method == Method::OPTIONS
-            || parts.method == Method::HEAD
-            || (!parts.headers.contains_key(PAYMENT_SIGNATURE)
-                && !parts.headers.contains_key(X_PAYMENT));
-        // HEAD is priced like GET but never charged: a payment sent with it stays unspent.
-        if !unpaid {
+        if !unpaid(parts) {
             return None;
         }
         let offers = match self.route_offers(route) {
@@ -138,13 +144,18 @@ impl X402 {
         Some(self.challenge(route, &offers, &self.resource_url(parts), None))
     }
 
-    /// Admits the payment of a paid request: decoded, matched, checked, reserved and verified.
+    /// Admits the payment of a paid request against the route's `offers` (for a quoted route,
+    /// those of this request's quote): decoded, matched, checked, reserved and verified.
     pub(crate) async fn admit(
         &self,
         route: &'static PaidRoute,
         parts: &Parts,
+        offers: Option<Arc<RouteOffers>>,
     ) -> Result<Admitted, Response> {
-        let offers = self.route_offers(route).map_err(|e| no_offer(&e))?;
+        let offers = match offers {
+            Some(offers) => offers,
+            None => self.route_offers(route).map_err(|e| no_offer(&e))?,
+        };
         let matched = self.decode_and_check(route, parts, &offers).await?;
         let offer = matched.offer;
         let decoded = &matched.decoded;
@@ -470,7 +481,8 @@ fn no_offer(e: &ConfigError) -> Response {
 }
 
 /// `OPTIONS` on a paid route: never charged, lists the methods.
-fn options_answer() -> Response {
+/// The answer to `OPTIONS` on a paid route.
+pub(crate) fn options_answer() -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(
         http::header::ALLOW,

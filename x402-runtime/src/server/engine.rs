@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     /// The prices the configuration sets, by route.
     pub(crate) prices: Overrides,
     pub(crate) offers: DashMap<usize, Arc<RouteOffers>>,
+    /// A quoted route's offers by (route, quoted atomic amount, recipient of that quote).
+    pub(crate) quoted: DashMap<(usize, u128, Option<alloy_primitives::Address>), Arc<RouteOffers>>,
     /// Plain challenges by route, then resource URL (looked up by `&str`, without allocating).
     pub(crate) challenges: DashMap<usize, HashMap<Box<str>, Challenge>>,
     /// Challenges in `challenges`, all routes together.
@@ -175,6 +177,7 @@ impl X402Builder {
                 backoff: Backoff::default(),
                 prices,
                 offers: DashMap::new(),
+                quoted: DashMap::new(),
                 challenges: DashMap::new(),
                 cached_challenges: AtomicUsize::new(0),
                 extensions: DashMap::new(),

@@ -21,6 +21,7 @@ use crate::network::Network;
 use crate::price::{Price, Pricing};
 use crate::proto::{PaymentRequirements, codes};
 use crate::route::PaidRoute;
+use crate::route::quote::{Amount, Quote};
 use crate::schemes::{self, OfferTerms};
 
 impl X402 {
@@ -36,6 +37,7 @@ impl X402 {
 
     /// The offers of `route`, preferred first: the single source for the live 402 and for any
     /// published document. Fails if no configured network has a token in the route's currency.
+    /// A quoted route's live 402 carries its quote; these carry its upper bound (`max`).
     pub fn requirements(
         &self,
         route: &'static PaidRoute,
@@ -55,27 +57,71 @@ impl X402 {
         if let Some(found) = self.inner.offers.get(&route.id()) {
             return Ok(found.clone());
         }
-        let built = Arc::new(self.build_offers(route)?);
+        let pricing = self.pricing(route);
+        let built = Arc::new(self.build_offers(route, pricing.most(), None)?);
         self.inner.offers.insert(route.id(), built.clone());
         Ok(built)
     }
 
-    fn build_offers(&self, route: &'static PaidRoute) -> Result<RouteOffers, ConfigError> {
+    /// The offers of a quoted route for one request's `quote`, cached per amount and recipient
+    /// (up to [`MAX_CACHED_QUOTES`] of them). A quote outside the route's bounds, or not a
+    /// price in its currency, is refused: a bug of the quote function, answered 500.
+    pub(crate) fn quoted_offers(
+        &self,
+        route: &'static PaidRoute,
+        quote: &Quote,
+    ) -> Result<Arc<RouteOffers>, Box<Refusal>> {
+        let Some(bounds) = route.pricing.bounds() else {
+            return self
+                .route_offers(route)
+                .map_err(|e| Box::new(Refusal::NoOffer(e.to_string())));
+        };
+        let (amount, pay_to) = quote.parts();
+        let price = match amount {
+            Amount::Human(text) => Price::parse(text, bounds.min.currency)
+                .map_err(|why| quote_refusal(route, Refusal::QuoteInvalid(why)))?,
+            Amount::Atomic(units) => Price::from_atomic(*units, bounds.min.currency),
+        };
+        if !bounds.contains(&price) {
+            let what = format!("quoted {price}, outside {bounds}");
+            return Err(quote_refusal(route, Refusal::QuoteOutOfBounds(what)));
+        }
+        let key = (route.id(), price.atomic, pay_to);
+        if let Some(found) = self.inner.quoted.get(&key) {
+            return Ok(found.clone());
+        }
+        let built = self
+            .build_offers(route, &price, pay_to)
+            .map(Arc::new)
+            .map_err(|e| quote_refusal(route, Refusal::QuoteInvalid(e.to_string())))?;
+        if self.inner.quoted.len() < MAX_CACHED_QUOTES {
+            self.inner.quoted.insert(key, built.clone());
+        }
+        Ok(built)
+    }
+
+    /// The offers of `route` at `price`, paying `pay_to` or else the route's recipient.
+    fn build_offers(
+        &self,
+        route: &'static PaidRoute,
+        price: &Price,
+        pay_to: Option<Address>,
+    ) -> Result<RouteOffers, ConfigError> {
         let config = &self.inner.config;
-        let Pricing::Fixed(price) = self.pricing(route);
         let problem = |what: String| {
             ConfigError::new(format!(
                 "route `{}` ({}:{}) {what}",
                 route.handler, route.file, route.line
             ))
         };
-        let prices = pricing::in_each_currency(route, &price).map_err(problem)?;
+        let prices = pricing::in_each_currency(route, price).map_err(problem)?;
         let networks = route_networks(config, route).map_err(problem)?;
-        let pay_to = match route.pay_to {
-            Some(text) => Address::parse_checksummed(text, None).map_err(|_| {
+        let pay_to = match (pay_to, route.pay_to) {
+            (Some(address), _) => address,
+            (None, Some(text)) => Address::parse_checksummed(text, None).map_err(|_| {
                 problem(format!("has `pay_to = \"{text}\"`, not an EIP-55 address"))
             })?,
-            None => config.pay_to(),
+            (None, None) => config.pay_to(),
         };
         let timeout = route
             .max_timeout_seconds
@@ -158,7 +204,8 @@ impl X402 {
         }
     }
 
-    /// The 402 for `route` at `url` with `error`; the plain challenge is cached.
+    /// The 402 for `route` at `url` with `error`; the plain challenge of a fixed-price route is
+    /// cached (a quoted route's depends on the request).
     pub(crate) fn challenge(
         &self,
         route: &'static PaidRoute,
@@ -166,39 +213,38 @@ impl X402 {
         url: &str,
         error: Option<&str>,
     ) -> Response {
-        let Some(error) = error else {
-            if let Some(cached) = self.inner.challenges.get(&route.id())
-                && let Some(challenge) = cached.get(url)
-            {
-                return challenge.response();
-            }
-            return match build_challenge(
-                route,
-                offers,
-                self.route_extensions(route).as_deref(),
-                url,
-                codes::PAYMENT_REQUIRED,
-                "X-PAYMENT header is required",
-            ) {
-                Some(challenge) => {
-                    let response = challenge.response();
-                    let cached = &self.inner.cached_challenges;
-                    if cached.load(Ordering::Relaxed) < MAX_CACHED_CHALLENGES {
-                        let mut by_url = self.inner.challenges.entry(route.id()).or_default();
-                        if by_url.insert(url.into(), challenge).is_none() {
-                            cached.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    response
-                }
-                None => unencodable(),
-            };
+        let extensions = || self.route_extensions(route);
+        let (error_v2, error_v1) = match error {
+            Some(error) => (error, error),
+            None => (codes::PAYMENT_REQUIRED, "X-PAYMENT header is required"),
         };
-        let extensions = self.route_extensions(route);
-        match build_challenge(route, offers, extensions.as_deref(), url, error, error) {
-            Some(challenge) => challenge.response(),
-            None => unencodable(),
+        let cacheable = error.is_none() && route.pricing.bounds().is_none();
+        if cacheable
+            && let Some(cached) = self.inner.challenges.get(&route.id())
+            && let Some(challenge) = cached.get(url)
+        {
+            return challenge.response();
         }
+        let built = build_challenge(
+            route,
+            offers,
+            extensions().as_deref(),
+            url,
+            error_v2,
+            error_v1,
+        );
+        let Some(challenge) = built else {
+            return unencodable();
+        };
+        let response = challenge.response();
+        let cached = &self.inner.cached_challenges;
+        if cacheable && cached.load(Ordering::Relaxed) < MAX_CACHED_CHALLENGES {
+            let mut by_url = self.inner.challenges.entry(route.id()).or_default();
+            if by_url.insert(url.into(), challenge).is_none() {
+                cached.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        response
     }
 }
 
@@ -221,6 +267,21 @@ fn route_networks(config: &X402Config, route: &PaidRoute) -> Result<Vec<Network>
 fn currencies(prices: &[Price]) -> String {
     let symbols: Vec<&str> = prices.iter().map(|p| p.currency.symbol()).collect();
     symbols.join(" or ")
+}
+
+/// Most quoted offer sets cached, all routes together; beyond it they are built per request.
+pub(crate) const MAX_CACHED_QUOTES: usize = 4096;
+
+/// A quote function's bug, logged with the route, as the refusal that answers it.
+fn quote_refusal(route: &PaidRoute, refusal: Refusal) -> Box<Refusal> {
+    tracing::error!(
+        handler = route.handler,
+        file = route.file,
+        line = route.line,
+        "x402: the route's quote function gave an unusable quote ({}); answered 500, nothing charged",
+        refusal.message()
+    );
+    Box::new(refusal)
 }
 
 /// A 500 for a challenge that cannot be encoded, logged.

@@ -23,7 +23,12 @@ pub(crate) fn resolve(
     let mut overrides = Overrides::new();
     for (selector, text) in config.prices() {
         let route = select(selector, routes)?;
-        let Pricing::Fixed(compiled) = &route.pricing;
+        let Pricing::Fixed(compiled) = &route.pricing else {
+            return Err(ConfigError::new(format!(
+                "a price is set for `{selector}`, which is priced by its quote function: a quoted \
+                 route has no fixed price to replace"
+            )));
+        };
         // Checked as written in every currency the route takes (a `$` only suits USDC).
         let price = route
             .currencies

@@ -67,6 +67,14 @@ pub(crate) enum Refusal {
     SettlementRefused(String, Receipted),
     /// The settlement's outcome is not known yet.
     SettlementPending(Receipted),
+    /// The route's quote function quoted outside the published bounds (what it quoted).
+    QuoteOutOfBounds(String),
+    /// The route's quote function gave an amount that is not a price in the route's currency.
+    QuoteInvalid(String),
+    /// The request body a quote needs is larger than the paywall reads.
+    BodyTooLarge,
+    /// The request body a quote needs could not be read.
+    BodyUnreadable,
 }
 
 /// A receipt and the protocol version whose header carries it.
@@ -97,7 +105,10 @@ impl Refusal {
     pub(crate) fn status(&self) -> StatusCode {
         use Refusal::*;
         match self {
-            Malformed(_) | InvalidIdentifier(_) | IdentifierRequired => StatusCode::BAD_REQUEST,
+            Malformed(_) | InvalidIdentifier(_) | IdentifierRequired | BodyUnreadable => {
+                StatusCode::BAD_REQUEST
+            }
+            BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ExpiredWhileServed(_) | SettlementRefused(..) => StatusCode::PAYMENT_REQUIRED,
             IdentifierConflict | InProgress | AlreadySettled(_) => StatusCode::CONFLICT,
@@ -115,7 +126,9 @@ impl Refusal {
             | HandlerPanicked
             | BodyFailed
             | BodyFailedAfterSettling(_)
-            | SettlementTaskFailed => StatusCode::INTERNAL_SERVER_ERROR,
+            | SettlementTaskFailed
+            | QuoteOutOfBounds(_)
+            | QuoteInvalid(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -140,6 +153,10 @@ impl Refusal {
             SettlementPending(_) => codes::SETTLEMENT_PENDING,
             NotConfigured => codes::NOT_CONFIGURED,
             NoOffer(_) => codes::NO_OFFER,
+            QuoteOutOfBounds(_) => codes::QUOTE_OUT_OF_BOUNDS,
+            QuoteInvalid(_) => codes::QUOTE_INVALID,
+            BodyTooLarge => codes::REQUEST_BODY_TOO_LARGE,
+            BodyUnreadable => codes::INVALID_REQUEST_BODY,
             NotPaidHandler
             | AnsweredTwice
             | ChallengeUnencodable
@@ -155,6 +172,16 @@ impl Refusal {
         use Refusal::*;
         Cow::Borrowed(match self {
             Malformed(why) | NoOffer(why) => return Cow::Borrowed(why),
+            QuoteOutOfBounds(what) | QuoteInvalid(what) => {
+                return Cow::Owned(format!(
+                    "the server could not price this request ({what}); nothing was verified or \
+                     charged"
+                ));
+            }
+            BodyTooLarge => {
+                "the request body is larger than the 2 MiB this route reads to price it"
+            }
+            BodyUnreadable => "the request body could not be read; nothing was charged",
             InvalidIdentifier(why) => why,
             HeaderTooLarge => "the payment header exceeds 16 KiB",
             NotPaidHandler => "`Payment` can only be extracted in a handler annotated with #[paid]",

@@ -9,7 +9,9 @@ use std::task::{Context, Poll};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 
-use super::admission::Admitted;
+use axum::body::Body;
+
+use super::admission::{Admitted, options_answer, unpaid};
 use super::answer::{self, settle_receipt};
 use super::engine::X402;
 use super::identifier::Recorder;
@@ -19,6 +21,7 @@ use crate::proto::{SettleResponse, codes};
 use crate::route::handler::{Extractors, HandlerFuture};
 #[cfg(feature = "openapi")]
 use crate::route::mount;
+use crate::route::quote::Quoter;
 use crate::route::{PaidRoute, SettleTiming};
 use crate::schemes::exact_evm::rules::VALID_BEFORE_MARGIN;
 
@@ -50,6 +53,78 @@ where
         };
         admitted.finish(call(args)).await
     })
+}
+
+/// How much of a request body a quoted route reads to price it (as axum's `Json` default).
+pub(crate) const QUOTE_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// Serves one request to a quoted `#[paid]` handler: reads the body once (bounded), runs the
+/// quote function with its extractors, answers 402 with the quoted offers or admits the payment
+/// against them, then runs `call` with the handler's extractors over the same body and settles.
+#[doc(hidden)]
+pub fn serve_quoted<S, M, T, QT, Q>(
+    route: &'static PaidRoute,
+    request: axum::extract::Request,
+    state: S,
+    quote: Q,
+    call: fn(T) -> HandlerFuture<'static>,
+) -> HandlerFuture<'static>
+where
+    S: Send + Sync + 'static,
+    T: Extractors<S, M> + 'static,
+    M: 'static,
+    Q: Quoter<QT, S>,
+{
+    Box::pin(async move {
+        let (mut parts, body) = request.into_parts();
+        #[cfg(feature = "openapi")]
+        if parts.extensions.get::<mount::MountProbe>().is_some() {
+            return mount::answer(route);
+        }
+        let Some(engine) = parts.extensions.get::<X402>().cloned() else {
+            return not_configured(route);
+        };
+        if parts.method == http::Method::OPTIONS {
+            return options_answer();
+        }
+        let body = match axum::body::to_bytes(body, QUOTE_BODY_LIMIT).await {
+            Ok(bytes) => bytes,
+            Err(e) => return body_refusal(&e),
+        };
+        let quoted = match quote.quote(parts.clone(), body.clone(), &state).await {
+            Ok(quoted) => quoted,
+            Err(rejection) => return rejection,
+        };
+        let offers = match engine.quoted_offers(route, &quoted) {
+            Ok(offers) => offers,
+            Err(refusal) => return refusal.into_response(),
+        };
+        if unpaid(&parts) {
+            return engine.challenge(route, &offers, &engine.resource_url(&parts), None);
+        }
+        engine.start_reconciler();
+        let admitted = match engine.admit(route, &parts, Some(offers)).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return refusal,
+        };
+        parts.extensions.insert(admitted.payment.clone());
+        let args = match T::extract(parts, Body::from(body), &state).await {
+            Ok(args) => args,
+            Err(rejection) => return rejection,
+        };
+        admitted.finish(call(args)).await
+    })
+}
+
+/// The answer to a request body that could not be read for a quote.
+fn body_refusal(error: &axum::Error) -> Response {
+    let too_large = std::error::Error::source(error)
+        .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+    if too_large {
+        Refusal::BodyTooLarge.into_response()
+    } else {
+        Refusal::BodyUnreadable.into_response()
+    }
 }
 
 /// An admitted payment, behind a trait object, so that what is generic in the handler's state
@@ -104,7 +179,7 @@ fn admission<'a>(route: &'static PaidRoute, parts: &'a mut Parts) -> Admission<'
     let engine = engine.clone();
     engine.start_reconciler();
     Admission::Admitting(Box::pin(async move {
-        let admitted = engine.admit(route, parts).await?;
+        let admitted = engine.admit(route, parts, None).await?;
         parts.extensions.insert(admitted.payment.clone());
         Ok(Box::new(admitted) as Box<dyn Finish>)
     }))
