@@ -212,6 +212,19 @@ async fn limits_refuse_before_anything_is_signed() {
     assert!(client.spend_log().is_empty());
     assert_eq!(facilitator.calls().len(), 0);
 
+    // A quote over the maximum is refused the same way: the limit applies to the quoted amount.
+    let quoted = client
+        .get(&format!("{base}/history?city=Oslo&days=6"))
+        .await
+        .expect_err("0.006 is over 0.005");
+    assert!(
+        matches!(&quoted, ClientError::OverRequestLimit { price, limit }
+            if price == "0.006 USDC" && limit == "0.005 USDC"),
+        "{quoted}"
+    );
+    assert!(client.spend_log().is_empty());
+    assert_eq!(facilitator.calls().len(), 0);
+
     // Within both: paid.
     let paid = client
         .get(&format!("{base}/weather?city=Oslo"))

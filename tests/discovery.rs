@@ -119,7 +119,17 @@ async fn every_paid_route_of_the_example_is_priced_and_free_ones_are_open() {
             (
                 method.to_string(),
                 path,
-                info["price"]["amount"].as_str().expect("amount").to_owned(),
+                match (
+                    info["price"]["mode"].as_str(),
+                    info["price"]["amount"].as_str(),
+                ) {
+                    (Some("dynamic"), _) => format!(
+                        "{}–{}",
+                        info["price"]["min"].as_str().expect("min"),
+                        info["price"]["max"].as_str().expect("max")
+                    ),
+                    (_, amount) => amount.expect("amount").to_owned(),
+                },
                 info["price"]["currency"]
                     .as_str()
                     .expect("currency")
@@ -129,7 +139,9 @@ async fn every_paid_route_of_the_example_is_priced_and_free_ones_are_open() {
         .collect();
     let expected = [
         ("GET", "/alerts", "0.005"),
+        ("GET", "/climate", "0.002"),
         ("POST", "/forecast", "0.01"),
+        ("GET", "/history", "0.001–0.03"),
         ("GET", "/weather", "0.001"),
     ]
     .map(|(m, p, a)| (m.to_owned(), p.to_owned(), a.to_owned(), "USD".to_owned()));
@@ -170,7 +182,7 @@ async fn live_402_offers_equal_the_documented_offers_for_every_paid_route() {
     let (origin, x402) = example(&["eip155:84532", "eip155:8453"]).await;
     let doc = document(&origin).await;
     let paid = paid_operations(&doc);
-    assert_eq!(paid.len(), 3);
+    assert_eq!(paid.len(), 5);
     for (method, path, op) in paid {
         let documented = &op["x-payment-info"]["protocols"][0]["x402"]["accepts"];
         let response = unpaid(&origin, &method, &path).await;
@@ -281,6 +293,9 @@ async fn docs_llms_txt_and_well_known_are_served() {
         format!(
             "- [GET /alerts]({origin}/openapi.json): Active weather alerts for a city — 0.005 USDC (x402)"
         ),
+        format!(
+            "- [GET /history]({origin}/openapi.json): Daily history for a city, priced by the number of days — 0.001–0.03 USDC (x402)"
+        ),
         format!("- [GET /health]({origin}/openapi.json): Free liveness probe."),
     ] {
         assert!(text.contains(&line), "{line}\n---\n{text}");
@@ -299,7 +314,9 @@ async fn docs_llms_txt_and_well_known_are_served() {
         well_known["resources"],
         json!([
             format!("{origin}/alerts"),
+            format!("{origin}/climate"),
             format!("{origin}/forecast"),
+            format!("{origin}/history"),
             format!("{origin}/weather")
         ])
     );
@@ -386,15 +403,17 @@ async fn mppx_agentcash_and_ajv_accept_the_document_and_the_402s() {
         .collect();
     let expected = [
         ("GET", "/alerts", "paid", "0.005 USD"),
+        ("GET", "/climate", "paid", "0.002 USD"),
         ("POST", "/forecast", "paid", "0.01 USD"),
         ("GET", "/health", "unprotected", ""),
+        ("GET", "/history", "paid", "0.001-0.03 USD"),
         ("GET", "/weather", "paid", "0.001 USD"),
     ]
     .map(|(m, p, a, price)| (m.to_owned(), p.to_owned(), a.to_owned(), price.to_owned()));
     assert_eq!(routes, expected);
 
     let endpoints = report["endpoints"].as_array().expect("endpoints");
-    assert_eq!(endpoints.len(), 3);
+    assert_eq!(endpoints.len(), 5);
     for endpoint in endpoints {
         let name = format!("{} {}", endpoint["method"], endpoint["path"]);
         assert_eq!(endpoint["status"], 402, "{name}");
@@ -483,7 +502,9 @@ async fn agentcash_discovery_lists_every_paid_route_with_its_price() {
         paid,
         [
             ("/alerts", "0.005 USD"),
+            ("/climate", "0.002 USD"),
             ("/forecast", "0.01 USD"),
+            ("/history", "0.001-0.03 USD"),
             ("/weather", "0.001 USD")
         ]
     );

@@ -1,7 +1,8 @@
 //! Interoperability with the official x402 SDKs, settled on a real chain:
 //! the official Python client (PyPI `x402` 2.25.0) and TypeScript client (`@x402/fetch` +
-//! `@x402/evm` 2.27.0) pay our example server; a v1 payment settles; our standalone facilitator
-//! serves the official `@x402/express` server, which the TypeScript client pays.
+//! `@x402/evm` 2.27.0) pay our example server (a route priced per request too, at two sizes); a
+//! v1 payment settles; our standalone facilitator serves the official `@x402/express` server,
+//! which the TypeScript client pays.
 
 mod support;
 
@@ -111,6 +112,14 @@ async fn the_official_python_client_pays_our_server() {
     )
     .await;
     assert_paid(&result, &bed.chain, PAYER, before, 10_000).await;
+
+    // A route priced per request, at two sizes: each settles exactly its quote.
+    for (days, quote) in [(2, 2_000), (7, 7_000)] {
+        let before = usdc_balances(&bed.chain, PAYER).await;
+        let url = format!("{base}/history?city=Lima&days={days}");
+        let result = python_pays(&bed, PAYER_KEY, &[&url]).await;
+        assert_paid(&result, &bed.chain, PAYER, before, quote).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,6 +141,14 @@ async fn the_official_typescript_client_pays_our_server() {
     )
     .await;
     assert_paid(&result, &bed.chain, PAYER2, before, 10_000).await;
+
+    // A route priced per request, at two sizes: each settles exactly its quote.
+    for (days, quote) in [(3, 3_000), (30, 30_000)] {
+        let before = usdc_balances(&bed.chain, PAYER2).await;
+        let url = format!("{base}/history?city=Cairo&days={days}");
+        let result = typescript_pays(&bed, PAYER2_KEY, &[&url]).await;
+        assert_paid(&result, &bed.chain, PAYER2, before, quote).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -105,6 +105,18 @@ async fn convert(Json(body): Json<Value>) -> Json<Value> {
     Json(json!({"converted": body}))
 }
 
+/// A quote function with a bug.
+#[quote]
+async fn quote_broken() -> Quote {
+    panic!("the quote function has a bug")
+}
+
+/// Priced by a quote function that panics.
+#[paid(quote = quote_broken, min = "0.001", max = "0.05", method = "GET", path = "/broken")]
+async fn broken() -> &'static str {
+    "never served"
+}
+
 const SELLER: &str = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720";
 
 fn route(operation_id: &str) -> &'static PaidRoute {
@@ -146,6 +158,7 @@ async fn serve_paywall(x402: &X402) -> String {
         .route("/item", get(read_item).post(write_item))
         .route("/rows", get(rows))
         .route("/convert", post(convert))
+        .route("/broken", get(broken))
         .layer(x402.layer());
     serve(app).await
 }
@@ -557,6 +570,16 @@ async fn the_quote_is_the_challenge_and_the_payment_must_match_it() {
 
     // A request the quote function cannot read is its extractor's rejection, not a 402.
     assert_eq!(get("rows=many").await.expect("request").status(), 400);
+    // A bare probe (no query, no body) gets the offers at the maximum, saying why.
+    let probe = client
+        .get(format!("{base}/rows"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(probe.status(), 402);
+    let bare = challenge_of(&probe);
+    assert_eq!(bare.accepts[0].amount, "50000");
+    assert_eq!(bare.error.as_deref(), Some("price_depends_on_request"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

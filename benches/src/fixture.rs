@@ -12,6 +12,7 @@ use alloy_signer::SignerSync as _;
 use alloy_signer_local::PrivateKeySigner;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Query;
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::{get, post};
 use base64::Engine as _;
@@ -26,10 +27,14 @@ use x402_runtime::proto::{
 };
 use x402_runtime::schemes::exact_evm::eip3009::{self, TransferWithAuthorization};
 use x402_runtime::schemes::{self, exact_evm::ExactEvmPayload};
-use x402_runtime::{BoxFuture, Facilitator, FacilitatorError, X402, X402Config, paid};
+use x402_runtime::{
+    BoxFuture, Facilitator, FacilitatorError, Quote, X402, X402Config, paid, quote,
+};
 
 /// Path of the paid route.
 pub const PAID_PATH: &str = "/report";
+/// Path of the quoted route (priced per request by a trivial quote: 0.001 USDC a row).
+pub const QUOTED_PATH: &str = "/quoted";
 /// Path of the plain baseline route.
 pub const PLAIN_PATH: &str = "/plain";
 /// The body the paid handler answers with once paid.
@@ -44,6 +49,28 @@ pub const NETWORK: &str = x402_testbed::NETWORK;
 /// `max_timeout_seconds = 900` lets payments signed before a measurement stay valid for all of it.
 #[paid(price = "0.001", currency = "USDC", max_timeout_seconds = 900)]
 pub async fn report() -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
+    ([(CONTENT_TYPE, "application/json")], PAID_BODY)
+}
+
+/// Query of the quoted route.
+#[derive(serde::Deserialize)]
+pub struct Rows {
+    /// How many rows; each costs 0.001 USDC.
+    pub rows: u32,
+}
+
+/// The trivial quote of [`quoted_report`]: 0.001 USDC a row.
+#[quote]
+pub async fn quote_rows(Query(q): Query<Rows>) -> Quote {
+    Quote::atomic(1_000 * u128::from(q.rows))
+}
+
+/// The route of [`report`], priced per request: `?rows=1` costs what [`report`] does, so the two
+/// 402s differ only by how the price was found.
+#[paid(quote = quote_rows, min = "0.001", max = "0.05", currency = "USDC", max_timeout_seconds = 900)]
+pub async fn quoted_report(
+    Query(_): Query<Rows>,
+) -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
     ([(CONTENT_TYPE, "application/json")], PAID_BODY)
 }
 
@@ -68,6 +95,7 @@ pub fn paywall(facilitator: impl Facilitator) -> X402 {
 pub fn paid_app(x402: &X402) -> Router {
     Router::new()
         .route(PAID_PATH, get(report))
+        .route(QUOTED_PATH, get(quoted_report))
         .layer(x402.layer())
 }
 

@@ -90,6 +90,9 @@ pub struct LoadResults {
     /// Plain server CPU per response over the unpaid 402's, per round.
     #[serde(default)]
     pub cpu_ratio_402_rounds: Vec<f64>,
+    /// The quoted route's unpaid 402 req/s over the fixed-price route's, per round.
+    #[serde(default)]
+    pub ratio_quoted_402_rounds: Vec<f64>,
     /// The signature recovery bound.
     pub bound: Bound,
     /// In-process paid req/s over the ecrecover bound, per round.

@@ -77,11 +77,11 @@ fn registered_prices() -> Vec<(String, String, String)> {
     let mut routes: Vec<_> = x402_runtime::routes()
         .into_iter()
         .map(|route| {
-            let price = route.price().expect("fixed price");
             (
                 route.method().expect("method").to_owned(),
                 route.path().expect("path").to_owned(),
-                format!("{} {}", price.human, price.currency),
+                // `0.001 USDC`, or `0.001–0.03 USDC` for a route priced per request.
+                route.pricing().to_string(),
             )
         })
         .collect();
@@ -93,7 +93,7 @@ fn registered_prices() -> Vec<(String, String, String)> {
 async fn discover_lists_every_paid_route_with_its_price() {
     let base = unpaid_api().await;
     let expected = registered_prices();
-    assert_eq!(expected.len(), 3, "{expected:?}");
+    assert_eq!(expected.len(), 5, "{expected:?}");
 
     let table = run_x402(&["discover", &base], &[]).await;
     assert!(table.status.success(), "{}", stderr(&table));
@@ -108,9 +108,15 @@ async fn discover_lists_every_paid_route_with_its_price() {
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(cells[0], method, "{row}");
         assert_eq!(format!("{} {}", cells[2], cells[3]), *price, "{row}");
-        assert_eq!(cells[4], NETWORK, "{row}");
+        let networks = x402_runtime::routes()
+            .into_iter()
+            .find(|r| r.path() == Some(path.as_str()))
+            .map(|r| r.networks().join(","))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| NETWORK.to_owned());
+        assert_eq!(cells[4], networks, "{row}");
     }
-    assert!(text.contains("3 paid endpoints"), "{text}");
+    assert!(text.contains("5 paid endpoints"), "{text}");
     assert!(text.contains("free: GET /health"), "{text}");
 
     let json = run_x402(&["discover", &base, "--json"], &[]).await;
@@ -222,6 +228,18 @@ async fn pay_settles_on_chain_within_the_limit() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(
         stderr(&refused).contains("over the per-request maximum of 0.0005 USDC"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(payer_balance(&bed.chain).await, before, "nothing moved");
+
+    // A quoted route: the limit applies to this request's quote.
+    let history = format!("{api}/history?city=Paris&days=5");
+    let refused = run_x402(&["pay", &history, "--max", "0.004"], &key).await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("0.005 USDC")
+            && stderr(&refused).contains("over the per-request maximum of 0.004 USDC"),
         "{}",
         stderr(&refused)
     );

@@ -1044,8 +1044,10 @@ async fn settle_reply(mode: SettleFault, body: &Value) -> Reply {
 }
 
 fn supported_reply(mode: SupportedFault, path: &str) -> Reply {
+    // Base too: the example's `/climate`, linked into the test binaries, is offered there.
     let kinds = json!({"kinds": [
         {"x402Version": 2, "scheme": "exact", "network": "eip155:84532"},
+        {"x402Version": 2, "scheme": "exact", "network": "eip155:8453"},
         {"x402Version": 1, "scheme": "exact", "network": "base-sepolia"}
     ], "extensions": [], "signers": {}});
     match mode {

@@ -10,7 +10,8 @@
 //!
 //! 1. `ceiling`: the generator against a server that answers canned bytes (the 402's own);
 //! 2. `plain` and `unpaid_402`, alternating for `--rounds` rounds: a plain axum handler
-//!    answering a body of the 402's size, against the paid route without a payment;
+//!    answering a body of the 402's size, against the paid route without a payment; then
+//!    `unpaid_402` against `quoted_402`, the same price found by a trivial quote function;
 //! 3. `paid_inprocess`: pre-signed payments through the paywall with the in-process facilitator
 //!    (offline verification, settlement stubbed at the chain boundary), against the bare
 //!    `ecrecover` bound measured on all cores before and after;
@@ -33,7 +34,7 @@ use alloy_primitives::U256;
 use axum::body::Bytes;
 use tokio::runtime::Runtime;
 use x402_bench::bound;
-use x402_bench::fixture::{self, PAID_PATH, PLAIN_PATH};
+use x402_bench::fixture::{self, PAID_PATH, PLAIN_PATH, QUOTED_PATH};
 use x402_bench::loadgen::{self, Load, Outcome, Requests};
 use x402_bench::machine::{Machine, threads_cpu};
 use x402_bench::results::{Bound, LoadResults, OnChain, Overhead, Scenario, write_json};
@@ -183,6 +184,49 @@ impl Harness {
             .collect();
         (nonces, Requests::Each(requests))
     }
+}
+
+/// The quoted route's unpaid 402 against the fixed route's, alternating; the ratios go to
+/// `results`, the quoted side is returned.
+fn quoted_against_fixed(
+    h: &mut Harness,
+    paid: SocketAddr,
+    fixed_request: &[u8],
+    results: &mut LoadResults,
+) -> Scenario {
+    let c = h.options.connections;
+    let quoted_request = loadgen::get_request(paid, &format!("{QUOTED_PATH}?rows=1"), &[]);
+    let probe = h.fetch(paid, &quoted_request);
+    assert_eq!(probe.status, 402, "the quoted route answers 402");
+    let warmup = Duration::from_secs_f64((h.options.seconds / 5.0).clamp(0.2, 1.0));
+    h.load(paid, c, warmup, Requests::Repeat(quoted_request.clone()));
+    let (rounds, time) = if h.options.smoke {
+        (1, h.options.duration())
+    } else {
+        (h.options.rounds * 3, h.options.duration() / 3)
+    };
+    let mut quoted_runs = Vec::new();
+    for _ in 0..rounds {
+        let f = h.load(paid, c, time, Requests::Repeat(fixed_request.to_vec()));
+        let q = h.load(paid, c, time, Requests::Repeat(quoted_request.clone()));
+        h.expect("unpaid 402", &f, 402);
+        h.expect("quoted 402", &q, 402);
+        results.ratio_quoted_402_rounds.push(q.rps() / f.rps());
+        quoted_runs.push(q);
+    }
+    let quoted = scenario(
+        "quoted_402",
+        "quoted route without payment: the 402 with a trivial quote",
+        c,
+        &quoted_runs.iter().collect::<Vec<_>>(),
+    );
+    print(&quoted);
+    println!(
+        "quoted 402 / fixed 402: {:.3} (per round {:?})",
+        median(&results.ratio_quoted_402_rounds),
+        results.ratio_quoted_402_rounds
+    );
+    quoted
 }
 
 fn scenario(id: &str, title: &str, connections: usize, outcomes: &[&Outcome]) -> Scenario {
@@ -369,6 +413,8 @@ fn main() -> ExitCode {
     );
     results.scenarios.push(plain_s);
     results.scenarios.push(unpaid_s);
+    let quoted_s = quoted_against_fixed(&mut h, paid, &unpaid_request, &mut results);
+    results.scenarios.push(quoted_s);
 
     // 3. Paid in process, against the ecrecover bound.
     let items = bound::signed(256);

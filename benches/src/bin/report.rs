@@ -177,6 +177,16 @@ fn targets(
             );
         }
     }
+    if let Some(q) = scenario(load, "quoted_402") {
+        let ratio = median(&load.ratio_quoted_402_rounds);
+        let _ = writeln!(
+            md,
+            "| a quoted route's 402 ≥ 0.9× the fixed route's (a trivial quote costs under 10 %) | {ratio:.3}× (median of rounds: {}); {:.0} req/s quoted | {} |",
+            rounds(&load.ratio_quoted_402_rounds, 3),
+            q.rps,
+            yes(ratio >= 0.9)
+        );
+    }
     if let Some(paid) = scenario(load, "paid_inprocess") {
         let bound = ecrecover_bound(load, criterion);
         let _ = writeln!(

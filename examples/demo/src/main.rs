@@ -4,9 +4,9 @@
 //! starts a local chain with chain id 84532 and real USDC at Base Sepolia's address, serves the
 //! paid weather API with the in-process facilitator (which settles on that chain), and runs an
 //! agent built on `x402_runtime::client::X402Client`: it reads the prices from `/openapi.json`,
-//! pays two routes within a 0.015 USDC budget (printing the price, the transaction and the payer's
-//! and payee's USDC balances before and after), is refused the third by its budget before
-//! anything is signed, and prints its spend log. Everything runs on 127.0.0.1 and stops
+//! pays three routes (one priced per request) within a 0.015 USDC budget (printing the price,
+//! the transaction and the payer's and payee's USDC balances before and after), is refused the
+//! fourth by its budget before anything is signed, and prints its spend log. Everything runs on 127.0.0.1 and stops
 //! when the demo exits.
 
 use std::time::Instant;
@@ -77,6 +77,15 @@ async fn run() -> Result<(), Error> {
         agent.post_json(&forecast, &days),
     )
     .await?;
+    // Priced per request: the 402 quotes 0.001 USDC a day, so two days cost 0.002.
+    let history = format!("{api}/history?city=Paris&days=2");
+    pay_one(
+        &agent,
+        &chain,
+        "GET /history?city=Paris&days=2",
+        agent.get(&history),
+    )
+    .await?;
     let alerts = format!("{api}/alerts?city=Lisbon");
     match agent.get(&alerts).await {
         Err(refusal @ ClientError::OverBudget { .. }) => {
@@ -87,8 +96,8 @@ async fn run() -> Result<(), Error> {
 
     print_spend_log(&agent, &api);
     println!(
-        "\ndone in {:.1} s: two calls paid and settled on chain, one refused by the budget \
-         before signing; stopping the chain",
+        "\ndone in {:.1} s: three calls paid and settled on chain (one priced by its request), \
+         one refused by the budget before signing; stopping the chain",
         started.elapsed().as_secs_f64()
     );
     Ok(())

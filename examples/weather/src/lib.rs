@@ -3,6 +3,8 @@
 //! - `GET /weather?city=Paris`: 0.001 USDC
 //! - `POST /forecast` with `{"city": "Paris", "days": 3}`: 0.01 USDC
 //! - `GET /alerts?city=Paris`: $0.005 (USDC)
+//! - `GET /history?city=Paris&days=3`: 0.001 USDC a day (quoted per request, 0.001–0.03)
+//! - `GET /climate?city=Paris`: 0.002 USDC, on Base Sepolia or Base
 //! - `GET /health`: free
 //!
 //! and, for agents and people: `GET /openapi.json` (the priced OpenAPI document), `GET /docs`,
@@ -39,6 +41,8 @@ pub fn try_app(x402: X402) -> Result<Router, CheckError> {
         .routes(routes!(weather::weather))
         .routes(routes!(weather::forecast))
         .routes(routes!(weather::alerts))
+        .routes(routes!(weather::history))
+        .routes(routes!(weather::climate))
         .routes(routes!(health))
         .split_for_parts();
     let discovery = Discovery::builder(&x402, api)

@@ -8,6 +8,8 @@
 //! - `GET /weather?city=Paris`: 0.001 USDC
 //! - `POST /forecast` with `{"city": "Paris", "days": 3}`: 0.01 USDC
 //! - `GET /alerts?city=Paris`: $0.005 (USDC)
+//! - `GET /history?city=Paris&days=3`: 0.001 USDC a day (quoted per request, 0.001–0.03)
+//! - `GET /climate?city=Paris`: 0.002 USDC, on Base Sepolia or Base
 //! - `GET /health`: free
 
 use tracing_subscriber::EnvFilter;
@@ -25,23 +27,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             facilitator = x402.config().facilitator_url(),
             "facilitator supports every configured network"
         ),
-        Err(e) => tracing::warn!("{e}; paid routes will answer 502 until it does"),
+        Err(e) => tracing::warn!("{e}; payments offered there will be refused until it does"),
     }
     let listen = std::env::var("X402_LISTEN").unwrap_or_else(|_| "127.0.0.1:4021".to_owned());
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     for route in x402_runtime::routes() {
-        if let Some(price) = x402.pricing(route).fixed() {
-            let set = if route.price() == Some(price) {
-                ""
-            } else {
-                " (set by X402_PRICES)"
-            };
-            tracing::info!(
-                "{} {} costs {price}{set}",
-                route.method().unwrap_or("?"),
-                route.path().unwrap_or(route.handler())
-            );
-        }
+        let pricing = x402.pricing(route);
+        let set = if pricing == *route.pricing() {
+            ""
+        } else {
+            " (set by X402_PRICES)"
+        };
+        tracing::info!(
+            "{} {} costs {pricing}{set}",
+            route.method().unwrap_or("?"),
+            route.path().unwrap_or(route.handler())
+        );
     }
     tracing::info!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, example_weather::app(x402))

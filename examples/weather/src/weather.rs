@@ -2,9 +2,10 @@
 
 use axum::Json;
 use axum::extract::Query;
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use x402_runtime::{Payment, paid};
+use x402_runtime::{Payment, Quote, paid, quote};
 
 /// Query of `GET /weather` and `GET /alerts`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -142,5 +143,80 @@ pub async fn alerts(Query(q): Query<City>) -> Json<Alerts> {
     Json(Alerts {
         city: q.city,
         alerts,
+    })
+}
+
+/// Query of `GET /history`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// City name.
+    pub city: String,
+    /// Number of past days, 1 to 30; each costs 0.001 USDC.
+    #[param(minimum = 1, maximum = 30)]
+    pub days: u32,
+}
+
+/// Past daily temperatures.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct History {
+    /// City name, as asked.
+    pub city: String,
+    /// Mean temperature in °C per day, the most recent first.
+    pub celsius: Vec<f32>,
+}
+
+/// The price of `GET /history`: 0.001 USDC a day.
+#[quote]
+pub async fn quote_history(Query(q): Query<HistoryQuery>) -> Result<Quote, (StatusCode, String)> {
+    if !(1..=30).contains(&q.days) {
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "days must be between 1 and 30".into(),
+        ));
+    }
+    Ok(Quote::atomic(1_000 * u128::from(q.days)))
+}
+
+/// Daily history for a city, priced by the number of days.
+///
+/// 0.001 USDC a day, 1 to 30 days: the 402 quotes this request's price.
+#[paid(quote = quote_history, min = "0.001", max = "0.03", currency = "USDC")]
+#[utoipa::path(
+    get,
+    path = "/history",
+    params(HistoryQuery),
+    responses((status = 200, description = "One mean per day", body = History))
+)]
+pub async fn history(Query(q): Query<HistoryQuery>) -> Json<History> {
+    let base = base_temperature(&q.city);
+    let celsius = (0..q.days).map(|day| base - (day % 5) as f32).collect();
+    Json(History {
+        city: q.city,
+        celsius,
+    })
+}
+
+/// Climate normals.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Climate {
+    /// City name, as asked.
+    pub city: String,
+    /// Mean yearly temperature in °C.
+    pub mean_celsius: f32,
+}
+
+/// Climate normals for a city, payable on Base Sepolia or Base.
+#[paid(price = "0.002", currency = "USDC", networks = ["eip155:84532", "eip155:8453"])]
+#[utoipa::path(
+    get,
+    path = "/climate",
+    params(City),
+    responses((status = 200, description = "Yearly means", body = Climate))
+)]
+pub async fn climate(Query(q): Query<City>) -> Json<Climate> {
+    Json(Climate {
+        mean_celsius: base_temperature(&q.city) - 8.0,
+        city: q.city,
     })
 }

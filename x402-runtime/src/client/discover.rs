@@ -21,7 +21,8 @@ pub struct PricedEndpoint {
     pub method: String,
     /// Path (an OpenAPI path template such as `/users/{id}` when read from a document).
     pub path: String,
-    /// Price in human units (`"0.001"`), or `"?"` when no offer names a known token.
+    /// Price in human units (`"0.001"`; a range `"0.001–0.03"` for a route priced per request),
+    /// or `"?"` when no offer names a known token.
     pub price: String,
     /// What the price is in: a token (`"USDC"`) or, from a document without x402 offers, the
     /// fiat currency (`"USD"`).
@@ -167,7 +168,7 @@ fn priced(method: String, path: &str, operation: &Value, info: &Value) -> Priced
                 );
             }
             if let Some(price) = detail.get("price") {
-                token_price = text(price, "amount").zip(text(price, "currency"));
+                token_price = amount_or_range(price).zip(text(price, "currency"));
             }
         }
     }
@@ -176,7 +177,7 @@ fn priced(method: String, path: &str, operation: &Value, info: &Value) -> Priced
         .and_then(|o| human_price(&o.network, &o.amount, &o.asset));
     let fiat = info
         .get("price")
-        .and_then(|p| text(p, "amount").zip(text(p, "currency")));
+        .and_then(|p| amount_or_range(p).zip(text(p, "currency")));
     let (price, currency) = token_price
         .or(offered)
         .or(fiat)
@@ -191,6 +192,17 @@ fn priced(method: String, path: &str, operation: &Value, info: &Value) -> Priced
         protocols,
         description: text(operation, "summary").or_else(|| text(operation, "description")),
         accepts,
+    }
+}
+
+/// A price's `amount`, or for a quoted route (`mode: "dynamic"`) its range `min–max`.
+fn amount_or_range(price: &Value) -> Option<String> {
+    let text = |key: &str| price.get(key).and_then(Value::as_str);
+    match (text("amount"), text("min"), text("max")) {
+        (Some(amount), _, _) => Some(amount.to_owned()),
+        (None, Some(min), Some(max)) => Some(format!("{min}–{max}")),
+        (None, None, Some(max)) => Some(format!("up to {max}")),
+        _ => None,
     }
 }
 

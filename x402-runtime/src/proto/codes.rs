@@ -80,3 +80,7 @@ pub const QUOTE_INVALID: &str = "x402_quote_invalid";
 pub const REQUEST_BODY_TOO_LARGE: &str = "request_body_too_large";
 /// 400: a quoted route could not read the request body to price it.
 pub const INVALID_REQUEST_BODY: &str = "invalid_request_body";
+/// 402 to a bare probe (no query, no body, no payment) of a route priced per request that its
+/// quote function cannot price: the offers carry the route's maximum; send the request itself
+/// (its shape is in `extensions.bazaar`) to get its quote.
+pub const QUOTE_NEEDS_REQUEST: &str = "price_depends_on_request";

@@ -100,6 +100,18 @@ impl X402 {
         Ok(built)
     }
 
+    /// The 402 of a quoted route to a bare probe its quote function could not price: the offers
+    /// at the upper bound, and an error that says the price depends on the request.
+    pub(crate) fn probe_challenge(&self, route: &'static PaidRoute, parts: &Parts) -> Response {
+        match self.route_offers(route) {
+            Ok(offers) => {
+                let url = self.resource_url(parts);
+                self.challenge(route, &offers, &url, Some(codes::QUOTE_NEEDS_REQUEST))
+            }
+            Err(e) => Refusal::NoOffer(e.to_string()).into_response(),
+        }
+    }
+
     /// The offers of `route` at `price`, paying `pay_to` or else the route's recipient.
     fn build_offers(
         &self,

@@ -172,16 +172,9 @@ impl Refusal {
         use Refusal::*;
         Cow::Borrowed(match self {
             Malformed(why) | NoOffer(why) => return Cow::Borrowed(why),
-            QuoteOutOfBounds(what) | QuoteInvalid(what) => {
-                return Cow::Owned(format!(
-                    "the server could not price this request ({what}); nothing was verified or \
-                     charged"
-                ));
+            QuoteOutOfBounds(_) | QuoteInvalid(_) | BodyTooLarge | BodyUnreadable => {
+                return self.pricing_message();
             }
-            BodyTooLarge => {
-                "the request body is larger than the 2 MiB this route reads to price it"
-            }
-            BodyUnreadable => "the request body could not be read; nothing was charged",
             InvalidIdentifier(why) => why,
             HeaderTooLarge => "the payment header exceeds 16 KiB",
             NotPaidHandler => "`Payment` can only be extracted in a handler annotated with #[paid]",
@@ -253,6 +246,19 @@ impl Refusal {
                  learn the outcome"
             }
         })
+    }
+
+    /// The message of a refusal to price a request (quoted routes).
+    fn pricing_message(&self) -> Cow<'_, str> {
+        match self {
+            Refusal::QuoteOutOfBounds(what) | Refusal::QuoteInvalid(what) => Cow::Owned(format!(
+                "the server could not price this request ({what}); nothing was verified or charged"
+            )),
+            Refusal::BodyTooLarge => Cow::Borrowed(
+                "the request body is larger than the 2 MiB this route reads to price it",
+            ),
+            _ => Cow::Borrowed("the request body could not be read; nothing was charged"),
+        }
     }
 
     /// The receipt the answer carries, if any.

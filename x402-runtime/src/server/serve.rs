@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 
 use axum::body::Body;
+use futures_util::FutureExt as _;
 
 use super::admission::{Admitted, options_answer, unpaid};
 use super::answer::{self, settle_receipt};
@@ -91,9 +92,26 @@ where
             Ok(bytes) => bytes,
             Err(e) => return body_refusal(&e),
         };
-        let quoted = match quote.quote(parts.clone(), body.clone(), &state).await {
-            Ok(quoted) => quoted,
-            Err(rejection) => return rejection,
+        let quoting = quote.quote(parts.clone(), body.clone(), &state);
+        let quoted = match std::panic::AssertUnwindSafe(quoting).catch_unwind().await {
+            Ok(Ok(quoted)) => quoted,
+            // A bare probe (no query, no body, no payment) of a route priced by its request:
+            // the offers at the upper bound, saying how to get the real quote.
+            Ok(Err(_))
+                if unpaid(&parts)
+                    && parts.uri.query().is_none_or(str::is_empty)
+                    && body.is_empty() =>
+            {
+                return engine.probe_challenge(route, &parts);
+            }
+            Ok(Err(rejection)) => return rejection,
+            Err(_) => {
+                tracing::error!(
+                    handler = route.handler,
+                    "x402: the quote function panicked; nothing was charged"
+                );
+                return Refusal::QuoteInvalid("its quote function failed".into()).into_response();
+            }
         };
         let offers = match engine.quoted_offers(route, &quoted) {
             Ok(offers) => offers,
@@ -259,7 +277,6 @@ fn body_failed(settled: Option<&str>) -> Response {
 
 /// Runs the handler; a panic becomes a 500 (and, since it is not 2xx, nothing is settled).
 async fn run(handler: HandlerFuture<'_>) -> Response {
-    use futures_util::FutureExt as _;
     match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
         Ok(response) => response,
         Err(_) => {
