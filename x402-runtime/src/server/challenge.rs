@@ -3,6 +3,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::response::Response;
+use dashmap::DashMap;
 use http::header::{ACCESS_CONTROL_EXPOSE_HEADERS, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::{Map, Value};
@@ -19,11 +20,16 @@ use crate::schemes::Offer;
 /// Most challenges cached (one per route and resource URL); beyond it they are built per request.
 pub(crate) const MAX_CACHED_CHALLENGES: usize = 4096;
 
-/// A route's offers, preferred first, and its price in each of its currencies.
+/// A route's offers, preferred first, and its price in each of its currencies. The offers of
+/// one quote of a quoted route keep their plain challenges here, by resource URL.
 #[derive(Debug)]
 pub(crate) struct RouteOffers {
     pub(crate) offers: Vec<Offer>,
     pub(crate) prices: Vec<Price>,
+    pub(crate) challenges: DashMap<Box<str>, Challenge>,
+    /// Whether these offers are kept in the engine's cache, so that challenges kept here are
+    /// counted for as long as they live.
+    pub(crate) retained: bool,
 }
 
 impl RouteOffers {

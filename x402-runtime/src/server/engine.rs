@@ -321,6 +321,14 @@ impl X402 {
         self.inner
             .extensions
             .insert(route.id(), Arc::new(extensions));
+        let cached = &self.inner.cached_challenges;
+        // A quoted route's offers hold its challenges: dropped, rebuilt on the next quote.
+        self.inner.quoted.retain(|(id, ..), offers| {
+            if *id == route.id() {
+                cached.fetch_sub(offers.challenges.len(), Ordering::Relaxed);
+            }
+            *id != route.id()
+        });
         if let Some((_, dropped)) = self.inner.challenges.remove(&route.id()) {
             self.inner
                 .cached_challenges

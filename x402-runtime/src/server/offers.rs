@@ -11,7 +11,9 @@ use http::request::Parts;
 
 use alloy_primitives::Address;
 
-use super::challenge::{MAX_CACHED_CHALLENGES, RouteOffers, build_challenge};
+use dashmap::DashMap;
+
+use super::challenge::{Challenge, MAX_CACHED_CHALLENGES, RouteOffers, build_challenge};
 use super::config::X402Config;
 use super::engine::X402;
 use super::pricing;
@@ -77,24 +79,32 @@ impl X402 {
                 .map_err(|e| Box::new(Refusal::NoOffer(e.to_string())));
         };
         let (amount, pay_to) = quote.parts();
-        let price = match amount {
-            Amount::Human(text) => Price::parse(text, bounds.min.currency)
-                .map_err(|why| quote_refusal(route, Refusal::QuoteInvalid(why)))?,
-            Amount::Atomic(units) => Price::from_atomic(*units, bounds.min.currency),
+        let currency = bounds.min.currency;
+        // In atomic units first: a quote already cached costs no formatting.
+        let (atomic, parsed) = match amount {
+            Amount::Human(text) => {
+                let price = Price::parse(text, currency)
+                    .map_err(|why| quote_refusal(route, Refusal::QuoteInvalid(why)))?;
+                (price.atomic, Some(price))
+            }
+            Amount::Atomic(units) => (*units, None),
         };
-        if !bounds.contains(&price) {
+        if !(bounds.min.atomic..=bounds.max.atomic).contains(&atomic) {
+            let price = parsed.unwrap_or_else(|| Price::from_atomic(atomic, currency));
             let what = format!("quoted {price}, outside {bounds}");
             return Err(quote_refusal(route, Refusal::QuoteOutOfBounds(what)));
         }
-        let key = (route.id(), price.atomic, pay_to);
+        let key = (route.id(), atomic, pay_to);
         if let Some(found) = self.inner.quoted.get(&key) {
             return Ok(found.clone());
         }
-        let built = self
+        let price = parsed.unwrap_or_else(|| Price::from_atomic(atomic, currency));
+        let mut built = self
             .build_offers(route, &price, pay_to)
-            .map(Arc::new)
             .map_err(|e| quote_refusal(route, Refusal::QuoteInvalid(e.to_string())))?;
-        if self.inner.quoted.len() < MAX_CACHED_QUOTES {
+        built.retained = self.inner.quoted.len() < MAX_CACHED_QUOTES;
+        let built = Arc::new(built);
+        if built.retained {
             self.inner.quoted.insert(key, built.clone());
         }
         Ok(built)
@@ -102,12 +112,9 @@ impl X402 {
 
     /// The 402 of a quoted route to a bare probe its quote function could not price: the offers
     /// at the upper bound, and an error that says the price depends on the request.
-    pub(crate) fn probe_challenge(&self, route: &'static PaidRoute, parts: &Parts) -> Response {
+    pub(crate) fn probe_challenge(&self, route: &'static PaidRoute, url: &str) -> Response {
         match self.route_offers(route) {
-            Ok(offers) => {
-                let url = self.resource_url(parts);
-                self.challenge(route, &offers, &url, Some(codes::QUOTE_NEEDS_REQUEST))
-            }
+            Ok(offers) => self.challenge(route, &offers, url, Some(codes::QUOTE_NEEDS_REQUEST)),
             Err(e) => Refusal::NoOffer(e.to_string()).into_response(),
         }
     }
@@ -176,7 +183,12 @@ impl X402 {
                 missing.currency
             )));
         }
-        Ok(RouteOffers { offers, prices })
+        Ok(RouteOffers {
+            offers,
+            prices,
+            challenges: DashMap::new(),
+            retained: false,
+        })
     }
 
     /// The absolute URL of the requested resource: the public URL (or `http://` + `Host`) and
@@ -216,8 +228,8 @@ impl X402 {
         }
     }
 
-    /// The 402 for `route` at `url` with `error`; the plain challenge of a fixed-price route is
-    /// cached (a quoted route's depends on the request).
+    /// The 402 for `route` at `url` with `error`; the plain challenge is cached, by route (a
+    /// quoted route's with the offers of its quote) and URL.
     pub(crate) fn challenge(
         &self,
         route: &'static PaidRoute,
@@ -230,12 +242,19 @@ impl X402 {
             Some(error) => (error, error),
             None => (codes::PAYMENT_REQUIRED, "X-PAYMENT header is required"),
         };
-        let cacheable = error.is_none() && route.pricing.bounds().is_none();
-        if cacheable
-            && let Some(cached) = self.inner.challenges.get(&route.id())
-            && let Some(challenge) = cached.get(url)
+        let quoted = route.pricing.bounds().is_some();
+        let cached = if quoted {
+            offers.challenges.get(url).map(|c| c.response())
+        } else {
+            self.inner
+                .challenges
+                .get(&route.id())
+                .and_then(|by_url| by_url.get(url).map(Challenge::response))
+        };
+        if error.is_none()
+            && let Some(response) = cached
         {
-            return challenge.response();
+            return response;
         }
         let built = build_challenge(
             route,
@@ -249,11 +268,17 @@ impl X402 {
             return unencodable();
         };
         let response = challenge.response();
-        let cached = &self.inner.cached_challenges;
-        if cacheable && cached.load(Ordering::Relaxed) < MAX_CACHED_CHALLENGES {
-            let mut by_url = self.inner.challenges.entry(route.id()).or_default();
-            if by_url.insert(url.into(), challenge).is_none() {
-                cached.fetch_add(1, Ordering::Relaxed);
+        let count = &self.inner.cached_challenges;
+        let keep = !quoted || offers.retained;
+        if error.is_none() && keep && count.load(Ordering::Relaxed) < MAX_CACHED_CHALLENGES {
+            let fresh = if quoted {
+                offers.challenges.insert(url.into(), challenge).is_none()
+            } else {
+                let mut by_url = self.inner.challenges.entry(route.id()).or_default();
+                by_url.insert(url.into(), challenge).is_none()
+            };
+            if fresh {
+                count.fetch_add(1, Ordering::Relaxed);
             }
         }
         response

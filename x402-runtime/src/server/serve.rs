@@ -9,11 +9,14 @@ use std::task::{Context, Poll};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 
-use axum::body::Body;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
 use futures_util::FutureExt as _;
 
 use super::admission::{Admitted, options_answer, unpaid};
 use super::answer::{self, settle_receipt};
+use super::challenge::RouteOffers;
 use super::engine::X402;
 use super::identifier::Recorder;
 use super::refusal::{Receipted, Refusal};
@@ -88,38 +91,18 @@ where
         if parts.method == http::Method::OPTIONS {
             return options_answer();
         }
-        let body = match axum::body::to_bytes(body, QUOTE_BODY_LIMIT).await {
+        let body = match read_body(body).await {
             Ok(bytes) => bytes,
-            Err(e) => return body_refusal(&e),
-        };
-        let quoting = quote.quote(parts.clone(), body.clone(), &state);
-        let quoted = match std::panic::AssertUnwindSafe(quoting).catch_unwind().await {
-            Ok(Ok(quoted)) => quoted,
-            // A bare probe (no query, no body, no payment) of a route priced by its request:
-            // the offers at the upper bound, saying how to get the real quote.
-            Ok(Err(_))
-                if unpaid(&parts)
-                    && parts.uri.query().is_none_or(str::is_empty)
-                    && body.is_empty() =>
-            {
-                return engine.probe_challenge(route, &parts);
-            }
-            Ok(Err(rejection)) => return rejection,
-            Err(_) => {
-                tracing::error!(
-                    handler = route.handler,
-                    "x402: the quote function panicked; nothing was charged"
-                );
-                return Refusal::QuoteInvalid("its quote function failed".into()).into_response();
-            }
-        };
-        let offers = match engine.quoted_offers(route, &quoted) {
-            Ok(offers) => offers,
-            Err(refusal) => return refusal.into_response(),
+            Err(refusal) => return refusal,
         };
         if unpaid(&parts) {
-            return engine.challenge(route, &offers, &engine.resource_url(&parts), None);
+            return quoted_challenge(&engine, route, parts, body, &state, quote).await;
         }
+        let offers = match quoted(&engine, route, parts.clone(), body.clone(), &state, quote).await
+        {
+            Ok(offers) => offers,
+            Err(Unquoted::Rejected(answer) | Unquoted::Refused(answer)) => return answer,
+        };
         engine.start_reconciler();
         let admitted = match engine.admit(route, &parts, Some(offers)).await {
             Ok(admitted) => admitted,
@@ -132,6 +115,72 @@ where
         };
         admitted.finish(call(args)).await
     })
+}
+
+/// Why a request has no quoted offers: the quote function's own answer (a rejection of one of
+/// its extractors, or its error), or the paywall's refusal of its quote.
+enum Unquoted {
+    Rejected(Response),
+    Refused(Response),
+}
+
+/// The 402 of an unpaid request to a quoted route. A bare probe (no query, no body) that the
+/// quote function cannot price gets the offers at the upper bound, saying how to get its quote.
+async fn quoted_challenge<S, QT, Q: Quoter<QT, S>>(
+    engine: &X402,
+    route: &'static PaidRoute,
+    parts: Parts,
+    body: Bytes,
+    state: &S,
+    quote: Q,
+) -> Response {
+    // Read before the parts move into the quote: nothing else of them is needed after it.
+    let url = engine.resource_url(&parts);
+    let bare = parts.uri.query().is_none_or(str::is_empty) && body.is_empty();
+    match quoted(engine, route, parts, body, state, quote).await {
+        Ok(offers) => engine.challenge(route, &offers, &url, None),
+        Err(Unquoted::Rejected(_)) if bare => engine.probe_challenge(route, &url),
+        Err(Unquoted::Rejected(answer) | Unquoted::Refused(answer)) => answer,
+    }
+}
+
+/// Runs the quote function on the request and gives the offers of its quote; a panic of the
+/// quote function is a refusal (500), as is a quote the paywall cannot use.
+async fn quoted<S, QT, Q: Quoter<QT, S>>(
+    engine: &X402,
+    route: &'static PaidRoute,
+    parts: Parts,
+    body: Bytes,
+    state: &S,
+    quote: Q,
+) -> Result<Arc<RouteOffers>, Unquoted> {
+    let quoting = std::panic::AssertUnwindSafe(quote.quote(parts, body, state));
+    let quoted = match quoting.catch_unwind().await {
+        Ok(Ok(quoted)) => quoted,
+        Ok(Err(rejection)) => return Err(Unquoted::Rejected(rejection)),
+        Err(_) => {
+            tracing::error!(
+                handler = route.handler,
+                "x402: the quote function panicked; nothing was charged"
+            );
+            let failed = Refusal::QuoteInvalid("its quote function failed".into());
+            return Err(Unquoted::Refused(failed.into_response()));
+        }
+    };
+    engine
+        .quoted_offers(route, &quoted)
+        .map_err(|refusal| Unquoted::Refused(refusal.into_response()))
+}
+
+/// The request body, read up to [`QUOTE_BODY_LIMIT`]; one known to be empty is not read.
+async fn read_body(body: Body) -> Result<Bytes, Response> {
+    use axum::body::HttpBody as _;
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
+    axum::body::to_bytes(body, QUOTE_BODY_LIMIT)
+        .await
+        .map_err(|e| body_refusal(&e))
 }
 
 /// The answer to a request body that could not be read for a quote.
