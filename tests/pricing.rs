@@ -14,7 +14,6 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use support::*;
-use x402_runtime::facilitator::HttpFacilitator;
 use x402_runtime::{
     Currency, PaidRoute, Price, Quote, X402, X402Config, X402ConfigBuilder, paid, quote,
 };
@@ -57,7 +56,7 @@ async fn write_item() -> &'static str {
     "written"
 }
 
-/// Anvil's account #9, a seller other than the configuration's recipient ([`PAY_TO`]).
+/// Query of `/rows`.
 #[derive(Deserialize)]
 struct Rows {
     rows: u32,
@@ -117,6 +116,7 @@ async fn broken() -> &'static str {
     "never served"
 }
 
+/// Anvil's account #9, a seller other than the configuration's recipient ([`PAY_TO`]).
 const SELLER: &str = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720";
 
 fn route(operation_id: &str) -> &'static PaidRoute {
@@ -130,24 +130,29 @@ fn config() -> X402ConfigBuilder {
     X402Config::builder().pay_to(PAY_TO)
 }
 
-fn paywall_with_prices(facilitator: &Facilitator, prices: &[(&str, &str)]) -> X402 {
-    let config = prices
-        .iter()
-        .fold(config(), |b, (r, p)| b.price(*r, *p))
-        .facilitator_url(facilitator.url())
-        .build()
-        .expect("config");
-    let client = HttpFacilitator::with_timeouts(
-        &facilitator.url(),
-        Duration::from_secs(5),
-        Duration::from_secs(5),
-    )
-    .expect("client");
-    X402::builder(config)
-        .facilitator(client)
-        .reconcile_interval(None)
-        .build()
-        .expect("paywall")
+/// A paywall with `prices` set by its configuration, serving this file's routes, and a payer.
+struct Rig {
+    facilitator: Facilitator,
+    x402: X402,
+    base: String,
+    client: reqwest::Client,
+    payer: Payer,
+}
+
+impl Rig {
+    async fn start(prices: &[(&str, &str)]) -> Rig {
+        let facilitator = Facilitator::start().await;
+        let builder = prices.iter().fold(config(), |b, (r, p)| b.price(*r, *p));
+        let x402 = paywall_from(&facilitator, builder, Duration::from_secs(5));
+        let base = serve_paywall(&x402).await;
+        Rig {
+            facilitator,
+            x402,
+            base,
+            client: http(),
+            payer: Payer::new(PAYER_KEY),
+        }
+    }
 }
 
 async fn serve_paywall(x402: &X402) -> String {
@@ -165,14 +170,13 @@ async fn serve_paywall(x402: &X402) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_price_set_by_the_configuration_is_offered_charged_and_published() {
-    let facilitator = Facilitator::start().await;
-    let x402 = paywall_with_prices(
-        &facilitator,
-        &[("GET /report", "0.003"), ("archive", "$0.0025")],
-    );
-    let base = serve_paywall(&x402).await;
-    let client = http();
-    let payer = Payer::new(PAYER_KEY);
+    let Rig {
+        facilitator,
+        x402,
+        base,
+        client,
+        payer,
+    } = Rig::start(&[("GET /report", "0.003"), ("archive", "$0.0025")]).await;
 
     let unpaid = client
         .get(format!("{base}/report"))
@@ -311,11 +315,13 @@ fn prices_are_read_from_the_environment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_with_several_offers_lists_each_and_accepts_any() {
-    let facilitator = Facilitator::start().await;
-    let x402 = paywall_with_prices(&facilitator, &[]);
-    let base = serve_paywall(&x402).await;
-    let client = http();
-    let payer = Payer::new(PAYER_KEY);
+    let Rig {
+        facilitator,
+        x402,
+        base,
+        client,
+        payer,
+    } = Rig::start(&[]).await;
 
     let unpaid = client
         .get(format!("{base}/multi"))
@@ -415,10 +421,13 @@ async fn a_route_with_several_offers_lists_each_and_accepts_any() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_handlers_price_two_methods_of_one_path() {
-    let facilitator = Facilitator::start().await;
-    let x402 = paywall_with_prices(&facilitator, &[("POST /item", "0.04")]);
-    let base = serve_paywall(&x402).await;
-    let client = http();
+    let Rig {
+        facilitator,
+        x402: _,
+        base,
+        client,
+        payer,
+    } = Rig::start(&[("POST /item", "0.04")]).await;
     let read = client
         .get(format!("{base}/item"))
         .send()
@@ -431,7 +440,6 @@ async fn two_handlers_price_two_methods_of_one_path() {
         .await
         .expect("request");
     assert_eq!(challenge_of(&write).accepts[0].amount, "40000");
-    let payer = Payer::new(PAYER_KEY);
     let payment = payer.pay_v2(&challenge_of(&write), &Terms::default());
     let written = client
         .post(format!("{base}/item"))
@@ -525,11 +533,13 @@ async fn a_payment_for_the_second_token_settles_on_chain() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quote_is_the_challenge_and_the_payment_must_match_it() {
-    let facilitator = Facilitator::start().await;
-    let x402 = paywall_with_prices(&facilitator, &[]);
-    let base = serve_paywall(&x402).await;
-    let client = http();
-    let payer = Payer::new(PAYER_KEY);
+    let Rig {
+        facilitator,
+        x402: _,
+        base,
+        client,
+        payer,
+    } = Rig::start(&[]).await;
     let get = |query: &str| client.get(format!("{base}/rows?{query}")).send();
 
     let three = challenge_of(&get("rows=3").await.expect("402"));
@@ -584,10 +594,13 @@ async fn the_quote_is_the_challenge_and_the_payment_must_match_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quote_outside_its_bounds_is_a_500_and_nothing_is_charged() {
-    let facilitator = Facilitator::start().await;
-    let x402 = paywall_with_prices(&facilitator, &[]);
-    let base = serve_paywall(&x402).await;
-    let client = http();
+    let Rig {
+        facilitator,
+        x402: _,
+        base,
+        client,
+        payer: _,
+    } = Rig::start(&[]).await;
     let within = challenge_of(
         &client
             .get(format!("{base}/rows?rows=50"))
@@ -622,10 +635,13 @@ async fn a_quote_outside_its_bounds_is_a_500_and_nothing_is_charged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_priced_route_reads_the_body_once_for_both() {
-    let facilitator = Facilitator::start().await;
-    let x402 = paywall_with_prices(&facilitator, &[]);
-    let base = serve_paywall(&x402).await;
-    let client = http();
+    let Rig {
+        facilitator: _facilitator,
+        x402: _,
+        base,
+        client,
+        payer: _,
+    } = Rig::start(&[]).await;
     let body = json!({"pages": 4, "title": "report"});
     let post = || client.post(format!("{base}/convert")).json(&body);
     let unpaid = post().send().await.expect("402");
@@ -665,8 +681,11 @@ async fn a_body_priced_route_reads_the_body_once_for_both() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quoted_route_publishes_its_range() {
-    let facilitator = Facilitator::start().await;
-    let x402 = paywall_with_prices(&facilitator, &[]);
+    let Rig {
+        facilitator: _facilitator,
+        x402,
+        ..
+    } = Rig::start(&[]).await;
     let info = x402_runtime::openapi::payment_info(&x402, route("rows")).expect("offers");
     assert_eq!(
         info["price"],

@@ -202,10 +202,21 @@ pub fn paywall_with(facilitator: &Facilitator, verify_timeout: Duration) -> X402
 }
 
 pub fn paywall_on(facilitator: &Facilitator, verify_timeout: Duration, networks: &[&str]) -> X402 {
-    let config = networks
+    let builder = networks
         .iter()
         .fold(X402Config::builder(), |b, n| b.network(*n))
-        .pay_to(PAY_TO)
+        .pay_to(PAY_TO);
+    paywall_from(facilitator, builder, verify_timeout)
+}
+
+/// The paywall of `builder`'s configuration through `facilitator`, without background
+/// reconciliation.
+pub fn paywall_from(
+    facilitator: &Facilitator,
+    builder: x402_runtime::X402ConfigBuilder,
+    verify_timeout: Duration,
+) -> X402 {
+    let config = builder
         .facilitator_url(facilitator.url())
         .verify_timeout(verify_timeout)
         .build()

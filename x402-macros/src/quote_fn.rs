@@ -13,8 +13,8 @@
 //! ```
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote};
-use syn::{FnArg, Ident, ItemFn};
+use quote::quote;
+use syn::{Ident, ItemFn};
 
 /// Expands `#[quote] item`.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -75,16 +75,7 @@ fn generate(func: &ItemFn) -> TokenStream {
     let name = &sig.ident;
     let inputs = &sig.inputs;
     let output = &sig.output;
-    let (args, types): (Vec<Ident>, Vec<_>) = sig
-        .inputs
-        .iter()
-        .filter_map(|arg| match arg {
-            FnArg::Typed(typed) => Some(&typed.ty),
-            FnArg::Receiver(_) => None,
-        })
-        .enumerate()
-        .map(|(i, ty)| (format_ident!("__x402_arg{}", i), ty))
-        .unzip();
+    let (args, types) = crate::paid::arguments(sig);
     let docs = attrs
         .iter()
         .filter(|a| a.path().is_ident("doc") || a.path().is_ident("cfg"));

@@ -212,6 +212,20 @@ fn fixed_price(price: &FixedPrice) -> TokenStream {
     }
 }
 
+/// A name for each argument of `sig` (`__x402_arg0`, …) and its type, in order: the tuple the
+/// extractors fill and the call that spreads it.
+pub(crate) fn arguments(sig: &syn::Signature) -> (Vec<Ident>, Vec<&syn::Type>) {
+    sig.inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            FnArg::Typed(typed) => Some(&*typed.ty),
+            FnArg::Receiver(_) => None,
+        })
+        .enumerate()
+        .map(|(i, ty)| (format_ident!("__x402_arg{}", i), ty))
+        .unzip()
+}
+
 fn currency(currency: Currency) -> TokenStream {
     match currency {
         Currency::Usdc => quote!(::x402_runtime::Currency::Usdc),
@@ -235,16 +249,7 @@ fn handler(func: &ItemFn, attrs: &[TokenStream], quote: Option<&syn::Path>) -> T
     let name = &sig.ident;
     let inputs = &sig.inputs;
     let output = &sig.output;
-    let (args, types): (Vec<Ident>, Vec<_>) = sig
-        .inputs
-        .iter()
-        .filter_map(|arg| match arg {
-            FnArg::Typed(typed) => Some(&typed.ty),
-            FnArg::Receiver(_) => None,
-        })
-        .enumerate()
-        .map(|(i, ty)| (format_ident!("__x402_arg{}", i), ty))
-        .unzip();
+    let (args, types) = arguments(sig);
     let state = Ident::new("__X402State", Span::call_site());
     let via = Ident::new("__X402Via", Span::call_site());
     let quote_via = Ident::new("__X402QuoteVia", Span::call_site());

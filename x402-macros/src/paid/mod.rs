@@ -21,6 +21,7 @@ use quote::ToTokens;
 use syn::ItemFn;
 
 use self::args::PaidArgs;
+pub(crate) use self::codegen::arguments;
 use self::currency::Currency;
 use self::price::Pricing;
 use self::route::RouteInfo;
