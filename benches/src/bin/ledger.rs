@@ -315,7 +315,11 @@ impl Double {
 
 async fn double_supported() -> axum::Json<Value> {
     axum::Json(json!({
-        "kinds": [{"x402Version": 2, "scheme": "exact", "network": fixture::NETWORK}],
+        // Base too: the example API offers `/climate` there.
+        "kinds": [
+            {"x402Version": 2, "scheme": "exact", "network": fixture::NETWORK},
+            {"x402Version": 2, "scheme": "exact", "network": "eip155:8453"}
+        ],
         "extensions": [],
         "signers": {}
     }))
