@@ -243,18 +243,18 @@ impl X402 {
             None => (codes::PAYMENT_REQUIRED, "X-PAYMENT header is required"),
         };
         let quoted = route.pricing.bounds().is_some();
-        let cached = if quoted {
-            offers.challenges.get(url).map(|c| c.response())
-        } else {
-            self.inner
-                .challenges
-                .get(&route.id())
-                .and_then(|by_url| by_url.get(url).map(Challenge::response))
-        };
-        if error.is_none()
-            && let Some(response) = cached
-        {
-            return response;
+        if error.is_none() {
+            let cached = if quoted {
+                offers.challenges.get(url).map(|c| c.response())
+            } else {
+                self.inner
+                    .challenges
+                    .get(&route.id())
+                    .and_then(|by_url| by_url.get(url).map(Challenge::response))
+            };
+            if let Some(response) = cached {
+                return response;
+            }
         }
         let built = build_challenge(
             route,

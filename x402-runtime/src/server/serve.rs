@@ -81,12 +81,9 @@ where
 {
     Box::pin(async move {
         let (mut parts, body) = request.into_parts();
-        #[cfg(feature = "openapi")]
-        if parts.extensions.get::<mount::MountProbe>().is_some() {
-            return mount::answer(route);
-        }
-        let Some(engine) = parts.extensions.get::<X402>().cloned() else {
-            return not_configured(route);
+        let engine = match installed(route, &parts) {
+            Ok(engine) => engine.clone(),
+            Err(answer) => return *answer,
         };
         if parts.method == http::Method::OPTIONS {
             return options_answer();
@@ -233,12 +230,9 @@ impl Future for Admission<'_> {
 /// common probe) is answered here, synchronously, without cloning the engine or allocating; a
 /// request carrying a payment is admitted by a boxed future.
 fn admission<'a>(route: &'static PaidRoute, parts: &'a mut Parts) -> Admission<'a> {
-    #[cfg(feature = "openapi")]
-    if parts.extensions.get::<mount::MountProbe>().is_some() {
-        return Admission::Answered(Some(mount::answer(route)));
-    }
-    let Some(engine) = parts.extensions.get::<X402>() else {
-        return Admission::Answered(Some(not_configured(route)));
+    let engine = match installed(route, parts) {
+        Ok(engine) => engine,
+        Err(answer) => return Admission::Answered(Some(*answer)),
     };
     if let Some(answer) = engine.answer_without_payment(route, parts) {
         return Admission::Answered(Some(answer));
@@ -250,6 +244,19 @@ fn admission<'a>(route: &'static PaidRoute, parts: &'a mut Parts) -> Admission<'
         parts.extensions.insert(admitted.payment.clone());
         Ok(Box::new(admitted) as Box<dyn Finish>)
     }))
+}
+
+/// The paywall installed on the router, or the answer without it: the route itself to a mount
+/// probe, a 500 when no paywall is installed.
+fn installed<'a>(route: &'static PaidRoute, parts: &'a Parts) -> Result<&'a X402, Box<Response>> {
+    #[cfg(feature = "openapi")]
+    if parts.extensions.get::<mount::MountProbe>().is_some() {
+        return Err(Box::new(mount::answer(route)));
+    }
+    parts
+        .extensions
+        .get::<X402>()
+        .ok_or_else(|| Box::new(not_configured(route)))
 }
 
 fn not_configured(route: &PaidRoute) -> Response {
