@@ -2,6 +2,7 @@
 # Installs the local chain test bed's third-party pieces, pinned (docs: shared/testbed.md §1):
 #   interop/node_modules  npm ci from interop/package-lock.json (anvil, cast, Circle's FiatToken artifacts, x402 TS SDK)
 #   interop/.venv         python venv with interop/requirements.txt (x402 Python SDK and friends)
+# With --chain-only, only the npm packages (what a local chain and the demo need; the venv takes ~60 s more).
 # Idempotent: a step is skipped when its output is newer than its pin file. Safe to run again at any time.
 # Tool output goes to $TARGET/testbed/install-*.log; its tail is printed when a step fails.
 set -euo pipefail
@@ -20,9 +21,16 @@ run_logged() { # run_logged LOG CMD...: run CMD with its output in LOG; on failu
   fi
 }
 
+CHAIN_ONLY=0
+case "${1:-}" in
+  --chain-only) CHAIN_ONLY=1 ;;
+  "") ;;
+  *) fail "unknown option $1 (usage: testbed-install.sh [--chain-only])" ;;
+esac
+
 command -v node > /dev/null || fail "node not found: install Node.js 20 (e.g. apt-get install nodejs npm)"
 command -v npm > /dev/null || fail "npm not found: install npm (e.g. apt-get install npm)"
-command -v "$PYTHON" > /dev/null || fail "$PYTHON not found: install Python 3.11 with venv (e.g. apt-get install python3 python3-venv)"
+[ "$CHAIN_ONLY" = 1 ] || command -v "$PYTHON" > /dev/null || fail "$PYTHON not found: install Python 3.11 with venv (e.g. apt-get install python3 python3-venv)"
 
 # One install at a time per target dir: parallel test processes call this through x402_testbed::install(), which
 # holds the same lock itself and says so with X402_TESTBED_LOCK_HELD=1. Two npm ci runs in one folder corrupt it.
@@ -47,7 +55,9 @@ fi
 
 # 2) Python venv. The stamp is written only after pip succeeded, so an interrupted install is redone next time.
 STAMP="$INTEROP/.venv/.requirements-installed"
-if [ -f "$STAMP" ] && [ "$STAMP" -nt "$INTEROP/requirements.txt" ] && [ -x "$INTEROP/.venv/bin/python" ]; then
+if [ "$CHAIN_ONLY" = 1 ]; then
+  echo "testbed: python packages not needed (--chain-only)"
+elif [ -f "$STAMP" ] && [ "$STAMP" -nt "$INTEROP/requirements.txt" ] && [ -x "$INTEROP/.venv/bin/python" ]; then
   echo "testbed: python packages up to date"
 else
   echo "testbed: installing python packages into interop/.venv (pinned, ~60 s)…"

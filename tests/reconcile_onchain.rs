@@ -442,9 +442,10 @@ async fn a_receipt_after_the_timeout_through_x402_facilitator_over_http() {
         return;
     };
     let ledger = Ledger::default();
-    let server = x402_facilitator::router(Arc::new(local_with_receipt_timeout(&chain))).layer(
-        axum::middleware::from_fn_with_state(ledger.clone(), record_call),
-    );
+    let server =
+        x402_runtime_facilitator::router(Arc::new(local_with_receipt_timeout(&chain))).layer(
+            axum::middleware::from_fn_with_state(ledger.clone(), record_call),
+        );
     let facilitator_url = serve(server).await;
     let settle_timeout = Duration::from_secs(10);
     let config = config_for(&facilitator_url, settle_timeout)

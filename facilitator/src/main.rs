@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! X402_RPC_URL=http://127.0.0.1:8545 X402_FACILITATOR_KEY=0x… \
-//!     cargo run -p x402-facilitator -- --network eip155:84532
+//!     cargo run -p x402-runtime-facilitator -- --network eip155:84532
 //! ```
 //! The settlement key is read only from the environment (`X402_FACILITATOR_KEY`, or
 //! `X402_FACILITATOR_KEY_<chain id>`), never from a flag, and never logged.
@@ -74,7 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "x402 facilitator listening on http://{}",
         listener.local_addr()?
     );
-    axum::serve(listener, x402_facilitator::router(facilitator))
+    axum::serve(listener, x402_runtime_facilitator::router(facilitator))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

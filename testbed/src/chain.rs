@@ -86,7 +86,7 @@ impl Chain {
     /// initializes USDC and mints to `options.payers`. Every wait is bounded; on failure anvil is
     /// killed and the error carries the tail of its log.
     pub async fn start_with(options: ChainOptions) -> Result<Chain, Error> {
-        let paths = tokio::task::spawn_blocking(crate::install)
+        let paths = tokio::task::spawn_blocking(crate::install_chain)
             .await
             .map_err(|e| Error::Install(format!("install task failed: {e}")))??;
         let artifacts = Artifacts::load(&paths)?;

@@ -28,7 +28,8 @@ pub struct Paths {
     pub anvil: PathBuf,
     /// `interop/node_modules/.bin/cast` (foundry 1.7.1).
     pub cast: PathBuf,
-    /// `interop/.venv/bin/python`, with the pinned x402 Python SDK.
+    /// `interop/.venv/bin/python`, with the pinned x402 Python SDK (after [`install`], not after
+    /// [`install_chain`] alone).
     pub python: PathBuf,
     /// Hardhat artifact of Circle's `FiatTokenV2_2` (abi, bytecode, link references).
     pub fiat_token_artifact: PathBuf,
@@ -70,18 +71,33 @@ fn is_executable(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Checks that the tools the installer needs are on `PATH`: bash, node, npm and python3. The
-/// error names each missing one and how to install it.
+/// Checks that the tools the full installer needs are on `PATH`: bash, node, npm and python3.
+/// The error names each missing one and how to install it.
 pub fn require_tools() -> Result<(), Error> {
-    let needs = [
+    require(Parts::All)
+}
+
+/// What an install brings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Parts {
+    /// The npm packages: anvil, cast, Circle's FiatToken artifacts, the official TS client.
+    Chain,
+    /// The npm packages and the Python venv with the official Python SDK.
+    All,
+}
+
+fn require(parts: Parts) -> Result<(), Error> {
+    let mut needs = vec![
         ("bash", "bash"),
         ("node", "Node.js 20 (Debian: apt-get install nodejs)"),
         ("npm", "npm 10 or later (Debian: apt-get install npm)"),
-        (
+    ];
+    if parts == Parts::All {
+        needs.push((
             "python3",
             "Python 3.11 with venv (Debian: apt-get install python3 python3-venv)",
-        ),
-    ];
+        ));
+    }
     let missing: Vec<String> = needs
         .iter()
         .filter(|(tool, _)| which(tool).is_none())
@@ -108,8 +124,8 @@ pub fn skip_unless_available(test: &str) -> bool {
     }
 }
 
-/// Paths found by the first successful [`install`] of this process.
-static INSTALLED: Mutex<Option<Paths>> = Mutex::new(None);
+/// Paths found by the widest successful install of this process, and what it brought.
+static INSTALLED: Mutex<Option<(Paths, Parts)>> = Mutex::new(None);
 
 /// Installs the pinned npm packages and the Python venv (`scripts/testbed-install.sh`) unless
 /// they are already installed, and returns where everything is.
@@ -117,13 +133,27 @@ static INSTALLED: Mutex<Option<Paths>> = Mutex::new(None);
 /// Cheap when installed: the script compares timestamps (~20 ms), and later calls in the same
 /// process return the cached paths. Concurrent callers, threads or processes, are serialized by
 /// an advisory lock on `target/testbed/install.lock`. Blocking; from async code call it through
-/// `spawn_blocking` (as [`crate::Chain::start`] does).
+/// `spawn_blocking`.
 pub fn install() -> Result<Paths, Error> {
+    install_parts(Parts::All)
+}
+
+/// Installs only what a local chain needs: the pinned npm packages (anvil, cast, Circle's
+/// FiatToken artifacts, the official TypeScript client), not the Python venv (about a minute
+/// less on a first run). [`Paths::python`] is not there afterwards unless [`install`] ran too.
+/// [`crate::Chain::start`] and the demo use it.
+pub fn install_chain() -> Result<Paths, Error> {
+    install_parts(Parts::Chain)
+}
+
+fn install_parts(parts: Parts) -> Result<Paths, Error> {
     let mut installed = INSTALLED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(paths) = installed.as_ref() {
+    if let Some((paths, had)) = installed.as_ref()
+        && *had >= parts
+    {
         return Ok(paths.clone());
     }
-    require_tools()?;
+    require(parts)?;
     let root = repo_root();
     let work = work_dir(&root);
     fs::create_dir_all(&work).map_err(|e| io(work.display(), e))?;
@@ -136,12 +166,12 @@ pub fn install() -> Result<Paths, Error> {
         .open(&lock_path)
         .map_err(|e| io(lock_path.display(), e))?;
     lock_within(&lock, &lock_path, INSTALL_TIMEOUT)?;
-    let ran = run_installer(&root, &work);
+    let ran = run_installer(&root, &work, parts);
     drop(lock); // closing the file releases the lock
     ran?;
 
-    let paths = Paths::locate(root, work)?;
-    *installed = Some(paths.clone());
+    let paths = Paths::locate(root, work, parts)?;
+    *installed = Some((paths.clone(), parts));
     Ok(paths)
 }
 
@@ -167,13 +197,17 @@ fn lock_within(file: &File, path: &Path, timeout: Duration) -> Result<(), Error>
 }
 
 /// Runs the install script with its output in `work/install.log`, within [`INSTALL_TIMEOUT`].
-fn run_installer(root: &Path, work: &Path) -> Result<(), Error> {
+fn run_installer(root: &Path, work: &Path, parts: Parts) -> Result<(), Error> {
     let script = root.join("scripts/testbed-install.sh");
     let log_path = work.join("install.log");
     let log = File::create(&log_path).map_err(|e| io(log_path.display(), e))?;
     let log_err = log.try_clone().map_err(|e| io(log_path.display(), e))?;
-    let mut child = Command::new("bash")
-        .arg(&script)
+    let mut command = Command::new("bash");
+    command.arg(&script);
+    if parts == Parts::Chain {
+        command.arg("--chain-only");
+    }
+    let mut child = command
         .current_dir(root)
         // We hold work/install.lock; without this the script would wait for it and time out.
         .env("X402_TESTBED_LOCK_HELD", "1")
@@ -217,7 +251,7 @@ fn run_installer(root: &Path, work: &Path) -> Result<(), Error> {
 
 impl Paths {
     /// Resolves every path and checks that it exists.
-    fn locate(root: PathBuf, work_dir: PathBuf) -> Result<Paths, Error> {
+    fn locate(root: PathBuf, work_dir: PathBuf, parts: Parts) -> Result<Paths, Error> {
         let interop = root.join("interop");
         let artifacts = interop.join(ARTIFACTS);
         let node = which("node").ok_or_else(|| {
@@ -235,13 +269,16 @@ impl Paths {
             root,
             work_dir,
         };
+        let python = (parts == Parts::All).then_some(&paths.python);
         for file in [
             &paths.anvil,
             &paths.cast,
-            &paths.python,
             &paths.fiat_token_artifact,
             &paths.signature_checker_artifact,
-        ] {
+        ]
+        .into_iter()
+        .chain(python)
+        {
             if !file.exists() {
                 return Err(Error::Install(format!(
                     "{} is missing after the install; remove interop/node_modules and interop/.venv and \

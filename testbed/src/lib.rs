@@ -6,7 +6,8 @@
 //! token's), and mints 1000 USDC to each payer. The chain is killed when the [`Chain`] is dropped.
 //!
 //! [`install`] installs the pinned third-party pieces once (`scripts/testbed-install.sh`: npm
-//! packages in `interop/node_modules`, a Python venv in `interop/.venv`) and tells where they are.
+//! packages in `interop/node_modules`, a Python venv in `interop/.venv`) and tells where they are;
+//! [`install_chain`] (what [`Chain::start`] and the demo call) installs only the npm packages.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), x402_testbed::Error> {
@@ -17,7 +18,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Needs node + npm and python3 (with venv). In CI (`CI=true`) their absence is an error; tests
+//! Needs node + npm, and python3 (with venv) for [`install`]. anvil comes from the npm package
+//! `@foundry-rs/anvil-linux-amd64`, so the chain runs on Linux x86-64 only. In CI (`CI=true`) their absence is an error; tests
 //! elsewhere may skip, loudly, through [`skip_unless_available`].
 
 mod chain;
@@ -30,7 +32,7 @@ use alloy::primitives::{Address, U256, address};
 
 pub use chain::{Chain, ChainOptions};
 pub use error::Error;
-pub use install::{Paths, install, repo_root, require_tools, skip_unless_available};
+pub use install::{Paths, install, install_chain, repo_root, require_tools, skip_unless_available};
 pub use link::link_bytecode;
 pub use token::FiatToken;
 

@@ -503,9 +503,9 @@ pub async fn official_express_server(
     paths: &x402_testbed::Paths,
     chain: &x402_testbed::Chain,
 ) -> (Child, String) {
-    let facilitator_url = serve(x402_facilitator::router(Arc::new(local_facilitator(Some(
-        chain.rpc_url(),
-    )))))
+    let facilitator_url = serve(x402_runtime_facilitator::router(Arc::new(
+        local_facilitator(Some(chain.rpc_url())),
+    )))
     .await;
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

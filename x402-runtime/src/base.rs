@@ -25,6 +25,10 @@ pub type Clock = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
 pub struct ConfigError(String);
 
 impl ConfigError {
+    #[cfg_attr(
+        not(any(feature = "server", feature = "client", feature = "chain")),
+        allow(dead_code)
+    )]
     pub(crate) fn new(message: impl Into<String>) -> Self {
         ConfigError(message.into())
     }

@@ -109,6 +109,19 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(all(
+    any(feature = "client", feature = "http-facilitator", feature = "chain"),
+    not(any(
+        feature = "rustls",
+        feature = "rustls-no-provider",
+        feature = "native-tls"
+    ))
+))]
+compile_error!(
+    "x402-runtime's HTTP clients need a TLS backend: enable the feature `rustls` (the default), \
+     `native-tls`, or `rustls-no-provider` (and install a rustls crypto provider yourself)"
+);
+
 // Module map, lowest layer first. A module imports only from modules above it in this list
 // (never from one below it): `base`, `proto`, `price` and `network` know nothing of schemes,
 // schemes nothing of the server, and the server and the client (siblings) nothing of each other.
@@ -139,9 +152,13 @@ pub mod network;
 pub mod openapi;
 mod price;
 pub mod proto;
+#[cfg(feature = "server")]
 mod route;
 pub mod schemes;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
+#[cfg(feature = "server")]
 mod store;
 
 pub use base::{BoxFuture, Clock, ConfigError, unix_now};
@@ -149,24 +166,41 @@ pub use facilitator::{Facilitator, FacilitatorError};
 pub use price::{Currency, Price, Pricing, QuoteBounds};
 pub use proto::X402Version;
 pub use proto::codes;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use route::mount::PaidHandler;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use route::quote::{IntoQuote, Quote};
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use route::{PaidRoute, SettleTiming, routes};
 pub use schemes::ReplayKey;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use server::config::{
     DEFAULT_FACILITATOR_URL, DEFAULT_MAX_TIMEOUT_SECONDS, DEFAULT_NETWORK,
     DEFAULT_RECORD_RETENTION, DEFAULT_STORE_PATH, X402Config, X402ConfigBuilder,
 };
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use server::engine::{StartupError, X402, X402Builder};
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use server::payment::Payment;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use store::file::{FileStore, FileStoreError};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::redis::{RedisStore, RedisStoreError};
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use store::{DEFAULT_MEMORY_CAPACITY, MemoryStore, ReplayStore, Slot, Unresolved};
 
 /// Turns an axum handler into an x402-paid endpoint.
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 #[doc = include_str!("../docs/paid.md")]
 pub use x402_macros::paid;
 
@@ -203,9 +237,11 @@ pub use x402_macros::paid;
 /// }
 /// ```
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use x402_macros::quote;
 
 /// Items the `#[paid]` expansion names. Not public API.
+#[cfg(feature = "server")]
 #[doc(hidden)]
 pub mod __private {
     pub use crate::route::handler::{Extractors, HandlerFuture, Via, handler_future};

@@ -32,7 +32,7 @@ async fn run() -> Result<(), Error> {
     let started = Instant::now();
     println!("x402 demo: a paid API, an agent, and real USDC on a local chain\n");
     progress("installing the test bed (pinned npm packages; first run only)");
-    tokio::task::spawn_blocking(x402_testbed::install).await??;
+    tokio::task::spawn_blocking(x402_testbed::install_chain).await??;
     progress("starting anvil (chain 84532) with Circle's FiatTokenV2_2 at the USDC address");
     let chain = Chain::start().await?;
     println!("    chain   {}  USDC {}", chain.rpc_url(), chain.usdc());

@@ -32,7 +32,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The `x402` command-line tool (crate `x402-cli`) is built on this module.
+//! The `x402` command-line tool (crate `x402-runtime-cli`) is built on this module.
 
 mod amount;
 mod builder;

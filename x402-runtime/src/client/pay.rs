@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, B256, keccak256};
-use axum::body::Bytes;
+use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde::Serialize;
 use serde_json::Value;

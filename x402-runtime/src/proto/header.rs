@@ -164,6 +164,7 @@ pub fn decode_json(json: Vec<u8>, expected: X402Version) -> Result<PaymentPayloa
 }
 
 /// Standard padded base64 of compact JSON, as a header value.
+#[cfg(feature = "server")]
 pub(crate) fn encode_header<T: serde::Serialize>(value: &T) -> Option<http::HeaderValue> {
     let json = serde_json::to_vec(value).ok()?;
     http::HeaderValue::from_str(&STANDARD.encode(json)).ok()

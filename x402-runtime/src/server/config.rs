@@ -255,7 +255,7 @@ impl X402ConfigBuilder {
         self
     }
 
-    /// Keeps settlement outcomes in a file (a [`FileStore`](crate::store::FileStore)) so that they
+    /// Keeps settlement outcomes in a file (a [`FileStore`](crate::FileStore)) so that they
     /// survive a restart. Without it, [`X402::builder`](crate::X402::builder) records payments
     /// in memory.
     pub fn store_path(mut self, path: impl Into<PathBuf>) -> Self {

@@ -107,7 +107,7 @@ impl X402Builder {
         self
     }
 
-    /// Uses this replay store instead of the default: a [`FileStore`](crate::store::FileStore) at the
+    /// Uses this replay store instead of the default: a [`FileStore`](crate::FileStore) at the
     /// configuration's `store_path`, or else a [`MemoryStore`].
     pub fn store(mut self, store: impl ReplayStore) -> Self {
         self.store = Some(Arc::new(store));

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Checks that the publishable crates are ready for crates.io (README: "Publishing"):
+#   1. each packages and its packaged sources build on their own (cargo package, verified);
+#   2. their documentation builds as docs.rs builds it (all features, doc(cfg) badges) without a warning;
+#   3. every documented feature combination of x402-runtime compiles;
+#   4. the lean builds stay lean: the paying client alone has no server parts, no libsecp256k1
+#      without its feature, and one base64 in the client's and in the default server's tree.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CRATES=(x402-price x402-macros x402-runtime x402-runtime-facilitator x402-runtime-cli)
+fail() { printf 'publish-check: error: %s\n' "$*" >&2; exit 1; }
+
+echo "publish-check: cargo package (verified) for ${CRATES[*]}"
+args=(); for c in "${CRATES[@]}"; do args+=(-p "$c"); done
+log="${CARGO_TARGET_DIR:-target}/publish-check-package.log"
+mkdir -p "$(dirname "$log")"
+if ! cargo package --locked --allow-dirty "${args[@]}" > "$log" 2>&1; then
+  tail -n 40 "$log" >&2
+  fail "cargo package failed (full log: $log)"
+fi
+grep -E '^\s*(Packaged|Verifying)' "$log"
+
+echo "publish-check: docs as docs.rs builds them (--all-features, --cfg docsrs, warnings are errors)"
+# docs.rs uses a nightly rustdoc for #![feature(doc_cfg)]; RUSTC_BOOTSTRAP lets this stable one do the same.
+RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="--cfg docsrs -D warnings" cargo doc --locked --no-deps --all-features "${args[@]}"
+
+# The combinations the features table of README.md documents (x402-runtime, without its defaults).
+COMBINATIONS=(
+  ""
+  "server"
+  "server,macros"
+  "client,rustls"
+  "client,native-tls,libsecp256k1"
+  "client,rustls-no-provider"
+  "http-facilitator,rustls"
+  "chain,rustls"
+  "local-facilitator,rustls"
+  "server,http-facilitator,rustls,redis"
+  "server,openapi"
+)
+if [[ " ${COMBINATIONS[*]} " == *native-tls* ]] && ! pkg-config --exists openssl 2> /dev/null; then
+  fail "the native-tls combination needs OpenSSL's headers and pkg-config (Debian: apt-get install libssl-dev pkg-config)"
+fi
+for features in "${COMBINATIONS[@]}"; do
+  echo "publish-check: cargo check -p x402-runtime --no-default-features --features '$features'"
+  cargo check --locked --quiet -p x402-runtime --no-default-features ${features:+--features "$features"}
+done
+echo "publish-check: cargo check -p x402-runtime --all-features"
+cargo check --locked --quiet -p x402-runtime --all-features
+
+# What a tree holds: `cargo tree -i` prints the package when it is in the tree, nothing otherwise.
+holds() { # holds PACKAGE-SPEC CARGO-TREE-ARGS...
+  local spec="$1"; shift
+  [ -n "$(cargo tree --locked -q -e normal,build "$@" -i "$spec" 2> /dev/null | head -1)" ]
+}
+echo "publish-check: the client-only agent (examples/agent) compiles no server parts"
+for server_part in axum redb inventory; do
+  if holds "$server_part" -p example-agent; then fail "example-agent's tree holds $server_part"; fi
+done
+holds reqwest -p example-agent || fail "example-agent's tree lost reqwest (the check above would pass for nothing)"
+echo "publish-check: without the libsecp256k1 feature, no C secp256k1 is built"
+secp=$(cargo tree --locked -q -p x402-runtime --no-default-features --features client,rustls -e normal,build --prefix none \
+  | grep -c '^secp256k1-sys ' || true)
+[ "$secp" = 0 ] || fail "secp256k1-sys is built without the libsecp256k1 feature"
+holds 'secp256k1-sys@0.11.0' -p example-agent || fail "libsecp256k1 is missing from a build that asked for it"
+echo "publish-check: one base64 in the client's and the default server's trees"
+for package in example-agent example-minimal; do
+  versions=$(cargo tree --locked -q -p "$package" -e normal,build --prefix none | grep -E '^base64 v' | sort -u | wc -l)
+  [ "$versions" = 1 ] || fail "$package builds $versions versions of base64"
+done
+echo "publish-check: ok"
