@@ -72,13 +72,22 @@
 //!
 //! | feature | default | what |
 //! |---|---|---|
-//! | `macros` | yes | the `#[paid]` attribute |
+//! | `server` | yes | `X402` and the paywall layer, the `#[paid]` registry, the replay stores (memory, redb file); brings axum, redb and inventory |
+//! | `macros` | yes | the `#[paid]` and `#[quote]` attributes (needs `server`) |
 //! | `http-facilitator` | yes | [`facilitator::HttpFacilitator`], a client for any standard facilitator |
 //! | `local-facilitator` | no | `facilitator::LocalFacilitator`: verifies in process, settles through an EVM node |
 //! | `client` | no | `client::X402Client`: pays 402s within a budget and never twice; `client::PaymentSigner`; `client::discover` |
 //! | `redis` | no | `RedisStore`: a replay store shared by several server processes |
 //! | `chain` | no | `schemes::exact_evm::chain::RpcChainReader`: reads EIP-3009 authorizations on chain to resolve unknown settlements (`local-facilitator` includes it) |
 //! | `openapi` | no | `openapi` (with `openapi::bazaar`, `openapi::discovery`): prices in the utoipa 6 document, the bazaar extension in every 402, `/openapi.json`, `/docs`, `/llms.txt`, `/.well-known/x402` |
+//! | `rustls` | yes | TLS for the crate's HTTP clients through rustls (aws-lc-rs provider) |
+//! | `native-tls` | no | TLS through the platform's library instead (OpenSSL on Linux) |
+//! | `rustls-no-provider` | no | rustls without a crypto provider: the application installs one |
+//! | `libsecp256k1` | yes | signature recovery through libsecp256k1 (C), about 5x faster than the pure-Rust k256 used without it |
+//!
+//! An agent that only pays needs `default-features = false, features = ["client", "rustls",
+//! "libsecp256k1"]`: no axum, redb or inventory is compiled. An HTTP client feature (`client`,
+//! `http-facilitator`, `chain`) without a TLS feature is a compile error naming the choices.
 //!
 //! # Where things are
 //!
