@@ -49,24 +49,26 @@ done
 echo "publish-check: cargo check -p x402-runtime --all-features"
 cargo check --locked --quiet -p x402-runtime --all-features
 
-# What a tree holds: `cargo tree -i` prints the package when it is in the tree, nothing otherwise.
-holds() { # holds PACKAGE-SPEC CARGO-TREE-ARGS...
-  local spec="$1"; shift
-  [ -n "$(cargo tree --locked -q -e normal,build "$@" -i "$spec" 2> /dev/null | head -1)" ]
-}
+# The packages of a build's tree (normal and build dependencies), one "name vX.Y.Z" a line.
+tree() { cargo tree --locked -q -e normal,build --prefix none "$@" | grep -oE '^[A-Za-z0-9_-]+ v[^ ]+' | sort -u; }
+has() { grep -qE "^$2 v" <<< "$1"; } # has TREE NAME
+agent=$(tree -p example-agent)
+server=$(tree -p example-minimal)
+pure=$(tree -p x402-runtime --no-default-features --features client,rustls)
+[ -n "$agent" ] && [ -n "$server" ] && [ -n "$pure" ] || fail "cargo tree listed nothing"
+
 echo "publish-check: the client-only agent (examples/agent) compiles no server parts"
 for server_part in axum redb inventory; do
-  if holds "$server_part" -p example-agent; then fail "example-agent's tree holds $server_part"; fi
+  if has "$agent" "$server_part"; then fail "example-agent's tree holds $server_part"; fi
 done
-holds reqwest -p example-agent || fail "example-agent's tree lost reqwest (the check above would pass for nothing)"
-echo "publish-check: without the libsecp256k1 feature, no C secp256k1 is built"
-secp=$(cargo tree --locked -q -p x402-runtime --no-default-features --features client,rustls -e normal,build --prefix none \
-  | grep -c '^secp256k1-sys ' || true)
-[ "$secp" = 0 ] || fail "secp256k1-sys is built without the libsecp256k1 feature"
-holds 'secp256k1-sys@0.11.0' -p example-agent || fail "libsecp256k1 is missing from a build that asked for it"
+has "$agent" reqwest || fail "example-agent's tree lost reqwest (the check above would pass for nothing)"
+has "$server" axum || fail "example-minimal's tree lost axum (the check above would pass for nothing)"
+echo "publish-check: libsecp256k1 is built only with its feature"
+if has "$pure" secp256k1-sys; then fail "secp256k1-sys is built without the libsecp256k1 feature"; fi
+has "$agent" secp256k1-sys || fail "libsecp256k1 is missing from a build that asked for it"
 echo "publish-check: one base64 in the client's and the default server's trees"
-for package in example-agent example-minimal; do
-  versions=$(cargo tree --locked -q -p "$package" -e normal,build --prefix none | grep -E '^base64 v' | sort -u | wc -l)
-  [ "$versions" = 1 ] || fail "$package builds $versions versions of base64"
+for package in agent server; do
+  versions=$(grep -cE '^base64 v' <<< "${!package}" || true)
+  [ "$versions" = 1 ] || fail "the $package tree builds $versions versions of base64"
 done
 echo "publish-check: ok"

@@ -19,8 +19,8 @@
 //! ```
 //!
 //! Needs node + npm, and python3 (with venv) for [`install`]. anvil comes from the npm package
-//! `@foundry-rs/anvil-linux-amd64`, so the chain runs on Linux x86-64 only. In CI (`CI=true`) their absence is an error; tests
-//! elsewhere may skip, loudly, through [`skip_unless_available`].
+//! `@foundry-rs/anvil-linux-amd64`, so the chain runs on Linux x86-64 only. In CI (`CI=true`)
+//! their absence is an error; tests elsewhere may skip, loudly, through [`skip_unless_available`].
 
 mod chain;
 mod error;
