@@ -12,6 +12,7 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "x402-runtime", "src")
 # Lowest first. Siblings share a number and may not import each other.
 LAYERS = {
     "base": 0,
+    "bazaar": 0,
     "proto": 1,
     "price": 1,
     "network": 2,
@@ -21,7 +22,8 @@ LAYERS = {
     "route": 5,
     "client": 6,
     "server": 6,
-    "openapi": 7,
+    "discovery": 7,
+    "openapi": 8,
 }
 # Inside server/: a file may import the files before it.
 SERVER = [

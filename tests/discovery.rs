@@ -15,8 +15,8 @@ use utoipa::OpenApi as _;
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use x402_runtime::discovery::Discovery;
 use x402_runtime::openapi::OpenApiRouterExt as _;
-use x402_runtime::openapi::discovery::Discovery;
 use x402_runtime::{X402, X402Config};
 
 /// Most a child process (node and the validators) may take.

@@ -227,7 +227,7 @@ async fn a_price_set_by_the_configuration_is_offered_charged_and_published() {
     let price = effective.fixed().expect("fixed");
     assert_eq!((price.human.as_ref(), price.atomic), ("0.003", 3000));
     assert_eq!(route("report").price().expect("fixed").atomic, 1000);
-    let info = x402_runtime::openapi::payment_info(&x402, route("report")).expect("offers");
+    let info = x402_runtime::discovery::payment_info(&x402, route("report")).expect("offers");
     assert_eq!(info["price"]["amount"], "0.003");
     assert_eq!(info["protocols"][0]["x402"]["accepts"][0]["amount"], "3000");
 }
@@ -410,7 +410,7 @@ async fn a_route_with_several_offers_lists_each_and_accepts_any() {
     assert_eq!(settled["payTo"], SELLER);
 
     // The document lists every offer; the price note names both currencies.
-    let info = x402_runtime::openapi::payment_info(&x402, route("multi")).expect("offers");
+    let info = x402_runtime::discovery::payment_info(&x402, route("multi")).expect("offers");
     assert_eq!(
         info["protocols"][0]["x402"]["accepts"]
             .as_array()
@@ -686,7 +686,7 @@ async fn a_quoted_route_publishes_its_range() {
         x402,
         ..
     } = Rig::start(&[]).await;
-    let info = x402_runtime::openapi::payment_info(&x402, route("rows")).expect("offers");
+    let info = x402_runtime::discovery::payment_info(&x402, route("rows")).expect("offers");
     assert_eq!(
         info["price"],
         json!({"mode": "dynamic", "currency": "USD", "min": "0.001", "max": "0.05"})

@@ -79,7 +79,9 @@
 //! | `client` | no | `client::X402Client`: pays 402s within a budget and never twice; `client::PaymentSigner`; `client::discover` |
 //! | `redis` | no | `RedisStore`: a replay store shared by several server processes |
 //! | `chain` | no | `schemes::exact_evm::chain::RpcChainReader`: reads EIP-3009 authorizations on chain to resolve unknown settlements (`local-facilitator` includes it) |
-//! | `openapi` | no | `openapi` (with `openapi::bazaar`, `openapi::discovery`): prices in the utoipa 6 document, the bazaar extension in every 402, `/openapi.json`, `/docs`, `/llms.txt`, `/.well-known/x402` |
+//! | `schemars` | no | shapes of paid routes from the handlers' own types (schemars 1) in the bazaar extension of every 402; `discovery`: prices any OpenAPI document (or one generated from the registry) and serves `/openapi.json`, `/llms.txt`, `/.well-known/x402` |
+//! | `openapi` | no | `openapi`: the same on a utoipa 6 / utoipa-axum 0.3 document, and the docs page at `/docs` (implies `schemars`) |
+//! | `aide` | no | `discovery::aide`: the same on an aide 0.16 `ApiRouter` (implies `schemars`) |
 //! | `rustls` | yes | TLS for the crate's HTTP clients through rustls (aws-lc-rs provider) |
 //! | `native-tls` | no | TLS through the platform's library instead (OpenSSL on Linux) |
 //! | `rustls-no-provider` | no | rustls without a crypto provider: the application installs one |
@@ -147,13 +149,20 @@ compile_error!(
 // server/     X402 (engine, config, prices set per deployment), offers and 402s, admission,
 //             answers, payment-identifier,
 //             settlement/ (settle, reconcile, operator tools)
-// openapi/    the priced OpenAPI document, bazaar, discovery endpoints (feature `openapi`)
+// bazaar      the bazaar extension (how to call a route), read from an OpenAPI operation
+// discovery/  the priced OpenAPI document (any stack's, or generated from the registry), the
+//             discovery endpoints (feature `schemars`); aide's router (feature `aide`)
+// openapi/    utoipa's side of it (feature `openapi`)
 // client/     the paying client (feature `client`)
 
 mod base;
+pub mod bazaar;
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
+#[cfg(feature = "schemars")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
+pub mod discovery;
 pub mod facilitator;
 pub mod network;
 #[cfg(feature = "openapi")]
@@ -181,6 +190,9 @@ pub use route::mount::PaidHandler;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use route::quote::{IntoQuote, Quote};
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use route::shapes::{BodyKind, Shapes};
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use route::{PaidRoute, SettleTiming, routes};
@@ -255,6 +267,7 @@ pub use x402_macros::quote;
 pub mod __private {
     pub use crate::route::handler::{Extractors, HandlerFuture, Via, handler_future};
     pub use crate::route::quote::{QuoteFuture, Quoter, quote_future, run_quote};
+    pub use crate::route::shapes::{NoSchema, Probe, WithSchema};
     pub use crate::route::{PaidEndpoint, RouteEntry};
     pub use crate::server::serve::{serve, serve_quoted};
     pub use axum::body::Bytes;

@@ -17,8 +17,8 @@ use utoipa::openapi::{ContactBuilder, InfoBuilder, LicenseBuilder, OpenApi, Open
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use x402_runtime::X402;
+use x402_runtime::discovery::Discovery;
 use x402_runtime::openapi::CheckError;
-use x402_runtime::openapi::discovery::Discovery;
 
 pub mod weather;
 

@@ -48,6 +48,7 @@ pub(crate) fn expand(paid: &Paid<'_>) -> TokenStream {
         Pricing::Fixed(_) => None,
     };
     let handler = handler(func, &on_function, quote);
+    let shapes = shapes(&func.sig);
     // utoipa declares `__path_<name>` next to the function it annotates, which is inside the
     // block here: it is declared outside instead, and utoipa told to implement it (`impl_for`).
     let path_struct = (utoipa == Some(UtoipaTarget::Default)).then(|| {
@@ -79,6 +80,7 @@ pub(crate) fn expand(paid: &Paid<'_>) -> TokenStream {
                 ::x402_runtime::__private::RouteEntry(&__X402_ROUTE)
             }
             #handler
+            #shapes
         };
     }
 }
@@ -129,6 +131,68 @@ impl Sorted {
         }
         sorted
     }
+}
+
+/// `fn __x402_shapes()`: the schemas of the types the handler extracts (`Query<T>`, `Path<T>`,
+/// `Json<T>`, `Form<T>`) and returns (`Json<U>`, also as `Result<Json<U>, E>`), each asked of
+/// the runtime's probe, which answers `None` for a type without `schemars::JsonSchema` (or
+/// without the runtime's `schemars` feature), so every handler compiles.
+fn shapes(sig: &syn::Signature) -> TokenStream {
+    let private = quote!(::x402_runtime::__private);
+    let probe = |ty: &syn::Type| quote!((&#private::Probe::<#ty>::NEW).schema());
+    let mut sets = Vec::new();
+    for ty in arguments(sig).1 {
+        let Some((wrapper, inner)) = wrapped(ty) else {
+            continue;
+        };
+        let schema = probe(inner);
+        sets.push(match wrapper.as_str() {
+            "Query" => quote!(shapes.query = shapes.query.or(#schema);),
+            "Path" => quote!(shapes.path = shapes.path.or(#schema);),
+            "Json" => quote! {
+                shapes.body = shapes.body.or(#schema.map(|s| (::x402_runtime::BodyKind::Json, s)));
+            },
+            "Form" => quote! {
+                shapes.body = shapes.body.or(#schema.map(|s| (::x402_runtime::BodyKind::Form, s)));
+            },
+            _ => continue,
+        });
+    }
+    if let syn::ReturnType::Type(_, ty) = &sig.output {
+        let json = match wrapped(ty) {
+            Some((outer, inner)) if outer == "Result" => wrapped(inner),
+            other => other,
+        };
+        if let Some((_, inner)) = json.filter(|(wrapper, _)| wrapper == "Json") {
+            let schema = probe(inner);
+            sets.push(quote!(shapes.output = #schema;));
+        }
+    }
+    quote! {
+        #[allow(unused_imports, unused_mut)]
+        fn __x402_shapes() -> ::x402_runtime::Shapes {
+            use #private::{NoSchema as _, WithSchema as _};
+            let mut shapes = ::x402_runtime::Shapes::default();
+            #(#sets)*
+            shapes
+        }
+    }
+}
+
+/// `Name<T, …>` (by the path's last segment) → `("Name", T)`, the first type argument.
+fn wrapped(ty: &syn::Type) -> Option<(String, &syn::Type)> {
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    let first = args.args.iter().find_map(|arg| match arg {
+        syn::GenericArgument::Type(ty) => Some(ty),
+        _ => None,
+    })?;
+    Some((last.ident.to_string(), first))
 }
 
 /// `#[utoipa::path(args)]` → `#[utoipa::path(args, impl_for = __path_<name>)]`.
@@ -187,6 +251,7 @@ fn route_record(paid: &Paid<'_>) -> TokenStream {
             settle: #settle,
             method: #method,
             path: #path,
+            shapes: __x402_shapes,
             file: ::core::file!(),
             line: ::core::line!(),
         }

@@ -46,7 +46,11 @@ impl X402Version {
 /// What is being paid for (v2).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = X402ResourceInfo))]
+#[cfg_attr(
+    feature = "schemars",
+    derive(schemars::JsonSchema),
+    schemars(rename = "X402ResourceInfo")
+)]
 pub struct ResourceInfo {
     /// Absolute URL of the resource.
     pub url: String,
@@ -61,7 +65,11 @@ pub struct ResourceInfo {
 /// One way to pay (v2): an entry of `accepts`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = X402PaymentRequirements))]
+#[cfg_attr(
+    feature = "schemars",
+    derive(schemars::JsonSchema),
+    schemars(rename = "X402PaymentRequirements")
+)]
 pub struct PaymentRequirements {
     /// Payment scheme, `"exact"`.
     pub scheme: String,
@@ -77,14 +85,17 @@ pub struct PaymentRequirements {
     pub max_timeout_seconds: u64,
     /// Scheme data; for EVM `exact`, the EIP-712 domain `name` and `version`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub extra: Option<Map<String, Value>>,
 }
 
 /// The v2 challenge: the decoded `PAYMENT-REQUIRED` header.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = X402PaymentRequired))]
+#[cfg_attr(
+    feature = "schemars",
+    derive(schemars::JsonSchema),
+    schemars(rename = "X402PaymentRequired")
+)]
 pub struct PaymentRequired {
     /// Always 2.
     pub x402_version: u8,
@@ -97,14 +108,17 @@ pub struct PaymentRequired {
     pub accepts: Vec<PaymentRequirements>,
     /// Extensions, key → `{info, schema}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub extensions: Option<Map<String, Value>>,
 }
 
 /// One way to pay (v1).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = X402PaymentRequirementsV1))]
+#[cfg_attr(
+    feature = "schemars",
+    derive(schemars::JsonSchema),
+    schemars(rename = "X402PaymentRequirementsV1")
+)]
 pub struct PaymentRequirementsV1 {
     /// Payment scheme, `"exact"`.
     pub scheme: String,
@@ -120,7 +134,6 @@ pub struct PaymentRequirementsV1 {
     pub mime_type: String,
     /// v1 discovery data; `null` when absent.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub output_schema: Option<Value>,
     /// Recipient address.
     pub pay_to: String,
@@ -130,14 +143,17 @@ pub struct PaymentRequirementsV1 {
     pub asset: String,
     /// EIP-712 domain `name` and `version`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub extra: Option<Map<String, Value>>,
 }
 
 /// The v1 challenge body.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = X402PaymentRequiredV1))]
+#[cfg_attr(
+    feature = "schemars",
+    derive(schemars::JsonSchema),
+    schemars(rename = "X402PaymentRequiredV1")
+)]
 pub struct PaymentRequiredV1 {
     /// Always 1.
     pub x402_version: u8,

@@ -9,6 +9,9 @@ use crate::price::{Currency, Price, Pricing};
 pub(crate) mod handler;
 pub(crate) mod mount;
 pub(crate) mod quote;
+pub(crate) mod shapes;
+
+use shapes::Shapes;
 
 /// When the payment is settled relative to the handler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -53,6 +56,8 @@ pub struct PaidRoute {
     pub method: Option<&'static str>,
     #[doc(hidden)]
     pub path: Option<&'static str>,
+    #[doc(hidden)]
+    pub shapes: fn() -> Shapes,
     #[doc(hidden)]
     pub file: &'static str,
     #[doc(hidden)]
@@ -127,6 +132,13 @@ impl PaidRoute {
     /// The route path (axum syntax), when known.
     pub fn path(&self) -> Option<&'static str> {
         self.path
+    }
+
+    /// The JSON Schemas of what the handler extracts and returns, from its types (feature
+    /// `schemars`; empty without it or for types that do not implement `JsonSchema`). Computed
+    /// on each call.
+    pub fn shapes(&self) -> Shapes {
+        (self.shapes)()
     }
 
     /// Source file of the handler.

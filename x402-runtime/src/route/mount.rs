@@ -8,11 +8,11 @@
 
 use crate::route::{PaidEndpoint, PaidRoute};
 
-#[cfg(feature = "openapi")]
+#[cfg(feature = "schemars")]
 pub(crate) use probe::{MountProbe, Probe, answer, mounted_route};
 
 /// The probe request, the paywall's answer to it, and what the startup check reads from it.
-#[cfg(feature = "openapi")]
+#[cfg(feature = "schemars")]
 mod probe {
     use axum::response::{IntoResponse, Response};
     use axum::{Router, body::Body};
@@ -75,7 +75,7 @@ mod probe {
 }
 
 /// `/users/{id}/files/{*rest}` → `/users/x402-probe/files/x402-probe`.
-#[cfg(any(feature = "openapi", test))]
+#[cfg(any(feature = "schemars", test))]
 fn fill_parameters(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     let mut rest = path;

@@ -152,7 +152,8 @@ impl X402Builder {
             Some(f) => f,
             None => default_facilitator(&self.config)?,
         };
-        let prices = pricing::resolve(&self.config, &routes())?;
+        let registered = routes();
+        let prices = pricing::resolve(&self.config, &registered)?;
         let clock = self.clock;
         let store: Arc<dyn ReplayStore> = match (self.store, self.config.store_path()) {
             (Some(store), _) => store,
@@ -180,7 +181,7 @@ impl X402Builder {
                 quoted: DashMap::new(),
                 challenges: DashMap::new(),
                 cached_challenges: AtomicUsize::new(0),
-                extensions: DashMap::new(),
+                extensions: shaped_extensions(&registered),
                 readiness: Readiness::default(),
                 reconciling: DashMap::new(),
                 identifiers: Identifiers::default(),
@@ -191,6 +192,19 @@ impl X402Builder {
         x402.start_reconciler();
         Ok(x402)
     }
+}
+
+/// The bazaar extension of every route whose types have shapes (feature `schemars`), until a
+/// published document replaces it.
+fn shaped_extensions(routes: &[&'static PaidRoute]) -> DashMap<usize, Arc<Map<String, Value>>> {
+    let extensions = DashMap::new();
+    for route in routes {
+        if let Some(bazaar) = crate::route::shapes::bazaar(route) {
+            let only = Map::from_iter([("bazaar".to_owned(), bazaar)]);
+            extensions.insert(route.id(), Arc::new(only));
+        }
+    }
+    extensions
 }
 
 #[cfg(feature = "http-facilitator")]
@@ -302,8 +316,9 @@ impl X402 {
     }
 
     /// Sets the `extensions` every 402 of `route` carries from now on (for example `bazaar`,
-    /// which the `openapi` feature's `Discovery` derives from the OpenAPI document), replacing
-    /// those set before. Meant for startup: the route's cached challenges are dropped and
+    /// which `Discovery` derives from the published OpenAPI document), replacing those set
+    /// before. With the `schemars` feature a route starts with the `bazaar` extension of its
+    /// types' shapes, if they have any. Meant for startup: the route's cached challenges are dropped and
     /// rebuilt with the new extensions.
     ///
     /// An entry under `"payment-identifier"` also turns the extension on for the route (its
@@ -362,7 +377,8 @@ impl X402 {
         self.set_route_extensions(route, extensions);
     }
 
-    /// The extensions set for `route` with [`set_route_extensions`](Self::set_route_extensions).
+    /// The extensions set for `route` with [`set_route_extensions`](Self::set_route_extensions)
+    /// (or, until then, its shapes' `bazaar`).
     pub fn route_extensions(&self, route: &'static PaidRoute) -> Option<Arc<Map<String, Value>>> {
         self.inner
             .extensions

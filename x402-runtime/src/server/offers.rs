@@ -207,7 +207,7 @@ impl X402 {
     }
 
     /// The public origin (`https://api.example.com`), else `http://` + the request's `Host`.
-    #[cfg(feature = "openapi")]
+    #[cfg(feature = "schemars")]
     pub(crate) fn origin(&self, headers: &http::HeaderMap) -> String {
         let (scheme, host) = self.origin_parts(headers);
         [scheme, host].concat()

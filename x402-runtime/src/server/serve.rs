@@ -23,7 +23,7 @@ use super::refusal::{Receipted, Refusal};
 use super::settlement::{Attempt, Outcome};
 use crate::proto::{SettleResponse, codes};
 use crate::route::handler::{Extractors, HandlerFuture};
-#[cfg(feature = "openapi")]
+#[cfg(feature = "schemars")]
 use crate::route::mount;
 use crate::route::quote::Quoter;
 use crate::route::{PaidRoute, SettleTiming};
@@ -249,7 +249,7 @@ fn admission<'a>(route: &'static PaidRoute, parts: &'a mut Parts) -> Admission<'
 /// The paywall installed on the router, or the answer without it: the route itself to a mount
 /// probe, a 500 when no paywall is installed.
 fn installed<'a>(route: &'static PaidRoute, parts: &'a Parts) -> Result<&'a X402, Box<Response>> {
-    #[cfg(feature = "openapi")]
+    #[cfg(feature = "schemars")]
     if parts.extensions.get::<mount::MountProbe>().is_some() {
         return Err(Box::new(mount::answer(route)));
     }

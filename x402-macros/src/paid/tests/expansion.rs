@@ -48,9 +48,13 @@ fn expands_the_weather_handler() {
         Item::Impl(handler_impl),
         Item::Fn(call),
         Item::Fn(user),
+        Item::Fn(shapes),
     ] = items.as_slice()
     else {
-        panic!("expected the static, PaidEndpoint, submit!, Handler, __x402_call, the function")
+        panic!(
+            "expected the static, PaidEndpoint, submit!, Handler, __x402_call, the function, \
+             __x402_shapes"
+        )
     };
     assert_eq!(
         compact(endpoint),
@@ -106,6 +110,15 @@ fn expands_the_weather_handler() {
     );
     assert_eq!(compact(&user.sig.output), "->Json<Weather>");
     assert_eq!(compact(&user.block), "{Json(s.lookup(&q.city)?)}");
+    assert_eq!(shapes.sig.ident, "__x402_shapes");
+    assert_eq!(
+        compact(&shapes.block),
+        "{use::x402_runtime::__private::{NoSchemaas_,WithSchemaas_};letmutshapes=::x402_runtime::\
+         Shapes::default();shapes.query=shapes.query.or((&::x402_runtime::__private::Probe::<City\
+         >::NEW).schema());shapes.output=(&::x402_runtime::__private::Probe::<Weather>::NEW).\
+         schema();shapes}",
+        "the query and the returned JSON are asked of the probe; `State<App>` is not a shape"
+    );
 
     let fields = record(&file);
     let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
@@ -124,6 +137,7 @@ fn expands_the_weather_handler() {
             "settle",
             "method",
             "path",
+            "shapes",
             "file",
             "line",
         ]

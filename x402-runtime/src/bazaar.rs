@@ -6,8 +6,26 @@
 //! (the 2xx JSON response), and `info` is an example that validates against it. Every
 //! `#/components/...` reference is inlined, since the extension travels without the document.
 //!
-//! OpenAPI-only keywords are rewritten for JSON Schema 2020-12: `example` becomes `examples`,
+//! The extension is read from the document the server publishes (every stack's: utoipa, aide, or
+//! the one generated from the `#[paid]` registry) and, by the paying client, from a document it
+//! discovers. OpenAPI-only keywords are rewritten for JSON Schema 2020-12: `example` becomes `examples`,
 //! and the numeric `format`s (`int32`, `double`, …) are dropped.
+//!
+//! ```
+//! use http::Method;
+//! use serde_json::json;
+//!
+//! let doc = json!({"paths": {"/weather": {"get": {
+//!     "parameters": [{"in": "query", "name": "city", "required": true,
+//!                     "schema": {"type": "string"}}],
+//!     "responses": {"200": {"description": "ok", "content": {"application/json": {
+//!         "schema": {"type": "object", "properties": {"celsius": {"type": "number"}}}}}}},
+//! }}}});
+//! let bazaar = x402_runtime::bazaar::extension(&doc, &Method::GET, "/weather").unwrap();
+//! assert_eq!(bazaar["info"]["input"]["queryParams"], json!({"city": ""}));
+//! assert_eq!(bazaar["schema"]["properties"]["input"]["required"],
+//!            json!(["type", "method", "queryParams"]));
+//! ```
 
 use http::Method;
 use serde_json::{Map, Value, json};
@@ -250,6 +268,19 @@ fn resolve(doc: &Value, value: &Value, depth: usize) -> Value {
 /// A schema of the document with every reference inlined, in JSON Schema 2020-12 terms.
 fn schema_of(doc: &Value, schema: &Value) -> Value {
     inline(doc, schema, &mut Vec::new())
+}
+
+/// A root schema (schemars' output: `$schema`, `$defs` and references into them) as one
+/// self-contained schema: every `#/$defs/…` reference inlined, `$schema` and `$defs` dropped, so
+/// it can sit inside another document.
+pub fn self_contained(root: &Value) -> Value {
+    let mut body = root.clone();
+    if let Some(object) = body.as_object_mut() {
+        object.remove("$defs");
+        object.remove("definitions");
+        object.remove("$schema");
+    }
+    schema_of(root, &body)
 }
 
 /// Keywords whose value is a schema.

@@ -1,28 +1,38 @@
-//! Where agents find the prices (feature `openapi`): `GET /openapi.json`, a docs page at
-//! `/docs`, and, opt-in, `/llms.txt` and `/.well-known/x402`.
+//! Where agents find the prices (feature `schemars`): `GET /openapi.json`, a docs page at
+//! `/docs` (feature `openapi`), and, opt-in, `/llms.txt` and `/.well-known/x402`.
+//!
+//! The document is yours, from whichever stack writes it: utoipa-axum's `split_for_parts`
+//! (feature `openapi`), aide's `finish_api` (feature `aide`), or, without an OpenAPI library,
+//! [`document`] with the handlers filled in from `#[paid(method, path)]` and the shapes of
+//! their types. [`DiscoveryBuilder::build`] prices it and checks it against the router.
 //!
 //! ```no_run
-//! use axum::Router;
-//! use utoipa::openapi::{ContactBuilder, InfoBuilder, OpenApiBuilder};
-//! use utoipa_axum::router::OpenApiRouter;
+//! use axum::{Json, Router, extract::Query, routing::get};
 //! use x402_runtime::X402;
-//! use x402_runtime::openapi::discovery::Discovery;
+//! use x402_runtime::discovery::{Discovery, document};
+//!
+//! #[derive(serde::Deserialize, schemars::JsonSchema)]
+//! struct City {
+//!     /// The city's name.
+//!     city: String,
+//! }
+//!
+//! #[derive(serde::Serialize, schemars::JsonSchema)]
+//! struct Weather {
+//!     celsius: f64,
+//! }
+//!
+//! /// Current weather for a city.
+//! #[x402_runtime::paid(price = "0.001", currency = "USDC", method = "GET", path = "/weather")]
+//! async fn weather(Query(q): Query<City>) -> Json<Weather> {
+//!     Json(Weather { celsius: 21.5 })
+//! }
 //!
 //! fn app(x402: X402) -> Result<Router, Box<dyn std::error::Error>> {
-//!     // The document's `info` is yours, never utoipa-axum's defaults.
-//!     let info = InfoBuilder::new()
-//!         .title(env!("CARGO_PKG_NAME"))
-//!         .version(env!("CARGO_PKG_VERSION"))
-//!         .contact(Some(ContactBuilder::new().email(Some("ops@example.com")).build()))
-//!         .build();
-//!     let (router, api) = OpenApiRouter::with_openapi(OpenApiBuilder::new().info(info).build())
-//!         // .routes(utoipa_axum::routes!(weather))   // #[paid] over #[utoipa::path]
-//!         .split_for_parts();
-//!     let discovery = Discovery::builder(&x402, api)
+//!     let router = Router::new().route("/weather", get(weather));
+//!     let discovery = Discovery::builder(&x402, document("Weather", "1.0.0"))
 //!         .scope(module_path!())
-//!         .free_operations_security(true)
 //!         .llms_txt(true)
-//!         .well_known(true)
 //!         .build(&router)?; // the startup check
 //!     Ok(router.merge(discovery.router()).layer(x402.layer()))
 //! }
@@ -30,15 +40,26 @@
 //!
 //! [`DiscoveryBuilder::build`] runs, once, at startup:
 //!
-//! 1. the Modify pass ([`X402OpenApi`]), which prices every paid operation;
+//! 1. the pricing pass ([`Pricer`]), which prices every paid operation and adds those the
+//!    document lacks;
 //! 2. the startup check: every paid handler in scope is in the document and mounted on the
 //!    router at the document's method and path (one request per route goes through the router;
 //!    it stops at the handler's paywall, before any extractor); no operation id is used twice.
 //!    All problems are reported together in one [`CheckError`], unless
 //!    [`unchecked`](DiscoveryBuilder::unchecked) turns them into warnings;
-//! 3. the bazaar extension of each paid route ([`crate::openapi::bazaar`]), installed on the paywall so
+//! 3. the bazaar extension of each paid route ([`crate::bazaar`]), installed on the paywall so
 //!    that every 402 of the route carries it;
 //! 4. the bytes of `/openapi.json` and of the docs page.
+
+#[cfg(feature = "aide")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aide")))]
+pub mod aide;
+pub mod document;
+
+pub use document::{
+    CheckError, PAYMENT_INFO, PAYMENT_REQUIRED_SCHEMA, PaidOperation, Pricer, document,
+    payment_info,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -49,12 +70,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
-use utoipa::openapi::OpenApi;
-use utoipa::openapi::extensions::Extensions;
 
-use crate::openapi::bazaar;
-use crate::openapi::{CheckError, PaidOperation, X402OpenApi, describe};
+use crate::bazaar;
+use crate::discovery::document::{METHODS, describe};
 use crate::price::Currency;
 use crate::route::mount::{self, Probe};
 use crate::server::engine::X402;
@@ -68,11 +88,6 @@ pub const LLMS_TXT_PATH: &str = "/llms.txt";
 /// Path of the legacy x402 discovery document.
 pub const WELL_KNOWN_PATH: &str = "/.well-known/x402";
 
-/// The keys of a path item that are operations.
-const METHODS: &[&str] = &[
-    "get", "put", "post", "delete", "options", "head", "patch", "trace",
-];
-
 const CACHE: HeaderValue = HeaderValue::from_static("public, max-age=300");
 const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
 
@@ -80,8 +95,8 @@ const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
 #[must_use]
 pub struct DiscoveryBuilder {
     x402: X402,
-    api: OpenApi,
-    openapi: X402OpenApi,
+    api: Value,
+    pricer: Pricer,
     docs: bool,
     llms_txt: bool,
     well_known: bool,
@@ -113,13 +128,14 @@ impl std::fmt::Debug for Discovery {
 }
 
 impl Discovery {
-    /// Starts from the finished document of the router (utoipa-axum's `split_for_parts`).
-    pub fn builder(x402: &X402, api: OpenApi) -> DiscoveryBuilder {
+    /// Starts from the finished document of the router: utoipa-axum's `split_for_parts`,
+    /// aide's `finish_api`, or [`document`] (any value that serializes to an OpenAPI document).
+    pub fn builder(x402: &X402, api: impl Serialize) -> DiscoveryBuilder {
         DiscoveryBuilder {
             x402: x402.clone(),
-            api,
-            openapi: X402OpenApi::new(x402),
-            docs: true,
+            api: serde_json::to_value(api).unwrap_or(Value::Null),
+            pricer: Pricer::new(x402),
+            docs: cfg!(feature = "openapi"),
             llms_txt: false,
             well_known: false,
             checked: true,
@@ -229,6 +245,9 @@ impl Discovery {
                 op.path,
                 what.trim_end_matches('.')
             ));
+            if let Some(call) = self.bazaar(op).as_ref().and_then(call_note) {
+                text.push_str(&format!("  - {call}\n"));
+            }
         }
         let free: Vec<(String, String, String)> = operations(doc)
             .filter(|(path, method, _)| !paid.contains(&(path.clone(), method.clone())))
@@ -250,7 +269,9 @@ impl Discovery {
         text
     }
 
-    /// `/.well-known/x402` for the server at `origin`: `{version: 1, resources, instructions}`.
+    /// `/.well-known/x402` for the server at `origin`: `{version: 1, resources, instructions}`,
+    /// and `endpoints`: each paid operation's resource, method and bazaar extension (how to
+    /// call it; readers of the legacy shape ignore the extra key).
     pub fn well_known(&self, origin: &str) -> Value {
         let resources: BTreeSet<String> = self
             .inner
@@ -258,14 +279,36 @@ impl Discovery {
             .iter()
             .map(|op| format!("{origin}{}", op.path))
             .collect();
+        let endpoints: Vec<Value> = self
+            .inner
+            .paid
+            .iter()
+            .map(|op| {
+                let mut endpoint = json!({
+                    "resource": format!("{origin}{}", op.path),
+                    "method": op.method.as_str(),
+                });
+                if let Some(bazaar) = self.bazaar(op) {
+                    endpoint["bazaar"] = bazaar;
+                }
+                endpoint
+            })
+            .collect();
         json!({
             "version": 1,
             "resources": resources,
+            "endpoints": endpoints,
             "instructions": format!(
                 "See {origin}{OPENAPI_PATH} for prices, offers and input schemas. Paid routes \
                  answer 402 with a PAYMENT-REQUIRED header (x402 v2)."
             ),
         })
+    }
+
+    /// The bazaar extension the 402s of `op` carry.
+    fn bazaar(&self, op: &PaidOperation) -> Option<Value> {
+        let extensions = self.inner.x402.route_extensions(op.route)?;
+        extensions.get("bazaar").cloned()
     }
 
     /// `USDC on eip155:84532` for the currencies and networks of the paid routes.
@@ -302,19 +345,21 @@ fn terms(x402: &X402, paid: &[PaidOperation]) -> String {
 
 impl DiscoveryBuilder {
     /// Only handlers defined in this module or below it belong to this document, as in
-    /// [`X402OpenApi::scope`]. Pass `module_path!()` at your crate root.
+    /// [`Pricer::scope`]. Pass `module_path!()` at your crate root.
     pub fn scope(mut self, module_path: impl Into<String>) -> Self {
-        self.openapi = self.openapi.scope(module_path);
+        self.pricer = self.pricer.scope(module_path);
         self
     }
 
-    /// `security: []` on free operations, as in [`X402OpenApi::free_operations_security`].
+    /// `security: []` on free operations, as in [`Pricer::free_operations_security`].
     pub fn free_operations_security(mut self, on: bool) -> Self {
-        self.openapi = self.openapi.free_operations_security(on);
+        self.pricer = self.pricer.free_operations_security(on);
         self
     }
 
-    /// Serves the docs page at `/docs` (Scalar; on by default).
+    /// Serves the docs page at `/docs` (Scalar, through utoipa-scalar; on by default).
+    #[cfg(feature = "openapi")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
     pub fn docs(mut self, on: bool) -> Self {
         self.docs = on;
         self
@@ -349,13 +394,13 @@ impl DiscoveryBuilder {
         let DiscoveryBuilder {
             x402,
             mut api,
-            openapi,
+            pricer,
             docs,
             llms_txt,
             well_known,
             checked,
         } = self;
-        let (paid, mut problems) = openapi.apply(&mut api);
+        let (paid, mut problems) = pricer.apply(&mut api);
         for op in &paid {
             if let Some(problem) = mount_problem(router, op) {
                 problems.push(problem);
@@ -370,7 +415,7 @@ impl DiscoveryBuilder {
         }
         add_root_extras(&x402, &mut api, &paid, docs, llms_txt);
 
-        let document = serde_json::to_value(&api).unwrap_or(Value::Null);
+        let document = api;
         for op in &paid {
             if let Some(bazaar) = bazaar::extension(&document, &op.method, &op.path) {
                 // Other extensions of the route (`payment-identifier`) are kept.
@@ -382,9 +427,8 @@ impl DiscoveryBuilder {
                 x402.set_route_extensions(op.route, extensions);
             }
         }
-        // The document's own field order (`openapi`, `info`, `paths`, …) reads best.
-        let json = Bytes::from(serde_json::to_vec(&api).unwrap_or_default());
-        let docs_html = docs.then(|| docs_page(&document));
+        let json = Bytes::from(serde_json::to_vec(&document).unwrap_or_default());
+        let docs_html = docs.then(|| docs_page(&document)).flatten();
         Ok(Discovery {
             inner: Arc::new(Inner {
                 x402,
@@ -397,6 +441,67 @@ impl DiscoveryBuilder {
             }),
         })
     }
+}
+
+/// How to call a route, in a line, from its bazaar extension: `query: \`city\` string
+/// (required); returns JSON: \`celsius\`, \`conditions\``.
+fn call_note(bazaar: &Value) -> Option<String> {
+    let input = &bazaar["schema"]["properties"]["input"]["properties"];
+    let mut parts = Vec::new();
+    for (key, label) in [
+        ("pathParams", "path"),
+        ("queryParams", "query"),
+        ("headers", "headers"),
+    ] {
+        if let Some(fields) = fields(&input[key], true) {
+            parts.push(format!("{label}: {fields}"));
+        }
+    }
+    if let Some(body) = fields(&input["body"], true) {
+        let kind = bazaar["info"]["input"]["bodyType"]
+            .as_str()
+            .unwrap_or("json");
+        parts.push(format!("{kind} body: {body}"));
+    }
+    let output = &bazaar["schema"]["properties"]["output"]["properties"]["example"];
+    if let Some(fields) = fields(output, false) {
+        parts.push(format!("returns JSON: {fields}"));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// `` `city` string (required), `days` integer `` for an object schema's properties.
+fn fields(schema: &Value, with_types: bool) -> Option<String> {
+    let properties = schema.get("properties")?.as_object()?;
+    if properties.is_empty() {
+        return None;
+    }
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let listed: Vec<String> = properties
+        .iter()
+        .map(|(name, field)| {
+            let kind = match &field["type"] {
+                Value::String(kind) => kind.clone(),
+                Value::Array(kinds) => kinds
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("|"),
+                _ => "any".to_owned(),
+            };
+            match (with_types, required.contains(&name.as_str())) {
+                (false, _) => format!("`{name}`"),
+                (true, true) => format!("`{name}` {kind} (required)"),
+                (true, false) => format!("`{name}` {kind}"),
+            }
+        })
+        .collect();
+    Some(listed.join(", "))
 }
 
 /// Why `op` is not served by its handler on `router`, if it is not.
@@ -420,11 +525,14 @@ fn mount_problem(router: &Router, op: &PaidOperation) -> Option<String> {
 /// `info.x-guidance`, `x-service-info` and `x-agentcash-guidance`, unless already there.
 fn add_root_extras(
     x402: &X402,
-    api: &mut OpenApi,
+    api: &mut Value,
     paid: &[PaidOperation],
     docs: bool,
     llms_txt: bool,
 ) {
+    let Some(root) = api.as_object_mut() else {
+        return;
+    };
     let guidance = format!(
         "Paid routes answer 402 Payment Required with a PAYMENT-REQUIRED header (x402 v2, \
          scheme exact: {}). Sign the offer (EIP-3009 transferWithAuthorization) and retry with \
@@ -432,11 +540,13 @@ fn add_root_extras(
          exact offers.",
         terms(x402, paid)
     );
-    api.info
-        .extensions
-        .get_or_insert_with(Extensions::default)
-        .entry("x-guidance".to_owned())
-        .or_insert_with(|| json!(guidance));
+    if let Some(info) = root
+        .entry("info")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+    {
+        info.entry("x-guidance").or_insert_with(|| json!(guidance));
+    }
     let mut links = Map::new();
     if docs {
         links.insert("apiReference".into(), json!(DOCS_PATH));
@@ -444,22 +554,19 @@ fn add_root_extras(
     if llms_txt {
         links.insert("llms".into(), json!(LLMS_TXT_PATH));
     }
-    let root = api.extensions.get_or_insert_with(Extensions::default);
     if !links.is_empty() {
-        root.entry("x-service-info".to_owned())
+        root.entry("x-service-info")
             .or_insert_with(|| json!({ "docs": links }));
     }
     if let (true, Some(origin)) = (llms_txt, x402.config().public_url()) {
-        root.entry("x-agentcash-guidance".to_owned())
+        root.entry("x-agentcash-guidance")
             .or_insert_with(|| json!({ "llmsTxtUrl": format!("{origin}{LLMS_TXT_PATH}") }));
-    }
-    if root.is_empty() {
-        api.extensions = None;
     }
 }
 
 /// The Scalar page with the document inlined (`<` escaped so no string can close the script).
-fn docs_page(document: &Value) -> String {
+#[cfg(feature = "openapi")]
+fn docs_page(document: &Value) -> Option<String> {
     let title = document["info"]["title"]
         .as_str()
         .unwrap_or("API")
@@ -468,7 +575,13 @@ fn docs_page(document: &Value) -> String {
         .title(title)
         .to_html();
     let raw = serde_json::to_string(document).unwrap_or_default();
-    html.replacen(&raw, &raw.replace('<', "\\u003c"), 1)
+    Some(html.replacen(&raw, &raw.replace('<', "\\u003c"), 1))
+}
+
+/// No docs page without utoipa-scalar (feature `openapi`).
+#[cfg(not(feature = "openapi"))]
+fn docs_page(_: &Value) -> Option<String> {
+    None
 }
 
 /// A shared, cacheable answer readable from any origin.
@@ -491,7 +604,7 @@ fn operations(doc: &Value) -> impl Iterator<Item = (String, String, String)> + '
             item.as_object()
                 .into_iter()
                 .flatten()
-                .filter(|(method, _)| METHODS.contains(&method.as_str()))
+                .filter(|(method, _)| METHODS.iter().any(|(key, _)| key == method))
                 .map(move |(method, op)| (path.clone(), method.to_ascii_uppercase(), title_of(op)))
         })
 }
