@@ -4,13 +4,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
 use axum::http::Method;
 use axum::routing::get;
 use serde_json::{Value, json};
-use support::{PAY_TO, challenge_of, http, serve};
+use support::{PAY_TO, challenge_of, http, npx_next_to, run_child as run, serve, validators};
 use utoipa::OpenApi as _;
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
 use utoipa_axum::router::OpenApiRouter;
@@ -19,8 +16,6 @@ use x402_runtime::discovery::Discovery;
 use x402_runtime::openapi::OpenApiRouterExt as _;
 use x402_runtime::{X402, X402Config};
 
-/// Most a child process (node and the validators) may take.
-const CHILD_TIMEOUT: Duration = Duration::from_secs(90);
 /// The size budget of a `PAYMENT-REQUIRED` header (shared/discovery.md §5).
 const HEADER_BUDGET: usize = 8 * 1024;
 
@@ -300,6 +295,13 @@ async fn docs_llms_txt_and_well_known_are_served() {
     ] {
         assert!(text.contains(&line), "{line}\n---\n{text}");
     }
+    // Under each paid endpoint, how to call it (from its bazaar extension).
+    for call in [
+        "  - query: `city` string (required); returns JSON: `celsius`, `city`, `conditions`, `paid_by`",
+        "  - json body: `city` string (required), `days` integer (required); returns JSON: `city`, `days`",
+    ] {
+        assert!(text.contains(call), "{call}\n---\n{text}");
+    }
 
     let well_known: Value = http()
         .get(format!("{origin}/.well-known/x402"))
@@ -326,43 +328,24 @@ async fn docs_llms_txt_and_well_known_are_served() {
             .expect("instructions")
             .contains("/openapi.json")
     );
+    let endpoints = well_known["endpoints"].as_array().expect("endpoints");
+    assert_eq!(endpoints.len(), 5, "{well_known}");
+    let weather = endpoints
+        .iter()
+        .find(|e| e["resource"] == format!("{origin}/weather"))
+        .expect("/weather");
+    assert_eq!(weather["method"], "GET");
+    let live = unpaid(&origin, &Method::GET, "/weather").await;
+    let challenge = challenge_of(&live);
+    assert_eq!(
+        weather["bazaar"],
+        challenge.extensions.expect("extensions")["bazaar"],
+        "the same bazaar as the 402's"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
 // The third-party readers, on the running example.
-
-/// The installed test bed's `interop/` and `node`, or `None` when skipped (never under CI=true).
-async fn validators(test: &str) -> Option<(PathBuf, PathBuf)> {
-    let paths = support::installed_testbed(test).await?;
-    Some((paths.interop, paths.node))
-}
-
-/// Runs `program args` in `dir`, bounded; returns stdout, panicking with both streams on failure.
-async fn run(program: &Path, args: &[&str], dir: &Path) -> String {
-    let output = tokio::time::timeout(
-        CHILD_TIMEOUT,
-        tokio::process::Command::new(program)
-            .args(args)
-            .current_dir(dir)
-            // The pinned packages are installed; npx must not reach for the registry.
-            .env("npm_config_offline", "true")
-            .env("npm_config_update_notifier", "false")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{} {args:?} did not finish in time", program.display()))
-    .unwrap_or_else(|e| panic!("{} did not start: {e}", program.display()));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "{} {args:?} failed ({})\nstdout: {stdout}\nstderr: {stderr}",
-        program.display(),
-        output.status
-    );
-    stdout
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mppx_agentcash_and_ajv_accept_the_document_and_the_402s() {
@@ -508,16 +491,6 @@ async fn agentcash_discovery_lists_every_paid_route_with_its_price() {
             ("/weather", "0.001 USD")
         ]
     );
-}
-
-/// `npx` from the same installation as `node`, else the one on `PATH`.
-fn npx_next_to(node: &Path) -> PathBuf {
-    let sibling = node.with_file_name("npx");
-    if sibling.exists() {
-        sibling
-    } else {
-        PathBuf::from("npx")
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

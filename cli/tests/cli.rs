@@ -141,6 +141,23 @@ async fn discover_lists_every_paid_route_with_its_price() {
         .collect();
     listed.sort();
     assert_eq!(listed, expected);
+    // How to call each: the bazaar extension derived from the document, the same as the 402's.
+    let weather = found["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .find(|e| e["path"] == "/weather")
+        .expect("/weather");
+    let input = &weather["bazaar"]["schema"]["properties"]["input"];
+    assert_eq!(
+        input["properties"]["queryParams"]["required"],
+        serde_json::json!(["city"]),
+        "{weather}"
+    );
+    assert!(
+        weather["bazaar"]["schema"]["properties"]["output"]["properties"]["example"].is_object(),
+        "{weather}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,6 +189,10 @@ async fn discover_reads_a_402_when_there_is_no_document() {
     assert_eq!(endpoint["price"], "0.005");
     assert_eq!(endpoint["currency"], "USDC");
     assert_eq!(endpoint["networks"], serde_json::json!([NETWORK]));
+    assert!(
+        endpoint["bazaar"]["info"]["input"]["queryParams"]["city"].is_string(),
+        "the 402's bazaar extension: {endpoint}"
+    );
 
     let free = run_x402(&["discover", &format!("{base}/health")], &[]).await;
     assert!(!free.status.success());

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -1110,4 +1111,50 @@ pub fn faulty_paywall(
     X402::builder(config)
         .facilitator(client)
         .reconcile_interval(None)
+}
+
+/// Most a child process (node and the validators) may take.
+pub const CHILD_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The installed test bed's `interop/` and `node`, or `None` when skipped (never under CI=true).
+pub async fn validators(test: &str) -> Option<(PathBuf, PathBuf)> {
+    let paths = installed_testbed(test).await?;
+    Some((paths.interop, paths.node))
+}
+
+/// Runs `program args` in `dir`, bounded; returns stdout, panicking with both streams on failure.
+pub async fn run_child(program: &Path, args: &[&str], dir: &Path) -> String {
+    let output = tokio::time::timeout(
+        CHILD_TIMEOUT,
+        tokio::process::Command::new(program)
+            .args(args)
+            .current_dir(dir)
+            // The pinned packages are installed; npx must not reach for the registry.
+            .env("npm_config_offline", "true")
+            .env("npm_config_update_notifier", "false")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{} {args:?} did not finish in time", program.display()))
+    .unwrap_or_else(|e| panic!("{} did not start: {e}", program.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{} {args:?} failed ({})\nstdout: {stdout}\nstderr: {stderr}",
+        program.display(),
+        output.status
+    );
+    stdout
+}
+
+/// `npx` from the same installation as `node`, else the one on `PATH`.
+pub fn npx_next_to(node: &Path) -> PathBuf {
+    let sibling = node.with_file_name("npx");
+    if sibling.exists() {
+        sibling
+    } else {
+        PathBuf::from("npx")
+    }
 }

@@ -306,10 +306,10 @@ const SCHEMA_MAP_KEYWORDS: &[&str] = &[
     "$defs",
     "dependentSchemas",
 ];
-/// OpenAPI `format`s that are not JSON Schema formats.
+/// OpenAPI `format`s (and schemars' integer widths) that are not JSON Schema formats.
 const OPENAPI_FORMATS: &[&str] = &[
-    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float", "double",
-    "byte", "binary",
+    "int", "int8", "int16", "int32", "int64", "int128", "uint", "uint8", "uint16", "uint32",
+    "uint64", "uint128", "float", "double", "byte", "binary",
 ];
 
 /// `stack` holds the references being inlined, outermost first.

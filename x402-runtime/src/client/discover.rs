@@ -35,6 +35,10 @@ pub struct PricedEndpoint {
     pub description: Option<String>,
     /// The x402 offers, when known.
     pub accepts: Vec<PaymentRequirements>,
+    /// How to call it: the bazaar extension (`{info, schema}`, JSON Schemas of the input and
+    /// output), derived from the document's operation or read from the 402.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bazaar: Option<Value>,
 }
 
 /// An endpoint the document marks as free.
@@ -128,7 +132,14 @@ pub fn from_document(source: &str, document: &Value) -> Discovery {
             };
             let name = method.to_ascii_uppercase();
             match operation.get("x-payment-info") {
-                Some(info) => endpoints.push(priced(name, path, operation, info)),
+                Some(info) => {
+                    let mut endpoint = priced(name.clone(), path, operation, info);
+                    endpoint.bazaar = name
+                        .parse::<http::Method>()
+                        .ok()
+                        .and_then(|m| crate::bazaar::extension(document, &m, path));
+                    endpoints.push(endpoint);
+                }
                 None => free.push(FreeEndpoint {
                     method: name,
                     path: path.clone(),
@@ -192,6 +203,7 @@ fn priced(method: String, path: &str, operation: &Value, info: &Value) -> Priced
         protocols,
         description: text(operation, "summary").or_else(|| text(operation, "description")),
         accepts,
+        bazaar: None,
     }
 }
 
@@ -248,6 +260,10 @@ async fn probe(http: &reqwest::Client, url: &reqwest::Url) -> Result<Discovery, 
         .and_then(|v| v.to_str().ok())
         .and_then(super::challenge::decode_base64)
         .and_then(|json| serde_json::from_slice::<PaymentRequired>(&json).ok());
+    let bazaar = v2
+        .as_ref()
+        .and_then(|c| c.extensions.as_ref())
+        .and_then(|extensions| extensions.get("bazaar").cloned());
     let (accepts, description, protocol) = match v2 {
         Some(challenge) => (challenge.accepts, challenge.resource.description, "x402"),
         None => {
@@ -290,6 +306,7 @@ async fn probe(http: &reqwest::Client, url: &reqwest::Url) -> Result<Discovery, 
             protocols: vec![protocol.to_owned()],
             description: description.filter(|d| !d.is_empty()),
             accepts,
+            bazaar,
         }],
         free: Vec::new(),
     })

@@ -255,7 +255,12 @@ impl Discovery {
         if !free.is_empty() {
             text.push_str("\n## Free endpoints\n\n");
             for (path, method, title) in free {
-                text.push_str(&format!("- [{method} {path}]({openapi}): {title}\n"));
+                let note = if title.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {title}")
+                };
+                text.push_str(&format!("- [{method} {path}]({openapi}){note}\n"));
             }
         }
         text.push_str(&format!(
