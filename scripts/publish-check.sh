@@ -38,6 +38,8 @@ COMBINATIONS=(
   "local-facilitator,rustls"
   "server,http-facilitator,rustls,redis"
   "server,openapi"
+  "macros,schemars"
+  "macros,aide"
 )
 if [[ " ${COMBINATIONS[*]} " == *native-tls* ]] && ! pkg-config --exists openssl 2> /dev/null; then
   fail "the native-tls combination needs OpenSSL's headers and pkg-config (Debian: apt-get install libssl-dev pkg-config)"
@@ -55,7 +57,8 @@ has() { grep -qE "^$2 v" <<< "$1"; } # has TREE NAME
 agent=$(tree -p example-agent)
 server=$(tree -p example-minimal)
 pure=$(tree -p x402-runtime --no-default-features --features client,rustls)
-[ -n "$agent" ] && [ -n "$server" ] && [ -n "$pure" ] || fail "cargo tree listed nothing"
+shapes=$(tree -p example-shapes)
+[ -n "$agent" ] && [ -n "$server" ] && [ -n "$pure" ] && [ -n "$shapes" ] || fail "cargo tree listed nothing"
 
 echo "publish-check: the client-only agent (examples/agent) compiles no server parts"
 for server_part in axum redb inventory; do
@@ -70,5 +73,11 @@ echo "publish-check: one base64 in the client's and the default server's trees"
 for package in agent server; do
   versions=$(grep -cE '^base64 v' <<< "${!package}" || true)
   [ "$versions" = 1 ] || fail "the $package tree builds $versions versions of base64"
+done
+echo "publish-check: schemars only with its feature, and no OpenAPI library with it alone"
+if has "$server" schemars; then fail "the default server's tree holds schemars"; fi
+has "$shapes" schemars || fail "example-shapes' tree lost schemars (the checks around would pass for nothing)"
+for library in utoipa aide; do
+  if has "$shapes" "$library"; then fail "the schemars feature alone brings $library"; fi
 done
 echo "publish-check: ok"

@@ -22,7 +22,7 @@
 //!         "schema": {"type": "object", "properties": {"celsius": {"type": "number"}}}}}}},
 //! }}}});
 //! let bazaar = x402_runtime::bazaar::extension(&doc, &Method::GET, "/weather").unwrap();
-//! assert_eq!(bazaar["info"]["input"]["queryParams"], json!({"city": ""}));
+//! assert_eq!(bazaar["info"]["input"]["queryParams"], json!({"city": "example"}));
 //! assert_eq!(bazaar["schema"]["properties"]["input"]["required"],
 //!            json!(["type", "method", "queryParams"]));
 //! ```
