@@ -169,7 +169,8 @@ fn shapes(sig: &syn::Signature) -> TokenStream {
         }
     }
     quote! {
-        #[allow(unused_imports, unused_mut)]
+        // The borrow picks `NoSchema` for types without a schema; clippy sees only those with one.
+        #[allow(unused_imports, unused_mut, clippy::needless_borrow)]
         fn __x402_shapes() -> ::x402_runtime::Shapes {
             use #private::{NoSchema as _, WithSchema as _};
             let mut shapes = ::x402_runtime::Shapes::default();

@@ -285,6 +285,8 @@ mod tests {
 
     #[cfg(feature = "schemars")]
     #[test]
+    // The borrow is what picks the fallback for types without a schema; here it is not needed.
+    #[allow(clippy::needless_borrow)]
     fn the_probe_asks_schemars_when_the_type_has_a_schema() {
         #[allow(unused_imports)]
         use super::{NoSchema as _, WithSchema as _};
