@@ -758,3 +758,38 @@ async fn free_operations_keep_their_security_unless_asked() {
         json!([])
     );
 }
+
+/// The pricing pass on utoipa's own types, for apps that serve the document themselves: it does
+/// what it can and reports the rest, and the document reads back as utoipa's.
+#[test]
+fn x402_openapi_prices_a_utoipa_document_in_place() {
+    use x402_runtime::openapi::X402OpenApi;
+    let x402 = paywall(&["eip155:84532"]);
+    let pass = X402OpenApi::new(&x402).scope("discovery::plain");
+    let (_, mut api) = OpenApiRouter::<()>::with_openapi(our_doc()).split_for_parts();
+    let error = pass.modify(&mut api).expect_err("`learned` has no path");
+    assert_eq!(error.problems().len(), 1, "{error}");
+    assert!(error.problems()[0].contains("plain::learned"), "{error}");
+    let priced = serde_json::to_value(&api).expect("json");
+    let plain = &priced["paths"]["/plain"]["get"];
+    assert_eq!(plain["x-payment-info"]["price"]["amount"], "0.003");
+    assert_eq!(plain["security"], json!([]));
+    assert!(priced["components"]["schemas"]["X402PaymentRequired"].is_object());
+
+    let (_, mut api) = OpenApiRouter::<()>::with_openapi(our_doc())
+        .paid_route(Method::GET, "/files/{id}", plain::learned)
+        .split_for_parts();
+    let paid = pass.modify(&mut api).expect("both documented");
+    let mut found: Vec<(String, String)> = paid
+        .iter()
+        .map(|op| (op.method.to_string(), op.path.clone()))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("GET".to_owned(), "/files/{id}".to_owned()),
+            ("GET".to_owned(), "/plain".to_owned())
+        ]
+    );
+}

@@ -134,6 +134,7 @@ pub struct PaymentRequirementsV1 {
     pub mime_type: String,
     /// v1 discovery data; `null` when absent.
     #[serde(default)]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<Map<String, Value>>"))]
     pub output_schema: Option<Value>,
     /// Recipient address.
     pub pay_to: String,
