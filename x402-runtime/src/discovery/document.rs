@@ -12,7 +12,7 @@
 //! - its price as the last paragraph of its description, for the docs page.
 //!
 //! A paid handler the document does not describe is added from the method and path given to
-//! `#[paid]`, with the shapes of its types ([`crate::route::shapes`]): that is the whole
+//! `#[paid]`, with the shapes of its types ([`Shapes`](crate::Shapes)): that is the whole
 //! document of an app without an OpenAPI library.
 
 use std::collections::BTreeMap;

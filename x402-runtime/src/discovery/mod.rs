@@ -3,7 +3,7 @@
 //!
 //! The document is yours, from whichever stack writes it: utoipa-axum's `split_for_parts`
 //! (feature `openapi`), aide's `finish_api` (feature `aide`), or, without an OpenAPI library,
-//! [`document`] with the handlers filled in from `#[paid(method, path)]` and the shapes of
+//! [`document()`](fn@document) with the handlers filled in from `#[paid(method, path)]` and the shapes of
 //! their types. [`DiscoveryBuilder::build`] prices it and checks it against the router.
 //!
 //! ```no_run
@@ -129,7 +129,7 @@ impl std::fmt::Debug for Discovery {
 
 impl Discovery {
     /// Starts from the finished document of the router: utoipa-axum's `split_for_parts`,
-    /// aide's `finish_api`, or [`document`] (any value that serializes to an OpenAPI document).
+    /// aide's `finish_api`, or [`document()`](fn@document) (any value that serializes to an OpenAPI document).
     pub fn builder(x402: &X402, api: impl Serialize) -> DiscoveryBuilder {
         DiscoveryBuilder {
             x402: x402.clone(),
