@@ -275,6 +275,56 @@ mod tests {
         );
     }
 
+    fn form_route(shapes: fn() -> Shapes) -> PaidRoute {
+        PaidRoute {
+            handler: "search",
+            module_path: "shop",
+            operation_id: "search",
+            pricing: crate::price::Pricing::Fixed(crate::price::Price::from_atomic(
+                1000,
+                crate::price::Currency::Usdc,
+            )),
+            currencies: &[],
+            networks: &[],
+            pay_to: None,
+            description: None,
+            max_timeout_seconds: None,
+            settle: crate::route::SettleTiming::AfterSuccess,
+            method: None,
+            path: None,
+            shapes,
+            file: file!(),
+            line: line!(),
+        }
+    }
+
+    #[test]
+    fn a_form_is_the_query_on_get_and_the_body_on_post() {
+        let route = form_route(|| Shapes {
+            body: Some((
+                BodyKind::Form,
+                json!({"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}),
+            )),
+            ..Shapes::default()
+        });
+        let get = operation(&route, &Method::GET, "/search");
+        assert_eq!(
+            get["parameters"],
+            json!([{"in": "query", "name": "q", "required": true, "schema": {"type": "string"}}])
+        );
+        assert!(get.get("requestBody").is_none());
+        let post = operation(&route, &Method::POST, "/search");
+        assert!(post.get("parameters").is_none());
+        let content = &post["requestBody"]["content"];
+        assert_eq!(
+            content["application/x-www-form-urlencoded"]["schema"]["required"],
+            json!(["q"])
+        );
+        // Nothing says the method: a form is sent as the query of a GET.
+        let bazaar = bazaar(&route).expect("shapes make a bazaar extension");
+        assert_eq!(bazaar["info"]["input"]["method"], "GET");
+    }
+
     #[test]
     fn the_probe_falls_back_to_no_schema() {
         #[allow(unused_imports)]
