@@ -20,6 +20,7 @@ LAYERS = {
     "store": 4,
     "facilitator": 4,
     "route": 5,
+    "page": 5,
     "client": 6,
     "server": 6,
     "discovery": 7,

@@ -168,6 +168,8 @@ pub mod network;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;
+#[cfg(feature = "server")]
+mod page;
 mod price;
 pub mod proto;
 #[cfg(feature = "server")]
@@ -181,6 +183,9 @@ mod store;
 
 pub use base::{BoxFuture, Clock, ConfigError, unix_now};
 pub use facilitator::{Facilitator, FacilitatorError};
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use page::{MAX_LOGO_BYTES, PayPage};
 pub use price::{Currency, Price, Pricing, QuoteBounds};
 pub use proto::X402Version;
 pub use proto::codes;

@@ -33,6 +33,7 @@ pub(crate) struct PaidArgs {
     pub(crate) quote: Option<syn::Path>,
     pub(crate) min: Option<LitStr>,
     pub(crate) max: Option<LitStr>,
+    pub(crate) pay_page: Option<bool>,
     /// Every key seen, with the span of its name.
     seen: Vec<(Key, Span)>,
 }
@@ -188,6 +189,7 @@ impl PaidArgs {
             Key::Quote => self.quote = errors.take(values::quote(expr)),
             Key::Min => self.min = errors.take(values::bound(Key::Min, expr)),
             Key::Max => self.max = errors.take(values::bound(Key::Max, expr)),
+            Key::PayPage => self.pay_page = errors.take(values::boolean(Key::PayPage, expr)),
         }
     }
 }

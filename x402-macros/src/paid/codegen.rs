@@ -238,6 +238,7 @@ fn route_record(paid: &Paid<'_>) -> TokenStream {
     let currencies = paid.currencies.iter().map(|c| currency(*c));
     let networks = &paid.networks;
     let pay_to = option(paid.pay_to.as_ref().map(|a| quote!(#a)));
+    let pay_page = paid.pay_page;
     quote! {
         ::x402_runtime::PaidRoute {
             handler: #handler,
@@ -253,6 +254,7 @@ fn route_record(paid: &Paid<'_>) -> TokenStream {
             method: #method,
             path: #path,
             shapes: __x402_shapes,
+            pay_page: #pay_page,
             file: ::core::file!(),
             line: ::core::line!(),
         }

@@ -16,10 +16,11 @@ pub(crate) enum Key {
     Quote,
     Min,
     Max,
+    PayPage,
 }
 
 impl Key {
-    pub(crate) const ALL: [Key; 13] = [
+    pub(crate) const ALL: [Key; 14] = [
         Key::Price,
         Key::Currency,
         Key::Description,
@@ -33,6 +34,7 @@ impl Key {
         Key::Quote,
         Key::Min,
         Key::Max,
+        Key::PayPage,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -50,6 +52,7 @@ impl Key {
             Key::Quote => "quote",
             Key::Min => "min",
             Key::Max => "max",
+            Key::PayPage => "pay_page",
         }
     }
 
@@ -60,6 +63,7 @@ impl Key {
             Key::Currency => "a string literal or an array of them",
             Key::Networks => "an array of string literals",
             Key::Quote => "the path of an `async fn`",
+            Key::PayPage => "a boolean",
             _ => "a string literal",
         }
     }
@@ -80,6 +84,7 @@ impl Key {
             Key::Quote => "`quote = quote_forecast`",
             Key::Min => "`min = \"0.001\"`",
             Key::Max => "`max = \"0.05\"`",
+            Key::PayPage => "`pay_page = false`",
         }
     }
 

@@ -53,6 +53,8 @@ pub(crate) struct Paid<'a> {
     pub(crate) pay_to: Option<String>,
     pub(crate) max_timeout_seconds: Option<u32>,
     pub(crate) settle: Settle,
+    /// `pay_page = false` turns the browser page off for this route.
+    pub(crate) pay_page: bool,
     pub(crate) route: RouteInfo,
 }
 
@@ -84,6 +86,7 @@ fn analyse(args: TokenStream, func: &ItemFn) -> syn::Result<Paid<'_>> {
         pay_to: args.pay_to.clone(),
         max_timeout_seconds: args.max_timeout_seconds,
         settle: args.settle.unwrap_or_default(),
+        pay_page: args.pay_page.unwrap_or(true),
         route,
     })
 }

@@ -83,6 +83,17 @@ pub(crate) fn lit_str(key: Key, expr: &Expr) -> syn::Result<LitStr> {
         .ok_or_else(|| syn::Error::new_spanned(expr, wrong_kind(key)))
 }
 
+/// A `true` or `false` literal.
+pub(crate) fn boolean(key: Key, expr: &Expr) -> syn::Result<bool> {
+    match expr {
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Bool(b),
+            attrs,
+        }) if attrs.is_empty() => Ok(b.value),
+        _ => Err(syn::Error::new_spanned(expr, wrong_kind(key))),
+    }
+}
+
 pub(crate) fn description(expr: &Expr) -> syn::Result<String> {
     let lit = lit_str(Key::Description, expr)?;
     let text = lit.value().trim().to_owned();

@@ -59,6 +59,8 @@ pub struct PaidRoute {
     #[doc(hidden)]
     pub shapes: fn() -> Shapes,
     #[doc(hidden)]
+    pub pay_page: bool,
+    #[doc(hidden)]
     pub file: &'static str,
     #[doc(hidden)]
     pub line: u32,
@@ -132,6 +134,12 @@ impl PaidRoute {
     /// The route path (axum syntax), when known.
     pub fn path(&self) -> Option<&'static str> {
         self.path
+    }
+
+    /// Whether a browser gets the pay page for this route (`#[paid(pay_page = false)]` turns
+    /// it off) when the configuration has it on.
+    pub fn pay_page(&self) -> bool {
+        self.pay_page
     }
 
     /// The JSON Schemas of what the handler extracts and returns, from its types (feature

@@ -293,6 +293,7 @@ mod tests {
             method: None,
             path: None,
             shapes,
+            pay_page: true,
             file: file!(),
             line: line!(),
         }

@@ -23,6 +23,7 @@ use super::payment::Payment;
 use super::refusal::Refusal;
 use crate::base::ConfigError;
 use crate::facilitator::FacilitatorError;
+use crate::page;
 use crate::proto::header::{DecodeError, parse_uint};
 use crate::proto::{
     FacilitatorRequest, PAYMENT_SIGNATURE, PaymentRequirements, Requirements, X_PAYMENT,
@@ -141,7 +142,9 @@ impl X402 {
         if parts.method == Method::OPTIONS {
             return Some(options_answer());
         }
-        Some(self.challenge(route, &offers, &self.resource_url(parts), None))
+        let url = self.resource_url(parts);
+        let browser = page::prefers_html(&parts.headers);
+        Some(self.unpaid_challenge(route, &offers, browser, &url, None))
     }
 
     /// Admits the payment of a paid request against the route's `offers` (for a quoted route,

@@ -10,14 +10,18 @@
 //! | `X402_FACILITATOR_URL` | facilitator base URL | `https://x402.org/facilitator` |
 //! | `X402_PUBLIC_URL` | public origin used in resource URLs (behind a proxy) | the request's `Host` |
 //! | `X402_PRICES` | prices set for this deployment, `route=price` comma-separated (a route is its operation id or `METHOD /path`; see [`X402ConfigBuilder::price`]) | the attributes' prices |
+//! | `X402_PAY_PAGE` | `off` answers browsers with the JSON 402 too (see [`PayPage`]) | `on` |
+//! | `X402_PAY_PAGE_TITLE` | the pay page's title | `Payment required` |
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use alloy_primitives::Address;
 
 use crate::base::ConfigError;
 use crate::network::{Asset, Network};
+use crate::page::{PayPage, Prepared};
 use crate::price::Currency;
 
 /// The public facilitator the reference SDKs default to (testnets only).
@@ -48,6 +52,7 @@ pub struct X402Config {
     record_retention: Duration,
     store_path: Option<PathBuf>,
     prices: Vec<(String, String)>,
+    pay_page: Option<Arc<Prepared>>,
 }
 
 /// Where `X402::from_env` keeps its settlement record unless `X402_STORE_PATH` says otherwise.
@@ -93,6 +98,7 @@ impl X402Config {
         if let Some(prices) = lookup("X402_PRICES") {
             builder = read_prices(builder, &prices)?;
         }
+        builder = read_pay_page(builder, &lookup)?;
         match lookup("X402_STORE_PATH").map(|p| p.trim().to_owned()) {
             Some(path) if path == "memory" => {}
             Some(path) if !path.is_empty() => builder = builder.store_path(path),
@@ -152,6 +158,11 @@ impl X402Config {
         self.store_path.as_deref()
     }
 
+    /// The pay page browsers get instead of the JSON 402, unless it is off.
+    pub(crate) fn pay_page(&self) -> Option<&Prepared> {
+        self.pay_page.as_deref()
+    }
+
     /// The prices set for this deployment, `(route, price)` as given, in order: see
     /// [`X402ConfigBuilder::price`]. The paywall resolves them against the registered routes
     /// when it is built.
@@ -185,6 +196,8 @@ pub struct X402ConfigBuilder {
     record_retention: Option<Duration>,
     store_path: Option<PathBuf>,
     prices: Vec<(String, String)>,
+    pay_page: Option<PayPage>,
+    without_pay_page: bool,
 }
 
 impl X402ConfigBuilder {
@@ -295,6 +308,21 @@ impl X402ConfigBuilder {
         self
     }
 
+    /// How the pay page looks (title, colours, logo): the page a browser gets instead of the
+    /// JSON 402. It is on by default with [`PayPage::new`]'s look.
+    pub fn pay_page(mut self, page: PayPage) -> Self {
+        self.pay_page = Some(page);
+        self.without_pay_page = false;
+        self
+    }
+
+    /// Answers browsers with the JSON 402 too, as agents (`X402_PAY_PAGE=off`). One route can
+    /// opt out alone with `#[paid(pay_page = false)]`.
+    pub fn without_pay_page(mut self) -> Self {
+        self.without_pay_page = true;
+        self
+    }
+
     /// Validates everything and builds the configuration.
     pub fn build(self) -> Result<X402Config, ConfigError> {
         let pay_to_text = self.pay_to.ok_or_else(|| {
@@ -356,6 +384,11 @@ impl X402ConfigBuilder {
             return Err(ConfigError::new("max_timeout_seconds must be at least 1"));
         }
         check_prices(&self.prices)?;
+        let pay_page = if self.without_pay_page {
+            None
+        } else {
+            Some(self.pay_page.unwrap_or_default().prepare()?)
+        };
         Ok(X402Config {
             pay_to,
             networks,
@@ -369,7 +402,31 @@ impl X402ConfigBuilder {
             record_retention: self.record_retention.unwrap_or(DEFAULT_RECORD_RETENTION),
             store_path: self.store_path,
             prices: self.prices,
+            pay_page,
         })
+    }
+}
+
+/// `X402_PAY_PAGE` (`on` or `off`) and `X402_PAY_PAGE_TITLE`.
+fn read_pay_page(
+    builder: X402ConfigBuilder,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<X402ConfigBuilder, ConfigError> {
+    let on = match lookup("X402_PAY_PAGE").as_deref().map(str::trim) {
+        None | Some("" | "on" | "true" | "1") => true,
+        Some("off" | "false" | "0") => false,
+        Some(other) => {
+            return Err(ConfigError::new(format!(
+                "X402_PAY_PAGE `{other}` is neither `on` nor `off`"
+            )));
+        }
+    };
+    if !on {
+        return Ok(builder.without_pay_page());
+    }
+    match lookup("X402_PAY_PAGE_TITLE").filter(|t| !t.trim().is_empty()) {
+        Some(title) => Ok(builder.pay_page(PayPage::new().title(title.trim()))),
+        None => Ok(builder),
     }
 }
 

@@ -20,6 +20,7 @@ use super::pricing;
 use super::refusal::Refusal;
 use crate::base::ConfigError;
 use crate::network::Network;
+use crate::page;
 use crate::price::{Price, Pricing};
 use crate::proto::{PaymentRequirements, codes};
 use crate::route::PaidRoute;
@@ -112,9 +113,15 @@ impl X402 {
 
     /// The 402 of a quoted route to a bare probe its quote function could not price: the offers
     /// at the upper bound, and an error that says the price depends on the request.
-    pub(crate) fn probe_challenge(&self, route: &'static PaidRoute, url: &str) -> Response {
+    pub(crate) fn probe_challenge(
+        &self,
+        route: &'static PaidRoute,
+        browser: bool,
+        url: &str,
+    ) -> Response {
+        let needs_request = Some(codes::QUOTE_NEEDS_REQUEST);
         match self.route_offers(route) {
-            Ok(offers) => self.challenge(route, &offers, url, Some(codes::QUOTE_NEEDS_REQUEST)),
+            Ok(offers) => self.unpaid_challenge(route, &offers, browser, url, needs_request),
             Err(e) => Refusal::NoOffer(e.to_string()).into_response(),
         }
     }
@@ -226,6 +233,33 @@ impl X402 {
                 ("http://", host)
             }
         }
+    }
+
+    /// The 402 to an unpaid request for `route` at `url`: the pay page when the request comes
+    /// from a `browser` (see [`page::prefers_html`]) and the page is on (for the configuration
+    /// and the route), else the JSON challenge.
+    pub(crate) fn unpaid_challenge(
+        &self,
+        route: &'static PaidRoute,
+        offers: &RouteOffers,
+        browser: bool,
+        url: &str,
+        error: Option<&str>,
+    ) -> Response {
+        let challenge = self.challenge(route, offers, url, error);
+        let page = match self.inner.config.pay_page() {
+            Some(page) if browser && route.pay_page => page,
+            _ => return challenge,
+        };
+        if challenge.status() != http::StatusCode::PAYMENT_REQUIRED {
+            return challenge;
+        }
+        let view = page::View {
+            description: route.description,
+            url,
+            offers: page::offer_lines(&offers.offers, &offers.prices),
+        };
+        page.answer(challenge, &view)
     }
 
     /// The 402 for `route` at `url` with `error`; the plain challenge is cached, by route (a

@@ -21,6 +21,7 @@ use super::engine::X402;
 use super::identifier::Recorder;
 use super::refusal::{Receipted, Refusal};
 use super::settlement::{Attempt, Outcome};
+use crate::page;
 use crate::proto::{SettleResponse, codes};
 use crate::route::handler::{Extractors, HandlerFuture};
 #[cfg(feature = "schemars")]
@@ -134,9 +135,10 @@ async fn quoted_challenge<S, QT, Q: Quoter<QT, S>>(
     // Read before the parts move into the quote: nothing else of them is needed after it.
     let url = engine.resource_url(&parts);
     let bare = parts.uri.query().is_none_or(str::is_empty) && body.is_empty();
+    let browser = page::prefers_html(&parts.headers);
     match quoted(engine, route, parts, body, state, quote).await {
-        Ok(offers) => engine.challenge(route, &offers, &url, None),
-        Err(Unquoted::Rejected(_)) if bare => engine.probe_challenge(route, &url),
+        Ok(offers) => engine.unpaid_challenge(route, &offers, browser, &url, None),
+        Err(Unquoted::Rejected(_)) if bare => engine.probe_challenge(route, browser, &url),
         Err(Unquoted::Rejected(answer) | Unquoted::Refused(answer)) => answer,
     }
 }
