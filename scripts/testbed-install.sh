@@ -69,3 +69,23 @@ else
     -r "$INTEROP/requirements.txt"
   touch "$STAMP"
 fi
+
+# 3) Debian's Chromium, for the pay page's browser test (driven by the pinned playwright-core; no browser download).
+#    Installed as root through apt when missing; CHROMIUM names another binary. Without it the browser test skips,
+#    except under CI=true, where it fails.
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+if [ "$CHAIN_ONLY" = 1 ]; then
+  echo "testbed: browser not needed (--chain-only)"
+elif [ -x "$CHROMIUM" ]; then
+  echo "testbed: browser $("$CHROMIUM" --version 2>/dev/null | head -n 1)"
+elif command -v apt-get > /dev/null && { [ "$(id -u)" = 0 ] || sudo -n true 2> /dev/null; }; then
+  echo "testbed: installing Debian's chromium (~150 MB)…"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo -n"
+  export DEBIAN_FRONTEND=noninteractive
+  run_logged "$LOGDIR/install-chromium.log" sh -c "$sudo apt-get install -y -q chromium || { $sudo apt-get update -q && $sudo apt-get install -y -q chromium; }"
+  [ -x "$CHROMIUM" ] || fail "apt-get installed chromium but $CHROMIUM is missing"
+elif [ "${CI:-}" = true ]; then
+  fail "$CHROMIUM not found and apt-get cannot install it here (not root): install Debian's chromium"
+else
+  echo "testbed: warning: $CHROMIUM not found and cannot be installed here; the browser test will skip" >&2
+fi

@@ -271,7 +271,10 @@ fn assert_clean_page(name: &str, result: &Value) {
     );
     assert_eq!(result["consoleErrors"], json!([]), "{name}: {result:#}");
     for status in result["statusLogs"].as_array().expect("status logs") {
-        assert!([402, 409, 503].contains(&status.as_u64().expect("status")), "{name}: {status}");
+        assert!(
+            [402, 409, 503].contains(&status.as_u64().expect("status")),
+            "{name}: {status}"
+        );
     }
     assert_eq!(
         result["state"]["violations"],

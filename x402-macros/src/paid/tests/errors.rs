@@ -40,7 +40,7 @@ fn on_error_the_item_is_kept_unchanged() {
             "write the price as a plain decimal, e.g. `0.001` instead of `1e-3`",
             "unknown currency `USDT`; known currencies: USDC, EURC",
             "unknown `#[paid]` option `colour` (known options: price, currency, description, \
-             max_timeout_seconds, settle, method, path, operation_id, networks, pay_to, quote, min, max)",
+             max_timeout_seconds, settle, method, path, operation_id, networks, pay_to, quote, min, max, pay_page)",
             "`#[paid]` handlers must be `async fn`: add `async`",
         ]
     );
@@ -61,6 +61,11 @@ fn argument_mistakes() {
         ["duplicate `price` option; remove one"]
     );
     assert_eq!(
+        arg_errors(quote!(price = "1", pay_page = "no")),
+        ["`pay_page` expects a boolean: `pay_page = false`"]
+    );
+    assert!(arg_errors(quote!(price = "1", pay_page = false)).is_empty());
+    assert_eq!(
         arg_errors(quote!(price = 0.001)),
         ["`price` expects a string literal: `price = \"0.001\"`"]
     );
@@ -68,7 +73,7 @@ fn argument_mistakes() {
         arg_errors(quote!(prise = "1")),
         [
             "unknown `#[paid]` option `prise`; did you mean `price`? (known options: price, currency, \
-          description, max_timeout_seconds, settle, method, path, operation_id, networks, pay_to, quote, min, max)",
+          description, max_timeout_seconds, settle, method, path, operation_id, networks, pay_to, quote, min, max, pay_page)",
             "missing `price`: write `#[paid(price = \"0.01\")]`"
         ]
     );
@@ -135,7 +140,7 @@ fn several_argument_mistakes_are_reported_together() {
         [
             "`price` expects a string literal: `price = \"0.001\"`",
             "unknown `#[paid]` option `curency`; did you mean `currency`? (known options: price, \
-         currency, description, max_timeout_seconds, settle, method, path, operation_id, networks, pay_to, quote, min, max)",
+         currency, description, max_timeout_seconds, settle, method, path, operation_id, networks, pay_to, quote, min, max, pay_page)",
             "`max_timeout_seconds` must be between 1 and 86400 (24 hours); got a negative number",
             "`settle` expects a string literal: `settle = \"after\"` or `settle = \"before\"`",
             "duplicate `price` option; remove one",

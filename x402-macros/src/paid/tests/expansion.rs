@@ -138,6 +138,7 @@ fn expands_the_weather_handler() {
             "method",
             "path",
             "shapes",
+            "pay_page",
             "file",
             "line",
         ]
