@@ -144,6 +144,7 @@ async function run(browser, scenario) {
     offers: await page.locator('input[name="offer"]').count(),
   };
   if (plan.shots) await page.screenshot({ path: `${plan.shots}/${scenario.name}-before.png` });
+  if (plan.shots && scenario.card) await page.locator("main").screenshot({ path: `${plan.shots}/${scenario.name}-card-before.png` });
   for (let click = 0; click < (scenario.clicks ?? 1); click++) {
     if (click === 0) {
       if (scenario.pending) await rpc("evm_setAutomine", [false]);
@@ -182,7 +183,7 @@ async function run(browser, scenario) {
     violations: window.__violations,
   }));
   if (plan.shots) await page.screenshot({ path: `${plan.shots}/${scenario.name}-after.png` });
-  if (plan.shots && scenario.card) await page.locator("main").screenshot({ path: `${plan.shots}/${scenario.name}-card.png` });
+  if (plan.shots && scenario.card) await page.locator("main").screenshot({ path: `${plan.shots}/${scenario.name}-card-after.png` });
   Object.assign(result, {
     walletCalls: state.calls,
     added: state.added ?? null,

@@ -101,6 +101,7 @@
 //! | where is it made single-use? | the [`ReplayKey`] reserved in the [`ReplayStore`] ([`MemoryStore`], [`FileStore`], `RedisStore`) |
 //! | where does settlement happen? | [`server::settlement`] (what a `/settle` answer means, reconciliation), through a [`Facilitator`] |
 //! | how does a client pay? | `client` (feature `client`) |
+//! | what does a person in a browser see? | the pay page, styled with [`PayPage`] (on by default; see [`X402ConfigBuilder::without_pay_page`]) |
 //!
 //! # Registry
 //!
@@ -146,6 +147,7 @@ compile_error!(
 // store/      the replay store and settlement record: memory, redb file, Redis
 // facilitator/ the facilitator interface, its HTTP client, the in-process facilitator
 // route/      the #[paid] registry, the handler glue, the mount probe
+// page/       the pay page browsers get instead of the JSON 402 (HTML, CSS, script, its CSP)
 // server/     X402 (engine, config, prices set per deployment), offers and 402s, admission,
 //             answers, payment-identifier,
 //             settlement/ (settle, reconcile, operator tools)
