@@ -403,6 +403,12 @@ mod tests {
     }
 
     #[test]
+    fn the_assets_cannot_close_their_elements() {
+        assert!(!SCRIPT.to_ascii_lowercase().contains("</script"));
+        assert!(!STYLE.to_ascii_lowercase().contains("</style"));
+    }
+
+    #[test]
     fn logos_are_images_of_bounded_size() {
         let page = PayPage::new()
             .logo("image/png", [1u8, 2, 3])
