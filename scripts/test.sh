@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+started=$SECONDS
+# Each step's header says how long the run has taken so far, so a slow step shows in CI's log.
+step() { printf '\n==> [%dm%02ds] %s\n' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)) "$*"; }
 
 step "toolchain: $(rustc --version)"
 step "test bed (pinned npm and python packages)"
@@ -32,3 +34,4 @@ step "benchmarks (smoke: each built and run once, briefly; the full run is scrip
 bash scripts/bench.sh --smoke
 step "fuzzing the payment header decoder (30 s, bounded; README: Fuzzing)"
 bash scripts/fuzz.sh 30
+step "done"
