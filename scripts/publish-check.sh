@@ -21,9 +21,6 @@ if ! cargo package --locked --allow-dirty "${args[@]}" > "$log" 2>&1; then
 fi
 grep -E '^\s*(Packaged|Verifying)' "$log"
 
-echo "publish-check: docs as docs.rs builds them (--all-features, --cfg docsrs, warnings are errors)"
-# docs.rs uses a nightly rustdoc for #![feature(doc_cfg)]; RUSTC_BOOTSTRAP lets this stable one do the same.
-RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="--cfg docsrs -D warnings" cargo doc --locked --no-deps --all-features "${args[@]}"
 
 # The combinations the features table of README.md documents (x402-runtime, without its defaults).
 COMBINATIONS=(
@@ -80,4 +77,10 @@ has "$shapes" schemars || fail "example-shapes' tree lost schemars (the checks a
 for library in utoipa aide; do
   if has "$shapes" "$library"; then fail "the schemars feature alone brings $library"; fi
 done
+
+echo "publish-check: docs as docs.rs builds them (--all-features, --cfg docsrs, warnings are errors)"
+# docs.rs uses a nightly rustdoc for #![feature(doc_cfg)]; RUSTC_BOOTSTRAP lets this stable one do the same.
+# Last: RUSTC_BOOTSTRAP changes the fingerprints of the build scripts and proc macros it rebuilds,
+# so any build after it in this target dir would compile most of the tree again.
+RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="--cfg docsrs -D warnings" cargo doc --locked --no-deps --all-features "${args[@]}"
 echo "publish-check: ok"

@@ -28,10 +28,10 @@ step "tests (unit, integration, compile-fail)"
 cargo test --workspace --all-targets --locked
 step "doc tests"
 cargo test --workspace --doc --locked
-step "publishing: the crates package and build alone, docs build as on docs.rs, every feature combination compiles"
-bash scripts/publish-check.sh
 step "benchmarks (smoke: each built and run once, briefly; the full run is scripts/bench.sh)"
 bash scripts/bench.sh --smoke
+step "publishing: the crates package and build alone, docs build as on docs.rs, every feature combination compiles"
+bash scripts/publish-check.sh
 step "fuzzing the payment header decoder (30 s, bounded; README: Fuzzing)"
 bash scripts/fuzz.sh 30
 step "done"
