@@ -177,25 +177,6 @@ async fn the_page_can_be_branded_or_turned_off() {
     );
 }
 
-/// Debian's Chromium, or `None` when it is missing and the test may skip (never with
-/// `CI=true`, where it fails).
-fn chromium(test: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("CHROMIUM")
-        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
-    if path.exists() {
-        return Some(path);
-    }
-    let why = format!(
-        "{} not found: install Debian's chromium (scripts/testbed-install.sh does, as root) or set CHROMIUM",
-        path.display()
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{why} (CI=true: the browser is required, not skipped)");
-    }
-    eprintln!("SKIPPED {test}: {why}");
-    None
-}
-
 /// The weather example and the routes above on 127.0.0.1, settling on `chain`.
 async fn chain_server(chain: &Chain) -> String {
     let config = X402Config::builder()
@@ -304,7 +285,7 @@ async fn a_person_pays_with_a_wallet_in_a_real_browser() {
     let Some(paths) = installed_testbed(test).await else {
         return;
     };
-    let Some(chromium) = chromium(test) else {
+    let Some(chromium) = x402_testbed::chromium(test) else {
         return;
     };
     let chain = Chain::start().await.expect("chain");

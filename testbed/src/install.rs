@@ -124,6 +124,27 @@ pub fn skip_unless_available(test: &str) -> bool {
     }
 }
 
+/// Debian's Chromium for the browser tests (`$CHROMIUM`, else `/usr/bin/chromium`; the full
+/// install puts it there through apt when it can), or `None` when it is missing: then, like
+/// [`skip_unless_available`], the test fails under `CI=true` and elsewhere prints
+/// `SKIPPED <test>: <why>` and may skip.
+pub fn chromium(test: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    if is_executable(&path) {
+        return Some(path);
+    }
+    let why = format!(
+        "{} not found: install Debian's chromium (scripts/testbed-install.sh does, as root) or set CHROMIUM",
+        path.display()
+    );
+    if in_ci() {
+        panic!("{why} (CI=true: the browser is required, not skipped)");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    None
+}
+
 /// Paths found by the widest successful install of this process, and what it brought.
 static INSTALLED: Mutex<Option<(Paths, Parts)>> = Mutex::new(None);
 

@@ -32,7 +32,9 @@ use alloy::primitives::{Address, U256, address};
 
 pub use chain::{Chain, ChainOptions};
 pub use error::Error;
-pub use install::{Paths, install, install_chain, repo_root, require_tools, skip_unless_available};
+pub use install::{
+    Paths, chromium, install, install_chain, repo_root, require_tools, skip_unless_available,
+};
 pub use link::link_bytecode;
 pub use token::FiatToken;
 

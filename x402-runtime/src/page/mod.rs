@@ -33,10 +33,8 @@ use http::{HeaderMap, HeaderValue};
 use sha2::{Digest as _, Sha256};
 
 use crate::base::ConfigError;
-use crate::price::Price;
-use crate::schemes::Offer;
 
-pub(crate) use html::View;
+pub(crate) use html::{OfferLine, View};
 
 /// The page's script, as served (its hash is in the Content-Security-Policy).
 const SCRIPT: &str = include_str!("page.js");
@@ -208,12 +206,6 @@ impl std::fmt::Debug for Prepared {
 }
 
 impl Prepared {
-    /// The page's Content-Security-Policy header value.
-    #[cfg(test)]
-    pub(crate) fn csp(&self) -> &HeaderValue {
-        &self.csp
-    }
-
     /// Turns the JSON 402 `challenge` into the page: same status and headers (the
     /// `PAYMENT-REQUIRED` one among them), an HTML body, and the page's security headers.
     pub(crate) fn answer(&self, challenge: Response, view: &View<'_>) -> Response {
@@ -271,20 +263,6 @@ pub(crate) fn prefers_html(headers: &HeaderMap) -> bool {
     }
     let json = json.or(application).unwrap_or(any);
     html > 0.0 && html > json
-}
-
-/// The offers the page lists, with their prices.
-pub(crate) fn offer_lines<'a>(
-    offers: &'a [Offer],
-    prices: &'a [Price],
-) -> Vec<html::OfferLine<'a>> {
-    offers
-        .iter()
-        .filter_map(|offer| {
-            let price = prices.iter().find(|p| p.currency == offer.asset.currency)?;
-            Some(html::OfferLine { offer, price })
-        })
-        .collect()
 }
 
 fn hash(text: &str) -> String {
@@ -392,7 +370,7 @@ mod tests {
             .background("#101010")
             .prepare()
             .expect("page");
-        let csp = page.csp().to_str().expect("ascii");
+        let csp = page.csp.to_str().expect("ascii");
         assert!(
             csp.starts_with("default-src 'none'; script-src 'sha256-"),
             "{csp}"

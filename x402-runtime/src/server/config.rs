@@ -11,7 +11,7 @@
 //! | `X402_PUBLIC_URL` | public origin used in resource URLs (behind a proxy) | the request's `Host` |
 //! | `X402_PRICES` | prices set for this deployment, `route=price` comma-separated (a route is its operation id or `METHOD /path`; see [`X402ConfigBuilder::price`]) | the attributes' prices |
 //! | `X402_PAY_PAGE` | `off` answers browsers with the JSON 402 too (see [`PayPage`]) | `on` |
-//! | `X402_PAY_PAGE_TITLE` | the pay page's title | `Payment required` |
+//! | `X402_PAY_PAGE_TITLE` | the pay page's title | `Paid resource` |
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

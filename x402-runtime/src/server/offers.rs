@@ -254,10 +254,14 @@ impl X402 {
         if challenge.status() != http::StatusCode::PAYMENT_REQUIRED {
             return challenge;
         }
+        let lines = offers.offers.iter().filter_map(|offer| {
+            let price = offers.price_of(offer)?;
+            Some(page::OfferLine { offer, price })
+        });
         let view = page::View {
             description: route.description,
             url,
-            offers: page::offer_lines(&offers.offers, &offers.prices),
+            offers: lines.collect(),
         };
         page.answer(challenge, &view)
     }
