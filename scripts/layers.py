@@ -28,9 +28,9 @@ LAYERS = {
 }
 # Inside server/: a file may import the files before it.
 SERVER = [
-    "config", "answer", "refusal", "challenge", "identifier", "payment", "pricing",
+    "config", "telemetry", "lifecycle", "answer", "refusal", "challenge", "identifier", "payment", "pricing",
     "settlement/backoff",
-    "engine", "offers", "settlement", "known", "admission", "serve",
+    "engine", "offers", "settlement", "known", "admission", "serve", "shutdown",
 ]
 
 

@@ -218,6 +218,9 @@ pub use server::engine::{StartupError, X402, X402Builder};
 pub use server::payment::Payment;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use server::shutdown::ShutdownReport;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use store::file::{FileStore, FileStoreError};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

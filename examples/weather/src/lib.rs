@@ -8,7 +8,8 @@
 //! - `GET /health`: free
 //!
 //! and, for agents and people: `GET /openapi.json` (the priced OpenAPI document), `GET /docs`,
-//! `GET /llms.txt` and `GET /.well-known/x402`.
+//! `GET /llms.txt` and `GET /.well-known/x402`; for operators, `GET /metrics` when the binary
+//! runs with `X402_METRICS=on` ([`metrics`]).
 
 use axum::{Json, Router};
 use serde::Serialize;
@@ -20,6 +21,7 @@ use x402_runtime::X402;
 use x402_runtime::discovery::Discovery;
 use x402_runtime::openapi::CheckError;
 
+pub mod metrics;
 pub mod weather;
 
 /// Who answers for this API (the document's `info.contact`).

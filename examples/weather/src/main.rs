@@ -11,6 +11,11 @@
 //! - `GET /history?city=Paris&days=3`: 0.001 USDC a day (quoted per request, 0.001–0.03)
 //! - `GET /climate?city=Paris`: 0.002 USDC, on Base Sepolia or Base
 //! - `GET /health`: free
+//! - `GET /metrics`: Prometheus metrics, when `X402_METRICS=on`
+//!
+//! Ctrl-C stops admitting payments, waits for those under way (up to 35 s), then exits.
+
+use std::time::Duration;
 
 use tracing_subscriber::EnvFilter;
 use x402_runtime::X402;
@@ -44,11 +49,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             route.path().unwrap_or(route.handler())
         );
     }
+    let mut app = example_weather::app(x402.clone());
+    if std::env::var("X402_METRICS").is_ok_and(|v| v == "on") {
+        app = app.merge(example_weather::metrics::router(
+            example_weather::metrics::install()?,
+        ));
+        tracing::info!("metrics at /metrics");
+    }
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, example_weather::app(x402))
-        .with_graceful_shutdown(async {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
+            // Payments under way finish (their settlement included) before the listener closes.
+            let report = x402.shutdown(SHUTDOWN_GRACE).await;
+            if !report.drained {
+                tracing::warn!(
+                    unfinished = report.unfinished,
+                    recorded_unknown = report.recorded_unknown.len(),
+                    "stopped with payments unfinished"
+                );
+            }
         })
         .await?;
     Ok(())
 }
+
+/// How long a shutdown waits for the payments under way: past the 30 s settle timeout, so that
+/// every settlement ends with its answer or its own timeout.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(35);

@@ -54,6 +54,9 @@ pub const INTERNAL_ERROR: &str = "internal_error";
 pub const FACILITATOR_UNAVAILABLE: &str = "facilitator_unavailable";
 /// 503: the replay store cannot be reached, so the payment cannot be checked for reuse.
 pub const REPLAY_STORE_UNAVAILABLE: &str = "replay_store_unavailable";
+/// 503: the server is shutting down and admits no new payment (nothing was verified or
+/// charged); the same payment can be resent to another instance, or after `Retry-After`.
+pub const SERVER_SHUTTING_DOWN: &str = "server_shutting_down";
 /// 402: `/verify` refused the payment without giving a reason.
 pub const INVALID_PAYMENT: &str = "invalid_payment";
 /// 402: settlement failed without a reason from the facilitator.

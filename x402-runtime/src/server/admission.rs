@@ -14,13 +14,16 @@ use alloy_primitives::{Address, U256};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use tracing::Instrument as _;
 
 use super::challenge::{RouteOffers, v1_requirements};
 use super::engine::X402;
 use super::identifier::{self, Check, Claim, IdKey, Identity, Recorder};
 use super::known::Known;
+use super::lifecycle::InFlight;
 use super::payment::Payment;
 use super::refusal::Refusal;
+use super::telemetry;
 use crate::base::ConfigError;
 use crate::facilitator::FacilitatorError;
 use crate::page;
@@ -75,6 +78,10 @@ pub(crate) struct Admitted {
     pub(crate) reservation: Reservation,
     /// Records the response for resends when the payment carries a new `payment-identifier` id.
     pub(crate) recorder: Option<Recorder>,
+    /// The request's `x402_payment` span (route, payer, amount, network, then transaction).
+    pub(crate) span: tracing::Span,
+    /// Counts the payment as under way until its outcome (graceful shutdown).
+    pub(crate) in_flight: Option<InFlight>,
 }
 
 /// A payment decoded and matched to one of the route's offers, checked locally.
@@ -148,8 +155,54 @@ impl X402 {
     }
 
     /// Admits the payment of a paid request against the route's `offers` (for a quoted route,
-    /// those of this request's quote): decoded, matched, checked, reserved and verified.
+    /// those of this request's quote): decoded, matched, checked, reserved and verified, inside
+    /// the request's `x402_payment` span; counted by outcome. While the server shuts down no
+    /// payment is admitted.
     pub(crate) async fn admit(
+        &self,
+        route: &'static PaidRoute,
+        parts: &Parts,
+        offers: Option<Arc<RouteOffers>>,
+    ) -> Result<Admitted, Response> {
+        let span = tracing::info_span!(
+            "x402_payment",
+            route = route.handler,
+            payer = tracing::field::Empty,
+            amount = tracing::field::Empty,
+            network = tracing::field::Empty,
+            transaction = tracing::field::Empty,
+        );
+        let admitted = match self.inner.lifecycle.enter() {
+            Some(in_flight) => self
+                .admit_payment(route, parts, offers)
+                .instrument(span.clone())
+                .await
+                .map(|admitted| Admitted {
+                    in_flight: Some(in_flight),
+                    span,
+                    ..admitted
+                }),
+            None => Err(Refusal::ShuttingDown.into_response()),
+        };
+        match &admitted {
+            Ok(admitted) => {
+                telemetry::admitted(route);
+                admitted
+                    .span
+                    .record("payer", tracing::field::display(admitted.payer));
+                admitted
+                    .span
+                    .record("amount", tracing::field::display(admitted.amount));
+                admitted
+                    .span
+                    .record("network", admitted.wire_network.as_str());
+            }
+            Err(refusal) => telemetry::refused(route, refusal),
+        }
+        admitted
+    }
+
+    async fn admit_payment(
         &self,
         route: &'static PaidRoute,
         parts: &Parts,
@@ -307,6 +360,8 @@ impl X402 {
             payment,
             reservation,
             recorder,
+            span: tracing::Span::none(),
+            in_flight: None,
         })
     }
 

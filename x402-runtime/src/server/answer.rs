@@ -7,6 +7,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde::Serialize;
 
+use super::telemetry;
 use crate::proto::header::encode_header;
 use crate::proto::{
     EXPOSED_HEADERS, PAYMENT_RESPONSE, SettleResponse, X_PAYMENT_RESPONSE, X402Version,
@@ -42,6 +43,7 @@ pub(crate) fn error_body(
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, JSON);
     headers.insert(CACHE_CONTROL, NO_STORE);
+    telemetry::tag(&mut response, code);
     response
 }
 

@@ -13,8 +13,10 @@ use serde_json::{Map, Value};
 use super::challenge::{Challenge, RouteOffers};
 use super::config::X402Config;
 use super::identifier::{self, Identifiers};
+use super::lifecycle::Lifecycle;
 use super::pricing::{self, Overrides};
 use super::settlement::backoff::{Backoff, DEFAULT_RECONCILE_INTERVAL};
+use super::telemetry::{TimedFacilitator, TimedStore};
 use crate::base::{Clock, ConfigError};
 use crate::facilitator::{Facilitator, FacilitatorError};
 use crate::proto::SupportedResponse;
@@ -62,6 +64,8 @@ pub(crate) struct Inner {
     pub(crate) reconciling: DashMap<ReplayKey, ()>,
     /// `payment-identifier`: the routes that declared it and the ids seen (this process only).
     pub(crate) identifiers: Identifiers,
+    /// Whether payments are admitted, and the ones under way (graceful shutdown).
+    pub(crate) lifecycle: Arc<Lifecycle>,
 }
 
 /// The facilitator's configuration is known once its `/supported` answered; until then paid
@@ -152,6 +156,7 @@ impl X402Builder {
             Some(f) => f,
             None => default_facilitator(&self.config)?,
         };
+        let facilitator: Arc<dyn Facilitator> = Arc::new(TimedFacilitator(facilitator));
         let registered = routes();
         let prices = pricing::resolve(&self.config, &registered)?;
         let clock = self.clock;
@@ -166,6 +171,7 @@ impl X402Builder {
                 Arc::new(MemoryStore::with_clock(move || now()))
             }
         };
+        let store: Arc<dyn ReplayStore> = Arc::new(TimedStore(store));
         let x402 = X402 {
             inner: Arc::new(Inner {
                 config: self.config,
@@ -185,6 +191,7 @@ impl X402Builder {
                 readiness: Readiness::default(),
                 reconciling: DashMap::new(),
                 identifiers: Identifiers::default(),
+                lifecycle: Arc::default(),
             }),
         };
         // On a tokio runtime, unknown outcomes left by an earlier process are reconciled from

@@ -13,11 +13,14 @@
 //! | `identifier` | the `payment-identifier` extension |
 //! | `payment` | [`Payment`](crate::Payment), the handler's view of its payment |
 //! | `refusal`, `answer` | every refusal with its status, code and message; how answers are written |
+//! | `telemetry` | the paywall's metrics (names in [`telemetry`]) |
+//! | `lifecycle`, `shutdown` | graceful shutdown: [`X402::shutdown`](crate::X402::shutdown) |
 //!
-//! Inside this folder a file imports only the ones listed below it here: `config`, `answer`,
-//! `refusal`, `challenge`, `identifier`, `payment`, `pricing` and `settlement::backoff` know nothing of
-//! [`X402`](crate::X402); `engine` holds their state; `offers`, `settlement`, `known`,
-//! `admission` and `serve` are the engine's behaviour, in that order.
+//! Inside this folder a file imports only the ones listed below it here: `config`, `telemetry`,
+//! `lifecycle`, `answer`, `refusal`, `challenge`, `identifier`, `payment`, `pricing` and
+//! `settlement::backoff` know nothing of [`X402`](crate::X402); `engine` holds their state;
+//! `offers`, `settlement`, `known`, `admission`, `serve` and `shutdown` are the engine's
+//! behaviour, in that order.
 
 pub(crate) mod admission;
 pub(crate) mod answer;
@@ -26,9 +29,12 @@ pub(crate) mod config;
 pub(crate) mod engine;
 pub mod identifier;
 pub(crate) mod known;
+pub(crate) mod lifecycle;
 pub(crate) mod offers;
 pub(crate) mod payment;
 pub(crate) mod pricing;
 pub(crate) mod refusal;
 pub(crate) mod serve;
 pub mod settlement;
+pub(crate) mod shutdown;
+pub mod telemetry;

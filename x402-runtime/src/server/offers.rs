@@ -18,6 +18,7 @@ use super::config::X402Config;
 use super::engine::X402;
 use super::pricing;
 use super::refusal::Refusal;
+use super::telemetry;
 use crate::base::ConfigError;
 use crate::network::Network;
 use crate::page;
@@ -247,6 +248,9 @@ impl X402 {
         error: Option<&str>,
     ) -> Response {
         let challenge = self.challenge(route, offers, url, error);
+        if challenge.status() == http::StatusCode::PAYMENT_REQUIRED {
+            telemetry::challenged(route);
+        }
         let page = match self.inner.config.pay_page() {
             Some(page) if browser && route.pay_page => page,
             _ => return challenge,
@@ -305,7 +309,10 @@ impl X402 {
         let Some(challenge) = built else {
             return unencodable();
         };
-        let response = challenge.response();
+        let mut response = challenge.response();
+        if let Some(code) = error {
+            telemetry::tag(&mut response, code);
+        }
         let count = &self.inner.cached_challenges;
         let keep = !quoted || offers.retained;
         if error.is_none() && keep && count.load(Ordering::Relaxed) < MAX_CACHED_CHALLENGES {

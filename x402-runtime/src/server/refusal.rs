@@ -47,6 +47,8 @@ pub(crate) enum Refusal {
     IdentifierCacheFull,
     /// The replay store cannot be reached.
     StoreUnavailable,
+    /// The server is shutting down: no new payment is admitted.
+    ShuttingDown,
     /// Another request is verifying, serving or settling this payment.
     InProgress,
     /// The payment settled in this transaction (empty when not known).
@@ -117,6 +119,7 @@ impl Refusal {
             FacilitatorUnavailable
             | IdentifierCacheFull
             | StoreUnavailable
+            | ShuttingDown
             | SettlementPending(_) => StatusCode::SERVICE_UNAVAILABLE,
             NotPaidHandler
             | AnsweredTwice
@@ -142,6 +145,7 @@ impl Refusal {
             IdentifierConflict => codes::PAYMENT_IDENTIFIER_CONFLICT,
             IdentifierCacheFull => codes::PAYMENT_IDENTIFIER_CACHE_FULL,
             StoreUnavailable => codes::REPLAY_STORE_UNAVAILABLE,
+            ShuttingDown => codes::SERVER_SHUTTING_DOWN,
             FacilitatorUnavailable => codes::FACILITATOR_UNAVAILABLE,
             VerifyTimeout => codes::FACILITATOR_TIMEOUT,
             VerifyFault => codes::UNEXPECTED_VERIFY_ERROR,
@@ -213,6 +217,10 @@ impl Refusal {
             StoreUnavailable => {
                 "the server cannot check this payment for reuse right now; nothing was charged, \
                  resend the same payment header later"
+            }
+            ShuttingDown => {
+                "the server is shutting down; nothing was verified or charged, resend the same \
+                 payment header later or to another instance"
             }
             InProgress => {
                 "this payment is being verified, served or settled by another request; wait for \

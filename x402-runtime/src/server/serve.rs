@@ -13,14 +13,17 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use futures_util::FutureExt as _;
+use tracing::Instrument as _;
 
 use super::admission::{Admitted, options_answer, unpaid};
 use super::answer::{self, settle_receipt};
 use super::challenge::RouteOffers;
 use super::engine::X402;
 use super::identifier::Recorder;
+use super::lifecycle::InFlightSettlement;
 use super::refusal::{Receipted, Refusal};
 use super::settlement::{Attempt, Outcome};
+use super::telemetry;
 use crate::page;
 use crate::proto::{SettleResponse, codes};
 use crate::route::handler::{Extractors, HandlerFuture};
@@ -270,7 +273,13 @@ fn not_configured(route: &PaidRoute) -> Response {
 }
 
 impl Admitted {
-    async fn finish(mut self, handler: HandlerFuture<'_>) -> Response {
+    /// Runs the handler and settles, inside the payment's span.
+    async fn finish(self, handler: HandlerFuture<'_>) -> Response {
+        let span = self.span.clone();
+        self.serve_and_settle(handler).instrument(span).await
+    }
+
+    async fn serve_and_settle(mut self, handler: HandlerFuture<'_>) -> Response {
         let version = self.version;
         let recorder = self.recorder.take();
         match self.route.settle {
@@ -298,6 +307,7 @@ impl Admitted {
                 let mut response = run(handler).await;
                 if !response.status().is_success() {
                     // Dropping `self` releases the reservation: nothing was charged.
+                    telemetry::settlement(self.route, "not_attempted");
                     return response;
                 }
                 // Buffered before settling, so that a body that fails costs nothing.
@@ -358,11 +368,18 @@ impl Admitted {
         // tried; nothing was charged and the response is withheld.
         if self.engine.now().saturating_add(VALID_BEFORE_MARGIN) > self.valid_before {
             tracing::warn!(key = %self.reservation.key, "x402: the authorization expired while the handler ran; not settled");
+            telemetry::settlement(self.route, "not_attempted");
             let expired = receipt(Some(codes::VALID_BEFORE), "");
             return Err(Refusal::ExpiredWhileServed(expired).into_response());
         }
-        let refusal = match tokio::spawn(self.settle_now()).await {
+        let route = self.route;
+        let settled = tokio::spawn(self.settle_now()).await;
+        if let Ok(outcome) = &settled {
+            telemetry::settlement(route, outcome.label());
+        }
+        let refusal = match settled {
             Ok(Outcome::Settled(transaction)) => {
+                tracing::Span::current().record("transaction", transaction.as_str());
                 return Ok(settle_receipt(
                     payer,
                     &wire_network,
@@ -401,6 +418,7 @@ impl Admitted {
             request,
             payment,
             reservation,
+            in_flight,
             ..
         } = self;
         let key = reservation.key.clone();
@@ -415,8 +433,17 @@ impl Admitted {
             known_transaction: "",
             reconciling: false,
         };
-        attempt.record_settling().await;
+        let recorded = attempt.record_settling().await;
+        let lifecycle = &engine.inner.lifecycle;
+        let in_flight_settlement = InFlightSettlement {
+            request: recorded,
+            valid_before,
+        };
+        lifecycle.settling.insert(key.clone(), in_flight_settlement);
+        telemetry::settling(1.0);
         let outcome = attempt.settle().await;
+        telemetry::settling(-1.0);
+        lifecycle.settling.remove(&key);
         match &outcome {
             // Nothing moved: the payment is released, so the same header can be resent.
             Outcome::Refused(_) | Outcome::NotSent => drop(reservation),
@@ -426,6 +453,7 @@ impl Admitted {
             payment.settled_in(transaction);
             tracing::info!(handler = route.handler, %transaction, payer = %payer, "x402: payment settled");
         }
+        drop(in_flight);
         outcome
     }
 }

@@ -56,6 +56,19 @@ pub(crate) enum Outcome {
     Expired,
 }
 
+impl Outcome {
+    /// The outcome's name in metrics.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Outcome::Settled(_) => "settled",
+            Outcome::Unknown(_) => "unknown",
+            Outcome::Refused(_) => "refused",
+            Outcome::NotSent => "not_sent",
+            Outcome::Expired => "expired",
+        }
+    }
+}
+
 /// One settlement attempt of one payment, and what its answer is checked against.
 pub(crate) struct Attempt<'a> {
     pub(crate) engine: &'a X402,
@@ -85,13 +98,16 @@ impl Attempt<'_> {
     }
 
     /// Records `/settle` as about to be called, with its request: a durable store then knows
-    /// about a settlement in flight even if the process stops before the answer.
-    pub(crate) async fn record_settling(&self) {
+    /// about a settlement in flight even if the process stops before the answer. Returns the
+    /// request as recorded.
+    pub(crate) async fn record_settling(&self) -> Option<String> {
+        let request = request_json(self.key, self.request);
         self.record(Slot::Settling {
-            request: request_json(self.key, self.request),
+            request: request.clone(),
             since: self.engine.now(),
         })
         .await;
+        request
     }
 
     /// `/settle`, bounded by the settle timeout, and what its answer means (recorded).

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::{Attempt, Outcome, Recorded, SETTLING_GRACE};
 use crate::schemes::ReplayKey;
 use crate::server::engine::X402;
+use crate::server::telemetry;
 use crate::store::{Slot, Unresolved};
 
 /// Payments the background pass reconciles at once.
@@ -60,7 +61,10 @@ impl X402 {
             attempt.settle().await
         });
         match task.await {
-            Ok(outcome) => Some(outcome),
+            Ok(outcome) => {
+                telemetry::reconciliation(outcome.label());
+                Some(outcome)
+            }
             Err(join) => {
                 tracing::error!("x402: reconciliation task failed: {join}");
                 None
@@ -92,6 +96,7 @@ impl X402 {
     pub async fn reconcile_unresolved(&self) -> Result<usize, String> {
         use futures_util::StreamExt as _;
         let listed = self.inner.store.unresolved().await?;
+        telemetry::unresolved(listed.len());
         let now = self.now();
         let due: Vec<Unresolved> = listed
             .into_iter()
