@@ -25,6 +25,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
+    // The recorder is installed before the paywall is built, so that it counts from the start.
+    let metrics = match std::env::var("X402_METRICS").as_deref() {
+        Ok("on") => Some(example_weather::metrics::install()?),
+        _ => None,
+    };
     let x402 = X402::from_env()?;
     x402.check_routes()?;
     match x402.check_facilitator().await {
@@ -50,10 +55,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let mut app = example_weather::app(x402.clone());
-    if std::env::var("X402_METRICS").is_ok_and(|v| v == "on") {
-        app = app.merge(example_weather::metrics::router(
-            example_weather::metrics::install()?,
-        ));
+    if let Some(handle) = metrics {
+        app = app.merge(example_weather::metrics::router(handle));
         tracing::info!("metrics at /metrics");
     }
     tracing::info!("listening on http://{}", listener.local_addr()?);

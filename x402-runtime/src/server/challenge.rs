@@ -30,6 +30,9 @@ pub(crate) struct RouteOffers {
     /// Whether these offers are kept in the engine's cache, so that challenges kept here are
     /// counted for as long as they live.
     pub(crate) retained: bool,
+    /// The route's count of 402s to unpaid requests, registered once with the metrics recorder
+    /// (so that the probe's path does not build a metric key per request).
+    pub(crate) challenged: metrics::Counter,
 }
 
 impl RouteOffers {

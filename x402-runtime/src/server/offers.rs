@@ -196,6 +196,7 @@ impl X402 {
             prices,
             challenges: DashMap::new(),
             retained: false,
+            challenged: telemetry::challenges(route),
         })
     }
 
@@ -249,7 +250,7 @@ impl X402 {
     ) -> Response {
         let challenge = self.challenge(route, offers, url, error);
         if challenge.status() == http::StatusCode::PAYMENT_REQUIRED {
-            telemetry::challenged(route);
+            offers.challenged.increment(1);
         }
         let page = match self.inner.config.pay_page() {
             Some(page) if browser && route.pay_page => page,

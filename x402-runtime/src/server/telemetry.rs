@@ -19,6 +19,9 @@
 //!
 //! `route` is the handler's operation id (the name `X402_PRICES` uses), so the label set is
 //! bounded by the application's routes.
+//!
+//! Install the recorder before the server takes requests: a route's 402 counter is taken from
+//! the recorder once, when the route's offers are first built.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -95,9 +98,10 @@ pub(crate) fn refused(route: &'static PaidRoute, response: &axum::response::Resp
     metrics::counter!(PAYMENTS_REFUSED, "route" => route.handler, "code" => code).increment(1);
 }
 
-/// Counts a 402 answered to a request without a payment.
-pub(crate) fn challenged(route: &'static PaidRoute) {
-    metrics::counter!(CHALLENGES, "route" => route.handler).increment(1);
+/// The counter of 402s answered to requests without a payment to `route`, from the recorder
+/// installed now: kept by the route's offers, which are built on the first request.
+pub(crate) fn challenges(route: &'static PaidRoute) -> metrics::Counter {
+    metrics::counter!(CHALLENGES, "route" => route.handler)
 }
 
 /// Counts an admitted payment.
