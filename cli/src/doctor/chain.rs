@@ -36,7 +36,7 @@ pub(super) async fn check(
             ));
             continue;
         };
-        let at = format!("{variable} = {}", redact_url(&url));
+        let at = format!("{variable} ({})", redact_url(&url));
         let status = match bounded(reader.node_status(network)).await {
             Ok(status) => status,
             Err(why) => {

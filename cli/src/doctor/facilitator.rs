@@ -92,7 +92,7 @@ pub(super) fn refused(url: &str, error: &FacilitatorError) -> Check {
     match error {
         FacilitatorError::Unreachable(_) => Check::fail(
             REACHED,
-            format!("{url} is unreachable: {error}"),
+            format!("{url}: {error}"),
             "check X402_FACILITATOR_URL (scheme, host, port) and that the facilitator runs and \
              is reachable from this host",
         ),

@@ -167,7 +167,7 @@ pub(crate) fn redact(text: &str) -> String {
                 c.is_whitespace() || matches!(c, ')' | '(' | '`' | '"' | '\'' | '<' | '>')
             })
             .unwrap_or(tail.len());
-        let url = tail[..end].trim_end_matches([',', ';', '.']);
+        let url = tail[..end].trim_end_matches([',', ';', '.', ':']);
         out.push_str(&redact_url(url));
         rest = &tail[url.len()..];
     }
@@ -214,6 +214,10 @@ mod tests {
         assert_eq!(
             redact("`http://127.0.0.1:9` refused"),
             "`http://127.0.0.1:9` refused"
+        );
+        assert_eq!(
+            redact("at http://u:p@127.0.0.1:9/k: down"),
+            "at http://127.0.0.1:9/…: down"
         );
     }
 

@@ -499,6 +499,32 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_probe_leaves_nothing_and_a_held_file_is_in_use() {
+        let dir = std::env::temp_dir().join(format!("x402-file-probe-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("payments.redb");
+        let store = FileStore::open_with_clock(&path, now).expect("open");
+        store.probe().await.expect("writable");
+        store.probe().await.expect("again");
+        assert_eq!(store.unresolved().await.expect("listed"), []);
+        let entries = {
+            use redb::ReadableTableMetadata as _;
+            let read = store.db.begin_read().expect("read");
+            read.open_table(PAYMENTS)
+                .expect("table")
+                .len()
+                .expect("len")
+        };
+        assert_eq!(entries, 0, "the probe entries are removed");
+        let held = FileStore::open(&path).expect_err("one process at a time");
+        assert!(held.in_use(), "{held}");
+        drop(store);
+        let blocked = FileStore::open(path.join("inside-a-file.redb")).expect_err("not a folder");
+        assert!(!blocked.in_use(), "{blocked}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_pending_settlement_keeps_its_request_and_expiry_across_a_restart() {
         let dir = std::env::temp_dir().join(format!("x402-file-store-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
