@@ -1,5 +1,6 @@
 //! `x402`: discover what an API charges, pay one call within a limit, show the paying wallet;
-//! for a server's operator, list and resolve the payments whose settlement outcome is unknown.
+//! for a server's operator, list and resolve the payments whose settlement outcome is unknown,
+//! and check a deployment's configuration before real money flows.
 //!
 //! ```text
 //! x402 discover http://127.0.0.1:4021            # table of paid endpoints and prices
@@ -39,7 +40,7 @@ use x402_runtime::client::{
 use x402_runtime::{Currency, codes};
 
 /// Pay for HTTP APIs with x402: discover prices, pay a call, show the wallet; list and resolve a
-/// server's unknown settlements.
+/// server's unknown settlements; check a server's configuration.
 #[derive(Debug, Parser)]
 #[command(name = "x402", version, about)]
 struct Cli {
