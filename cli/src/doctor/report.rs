@@ -143,23 +143,25 @@ pub(crate) fn redact_url(url: &str) -> String {
     if let Some(port) = parsed.port() {
         let _ = write!(shown, ":{port}");
     }
-    let has_more = parsed.path() != "/" || parsed.query().is_some() || parsed.fragment().is_some();
+    let has_more = !matches!(parsed.path(), "" | "/")
+        || parsed.query().is_some()
+        || parsed.fragment().is_some();
     if has_more {
         shown.push_str("/…");
     }
     shown
 }
 
-/// `text` with every `http://` or `https://` URL in it replaced by [`redact_url`]'s form (error
-/// messages of HTTP clients quote the URL they called, API key and all).
+/// `text` with every URL in it (`scheme://…`: http, https, ws, redis, postgres, …) replaced by
+/// [`redact_url`]'s form: error messages quote the URL they called, API key and all, and a
+/// configuration error quotes the value it refused.
 pub(crate) fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(start) = ["http://", "https://"]
-        .iter()
-        .filter_map(|scheme| rest.find(scheme))
-        .min()
-    {
+    while let Some(mark) = rest.find("://") {
+        let start = rest[..mark]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |i| i + 1);
         out.push_str(&rest[..start]);
         let tail = &rest[start..];
         let end = tail
@@ -168,6 +170,12 @@ pub(crate) fn redact(text: &str) -> String {
             })
             .unwrap_or(tail.len());
         let url = tail[..end].trim_end_matches([',', ';', '.', ':']);
+        if start == mark {
+            // `://` with no scheme before it: not a URL; keep it and go on.
+            out.push_str("://");
+            rest = &tail[3..];
+            continue;
+        }
         out.push_str(&redact_url(url));
         rest = &tail[url.len()..];
     }
@@ -195,6 +203,10 @@ mod tests {
             "https://x402.org/…"
         );
         assert_eq!(redact_url("not a url"), "<URL>");
+        assert_eq!(
+            redact_url("redis://:pw@127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
     }
 
     #[test]
@@ -219,6 +231,11 @@ mod tests {
             redact("at http://u:p@127.0.0.1:9/k: down"),
             "at http://127.0.0.1:9/…: down"
         );
+        assert_eq!(
+            redact("X402_DATABASE_URL `postgres://app:hunter2@db:5432/pay` refused, and wss://k@n"),
+            "X402_DATABASE_URL `postgres://db:5432/…` refused, and wss://n"
+        );
+        assert_eq!(redact("odd :// text"), "odd :// text");
     }
 
     #[test]

@@ -63,13 +63,17 @@ pub(super) fn pay_to(lookup: &dyn Fn(&str) -> Option<String>) -> PayTo {
         };
     };
     let checksummed = address.to_checksum(None);
-    let check = if address == Address::ZERO {
-        Check::fail(
-            name,
-            "X402_PAY_TO is the zero address: payments to it are burnt",
-            "set X402_PAY_TO to the address that receives payments",
-        )
-    } else if Address::parse_checksummed(&text, None).is_err() {
+    if address == Address::ZERO {
+        return PayTo {
+            check: Check::fail(
+                name,
+                "X402_PAY_TO is the zero address: payments to it are burnt",
+                "set X402_PAY_TO to the address that receives payments",
+            ),
+            corrected: None,
+        };
+    }
+    let check = if Address::parse_checksummed(&text, None).is_err() {
         Check::fail(
             name,
             format!("X402_PAY_TO `{text}` is not EIP-55 checksummed (the letters' case is wrong)"),
@@ -92,7 +96,11 @@ pub(super) fn pay_to(lookup: &dyn Fn(&str) -> Option<String>) -> PayTo {
 pub(super) fn read(lookup: &dyn Fn(&str) -> Option<String>, pay_to: &PayTo) -> Read {
     let name = "config";
     let recipient = pay_to.corrected.as_deref().unwrap_or(STAND_IN).to_owned();
-    let repaired = pay_to.check.status != super::Status::Pass;
+    let note = match (&pay_to.corrected, pay_to.check.status) {
+        (_, super::Status::Pass) => "",
+        (Some(_), _) => " (read with X402_PAY_TO as payTo corrects it)",
+        (None, _) => " (read with a stand-in recipient, since X402_PAY_TO is unusable)",
+    };
     let read = |variable: &str| {
         if variable == PAY_TO {
             Some(recipient.clone())
@@ -120,9 +128,7 @@ pub(super) fn read(lookup: &dyn Fn(&str) -> Option<String>, pay_to: &PayTo) -> R
         }
     };
     let mut detail = summary(&config);
-    if repaired {
-        detail.push_str(" (read with the recipient as payTo corrects it)");
-    }
+    detail.push_str(note);
     Read {
         check: Check::pass(name, detail),
         deployment: Some(Deployment { config, reader }),
@@ -201,6 +207,22 @@ mod tests {
         let deployment = read.deployment.expect("deployment");
         assert_eq!(deployment.config.networks()[0].caip2, "eip155:8453");
         assert!(deployment.reader.is_none());
+
+        for unusable in ["", "0x0000000000000000000000000000000000000000", "nope"] {
+            let vars = env(&[(PAY_TO, unusable)]);
+            let read = super::read(&vars, &pay_to(&vars));
+            assert_eq!(
+                read.check.status,
+                Status::Pass,
+                "{unusable}: {:?}",
+                read.check
+            );
+            assert!(
+                read.check.detail.contains("stand-in"),
+                "{}",
+                read.check.detail
+            );
+        }
 
         let vars = env(&[(PAY_TO, RIGHT), ("X402_NETWORK", "base")]);
         let bad = super::read(&vars, &pay_to(&vars));
