@@ -75,8 +75,7 @@ enum Command {
     /// List the payments of a server's settlement record whose outcome is unknown; with
     /// --rpc-url, resolve them from the chain and record the outcome.
     Settlements(settlements::Args),
-    /// Check a server's configuration (its environment, as X402::from_env reads it) before
-    /// real money flows: recipient, settings, facilitator, RPC nodes, tokens, clock, record.
+    /// Check a server's configuration, from its environment, before real money flows.
     Doctor(doctor::Args),
 }
 

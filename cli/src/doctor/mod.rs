@@ -39,7 +39,8 @@ X402::from_env does, and runs these checks (names as in --json):
 
   payTo                    X402_PAY_TO is set, an address, EIP-55 checksummed, not zero
   config                   the configuration parses (the error X402::from_env would give);
-                           checked with the corrected payTo when only its case is wrong
+                           read with payTo corrected when only its case is wrong, with a
+                           stand-in recipient when it is unusable
   facilitator              /supported answers in time, credentials accepted (401/403 is an
                            authentication failure, told apart from unreachable)
   facilitator/networks     `exact` (x402 v2) supported on every configured network
@@ -51,7 +52,8 @@ X402::from_env does, and runs these checks (names as in --json):
                            name and version (eip712Domain(), or name() and version()) and
                            DOMAIN_SEPARATOR() match the offer's extra.name / extra.version
   store                    the settlement record: the file at X402_STORE_PATH opens and takes
-                           a probe write and delete; in use by a running server is a warning
+                           a probe write and delete; in use by a running server, or
+                           X402_STORE_PATH=memory, is a warning
 
 Run it where the server runs (a relative X402_STORE_PATH is read from the current folder),
 with the server's environment. Each network call is bounded by 10 s. Routes' own networks and
