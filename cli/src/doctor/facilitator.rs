@@ -101,7 +101,7 @@ pub(super) fn refused(url: &str, error: &FacilitatorError) -> Check {
             format!("{url}: {error}"),
             "check that the facilitator at X402_FACILITATOR_URL is up and not overloaded",
         ),
-        _ => match http_status(&error.to_string()) {
+        _ => match error.http_status() {
             Some(401 | 403) => Check::fail(
                 REACHED,
                 format!("{url} refused the credentials: {error}"),
@@ -121,12 +121,6 @@ pub(super) fn refused(url: &str, error: &FacilitatorError) -> Check {
             ),
         },
     }
-}
-
-/// The status in the HTTP client's message `… answered HTTP 401 Unauthorized`.
-fn http_status(message: &str) -> Option<u16> {
-    let (_, after) = message.split_once("answered HTTP ")?;
-    after.get(..3)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -155,10 +149,15 @@ mod tests {
         assert!(!down.detail.contains("credentials"));
         let slow = refused(url, &FacilitatorError::Timeout);
         assert!(slow.detail.contains("in time"), "{slow:?}");
-        assert_eq!(http_status("x answered HTTP 5"), None);
-        assert_eq!(
-            http_status("/supported answered HTTP 500 Internal"),
-            Some(500)
+        let other = refused(
+            url,
+            &bad("/supported answered HTTP 500 Internal Server Error"),
+        );
+        assert!(
+            other
+                .fix
+                .as_deref()
+                .is_some_and(|f| f.contains("x402 facilitator"))
         );
     }
 }
