@@ -1,5 +1,6 @@
 //! `x402`: discover what an API charges, pay one call within a limit, show the paying wallet;
-//! for a server's operator, list and resolve the payments whose settlement outcome is unknown.
+//! for a server's operator, list and resolve the payments whose settlement outcome is unknown,
+//! and check a deployment's configuration before real money flows.
 //!
 //! ```text
 //! x402 discover http://127.0.0.1:4021            # table of paid endpoints and prices
@@ -8,6 +9,7 @@
 //! X402_PAYER_KEY=0x… x402 pay http://127.0.0.1:4021/forecast -X POST -d '{"city":"Oslo"}'
 //! X402_PAYER_KEY=0x… x402 wallet --rpc-url http://127.0.0.1:8545
 //! x402 settlements --store x402-payments.redb --rpc-url http://127.0.0.1:8545
+//! x402 doctor                                    # check this deployment's environment
 //! ```
 //!
 //! The key comes from the environment only: `X402_PAYER_KEY` (hex), or `X402_KEYSTORE` (or
@@ -17,8 +19,9 @@
 //! Exit status of `pay`: 0 on a 2xx answer, 1 when nothing was paid or the payment failed, 3
 //! when the server answered with another status after payment (nothing is charged for those).
 //! Of `settlements`: 0 when no payment is left with an unknown outcome, 1 when some remain or on
-//! errors.
+//! errors. Of `doctor`: 0 when no check failed (warnings allowed), 1 otherwise.
 
+mod doctor;
 mod output;
 mod settlements;
 mod wallet;
@@ -37,7 +40,7 @@ use x402_runtime::client::{
 use x402_runtime::{Currency, codes};
 
 /// Pay for HTTP APIs with x402: discover prices, pay a call, show the wallet; list and resolve a
-/// server's unknown settlements.
+/// server's unknown settlements; check a server's configuration.
 #[derive(Debug, Parser)]
 #[command(name = "x402", version, about)]
 struct Cli {
@@ -72,6 +75,8 @@ enum Command {
     /// List the payments of a server's settlement record whose outcome is unknown; with
     /// --rpc-url, resolve them from the chain and record the outcome.
     Settlements(settlements::Args),
+    /// Check a server's configuration, from its environment, before real money flows.
+    Doctor(doctor::Args),
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -94,6 +99,7 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Settlements(args) => settlements::run(args).await,
+        Command::Doctor(args) => doctor::run(args).await,
     };
     match result {
         Ok(code) => code,

@@ -50,6 +50,35 @@ impl fmt::Display for FacilitatorError {
 
 impl std::error::Error for FacilitatorError {}
 
+/// What the HTTP client's [`FacilitatorError::BadResponse`] for an error status says before
+/// the status: `/supported answered HTTP 401 Unauthorized`.
+const ANSWERED_HTTP: &str = "answered HTTP";
+
+impl FacilitatorError {
+    /// The HTTP status the facilitator answered with, when the fault is an error status (for
+    /// example 401 or 403 when it refused the credentials, 404 for a wrong base URL).
+    ///
+    /// ```
+    /// use x402_runtime::FacilitatorError;
+    ///
+    /// let refused = FacilitatorError::BadResponse("/supported answered HTTP 401 Unauthorized".into());
+    /// assert_eq!(refused.http_status(), Some(401));
+    /// assert_eq!(FacilitatorError::Timeout.http_status(), None);
+    /// let odd = FacilitatorError::BadResponse("/settle answered HTTP 5000".into());
+    /// assert_eq!(odd.http_status(), None);
+    /// ```
+    pub fn http_status(&self) -> Option<u16> {
+        let FacilitatorError::BadResponse(message) = self else {
+            return None;
+        };
+        let (_, after) = message.split_once(ANSWERED_HTTP)?;
+        let after = after.strip_prefix(' ')?;
+        let code = after.get(..3)?;
+        let status = code.parse().ok()?;
+        (after.len() == 3 || after[3..].starts_with(' ')).then_some(status)
+    }
+}
+
 /// Verifies and settles payments.
 ///
 /// `verify` and `settle` receive our own requirements in the request, never the client's copy.

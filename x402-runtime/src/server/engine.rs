@@ -291,6 +291,14 @@ impl X402 {
         X402::new(config)
     }
 
+    /// The facilitator [`X402::new`] and [`X402::from_env`] talk to for `config`, built the same
+    /// way (its URL, timeouts and whatever else the configuration says about it), without
+    /// building a paywall: for tools that check a deployment before it starts, such as
+    /// `x402 doctor`.
+    pub fn facilitator_for(config: &X402Config) -> Result<Arc<dyn Facilitator>, ConfigError> {
+        default_facilitator(config)
+    }
+
     /// Starts a paywall with custom parts.
     pub fn builder(config: X402Config) -> X402Builder {
         X402Builder {
@@ -483,20 +491,33 @@ impl X402 {
     /// Reads the facilitator's `/supported` and checks it supports `exact` on every network
     /// offered (the configuration's and the routes' own), for v2.
     pub async fn check_facilitator(&self) -> Result<SupportedResponse, StartupError> {
-        let supported = self
-            .inner
-            .facilitator
+        let checked =
+            X402::check_supported(&*self.inner.facilitator, &self.offered_networks()).await;
+        if !matches!(checked, Err(StartupError::Facilitator(_))) {
+            self.inner.readiness.ready.store(true, Ordering::Release);
+        }
+        checked
+    }
+
+    /// Reads `facilitator`'s `/supported` and checks it supports a scheme of this crate
+    /// (`exact`) on each of `networks` (CAIP-2), for v2: the check of
+    /// [`check_facilitator`](Self::check_facilitator), for a facilitator and networks given
+    /// directly.
+    pub async fn check_supported(
+        facilitator: &dyn Facilitator,
+        networks: &[String],
+    ) -> Result<SupportedResponse, StartupError> {
+        let supported = facilitator
             .supported()
             .await
             .map_err(StartupError::Facilitator)?;
-        self.inner.readiness.ready.store(true, Ordering::Release);
         let mut missing = Vec::new();
-        for network in self.offered_networks() {
+        for network in networks {
             let served = crate::schemes::all()
                 .iter()
-                .any(|scheme| supported.supports(2, scheme.name(), &network));
+                .any(|scheme| supported.supports(2, scheme.name(), network));
             if !served {
-                missing.push((2, network));
+                missing.push((2, network.clone()));
             }
         }
         if missing.is_empty() {

@@ -31,11 +31,22 @@ const TRANSACTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("transac
 
 /// Why the settlement record could not be opened or written.
 #[derive(Debug)]
-pub struct FileStoreError(String);
+pub struct FileStoreError {
+    message: String,
+    in_use: bool,
+}
+
+impl FileStoreError {
+    /// Whether the file could not be opened because another process (a running server) has it
+    /// open: one process opens a record at a time.
+    pub fn in_use(&self) -> bool {
+        self.in_use
+    }
+}
 
 impl std::fmt::Display for FileStoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -77,10 +88,13 @@ impl std::fmt::Debug for FileStore {
 }
 
 fn failed(what: &str, path: &Path, error: impl std::fmt::Display) -> FileStoreError {
-    FileStoreError(format!(
-        "settlement record {}: cannot {what}: {error}",
-        path.display()
-    ))
+    FileStoreError {
+        message: format!(
+            "settlement record {}: cannot {what}: {error}",
+            path.display()
+        ),
+        in_use: false,
+    }
 }
 
 impl FileStore {
@@ -105,8 +119,9 @@ impl FileStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| failed("create its folder", &path, e))?;
         }
-        let db = Database::create(&path).map_err(|e| {
-            failed(
+        let db = Database::create(&path).map_err(|e| FileStoreError {
+            in_use: matches!(e, redb::DatabaseError::DatabaseAlreadyOpen),
+            ..failed(
                 "open it (is another process using it? give each process its own X402_STORE_PATH, or share a RedisStore)",
                 &path,
                 e,
@@ -127,6 +142,48 @@ impl FileStore {
     /// The file the record lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Writes an entry for a made-up payment and removes it again, in two committed (fsync'd)
+    /// transactions, and checks it is gone: whether the record can be written now. For health
+    /// checks such as `x402 doctor`; the entry never names a real payment, and one left behind
+    /// by a crash between the two writes reads as an expired, unsettled payment and is swept
+    /// within a minute.
+    pub async fn probe(&self) -> Result<(), FileStoreError> {
+        let key = ReplayKey {
+            network: "x402-doctor".to_owned(),
+            asset: Address::ZERO,
+            from: Address::ZERO,
+            nonce: probe_nonce(),
+        };
+        let fail = |what: &str, e: redb::Error| failed(what, &self.path, e);
+        let name = key_bytes(&key);
+        let expires_at = (self.now)().saturating_add(60);
+        let value = with_expiry(expires_at, Slot::ExpiredUnsettled.to_text().as_bytes());
+        let written = name.clone();
+        self.write(move |write| {
+            let mut table = write.open_table(PAYMENTS)?;
+            table.insert(written.as_slice(), value.as_slice())?;
+            Ok(true)
+        })
+        .await
+        .map_err(|e| fail("write a probe entry", e))?;
+        let removed = name.clone();
+        self.write(move |write| {
+            write.open_table(PAYMENTS)?.remove(removed.as_slice())?;
+            Ok(true)
+        })
+        .await
+        .map_err(|e| fail("remove the probe entry", e))?;
+        match self.recorded(&key) {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) => Err(failed(
+                "remove the probe entry",
+                &self.path,
+                "it is still there",
+            )),
+            Err(e) => Err(fail("read it", e)),
+        }
     }
 
     /// Creates the tables and removes expired entries.
@@ -201,6 +258,20 @@ impl FileStore {
             Err(join) => Err(redb::Error::Corrupted(format!("write task failed: {join}"))),
         }
     }
+}
+
+/// A nonce no payment uses: a hash of this process, the time and a counter.
+fn probe_nonce() -> B256 {
+    static PROBES: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = format!(
+        "x402-doctor/{}/{nanos}/{}",
+        std::process::id(),
+        PROBES.fetch_add(1, Ordering::Relaxed)
+    );
+    alloy_primitives::keccak256(seed.as_bytes())
 }
 
 fn key_bytes(key: &ReplayKey) -> Vec<u8> {
@@ -425,6 +496,32 @@ mod tests {
 
     fn now() -> u64 {
         1_000
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_probe_leaves_nothing_and_a_held_file_is_in_use() {
+        let dir = std::env::temp_dir().join(format!("x402-file-probe-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("payments.redb");
+        let store = FileStore::open_with_clock(&path, now).expect("open");
+        store.probe().await.expect("writable");
+        store.probe().await.expect("again");
+        assert_eq!(store.unresolved().await.expect("listed"), []);
+        let entries = {
+            use redb::ReadableTableMetadata as _;
+            let read = store.db.begin_read().expect("read");
+            read.open_table(PAYMENTS)
+                .expect("table")
+                .len()
+                .expect("len")
+        };
+        assert_eq!(entries, 0, "the probe entries are removed");
+        let held = FileStore::open(&path).expect_err("one process at a time");
+        assert!(held.in_use(), "{held}");
+        drop(store);
+        let blocked = FileStore::open(path.join("inside-a-file.redb")).expect_err("not a folder");
+        assert!(!blocked.in_use(), "{blocked}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,7 +21,9 @@ use crate::base::BoxFuture;
 pub(crate) use rpc::read_authorization;
 #[cfg(feature = "chain")]
 #[cfg_attr(docsrs, doc(cfg(feature = "chain")))]
-pub use rpc::{DEFAULT_LOOKBACK_BLOCKS, RpcChainReader, RpcChainReaderBuilder};
+pub use rpc::{
+    DEFAULT_LOOKBACK_BLOCKS, NodeStatus, RpcChainReader, RpcChainReaderBuilder, TokenDomain,
+};
 
 /// One EIP-3009 authorization to look up.
 #[derive(Clone, Debug)]
@@ -95,6 +97,7 @@ mod rpc {
     use alloy::providers::{DynProvider, Provider, ProviderBuilder};
     use alloy::rpc::types::Filter;
     use alloy::sol_types::SolEvent;
+    use alloy_primitives::{Address, B256};
     use futures_util::future::try_join;
 
     use super::{Authorization, BoxFuture, ChainError, ChainReader, EXPIRY_MARGIN, OnChain};
@@ -138,10 +141,48 @@ mod rpc {
                 function authorizationState(address authorizer, bytes32 nonce) external view returns (bool);
                 event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce);
             }
+
+            /// How a token tells its EIP-712 domain: ERC-5267's `eip712Domain()`, or (FiatToken)
+            /// `name()`, `version()` and `DOMAIN_SEPARATOR()`.
+            #[sol(rpc)]
+            interface IEip712Token {
+                function eip712Domain() external view returns (bytes1 fields, string name, string version, uint256 chainId, address verifyingContract, bytes32 salt, uint256[] extensions);
+                function name() external view returns (string);
+                function version() external view returns (string);
+                function DOMAIN_SEPARATOR() external view returns (bytes32);
+            }
         }
     }
 
-    use contracts::IEip3009State;
+    use contracts::{IEip712Token, IEip3009State};
+
+    /// What a node says about itself: the chain it serves and its latest block.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub struct NodeStatus {
+        /// The chain it serves (`eth_chainId`).
+        pub chain_id: u64,
+        /// Its latest block's number.
+        pub block_number: u64,
+        /// Its latest block's timestamp (unix seconds).
+        pub block_timestamp: u64,
+    }
+
+    /// A token's EIP-712 domain as its contract tells it: what the offer's `extra.name` and
+    /// `extra.version` must say for payments to it to verify.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct TokenDomain {
+        /// The domain's `name`.
+        pub name: String,
+        /// The domain's `version`.
+        pub version: String,
+        /// Whether it was read from `eip712Domain()` (ERC-5267); otherwise from `name()` and
+        /// `version()`.
+        pub erc5267: bool,
+        /// `DOMAIN_SEPARATOR()`, when the token has it: compare it with
+        /// [`eip3009::domain`](crate::schemes::exact_evm::eip3009::domain)`(…).separator()`.
+        pub separator: Option<B256>,
+    }
 
     /// Reads `authorization` through `provider`, a node of chain `chain_id`: the latest block,
     /// then `authorizationState` at that block, then, if used, the `AuthorizationUsed` log in
@@ -366,19 +407,32 @@ mod rpc {
             Self::from_lookup(networks, |name| std::env::var(name).ok())
         }
 
+        /// The variable [`from_lookup`](Self::from_lookup) takes `network`'s RPC URL from, and
+        /// the URL (trimmed): `X402_RPC_URL_<chain id>`, else `X402_RPC_URL`; `None` when
+        /// neither is set (empty counts as unset).
+        pub fn url_variable(
+            network: &Network,
+            lookup: impl Fn(&str) -> Option<String>,
+        ) -> Option<(String, String)> {
+            let own = format!("X402_RPC_URL_{}", network.chain_id);
+            [own, "X402_RPC_URL".to_owned()]
+                .into_iter()
+                .find_map(|name| {
+                    let url = lookup(&name)?.trim().to_owned();
+                    (!url.is_empty()).then_some((name, url))
+                })
+        }
+
         /// Like [`from_env`](Self::from_env), reading variables through `lookup`.
         pub fn from_lookup(
             networks: &[Network],
             lookup: impl Fn(&str) -> Option<String>,
         ) -> Result<Option<RpcChainReader>, ConfigError> {
-            let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-            let default = set("X402_RPC_URL");
             let mut builder = RpcChainReader::builder();
             let mut any = false;
             for network in networks {
-                let own = set(&format!("X402_RPC_URL_{}", network.chain_id));
-                if let Some(url) = own.or_else(|| default.clone()) {
-                    builder = builder.rpc_url(network.caip2.clone(), url.trim());
+                if let Some((_, url)) = Self::url_variable(network, &lookup) {
+                    builder = builder.rpc_url(network.caip2.clone(), url);
                     any = true;
                 }
             }
@@ -389,6 +443,93 @@ mod rpc {
             }
         }
 
+        /// Whether the reader has an RPC URL for `network` (its own, or the default).
+        pub fn serves(&self, network: &Network) -> bool {
+            self.nodes.contains_key(&network.chain_id) || self.default.is_some()
+        }
+
+        fn node(&self, network: &Network) -> Result<&DynProvider, ChainError> {
+            self.nodes
+                .get(&network.chain_id)
+                .or(self.default.as_ref())
+                .ok_or_else(|| ChainError(format!("no RPC URL for network {}", network.caip2)))
+        }
+
+        /// The chain `network`'s node serves and its latest block. Not bounded in time: wrap
+        /// it in a timeout.
+        pub async fn node_status(&self, network: &Network) -> Result<NodeStatus, ChainError> {
+            let provider = self.node(network)?;
+            let fault = |what: &str, e: &dyn fmt::Display| {
+                ChainError(format!("{}: {what} failed: {e}", network.caip2))
+            };
+            let chain_id = provider
+                .get_chain_id()
+                .await
+                .map_err(|e| fault("eth_chainId", &e))?;
+            let block = provider
+                .get_block_by_number(BlockNumberOrTag::Latest)
+                .await
+                .map_err(|e| fault("reading the latest block", &e))?
+                .ok_or_else(|| fault("reading the latest block", &"no block"))?;
+            Ok(NodeStatus {
+                chain_id,
+                block_number: block.header.number,
+                block_timestamp: block.header.timestamp,
+            })
+        }
+
+        /// The EIP-712 domain of the token at `token` on `network`, read from
+        /// `eip712Domain()` (ERC-5267) or else `name()` and `version()`, with
+        /// `DOMAIN_SEPARATOR()` when it has one; `None` when no contract is deployed there.
+        /// Reads whatever chain the node serves: check [`node_status`](Self::node_status)
+        /// first. Not bounded in time: wrap it in a timeout.
+        pub async fn token_domain(
+            &self,
+            network: &Network,
+            token: Address,
+        ) -> Result<Option<TokenDomain>, ChainError> {
+            let provider = self.node(network)?;
+            let fault = |what: &str, e: &dyn fmt::Display| {
+                ChainError(format!(
+                    "{} token {token}: {what} failed: {e}",
+                    network.caip2
+                ))
+            };
+            let code = provider
+                .get_code_at(token)
+                .await
+                .map_err(|e| fault("eth_getCode", &e))?;
+            if code.is_empty() {
+                return Ok(None);
+            }
+            let contract = IEip712Token::new(token, provider);
+            let separator = contract.DOMAIN_SEPARATOR().call().await.ok();
+            if let Ok(domain) = contract.eip712Domain().call().await {
+                return Ok(Some(TokenDomain {
+                    name: domain.name,
+                    version: domain.version,
+                    erc5267: true,
+                    separator,
+                }));
+            }
+            let name = contract
+                .name()
+                .call()
+                .await
+                .map_err(|e| fault("name()", &e))?;
+            let version = contract
+                .version()
+                .call()
+                .await
+                .map_err(|e| fault("version()", &e))?;
+            Ok(Some(TokenDomain {
+                name,
+                version,
+                erc5267: false,
+                separator,
+            }))
+        }
+
         async fn read(&self, authorization: &Authorization) -> Result<OnChain, ChainError> {
             let network = Network::from_caip2(&authorization.network).ok_or_else(|| {
                 ChainError(format!(
@@ -396,11 +537,7 @@ mod rpc {
                     authorization.network
                 ))
             })?;
-            let provider = self
-                .nodes
-                .get(&network.chain_id)
-                .or(self.default.as_ref())
-                .ok_or_else(|| ChainError(format!("no RPC URL for network {}", network.caip2)))?;
+            let provider = self.node(&network)?;
             read_authorization(provider, network.chain_id, authorization, self.lookback).await
         }
     }
