@@ -104,17 +104,24 @@ impl Member {
     }
 }
 
-/// One call to one member: unless it reports its outcome, it counts as a failure (a call cut
-/// short by the caller's timeout is dropped midway).
+/// One call to one member. A call cut short by the caller's own timeout (dropped midway)
+/// counts as a failure of the member when it took at least half of the time the whole request
+/// has taken: the member that used up the budget is cooled down, not the next one, asked just
+/// before the deadline.
 struct Watch<'a> {
     member: &'a Member,
+    /// When the request (all its attempts) began.
+    request_began: Instant,
+    started: Instant,
     reported: bool,
 }
 
 impl<'a> Watch<'a> {
-    fn new(member: &'a Member) -> Self {
+    fn new(member: &'a Member, request_began: Instant) -> Self {
         Watch {
             member,
+            request_began,
+            started: Instant::now(),
             reported: false,
         }
     }
@@ -131,7 +138,7 @@ impl<'a> Watch<'a> {
 
 impl Drop for Watch<'_> {
     fn drop(&mut self) {
-        if !self.reported {
+        if !self.reported && self.started.elapsed() * 2 >= self.request_began.elapsed() {
             self.member.cool_down();
         }
     }
@@ -193,10 +200,11 @@ impl Facilitators {
         &self,
         request: &FacilitatorRequest,
     ) -> Result<VerifyResponse, FacilitatorError> {
+        let began = Instant::now();
         let mut last = None;
         for index in self.candidates(request)? {
             let member = &self.members[index];
-            let watch = Watch::new(member);
+            let watch = Watch::new(member, began);
             match member.facilitator.verify(request).await {
                 Ok(answer) => {
                     watch.report(true);
@@ -221,14 +229,15 @@ impl Facilitators {
         request: &FacilitatorRequest,
     ) -> Result<SettleResponse, FacilitatorError> {
         let key = payment_key(request);
+        let began = Instant::now();
         if let Some(index) = self.remembered(&key) {
             // This payment's `/settle` went there: it is repeated there and nowhere else.
-            return self.settle_at(index, &key, request).await;
+            return self.settle_at(index, &key, request, began).await;
         }
         let mut last = None;
         for index in self.candidates(request)? {
             self.remember(&key, index);
-            match self.settle_at(index, &key, request).await {
+            match self.settle_at(index, &key, request, began).await {
                 Err(FacilitatorError::Unreachable(e)) => {
                     tracing::warn!(
                         facilitator = index + 1,
@@ -249,9 +258,10 @@ impl Facilitators {
         index: usize,
         key: &str,
         request: &FacilitatorRequest,
+        began: Instant,
     ) -> Result<SettleResponse, FacilitatorError> {
         let member = &self.members[index];
-        let watch = Watch::new(member);
+        let watch = Watch::new(member, began);
         let answer = member.facilitator.settle(request).await;
         match &answer {
             Ok(settled) => {
@@ -305,8 +315,9 @@ impl Facilitators {
     }
 
     async fn supported_merged(&self) -> Result<SupportedResponse, FacilitatorError> {
+        let began = Instant::now();
         let asks = self.members.iter().map(|member| async move {
-            let watch = Watch::new(member);
+            let watch = Watch::new(member, began);
             let answer =
                 tokio::time::timeout(self.supported_timeout, member.facilitator.supported())
                     .await
