@@ -547,3 +547,248 @@ impl FacilitatorsBuilder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::proto::{PaymentRequirements, Requirements, SupportedKind};
+
+    /// A scripted facilitator: what it answers, and how often it was called.
+    struct Scripted {
+        verify: Result<(), FacilitatorError>,
+        settle: Result<(), FacilitatorError>,
+        networks: Vec<&'static str>,
+        signer: &'static str,
+        verifies: AtomicUsize,
+        settles: AtomicUsize,
+    }
+
+    impl Scripted {
+        fn new(
+            verify: Result<(), FacilitatorError>,
+            settle: Result<(), FacilitatorError>,
+        ) -> Arc<Self> {
+            Arc::new(Scripted {
+                verify,
+                settle,
+                networks: vec!["eip155:84532"],
+                signer: "0x01",
+                verifies: AtomicUsize::new(0),
+                settles: AtomicUsize::new(0),
+            })
+        }
+
+        fn healthy() -> Arc<Self> {
+            Self::new(Ok(()), Ok(()))
+        }
+    }
+
+    impl Facilitator for Scripted {
+        fn verify<'a>(
+            &'a self,
+            _: &'a FacilitatorRequest,
+        ) -> BoxFuture<'a, Result<VerifyResponse, FacilitatorError>> {
+            self.verifies.fetch_add(1, Ordering::SeqCst);
+            let answer = self.verify.clone().map(|()| VerifyResponse {
+                is_valid: true,
+                invalid_reason: None,
+                invalid_message: None,
+                payer: None,
+            });
+            Box::pin(async move { answer })
+        }
+
+        fn settle<'a>(
+            &'a self,
+            request: &'a FacilitatorRequest,
+        ) -> BoxFuture<'a, Result<SettleResponse, FacilitatorError>> {
+            self.settles.fetch_add(1, Ordering::SeqCst);
+            let answer = self.settle.clone().map(|()| SettleResponse {
+                success: true,
+                error_reason: None,
+                error_message: None,
+                payer: None,
+                transaction: "0xabc".into(),
+                network: request.payment_requirements.network().to_owned(),
+                amount: None,
+            });
+            Box::pin(async move { answer })
+        }
+
+        fn supported(&self) -> BoxFuture<'_, Result<SupportedResponse, FacilitatorError>> {
+            let kinds = self
+                .networks
+                .iter()
+                .map(|n| SupportedKind {
+                    x402_version: 2,
+                    scheme: "exact".into(),
+                    network: (*n).into(),
+                    extra: None,
+                })
+                .collect();
+            let mut signers = serde_json::Map::new();
+            signers.insert("eip155:*".into(), json!([self.signer]));
+            let answer = SupportedResponse {
+                kinds,
+                extensions: vec!["bazaar".into()],
+                signers,
+            };
+            Box::pin(async move { Ok(answer) })
+        }
+    }
+
+    fn request(network: &str, from: &str, nonce: &str) -> FacilitatorRequest {
+        let payload = json!({
+            "x402Version": 2,
+            "payload": {"signature": "0x", "authorization": {"from": from, "nonce": nonce}},
+        });
+        FacilitatorRequest {
+            x402_version: 2,
+            payment_payload: serde_json::value::to_raw_value(&payload).expect("json"),
+            payment_requirements: Requirements::V2(PaymentRequirements {
+                scheme: "exact".into(),
+                network: network.into(),
+                amount: "1000".into(),
+                asset: "0x02".into(),
+                pay_to: "0x03".into(),
+                max_timeout_seconds: 60,
+                extra: None,
+            }),
+        }
+    }
+
+    fn unreachable() -> Result<(), FacilitatorError> {
+        Err(FacilitatorError::Unreachable("refused".into()))
+    }
+
+    #[test]
+    fn payments_are_keyed_by_network_payer_and_nonce() {
+        let a = payment_key(&request("eip155:84532", "0xAbC", "0x01"));
+        assert_eq!(a, "eip155:84532/0xabc/0x01");
+        assert_eq!(payment_key(&request("base-sepolia", "0xabc", "0x01")), a);
+        assert_ne!(payment_key(&request("eip155:84532", "0xabc", "0x02")), a);
+        let mut other = request("eip155:84532", "0xabc", "0x01");
+        other.payment_payload =
+            serde_json::value::to_raw_value(&json!({"opaque": 1})).expect("json");
+        assert_eq!(payment_key(&other), "eip155:84532/{\"opaque\":1}");
+    }
+
+    #[tokio::test]
+    async fn settle_fails_over_only_when_nothing_was_sent() {
+        let down = Scripted::new(Ok(()), unreachable());
+        let (timing_out, spare) = (
+            Scripted::new(Ok(()), Err(FacilitatorError::Timeout)),
+            Scripted::healthy(),
+        );
+        let set = Facilitators::builder()
+            .add_arc(down.clone())
+            .add_arc(timing_out.clone())
+            .add_arc(spare.clone())
+            .build()
+            .expect("set");
+        let payment = request("eip155:84532", "0xabc", "0x01");
+        assert_eq!(set.settle(&payment).await, Err(FacilitatorError::Timeout));
+        assert_eq!(set.settle(&payment).await, Err(FacilitatorError::Timeout));
+        let calls = |f: &Scripted| f.settles.load(Ordering::SeqCst);
+        assert_eq!((calls(&down), calls(&timing_out), calls(&spare)), (1, 2, 0));
+        // Another payment skips both (cooling down) and settles at the spare, once.
+        let other = request("eip155:84532", "0xabc", "0x02");
+        assert!(set.settle(&other).await.expect("settled").success);
+        assert_eq!((calls(&down), calls(&timing_out), calls(&spare)), (1, 2, 1));
+        assert!(
+            set.remembered(&payment_key(&other)).is_none(),
+            "settled: forgotten"
+        );
+        assert_eq!(set.remembered(&payment_key(&payment)), Some(1));
+    }
+
+    #[tokio::test]
+    async fn when_every_facilitator_is_unreachable_the_payment_is_not_remembered() {
+        let (a, b) = (
+            Scripted::new(unreachable(), unreachable()),
+            Scripted::new(unreachable(), unreachable()),
+        );
+        let set = Facilitators::builder()
+            .add_arc(a.clone())
+            .add_arc(b.clone())
+            .build()
+            .expect("set");
+        let payment = request("eip155:84532", "0xabc", "0x01");
+        assert!(matches!(
+            set.settle(&payment).await,
+            Err(FacilitatorError::Unreachable(_))
+        ));
+        assert!(set.remembered(&payment_key(&payment)).is_none());
+        // Both cooling down: they are still asked, in order.
+        assert!(set.verify(&payment).await.is_err());
+        assert_eq!(
+            a.verifies.load(Ordering::SeqCst) + b.verifies.load(Ordering::SeqCst),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn routes_by_network_and_merges_what_each_route_supports() {
+        let (sepolia, mainnet) = (
+            Scripted::healthy(),
+            Arc::new(Scripted {
+                networks: vec!["eip155:8453", "eip155:84532"],
+                signer: "0x02",
+                ..Arc::into_inner(Scripted::healthy()).expect("sole owner")
+            }),
+        );
+        let set = Facilitators::builder()
+            .add_arc(sepolia.clone())
+            .add_for_network_arc("base", mainnet.clone())
+            .build()
+            .expect("set");
+        set.verify(&request("eip155:8453", "0xabc", "0x01"))
+            .await
+            .expect("verified");
+        set.verify(&request("eip155:84532", "0xabc", "0x02"))
+            .await
+            .expect("verified");
+        assert_eq!(sepolia.verifies.load(Ordering::SeqCst), 1);
+        assert_eq!(mainnet.verifies.load(Ordering::SeqCst), 1);
+        let merged = set.supported().await.expect("merged");
+        assert!(merged.supports(2, "exact", "eip155:8453"));
+        assert!(merged.supports(2, "exact", "eip155:84532"));
+        // The mainnet facilitator's Base Sepolia kind is not routed to it: listed once.
+        assert_eq!(merged.kinds.len(), 2);
+        assert_eq!(merged.extensions, ["bazaar"]);
+        assert_eq!(merged.signers["eip155:*"], json!(["0x01", "0x02"]));
+        let none = Facilitators::builder()
+            .add_for_network_arc("eip155:8453", mainnet)
+            .build()
+            .expect("set");
+        let unrouted = none.verify(&request("eip155:84532", "0xabc", "0x03")).await;
+        assert!(
+            matches!(unrouted, Err(FacilitatorError::Unreachable(e)) if e.contains("eip155:84532"))
+        );
+    }
+
+    #[test]
+    fn builder_refuses_an_empty_set_and_unknown_networks() {
+        assert!(Facilitators::builder().build().is_err());
+        let bad = Facilitators::builder()
+            .add_for_network_arc("solana", Scripted::healthy())
+            .build();
+        assert!(
+            bad.expect_err("not EVM")
+                .to_string()
+                .contains("eip155:<chain id>")
+        );
+        let shared: Arc<dyn Facilitator> = Scripted::healthy();
+        let set = Facilitators::builder()
+            .add_arc(shared.clone())
+            .add_for_network_arc("eip155:8453", shared)
+            .build()
+            .expect("set");
+        assert_eq!(set.len(), 1, "one facilitator in two lists");
+        assert!(format!("{set:?}").contains("eip155:8453"));
+    }
+}

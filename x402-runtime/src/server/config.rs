@@ -754,6 +754,106 @@ mod tests {
     }
 
     #[test]
+    fn reads_several_facilitators_and_their_credentials() {
+        let config = X402Config::from_lookup(env(&[
+            ("X402_PAY_TO", PAY_TO),
+            ("X402_NETWORK", "eip155:84532,eip155:8453"),
+            (
+                "X402_FACILITATOR_URL",
+                "http://127.0.0.1:9/, http://127.0.0.1:10",
+            ),
+            (
+                "X402_FACILITATOR_URL_8453",
+                "https://a.example.com,https://b.example.com/",
+            ),
+            ("X402_FACILITATOR_URL_1", "https://unused.example.com"),
+            (
+                "X402_FACILITATOR_HEADERS",
+                "Authorization: Bearer s3cret\nX-Team: pay",
+            ),
+            ("X402_FACILITATOR_COOLDOWN", "12"),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            config.facilitator_urls(),
+            ["http://127.0.0.1:9", "http://127.0.0.1:10"]
+        );
+        assert_eq!(config.facilitator_url(), "http://127.0.0.1:9");
+        let routes: Vec<_> = config.network_facilitator_urls().collect();
+        let mainnet = [
+            "https://a.example.com".to_owned(),
+            "https://b.example.com".to_owned(),
+        ];
+        assert_eq!(routes, [("eip155:8453", &mainnet[..])]);
+        let names: Vec<_> = config.facilitator_headers().names().collect();
+        assert_eq!(names, ["authorization", "x-team"]);
+        assert_eq!(config.facilitator_cooldown(), Duration::from_secs(12));
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains("authorization") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn refuses_bad_facilitator_settings_naming_the_variable() {
+        let with = |name: &'static str, value: &'static str| {
+            X402Config::from_lookup(env(&[("X402_PAY_TO", PAY_TO), (name, value)]))
+                .expect_err("refused")
+                .to_string()
+        };
+        let headers = with("X402_FACILITATOR_HEADERS", "Bearer s3cret");
+        assert!(headers.contains("X402_FACILITATOR_HEADERS") && headers.contains("Name: value"));
+        assert!(!headers.contains("s3cret"), "{headers}");
+        assert!(with("X402_FACILITATOR_URL", "http://a.example.com,ftp://b").contains("ftp://b"));
+        assert!(with("X402_FACILITATOR_COOLDOWN", "soon").contains("X402_FACILITATOR_COOLDOWN"));
+        assert!(with("CDP_API_KEY_ID", "key").contains("CDP_API_KEY_SECRET is not"));
+        assert!(with("CDP_API_KEY_SECRET", "s3cret").contains("CDP_API_KEY_ID is not"));
+        let twice = X402Config::builder()
+            .pay_to(PAY_TO)
+            .facilitator_url("https://a.example.com")
+            .fallback_facilitator_url("https://a.example.com/")
+            .build()
+            .expect_err("listed twice");
+        assert!(twice.to_string().contains("twice"));
+        let network = X402Config::builder()
+            .pay_to(PAY_TO)
+            .network_facilitator_url("base", "https://a.example.com")
+            .build()
+            .expect_err("not CAIP-2");
+        assert!(network.to_string().contains("eip155:<chain id>"));
+    }
+
+    #[cfg(feature = "cdp")]
+    #[test]
+    fn a_cdp_key_signs_calls_and_defaults_to_the_cdp_facilitator() {
+        use base64::Engine as _;
+        let secret = base64::engine::general_purpose::STANDARD
+            .encode(ed25519_dalek::SigningKey::from_bytes(&[3; 32]).to_keypair_bytes());
+        let config = X402Config::from_lookup(env(&[
+            ("X402_PAY_TO", PAY_TO),
+            ("CDP_API_KEY_ID", "key-1"),
+            ("CDP_API_KEY_SECRET", &secret),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            config.facilitator_url(),
+            crate::facilitator::CDP_FACILITATOR_URL
+        );
+        assert_eq!(config.cdp_auth().map(CdpAuth::key_id), Some("key-1"));
+        assert!(!format!("{config:?}").contains(&secret[..16]));
+        let bad = X402Config::from_lookup(env(&[
+            ("X402_PAY_TO", PAY_TO),
+            ("CDP_API_KEY_ID", "key-1"),
+            ("CDP_API_KEY_SECRET", "bm90IDY0IGJ5dGVz"),
+        ]))
+        .expect_err("bad secret");
+        let text = bad.to_string();
+        assert!(text.starts_with("CDP_API_KEY_SECRET"), "{text}");
+        assert!(!text.contains("bm90IDY0IGJ5dGVz"), "{text}");
+    }
+
+    #[test]
     fn refuses_bad_settings_with_the_fix() {
         let missing = X402Config::from_lookup(env(&[])).expect_err("missing");
         assert!(missing.to_string().contains("X402_PAY_TO"));
