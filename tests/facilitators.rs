@@ -604,8 +604,8 @@ async fn a_verify_timeout_skips_the_facilitator_for_the_cooldown() {
             .expect("client")
     };
     let facilitators = Facilitators::builder()
-        .add(quick(&first.url()))
-        .add(quick(&second.url()))
+        .facilitator(quick(&first.url()))
+        .facilitator(quick(&second.url()))
         .cooldown(Duration::from_secs(1))
         .build()
         .expect("facilitators");
@@ -745,9 +745,9 @@ async fn check_facilitator_reports_the_merged_view() {
             .build()
             .expect("config");
         let facilitators = Facilitators::builder()
-            .add(HttpFacilitator::new(&refused_url_sync()).expect("client"))
-            .add(HttpFacilitator::new(&sepolia.url()).expect("client"))
-            .add(HttpFacilitator::new(&mainnet.url()).expect("client"))
+            .facilitator(HttpFacilitator::new(&refused_url_sync()).expect("client"))
+            .facilitator(HttpFacilitator::new(&sepolia.url()).expect("client"))
+            .facilitator(HttpFacilitator::new(&mainnet.url()).expect("client"))
             .build()
             .expect("facilitators");
         X402::builder(config)

@@ -54,9 +54,9 @@ const MOST_REMEMBERED: usize = 100_000;
 ///
 /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let facilitators = Facilitators::builder()
-///     .add(HttpFacilitator::new("https://x402.org/facilitator")?)
-///     .add(HttpFacilitator::new("https://backup.example.com/x402")?)
-///     .add_for_network("eip155:8453", HttpFacilitator::new("https://mainnet.example.com")?)
+///     .facilitator(HttpFacilitator::new("https://x402.org/facilitator")?)
+///     .facilitator(HttpFacilitator::new("https://backup.example.com/x402")?)
+///     .network_facilitator("eip155:8453", HttpFacilitator::new("https://mainnet.example.com")?)
 ///     .cooldown(Duration::from_secs(30))
 ///     .build()?;
 /// # let config = x402_runtime::X402Config::builder().pay_to("0x209693Bc6afc0C5328bA36FaF03C514EF312287C").build()?;
@@ -459,13 +459,13 @@ pub struct FacilitatorsBuilder {
 impl FacilitatorsBuilder {
     /// Appends a facilitator to the default list: the one for networks without a list of their
     /// own. The first added is tried first.
-    pub fn add(self, facilitator: impl Facilitator) -> Self {
-        self.add_arc(Arc::new(facilitator))
+    pub fn facilitator(self, facilitator: impl Facilitator) -> Self {
+        self.facilitator_arc(Arc::new(facilitator))
     }
 
-    /// [`add`](Self::add) with a shared facilitator. The same `Arc` given to several lists is one
+    /// [`facilitator`](Self::facilitator) with a shared facilitator. The same `Arc` given to several lists is one
     /// facilitator: asked once for `/supported`, cooled down once.
-    pub fn add_arc(mut self, facilitator: Arc<dyn Facilitator>) -> Self {
+    pub fn facilitator_arc(mut self, facilitator: Arc<dyn Facilitator>) -> Self {
         let index = self.member(facilitator);
         if !self.default_route.contains(&index) {
             self.default_route.push(index);
@@ -475,12 +475,16 @@ impl FacilitatorsBuilder {
 
     /// Appends a facilitator to the list of `network` (CAIP-2 such as `eip155:8453`, or a v1
     /// name such as `base`): requests for that network go to its list only, first added first.
-    pub fn add_for_network(self, network: &str, facilitator: impl Facilitator) -> Self {
-        self.add_for_network_arc(network, Arc::new(facilitator))
+    pub fn network_facilitator(self, network: &str, facilitator: impl Facilitator) -> Self {
+        self.network_facilitator_arc(network, Arc::new(facilitator))
     }
 
-    /// [`add_for_network`](Self::add_for_network) with a shared facilitator.
-    pub fn add_for_network_arc(mut self, network: &str, facilitator: Arc<dyn Facilitator>) -> Self {
+    /// [`network_facilitator`](Self::network_facilitator) with a shared facilitator.
+    pub fn network_facilitator_arc(
+        mut self,
+        network: &str,
+        facilitator: Arc<dyn Facilitator>,
+    ) -> Self {
         let canonical = canonical_network(network.trim());
         if Network::from_caip2(&canonical).is_none() {
             self.error.get_or_insert(ConfigError::new(format!(
@@ -534,7 +538,7 @@ impl FacilitatorsBuilder {
         }
         if self.members.is_empty() {
             return Err(ConfigError::new(
-                "no facilitator: add at least one with .add(…) or .add_for_network(…)",
+                "no facilitator: add at least one with .facilitator(…) or .network_facilitator(…)",
             ));
         }
         Ok(Facilitators {
@@ -685,9 +689,9 @@ mod tests {
             Scripted::healthy(),
         );
         let set = Facilitators::builder()
-            .add_arc(down.clone())
-            .add_arc(timing_out.clone())
-            .add_arc(spare.clone())
+            .facilitator_arc(down.clone())
+            .facilitator_arc(timing_out.clone())
+            .facilitator_arc(spare.clone())
             .build()
             .expect("set");
         let payment = request("eip155:84532", "0xabc", "0x01");
@@ -713,8 +717,8 @@ mod tests {
             Scripted::new(unreachable(), unreachable()),
         );
         let set = Facilitators::builder()
-            .add_arc(a.clone())
-            .add_arc(b.clone())
+            .facilitator_arc(a.clone())
+            .facilitator_arc(b.clone())
             .build()
             .expect("set");
         let payment = request("eip155:84532", "0xabc", "0x01");
@@ -742,8 +746,8 @@ mod tests {
             }),
         );
         let set = Facilitators::builder()
-            .add_arc(sepolia.clone())
-            .add_for_network_arc("base", mainnet.clone())
+            .facilitator_arc(sepolia.clone())
+            .network_facilitator_arc("base", mainnet.clone())
             .build()
             .expect("set");
         set.verify(&request("eip155:8453", "0xabc", "0x01"))
@@ -762,7 +766,7 @@ mod tests {
         assert_eq!(merged.extensions, ["bazaar"]);
         assert_eq!(merged.signers["eip155:*"], json!(["0x01", "0x02"]));
         let none = Facilitators::builder()
-            .add_for_network_arc("eip155:8453", mainnet)
+            .network_facilitator_arc("eip155:8453", mainnet)
             .build()
             .expect("set");
         let unrouted = none.verify(&request("eip155:84532", "0xabc", "0x03")).await;
@@ -775,7 +779,7 @@ mod tests {
     fn builder_refuses_an_empty_set_and_unknown_networks() {
         assert!(Facilitators::builder().build().is_err());
         let bad = Facilitators::builder()
-            .add_for_network_arc("solana", Scripted::healthy())
+            .network_facilitator_arc("solana", Scripted::healthy())
             .build();
         assert!(
             bad.expect_err("not EVM")
@@ -784,8 +788,8 @@ mod tests {
         );
         let shared: Arc<dyn Facilitator> = Scripted::healthy();
         let set = Facilitators::builder()
-            .add_arc(shared.clone())
-            .add_for_network_arc("eip155:8453", shared)
+            .facilitator_arc(shared.clone())
+            .network_facilitator_arc("eip155:8453", shared)
             .build()
             .expect("set");
         assert_eq!(set.len(), 1, "one facilitator in two lists");

@@ -243,11 +243,11 @@ fn default_facilitator(config: &X402Config) -> Result<Arc<dyn Facilitator>, Conf
         .cooldown(config.facilitator_cooldown())
         .supported_timeout(config.verify_timeout() / 2);
     for url in config.facilitator_urls() {
-        builder = builder.add_arc(shared(url)?);
+        builder = builder.facilitator_arc(shared(url)?);
     }
     for (network, urls) in networks {
         for url in urls {
-            builder = builder.add_for_network_arc(network, shared(url)?);
+            builder = builder.network_facilitator_arc(network, shared(url)?);
         }
     }
     Ok(Arc::new(builder.build()?))
