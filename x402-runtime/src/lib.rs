@@ -75,6 +75,7 @@
 //! | `server` | yes | `X402` and the paywall layer, the `#[paid]` registry, the replay stores (memory, redb file); brings axum, redb and inventory |
 //! | `macros` | yes | the `#[paid]` and `#[quote]` attributes (needs `server`) |
 //! | `http-facilitator` | yes | [`facilitator::HttpFacilitator`], a client for any standard facilitator |
+//! | `cdp` | no | `facilitator::CdpAuth`: signs every facilitator call with a Coinbase CDP API key (`CDP_API_KEY_ID`, `CDP_API_KEY_SECRET`), as the CDP facilitator requires |
 //! | `local-facilitator` | no | `facilitator::LocalFacilitator`: verifies in process, settles through an EVM node |
 //! | `client` | no | `client::X402Client`: pays 402s within a budget and never twice; `client::PaymentSigner`; `client::discover` |
 //! | `redis` | no | `RedisStore`: a replay store shared by several server processes |
