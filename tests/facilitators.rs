@@ -565,6 +565,17 @@ async fn static_headers_reach_the_facilitator() {
     assert!(double.refused() >= 1);
     assert_eq!(double.count("verify"), 2);
     assert_eq!(runs.load(Ordering::SeqCst), 0);
+    // The startup check says what to fix.
+    let x402 = X402::builder(config_without_headers(&double))
+        .reconcile_interval(None)
+        .build()
+        .expect("paywall");
+    let refused = x402.check_facilitator().await.expect_err("401");
+    assert!(matches!(refused, StartupError::Facilitator(_)));
+    assert!(
+        refused.to_string().contains("X402_FACILITATOR_HEADERS"),
+        "{refused}"
+    );
 }
 
 fn config_without_headers(double: &Double) -> X402Config {

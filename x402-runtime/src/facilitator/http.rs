@@ -203,13 +203,15 @@ impl HttpFacilitator {
             Ok(answer) if status.is_success() => Ok(answer),
             Ok(answer) if accept_on_error(&answer) => Ok(answer),
             Ok(_) => Err(FacilitatorError::BadResponse(format!(
-                "{path} answered HTTP {status}"
+                "{path} answered HTTP {status}{}",
+                refused_credentials(status)
             ))),
             Err(e) if status.is_success() => Err(FacilitatorError::BadResponse(format!(
                 "{path} answered invalid JSON: {e}"
             ))),
             Err(_) => Err(FacilitatorError::BadResponse(format!(
-                "{path} answered HTTP {status}"
+                "{path} answered HTTP {status}{}",
+                refused_credentials(status)
             ))),
         }
     }
@@ -224,6 +226,17 @@ impl fmt::Debug for HttpFacilitator {
             .field("headers", &self.headers)
             .field("auth", &self.auth)
             .finish_non_exhaustive()
+    }
+}
+
+/// What to check when the facilitator refused the request's credentials.
+fn refused_credentials(status: reqwest::StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 | 403 => {
+            " (the facilitator refused the credentials: check X402_FACILITATOR_HEADERS, or \
+             CDP_API_KEY_ID and CDP_API_KEY_SECRET)"
+        }
+        _ => "",
     }
 }
 
@@ -269,7 +282,8 @@ impl Facilitator for HttpFacilitator {
             let (status, body) = self.call(get, self.verify_timeout).await?;
             if !status.is_success() {
                 return Err(FacilitatorError::BadResponse(format!(
-                    "/supported answered HTTP {status}"
+                    "/supported answered HTTP {status}{}",
+                    refused_credentials(status)
                 )));
             }
             serde_json::from_slice(&body).map_err(|e| {
