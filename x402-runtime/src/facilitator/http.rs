@@ -292,3 +292,35 @@ impl Facilitator for HttpFacilitator {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_header_names_only() {
+        let facilitator = HttpFacilitator::builder("https://facilitator.example.com/")
+            .header("Authorization", "Bearer s3cret")
+            .headers(FacilitatorHeaders::parse("X-Api-Key: k3y").expect("valid"))
+            .build()
+            .expect("client");
+        assert_eq!(facilitator.base_url(), "https://facilitator.example.com");
+        let shown = format!("{facilitator:?}");
+        assert!(
+            shown.contains("authorization") && shown.contains("x-api-key"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("k3y"),
+            "{shown}"
+        );
+        let bad = HttpFacilitator::builder("https://facilitator.example.com")
+            .header("Bad Name", "v")
+            .build();
+        assert!(
+            bad.expect_err("invalid name")
+                .to_string()
+                .contains("header name")
+        );
+    }
+}

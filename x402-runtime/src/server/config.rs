@@ -440,20 +440,7 @@ impl X402ConfigBuilder {
         if let Some(error) = self.error {
             return Err(error);
         }
-        let pay_to_text = self.pay_to.ok_or_else(|| {
-            ConfigError::new("no recipient: call .pay_to(\"0x…\") or set X402_PAY_TO")
-        })?;
-        let pay_to = Address::parse_checksummed(&pay_to_text, None).map_err(|_| {
-            ConfigError::new(format!(
-                "pay_to `{pay_to_text}` is not an EIP-55 checksummed address: copy the address \
-                 with its mixed-case checksum exactly as your wallet shows it"
-            ))
-        })?;
-        if pay_to == Address::ZERO {
-            return Err(ConfigError::new(
-                "pay_to is the zero address; payments to it are burnt",
-            ));
-        }
+        let pay_to = checked_pay_to(self.pay_to)?;
         let texts = if self.networks.is_empty() {
             vec![DEFAULT_NETWORK.to_owned()]
         } else {
@@ -489,21 +476,11 @@ impl X402ConfigBuilder {
         };
         #[cfg(not(feature = "cdp"))]
         let default_url = DEFAULT_FACILITATOR_URL;
-        let facilitator_urls = if self.facilitator_urls.is_empty() {
-            vec![default_url.to_owned()]
-        } else {
-            checked_urls(self.facilitator_urls)?
-        };
-        let mut network_facilitators = Vec::new();
-        for (text, urls) in self.network_facilitators {
-            let network = Network::from_caip2(&text).ok_or_else(|| {
-                ConfigError::new(format!(
-                    "the facilitators are set for `{text}`, which is not a CAIP-2 EVM id: write \
-                     `eip155:<chain id>`"
-                ))
-            })?;
-            network_facilitators.push((network.caip2, checked_urls(urls)?));
-        }
+        let (facilitator_urls, network_facilitators) = checked_facilitators(
+            self.facilitator_urls,
+            self.network_facilitators,
+            default_url,
+        )?;
         let public_url = match self.public_url {
             Some(url) => {
                 check_http_url(&url, "public URL")?;
@@ -544,6 +521,50 @@ impl X402ConfigBuilder {
             pay_page,
         })
     }
+}
+
+/// The recipient: set, EIP-55 checksummed, not the zero address.
+fn checked_pay_to(text: Option<String>) -> Result<Address, ConfigError> {
+    let text = text.ok_or_else(|| {
+        ConfigError::new("no recipient: call .pay_to(\"0x…\") or set X402_PAY_TO")
+    })?;
+    let pay_to = Address::parse_checksummed(&text, None).map_err(|_| {
+        ConfigError::new(format!(
+            "pay_to `{text}` is not an EIP-55 checksummed address: copy the address with its \
+             mixed-case checksum exactly as your wallet shows it"
+        ))
+    })?;
+    if pay_to == Address::ZERO {
+        return Err(ConfigError::new(
+            "pay_to is the zero address; payments to it are burnt",
+        ));
+    }
+    Ok(pay_to)
+}
+
+/// The default facilitator list (`default_url` when empty) and the networks' lists, checked.
+#[allow(clippy::type_complexity)]
+fn checked_facilitators(
+    urls: Vec<String>,
+    networks: Vec<(String, Vec<String>)>,
+    default_url: &str,
+) -> Result<(Vec<String>, Vec<(String, Vec<String>)>), ConfigError> {
+    let urls = if urls.is_empty() {
+        vec![default_url.to_owned()]
+    } else {
+        checked_urls(urls)?
+    };
+    let mut checked = Vec::with_capacity(networks.len());
+    for (text, list) in networks {
+        let network = Network::from_caip2(&text).ok_or_else(|| {
+            ConfigError::new(format!(
+                "the facilitators are set for `{text}`, which is not a CAIP-2 EVM id: write \
+                 `eip155:<chain id>`"
+            ))
+        })?;
+        checked.push((network.caip2, checked_urls(list)?));
+    }
+    Ok((urls, checked))
 }
 
 /// Facilitator URLs, checked, without a trailing `/`.
