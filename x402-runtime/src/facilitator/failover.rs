@@ -2,7 +2,10 @@
 //!
 //! [`Facilitators`] is itself a [`Facilitator`], so the paywall uses it like any other. Each
 //! request goes to the ordered list of its network (read from the request's
-//! `paymentRequirements`), or to the default list for networks not named.
+//! `paymentRequirements`), or to the default list for networks not named. Within the list, a
+//! facilitator whose last `/supported` answer does not list the payment's version, scheme and
+//! network is passed over (unless none does), so one list can mix, say, a testnet facilitator
+//! and a mainnet one.
 //!
 //! - `/verify` moves nothing, so it fails over freely: a facilitator that fails (unreachable,
 //!   no answer in time, an answer that is not one) is skipped for a cool-down (30 s unless set)
@@ -79,9 +82,36 @@ struct Member {
     facilitator: Arc<dyn Facilitator>,
     /// When it last failed, while that is remembered.
     failed_at: Mutex<Option<Instant>>,
+    /// What its last `/supported` listed: (version, scheme, canonical network); `None` until
+    /// it answered.
+    kinds: Mutex<Option<Vec<(u8, String, String)>>>,
 }
 
 impl Member {
+    /// Whether it is known not to support `kind` (unknown until `/supported` answered).
+    fn lacks(&self, kind: &(u8, String, String)) -> bool {
+        self.kinds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|kinds| !kinds.contains(kind))
+    }
+
+    fn learn(&self, supported: &SupportedResponse) {
+        let kinds = supported
+            .kinds
+            .iter()
+            .map(|k| {
+                (
+                    k.x402_version,
+                    k.scheme.clone(),
+                    canonical_network(&k.network),
+                )
+            })
+            .collect();
+        *self.kinds.lock().unwrap_or_else(PoisonError::into_inner) = Some(kinds);
+    }
+
     fn cool_down(&self) {
         *self
             .failed_at
@@ -174,26 +204,27 @@ impl Facilitators {
             .unwrap_or(&self.default_route)
     }
 
-    /// The members to try for `request`, in order: those not cooling down, or all of them when
-    /// every one is.
+    /// The members to try for `request`, in order: of the network's list, those whose last
+    /// `/supported` did not leave out the payment's version, scheme and network (all of them if
+    /// none is left), and of those the ones not cooling down (or all of them when every one is).
     fn candidates(&self, request: &FacilitatorRequest) -> Result<Vec<usize>, FacilitatorError> {
-        let network = request.payment_requirements.network();
+        let requirements = &request.payment_requirements;
+        let network = requirements.network();
         let route = self.route(network);
         if route.is_empty() {
             return Err(FacilitatorError::Unreachable(format!(
                 "no facilitator is configured for the network `{network}`"
             )));
         }
-        let available: Vec<usize> = route
-            .iter()
-            .copied()
-            .filter(|&i| !self.members[i].cooling(self.cooldown))
-            .collect();
-        Ok(if available.is_empty() {
-            route.to_vec()
-        } else {
-            available
-        })
+        let kind = (
+            request.x402_version,
+            requirements.scheme().to_owned(),
+            canonical_network(network),
+        );
+        let serving = prefer(route.to_vec(), |&i| !self.members[i].lacks(&kind));
+        Ok(prefer(serving, |&i| {
+            !self.members[i].cooling(self.cooldown)
+        }))
     }
 
     async fn verify_routed(
@@ -331,6 +362,7 @@ impl Facilitators {
         for (index, answer) in answers.into_iter().enumerate() {
             match answer {
                 Ok(supported) => {
+                    self.members[index].learn(&supported);
                     let into = merged.get_or_insert_with(|| SupportedResponse {
                         kinds: Vec::new(),
                         extensions: Vec::new(),
@@ -377,6 +409,12 @@ impl Facilitators {
             }
         }
     }
+}
+
+/// The members of `list` that `keep`, or the whole list when it keeps none.
+fn prefer(list: Vec<usize>, keep: impl Fn(&usize) -> bool) -> Vec<usize> {
+    let kept: Vec<usize> = list.iter().copied().filter(|i| keep(i)).collect();
+    if kept.is_empty() { list } else { kept }
 }
 
 /// A network as routes are keyed: CAIP-2 for EVM networks, whether written as CAIP-2 or as a v1
@@ -527,6 +565,7 @@ impl FacilitatorsBuilder {
         self.members.push(Member {
             facilitator,
             failed_at: Mutex::new(None),
+            kinds: Mutex::new(None),
         });
         self.members.len() - 1
     }
@@ -773,6 +812,36 @@ mod tests {
         assert!(
             matches!(unrouted, Err(FacilitatorError::Unreachable(e)) if e.contains("eip155:84532"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_facilitator_whose_supported_leaves_the_network_out_is_passed_over() {
+        let sepolia = Scripted::healthy();
+        let mainnet = Arc::new(Scripted {
+            networks: vec!["eip155:8453"],
+            ..Arc::into_inner(Scripted::healthy()).expect("sole owner")
+        });
+        let set = Facilitators::builder()
+            .facilitator_arc(sepolia.clone())
+            .facilitator_arc(mainnet.clone())
+            .build()
+            .expect("set");
+        let on_mainnet = request("eip155:8453", "0xabc", "0x01");
+        // Before /supported is known, the list's order.
+        set.verify(&on_mainnet).await.expect("verified");
+        assert_eq!(sepolia.verifies.load(Ordering::SeqCst), 1);
+        set.supported().await.expect("merged");
+        set.verify(&on_mainnet).await.expect("verified");
+        assert_eq!(mainnet.verifies.load(Ordering::SeqCst), 1);
+        set.verify(&request("eip155:84532", "0xabc", "0x02"))
+            .await
+            .expect("verified");
+        assert_eq!(sepolia.verifies.load(Ordering::SeqCst), 2);
+        // None lists it: the list's order again.
+        set.verify(&request("eip155:1", "0xabc", "0x03"))
+            .await
+            .expect("verified");
+        assert_eq!(sepolia.verifies.load(Ordering::SeqCst), 3);
     }
 
     #[test]
