@@ -101,6 +101,7 @@
 //! | where is a payment checked? | [`schemes::exact_evm`] ([`rules`](schemes::exact_evm::rules), shared with the in-process facilitator), after the server's admission matched it to an offer |
 //! | where is it made single-use? | the [`ReplayKey`] reserved in the [`ReplayStore`] ([`MemoryStore`], [`FileStore`], `RedisStore`) |
 //! | where does settlement happen? | [`server::settlement`] (what a `/settle` answer means, reconciliation), through a [`Facilitator`] |
+//! | which facilitator gets a request, with which credentials? | [`facilitator`]: [`HttpFacilitator`](facilitator::HttpFacilitator) (headers, CDP JWT), [`Facilitators`](facilitator::Facilitators) (per-network lists, failover) |
 //! | how does a client pay? | `client` (feature `client`) |
 //! | what does a person in a browser see? | the pay page, styled with [`PayPage`] (on by default; see [`X402ConfigBuilder::without_pay_page`]) |
 //!

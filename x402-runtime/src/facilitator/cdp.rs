@@ -1,13 +1,4 @@
-//! Coinbase CDP authentication: a JWT signed with the CDP API key for every request.
-//!
-//! The CDP facilitator (`https://api.cdp.coinbase.com/platform/v2/x402`) wants
-//! `Authorization: Bearer <jwt>` on each call, the token made for that one request:
-//!
-//! - header: `alg` = `EdDSA` (Ed25519 key) or `ES256` (EC P-256 key), `kid` = the key id,
-//!   `typ` = `JWT`, and a random `nonce` (16 bytes, hex);
-//! - claims: `sub` = the key id, `iss` = `cdp`, `iat` = `nbf` = now, `exp` = now + 120 s, and
-//!   `uris` = `["POST api.cdp.coinbase.com/platform/v2/x402/settle"]`: the method, host (with a
-//!   port that is not the scheme's default) and path of the request.
+//! Coinbase CDP authentication: see [`CdpAuth`].
 
 use std::fmt;
 use std::sync::Once;
@@ -27,7 +18,16 @@ pub const CDP_FACILITATOR_URL: &str = "https://api.cdp.coinbase.com/platform/v2/
 /// How long a token is valid, in seconds.
 const TOKEN_LIFETIME: u64 = 120;
 
-/// Signs each facilitator request with a CDP API key (see the [module documentation](self)).
+/// Signs each facilitator request with a Coinbase CDP API key.
+///
+/// The CDP facilitator (`https://api.cdp.coinbase.com/platform/v2/x402`) wants
+/// `Authorization: Bearer <jwt>` on each call, the token made for that one request:
+///
+/// - header: `alg` = `EdDSA` (Ed25519 key) or `ES256` (EC P-256 key), `kid` = the key id,
+///   `typ` = `JWT`, and a random `nonce` (16 bytes, hex);
+/// - claims: `sub` = the key id, `iss` = `cdp`, `iat` = `nbf` = now, `exp` = now + 120 s, and
+///   `uris` = `["POST api.cdp.coinbase.com/platform/v2/x402/settle"]`: the method, host (with a
+///   port that is not the scheme's default) and path of the request.
 ///
 /// `Debug` shows the key id and the algorithm, never the secret.
 #[derive(Clone)]

@@ -1,31 +1,4 @@
-//! Several facilitators behind one: routing by network, failover, and a merged `/supported`.
-//!
-//! [`Facilitators`] is itself a [`Facilitator`], so the paywall uses it like any other. Each
-//! request goes to the ordered list of its network (read from the request's
-//! `paymentRequirements`), or to the default list for networks not named. Within the list, a
-//! facilitator whose last `/supported` answer does not list the payment's version, scheme and
-//! network is passed over (unless none does), so one list can mix, say, a testnet facilitator
-//! and a mainnet one.
-//!
-//! - `/verify` moves nothing, so it fails over freely: a facilitator that fails (unreachable,
-//!   no answer in time, an answer that is not one) is skipped for a cool-down (30 s unless set)
-//!   and the next one of the list is asked. A `/verify` cut short by the paywall's own timeout
-//!   counts as a failure too. When every facilitator of a list is cooling down, they are asked in
-//!   order all the same.
-//! - `/settle` of one payment is never sent to two facilitators. It fails over only when the
-//!   request did not reach the facilitator (the connection was refused: nothing was sent). On
-//!   any other failure the error is returned (the outcome is unknown), and the facilitator that
-//!   received the payment's `/settle` is remembered, keyed by the payment (network, payer and
-//!   nonce of its authorization), so that reconciliation — which repeats the same `/settle` — goes
-//!   to that same facilitator even while it fails, and never to another.
-//!   This memory is kept in the process for 24 hours: after a restart, a reconciliation goes to
-//!   the first available facilitator of the network's list like a first `/settle`. That is safe
-//!   for money (an EIP-3009 authorization can move funds once, whoever submits it, and a refusal
-//!   while reconciling leaves the payment pending), but a chain reader is what resolves such a
-//!   payment for certain.
-//! - `/supported` asks every facilitator at once and merges the answers: the kinds each one
-//!   supports for the networks routed to it, their extensions, and their signers. A
-//!   facilitator that fails is cooled down; it is an error only when none answers.
+//! Several facilitators behind one: see [`Facilitators`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -48,8 +21,35 @@ const REMEMBERED_FOR: Duration = Duration::from_secs(24 * 60 * 60);
 /// Most payments remembered at once; past it, the oldest are forgotten first.
 const MOST_REMEMBERED: usize = 100_000;
 
-/// Several facilitators used as one: per-network ordered lists with failover (see the
-/// [module documentation](self) for what fails over and what never does).
+/// Several facilitators used as one: per-network ordered lists with failover.
+///
+/// [`Facilitators`] is itself a [`Facilitator`], so the paywall uses it like any other. Each
+/// request goes to the ordered list of its network (read from the request's
+/// `paymentRequirements`), or to the default list for networks not named. Within the list, a
+/// facilitator whose last `/supported` answer does not list the payment's version, scheme and
+/// network is passed over (unless none does), so one list can mix, say, a testnet facilitator
+/// and a mainnet one.
+///
+/// - `/verify` moves nothing, so it fails over freely: a facilitator that fails (unreachable,
+///   no answer in time, an answer that is not one) is skipped for a cool-down (30 s unless set)
+///   and the next one of the list is asked. A `/verify` cut short by the paywall's own timeout
+///   counts as a failure of the facilitator that used up the time (not of one asked just
+///   before the deadline). When every facilitator of a list is cooling down, they are asked in
+///   order all the same.
+/// - `/settle` of one payment is never sent to two facilitators. It fails over only when the
+///   request did not reach the facilitator (the connection was refused: nothing was sent). On
+///   any other failure the error is returned (the outcome is unknown), and the facilitator that
+///   received the payment's `/settle` is remembered, keyed by the payment (network, payer and
+///   nonce of its authorization), so that reconciliation — which repeats the same `/settle` — goes
+///   to that same facilitator even while it fails, and never to another.
+///   This memory is kept in the process for 24 hours: after a restart, a reconciliation goes to
+///   the first available facilitator of the network's list like a first `/settle`. That is safe
+///   for money (an EIP-3009 authorization can move funds once, whoever submits it, and a refusal
+///   while reconciling leaves the payment pending), but a chain reader is what resolves such a
+///   payment for certain.
+/// - `/supported` asks every facilitator at once and merges the answers: the kinds each one
+///   supports for the networks routed to it, their extensions, and their signers. A
+///   facilitator that fails is cooled down; it is an error only when none answers.
 ///
 /// ```no_run
 /// use std::time::Duration;

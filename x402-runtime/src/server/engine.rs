@@ -95,7 +95,9 @@ pub struct X402Builder {
 }
 
 impl X402Builder {
-    /// Uses this facilitator instead of the HTTP client for the configured URL.
+    /// Uses this facilitator instead of the HTTP client for the configured URL: an
+    /// [`HttpFacilitator`](crate::facilitator::HttpFacilitator) with its own credentials, several
+    /// behind [`Facilitators`](crate::facilitator::Facilitators), or any other.
     pub fn facilitator(mut self, facilitator: impl Facilitator) -> Self {
         self.facilitator = Some(Arc::new(facilitator));
         self
