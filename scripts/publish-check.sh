@@ -31,6 +31,7 @@ COMBINATIONS=(
   "client,native-tls,libsecp256k1"
   "client,rustls-no-provider"
   "http-facilitator,rustls"
+  "cdp,rustls"
   "chain,rustls"
   "local-facilitator,rustls"
   "server,http-facilitator,rustls,redis"

@@ -75,6 +75,7 @@
 //! | `server` | yes | `X402` and the paywall layer, the `#[paid]` registry, the replay stores (memory, redb file); brings axum, redb and inventory |
 //! | `macros` | yes | the `#[paid]` and `#[quote]` attributes (needs `server`) |
 //! | `http-facilitator` | yes | [`facilitator::HttpFacilitator`], a client for any standard facilitator |
+//! | `cdp` | no | `facilitator::CdpAuth`: signs every facilitator call with a Coinbase CDP API key (`CDP_API_KEY_ID`, `CDP_API_KEY_SECRET`), as the CDP facilitator requires |
 //! | `local-facilitator` | no | `facilitator::LocalFacilitator`: verifies in process, settles through an EVM node |
 //! | `client` | no | `client::X402Client`: pays 402s within a budget and never twice; `client::PaymentSigner`; `client::discover` |
 //! | `redis` | no | `RedisStore`: a replay store shared by several server processes |
@@ -100,6 +101,7 @@
 //! | where is a payment checked? | [`schemes::exact_evm`] ([`rules`](schemes::exact_evm::rules), shared with the in-process facilitator), after the server's admission matched it to an offer |
 //! | where is it made single-use? | the [`ReplayKey`] reserved in the [`ReplayStore`] ([`MemoryStore`], [`FileStore`], `RedisStore`) |
 //! | where does settlement happen? | [`server::settlement`] (what a `/settle` answer means, reconciliation), through a [`Facilitator`] |
+//! | which facilitator gets a request, with which credentials? | [`facilitator`]: [`HttpFacilitator`](facilitator::HttpFacilitator) (headers, CDP JWT), [`Facilitators`](facilitator::Facilitators) (per-network lists, failover) |
 //! | how does a client pay? | `client` (feature `client`) |
 //! | what does a person in a browser see? | the pay page, styled with [`PayPage`] (on by default; see [`X402ConfigBuilder::without_pay_page`]) |
 //!

@@ -5,7 +5,15 @@
 //! Implementations report what the facilitator said; the paywall alone decides what counts as
 //! success (a boolean `success: true` with a non-empty transaction, for the right payer,
 //! network and amount).
+//!
+//! Credentials for a facilitator ([`FacilitatorHeaders`], the CDP JWT of `CdpAuth` with the
+//! feature `cdp`, or any [`FacilitatorAuth`]) go with every call of an `HttpFacilitator`;
+//! [`Facilitators`] puts several behind one, by network, with failover.
 
+mod auth;
+#[cfg(feature = "cdp")]
+mod cdp;
+mod failover;
 #[cfg(feature = "http-facilitator")]
 mod http;
 #[cfg(feature = "local-facilitator")]
@@ -13,8 +21,12 @@ pub mod local;
 
 use std::fmt;
 
+pub use auth::{FacilitatorAuth, FacilitatorHeaders};
+#[cfg(feature = "cdp")]
+pub use cdp::{CDP_FACILITATOR_URL, CdpAuth};
+pub use failover::{DEFAULT_COOLDOWN, Facilitators, FacilitatorsBuilder};
 #[cfg(feature = "http-facilitator")]
-pub use http::HttpFacilitator;
+pub use http::{HttpFacilitator, HttpFacilitatorBuilder};
 #[cfg(feature = "local-facilitator")]
 pub use local::{LocalFacilitator, LocalFacilitatorBuilder};
 

@@ -183,6 +183,14 @@ impl Requirements {
         }
     }
 
+    /// The payment scheme (`exact`).
+    pub fn scheme(&self) -> &str {
+        match self {
+            Requirements::V2(r) => &r.scheme,
+            Requirements::V1(r) => &r.scheme,
+        }
+    }
+
     /// The amount in atomic units (v2 `amount`, v1 `maxAmountRequired`).
     pub fn amount(&self) -> &str {
         match self {

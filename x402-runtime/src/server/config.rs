@@ -7,7 +7,11 @@
 //! |---|---|---|
 //! | `X402_PAY_TO` | recipient address, EIP-55 checksummed | required |
 //! | `X402_NETWORK` | CAIP-2 network ids, comma-separated, preferred first | `eip155:84532` |
-//! | `X402_FACILITATOR_URL` | facilitator base URL | `https://x402.org/facilitator` |
+//! | `X402_FACILITATOR_URL` | facilitator base URL; several, comma-separated, are tried in order (see [`Facilitators`](crate::facilitator::Facilitators)) | `https://x402.org/facilitator` (with CDP keys: the CDP facilitator) |
+//! | `X402_FACILITATOR_URL_<chain id>` | the facilitators of one network (e.g. `X402_FACILITATOR_URL_8453`), comma-separated, in place of `X402_FACILITATOR_URL` for its payments | the default list |
+//! | `X402_FACILITATOR_HEADERS` | headers sent on every facilitator call: `Name: value` entries separated by `;` or newlines | none |
+//! | `CDP_API_KEY_ID`, `CDP_API_KEY_SECRET` | a Coinbase CDP API key: every facilitator call carries a JWT signed with it (feature `cdp`) | none |
+//! | `X402_FACILITATOR_COOLDOWN` | seconds a failed facilitator is skipped when there are several | `30` |
 //! | `X402_PUBLIC_URL` | public origin used in resource URLs (behind a proxy) | the request's `Host` |
 //! | `X402_PRICES` | prices set for this deployment, `route=price` comma-separated (a route is its operation id or `METHOD /path`; see [`X402ConfigBuilder::price`]) | the attributes' prices |
 //! | `X402_PAY_PAGE` | `off` answers browsers with the JSON 402 too (see [`PayPage`]) | `on` |
@@ -20,6 +24,9 @@ use std::time::Duration;
 use alloy_primitives::Address;
 
 use crate::base::ConfigError;
+#[cfg(feature = "cdp")]
+use crate::facilitator::CdpAuth;
+use crate::facilitator::{DEFAULT_COOLDOWN, FacilitatorHeaders};
 use crate::network::{Asset, Network};
 use crate::page::{PayPage, Prepared};
 use crate::price::Currency;
@@ -43,7 +50,12 @@ pub struct X402Config {
     pay_to: Address,
     networks: Vec<Network>,
     assets: Vec<Asset>,
-    facilitator_url: String,
+    facilitator_urls: Vec<String>,
+    network_facilitators: Vec<(String, Vec<String>)>,
+    facilitator_headers: FacilitatorHeaders,
+    #[cfg(feature = "cdp")]
+    cdp: Option<CdpAuth>,
+    facilitator_cooldown: Duration,
     public_url: Option<String>,
     max_timeout_seconds: u32,
     verify_timeout: Duration,
@@ -81,9 +93,7 @@ impl X402Config {
                 builder = builder.network(network);
             }
         }
-        if let Some(url) = lookup("X402_FACILITATOR_URL") {
-            builder = builder.facilitator_url(url.trim());
-        }
+        builder = read_facilitators(builder, &lookup)?;
         if let Some(url) = lookup("X402_PUBLIC_URL").filter(|u| !u.trim().is_empty()) {
             builder = builder.public_url(url.trim());
         }
@@ -117,9 +127,37 @@ impl X402Config {
         &self.networks
     }
 
-    /// The facilitator base URL.
+    /// The facilitator base URL: the first of [`facilitator_urls`](Self::facilitator_urls).
     pub fn facilitator_url(&self) -> &str {
-        &self.facilitator_url
+        &self.facilitator_urls[0]
+    }
+
+    /// The facilitators for networks without a list of their own, in the order they are tried.
+    pub fn facilitator_urls(&self) -> &[String] {
+        &self.facilitator_urls
+    }
+
+    /// The networks (CAIP-2) with a facilitator list of their own, and their lists.
+    pub fn network_facilitator_urls(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.network_facilitators
+            .iter()
+            .map(|(network, urls)| (network.as_str(), urls.as_slice()))
+    }
+
+    /// The headers sent on every facilitator call (`Debug` shows their names only).
+    pub fn facilitator_headers(&self) -> &FacilitatorHeaders {
+        &self.facilitator_headers
+    }
+
+    /// The CDP API key every facilitator call is signed with, if one is configured.
+    #[cfg(feature = "cdp")]
+    pub fn cdp_auth(&self) -> Option<&CdpAuth> {
+        self.cdp.as_ref()
+    }
+
+    /// How long a failed facilitator is skipped when there are several.
+    pub fn facilitator_cooldown(&self) -> Duration {
+        self.facilitator_cooldown
     }
 
     /// The public origin resource URLs are built from, if set.
@@ -187,7 +225,13 @@ pub struct X402ConfigBuilder {
     pay_to: Option<String>,
     networks: Vec<String>,
     assets: Vec<Asset>,
-    facilitator_url: Option<String>,
+    facilitator_urls: Vec<String>,
+    network_facilitators: Vec<(String, Vec<String>)>,
+    facilitator_headers: FacilitatorHeaders,
+    #[cfg(feature = "cdp")]
+    cdp: Option<CdpAuth>,
+    facilitator_cooldown: Option<Duration>,
+    error: Option<ConfigError>,
     public_url: Option<String>,
     max_timeout_seconds: Option<u32>,
     verify_timeout: Option<Duration>,
@@ -223,9 +267,77 @@ impl X402ConfigBuilder {
         self
     }
 
-    /// The facilitator base URL.
+    /// The facilitator base URL (replacing any set before). With the
+    /// [`fallback_facilitator_url`](Self::fallback_facilitator_url)s after it, the list for
+    /// networks without one of their own.
     pub fn facilitator_url(mut self, url: impl Into<String>) -> Self {
-        self.facilitator_url = Some(url.into());
+        self.facilitator_urls = vec![url.into()];
+        self
+    }
+
+    /// Adds a facilitator tried after those set before, when they fail (see
+    /// [`Facilitators`](crate::facilitator::Facilitators): `/settle` of a payment is never sent to
+    /// two). `X402_FACILITATOR_URL=https://a,https://b` sets the same list.
+    pub fn fallback_facilitator_url(mut self, url: impl Into<String>) -> Self {
+        if self.facilitator_urls.is_empty() {
+            self.facilitator_urls
+                .push(DEFAULT_FACILITATOR_URL.to_owned());
+        }
+        self.facilitator_urls.push(url.into());
+        self
+    }
+
+    /// Adds a facilitator to the list of `network` (CAIP-2): that network's payments go to its
+    /// own list, in the order added, instead of the default one
+    /// (`X402_FACILITATOR_URL_<chain id>`).
+    pub fn network_facilitator_url(
+        mut self,
+        network: impl Into<String>,
+        url: impl Into<String>,
+    ) -> Self {
+        let network = network.into().trim().to_owned();
+        let url = url.into();
+        match self
+            .network_facilitators
+            .iter_mut()
+            .find(|(n, _)| *n == network)
+        {
+            Some((_, urls)) => urls.push(url),
+            None => self.network_facilitators.push((network, vec![url])),
+        }
+        self
+    }
+
+    /// Sends this header on every facilitator call (to every facilitator configured here). The
+    /// value is a secret: marked sensitive, never logged nor shown by `Debug`.
+    pub fn facilitator_header(mut self, name: &str, value: &str) -> Self {
+        match std::mem::take(&mut self.facilitator_headers).insert(name, value) {
+            Ok(headers) => self.facilitator_headers = headers,
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+        self
+    }
+
+    /// Sends these headers on every facilitator call (`X402_FACILITATOR_HEADERS`).
+    pub fn facilitator_headers(mut self, headers: FacilitatorHeaders) -> Self {
+        self.facilitator_headers = std::mem::take(&mut self.facilitator_headers).extend(headers);
+        self
+    }
+
+    /// Signs every facilitator call with this Coinbase CDP API key (a JWT per request, see
+    /// [`CdpAuth`]); without a facilitator URL set, the CDP facilitator is used.
+    #[cfg(feature = "cdp")]
+    pub fn cdp_api_key(mut self, auth: CdpAuth) -> Self {
+        self.cdp = Some(auth);
+        self
+    }
+
+    /// How long a facilitator that failed is skipped when there are several; 30 s unless set
+    /// (`X402_FACILITATOR_COOLDOWN`, in seconds).
+    pub fn facilitator_cooldown(mut self, cooldown: Duration) -> Self {
+        self.facilitator_cooldown = Some(cooldown);
         self
     }
 
@@ -325,20 +437,10 @@ impl X402ConfigBuilder {
 
     /// Validates everything and builds the configuration.
     pub fn build(self) -> Result<X402Config, ConfigError> {
-        let pay_to_text = self.pay_to.ok_or_else(|| {
-            ConfigError::new("no recipient: call .pay_to(\"0x…\") or set X402_PAY_TO")
-        })?;
-        let pay_to = Address::parse_checksummed(&pay_to_text, None).map_err(|_| {
-            ConfigError::new(format!(
-                "pay_to `{pay_to_text}` is not an EIP-55 checksummed address: copy the address \
-                 with its mixed-case checksum exactly as your wallet shows it"
-            ))
-        })?;
-        if pay_to == Address::ZERO {
-            return Err(ConfigError::new(
-                "pay_to is the zero address; payments to it are burnt",
-            ));
+        if let Some(error) = self.error {
+            return Err(error);
         }
+        let pay_to = checked_pay_to(self.pay_to)?;
         let texts = if self.networks.is_empty() {
             vec![DEFAULT_NETWORK.to_owned()]
         } else {
@@ -366,10 +468,19 @@ impl X402ConfigBuilder {
                 )));
             }
         }
-        let facilitator_url = self
-            .facilitator_url
-            .unwrap_or_else(|| DEFAULT_FACILITATOR_URL.to_owned());
-        check_http_url(&facilitator_url, "facilitator URL")?;
+        #[cfg(feature = "cdp")]
+        let default_url = if self.cdp.is_some() {
+            crate::facilitator::CDP_FACILITATOR_URL
+        } else {
+            DEFAULT_FACILITATOR_URL
+        };
+        #[cfg(not(feature = "cdp"))]
+        let default_url = DEFAULT_FACILITATOR_URL;
+        let (facilitator_urls, network_facilitators) = checked_facilitators(
+            self.facilitator_urls,
+            self.network_facilitators,
+            default_url,
+        )?;
         let public_url = match self.public_url {
             Some(url) => {
                 check_http_url(&url, "public URL")?;
@@ -393,7 +504,12 @@ impl X402ConfigBuilder {
             pay_to,
             networks,
             assets: self.assets,
-            facilitator_url: facilitator_url.trim_end_matches('/').to_owned(),
+            facilitator_urls,
+            network_facilitators,
+            facilitator_headers: self.facilitator_headers,
+            #[cfg(feature = "cdp")]
+            cdp: self.cdp,
+            facilitator_cooldown: self.facilitator_cooldown.unwrap_or(DEFAULT_COOLDOWN),
             public_url,
             max_timeout_seconds,
             verify_timeout: self.verify_timeout.unwrap_or(Duration::from_secs(10)),
@@ -404,6 +520,151 @@ impl X402ConfigBuilder {
             prices: self.prices,
             pay_page,
         })
+    }
+}
+
+/// The recipient: set, EIP-55 checksummed, not the zero address.
+fn checked_pay_to(text: Option<String>) -> Result<Address, ConfigError> {
+    let text = text.ok_or_else(|| {
+        ConfigError::new("no recipient: call .pay_to(\"0x…\") or set X402_PAY_TO")
+    })?;
+    let pay_to = Address::parse_checksummed(&text, None).map_err(|_| {
+        ConfigError::new(format!(
+            "pay_to `{text}` is not an EIP-55 checksummed address: copy the address with its \
+             mixed-case checksum exactly as your wallet shows it"
+        ))
+    })?;
+    if pay_to == Address::ZERO {
+        return Err(ConfigError::new(
+            "pay_to is the zero address; payments to it are burnt",
+        ));
+    }
+    Ok(pay_to)
+}
+
+/// The default facilitator list (`default_url` when empty) and the networks' lists, checked.
+#[allow(clippy::type_complexity)]
+fn checked_facilitators(
+    urls: Vec<String>,
+    networks: Vec<(String, Vec<String>)>,
+    default_url: &str,
+) -> Result<(Vec<String>, Vec<(String, Vec<String>)>), ConfigError> {
+    let urls = if urls.is_empty() {
+        vec![default_url.to_owned()]
+    } else {
+        checked_urls(urls)?
+    };
+    let mut checked = Vec::with_capacity(networks.len());
+    for (text, list) in networks {
+        let network = Network::from_caip2(&text).ok_or_else(|| {
+            ConfigError::new(format!(
+                "the facilitators are set for `{text}`, which is not a CAIP-2 EVM id: write \
+                 `eip155:<chain id>`"
+            ))
+        })?;
+        checked.push((network.caip2, checked_urls(list)?));
+    }
+    Ok((urls, checked))
+}
+
+/// Facilitator URLs, checked, without a trailing `/`.
+fn checked_urls(urls: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    let mut checked: Vec<String> = Vec::with_capacity(urls.len());
+    for url in urls {
+        check_http_url(&url, "facilitator URL")?;
+        let url = url.trim_end_matches('/').to_owned();
+        if checked.contains(&url) {
+            return Err(ConfigError::new(format!(
+                "the facilitator `{url}` is listed twice in one list"
+            )));
+        }
+        checked.push(url);
+    }
+    Ok(checked)
+}
+
+/// The facilitators and their credentials: `X402_FACILITATOR_URL` (comma-separated, in order),
+/// `X402_FACILITATOR_URL_<chain id>` for each network offered, `X402_FACILITATOR_HEADERS`,
+/// `X402_FACILITATOR_COOLDOWN`, `CDP_API_KEY_ID` and `CDP_API_KEY_SECRET`.
+fn read_facilitators(
+    mut builder: X402ConfigBuilder,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<X402ConfigBuilder, ConfigError> {
+    let list = |text: &str| -> Vec<String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    if let Some(urls) = lookup("X402_FACILITATOR_URL") {
+        builder.facilitator_urls = list(&urls);
+    }
+    let mut networks: Vec<String> = builder.networks.clone();
+    if networks.is_empty() {
+        networks.push(DEFAULT_NETWORK.to_owned());
+    }
+    // The networks only routes name (`#[paid(networks = [...])]`) are offered too.
+    for route in crate::route::routes() {
+        for network in route.networks() {
+            if !networks.iter().any(|n| n == network) {
+                networks.push((*network).to_owned());
+            }
+        }
+    }
+    for network in networks {
+        let Some(chain_id) = Network::from_caip2(network.trim()).map(|n| n.chain_id) else {
+            continue;
+        };
+        if let Some(urls) = lookup(&format!("X402_FACILITATOR_URL_{chain_id}")) {
+            for url in list(&urls) {
+                builder = builder.network_facilitator_url(format!("eip155:{chain_id}"), url);
+            }
+        }
+    }
+    if let Some(text) = lookup("X402_FACILITATOR_HEADERS") {
+        let headers = FacilitatorHeaders::parse(&text)
+            .map_err(|e| ConfigError::new(format!("X402_FACILITATOR_HEADERS: {e}")))?;
+        builder = builder.facilitator_headers(headers);
+    }
+    if let Some(seconds) = lookup("X402_FACILITATOR_COOLDOWN") {
+        let seconds: u64 = seconds.trim().parse().map_err(|_| {
+            ConfigError::new(format!(
+                "X402_FACILITATOR_COOLDOWN `{seconds}` is not a whole number of seconds (e.g. 30)"
+            ))
+        })?;
+        builder = builder.facilitator_cooldown(Duration::from_secs(seconds));
+    }
+    read_cdp(builder, lookup)
+}
+
+/// `CDP_API_KEY_ID` and `CDP_API_KEY_SECRET`: both or neither.
+fn read_cdp(
+    builder: X402ConfigBuilder,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<X402ConfigBuilder, ConfigError> {
+    let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    match (set("CDP_API_KEY_ID"), set("CDP_API_KEY_SECRET")) {
+        (None, None) => Ok(builder),
+        (Some(_), None) => Err(ConfigError::new(
+            "CDP_API_KEY_ID is set but CDP_API_KEY_SECRET is not: set both to the API key's id \
+             and secret from the CDP portal",
+        )),
+        (None, Some(_)) => Err(ConfigError::new(
+            "CDP_API_KEY_SECRET is set but CDP_API_KEY_ID is not: set both to the API key's id \
+             and secret from the CDP portal",
+        )),
+        #[cfg(feature = "cdp")]
+        (Some(id), Some(secret)) => {
+            let auth = CdpAuth::new(&id, &secret)
+                .map_err(|e| ConfigError::new(format!("CDP_API_KEY_SECRET: {e}")))?;
+            Ok(builder.cdp_api_key(auth))
+        }
+        #[cfg(not(feature = "cdp"))]
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            "CDP_API_KEY_ID and CDP_API_KEY_SECRET are set but x402-runtime was built without \
+             its `cdp` feature: add `features = [\"cdp\"]` to its dependency",
+        )),
     }
 }
 
@@ -511,6 +772,106 @@ mod tests {
         assert_eq!(ids, ["eip155:8453", "eip155:84532"]);
         assert_eq!(config.public_url(), Some("https://api.example.com"));
         assert_eq!(config.facilitator_url(), "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn reads_several_facilitators_and_their_credentials() {
+        let config = X402Config::from_lookup(env(&[
+            ("X402_PAY_TO", PAY_TO),
+            ("X402_NETWORK", "eip155:84532,eip155:8453"),
+            (
+                "X402_FACILITATOR_URL",
+                "http://127.0.0.1:9/, http://127.0.0.1:10",
+            ),
+            (
+                "X402_FACILITATOR_URL_8453",
+                "https://a.example.com,https://b.example.com/",
+            ),
+            ("X402_FACILITATOR_URL_1", "https://unused.example.com"),
+            (
+                "X402_FACILITATOR_HEADERS",
+                "Authorization: Bearer s3cret\nX-Team: pay",
+            ),
+            ("X402_FACILITATOR_COOLDOWN", "12"),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            config.facilitator_urls(),
+            ["http://127.0.0.1:9", "http://127.0.0.1:10"]
+        );
+        assert_eq!(config.facilitator_url(), "http://127.0.0.1:9");
+        let routes: Vec<_> = config.network_facilitator_urls().collect();
+        let mainnet = [
+            "https://a.example.com".to_owned(),
+            "https://b.example.com".to_owned(),
+        ];
+        assert_eq!(routes, [("eip155:8453", &mainnet[..])]);
+        let names: Vec<_> = config.facilitator_headers().names().collect();
+        assert_eq!(names, ["authorization", "x-team"]);
+        assert_eq!(config.facilitator_cooldown(), Duration::from_secs(12));
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains("authorization") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn refuses_bad_facilitator_settings_naming_the_variable() {
+        let with = |name: &'static str, value: &'static str| {
+            X402Config::from_lookup(env(&[("X402_PAY_TO", PAY_TO), (name, value)]))
+                .expect_err("refused")
+                .to_string()
+        };
+        let headers = with("X402_FACILITATOR_HEADERS", "Bearer s3cret");
+        assert!(headers.contains("X402_FACILITATOR_HEADERS") && headers.contains("Name: value"));
+        assert!(!headers.contains("s3cret"), "{headers}");
+        assert!(with("X402_FACILITATOR_URL", "http://a.example.com,ftp://b").contains("ftp://b"));
+        assert!(with("X402_FACILITATOR_COOLDOWN", "soon").contains("X402_FACILITATOR_COOLDOWN"));
+        assert!(with("CDP_API_KEY_ID", "key").contains("CDP_API_KEY_SECRET is not"));
+        assert!(with("CDP_API_KEY_SECRET", "s3cret").contains("CDP_API_KEY_ID is not"));
+        let twice = X402Config::builder()
+            .pay_to(PAY_TO)
+            .facilitator_url("https://a.example.com")
+            .fallback_facilitator_url("https://a.example.com/")
+            .build()
+            .expect_err("listed twice");
+        assert!(twice.to_string().contains("twice"));
+        let network = X402Config::builder()
+            .pay_to(PAY_TO)
+            .network_facilitator_url("base", "https://a.example.com")
+            .build()
+            .expect_err("not CAIP-2");
+        assert!(network.to_string().contains("eip155:<chain id>"));
+    }
+
+    #[cfg(feature = "cdp")]
+    #[test]
+    fn a_cdp_key_signs_calls_and_defaults_to_the_cdp_facilitator() {
+        use base64::Engine as _;
+        let secret = base64::engine::general_purpose::STANDARD
+            .encode(ed25519_dalek::SigningKey::from_bytes(&[3; 32]).to_keypair_bytes());
+        let config = X402Config::from_lookup(env(&[
+            ("X402_PAY_TO", PAY_TO),
+            ("CDP_API_KEY_ID", "key-1"),
+            ("CDP_API_KEY_SECRET", &secret),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            config.facilitator_url(),
+            crate::facilitator::CDP_FACILITATOR_URL
+        );
+        assert_eq!(config.cdp_auth().map(CdpAuth::key_id), Some("key-1"));
+        assert!(!format!("{config:?}").contains(&secret[..16]));
+        let bad = X402Config::from_lookup(env(&[
+            ("X402_PAY_TO", PAY_TO),
+            ("CDP_API_KEY_ID", "key-1"),
+            ("CDP_API_KEY_SECRET", "bm90IDY0IGJ5dGVz"),
+        ]))
+        .expect_err("bad secret");
+        let text = bad.to_string();
+        assert!(text.starts_with("CDP_API_KEY_SECRET"), "{text}");
+        assert!(!text.contains("bm90IDY0IGJ5dGVz"), "{text}");
     }
 
     #[test]

@@ -99,7 +99,9 @@ pub struct X402Builder {
 }
 
 impl X402Builder {
-    /// Uses this facilitator instead of the HTTP client for the configured URL.
+    /// Uses this facilitator instead of the HTTP client for the configured URL: an
+    /// [`HttpFacilitator`](crate::facilitator::HttpFacilitator) with its own credentials, several
+    /// behind [`Facilitators`](crate::facilitator::Facilitators), or any other.
     pub fn facilitator(mut self, facilitator: impl Facilitator) -> Self {
         self.facilitator = Some(Arc::new(facilitator));
         self
@@ -214,15 +216,50 @@ fn shaped_extensions(routes: &[&'static PaidRoute]) -> DashMap<usize, Arc<Map<St
     extensions
 }
 
+/// The HTTP facilitator of the configuration's URL, or [`Facilitators`] over its URLs when it
+/// names several (or lists for some networks): one client per distinct URL, each with the
+/// configured headers and CDP key.
+///
+/// [`Facilitators`]: crate::facilitator::Facilitators
 #[cfg(feature = "http-facilitator")]
 fn default_facilitator(config: &X402Config) -> Result<Arc<dyn Facilitator>, ConfigError> {
-    let client = crate::facilitator::HttpFacilitator::with_timeouts(
-        config.facilitator_url(),
-        config.verify_timeout(),
-        config.settle_timeout(),
-    )
-    .map_err(|e| ConfigError::new(format!("cannot create the facilitator client: {e}")))?;
-    Ok(Arc::new(client))
+    use crate::facilitator::{Facilitators, HttpFacilitator};
+    let client = |url: &str| -> Result<Arc<dyn Facilitator>, ConfigError> {
+        let builder = HttpFacilitator::builder(url)
+            .timeouts(config.verify_timeout(), config.settle_timeout())
+            .headers(config.facilitator_headers().clone());
+        #[cfg(feature = "cdp")]
+        let builder = match config.cdp_auth() {
+            Some(cdp) => builder.auth(cdp.clone()),
+            None => builder,
+        };
+        Ok(Arc::new(builder.build()?))
+    };
+    let mut networks = config.network_facilitator_urls().peekable();
+    if config.facilitator_urls().len() == 1 && networks.peek().is_none() {
+        return client(config.facilitator_url());
+    }
+    let mut clients: Vec<(String, Arc<dyn Facilitator>)> = Vec::new();
+    let mut shared = |url: &str| -> Result<Arc<dyn Facilitator>, ConfigError> {
+        if let Some((_, made)) = clients.iter().find(|(u, _)| u == url) {
+            return Ok(made.clone());
+        }
+        let made = client(url)?;
+        clients.push((url.to_owned(), made.clone()));
+        Ok(made)
+    };
+    let mut builder = Facilitators::builder()
+        .cooldown(config.facilitator_cooldown())
+        .supported_timeout(config.verify_timeout() / 2);
+    for url in config.facilitator_urls() {
+        builder = builder.facilitator_arc(shared(url)?);
+    }
+    for (network, urls) in networks {
+        for url in urls {
+            builder = builder.network_facilitator_arc(network, shared(url)?);
+        }
+    }
+    Ok(Arc::new(builder.build()?))
 }
 
 #[cfg(not(feature = "http-facilitator"))]
