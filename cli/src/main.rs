@@ -8,6 +8,7 @@
 //! X402_PAYER_KEY=0x… x402 pay http://127.0.0.1:4021/forecast -X POST -d '{"city":"Oslo"}'
 //! X402_PAYER_KEY=0x… x402 wallet --rpc-url http://127.0.0.1:8545
 //! x402 settlements --store x402-payments.redb --rpc-url http://127.0.0.1:8545
+//! x402 settlements --postgres postgres://x402@127.0.0.1/shop --ledger --since 2026-12-01 --csv
 //! ```
 //!
 //! The key comes from the environment only: `X402_PAYER_KEY` (hex), or `X402_KEYSTORE` (or
@@ -19,6 +20,7 @@
 //! Of `settlements`: 0 when no payment is left with an unknown outcome, 1 when some remain or on
 //! errors.
 
+mod ledger;
 mod output;
 mod settlements;
 mod wallet;

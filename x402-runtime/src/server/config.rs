@@ -52,15 +52,18 @@ pub struct X402Config {
     clock_skew: Duration,
     record_retention: Duration,
     store_path: Option<PathBuf>,
+    #[cfg(feature = "postgres")]
     database_url: Option<DatabaseUrl>,
     prices: Vec<(String, String)>,
     pay_page: Option<Arc<Prepared>>,
 }
 
 /// A database URL, which may carry a password: never shown by `Debug`.
+#[cfg(feature = "postgres")]
 #[derive(Clone)]
 struct DatabaseUrl(String);
 
+#[cfg(feature = "postgres")]
 impl std::fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("DatabaseUrl(..)")
@@ -216,6 +219,7 @@ pub struct X402ConfigBuilder {
     clock_skew: Option<Duration>,
     record_retention: Option<Duration>,
     store_path: Option<PathBuf>,
+    #[cfg(feature = "postgres")]
     database_url: Option<DatabaseUrl>,
     prices: Vec<(String, String)>,
     pay_page: Option<PayPage>,
@@ -436,6 +440,7 @@ impl X402ConfigBuilder {
             clock_skew: self.clock_skew.unwrap_or(DEFAULT_CLOCK_SKEW),
             record_retention: self.record_retention.unwrap_or(DEFAULT_RECORD_RETENTION),
             store_path: self.store_path,
+            #[cfg(feature = "postgres")]
             database_url: self.database_url,
             prices: self.prices,
             pay_page,
@@ -549,6 +554,33 @@ mod tests {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| (*v).to_owned())
         }
+    }
+
+    #[test]
+    fn a_database_url_needs_the_postgres_feature_and_is_never_shown() {
+        let url = "postgres://shop:hunter2@127.0.0.1/payments";
+        let read =
+            X402Config::from_lookup(env(&[("X402_PAY_TO", PAY_TO), ("X402_DATABASE_URL", url)]));
+        #[cfg(feature = "postgres")]
+        {
+            let config = read.expect("valid");
+            assert_eq!(config.database_url(), Some(url));
+            let shown = format!("{config:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            let sync = crate::X402::builder(config).build().err().expect("refused");
+            assert!(sync.to_string().contains("from_env_async"), "{sync}");
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let refused = read.expect_err("needs the feature");
+            assert!(
+                refused.to_string().contains("`postgres` feature"),
+                "{refused}"
+            );
+        }
+        let blank =
+            X402Config::from_lookup(env(&[("X402_PAY_TO", PAY_TO), ("X402_DATABASE_URL", " ")]));
+        assert!(blank.is_ok(), "an empty variable is unset");
     }
 
     #[test]
