@@ -50,7 +50,7 @@ pub(crate) struct Args {
     postgres: Option<String>,
     /// Export the Postgres ledger (every payment that reached /settle, with its outcome)
     /// instead of listing unknown outcomes; narrowed by the flags below.
-    #[arg(long, conflicts_with_all = ["rpc_url", "store", "redis"])]
+    #[arg(long, conflicts_with_all = ["store", "redis"])]
     ledger: bool,
     #[command(flatten)]
     ledger_args: LedgerArgs,
