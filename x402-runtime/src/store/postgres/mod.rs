@@ -790,6 +790,15 @@ mod tests {
         clock.set(1_000_000);
         store.sweep().await.expect("sweep");
         assert_eq!(store.lookup(&key(1)).await, None);
+        let client = store.client().await.expect("a connection");
+        for table in ["x402_payments", "x402_credits"] {
+            let left: i64 = client
+                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                .await
+                .expect("count")
+                .get(0);
+            assert_eq!(left, 0, "{table} is swept");
+        }
         assert_eq!(
             store
                 .ledger(&LedgerQuery::default())
