@@ -602,40 +602,10 @@ mod tests {
     use super::*;
     use crate::store::contract::{self, START, TestClock, key};
 
-    /// A URL of the test database whose connections use a fresh schema of their own, or
-    /// `None` (outside CI) when `X402_TEST_POSTGRES_URL` is not set.
+    /// A URL of the test database with a fresh schema for `test`, or `None` (outside CI) when
+    /// `X402_TEST_POSTGRES_URL` is not set.
     async fn database(test: &str) -> Option<String> {
-        let url = match std::env::var("X402_TEST_POSTGRES_URL") {
-            Ok(url) if !url.is_empty() => url,
-            _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-                panic!(
-                    "{test}: X402_TEST_POSTGRES_URL is not set; run the tests with scripts/test.sh"
-                )
-            }
-            _ => {
-                eprintln!(
-                    "skipping {test}: X402_TEST_POSTGRES_URL is not set (scripts/postgres.sh starts a PostgreSQL)"
-                );
-                return None;
-            }
-        };
-        let schema = format!("t_{}_{test}", std::process::id());
-        let (client, connection) = tokio_postgres::connect(&url, NoTls)
-            .await
-            .expect("the test database answers");
-        let connection = tokio::spawn(connection);
-        client
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-            ))
-            .await
-            .expect("a fresh schema");
-        drop(client);
-        let _ = connection.await;
-        let separator = if url.contains('?') { '&' } else { '?' };
-        Some(format!(
-            "{url}{separator}options=-c%20search_path%3D{schema}"
-        ))
+        x402_testbed::postgres_database(&format!("store_{test}")).await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
