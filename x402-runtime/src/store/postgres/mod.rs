@@ -16,7 +16,7 @@
 //! queried with [`PostgresStore::ledger`] or `x402 settlements --ledger`.
 //!
 //! The schema is created and upgraded by migrations embedded in the crate, run by
-//! [`PostgresStore::connect`] (see the `schema` module's documentation for the tables).
+//! [`PostgresStore::connect`] (the tables are listed in [`PostgresStore`]'s documentation).
 
 mod ledger;
 mod schema;
@@ -77,6 +77,23 @@ impl std::error::Error for PostgresStoreError {}
 ///     .await?;
 /// # Ok(()) }
 /// ```
+///
+/// # Tables
+///
+/// [`connect`](Self::connect) creates or upgrades them with migrations embedded in the crate:
+/// the versions applied are rows of `x402_schema_version`, and each start applies the missing
+/// ones in one transaction that first takes an advisory lock, so that processes starting
+/// together apply each once (a database migrated by a newer build is refused). Tables live in
+/// the connection's `search_path` (normally `public`):
+///
+/// - `x402_payments`: the replay record, one row per payment key while it is taken (network,
+///   asset, payer, nonce; its state, transaction, `/settle` request and `expires_at`); rows
+///   past `expires_at` are not answered and are swept at connect and every 1024 reservations.
+/// - `x402_credits`: which payment each credited transaction paid for; swept the same way.
+/// - `x402_reconciliations`: who reconciles an unknown outcome, until when.
+/// - `x402_ledger`: one row per payment that reached `/settle` (see [`LedgerEntry`] for its
+///   columns); never swept. Addresses, nonces and transactions are lower-case hex, `amount` is
+///   `numeric` (atomic units), times are `timestamptz`.
 ///
 /// When the database cannot be reached, a payment is refused with `503
 /// replay_store_unavailable` before anything is verified or served. Connections are plain
@@ -308,10 +325,7 @@ impl PostgresStore {
             reservations: Arc::new(AtomicU64::new(0)),
         };
         store.migrate().await?;
-        store
-            .sweep()
-            .await
-            .map_err(|e| PostgresStoreError(format!("Postgres {}: {e}", store.target)))?;
+        store.sweep().await?;
         Ok(store)
     }
 
@@ -372,14 +386,20 @@ impl PostgresStore {
 
     /// Removes the payments, credits and reconciliation claims whose time is up (the ledger
     /// is kept).
-    pub async fn sweep(&self) -> Result<(), String> {
+    pub async fn sweep(&self) -> Result<(), PostgresStoreError> {
+        let failed = |e: String| {
+            PostgresStoreError(format!(
+                "Postgres {}: cannot sweep expired rows: {e}",
+                self.target
+            ))
+        };
         let now = seconds((self.now)());
-        let client = self.client().await?;
+        let client = self.client().await.map_err(failed)?;
         for statement in SWEEP.split(';') {
             client
                 .execute(statement, &[&now])
                 .await
-                .map_err(|e| format!("cannot sweep expired rows: {e}"))?;
+                .map_err(|e| failed(e.to_string()))?;
         }
         Ok(())
     }
