@@ -35,6 +35,7 @@ COMBINATIONS=(
   "chain,rustls"
   "local-facilitator,rustls"
   "server,http-facilitator,rustls,redis"
+  "server,http-facilitator,rustls,postgres"
   "server,openapi"
   "macros,schemars"
   "macros,aide"

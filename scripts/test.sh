@@ -17,6 +17,11 @@ X402_TEST_REDIS_URL=$(bash scripts/redis.sh start)
 export X402_TEST_REDIS_URL
 trap 'bash scripts/redis.sh stop' EXIT
 echo "$X402_TEST_REDIS_URL"
+step "PostgreSQL on 127.0.0.1 for the Postgres store and ledger tests (stopped on exit)"
+X402_TEST_POSTGRES_URL=$(bash scripts/postgres.sh start)
+export X402_TEST_POSTGRES_URL
+trap 'bash scripts/redis.sh stop; bash scripts/postgres.sh stop' EXIT
+echo "$X402_TEST_POSTGRES_URL"
 step "module layers (x402-runtime imports run downward only)"
 python3 scripts/layers.py
 step "formatting"

@@ -1,6 +1,8 @@
-//! The durable settlement record (`FileStore`): a server process killed while a settlement is
-//! in flight, or after it, answers a resend of the same payment from the record after a
-//! restart: never a second settlement, never a fresh challenge.
+//! The durable settlement record: a server process killed while a settlement is in flight, or
+//! after it, answers a resend of the same payment from the record after a restart: never a
+//! second settlement, never a fresh challenge. Every test runs over both durable records: the
+//! file (`FileStore`) and the PostgreSQL ledger (`PostgresStore`, at `X402_TEST_POSTGRES_URL`;
+//! with `CI=true` a missing one fails).
 
 mod support;
 
@@ -8,11 +10,30 @@ use std::time::Duration;
 
 use support::{Facilitator, Payer, SettleMode, Terms, challenge_of, http, paid_server, runs};
 
-/// A fresh record file for one test.
-fn record_path(test: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("x402-durable-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir.join("payments.redb").to_string_lossy().into_owned()
+/// Where a test's `paid-server` processes keep their record.
+#[derive(Clone, Copy, Debug)]
+enum Record {
+    File,
+    Postgres,
+}
+
+impl Record {
+    /// The `paid-server` variable naming a fresh record for `test`, or `None` (outside CI) when
+    /// there is no PostgreSQL.
+    async fn env(self, test: &str) -> Option<(&'static str, String)> {
+        match self {
+            Record::File => {
+                let dir = std::env::temp_dir()
+                    .join(format!("x402-durable-{}-{test}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&dir);
+                let path = dir.join("payments.redb").to_string_lossy().into_owned();
+                Some(("STORE_PATH", path))
+            }
+            Record::Postgres => x402_testbed::postgres_database(&format!("durable_{test}"))
+                .await
+                .map(|url| ("DATABASE_URL", url)),
+        }
+    }
 }
 
 async fn signed_payment(base: &str) -> String {
@@ -41,10 +62,21 @@ async fn resend(base: &str, payment: &str) -> (u16, serde_json::Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_while_settling_a_resend_is_answered_pending_from_the_record() {
-    let path = record_path("settling");
+    killed_while_settling(Record::File).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_while_settling_a_resend_is_answered_pending_from_the_ledger() {
+    killed_while_settling(Record::Postgres).await;
+}
+
+async fn killed_while_settling(record: Record) {
+    let Some((store, path)) = record.env("settling").await else {
+        return;
+    };
     let facilitator = Facilitator::start().await;
     facilitator.set_settle(SettleMode::Hang);
-    let (mut server, base) = paid_server(&facilitator, &[("STORE_PATH", &path)]).await;
+    let (mut server, base) = paid_server(&facilitator, &[(store, &path)]).await;
     let payment = signed_payment(&base).await;
 
     // The paid request reaches /settle, which "moves the money" and does not answer.
@@ -78,15 +110,30 @@ async fn killed_while_settling_a_resend_is_answered_pending_from_the_record() {
     );
 
     // The record says `settling`, with the request: after the restart the outcome is unknown,
-    // and the resend reconciles with one `/settle` of that same request.
+    // and the resend reconciles with one `/settle` of that same request. A shared store cannot
+    // tell a stopped process from one still settling until the settle timeout (1 s here) and
+    // its grace have passed: until then a resend is told the payment is in progress.
     facilitator.set_settle(SettleMode::Success);
     let (_server, base) = paid_server(
         &facilitator,
-        &[("STORE_PATH", &path), ("RECONCILE_MS", "off")],
+        &[
+            (store, &path),
+            ("RECONCILE_MS", "off"),
+            ("SETTLE_TIMEOUT_MS", "1000"),
+        ],
     )
     .await;
     let tx = support::tx_for(&nonce_of(&payment));
-    for attempt in ["reconciling resend", "resend after the outcome"] {
+    for _ in 0..40 {
+        let (status, body) = resend(&base, &payment).await;
+        assert_eq!(status, 409, "{body} (never a fresh challenge)");
+        if body["error"] == "payment_already_settled" {
+            break;
+        }
+        assert_eq!(body["error"], "payment_in_progress", "{body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for attempt in ["reconciled resend", "resend after the outcome"] {
         let (status, body) = resend(&base, &payment).await;
         assert_eq!(status, 409, "{attempt}: {body}");
         assert_eq!(
@@ -102,6 +149,19 @@ async fn killed_while_settling_a_resend_is_answered_pending_from_the_record() {
         calls.iter().all(|c| c.nonce == nonce_of(&payment)),
         "the same payment"
     );
+    if let Record::Postgres = record {
+        // The ledger row written before /settle now has the reconciled outcome.
+        let ledger = x402_runtime::PostgresStore::connect(&path)
+            .await
+            .expect("postgres")
+            .ledger(&x402_runtime::LedgerQuery::default())
+            .await
+            .expect("ledger");
+        assert_eq!(ledger.len(), 1, "{ledger:?}");
+        assert_eq!(ledger[0].state, x402_runtime::LedgerState::Settled);
+        assert_eq!(ledger[0].transaction.as_deref(), Some(tx.as_str()));
+        assert_eq!(ledger[0].route.as_deref(), Some("/counted"));
+    }
 }
 
 /// The EIP-3009 nonce of a signed payment header.
@@ -115,10 +175,21 @@ fn nonce_of(payment: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_after_an_unknown_outcome_the_server_reconciles_it_by_itself() {
-    let path = record_path("unknown");
+    killed_after_an_unknown_outcome(Record::File).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_an_unknown_outcome_the_server_reconciles_it_from_the_ledger() {
+    killed_after_an_unknown_outcome(Record::Postgres).await;
+}
+
+async fn killed_after_an_unknown_outcome(record: Record) {
+    let Some((store, path)) = record.env("unknown").await else {
+        return;
+    };
     let facilitator = Facilitator::start().await;
     facilitator.set_settle(SettleMode::Pending);
-    let env = [("STORE_PATH", path.as_str()), ("RECONCILE_MS", "off")];
+    let env = [(store, path.as_str()), ("RECONCILE_MS", "off")];
     let (mut server, base) = paid_server(&facilitator, &env).await;
     let payment = signed_payment(&base).await;
     let (status, body) = resend(&base, &payment).await;
@@ -128,11 +199,8 @@ async fn killed_after_an_unknown_outcome_the_server_reconciles_it_by_itself() {
 
     // The buyer never comes back: the restarted server reconciles from the durable record.
     facilitator.set_settle(SettleMode::Success);
-    let (_server, base) = paid_server(
-        &facilitator,
-        &[("STORE_PATH", &path), ("RECONCILE_MS", "100")],
-    )
-    .await;
+    let (_server, base) =
+        paid_server(&facilitator, &[(store, &path), ("RECONCILE_MS", "100")]).await;
     for _ in 0..100 {
         if facilitator.count("settle") >= 2 {
             break;
@@ -163,9 +231,20 @@ async fn killed_after_an_unknown_outcome_the_server_reconciles_it_by_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_after_settling_a_resend_is_refused_with_the_recorded_transaction() {
-    let path = record_path("settled");
+    killed_after_settling(Record::File).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_settling_a_resend_is_refused_with_the_ledger_s_transaction() {
+    killed_after_settling(Record::Postgres).await;
+}
+
+async fn killed_after_settling(record: Record) {
+    let Some((store, path)) = record.env("settled").await else {
+        return;
+    };
     let facilitator = Facilitator::start().await;
-    let (mut server, base) = paid_server(&facilitator, &[("STORE_PATH", &path)]).await;
+    let (mut server, base) = paid_server(&facilitator, &[(store, &path)]).await;
     let payment = signed_payment(&base).await;
     let paid = http()
         .get(format!("{base}/counted"))
@@ -178,7 +257,7 @@ async fn killed_after_settling_a_resend_is_refused_with_the_recorded_transaction
         support::decode_b64(paid.headers()["payment-response"].to_str().expect("ascii"));
     server.0.kill().await.expect("kill -9");
 
-    let (_server, base) = paid_server(&facilitator, &[("STORE_PATH", &path)]).await;
+    let (_server, base) = paid_server(&facilitator, &[(store, &path)]).await;
     let (status, body) = resend(&base, &payment).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"], "payment_already_settled", "{body}");
@@ -198,10 +277,21 @@ async fn killed_after_settling_a_resend_is_refused_with_the_recorded_transaction
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_settlement_leaves_the_payment_usable_after_a_restart() {
-    let path = record_path("refused");
+    a_refused_settlement_leaves_the_payment_usable(Record::File).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_settlement_leaves_the_payment_usable_after_a_restart_postgres() {
+    a_refused_settlement_leaves_the_payment_usable(Record::Postgres).await;
+}
+
+async fn a_refused_settlement_leaves_the_payment_usable(record: Record) {
+    let Some((store, path)) = record.env("refused").await else {
+        return;
+    };
     let facilitator = Facilitator::start().await;
     facilitator.set_settle(SettleMode::Fail("invalid_exact_evm_insufficient_balance"));
-    let (mut server, base) = paid_server(&facilitator, &[("STORE_PATH", &path)]).await;
+    let (mut server, base) = paid_server(&facilitator, &[(store, &path)]).await;
     let payment = signed_payment(&base).await;
     let (status, body) = resend(&base, &payment).await;
     assert_eq!(status, 402, "{body}");
@@ -210,7 +300,7 @@ async fn a_refused_settlement_leaves_the_payment_usable_after_a_restart() {
     server.0.kill().await.expect("kill -9");
 
     facilitator.set_settle(SettleMode::Success);
-    let (_server, base) = paid_server(&facilitator, &[("STORE_PATH", &path)]).await;
+    let (_server, base) = paid_server(&facilitator, &[(store, &path)]).await;
     let answer = http()
         .get(format!("{base}/counted"))
         .header("PAYMENT-SIGNATURE", &payment)

@@ -1,13 +1,36 @@
-//! Exactly once across processes: two server processes sharing the Redis replay store
-//! (`RedisStore`) take 64 concurrent copies of one payment, split between them, and run the
-//! handler once and settle once. Needs a redis-server on 127.0.0.1 named by
-//! `X402_TEST_REDIS_URL` (the test command starts one); with `CI=true` a missing one fails.
+//! Exactly once across processes: two server processes sharing a replay store take 64
+//! concurrent copies of one payment, split between them, and run the handler once and settle
+//! once. Every test runs over both shared stores: Redis (`RedisStore`, a redis-server on
+//! 127.0.0.1 named by `X402_TEST_REDIS_URL`) and PostgreSQL (`PostgresStore`, named by
+//! `X402_TEST_POSTGRES_URL`); the test command starts both, and with `CI=true` a missing one
+//! fails.
 
 mod support;
 
 use std::time::Duration;
 
-use support::{Child, Facilitator, Payer, Terms, challenge_of, http, paid_server, runs};
+use support::{Child, Facilitator, Payer, TcpRelay, Terms, challenge_of, http, paid_server, runs};
+use x402_runtime::{LedgerQuery, LedgerState, PostgresStore};
+
+/// A store shared by the processes of a test.
+#[derive(Clone, Copy, Debug)]
+enum Shared {
+    Redis,
+    Postgres,
+}
+
+impl Shared {
+    /// The `paid-server` variable naming the store for `test`, or `None` (outside CI) when
+    /// there is none.
+    async fn env(self, test: &str) -> Option<(&'static str, String)> {
+        match self {
+            Shared::Redis => redis_url(test).map(|url| ("REDIS_URL", url)),
+            Shared::Postgres => x402_testbed::postgres_database(test)
+                .await
+                .map(|url| ("DATABASE_URL", url)),
+        }
+    }
+}
 
 /// The Redis URL for these tests, or `None` (outside CI) when there is none.
 fn redis_url(test: &str) -> Option<String> {
@@ -83,10 +106,10 @@ struct Pair {
 }
 
 impl Pair {
-    async fn start(redis: &str) -> Pair {
+    async fn start((name, url): &(&'static str, String)) -> Pair {
         let facilitator = Facilitator::start().await;
         // Without the background reconciliation, every `/settle` counted is one a request caused.
-        let env = [("REDIS_URL", redis), ("RECONCILE_MS", "off")];
+        let env = [(*name, url.as_str()), ("RECONCILE_MS", "off")];
         let (first, a) = paid_server(&facilitator, &env).await;
         let (second, b) = paid_server(&facilitator, &env).await;
         let unpaid = http()
@@ -108,18 +131,35 @@ impl Pair {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sixty_four_copies_across_two_processes_run_and_settle_once() {
-    let Some(redis) = redis_url("sixty_four_copies_across_two_processes_run_and_settle_once")
-    else {
+async fn sixty_four_copies_across_two_processes_run_and_settle_once_redis() {
+    sixty_four_copies_run_and_settle_once(Shared::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_copies_across_two_processes_run_and_settle_once_postgres() {
+    let Some(url) = sixty_four_copies_run_and_settle_once(Shared::Postgres).await else {
         return;
     };
+    // The ledger has the one settlement, with its terms.
+    let store = PostgresStore::connect(&url).await.expect("postgres");
+    let ledger = store.ledger(&LedgerQuery::default()).await.expect("ledger");
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!(ledger[0].state, LedgerState::Settled);
+    assert_eq!(ledger[0].route.as_deref(), Some("/counted"));
+    assert_eq!(ledger[0].amount.as_deref(), Some("1000"));
+    assert_eq!(ledger[0].transaction.as_ref().map(String::len), Some(66));
+}
+
+/// Returns the store's URL, or `None` when the test was skipped.
+async fn sixty_four_copies_run_and_settle_once(shared: Shared) -> Option<String> {
+    let store = shared.env(&format!("sixty_four_copies_{shared:?}")).await?;
     let Pair {
         facilitator,
         a,
         b,
         payment,
         _processes,
-    } = Pair::start(&redis).await;
+    } = Pair::start(&store).await;
 
     let answers = copies_split(&a, &b, &payment, 64).await;
     let served = answers.iter().filter(|(status, _)| *status == 200).count();
@@ -145,11 +185,21 @@ async fn sixty_four_copies_across_two_processes_run_and_settle_once() {
         );
     }
     assert_eq!(facilitator.count("settle"), 1);
+    Some(store.1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_payment_is_released_for_every_process() {
-    let Some(redis) = redis_url("a_refused_payment_is_released_for_every_process") else {
+async fn a_refused_payment_is_released_for_every_process_redis() {
+    a_refused_payment_is_released_for_every_process(Shared::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_payment_is_released_for_every_process_postgres() {
+    a_refused_payment_is_released_for_every_process(Shared::Postgres).await;
+}
+
+async fn a_refused_payment_is_released_for_every_process(shared: Shared) {
+    let Some(store) = shared.env(&format!("refused_released_{shared:?}")).await else {
         return;
     };
     let Pair {
@@ -158,7 +208,7 @@ async fn a_refused_payment_is_released_for_every_process() {
         b,
         payment,
         _processes,
-    } = Pair::start(&redis).await;
+    } = Pair::start(&store).await;
     let client = http();
 
     // Verification refused on A: the key is released in Redis, so B can take the same payment.
@@ -198,10 +248,17 @@ async fn a_refused_payment_is_released_for_every_process() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_resends_of_an_unknown_payment_reconcile_once_across_processes() {
-    let Some(redis) =
-        redis_url("concurrent_resends_of_an_unknown_payment_reconcile_once_across_processes")
-    else {
+async fn concurrent_resends_of_an_unknown_payment_reconcile_once_across_processes_redis() {
+    concurrent_resends_reconcile_once(Shared::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_resends_of_an_unknown_payment_reconcile_once_across_processes_postgres() {
+    concurrent_resends_reconcile_once(Shared::Postgres).await;
+}
+
+async fn concurrent_resends_reconcile_once(shared: Shared) {
+    let Some(store) = shared.env(&format!("resends_reconcile_{shared:?}")).await else {
         return;
     };
     let Pair {
@@ -210,7 +267,7 @@ async fn concurrent_resends_of_an_unknown_payment_reconcile_once_across_processe
         b,
         payment,
         _processes,
-    } = Pair::start(&redis).await;
+    } = Pair::start(&store).await;
     let client = http();
     let payload: serde_json::Value = support::decode_b64(&payment);
     let tx = support::tx_for(
@@ -258,4 +315,52 @@ async fn concurrent_resends_of_an_unknown_payment_reconcile_once_across_processe
     }
     assert_eq!(facilitator.count("settle"), 2);
     assert_eq!(runs(&a).await + runs(&b).await, 1, "the handler ran once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_database_refuses_payments_before_verifying_them() {
+    let Some(url) = x402_testbed::postgres_database("stopped_database").await else {
+        return;
+    };
+    // The server reaches PostgreSQL through a relay the test can cut, as if it stopped.
+    let address = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("host:port in the URL")
+        .to_owned();
+    let relay = TcpRelay::start(&address).await;
+    let relayed = url.replacen(&address, &format!("127.0.0.1:{}", relay.port), 1);
+    let facilitator = Facilitator::start().await;
+    let (_server, base) = paid_server(
+        &facilitator,
+        &[("DATABASE_URL", relayed.as_str()), ("RECONCILE_MS", "off")],
+    )
+    .await;
+    let unpaid = http()
+        .get(format!("{base}/counted"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unpaid.status(), 402);
+    let payment = Payer::new(support::PAYER_KEY).pay_v2(&challenge_of(&unpaid), &Terms::default());
+
+    relay.cut();
+    for attempt in ["first", "again"] {
+        let answer = http()
+            .get(format!("{base}/counted"))
+            .header("PAYMENT-SIGNATURE", &payment)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(answer.status(), 503, "{attempt}");
+        let body: serde_json::Value = answer.json().await.expect("json");
+        assert_eq!(
+            body["error"], "replay_store_unavailable",
+            "{attempt}: {body}"
+        );
+    }
+    assert_eq!(facilitator.count("verify"), 0, "nothing verified");
+    assert_eq!(facilitator.count("settle"), 0);
+    assert_eq!(runs(&base).await, 0, "nothing served");
 }

@@ -10,6 +10,7 @@
 //! X402_PAYER_KEY=0x… x402 wallet --rpc-url http://127.0.0.1:8545
 //! x402 settlements --store x402-payments.redb --rpc-url http://127.0.0.1:8545
 //! x402 doctor                                    # check this deployment's environment
+//! x402 settlements --postgres postgres://x402@127.0.0.1/shop --ledger --since 2026-12-01 --csv
 //! ```
 //!
 //! The key comes from the environment only: `X402_PAYER_KEY` (hex), or `X402_KEYSTORE` (or
@@ -22,6 +23,7 @@
 //! errors. Of `doctor`: 0 when no check failed (warnings allowed), 1 otherwise.
 
 mod doctor;
+mod ledger;
 mod output;
 mod settlements;
 mod wallet;

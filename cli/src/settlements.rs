@@ -13,9 +13,10 @@ use x402_runtime::schemes::exact_evm::chain::RpcChainReader;
 use x402_runtime::server::settlement::{
     Resolution, UnknownSettlement, resolve_on_chain, unknown_settlements,
 };
-use x402_runtime::{FileStore, RedisStore, ReplayStore, unix_now};
+use x402_runtime::{FileStore, PostgresStore, RedisStore, ReplayStore, unix_now};
 
 use crate::Error;
+use crate::ledger::{self, LedgerArgs};
 use crate::output::table;
 
 /// The environment variable naming the server's settlement record (as `X402::from_env` reads it).
@@ -24,6 +25,11 @@ const STORE_PATH_ENV: &str = "X402_STORE_PATH";
 const CHAIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long connecting to Redis may take.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(10);
+/// The environment variable naming the server's Postgres store (as `X402::from_env_async`
+/// reads it).
+const DATABASE_URL_ENV: &str = "X402_DATABASE_URL";
+/// How long connecting to Postgres (and preparing its tables) may take.
+const POSTGRES_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// `x402 settlements` arguments.
 #[derive(Debug, clap::Args)]
@@ -31,12 +37,23 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct Args {
     /// The server's settlement record (a redb file). Default: $X402_STORE_PATH, else
     /// x402-payments.redb. The server must be stopped: one process opens the file at a time.
-    #[arg(long, value_name = "PATH", conflicts_with = "redis")]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["redis", "postgres"])]
     store: Option<PathBuf>,
     /// Read the shared Redis store (redis://host:port/db) instead of a file; works while the
     /// servers run.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "postgres")]
     redis: Option<String>,
+    /// Read the shared Postgres store and ledger (postgres://user:password@host:port/db)
+    /// instead of a file; works while the servers run. Default: $X402_DATABASE_URL when
+    /// neither --store nor --redis is given.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
+    /// Export the Postgres ledger (every payment that reached /settle, with its outcome)
+    /// instead of listing unknown outcomes; narrowed by the flags below.
+    #[arg(long, conflicts_with_all = ["store", "redis"])]
+    ledger: bool,
+    #[command(flatten)]
+    ledger_args: LedgerArgs,
     /// The key prefix of the Redis store (RedisStore::connect_with_prefix).
     #[arg(
         long,
@@ -84,6 +101,28 @@ unknown. A resend of the payment is then answered from that record.
   resolution    null without --rpc-url; else {\"outcome\": \"settled\" | \"expired_unsettled\" |
                 \"unknown\" | \"error\", \"transaction\": hash or null, \"error\": text or null}
 
+--ledger (with --postgres URL or $X402_DATABASE_URL) prints the ledger instead, newest first:
+a table, or with --csv every column with a header row (RFC 4180), or with --json one object
+per payment with the same fields in camelCase:
+  created_at    when /settle was first called (RFC 3339, UTC)
+  state         settling, pending, settled, expired_unsettled or refused
+  network       CAIP-2 network id
+  payer         the authorization's `from` (EIP-55)
+  amount        human units for a known token (\"0.001\"), else empty
+  currency      \"USDC\", \"EURC\", or empty for another token
+  atomic_amount atomic units
+  asset         token contract (EIP-55)
+  pay_to        the recipient (lower-case hex)
+  route         the resource URL's path
+  resource      the resource URL
+  scheme        the payment scheme (\"exact\")
+  transaction   the settling transaction (or the one named while pending)
+  nonce         the authorization's nonce
+  updated_at    when its state last changed
+  settled_at    when it was recorded settled, or empty
+  key           network/asset/payer/nonce
+It exits 0 unless the ledger cannot be read.
+
 Exit status: 0 when no payment is left with an unknown outcome (nothing listed, or every one
 resolved), 1 when some remain unknown (always so without --rpc-url when any is listed) or on
 errors.";
@@ -110,6 +149,16 @@ impl Row {
 }
 
 pub(crate) async fn run(args: Args) -> Result<ExitCode, Error> {
+    if args.ledger {
+        let Some(url) = postgres_url(&args) else {
+            return Err(format!(
+                "--ledger reads a Postgres store: name it with --postgres URL (or set {DATABASE_URL_ENV})"
+            )
+            .into());
+        };
+        let store = connect_postgres(&url).await?;
+        return ledger::run(&store, &args.ledger_args, args.json).await;
+    }
     let opened = open(&args).await?;
     let store = &*opened.store;
     let listed = unknown_settlements(store)
@@ -161,8 +210,46 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode, Error> {
     })
 }
 
-/// Opens the Redis store, or the file (which must exist: opening creates it otherwise).
+/// The Postgres store to read: `--postgres`, else `$X402_DATABASE_URL` when no other store is
+/// named.
+fn postgres_url(args: &Args) -> Option<String> {
+    if let Some(url) = &args.postgres {
+        return Some(url.trim().to_owned());
+    }
+    if args.store.is_some() || args.redis.is_some() {
+        return None;
+    }
+    std::env::var(DATABASE_URL_ENV)
+        .ok()
+        .map(|url| url.trim().to_owned())
+        .filter(|url| !url.is_empty())
+}
+
+/// Connects to the Postgres store (the URL is not repeated: it may carry a password).
+async fn connect_postgres(url: &str) -> Result<PostgresStore, Error> {
+    let connect = PostgresStore::connect(url);
+    let store = tokio::time::timeout(POSTGRES_TIMEOUT, connect)
+        .await
+        .map_err(|_| {
+            format!(
+                "Postgres did not answer within {} s",
+                POSTGRES_TIMEOUT.as_secs()
+            )
+        })??;
+    Ok(store)
+}
+
+/// Opens the Postgres or Redis store, or the file (which must exist: opening creates it
+/// otherwise).
 async fn open(args: &Args) -> Result<Opened, Error> {
+    if let Some(url) = postgres_url(args) {
+        let store = connect_postgres(&url).await?;
+        let name = format!("Postgres {}", store.target());
+        return Ok(Opened {
+            store: Box::new(store),
+            name,
+        });
+    }
     if let Some(url) = &args.redis {
         let connect = RedisStore::connect_with_prefix(url, &args.redis_prefix);
         let store = tokio::time::timeout(REDIS_TIMEOUT, connect)

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use x402_runtime::client::{PaymentSigner, SignedPayment};
 use x402_runtime::facilitator::{Facilitator, LocalFacilitator};
 use x402_runtime::proto::{FacilitatorRequest, PaymentRequired, PaymentRequirements, Requirements};
-use x402_runtime::{FileStore, RedisStore, ReplayKey, ReplayStore, Slot, unix_now};
+use x402_runtime::{FileStore, PostgresStore, RedisStore, ReplayKey, ReplayStore, Slot, unix_now};
 use x402_testbed::{Chain, FACILITATOR_KEY, MERCHANT, NETWORK, PAYER, PAYER_KEY, USDC};
 
 const RESOURCE: &str = "http://127.0.0.1:4021/weather?city=Paris";
@@ -109,6 +109,7 @@ async fn run_x402(args: &[&str]) -> Output {
         .args(args)
         .env_remove("X402_STORE_PATH")
         .env_remove("X402_RPC_URL")
+        .env_remove("X402_DATABASE_URL")
         .kill_on_drop(true);
     tokio::time::timeout(Duration::from_secs(120), command.output())
         .await
@@ -305,6 +306,207 @@ async fn settlements_lists_a_pending_payment_of_the_shared_redis_store() {
     // `--store` and `--redis` name two different records: refused.
     let both = run_x402(&["settlements", "--redis", &url, "--store", "x.redb"]).await;
     assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+}
+
+/// Records `payment` settled by `transaction`, as the paywall does: settling with the `/settle`
+/// request, then the outcome.
+async fn record_settled(
+    store: &dyn ReplayStore,
+    payment: &SignedPayment,
+    request: &FacilitatorRequest,
+    transaction: &str,
+) {
+    let key = key_of(payment);
+    store
+        .reserve(&key, valid_before(payment) + 60)
+        .await
+        .expect("a fresh key");
+    let settling = Slot::Settling {
+        request: Some(serde_json::to_string(request).expect("request JSON")),
+        since: unix_now(),
+    };
+    store
+        .record(&key, settling, valid_before(payment) + 60)
+        .await;
+    assert!(store.credit(transaction, &key).await);
+    let settled = Slot::Settled {
+        transaction: transaction.to_owned(),
+    };
+    store
+        .record(&key, settled, valid_before(payment) + 60 + 24 * 3600)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settlements_exports_the_postgres_ledger_as_csv_and_json() {
+    let Some(url) = x402_testbed::postgres_database("cli_ledger").await else {
+        return;
+    };
+    let store = PostgresStore::connect(&url).await.expect("postgres");
+    let before = unix_now();
+    let payments: Vec<_> = (0..3).map(|_| signed(60)).collect();
+    let txs: Vec<String> = (1..=2u8)
+        .map(|n| format!("0x{}", format!("{n:02x}").repeat(32)))
+        .collect();
+    record_settled(&store, &payments[0].0, &payments[0].1, &txs[0]).await;
+    record_settled(&store, &payments[1].0, &payments[1].1, &txs[1]).await;
+    record_pending(&store, &payments[2].0, &payments[2].1, "", unix_now()).await;
+
+    let exported = run_x402(&["settlements", "--postgres", &url, "--ledger", "--csv"]).await;
+    assert_eq!(exported.status.code(), Some(0), "{}", stderr(&exported));
+    let mut reader = csv::Reader::from_reader(exported.stdout.as_slice());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        &header[..5],
+        ["created_at", "state", "network", "payer", "amount"]
+    );
+    let column = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("a CSV row")).collect();
+    assert_eq!(rows.len(), 3, "{}", stdout(&exported));
+    let mut settled: Vec<&str> = rows
+        .iter()
+        .filter(|r| &r[column("state")] == "settled")
+        .map(|r| &r[column("transaction")])
+        .collect();
+    settled.sort_unstable();
+    assert_eq!(settled, [txs[0].as_str(), txs[1].as_str()]);
+    for row in &rows {
+        assert_eq!(&row[column("payer")], PAYER.to_checksum(None));
+        assert_eq!(&row[column("amount")], "0.001");
+        assert_eq!(&row[column("currency")], "USDC");
+        assert_eq!(&row[column("atomic_amount")], "1000");
+        assert_eq!(&row[column("route")], "/weather");
+        // The resource URL has a query: quoted only if it needs it, and read back whole.
+        assert_eq!(&row[column("resource")], RESOURCE);
+        assert_eq!(&row[column("pay_to")], MERCHANT.to_string().to_lowercase());
+        assert!(row[column("created_at")].ends_with('Z'), "{row:?}");
+    }
+    let pending = rows
+        .iter()
+        .find(|r| &r[column("state")] == "pending")
+        .expect("pending");
+    assert_eq!(&pending[column("settled_at")], "");
+
+    // Narrowed: one transaction, as JSON.
+    let one = run_x402(&[
+        "settlements",
+        "--postgres",
+        &url,
+        "--ledger",
+        "--transaction",
+        &txs[1].to_uppercase().replace("0X", "0x"),
+        "--json",
+    ])
+    .await;
+    assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+    let list: Value = serde_json::from_slice(&one.stdout).expect("JSON");
+    let entries = list.as_array().expect("array");
+    assert_eq!(entries.len(), 1, "{list}");
+    assert_eq!(
+        entries[0]["nonce"],
+        payments[1].0.authorization.nonce.to_string()
+    );
+    assert_eq!(entries[0]["state"], "settled");
+    assert_eq!(entries[0]["atomicAmount"], "1000");
+    assert!(entries[0]["settledAt"].is_string(), "{list}");
+
+    // By state and time; by another payer (none); by the environment's URL.
+    let since = before.to_string();
+    let by_state = run_x402(&[
+        "settlements",
+        "--postgres",
+        &url,
+        "--ledger",
+        "--state",
+        "settled",
+        "--since",
+        &since,
+        "--route",
+        "/weather",
+        "--csv",
+    ])
+    .await;
+    assert_eq!(
+        stdout(&by_state).lines().count(),
+        3,
+        "{}",
+        stdout(&by_state)
+    );
+    let later = run_x402(&[
+        "settlements",
+        "--postgres",
+        &url,
+        "--ledger",
+        "--until",
+        "2000-01-01",
+        "--csv",
+    ])
+    .await;
+    assert_eq!(
+        stdout(&later).lines().count(),
+        1,
+        "the header only: {}",
+        stdout(&later)
+    );
+    let other = run_x402(&[
+        "settlements",
+        "--postgres",
+        &url,
+        "--ledger",
+        "--payer",
+        &MERCHANT.to_string(),
+        "--json",
+    ])
+    .await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&other.stdout).expect("JSON"),
+        json!([])
+    );
+
+    // Without --ledger, the unknown outcomes, as for the other stores; from $X402_DATABASE_URL.
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_x402"));
+    command
+        .args(["settlements", "--json"])
+        .env("X402_DATABASE_URL", &url)
+        .env_remove("X402_STORE_PATH")
+        .env_remove("X402_RPC_URL")
+        .kill_on_drop(true);
+    let listed = tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .expect("in time")
+        .expect("ran");
+    assert_eq!(listed.status.code(), Some(1), "{}", stderr(&listed));
+    let list: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    let entries = list.as_array().expect("array");
+    assert_eq!(entries.len(), 1, "{list}");
+    assert_eq!(
+        entries[0]["nonce"],
+        payments[2].0.authorization.nonce.to_string()
+    );
+
+    // --ledger reads Postgres only; a bad time is refused by the parser.
+    let no_store = run_x402(&["settlements", "--ledger"]).await;
+    assert_eq!(no_store.status.code(), Some(1));
+    assert!(
+        stderr(&no_store).contains("--postgres URL"),
+        "{}",
+        stderr(&no_store)
+    );
+    let bad_time = run_x402(&[
+        "settlements",
+        "--postgres",
+        &url,
+        "--ledger",
+        "--since",
+        "yesterday",
+    ])
+    .await;
+    assert_eq!(bad_time.status.code(), Some(2), "{}", stderr(&bad_time));
 }
 
 /// A raw JSON-RPC call to anvil.

@@ -26,6 +26,7 @@ mod chain;
 mod error;
 mod install;
 mod link;
+mod postgres;
 mod token;
 
 use alloy::primitives::{Address, U256, address};
@@ -36,6 +37,7 @@ pub use install::{
     Paths, chromium, install, install_chain, repo_root, require_tools, skip_unless_available,
 };
 pub use link::link_bytecode;
+pub use postgres::postgres_database;
 pub use token::FiatToken;
 
 /// Chain id the test chain runs with (Base Sepolia).

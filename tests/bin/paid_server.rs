@@ -1,7 +1,8 @@
 //! A paid server process for the multi-process tests: `GET /counted` costs 0.001 USDC and counts
 //! its runs (`GET /runs`); payments are verified and settled through the facilitator at
 //! `FACILITATOR_URL`, and recorded in the Redis replay store at `REDIS_URL` (shared by every
-//! process of a test) or, with `STORE_PATH`, in the durable settlement record in that file.
+//! process of a test), in the Postgres store and ledger at `DATABASE_URL` (the same), or, with
+//! `STORE_PATH`, in the durable settlement record in that file.
 //! `SETTLE_TIMEOUT_MS` bounds `/settle` (30 s unless set); `RECONCILE_MS` sets how often unknown
 //! outcomes are reconciled in the background (`off`: never; 5 s unless set).
 //! Prints `listening http://127.0.0.1:<port>` once it accepts.
@@ -37,6 +38,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(path) = std::env::var("STORE_PATH") {
         config = config.store_path(path);
     }
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        config = config.database_url(url);
+    }
     if let Ok(ms) = std::env::var("SETTLE_TIMEOUT_MS") {
         config = config.settle_timeout(Duration::from_millis(ms.parse()?));
     }
@@ -57,7 +61,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(url) = std::env::var("REDIS_URL") {
         x402 = x402.store(RedisStore::connect(&url).await?);
     }
-    let x402 = x402.build()?;
+    // Connects to DATABASE_URL when it is set.
+    let x402 = x402.build_async().await?;
     let app = Router::new()
         .route("/counted", get(counted))
         .route("/runs", get(runs))

@@ -603,6 +603,43 @@ impl DropProxy {
     }
 }
 
+/// A TCP relay on 127.0.0.1 to `upstream` (`host:port`) that can be cut: then every open
+/// connection is closed and new ones are refused, as when a database server stops.
+pub struct TcpRelay {
+    pub port: u16,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl TcpRelay {
+    pub async fn start(upstream: &str) -> TcpRelay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let upstream = upstream.to_owned();
+        let handles = tasks.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                handles.lock().expect("tasks").push(relay);
+            }
+        });
+        tasks.lock().expect("tasks").push(accept);
+        TcpRelay { port, tasks }
+    }
+
+    /// Closes every connection and stops listening.
+    pub fn cut(&self) {
+        for task in self.tasks.lock().expect("tasks").drain(..) {
+            task.abort();
+        }
+    }
+}
+
 /// Reads one HTTP/1.1 message with a `Content-Length` (or no) body.
 async fn read_message(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
     use tokio::io::AsyncReadExt;
@@ -673,6 +710,7 @@ pub async fn paid_server(facilitator: &Facilitator, env: &[(&str, &str)]) -> (Ch
     command
         .env("FACILITATOR_URL", facilitator.url())
         .env_remove("REDIS_URL")
+        .env_remove("DATABASE_URL")
         .env_remove("STORE_PATH")
         .env_remove("SETTLE_TIMEOUT_MS")
         .env_remove("RECONCILE_MS")

@@ -79,6 +79,7 @@
 //! | `local-facilitator` | no | `facilitator::LocalFacilitator`: verifies in process, settles through an EVM node |
 //! | `client` | no | `client::X402Client`: pays 402s within a budget and never twice; `client::PaymentSigner`; `client::discover` |
 //! | `redis` | no | `RedisStore`: a replay store shared by several server processes |
+//! | `postgres` | no | `PostgresStore`: the replay store and a queryable settlement ledger in PostgreSQL, shared by several server processes; `X402::from_env_async` connects to `X402_DATABASE_URL` |
 //! | `chain` | no | `schemes::exact_evm::chain::RpcChainReader`: reads EIP-3009 authorizations on chain to resolve unknown settlements (`local-facilitator` includes it) |
 //! | `schemars` | no | shapes of paid routes from the handlers' own types (schemars 1) in the bazaar extension of every 402; `discovery`: prices any OpenAPI document (or one generated from the registry) and serves `/openapi.json`, `/llms.txt`, `/.well-known/x402` |
 //! | `openapi` | no | `openapi`: the same on a utoipa 6 / utoipa-axum 0.3 document, and the docs page at `/docs` (implies `schemars`) |
@@ -99,7 +100,7 @@
 //! | what is on the wire (headers, JSON shapes, error codes)? | [`proto`], [`proto::header`], [`codes`] |
 //! | where does a price become an offer? | [`schemes`] ([`Scheme::offer`](schemes::Scheme::offer)), called for each route by the server's offers |
 //! | where is a payment checked? | [`schemes::exact_evm`] ([`rules`](schemes::exact_evm::rules), shared with the in-process facilitator), after the server's admission matched it to an offer |
-//! | where is it made single-use? | the [`ReplayKey`] reserved in the [`ReplayStore`] ([`MemoryStore`], [`FileStore`], `RedisStore`) |
+//! | where is it made single-use? | the [`ReplayKey`] reserved in the [`ReplayStore`] ([`MemoryStore`], [`FileStore`], `RedisStore`, `PostgresStore`) |
 //! | where does settlement happen? | [`server::settlement`] (what a `/settle` answer means, reconciliation), through a [`Facilitator`] |
 //! | which facilitator gets a request, with which credentials? | [`facilitator`]: [`HttpFacilitator`](facilitator::HttpFacilitator) (headers, CDP JWT), [`Facilitators`](facilitator::Facilitators) (per-network lists, failover) |
 //! | how does a client pay? | `client` (feature `client`) |
@@ -146,7 +147,7 @@ compile_error!(
 // network     EVM networks and their stablecoins
 // schemes/    the scheme seam (offer from a price, payload decoded and checked, replay key);
 //             exact_evm/ (EIP-712, EIP-3009, the authorization rules, reading the chain)
-// store/      the replay store and settlement record: memory, redb file, Redis
+// store/      the replay store and settlement record: memory, redb file, Redis, Postgres (ledger)
 // facilitator/ the facilitator interface, its HTTP client, the in-process facilitator
 // route/      the #[paid] registry, the handler glue, the mount probe
 // page/       the pay page browsers get instead of the JSON 402 (HTML, CSS, script, its CSP)
@@ -224,6 +225,11 @@ pub use server::shutdown::ShutdownReport;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use store::file::{FileStore, FileStoreError};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use store::postgres::{
+    LedgerEntry, LedgerQuery, LedgerState, PostgresStore, PostgresStoreError,
+};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::redis::{RedisStore, RedisStoreError};

@@ -16,6 +16,7 @@
 //! | `X402_PRICES` | prices set for this deployment, `route=price` comma-separated (a route is its operation id or `METHOD /path`; see [`X402ConfigBuilder::price`]) | the attributes' prices |
 //! | `X402_PAY_PAGE` | `off` answers browsers with the JSON 402 too (see [`PayPage`]) | `on` |
 //! | `X402_PAY_PAGE_TITLE` | the pay page's title | `Paid resource` |
+//! | `X402_DATABASE_URL` | PostgreSQL URL of a shared replay store and settlement ledger (feature `postgres`; connected by [`X402::from_env_async`](crate::X402)) | none |
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,8 +64,22 @@ pub struct X402Config {
     clock_skew: Duration,
     record_retention: Duration,
     store_path: Option<PathBuf>,
+    #[cfg(feature = "postgres")]
+    database_url: Option<DatabaseUrl>,
     prices: Vec<(String, String)>,
     pay_page: Option<Arc<Prepared>>,
+}
+
+/// A database URL, which may carry a password: never shown by `Debug`.
+#[cfg(feature = "postgres")]
+#[derive(Clone)]
+struct DatabaseUrl(String);
+
+#[cfg(feature = "postgres")]
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(..)")
+    }
 }
 
 /// Where `X402::from_env` keeps its settlement record unless `X402_STORE_PATH` says otherwise.
@@ -114,6 +129,7 @@ impl X402Config {
             Some(path) if !path.is_empty() => builder = builder.store_path(path),
             _ => builder = builder.store_path(DEFAULT_STORE_PATH),
         }
+        builder = read_database_url(builder, &lookup)?;
         builder.build()
     }
 
@@ -196,6 +212,14 @@ impl X402Config {
         self.store_path.as_deref()
     }
 
+    /// The PostgreSQL URL of the shared store and ledger, if one is configured
+    /// (`X402_DATABASE_URL`).
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_ref().map(|u| u.0.as_str())
+    }
+
     /// The pay page browsers get instead of the JSON 402, unless it is off.
     pub(crate) fn pay_page(&self) -> Option<&Prepared> {
         self.pay_page.as_deref()
@@ -239,6 +263,8 @@ pub struct X402ConfigBuilder {
     clock_skew: Option<Duration>,
     record_retention: Option<Duration>,
     store_path: Option<PathBuf>,
+    #[cfg(feature = "postgres")]
+    database_url: Option<DatabaseUrl>,
     prices: Vec<(String, String)>,
     pay_page: Option<PayPage>,
     without_pay_page: bool,
@@ -388,6 +414,19 @@ impl X402ConfigBuilder {
         self
     }
 
+    /// Keeps payments in PostgreSQL at `url` (a [`PostgresStore`](crate::PostgresStore),
+    /// feature `postgres`): the replay store shared by every process and the settlement
+    /// ledger. Connecting is async: build the paywall with
+    /// [`X402::from_env_async`](crate::X402::from_env_async) or
+    /// [`X402Builder::build_async`](crate::X402Builder::build_async). The URL is never shown by
+    /// `Debug`.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub fn database_url(mut self, url: impl Into<String>) -> Self {
+        self.database_url = Some(DatabaseUrl(url.into()));
+        self
+    }
+
     /// Sets the price of one route for this deployment (staging cheaper than production, a
     /// price change without a rebuild), in place of its `#[paid(price = "…")]`. `route` is the
     /// route's operation id (`"weather"`) or its method and path (`"GET /weather"`); `price` is
@@ -517,6 +556,8 @@ impl X402ConfigBuilder {
             clock_skew: self.clock_skew.unwrap_or(DEFAULT_CLOCK_SKEW),
             record_retention: self.record_retention.unwrap_or(DEFAULT_RECORD_RETENTION),
             store_path: self.store_path,
+            #[cfg(feature = "postgres")]
+            database_url: self.database_url,
             prices: self.prices,
             pay_page,
         })
@@ -668,6 +709,29 @@ fn read_cdp(
     }
 }
 
+/// `X402_DATABASE_URL`, which needs the `postgres` feature.
+fn read_database_url(
+    builder: X402ConfigBuilder,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<X402ConfigBuilder, ConfigError> {
+    let Some(url) = lookup("X402_DATABASE_URL")
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+    else {
+        return Ok(builder);
+    };
+    #[cfg(feature = "postgres")]
+    return Ok(builder.database_url(url));
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = (builder, url);
+        Err(ConfigError::new(
+            "X402_DATABASE_URL is set, but x402-runtime was built without its `postgres` feature: \
+             add `features = [\"postgres\"]` to the x402-runtime dependency, or unset X402_DATABASE_URL",
+        ))
+    }
+}
+
 /// `X402_PAY_PAGE` (`on` or `off`) and `X402_PAY_PAGE_TITLE`.
 fn read_pay_page(
     builder: X402ConfigBuilder,
@@ -751,6 +815,35 @@ mod tests {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| (*v).to_owned())
         }
+    }
+
+    #[test]
+    fn a_database_url_needs_the_postgres_feature_and_is_never_shown() {
+        let url = "postgres://shop:hunter2@127.0.0.1/payments";
+        let read =
+            X402Config::from_lookup(env(&[("X402_PAY_TO", PAY_TO), ("X402_DATABASE_URL", url)]));
+        #[cfg(feature = "postgres")]
+        {
+            let config = read.expect("valid");
+            assert_eq!(config.database_url(), Some(url));
+            let shown = format!("{config:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            let Err(sync) = crate::X402::builder(config).build() else {
+                panic!("a database URL without a store is refused by the sync build");
+            };
+            assert!(sync.to_string().contains("from_env_async"), "{sync}");
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let refused = read.expect_err("needs the feature");
+            assert!(
+                refused.to_string().contains("`postgres` feature"),
+                "{refused}"
+            );
+        }
+        let blank =
+            X402Config::from_lookup(env(&[("X402_PAY_TO", PAY_TO), ("X402_DATABASE_URL", " ")]));
+        assert!(blank.is_ok(), "an empty variable is unset");
     }
 
     #[test]

@@ -152,8 +152,37 @@ impl X402Builder {
         self
     }
 
+    /// Builds the paywall, connecting first to the configuration's
+    /// [`database_url`](X402Config::database_url) (a [`PostgresStore`](crate::PostgresStore))
+    /// when it has one and no store was given.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub async fn build_async(mut self) -> Result<X402, ConfigError> {
+        if let (None, Some(url)) = (&self.store, self.config.database_url()) {
+            let clock = self.clock.clone();
+            let store =
+                crate::store::postgres::PostgresStore::connect_with_clock(url, move || clock())
+                    .await
+                    .map_err(|e| ConfigError::new(e.to_string()))?;
+            self.store = Some(Arc::new(store));
+        }
+        self.build()
+    }
+
     /// Builds the paywall.
+    ///
+    /// With a [`database_url`](X402Config::database_url) in the configuration and no
+    /// [`store`](Self::store), this is an error: connecting to Postgres is async, which
+    /// `build_async` (feature `postgres`) does.
     pub fn build(self) -> Result<X402, ConfigError> {
+        #[cfg(feature = "postgres")]
+        if self.store.is_none() && self.config.database_url().is_some() {
+            return Err(ConfigError::new(
+                "X402_DATABASE_URL is set: connecting to Postgres is async, so build the paywall \
+                 with `X402::from_env_async().await` (or `X402::builder(config).build_async().await`), \
+                 or pass `.store(PostgresStore::connect(url).await?)`",
+            ));
+        }
         let facilitator = match self.facilitator {
             Some(f) => f,
             None => default_facilitator(&self.config)?,
@@ -312,20 +341,45 @@ impl X402 {
     /// `X402_RPC_URL` (or `X402_RPC_URL_<chain id>`) also gives the paywall a chain reader
     /// ([`chain_reader`](X402Builder::chain_reader)), so that unknown settlement outcomes are
     /// resolved from the token contract.
+    ///
+    /// With `X402_DATABASE_URL` set this is an error: use [`X402::from_env_async`] (feature
+    /// `postgres`), which connects to it.
     pub fn from_env() -> Result<X402, ConfigError> {
+        X402::env_builder()?.build()
+    }
+
+    /// [`X402::from_env`], connecting first to the PostgreSQL store and ledger at
+    /// `X402_DATABASE_URL` when it is set (a [`PostgresStore`](crate::PostgresStore), in place
+    /// of the file at `X402_STORE_PATH`).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// // X402_PAY_TO=0x… X402_DATABASE_URL=postgres://x402:secret@127.0.0.1/shop
+    /// let x402 = x402_runtime::X402::from_env_async().await?;
+    /// # let _ = x402; Ok(()) }
+    /// ```
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub async fn from_env_async() -> Result<X402, ConfigError> {
+        X402::env_builder()?.build_async().await
+    }
+
+    /// The builder [`X402::from_env`] builds: the configuration from the environment and,
+    /// with the `chain` feature, a chain reader when an RPC URL is set.
+    fn env_builder() -> Result<X402Builder, ConfigError> {
         let config = X402Config::from_env()?;
         #[cfg(feature = "chain")]
         {
             let reader =
                 crate::schemes::exact_evm::chain::RpcChainReader::from_env(config.networks())?;
             let builder = X402::builder(config);
-            match reader {
-                Some(reader) => builder.chain_reader(Arc::new(reader)).build(),
-                None => builder.build(),
-            }
+            Ok(match reader {
+                Some(reader) => builder.chain_reader(Arc::new(reader)),
+                None => builder,
+            })
         }
         #[cfg(not(feature = "chain"))]
-        X402::new(config)
+        Ok(X402::builder(config))
     }
 
     /// The facilitator [`X402::new`] and [`X402::from_env`] talk to for `config`, built the same

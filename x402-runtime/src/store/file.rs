@@ -585,6 +585,18 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keeps_the_replay_store_contract() {
+        let dir = std::env::temp_dir().join(format!("x402-file-contract-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let clock = crate::store::contract::TestClock::at(crate::store::contract::START);
+        let store =
+            FileStore::open_with_clock(dir.join("payments.redb"), clock.now()).expect("open");
+        crate::store::contract::check(&store, &clock, false).await;
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn keys_read_back_from_their_bytes() {
         assert_eq!(key_from_bytes(&key_bytes(&key())), Some(key()));

@@ -260,6 +260,13 @@ impl ReplayStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::contract;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keeps_the_replay_store_contract() {
+        let clock = contract::TestClock::at(contract::START);
+        contract::check(&MemoryStore::with_clock(clock.now()), &clock, false).await;
+    }
     use crate::base::BoxFuture;
 
     fn key(nonce: u8) -> ReplayKey {

@@ -14,7 +14,8 @@
 //! never with a fresh challenge.
 //!
 //! [`MemoryStore`] is the in-process default. A store shared by several server processes
-//! implements the same trait with an atomic insert (for example Redis `SET NX` with a TTL).
+//! implements the same trait with an atomic insert (for example Redis `SET NX` with a TTL, or
+//! PostgreSQL `INSERT … ON CONFLICT`, which also keeps a queryable ledger).
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -23,8 +24,12 @@ use std::sync::Arc;
 use crate::base::BoxFuture;
 use crate::schemes::ReplayKey;
 
+#[cfg(test)]
+pub(crate) mod contract;
 pub(crate) mod file;
 mod memory;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 
