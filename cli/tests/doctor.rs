@@ -418,3 +418,38 @@ async fn broken_deployments(chain: &Chain, dir: &Path) {
         "X402_NETWORK",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_probes_a_postgres_ledger_and_hides_its_password() {
+    let Some(url) = x402_testbed::postgres_database("doctor_postgres").await else {
+        return;
+    };
+    let dir = temp_dir("postgres");
+    let facilitator = facilitator(StatusCode::OK, &[NETWORK]).await;
+    let pay_to = MERCHANT.to_checksum(None);
+    let base = [
+        ("X402_PAY_TO", pay_to.as_str()),
+        ("X402_NETWORK", NETWORK),
+        ("X402_FACILITATOR_URL", facilitator.as_str()),
+    ];
+    let env = [&base[..], &[("X402_DATABASE_URL", url.as_str())]].concat();
+    let (code, report) = report(&dir, &env).await;
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(status(&report, "store"), "pass", "{report:#}");
+    let detail = check(&report, "store")["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("probe row written and rolled back"),
+        "{detail}"
+    );
+
+    // Nothing listens there: a failure with its fix, and the password is not shown.
+    let port = closed_port().await;
+    let port = port.rsplit(':').next().expect("port");
+    let down = format!("postgres://x402:hunter2@127.0.0.1:{port}/shop");
+    let env = [&base[..], &[("X402_DATABASE_URL", down.as_str())]].concat();
+    let (code, report) = self::report(&dir, &env).await;
+    assert_eq!(code, Some(1));
+    failed(&report, "store", "127.0.0.1", "X402_DATABASE_URL");
+    assert!(!report.to_string().contains("hunter2"), "{report:#}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -58,6 +58,7 @@
 //! | 409 | `payment_identifier_conflict` | a `payment-identifier` id already bound to another payment (the same payment gets its recorded response) |
 //! | 503 | `payment_identifier_cache_full` | this process holds too many `payment-identifier` ids (nothing verified) |
 //! | 503 | `replay_store_unavailable` | the shared replay store cannot be reached (nothing verified or served) |
+//! | 503 | `server_shutting_down` | the server is draining for shutdown ([`X402::shutdown`]): nothing verified, resend the same payment later or elsewhere |
 //! | 503 | `facilitator_unavailable` | the facilitator's `/supported` has not answered yet (nothing verified) |
 //! | 502 | `unexpected_verify_error` | `/verify` answered badly |
 //! | 502 | `unexpected_settle_error` | `/settle` could not be reached (nothing was sent; the payment is released) |

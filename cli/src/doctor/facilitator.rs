@@ -105,8 +105,9 @@ pub(super) fn refused(url: &str, error: &FacilitatorError) -> Check {
             Some(401 | 403) => Check::fail(
                 REACHED,
                 format!("{url} refused the credentials: {error}"),
-                "check the facilitator credentials configured in the environment (its API key \
-                 or authorization headers): missing, wrong, expired or for another account",
+                "check the facilitator credentials: X402_FACILITATOR_HEADERS (e.g. \
+                 `Authorization: Bearer …`), or CDP_API_KEY_ID and CDP_API_KEY_SECRET for \
+                 Coinbase's facilitator; missing, wrong, expired or for another account",
             ),
             Some(404) => Check::fail(
                 REACHED,

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use x402_runtime::{FileStore, X402Config};
+use x402_runtime::{FileStore, PostgresStore, X402Config};
 
 use super::{Check, TIMEOUT};
 
@@ -15,12 +15,15 @@ enum Record<'a> {
     Memory,
     /// A redb file (`X402_STORE_PATH`, by default `x402-payments.redb`).
     File(&'a Path),
+    /// The Postgres store and ledger (`X402_DATABASE_URL`).
+    Postgres(&'a str),
 }
 
 fn record_of(config: &X402Config) -> Record<'_> {
-    match config.store_path() {
-        Some(path) => Record::File(path),
-        None => Record::Memory,
+    match (config.database_url(), config.store_path()) {
+        (Some(url), _) => Record::Postgres(url),
+        (None, Some(path)) => Record::File(path),
+        (None, None) => Record::Memory,
     }
 }
 
@@ -34,6 +37,7 @@ pub(super) async fn check(config: &X402Config) -> Check {
             "unset X402_STORE_PATH (the record is then x402-payments.redb) or set it to a file \
              on persistent storage",
         ),
+        Record::Postgres(url) => probe_postgres(url).await,
         Record::File(path) => {
             let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
             match tokio::time::timeout(TIMEOUT, probe_file(path.to_path_buf())).await {
@@ -49,6 +53,34 @@ pub(super) async fn check(config: &X402Config) -> Check {
                 ),
             }
         }
+    }
+}
+
+/// Connects (creating or upgrading the tables, as the server does at startup) and writes a
+/// probe row in a transaction that is rolled back.
+async fn probe_postgres(url: &str) -> Check {
+    let probed = async {
+        let store = PostgresStore::connect(url).await?;
+        store.probe().await.map(|()| store.target().to_owned())
+    };
+    match tokio::time::timeout(TIMEOUT, probed).await {
+        Ok(Ok(target)) => Check::pass(
+            NAME,
+            format!(
+                "Postgres {target}: connected, tables ready, a probe row written and rolled back"
+            ),
+        ),
+        Ok(Err(e)) => Check::fail(
+            NAME,
+            e.to_string(),
+            "check X402_DATABASE_URL (host, port, database, user) and that the user may create \
+             tables and write in that database",
+        ),
+        Err(_) => Check::fail(
+            NAME,
+            format!("Postgres: no answer within {} s", TIMEOUT.as_secs()),
+            "check that the database named by X402_DATABASE_URL is up and reachable",
+        ),
     }
 }
 

@@ -93,6 +93,8 @@ const MAX_PAYMENTS_PER_CALL: u32 = 2;
 ///   [`max_wait`](X402ClientBuilder::max_wait) is spent (default: until 60 s past the
 ///   authorization's `validBefore`, at most 10 minutes); then the call ends with
 ///   [`ClientError::Unconfirmed`].
+/// - `503 server_shutting_down` (the server drains before it stops; nothing was verified): the
+///   same payment is resent after `Retry-After`, as for a pending settlement.
 /// - `409 payment_already_settled`: it was charged once and the answer was lost:
 ///   [`ClientError::AlreadySettled`] with the transaction.
 /// - A `402` whose `error` is `expired_unsettled` (the server proved the authorization was never
@@ -767,6 +769,13 @@ fn judge(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
             code: codes::PAYMENT_IN_PROGRESS,
             transaction: None,
             pause: IN_PROGRESS_PAUSE,
+        },
+        // The server drains for shutdown: nothing was verified, the same payment is resent
+        // after Retry-After (to another instance, or this one once it is back).
+        (StatusCode::SERVICE_UNAVAILABLE, Some(codes::SERVER_SHUTTING_DOWN)) => Verdict::Wait {
+            code: codes::SERVER_SHUTTING_DOWN,
+            transaction: None,
+            pause: retry_after(headers),
         },
         (StatusCode::CONFLICT, Some(codes::PAYMENT_ALREADY_SETTLED)) if transaction.is_some() => {
             Verdict::AlreadySettled(transaction.unwrap_or_default())

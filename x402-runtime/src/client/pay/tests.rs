@@ -70,6 +70,16 @@ fn answers_to_a_paid_request_are_read_as_the_paywall_means_them() {
         Verdict::Wait { code: codes::PAYMENT_IN_PROGRESS, transaction: None, pause }
             if pause == IN_PROGRESS_PAUSE
     ));
+    let draining = judge(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &headers(&[("retry-after", "7".to_owned())]),
+        br#"{"error":"server_shutting_down"}"#,
+    );
+    assert!(matches!(
+        draining,
+        Verdict::Wait { code: codes::SERVER_SHUTTING_DOWN, transaction: None, pause }
+            if pause == Duration::from_secs(7)
+    ));
     let settled = format!(r#"{{"error":"payment_already_settled","transaction":"{tx}"}}"#);
     let done = judge(StatusCode::CONFLICT, &HeaderMap::new(), settled.as_bytes());
     assert!(matches!(done, Verdict::AlreadySettled(t) if t == tx));

@@ -283,6 +283,12 @@ DELETE FROM x402_payments WHERE expires_at <= $1;
 DELETE FROM x402_credits WHERE expires_at <= $1;
 DELETE FROM x402_reconciliations WHERE until <= $1";
 
+/// The probe of [`PostgresStore::probe`]: a row written and deleted (then rolled back).
+const PROBE: &str = "
+INSERT INTO x402_payments (network, asset, payer, nonce, state, expires_at)
+    VALUES ('x402-doctor', '', '', 'probe', 'expired_unsettled', 0);
+DELETE FROM x402_payments WHERE network = 'x402-doctor' AND nonce = 'probe'";
+
 impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/db`, or the `key=value` form),
     /// creates or upgrades the tables (see the module documentation), and sweeps expired rows.
@@ -402,6 +408,36 @@ impl PostgresStore {
                 .map_err(|e| failed(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// Checks that the store can be written: inserts a probe row into `x402_payments` and
+    /// deletes it, in a transaction that is then rolled back, so nothing is left behind
+    /// (`x402 doctor` runs it).
+    pub async fn probe(&self) -> Result<(), PostgresStoreError> {
+        let failed = |e: String| {
+            PostgresStoreError(format!(
+                "Postgres {}: cannot write a probe row: {e}",
+                self.target
+            ))
+        };
+        let probe = async {
+            let mut client = self.client().await?;
+            let transaction = client.transaction().await.map_err(|e| e.to_string())?;
+            for statement in PROBE.split(';') {
+                transaction
+                    .execute(statement, &[])
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            transaction.rollback().await.map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(OPERATION_TIMEOUT, probe).await {
+            Ok(probed) => probed.map_err(failed),
+            Err(_) => Err(failed(format!(
+                "no answer within {} s",
+                OPERATION_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     /// The ledger rows `query` selects, newest first.
