@@ -582,6 +582,19 @@ fn config_without_headers(double: &Double) -> X402Config {
     config(&double.url()).build().expect("config")
 }
 
+/// Two plain doubles: a first facilitator and its fallback.
+async fn pair() -> (Double, Double) {
+    (
+        Double::start(DoubleSpec::default()).await,
+        Double::start(DoubleSpec::default()).await,
+    )
+}
+
+/// The configuration that asks `first`, then `second`.
+fn in_order(first: &Double, second: &Double) -> X402ConfigBuilder {
+    config(&first.url()).fallback_facilitator_url(second.url())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_connection_fails_over_to_the_next_facilitator() {
     let second = Double::start(DoubleSpec::default()).await;
@@ -601,10 +614,7 @@ async fn a_refused_connection_fails_over_to_the_next_facilitator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verify_timeout_skips_the_facilitator_for_the_cooldown() {
-    let (first, second) = (
-        Double::start(DoubleSpec::default()).await,
-        Double::start(DoubleSpec::default()).await,
-    );
+    let (first, second) = pair().await;
     first.set_verify_delay(Duration::from_secs(5));
     // The first facilitator's own /verify timeout is shorter than the paywall's: the request
     // that meets the timeout fails over within itself.
@@ -643,13 +653,9 @@ async fn a_verify_timeout_skips_the_facilitator_for_the_cooldown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verify_cut_short_by_the_paywall_timeout_cools_the_facilitator_down() {
-    let (first, second) = (
-        Double::start(DoubleSpec::default()).await,
-        Double::start(DoubleSpec::default()).await,
-    );
+    let (first, second) = pair().await;
     first.set_verify_delay(Duration::from_secs(5));
-    let config = config(&first.url())
-        .fallback_facilitator_url(second.url())
+    let config = in_order(&first, &second)
         .verify_timeout(Duration::from_millis(500))
         .build()
         .expect("config");
@@ -667,13 +673,9 @@ async fn a_verify_cut_short_by_the_paywall_timeout_cools_the_facilitator_down() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settle_without_answer_is_never_sent_to_another_facilitator() {
-    let (first, second) = (
-        Double::start(DoubleSpec::default()).await,
-        Double::start(DoubleSpec::default()).await,
-    );
+    let (first, second) = pair().await;
     first.set_settle_delay(Duration::from_secs(5));
-    let config = config(&first.url())
-        .fallback_facilitator_url(second.url())
+    let config = in_order(&first, &second)
         .settle_timeout(Duration::from_millis(500))
         .build()
         .expect("config");

@@ -381,27 +381,7 @@ mod tests {
 
     #[test]
     fn slots_round_trip_through_their_redis_values() {
-        for slot in [
-            Slot::InProgress,
-            Slot::Settling {
-                request: Some("{}".to_owned()),
-                since: 5,
-            },
-            Slot::Settled {
-                transaction: "0xabc".to_owned(),
-            },
-            Slot::Pending {
-                transaction: String::new(),
-                request: None,
-                since: 0,
-            },
-            Slot::Pending {
-                transaction: "0xabc".to_owned(),
-                request: Some(r#"{"x402Version":2}"#.to_owned()),
-                since: 7,
-            },
-            Slot::ExpiredUnsettled,
-        ] {
+        for slot in crate::store::recorded_slots() {
             assert_eq!(Slot::from_text(&slot.to_text()), slot);
         }
     }

@@ -906,31 +906,7 @@ mod tests {
 
     #[test]
     fn slots_round_trip_through_their_columns() {
-        for slot in [
-            Slot::InProgress,
-            Slot::Settling {
-                request: Some("{}".to_owned()),
-                since: 5,
-            },
-            Slot::Settling {
-                request: None,
-                since: 0,
-            },
-            Slot::Settled {
-                transaction: "0xabc".to_owned(),
-            },
-            Slot::Pending {
-                transaction: String::new(),
-                request: None,
-                since: 0,
-            },
-            Slot::Pending {
-                transaction: "0xabc".to_owned(),
-                request: Some(r#"{"x402Version":2}"#.to_owned()),
-                since: 7,
-            },
-            Slot::ExpiredUnsettled,
-        ] {
+        for slot in crate::store::recorded_slots() {
             let (state, transaction, request, since) = columns(&slot).expect("a stored slot");
             let back = slot_of(
                 state,
