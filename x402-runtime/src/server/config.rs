@@ -480,33 +480,7 @@ impl X402ConfigBuilder {
             return Err(error);
         }
         let pay_to = checked_pay_to(self.pay_to)?;
-        let texts = if self.networks.is_empty() {
-            vec![DEFAULT_NETWORK.to_owned()]
-        } else {
-            self.networks
-        };
-        let mut networks: Vec<Network> = Vec::new();
-        for text in &texts {
-            let network = Network::from_caip2(text).ok_or_else(|| {
-                ConfigError::new(format!(
-                    "network `{text}` is not a CAIP-2 EVM id: write `eip155:<chain id>`, e.g. `eip155:8453` for Base"
-                ))
-            })?;
-            if networks.contains(&network) {
-                return Err(ConfigError::new(format!(
-                    "network `{text}` is listed twice"
-                )));
-            }
-            networks.push(network);
-        }
-        for asset in &self.assets {
-            if !networks.iter().any(|n| n.caip2 == asset.network) {
-                return Err(ConfigError::new(format!(
-                    "asset {} is on `{}`, which is not a configured network: add .network(\"{}\")",
-                    asset.address, asset.network, asset.network
-                )));
-            }
-        }
+        let networks = checked_networks(self.networks, &self.assets)?;
         #[cfg(feature = "cdp")]
         let default_url = if self.cdp.is_some() {
             crate::facilitator::CDP_FACILITATOR_URL
@@ -562,6 +536,39 @@ impl X402ConfigBuilder {
             pay_page,
         })
     }
+}
+
+/// The networks (the default when none is named): CAIP-2 EVM ids, each once, and every custom
+/// asset on one of them.
+fn checked_networks(texts: Vec<String>, assets: &[Asset]) -> Result<Vec<Network>, ConfigError> {
+    let texts = if texts.is_empty() {
+        vec![DEFAULT_NETWORK.to_owned()]
+    } else {
+        texts
+    };
+    let mut networks: Vec<Network> = Vec::new();
+    for text in &texts {
+        let network = Network::from_caip2(text).ok_or_else(|| {
+            ConfigError::new(format!(
+                "network `{text}` is not a CAIP-2 EVM id: write `eip155:<chain id>`, e.g. `eip155:8453` for Base"
+            ))
+        })?;
+        if networks.contains(&network) {
+            return Err(ConfigError::new(format!(
+                "network `{text}` is listed twice"
+            )));
+        }
+        networks.push(network);
+    }
+    for asset in assets {
+        if !networks.iter().any(|n| n.caip2 == asset.network) {
+            return Err(ConfigError::new(format!(
+                "asset {} is on `{}`, which is not a configured network: add .network(\"{}\")",
+                asset.address, asset.network, asset.network
+            )));
+        }
+    }
+    Ok(networks)
 }
 
 /// The recipient: set, EIP-55 checksummed, not the zero address.
