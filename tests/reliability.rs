@@ -2391,6 +2391,10 @@ async fn faults_fail_closed() {
         unknown_settle("settle without success", SettleFault::MissingSuccess),
         unknown_settle("settle success as a string", SettleFault::StringSuccess),
         unknown_settle("settle success body over 503", SettleFault::SuccessOver503),
+        // A 5xx may come after the transaction was sent, whatever its body says; a redirected
+        // `/settle` may have been processed before the redirect (and is never followed).
+        unknown_settle("settle refusal body over 500", SettleFault::RefusalOver500),
+        unknown_settle("settle redirected", SettleFault::Redirect),
         unknown_settle("settle success for another payer", SettleFault::OtherPayer),
         unknown_settle(
             "settle success for another amount",

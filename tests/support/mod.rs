@@ -811,6 +811,10 @@ pub enum SettleFault {
     PendingOver500,
     /// A success body sent with HTTP 503.
     SuccessOver503,
+    /// `success: false` with an ordinary reason, sent with HTTP 500.
+    RefusalOver500,
+    /// HTTP 307 to `/v2/settle`, where the double would answer success.
+    Redirect,
     /// `success: true` with this transaction for every payment.
     SameTransaction(&'static str),
     /// `success: true` for another payer.
@@ -1074,6 +1078,15 @@ async fn settle_reply(mode: SettleFault, body: &Value) -> Reply {
         SettleFault::SuccessOver503 => {
             Reply::Whole(json_answer("503 Service Unavailable", &success))
         }
+        SettleFault::RefusalOver500 => Reply::Whole(json_answer(
+            "500 Internal Server Error",
+            &json!({"success": false, "errorReason": "unexpected_settle_error", "transaction": "", "network": network}),
+        )),
+        SettleFault::Redirect => Reply::Whole(
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: /v2/settle\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                .as_bytes()
+                .to_vec(),
+        ),
         SettleFault::SameTransaction(tx) => Reply::Whole(json_answer(
             "200 OK",
             &json!({"success": true, "transaction": tx, "network": network, "payer": from}),

@@ -39,6 +39,16 @@ pub struct FacilitatorHeaders {
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
+/// Headers the HTTP client writes itself, which configured headers may not replace.
+const RESERVED: [HeaderName; 6] = [
+    http::header::HOST,
+    http::header::CONTENT_LENGTH,
+    http::header::CONTENT_TYPE,
+    http::header::TRANSFER_ENCODING,
+    http::header::CONNECTION,
+    http::header::UPGRADE,
+];
+
 impl FacilitatorHeaders {
     /// No headers.
     pub fn new() -> Self {
@@ -69,15 +79,24 @@ impl FacilitatorHeaders {
         Ok(headers)
     }
 
-    /// Adds a header (a second value of the same name is sent too). The value is marked
+    /// Adds a header (a second value of the same name is sent too). `Host`, `Content-Length`,
+    /// `Content-Type`, `Transfer-Encoding`, `Connection` and `Upgrade` are refused: the client
+    /// sets them. The value is marked
     /// sensitive; an invalid name or value is an error that names the header, not the value.
     pub fn insert(mut self, name: &str, value: &str) -> Result<Self, ConfigError> {
+        // The text is not repeated: a mistyped entry may be a token.
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-            ConfigError::new(format!(
-                "`{name}` is not a valid HTTP header name: use letters, digits and `-` (e.g. \
-                 `Authorization`, `X-Api-Key`)"
-            ))
+            ConfigError::new(
+                "a facilitator header name is not a valid HTTP header name: use letters, digits \
+                 and `-` (e.g. `Authorization`, `X-Api-Key`), then `:` and the value",
+            )
         })?;
+        if RESERVED.contains(&name) {
+            return Err(ConfigError::new(format!(
+                "the facilitator header `{name}` is set by the HTTP client itself and cannot be \
+                 configured"
+            )));
+        }
         let mut value = HeaderValue::from_str(value).map_err(|_| {
             ConfigError::new(format!(
                 "the value of the facilitator header `{name}` is not a valid HTTP header value: \
@@ -153,6 +172,20 @@ mod tests {
         assert!(!text.contains("s3cret"), "{text}");
         let bad_name = FacilitatorHeaders::parse("Bad Name: v").expect_err("space in name");
         assert!(bad_name.to_string().contains("header name"));
+        // A token typed where the name goes is not echoed either.
+        let token = FacilitatorHeaders::parse("Bearer sk_live_s3cret: x").expect_err("name");
+        assert!(!token.to_string().contains("s3cret"), "{token}");
+        for reserved in [
+            "Host: evil.example",
+            "content-length: 0",
+            "Transfer-Encoding: x",
+        ] {
+            let refused = FacilitatorHeaders::parse(reserved).expect_err(reserved);
+            assert!(
+                refused.to_string().contains("set by the HTTP client"),
+                "{refused}"
+            );
+        }
         let bad_value = FacilitatorHeaders::new()
             .insert("Authorization", "Bearer s3cret\u{7f}")
             .expect_err("control character");

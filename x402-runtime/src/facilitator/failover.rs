@@ -263,12 +263,12 @@ impl Facilitators {
         let began = Instant::now();
         if let Some(index) = self.remembered(&key) {
             // This payment's `/settle` went there: it is repeated there and nowhere else.
-            return self.settle_at(index, &key, request, began).await;
+            return self.settle_at(index, request, began).await;
         }
         let mut last = None;
         for index in self.candidates(request)? {
             self.remember(&key, index);
-            match self.settle_at(index, &key, request, began).await {
+            match self.settle_at(index, request, began).await {
                 Err(FacilitatorError::Unreachable(e)) => {
                     tracing::warn!(
                         facilitator = index + 1,
@@ -287,22 +287,15 @@ impl Facilitators {
     async fn settle_at(
         &self,
         index: usize,
-        key: &str,
         request: &FacilitatorRequest,
         began: Instant,
     ) -> Result<SettleResponse, FacilitatorError> {
         let member = &self.members[index];
         let watch = Watch::new(member, began);
         let answer = member.facilitator.settle(request).await;
-        match &answer {
-            Ok(settled) => {
-                watch.report(true);
-                if settled.success {
-                    self.forget(key);
-                }
-            }
-            Err(_) => watch.report(false),
-        }
+        // The facilitator stays this payment's even after it said success: the server may
+        // still take the answer as unknown (wrong payer, amount or transaction) and reconcile.
+        watch.report(answer.is_ok());
         answer
     }
 
@@ -425,10 +418,11 @@ fn canonical_network(network: &str) -> String {
         .map_or_else(|| network.to_owned(), |n| n.caip2)
 }
 
-/// The payment a request is for: its network and its authorization's payer and nonce (an
-/// EIP-3009 authorization is used once), or else the whole payload.
+/// The payment a request is for: its network, asset and its authorization's payer and nonce
+/// (an EIP-3009 authorization is used once per token), or else the whole payload.
 fn payment_key(request: &FacilitatorRequest) -> String {
     let network = canonical_network(request.payment_requirements.network());
+    let asset = request.payment_requirements.asset().to_ascii_lowercase();
     let payload = request.payment_payload.get();
     let parsed: Option<Value> = serde_json::from_str(payload).ok();
     let authorization = parsed
@@ -437,11 +431,11 @@ fn payment_key(request: &FacilitatorRequest) -> String {
         .and_then(|a| Some((a["from"].as_str()?, a["nonce"].as_str()?)));
     match authorization {
         Some((from, nonce)) => format!(
-            "{network}/{}/{}",
+            "{network}/{asset}/{}/{}",
             from.to_ascii_lowercase(),
             nonce.to_ascii_lowercase()
         ),
-        None => format!("{network}/{payload}"),
+        None => format!("{network}/{asset}/{payload}"),
     }
 }
 
@@ -709,15 +703,21 @@ mod tests {
     }
 
     #[test]
-    fn payments_are_keyed_by_network_payer_and_nonce() {
+    fn payments_are_keyed_by_network_asset_payer_and_nonce() {
         let a = payment_key(&request("eip155:84532", "0xAbC", "0x01"));
-        assert_eq!(a, "eip155:84532/0xabc/0x01");
+        assert_eq!(a, "eip155:84532/0x02/0xabc/0x01");
         assert_eq!(payment_key(&request("base-sepolia", "0xabc", "0x01")), a);
         assert_ne!(payment_key(&request("eip155:84532", "0xabc", "0x02")), a);
+        // The same payer and nonce on another token is another payment.
+        let mut euro = request("eip155:84532", "0xabc", "0x01");
+        if let Requirements::V2(r) = &mut euro.payment_requirements {
+            r.asset = "0x04".into();
+        }
+        assert_ne!(payment_key(&euro), a);
         let mut other = request("eip155:84532", "0xabc", "0x01");
         other.payment_payload =
             serde_json::value::to_raw_value(&json!({"opaque": 1})).expect("json");
-        assert_eq!(payment_key(&other), "eip155:84532/{\"opaque\":1}");
+        assert_eq!(payment_key(&other), "eip155:84532/0x02/{\"opaque\":1}");
     }
 
     #[tokio::test]
@@ -742,10 +742,8 @@ mod tests {
         let other = request("eip155:84532", "0xabc", "0x02");
         assert!(set.settle(&other).await.expect("settled").success);
         assert_eq!((calls(&down), calls(&timing_out), calls(&spare)), (1, 2, 1));
-        assert!(
-            set.remembered(&payment_key(&other)).is_none(),
-            "settled: forgotten"
-        );
+        // A success is remembered too: the server may still take it as unknown and reconcile.
+        assert_eq!(set.remembered(&payment_key(&other)), Some(2));
         assert_eq!(set.remembered(&payment_key(&payment)), Some(1));
     }
 

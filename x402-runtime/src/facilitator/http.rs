@@ -99,6 +99,7 @@ impl HttpFacilitatorBuilder {
         }
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            .redirect(redirects())
             .build()
             .map_err(|e| ConfigError::new(format!("cannot create the facilitator client: {e}")))?;
         Ok(HttpFacilitator {
@@ -193,7 +194,7 @@ impl HttpFacilitator {
         path: &str,
         request: &FacilitatorRequest,
         timeout: Duration,
-        accept_on_error: impl Fn(&T) -> bool,
+        accept_on_error: impl Fn(reqwest::StatusCode, &T) -> bool,
     ) -> Result<T, FacilitatorError> {
         let url = format!("{}{path}", self.base);
         let post = self.request(reqwest::Method::POST, &url)?.json(request);
@@ -201,7 +202,7 @@ impl HttpFacilitator {
         let parsed = serde_json::from_slice::<T>(&body);
         match parsed {
             Ok(answer) if status.is_success() => Ok(answer),
-            Ok(answer) if accept_on_error(&answer) => Ok(answer),
+            Ok(answer) if accept_on_error(status, &answer) => Ok(answer),
             Ok(_) => Err(FacilitatorError::BadResponse(format!(
                 "{path} answered HTTP {status}{}",
                 refused_credentials(status)
@@ -240,11 +241,43 @@ fn refused_credentials(status: reqwest::StatusCode) -> &'static str {
     }
 }
 
+/// What a transport error means. A failed connection (refused, or timed out while connecting)
+/// and a request that could not be built were never sent: `Unreachable`. A timeout after that
+/// may have reached the facilitator.
+/// Redirects are followed for `GET /supported` only, within its origin (a moved facilitator
+/// still tells what it supports). A `/verify` or `/settle` is never redirected: one that was
+/// processed before its redirect would look unanswered, and the credentials must not follow it
+/// elsewhere.
+fn redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().cloned();
+        let follow = first.is_some_and(|first| {
+            first.path().ends_with("/supported")
+                && attempt.url().origin() == first.origin()
+                && attempt.previous().len() < 5
+        });
+        if follow {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
+}
+
+/// Whether a `/settle` answer with an error status is still taken as the answer it says: a
+/// refusal with a 4xx status, or `settlement_pending` with any. A 5xx that says `success: false`
+/// otherwise may come after the transaction was sent, so it is a bad answer (outcome unknown).
+fn settle_refusal(status: reqwest::StatusCode, answer: &SettleResponse) -> bool {
+    !answer.success
+        && (status.is_client_error()
+            || answer.error_reason.as_deref() == Some(crate::proto::codes::SETTLEMENT_PENDING))
+}
+
 fn classify(error: reqwest::Error) -> FacilitatorError {
-    if error.is_timeout() {
-        FacilitatorError::Timeout
-    } else if error.is_connect() {
+    if error.is_connect() || error.is_builder() {
         FacilitatorError::Unreachable(error.to_string())
+    } else if error.is_timeout() {
+        FacilitatorError::Timeout
     } else {
         FacilitatorError::BadResponse(error.to_string())
     }
@@ -259,7 +292,7 @@ impl Facilitator for HttpFacilitator {
             "/verify",
             request,
             self.verify_timeout,
-            |v: &VerifyResponse| !v.is_valid,
+            |_, v: &VerifyResponse| !v.is_valid,
         ))
     }
 
@@ -267,12 +300,7 @@ impl Facilitator for HttpFacilitator {
         &'a self,
         request: &'a FacilitatorRequest,
     ) -> BoxFuture<'a, Result<SettleResponse, FacilitatorError>> {
-        Box::pin(self.post(
-            "/settle",
-            request,
-            self.settle_timeout,
-            |s: &SettleResponse| !s.success,
-        ))
+        Box::pin(self.post("/settle", request, self.settle_timeout, settle_refusal))
     }
 
     fn supported(&self) -> BoxFuture<'_, Result<SupportedResponse, FacilitatorError>> {

@@ -183,6 +183,14 @@ impl Requirements {
         }
     }
 
+    /// The asset (token contract address), as written.
+    pub fn asset(&self) -> &str {
+        match self {
+            Requirements::V2(r) => &r.asset,
+            Requirements::V1(r) => &r.asset,
+        }
+    }
+
     /// The payment scheme (`exact`).
     pub fn scheme(&self) -> &str {
         match self {

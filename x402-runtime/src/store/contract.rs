@@ -128,6 +128,49 @@ async fn outcomes(store: &dyn ReplayStore) {
     assert_eq!(store.reserve(&key(5), 2_000).await, Ok(()));
     store.record(&key(5), Slot::ExpiredUnsettled, 90_000).await;
     assert_eq!(store.lookup(&key(5)).await, Some(Slot::ExpiredUnsettled));
+    definite_outcomes_stay(store).await;
+}
+
+/// A late or reordered write of a weaker state never undoes a definite outcome; `settled`
+/// replaces anything.
+async fn definite_outcomes_stay(store: &dyn ReplayStore) {
+    let (settled_key, expired_key) = (key(40), key(41));
+    let settled = Slot::Settled {
+        transaction: "0x4040".to_owned(),
+    };
+    let late = [
+        Slot::Settling {
+            request: Some(request(40)),
+            since: START,
+        },
+        Slot::Pending {
+            transaction: String::new(),
+            request: Some(request(40)),
+            since: START,
+        },
+        Slot::ExpiredUnsettled,
+    ];
+    assert_eq!(store.reserve(&settled_key, 2_000).await, Ok(()));
+    store.record(&settled_key, settled.clone(), 90_000).await;
+    for slot in &late {
+        store.record(&settled_key, slot.clone(), 90_000).await;
+        assert_eq!(
+            store.lookup(&settled_key).await,
+            Some(settled.clone()),
+            "{slot:?}"
+        );
+    }
+    assert_eq!(store.reserve(&expired_key, 2_000).await, Ok(()));
+    store
+        .record(&expired_key, Slot::ExpiredUnsettled, 90_000)
+        .await;
+    store.record(&expired_key, late[1].clone(), 90_000).await;
+    assert_eq!(
+        store.lookup(&expired_key).await,
+        Some(Slot::ExpiredUnsettled)
+    );
+    store.record(&expired_key, settled.clone(), 90_000).await;
+    assert_eq!(store.lookup(&expired_key).await, Some(settled));
 }
 
 async fn credits(store: &dyn ReplayStore) {

@@ -393,9 +393,17 @@ impl ReplayStore for FileStore {
                 Slot::Settled { transaction } => Some(transaction.to_ascii_lowercase()),
                 _ => None,
             };
+            let new = slot.clone();
             let written = self
                 .write(move |write| {
                     let mut table = write.open_table(PAYMENTS)?;
+                    let current = table.get(name.as_slice())?.map(|v| v.value().to_vec());
+                    let recorded = current.as_deref().and_then(|v| v.get(8..));
+                    if let Some(recorded) = recorded
+                        && !new.may_replace(&Slot::from_text(&String::from_utf8_lossy(recorded)))
+                    {
+                        return Ok(false);
+                    }
                     let expires_at = kept.max(recorded_expiry(&table, &name)?);
                     table.insert(
                         name.as_slice(),

@@ -203,7 +203,9 @@ impl ReplayStore for MemoryStore {
         match self.keys.entry(key.clone()) {
             Entry::Occupied(mut held) => {
                 let held = held.get_mut();
-                held.slot = slot;
+                if slot.may_replace(&held.slot) {
+                    held.slot = slot;
+                }
                 held.expires_at = held.expires_at.max(keep_until);
             }
             // A key recorded without a reservation in this process (an outcome reconciled for a

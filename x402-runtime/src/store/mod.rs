@@ -190,6 +190,13 @@ impl Slot {
         matches!(self, Slot::Settled { .. } | Slot::ExpiredUnsettled)
     }
 
+    /// Whether recording this slot may replace `current`: a definite outcome (settled,
+    /// expired unsettled) is replaced only by `settled` (a late or reordered write of a weaker
+    /// state never undoes what is known). Every store follows this rule in [`ReplayStore::record`].
+    pub fn may_replace(&self, current: &Slot) -> bool {
+        !current.is_definite() || matches!(self, Slot::Settled { .. })
+    }
+
     /// The slot a process that did not write it must assume: a settlement in flight in a
     /// process that stopped is an unknown outcome.
     pub fn orphaned(self) -> Slot {
@@ -230,7 +237,8 @@ pub trait ReplayStore: Send + Sync + 'static {
     fn lookup<'a>(&'a self, key: &'a ReplayKey) -> BoxFuture<'a, Option<Slot>>;
 
     /// Records the state of a reserved key. The key stays taken at least until `keep_until`
-    /// (unix seconds); a store never shortens how long a key is kept.
+    /// (unix seconds); a store never shortens how long a key is kept, and never replaces a
+    /// definite outcome with a weaker state ([`Slot::may_replace`]).
     fn record<'a>(&'a self, key: &'a ReplayKey, slot: Slot, keep_until: u64) -> BoxFuture<'a, ()>;
 
     /// Frees a key that is reserved or settling (never one with a recorded outcome), so the

@@ -33,8 +33,15 @@ return 0";
 
 /// Records a slot (ARGV[1]) kept at least until ARGV[2] (unix seconds), listing the key in the
 /// unresolved set (KEYS[2]) when ARGV[3] is 1 and taking it out otherwise; the credited
-/// transaction's key (KEYS[3], the payment key itself when none) is kept as long.
+/// transaction's key (KEYS[3], the payment key itself when none) is kept as long. A definite
+/// outcome is replaced only by `settled:` (`Slot::may_replace`).
 const RECORD: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current and (string.sub(current, 1, 8) == 'settled:' or current == 'expired_unsettled')
+   and string.sub(ARGV[1], 1, 8) ~= 'settled:' then
+  redis.call('EXPIREAT', KEYS[1], ARGV[2], 'GT')
+  return 0
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
   redis.call('EXPIREAT', KEYS[1], ARGV[2], 'GT')

@@ -136,20 +136,21 @@ fn columns(slot: &Slot) -> Option<(&'static str, Option<&str>, Option<&str>, u64
     Some(match slot {
         Slot::InProgress => ("in_progress", None, None, 0),
         Slot::Settling { request, since } => ("settling", None, request.as_deref(), *since),
-        Slot::Settled { transaction } => ("settled", Some(transaction.as_str()), None, 0),
+        Slot::Settled { transaction } => ("settled", known(transaction), None, 0),
         Slot::Pending {
             transaction,
             request,
             since,
-        } => (
-            "pending",
-            Some(transaction.as_str()).filter(|t| !t.is_empty()),
-            request.as_deref(),
-            *since,
-        ),
+        } => ("pending", known(transaction), request.as_deref(), *since),
         Slot::ExpiredUnsettled => ("expired_unsettled", None, None, 0),
         Slot::Unavailable => return None,
     })
+}
+
+/// A transaction hash as stored: trimmed, `None` when not known (empty), so that a known one is
+/// never replaced by nothing.
+fn known(transaction: &str) -> Option<&str> {
+    Some(transaction.trim()).filter(|t| !t.is_empty())
 }
 
 /// The slot of a row's columns (what [`columns`] wrote).
@@ -203,26 +204,34 @@ const CURRENT: &str = "
 SELECT state, transaction, request, since FROM x402_payments
 WHERE network = $1 AND asset = $2 AND payer = $3 AND nonce = $4 AND expires_at > $5";
 
-/// Records a slot ($5 to $8) kept at least until $9 and, but for `in_progress`, its ledger row
-/// with the terms ($10 to $14) at $15; the credit of a settled transaction is kept as long.
+/// Records a slot ($5 to $8) kept at least until $9; the credit of a settled transaction is
+/// kept as long. A definite outcome (settled, expired unsettled) is never replaced by a weaker
+/// state, only by `settled`, and a transaction already known is kept when the new state names
+/// none. Returns a row when the slot was written.
 const RECORD: &str = "
 WITH payment AS (
-    INSERT INTO x402_payments (network, asset, payer, nonce, state, transaction, request, since, expires_at)
+    INSERT INTO x402_payments AS p (network, asset, payer, nonce, state, transaction, request, since, expires_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
     ON CONFLICT (network, asset, payer, nonce) DO UPDATE
-    SET state = EXCLUDED.state, transaction = EXCLUDED.transaction, request = EXCLUDED.request,
-        since = EXCLUDED.since, expires_at = greatest(x402_payments.expires_at, EXCLUDED.expires_at)
+    SET state = EXCLUDED.state, transaction = coalesce(EXCLUDED.transaction, p.transaction),
+        request = EXCLUDED.request, since = EXCLUDED.since,
+        expires_at = greatest(p.expires_at, EXCLUDED.expires_at)
+    WHERE p.state NOT IN ('settled', 'expired_unsettled') OR EXCLUDED.state = 'settled'
     RETURNING expires_at
 ), credit AS (
     UPDATE x402_credits SET expires_at = greatest(x402_credits.expires_at, (SELECT expires_at FROM payment))
     WHERE $5 = 'settled' AND transaction = lower($6)
 )
+SELECT 1 FROM payment";
+
+/// The ledger row of a recorded slot ($5, $6) with the terms ($7 to $11) at $12: written after
+/// the slot, in a statement of its own, so that a ledger failure never costs the replay record.
+const LEDGER: &str = "
 INSERT INTO x402_ledger AS l (network, asset, payer, nonce, state, transaction, amount, pay_to,
                               resource, route, scheme, created_at, updated_at, settled_at)
-SELECT $1, $2, $3, $4, $5, lower($6), $10::text::numeric, $11, $12, $13, $14,
-       to_timestamp($15::bigint), to_timestamp($15::bigint),
-       CASE WHEN $5 = 'settled' THEN to_timestamp($15::bigint) END
-WHERE $5 <> 'in_progress'
+VALUES ($1, $2, $3, $4, $5, lower($6), $7::text::numeric, $8, $9, $10, $11,
+        to_timestamp($12::bigint), to_timestamp($12::bigint),
+        CASE WHEN $5 = 'settled' THEN to_timestamp($12::bigint) END)
 ON CONFLICT (network, asset, payer, nonce) DO UPDATE
 SET state = EXCLUDED.state,
     transaction = coalesce(EXCLUDED.transaction, l.transaction),
@@ -232,7 +241,8 @@ SET state = EXCLUDED.state,
     route = coalesce(EXCLUDED.route, l.route),
     scheme = coalesce(EXCLUDED.scheme, l.scheme),
     updated_at = EXCLUDED.updated_at,
-    settled_at = coalesce(l.settled_at, EXCLUDED.settled_at)";
+    settled_at = coalesce(l.settled_at, EXCLUDED.settled_at)
+WHERE l.state NOT IN ('settled', 'expired_unsettled') OR EXCLUDED.state = 'settled'";
 
 /// Frees a key in progress or settling; a refused settlement stays in the ledger as `refused`.
 const RELEASE: &str = "
@@ -283,6 +293,10 @@ DELETE FROM x402_payments WHERE expires_at <= $1;
 DELETE FROM x402_credits WHERE expires_at <= $1;
 DELETE FROM x402_reconciliations WHERE until <= $1";
 
+/// Session settings of every connection (unless the URL sets `options`): statements and lock
+/// waits end on the server before [`OPERATION_TIMEOUT`] ends them here.
+const SERVER_TIMEOUTS: &str = "-c statement_timeout=9000 -c lock_timeout=5000";
+
 /// The probe of [`PostgresStore::probe`]: a row written and deleted (then rolled back).
 const PROBE: &str = "
 INSERT INTO x402_payments (network, asset, payer, nonce, state, expires_at)
@@ -308,6 +322,11 @@ impl PostgresStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        // The server gives up on a statement before this client does, so that one the client
+        // stopped waiting for cannot commit later, out of order.
+        if config.get_options().is_none() {
+            config.options(SERVER_TIMEOUTS);
+        }
         let target = target_of(&config);
         let manager = Manager::from_config(
             config,
@@ -331,7 +350,10 @@ impl PostgresStore {
             reservations: Arc::new(AtomicU64::new(0)),
         };
         store.migrate().await?;
-        store.sweep().await?;
+        if let Err(e) = store.sweep().await {
+            // Expired rows are never answered; the next sweep removes them.
+            tracing::warn!("x402: {e}");
+        }
         Ok(store)
     }
 
@@ -545,7 +567,7 @@ impl ReplayStore for PostgresStore {
             let [network, asset, payer, nonce] = key_columns(key);
             let (since, keep_until, now) =
                 (seconds(since), seconds(keep_until), seconds((self.now)()));
-            let params: [&(dyn ToSql + Sync); 15] = [
+            let params: [&(dyn ToSql + Sync); 9] = [
                 &network,
                 &asset,
                 &payer,
@@ -555,6 +577,24 @@ impl ReplayStore for PostgresStore {
                 &request,
                 &since,
                 &keep_until,
+            ];
+            let written = match self.query(RECORD, &params).await {
+                Ok(rows) => !rows.is_empty(),
+                Err(e) => {
+                    tracing::error!(%key, ?slot, "x402: could not record a payment's outcome: {e}");
+                    return;
+                }
+            };
+            if !written || state == "in_progress" {
+                return;
+            }
+            let params: [&(dyn ToSql + Sync); 12] = [
+                &network,
+                &asset,
+                &payer,
+                &nonce,
+                &state,
+                &transaction,
                 &terms.amount,
                 &terms.pay_to,
                 &terms.resource,
@@ -562,8 +602,8 @@ impl ReplayStore for PostgresStore {
                 &terms.scheme,
                 &now,
             ];
-            if let Err(e) = self.query(RECORD, &params).await {
-                tracing::error!(%key, ?slot, "x402: could not record a payment's outcome: {e}");
+            if let Err(e) = self.query(LEDGER, &params).await {
+                tracing::warn!(%key, ?slot, "x402: the payment is recorded, but its ledger row could not be written: {e}");
             }
         })
     }

@@ -82,9 +82,34 @@ CREATE INDEX x402_ledger_created ON x402_ledger (created_at);
 CREATE INDEX x402_ledger_transaction ON x402_ledger (transaction);
 "];
 
+/// The schema version recorded in the database, `None` before the first migration.
+async fn applied(transaction: &Transaction<'_>) -> Result<Option<usize>, String> {
+    let row = transaction
+        .query_one("SELECT to_regclass('x402_schema_version') IS NOT NULL", &[])
+        .await
+        .map_err(|e| format!("cannot look for x402_schema_version: {e}"))?;
+    if !row.try_get::<_, bool>(0).map_err(|e| e.to_string())? {
+        return Ok(None);
+    }
+    let current: i32 = transaction
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM x402_schema_version",
+            &[],
+        )
+        .await
+        .map_err(|e| format!("cannot read x402_schema_version: {e}"))?
+        .try_get(0)
+        .map_err(|e| e.to_string())?;
+    Ok(Some(usize::try_from(current).unwrap_or(0)))
+}
+
 /// Applies the migrations the database does not have yet, under the migration lock; returns
 /// the schema version. A database newer than this build is refused rather than used.
 pub(super) async fn migrate(transaction: &Transaction<'_>) -> Result<usize, String> {
+    // Up to date: nothing to lock or create, so a role without CREATE rights can start.
+    if applied(transaction).await? == Some(MIGRATIONS.len()) {
+        return Ok(MIGRATIONS.len());
+    }
     transaction
         .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
