@@ -571,6 +571,19 @@ fn checked_networks(texts: Vec<String>, assets: &[Asset]) -> Result<Vec<Network>
     Ok(networks)
 }
 
+/// `networks`, then the networks only routes name (`#[paid(networks = [...])]`), each once and
+/// in order: every network something is offered on.
+pub(crate) fn with_route_networks(mut networks: Vec<String>) -> Vec<String> {
+    for route in crate::route::routes() {
+        for network in route.networks() {
+            if !networks.iter().any(|n| n == network) {
+                networks.push((*network).to_owned());
+            }
+        }
+    }
+    networks
+}
+
 /// The recipient: set, EIP-55 checksummed, not the zero address.
 fn checked_pay_to(text: Option<String>) -> Result<Address, ConfigError> {
     let text = text.ok_or_else(|| {
@@ -652,15 +665,7 @@ fn read_facilitators(
     if networks.is_empty() {
         networks.push(DEFAULT_NETWORK.to_owned());
     }
-    // The networks only routes name (`#[paid(networks = [...])]`) are offered too.
-    for route in crate::route::routes() {
-        for network in route.networks() {
-            if !networks.iter().any(|n| n == network) {
-                networks.push((*network).to_owned());
-            }
-        }
-    }
-    for network in networks {
+    for network in with_route_networks(networks) {
         let Some(chain_id) = Network::from_caip2(network.trim()).map(|n| n.chain_id) else {
             continue;
         };

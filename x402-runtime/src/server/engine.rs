@@ -11,7 +11,7 @@ use dashmap::DashMap;
 use serde_json::{Map, Value};
 
 use super::challenge::{Challenge, RouteOffers};
-use super::config::X402Config;
+use super::config::{X402Config, with_route_networks};
 use super::identifier::{self, Identifiers};
 use super::lifecycle::Lifecycle;
 use super::pricing::{self, Overrides};
@@ -563,20 +563,8 @@ impl X402 {
     /// Every network something is offered on: the configuration's, then those only routes name
     /// (`#[paid(networks = [...])]`), in order.
     fn offered_networks(&self) -> Vec<String> {
-        let mut networks: Vec<String> = self
-            .config()
-            .networks()
-            .iter()
-            .map(|n| n.caip2.clone())
-            .collect();
-        for route in routes() {
-            for network in route.networks() {
-                if !networks.iter().any(|n| n == network) {
-                    networks.push((*network).to_owned());
-                }
-            }
-        }
-        networks
+        let configured = self.config().networks().iter().map(|n| n.caip2.clone());
+        with_route_networks(configured.collect())
     }
 
     /// Reads the facilitator's `/supported` and checks it supports `exact` on every network

@@ -74,11 +74,8 @@ impl X402 {
             .map(|entry| (entry.key().clone(), entry.value().clone()))
             .collect();
         for (key, settlement) in settling {
-            // A settlement that reached its answer since the list was taken keeps it.
-            let current = self.inner.store.lookup(&key).await;
-            if !matches!(current, Some(Slot::Settling { .. } | Slot::InProgress)) {
-                continue;
-            }
+            // A settlement that reached its answer since the list was taken keeps it: a store
+            // never replaces a definite outcome with a weaker one (`Slot::may_replace`).
             let unknown = Slot::Pending {
                 transaction: String::new(),
                 request: settlement.request,
