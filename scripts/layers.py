@@ -28,7 +28,7 @@ LAYERS = {
 }
 # Inside server/: a file may import the files before it.
 SERVER = [
-    "config", "telemetry", "lifecycle", "answer", "refusal", "challenge", "identifier", "payment", "pricing",
+    "config", "telemetry", "lifecycle", "answer", "refusal", "challenge", "identifier", "payment", "charge", "pricing",
     "settlement/backoff",
     "engine", "offers", "settlement", "known", "admission", "serve", "shutdown",
 ]

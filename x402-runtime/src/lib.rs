@@ -210,6 +210,9 @@ pub use route::{PaidRoute, SettleTiming, routes};
 pub use schemes::ReplayKey;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use server::charge::Charge;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use server::config::{
     DEFAULT_FACILITATOR_URL, DEFAULT_MAX_TIMEOUT_SECONDS, DEFAULT_NETWORK,
     DEFAULT_RECORD_RETENTION, DEFAULT_STORE_PATH, X402Config, X402ConfigBuilder,

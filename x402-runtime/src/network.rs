@@ -93,6 +93,37 @@ pub struct Asset {
     pub eip712_version: String,
     /// Token decimals.
     pub decimals: u8,
+    /// How a payer's signature moves the token: EIP-3009 for tokens that have
+    /// `transferWithAuthorization`, Permit2 for any other ERC-20.
+    pub transfer: TransferMethod,
+}
+
+/// How the `exact` scheme moves a token (the offer's `extra.assetTransferMethod`).
+///
+/// ```
+/// use x402_runtime::network::TransferMethod;
+///
+/// assert_eq!(TransferMethod::default(), TransferMethod::Eip3009);
+/// assert_eq!(TransferMethod::Permit2.wire_name(), "permit2");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TransferMethod {
+    /// The token's own `transferWithAuthorization` (USDC, EURC): nothing to approve first.
+    #[default]
+    Eip3009,
+    /// Uniswap's Permit2 through the x402 Permit2 proxy: any ERC-20 the payer has approved
+    /// Permit2 for.
+    Permit2,
+}
+
+impl TransferMethod {
+    /// The name in `extra.assetTransferMethod`.
+    pub const fn wire_name(self) -> &'static str {
+        match self {
+            TransferMethod::Eip3009 => "eip3009",
+            TransferMethod::Permit2 => "permit2",
+        }
+    }
 }
 
 struct BuiltinAsset {
@@ -238,6 +269,7 @@ impl Asset {
                 eip712_name: a.name.to_owned(),
                 eip712_version: "2".to_owned(),
                 decimals: currency.decimals(),
+                transfer: TransferMethod::Eip3009,
             })
     }
 

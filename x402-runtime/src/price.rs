@@ -144,6 +144,10 @@ pub enum Pricing {
     /// A price quoted per request by the route's quote function
     /// (`#[paid(quote = …, min = …, max = …)]`), always within these published bounds.
     Quoted(QuoteBounds),
+    /// At most this price (`#[paid(upto = …)]`, the `upto` scheme): the payer authorizes it, the
+    /// handler reports what the request used ([`Charge`](crate::Charge)) and only that is
+    /// settled.
+    Upto(Price),
 }
 
 /// The published bounds of a quoted route's price, both inclusive.
@@ -177,22 +181,31 @@ impl Pricing {
     pub const fn fixed(&self) -> Option<&Price> {
         match self {
             Pricing::Fixed(price) => Some(price),
-            Pricing::Quoted(_) => None,
+            Pricing::Quoted(_) | Pricing::Upto(_) => None,
         }
     }
 
     /// The bounds of a quoted route.
     pub const fn bounds(&self) -> Option<&QuoteBounds> {
         match self {
-            Pricing::Fixed(_) => None,
+            Pricing::Fixed(_) | Pricing::Upto(_) => None,
             Pricing::Quoted(bounds) => Some(bounds),
         }
     }
 
-    /// The most one request can cost: the fixed price, or the upper bound of a quote.
+    /// The maximum of an `upto` route.
+    pub const fn upto(&self) -> Option<&Price> {
+        match self {
+            Pricing::Upto(max) => Some(max),
+            Pricing::Fixed(_) | Pricing::Quoted(_) => None,
+        }
+    }
+
+    /// The most one request can cost: the fixed price, the upper bound of a quote, or the
+    /// maximum of an `upto` route.
     pub const fn most(&self) -> &Price {
         match self {
-            Pricing::Fixed(price) => price,
+            Pricing::Fixed(price) | Pricing::Upto(price) => price,
             Pricing::Quoted(bounds) => &bounds.max,
         }
     }
@@ -204,11 +217,12 @@ impl Pricing {
 }
 
 impl fmt::Display for Pricing {
-    /// `0.001 USDC`, or `0.001–0.05 USDC` for a quoted route.
+    /// `0.001 USDC`, `0.001–0.05 USDC` for a quoted route, `up to 0.50 USDC` for `upto`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Pricing::Fixed(price) => price.fmt(f),
             Pricing::Quoted(bounds) => bounds.fmt(f),
+            Pricing::Upto(max) => write!(f, "up to {max}"),
         }
     }
 }

@@ -34,6 +34,8 @@ pub(crate) struct PaidArgs {
     pub(crate) min: Option<LitStr>,
     pub(crate) max: Option<LitStr>,
     pub(crate) pay_page: Option<bool>,
+    /// `upto = "…"`: the most a request can cost, the handler charging what it used.
+    pub(crate) upto: Option<PriceExpr>,
     /// Every key seen, with the span of its name.
     seen: Vec<(Key, Span)>,
 }
@@ -76,17 +78,30 @@ impl PaidArgs {
             .map_or_else(Span::call_site, |(_, span)| *span)
     }
 
-    /// A fixed `price`, or a `quote` with both bounds: never both, never neither.
+    /// A fixed `price`, a `quote` with both bounds, or an `upto` maximum: exactly one of them.
     fn check_pricing(&self, errors: &mut Errors) {
         let quoted = self.has(Key::Quote);
-        if self.has(Key::Price) && quoted {
+        let ways = [Key::Price, Key::Quote, Key::Upto];
+        let set: Vec<Key> = ways.into_iter().filter(|k| self.has(*k)).collect();
+        if let [first, second, ..] = set[..] {
             errors.push(syn::Error::new(
-                self.span_of(Key::Quote),
-                "`price` and `quote` cannot both be set: a route has a fixed price or a quoted \
-                 one; remove one",
+                self.span_of(second),
+                format!(
+                    "`{}` and `{}` cannot both be set: a route has a fixed `price`, a `quote`d \
+                     one or an `upto` maximum; keep one",
+                    first.name(),
+                    second.name()
+                ),
             ));
-        } else if !self.has(Key::Price) && !quoted {
+        } else if set.is_empty() {
             errors.push(missing_price());
+        }
+        if self.has(Key::Upto) && self.settle == Some(Settle::Before) {
+            errors.push(syn::Error::new(
+                self.span_of(Key::Settle),
+                "an `upto` route settles what the handler used, so it settles after the handler: \
+                 remove `settle = \"before\"`",
+            ));
         }
         if quoted {
             for bound in [Key::Min, Key::Max] {
@@ -190,6 +205,7 @@ impl PaidArgs {
             Key::Min => self.min = errors.take(values::bound(Key::Min, expr)),
             Key::Max => self.max = errors.take(values::bound(Key::Max, expr)),
             Key::PayPage => self.pay_page = errors.take(values::boolean(Key::PayPage, expr)),
+            Key::Upto => self.upto = errors.take(values::upto(expr)),
         }
     }
 }

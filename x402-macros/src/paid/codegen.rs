@@ -45,7 +45,7 @@ pub(crate) fn expand(paid: &Paid<'_>) -> TokenStream {
     let record = route_record(paid);
     let quote = match &paid.pricing {
         Pricing::Quoted { quote, .. } => Some(quote),
-        Pricing::Fixed(_) => None,
+        Pricing::Fixed(_) | Pricing::Upto(_) => None,
     };
     let handler = handler(func, &on_function, quote);
     let shapes = shapes(&func.sig);
@@ -218,6 +218,10 @@ fn route_record(paid: &Paid<'_>) -> TokenStream {
         Pricing::Fixed(price) => {
             let price = fixed_price(price);
             quote!(::x402_runtime::Pricing::Fixed(#price))
+        }
+        Pricing::Upto(max) => {
+            let max = fixed_price(max);
+            quote!(::x402_runtime::Pricing::Upto(#max))
         }
         Pricing::Quoted { min, max, .. } => {
             let (min, max) = (fixed_price(min), fixed_price(max));

@@ -17,10 +17,11 @@ pub(crate) enum Key {
     Min,
     Max,
     PayPage,
+    Upto,
 }
 
 impl Key {
-    pub(crate) const ALL: [Key; 14] = [
+    pub(crate) const ALL: [Key; 15] = [
         Key::Price,
         Key::Currency,
         Key::Description,
@@ -35,6 +36,7 @@ impl Key {
         Key::Min,
         Key::Max,
         Key::PayPage,
+        Key::Upto,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -53,6 +55,7 @@ impl Key {
             Key::Min => "min",
             Key::Max => "max",
             Key::PayPage => "pay_page",
+            Key::Upto => "upto",
         }
     }
 
@@ -85,6 +88,7 @@ impl Key {
             Key::Min => "`min = \"0.001\"`",
             Key::Max => "`max = \"0.05\"`",
             Key::PayPage => "`pay_page = false`",
+            Key::Upto => "`upto = \"0.50\"`",
         }
     }
 

@@ -64,6 +64,10 @@ fn analyse(args: TokenStream, func: &ItemFn) -> syn::Result<Paid<'_>> {
     let args = PaidArgs::parse(args, &mut errors);
     let currencies = args.currencies();
     let pricing = match (&args.price, &args.quote, &currencies) {
+        (None, None, Some(currencies)) => args
+            .upto
+            .as_ref()
+            .and_then(|max| errors.take(price::resolve_upto(max, currencies))),
         (Some(price), None, Some(currencies)) => errors.take(price::resolve(price, currencies)),
         (None, Some(quote), Some(currencies)) => match (&args.min, &args.max) {
             (Some(min), Some(max)) => {

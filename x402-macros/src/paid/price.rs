@@ -21,6 +21,8 @@ pub(crate) enum Pricing {
         min: FixedPrice,
         max: FixedPrice,
     },
+    /// `upto = "…"`: the most a request can cost.
+    Upto(FixedPrice),
 }
 
 /// A validated fixed price: a mirror of `x402_runtime::Price`.
@@ -45,6 +47,12 @@ pub(crate) fn check_text(lit: &LitStr) -> syn::Result<()> {
 pub(crate) fn resolve(price: &PriceExpr, currencies: &[Currency]) -> syn::Result<Pricing> {
     let PriceExpr::Literal(lit) = price;
     in_currencies(lit, currencies).map(Pricing::Fixed)
+}
+
+/// The maximum of an `upto` route, checked in every currency like a price.
+pub(crate) fn resolve_upto(max: &PriceExpr, currencies: &[Currency]) -> syn::Result<Pricing> {
+    let PriceExpr::Literal(lit) = max;
+    in_currencies(lit, currencies).map(Pricing::Upto)
 }
 
 /// The bounds of a quote, each checked in every currency, `min` at most `max`.

@@ -53,6 +53,13 @@ pub(crate) fn price(expr: &Expr) -> syn::Result<PriceExpr> {
     Ok(PriceExpr::Literal(lit))
 }
 
+/// `upto = "…"`: a price's text, checked like `price`.
+pub(crate) fn upto(expr: &Expr) -> syn::Result<PriceExpr> {
+    let lit = lit_str(Key::Upto, expr)?;
+    price::check_text(&lit)?;
+    Ok(PriceExpr::Literal(lit))
+}
+
 /// `min = "…"` or `max = "…"`: a price's text, checked like `price`.
 pub(crate) fn bound(key: Key, expr: &Expr) -> syn::Result<LitStr> {
     let lit = lit_str(key, expr)?;

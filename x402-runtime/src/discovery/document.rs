@@ -286,6 +286,19 @@ pub fn payment_info(x402: &X402, route: &'static PaidRoute) -> Result<Value, Con
                 "decimals": bounds.min.decimals,
             }),
         ),
+        Pricing::Upto(max) => (
+            json!({
+                "mode": "dynamic",
+                "currency": max.currency.iso_4217(),
+                "max": max.human,
+            }),
+            json!({
+                "mode": "dynamic",
+                "max": max.human,
+                "currency": max.currency.symbol(),
+                "decimals": max.decimals,
+            }),
+        ),
         pricing => {
             let price = pricing.most();
             (

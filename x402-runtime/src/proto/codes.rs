@@ -87,3 +87,8 @@ pub const INVALID_REQUEST_BODY: &str = "invalid_request_body";
 /// quote function cannot price: the offers carry the route's maximum; send the request itself
 /// (its shape is in `extensions.bazaar`) to get its quote.
 pub const QUOTE_NEEDS_REQUEST: &str = "price_depends_on_request";
+/// 500: an `upto` handler answered 2xx without saying what to charge; nothing was charged.
+pub const CHARGE_MISSING: &str = "x402_charge_missing";
+/// 500: an `upto` handler charged more than the payer authorized, or an amount that is not a
+/// price in the route's currency; nothing was charged.
+pub const CHARGE_INVALID: &str = "x402_charge_invalid";

@@ -206,6 +206,14 @@ impl Requirements {
             Requirements::V1(r) => &r.max_amount_required,
         }
     }
+
+    /// Sets the amount (atomic units): for `upto`, `/settle` is asked to settle what was used.
+    pub fn set_amount(&mut self, amount: String) {
+        match self {
+            Requirements::V2(r) => r.amount = amount,
+            Requirements::V1(r) => r.max_amount_required = amount,
+        }
+    }
 }
 
 /// Body of `POST /verify` and `POST /settle`.

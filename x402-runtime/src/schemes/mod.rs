@@ -14,6 +14,8 @@
 //! | scheme | network | transfer | module |
 //! |---|---|---|---|
 //! | `exact` | EVM (`eip155:*`) | EIP-3009 `transferWithAuthorization` | [`exact_evm`] |
+//! | `exact` | EVM, tokens set to [`TransferMethod::Permit2`](crate::network::TransferMethod) | Permit2 through the x402 exact proxy | [`exact_evm`], [`permit2`] |
+//! | `upto` | EVM, any ERC-20 | Permit2 through the x402 upto proxy, settling what was used | [`upto_evm`], [`permit2`] |
 
 use std::any::Any;
 use std::fmt;
@@ -24,9 +26,11 @@ use serde_json::value::RawValue;
 use crate::network::{Asset, Network};
 use crate::price::Price;
 use crate::proto::header::{self, DecodeError, PaymentPayload};
-use crate::proto::{PaymentRequirements, X402Version};
+use crate::proto::{PaymentRequirements, SupportedResponse, X402Version};
 
 pub mod exact_evm;
+pub mod permit2;
+pub mod upto_evm;
 
 /// A payment scheme on one family of networks.
 pub trait Scheme: Send + Sync + fmt::Debug + 'static {
@@ -54,6 +58,12 @@ pub struct OfferTerms<'a> {
     pub pay_to: Address,
     /// The offer's `maxTimeoutSeconds`.
     pub max_timeout_seconds: u64,
+    /// Whether the price is a maximum (the route is `#[paid(upto = …)]`): only the `upto`
+    /// scheme offers it.
+    pub upto: bool,
+    /// The facilitator's `/supported`, once read (the `upto` offer names the facilitator it
+    /// lists).
+    pub supported: Option<&'a SupportedResponse>,
 }
 
 /// One offer of one route: the v2 requirements, the values they were built from, and the
@@ -156,7 +166,7 @@ impl DecodedPayment {
 }
 
 /// The schemes this build serves, preferred first.
-static SCHEMES: [&dyn Scheme; 1] = [&exact_evm::ExactEvm];
+static SCHEMES: [&dyn Scheme; 2] = [&exact_evm::ExactEvm, &upto_evm::UptoEvm];
 
 /// The schemes this build serves, preferred first.
 pub fn all() -> &'static [&'static dyn Scheme] {
@@ -202,8 +212,8 @@ pub fn decode_json(json: Vec<u8>, expected: X402Version) -> Result<DecodedPaymen
 }
 
 /// The key a payment is deduplicated on: `(network, asset, payer, nonce)` from parsed values,
-/// so every encoding of one authorization maps to one key. For exact-EVM, `asset` is the token
-/// whose EIP-3009 nonce space the authorization consumes.
+/// so every encoding of one authorization maps to one key. `asset` is the contract whose nonce
+/// space the authorization consumes: the token for EIP-3009, [`permit2::PERMIT2`] for a permit.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ReplayKey {
     /// CAIP-2 network id of the offer the payment matched.
@@ -212,7 +222,7 @@ pub struct ReplayKey {
     pub asset: Address,
     /// Payer.
     pub from: Address,
-    /// EIP-3009 nonce.
+    /// The nonce (EIP-3009's, or Permit2's as 32 big-endian bytes).
     pub nonce: B256,
 }
 

@@ -82,6 +82,8 @@ pub(crate) struct Admitted {
     pub(crate) span: tracing::Span,
     /// Counts the payment as under way until its outcome (graceful shutdown).
     pub(crate) in_flight: Option<InFlight>,
+    /// On an `upto` route, what the handler charged (then also `amount`), once known.
+    pub(crate) charged: Option<U256>,
 }
 
 /// A payment decoded and matched to one of the route's offers, checked locally.
@@ -362,6 +364,7 @@ impl X402 {
             recorder,
             span: tracing::Span::none(),
             in_flight: None,
+            charged: None,
         })
     }
 

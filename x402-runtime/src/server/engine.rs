@@ -74,6 +74,15 @@ pub(crate) struct Inner {
 pub(crate) struct Readiness {
     ready: AtomicBool,
     last_failure: tokio::sync::Mutex<Option<Instant>>,
+    /// The first `/supported` answer (an `upto` offer names the facilitator it lists).
+    supported: std::sync::OnceLock<SupportedResponse>,
+}
+
+impl Readiness {
+    /// The facilitator's `/supported`, once it answered.
+    pub(crate) fn supported(&self) -> Option<&SupportedResponse> {
+        self.supported.get()
+    }
 }
 
 /// How long a failed `/supported` is remembered before it is asked again.
@@ -546,7 +555,8 @@ impl X402 {
         )
         .await;
         let failure = match answer {
-            Ok(Ok(_)) => {
+            Ok(Ok(supported)) => {
+                let _ = readiness.supported.set(supported);
                 readiness.ready.store(true, Ordering::Release);
                 return true;
             }
@@ -572,7 +582,9 @@ impl X402 {
     pub async fn check_facilitator(&self) -> Result<SupportedResponse, StartupError> {
         let checked =
             X402::check_supported(&*self.inner.facilitator, &self.offered_networks()).await;
-        if !matches!(checked, Err(StartupError::Facilitator(_))) {
+        // Lacking a network, the first paid request reads `/supported` again and goes on.
+        if let Ok(supported) = &checked {
+            let _ = self.inner.readiness.supported.set(supported.clone());
             self.inner.readiness.ready.store(true, Ordering::Release);
         }
         checked

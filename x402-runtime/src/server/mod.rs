@@ -12,12 +12,13 @@
 //! | `settlement` | what a `/settle` answer means, reconciliation, operator tools |
 //! | `identifier` | the `payment-identifier` extension |
 //! | `payment` | [`Payment`](crate::Payment), the handler's view of its payment |
+//! | `charge` | [`Charge`](crate::Charge), what an `upto` handler says the request used |
 //! | `refusal`, `answer` | every refusal with its status, code and message; how answers are written |
 //! | `telemetry` | the paywall's metrics (names in [`telemetry`]) |
 //! | `lifecycle`, `shutdown` | graceful shutdown: [`X402::shutdown`](crate::X402::shutdown) |
 //!
 //! Inside this folder a file imports only the ones listed below it here: `config`, `telemetry`,
-//! `lifecycle`, `answer`, `refusal`, `challenge`, `identifier`, `payment`, `pricing` and
+//! `lifecycle`, `answer`, `refusal`, `challenge`, `identifier`, `payment`, `charge`, `pricing` and
 //! `settlement::backoff` know nothing of [`X402`](crate::X402); `engine` holds their state;
 //! `offers`, `settlement`, `known`, `admission`, `serve` and `shutdown` are the engine's
 //! behaviour, in that order.
@@ -25,6 +26,7 @@
 pub(crate) mod admission;
 pub(crate) mod answer;
 pub(crate) mod challenge;
+pub(crate) mod charge;
 pub(crate) mod config;
 pub(crate) mod engine;
 pub mod identifier;

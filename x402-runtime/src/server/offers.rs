@@ -63,7 +63,10 @@ impl X402 {
         }
         let pricing = self.pricing(route);
         let built = Arc::new(self.build_offers(route, pricing.most(), None)?);
-        self.inner.offers.insert(route.id(), built.clone());
+        // An `upto` offer names the facilitator from `/supported`: kept once it is known.
+        if pricing.upto().is_none() || self.inner.readiness.supported().is_some() {
+            self.inner.offers.insert(route.id(), built.clone());
+        }
         Ok(built)
     }
 
@@ -166,6 +169,8 @@ impl X402 {
                     price,
                     pay_to,
                     max_timeout_seconds: u64::from(timeout),
+                    upto: route.pricing.upto().is_some(),
+                    supported: self.inner.readiness.supported(),
                 };
                 offers.extend(schemes::all().iter().filter_map(|s| s.offer(&terms)));
             }

@@ -25,8 +25,13 @@ pub(crate) fn resolve(
         let route = select(selector, routes)?;
         let Pricing::Fixed(compiled) = &route.pricing else {
             return Err(ConfigError::new(format!(
-                "a price is set for `{selector}`, which is priced by its quote function: a quoted \
-                 route has no fixed price to replace"
+                "a price is set for `{selector}`, which is priced {}: only a fixed price can be \
+                 replaced",
+                if route.pricing.upto().is_some() {
+                    "by usage (`upto`)"
+                } else {
+                    "by its quote function"
+                }
             )));
         };
         // Checked as written in every currency the route takes (a `$` only suits USDC).

@@ -77,6 +77,10 @@ pub(crate) enum Refusal {
     BodyTooLarge,
     /// The request body a quote needs could not be read.
     BodyUnreadable,
+    /// An `upto` handler answered without a [`Charge`](crate::Charge).
+    ChargeMissing,
+    /// An `upto` handler's charge is above the authorized maximum or not a price (what it was).
+    ChargeInvalid(String),
 }
 
 /// A receipt and the protocol version whose header carries it.
@@ -131,7 +135,9 @@ impl Refusal {
             | BodyFailedAfterSettling(_)
             | SettlementTaskFailed
             | QuoteOutOfBounds(_)
-            | QuoteInvalid(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            | QuoteInvalid(_)
+            | ChargeMissing
+            | ChargeInvalid(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -161,6 +167,8 @@ impl Refusal {
             QuoteInvalid(_) => codes::QUOTE_INVALID,
             BodyTooLarge => codes::REQUEST_BODY_TOO_LARGE,
             BodyUnreadable => codes::INVALID_REQUEST_BODY,
+            ChargeMissing => codes::CHARGE_MISSING,
+            ChargeInvalid(_) => codes::CHARGE_INVALID,
             NotPaidHandler
             | AnsweredTwice
             | ChallengeUnencodable
@@ -178,6 +186,16 @@ impl Refusal {
             Malformed(why) | NoOffer(why) => return Cow::Borrowed(why),
             QuoteOutOfBounds(_) | QuoteInvalid(_) | BodyTooLarge | BodyUnreadable => {
                 return self.pricing_message();
+            }
+            ChargeInvalid(what) => {
+                return Cow::Owned(format!(
+                    "the server charged an amount it may not ({what}); nothing was charged and \
+                     the response was withheld"
+                ));
+            }
+            ChargeMissing => {
+                "the server did not say what this request used; nothing was charged and the \
+                 response was withheld"
             }
             InvalidIdentifier(why) => why,
             HeaderTooLarge => "the payment header exceeds 16 KiB",

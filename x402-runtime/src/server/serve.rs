@@ -11,6 +11,8 @@ use http::request::Parts;
 
 use std::sync::Arc;
 
+use alloy_primitives::U256;
+
 use axum::body::{Body, Bytes};
 use futures_util::FutureExt as _;
 use tracing::Instrument as _;
@@ -18,13 +20,15 @@ use tracing::Instrument as _;
 use super::admission::{Admitted, options_answer, unpaid};
 use super::answer::{self, settle_receipt};
 use super::challenge::RouteOffers;
+use super::charge::Charge;
 use super::engine::X402;
 use super::identifier::Recorder;
 use super::lifecycle::InFlightSettlement;
 use super::refusal::{Receipted, Refusal};
-use super::settlement::{Attempt, Outcome};
+use super::settlement::{Attempt, Outcome, record_settled};
 use super::telemetry;
 use crate::page;
+use crate::price::Price;
 use crate::proto::{SettleResponse, codes};
 use crate::route::handler::{Extractors, HandlerFuture};
 #[cfg(feature = "schemars")]
@@ -239,12 +243,22 @@ fn admission<'a>(route: &'static PaidRoute, parts: &'a mut Parts) -> Admission<'
         Ok(engine) => engine,
         Err(answer) => return Admission::Answered(Some(*answer)),
     };
-    if let Some(answer) = engine.answer_without_payment(route, parts) {
+    // An `upto` offer names the facilitator its `/supported` lists: read it first.
+    let waits = route.pricing.upto().is_some() && engine.inner.readiness.supported().is_none();
+    if !waits && let Some(answer) = engine.answer_without_payment(route, parts) {
         return Admission::Answered(Some(answer));
     }
     let engine = engine.clone();
     engine.start_reconciler();
     Admission::Admitting(Box::pin(async move {
+        if waits {
+            if !engine.facilitator_ready().await {
+                return Err(Refusal::FacilitatorUnavailable.into_response());
+            }
+            if let Some(answer) = engine.answer_without_payment(route, parts) {
+                return Err(answer);
+            }
+        }
         let admitted = engine.admit(route, parts, None).await?;
         parts.extensions.insert(admitted.payment.clone());
         Ok(Box::new(admitted) as Box<dyn Finish>)
@@ -310,6 +324,10 @@ impl Admitted {
                     telemetry::settlement(self.route, "not_attempted");
                     return response;
                 }
+                if let Err(refusal) = self.take_charge(&mut response) {
+                    telemetry::settlement(self.route, "not_attempted");
+                    return refusal;
+                }
                 // Buffered before settling, so that a body that fails costs nothing.
                 let mut body = None;
                 if recorder.is_some() {
@@ -355,9 +373,72 @@ async fn run(handler: HandlerFuture<'_>) -> Response {
 }
 
 impl Admitted {
+    /// On an `upto` route, what the handler charged (its [`Charge`]) becomes the amount to
+    /// settle: at most the authorized maximum, in the route's currency. A missing or invalid
+    /// charge is the server's bug, answered 500 with nothing settled (the reservation is freed
+    /// when `self` drops).
+    fn take_charge(&mut self, response: &mut Response) -> Result<(), Response> {
+        if self.route.pricing.upto().is_none() {
+            return Ok(());
+        }
+        let refuse = |refusal: Refusal| {
+            tracing::error!(handler = self.route.handler, "x402: {}", refusal.message());
+            Err(refusal.into_response())
+        };
+        let Some(charge) = response.extensions_mut().remove::<Charge>() else {
+            return refuse(Refusal::ChargeMissing);
+        };
+        let currency = self.payment.price().currency;
+        let units = match charge.atomic_in(currency) {
+            Ok(units) => U256::from(units),
+            Err(why) => return refuse(Refusal::ChargeInvalid(why)),
+        };
+        if units > self.amount {
+            let what = format!(
+                "{} above the authorized {}",
+                Price::from_atomic(units.to::<u128>(), currency),
+                Price::from_atomic(self.amount.to::<u128>(), currency)
+            );
+            return refuse(Refusal::ChargeInvalid(what));
+        }
+        self.amount = units;
+        self.charged = Some(units);
+        self.request
+            .payment_requirements
+            .set_amount(units.to_string());
+        Ok(())
+    }
+
     /// Settles in a spawned task, so that a client disconnect cannot cancel it; the task
     /// records the outcome in the replay store whether or not anyone waits for it.
     async fn settle(self) -> Result<SettleResponse, Response> {
+        if self.charged.is_some_and(|units| units.is_zero()) {
+            return Ok(self.settle_nothing().await);
+        }
+        let charged = self.charged;
+        self.settle_charged().await.map(|mut receipt| {
+            receipt.amount = charged.map(|units| units.to_string());
+            receipt
+        })
+    }
+
+    /// An `upto` request that used nothing: nothing is sent, the permit is left unused on
+    /// chain, and the payment is recorded settled without a transaction, so it is not served
+    /// twice.
+    async fn settle_nothing(self) -> SettleResponse {
+        let engine = &self.engine;
+        let key = &self.reservation.key;
+        let keep_until = engine.keep_until(self.valid_before);
+        record_settled(&*engine.inner.store, key, "", keep_until).await;
+        telemetry::settlement(self.route, "settled");
+        tracing::info!(handler = self.route.handler, payer = %self.payer, "x402: nothing to charge; not settled");
+        let mut receipt = settle_receipt(self.payer, &self.wire_network, true, "", None);
+        receipt.amount = Some("0".to_owned());
+        self.reservation.keep();
+        receipt
+    }
+
+    async fn settle_charged(self) -> Result<SettleResponse, Response> {
         let (version, payer) = (self.version, self.payer);
         let wire_network = self.wire_network.clone();
         let receipt = |reason: Option<&str>, transaction: &str| Receipted {

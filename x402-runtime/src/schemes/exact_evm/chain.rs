@@ -7,6 +7,10 @@
 //! `RpcChainReader`, is behind the `chain` feature, and `LocalFacilitator` (feature
 //! `local-facilitator`) implements the trait with its own RPC connections.
 //!
+//! A Permit2 payment's key names [`PERMIT2`](crate::schemes::permit2::PERMIT2) as its asset: it is
+//! read from Permit2's `nonceBitmap(owner, nonce >> 8)`, and its transaction is not searched
+//! (Permit2 logs nothing that names the nonce).
+//!
 //! Every answer comes from one block: the latest block is read first, then
 //! `authorizationState(from, nonce)` at that block's number, so "unused" and "the block's
 //! timestamp is past `validBefore`" are facts about the same block.
@@ -97,12 +101,13 @@ mod rpc {
     use alloy::providers::{DynProvider, Provider, ProviderBuilder};
     use alloy::rpc::types::Filter;
     use alloy::sol_types::SolEvent;
-    use alloy_primitives::{Address, B256};
+    use alloy_primitives::{Address, B256, U256};
     use futures_util::future::try_join;
 
     use super::{Authorization, BoxFuture, ChainError, ChainReader, EXPIRY_MARGIN, OnChain};
     use crate::base::ConfigError;
     use crate::network::Network;
+    use crate::schemes::permit2::PERMIT2;
 
     /// How many blocks back from the latest block [`RpcChainReader`] searches for the
     /// `AuthorizationUsed` log by default.
@@ -151,10 +156,16 @@ mod rpc {
                 function version() external view returns (string);
                 function DOMAIN_SEPARATOR() external view returns (bytes32);
             }
+
+            /// Permit2's unordered nonces: one bitmap word per owner and `nonce >> 8`.
+            #[sol(rpc)]
+            interface IPermit2Nonces {
+                function nonceBitmap(address owner, uint256 wordPos) external view returns (uint256);
+            }
         }
     }
 
-    use contracts::{IEip712Token, IEip3009State};
+    use contracts::{IEip712Token, IEip3009State, IPermit2Nonces};
 
     /// What a node says about itself: the chain it serves and its latest block.
     #[derive(Clone, Debug, PartialEq, Eq)]
@@ -212,19 +223,34 @@ mod rpc {
         }
         let block = block.ok_or_else(|| fault("reading the latest block", &"no block"))?;
         let (number, timestamp) = (block.header.number, block.header.timestamp);
-        let token = IEip3009State::new(authorization.asset, provider);
-        let used = token
-            .authorizationState(authorization.from, authorization.nonce)
-            .block(BlockId::number(number))
-            .call()
-            .await
-            .map_err(|e| fault("authorizationState", &e))?;
+        let at = BlockId::number(number);
+        let used = if authorization.asset == PERMIT2 {
+            let nonce = U256::from_be_bytes(authorization.nonce.0);
+            let word = IPermit2Nonces::new(PERMIT2, provider)
+                .nonceBitmap(authorization.from, nonce >> 8)
+                .block(at)
+                .call()
+                .await
+                .map_err(|e| fault("nonceBitmap", &e))?;
+            word.bit((nonce & U256::from(0xff)).to::<usize>())
+        } else {
+            IEip3009State::new(authorization.asset, provider)
+                .authorizationState(authorization.from, authorization.nonce)
+                .block(at)
+                .call()
+                .await
+                .map_err(|e| fault("authorizationState", &e))?
+        };
         if !used {
             return Ok(if expired_at(timestamp, authorization.valid_before) {
                 OnChain::Expired
             } else {
                 OnChain::Unused
             });
+        }
+        // Permit2 logs nothing that names a nonce: a used permit's transaction is not searched.
+        if authorization.asset == PERMIT2 {
+            return Ok(OnChain::Used { transaction: None });
         }
         let transaction = match find_use(provider, authorization, number, lookback).await {
             Ok(found) => found,

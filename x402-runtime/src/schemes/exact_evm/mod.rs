@@ -8,7 +8,11 @@
 //!   in-process facilitator.
 //! - [`chain`]: what happened to an authorization on chain (used, unused, expired).
 //!
-//! The offer's `extra` carries the token's EIP-712 domain `name` and `version`.
+//! The offer's `extra` carries the token's EIP-712 domain `name` and `version`. A token
+//! configured with [`TransferMethod::Permit2`] is offered with
+//! `extra.assetTransferMethod = "permit2"` instead: the payer signs a Permit2 transfer to the
+//! x402 exact proxy ([`permit2`](super::permit2)), and a payment is read as one or the other by
+//! its shape (`permit2Authorization` or `authorization`).
 
 use std::any::Any;
 
@@ -16,9 +20,11 @@ use alloy_primitives::{Address, B256, U256};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::network::TransferMethod;
 use crate::proto::PaymentRequirements;
 use crate::proto::codes;
 use crate::proto::header::DecodeError;
+use crate::schemes::permit2::{self, Permit2Payload};
 use crate::schemes::{
     Offer, OfferCheck, OfferTerms, Rejection, ReplayKey, Scheme, SchemePayload, Window,
 };
@@ -45,6 +51,9 @@ impl Scheme for ExactEvm {
     }
 
     fn offer(&self, terms: &OfferTerms<'_>) -> Option<Offer> {
+        if terms.upto {
+            return None;
+        }
         let asset = terms.asset;
         let mut extra = Map::new();
         extra.insert("name".into(), Value::String(asset.eip712_name.clone()));
@@ -52,13 +61,26 @@ impl Scheme for ExactEvm {
             "version".into(),
             Value::String(asset.eip712_version.clone()),
         );
-        let domain_separator = eip3009::domain(
-            &asset.eip712_name,
-            &asset.eip712_version,
-            terms.network.chain_id,
-            asset.address,
-        )
-        .separator();
+        let check: Box<dyn OfferCheck> = match asset.transfer {
+            TransferMethod::Eip3009 => Box::new(ExactEvmOffer {
+                domain_separator: eip3009::domain(
+                    &asset.eip712_name,
+                    &asset.eip712_version,
+                    terms.network.chain_id,
+                    asset.address,
+                )
+                .separator(),
+            }),
+            TransferMethod::Permit2 => {
+                extra.insert(
+                    "assetTransferMethod".into(),
+                    Value::String(TransferMethod::Permit2.wire_name().into()),
+                );
+                Box::new(ExactPermit2Offer {
+                    domain_separator: permit2::domain(terms.network.chain_id).separator(),
+                })
+            }
+        };
         Some(Offer {
             requirements: PaymentRequirements {
                 scheme: EXACT.to_owned(),
@@ -73,12 +95,48 @@ impl Scheme for ExactEvm {
             asset: asset.clone(),
             amount: U256::from(terms.price.atomic),
             pay_to: terms.pay_to,
-            check: Box::new(ExactEvmOffer { domain_separator }),
+            check,
         })
     }
 
+    /// A payment with `permit2Authorization` is a Permit2 one, any other an EIP-3009 one.
     fn decode(&self, payload: &RawValue) -> Result<Box<dyn SchemePayload>, DecodeError> {
+        if permit2::is_permit2(payload) {
+            return Ok(Box::new(permit2::decode(payload)?));
+        }
         Ok(Box::new(payload::decode(payload)?))
+    }
+}
+
+/// What an exact offer over Permit2 precomputes: Permit2's EIP-712 domain separator.
+#[derive(Debug)]
+pub struct ExactPermit2Offer {
+    domain_separator: B256,
+}
+
+impl OfferCheck for ExactPermit2Offer {
+    /// The permit's spender (the exact proxy), token, exact amount, recipient, window, then its
+    /// signature's form.
+    fn check(
+        &self,
+        offer: &Offer,
+        payload: &dyn SchemePayload,
+        window: &Window,
+    ) -> Result<(), Rejection> {
+        let Some(payment) = payload.as_any().downcast_ref::<Permit2Payload>() else {
+            return Err(Rejection::Payment(codes::INVALID_SCHEME));
+        };
+        let terms = permit2::Terms {
+            spender: permit2::EXACT_PROXY,
+            token: offer.asset.address,
+            amount: offer.amount,
+            pay_to: offer.pay_to,
+            facilitator: None,
+            now: window.now,
+            deadline_from: window.earliest,
+            deadline_until: Some(window.latest),
+        };
+        permit2::check(payment, &terms, &self.domain_separator)
     }
 }
 

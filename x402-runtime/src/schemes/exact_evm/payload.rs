@@ -102,7 +102,8 @@ fn parse_nonce(text: &str) -> Result<B256, DecodeError> {
     text.parse().map_err(|_| bad())
 }
 
-fn parse_hex_bytes(text: &str) -> Option<Bytes> {
+/// Parses `0x` + an even, non-zero number of hex digits.
+pub fn parse_hex_bytes(text: &str) -> Option<Bytes> {
     let hex = text.strip_prefix("0x")?;
     if hex.is_empty() || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;

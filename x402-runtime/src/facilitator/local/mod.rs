@@ -1,5 +1,6 @@
-//! The in-process facilitator: verifies `exact` EIP-3009 payments itself and settles them on an
-//! EVM node through alloy.
+//! The in-process facilitator: verifies `exact` EIP-3009 payments, and Permit2 payments
+//! (`exact` over Permit2 and `upto`, see [`permit2`]), itself and settles them on an EVM node
+//! through alloy.
 //!
 //! Verification that needs no chain (scheme, EIP-712 domain, network, ECDSA signature with
 //! FiatToken's low-s and `v` rules, recipient, validity window, exact value) works without any
@@ -18,7 +19,7 @@ use std::fmt;
 use std::time::Duration;
 
 use alloy::network::EthereumWallet;
-use alloy::primitives::{Address, B256, Bytes, FixedBytes};
+use alloy::primitives::{Address, B256, Bytes, FixedBytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
@@ -34,14 +35,17 @@ use crate::proto::{
     FacilitatorRequest, Requirements, SettleResponse, SupportedKind, SupportedResponse,
     VerifyResponse, X402Version,
 };
-use crate::schemes::exact_evm::EXACT;
 use crate::schemes::exact_evm::chain::{self, Authorization, ChainError, ChainReader, OnChain};
 use crate::schemes::exact_evm::eip3009::{self, SignatureCheck};
 use crate::schemes::exact_evm::payload::{self, ExactEvmPayload, parse_address};
 use crate::schemes::exact_evm::rules::{self, Broken, Terms};
+use crate::schemes::upto_evm::UPTO;
+use crate::schemes::{self, exact_evm::EXACT, permit2::Permit2Payload};
 
 /// Contract interfaces (generated bindings carry the Solidity argument lists).
 #[allow(clippy::too_many_arguments)]
+mod permit2;
+
 mod contracts {
     use alloy::sol;
 
@@ -322,18 +326,47 @@ impl LocalFacilitator {
     }
 }
 
-/// A payment as the facilitator reads it: the envelope and the exact-EVM payload.
+/// A payment as the facilitator reads it: the envelope and the scheme's payload.
 struct Decoded {
     envelope: PaymentPayload,
-    payment: ExactEvmPayload,
+    payment: Payment,
+}
+
+/// The scheme's part of a payment: an EIP-3009 authorization or a Permit2 permit.
+enum Payment {
+    Eip3009(ExactEvmPayload),
+    Permit2(Permit2Payload),
+}
+
+impl Payment {
+    /// The payer and the nonce that makes the payment single-use (in-flight settlements are
+    /// keyed by them).
+    fn payer_and_nonce(&self) -> (Address, B256) {
+        match self {
+            Payment::Eip3009(p) => (p.authorization.from, p.authorization.nonce),
+            Payment::Permit2(p) => (p.authorization.from, B256::from(p.authorization.nonce)),
+        }
+    }
+}
+
+/// The token transfer a settlement must make.
+#[derive(Clone, Copy, Debug)]
+struct Transfer {
+    from: Address,
+    to: Address,
+    value: U256,
 }
 
 /// A verified payment, ready to settle.
 struct Checked<'a> {
     chain: &'a Chain,
-    payment: ExactEvmPayload,
+    payment: Payment,
     asset: Address,
     network: String,
+    /// What settling moves (for `upto`, the amount the server asked to settle).
+    transfer: Transfer,
+    /// An `upto` settlement: the answer says the amount settled.
+    upto: bool,
 }
 
 /// The outcome of a check: a refusal with its reason, or a chain fault.
@@ -352,7 +385,11 @@ fn decode_payment(
     version: X402Version,
 ) -> Result<Decoded, DecodeError> {
     let envelope = header::decode_json(request.payment_payload.get().as_bytes().to_vec(), version)?;
-    let payment = payload::decode(&envelope.payload)?;
+    let payment = if schemes::permit2::is_permit2(&envelope.payload) {
+        Payment::Permit2(schemes::permit2::decode(&envelope.payload)?)
+    } else {
+        Payment::Eip3009(payload::decode(&envelope.payload)?)
+    };
     Ok(Decoded { envelope, payment })
 }
 
@@ -423,6 +460,10 @@ impl LocalFacilitator {
                 DecodeError::Malformed(why) => invalid(reasons::INVALID_PAYLOAD, why),
                 DecodeError::TooLarge => invalid(reasons::INVALID_PAYLOAD, "payload too large"),
             })?;
+        let payment = match payment {
+            Payment::Permit2(permit) => return self.check_permit2(&want, &envelope, permit).await,
+            Payment::Eip3009(payment) => payment,
+        };
         if envelope.scheme != EXACT || want.scheme != EXACT {
             return Err(invalid(
                 reasons::SCHEME,
@@ -455,18 +496,31 @@ impl LocalFacilitator {
         let auth = &payment.authorization;
         let separator = eip3009::domain(name, version, chain.network.chain_id, asset).separator();
         let digest = eip3009::signing_hash(&separator, auth);
-        self.check_signature(chain, &payment, &digest).await?;
+        self.check_signature(
+            chain,
+            auth.from,
+            &payment.signature,
+            &digest,
+            reasons::SIGNATURE,
+        )
+        .await?;
         let terms = Terms::at_settlement(amount, pay_to, self.now());
         rules::check_terms(&payment, &terms).map_err(broken_rule)?;
         if let Some(reader) = &chain.reader {
             check_on_chain(reader, asset, &payment).await?;
         }
-        let network = want.network.to_owned();
+        let transfer = Transfer {
+            from: auth.from,
+            to: auth.to,
+            value: auth.value,
+        };
         Ok(Checked {
             chain,
-            payment,
+            payment: Payment::Eip3009(payment),
             asset,
-            network,
+            network: want.network.to_owned(),
+            transfer,
+            upto: false,
         })
     }
 
@@ -475,43 +529,37 @@ impl LocalFacilitator {
     async fn check_signature(
         &self,
         chain: &Chain,
-        payment: &ExactEvmPayload,
+        from: Address,
+        signature: &Bytes,
         digest: &B256,
+        reason: &'static str,
     ) -> Result<(), Refusal> {
-        let from = payment.authorization.from;
         if let Some(reader) = &chain.reader {
             let code = reader.get_code_at(from).await.map_err(rpc_fault)?;
             if !code.is_empty() {
                 let wallet = IErc1271::new(from, reader);
                 return match wallet
-                    .isValidSignature(*digest, payment.signature.clone())
+                    .isValidSignature(*digest, signature.clone())
                     .call()
                     .await
                 {
                     Ok(magic) if magic == ERC1271_MAGIC => Ok(()),
-                    Ok(_) => Err(invalid(
-                        reasons::SIGNATURE,
-                        "the wallet contract refused the signature",
-                    )),
-                    Err(e) if is_revert(&e) => Err(invalid(
-                        reasons::SIGNATURE,
-                        "the wallet contract refused the signature",
-                    )),
+                    Ok(_) => Err(invalid(reason, "the wallet contract refused the signature")),
+                    Err(e) if is_revert(&e) => {
+                        Err(invalid(reason, "the wallet contract refused the signature"))
+                    }
                     Err(e) => Err(rpc_fault(e)),
                 };
             }
         }
-        match eip3009::check_signature(&payment.signature, digest, from) {
+        match eip3009::check_signature(signature, digest, from) {
             SignatureCheck::Valid => Ok(()),
             SignatureCheck::NeedsChain => Err(invalid(
-                reasons::SIGNATURE,
+                reason,
                 "a smart-wallet signature needs an RPC to verify",
             )),
             SignatureCheck::Invalid | SignatureCheck::OtherSigner | SignatureCheck::Malformed => {
-                Err(invalid(
-                    reasons::SIGNATURE,
-                    "the signature is not the payer's",
-                ))
+                Err(invalid(reason, "the signature is not the payer's"))
             }
         }
     }
@@ -525,7 +573,7 @@ impl LocalFacilitator {
                 is_valid: true,
                 invalid_reason: None,
                 invalid_message: None,
-                payer: Some(checked.payment.authorization.from.to_checksum(None)),
+                payer: Some(checked.transfer.from.to_checksum(None)),
             }),
             Err(Refusal::Invalid(reason, message)) => Ok(VerifyResponse {
                 is_valid: false,
@@ -560,17 +608,29 @@ impl LocalFacilitator {
             Err(Refusal::Invalid(reason, _)) => return Ok(failed(reason, String::new())),
             Err(Refusal::Fault(e)) => return Err(e),
         };
+        if checked.upto && checked.transfer.value.is_zero() {
+            // Nothing used, nothing moved: the permit is left unused.
+            return Ok(settled(&checked, String::new()));
+        }
         let Some((writer, _)) = &checked.chain.writer else {
             return Err(FacilitatorError::Unreachable(format!(
                 "no RPC URL and facilitator key for {}",
                 checked.chain.network.caip2
             )));
         };
-        let auth = &checked.payment.authorization;
-        let call = transfer_call(writer, checked.asset, &checked.payment);
+        let call = match &checked.payment {
+            Payment::Eip3009(payment) => transfer_call(writer, checked.asset, payment),
+            Payment::Permit2(permit) => {
+                permit2::settle_call(writer, permit, checked.transfer.value, checked.upto)
+            }
+        };
         // Simulate first: a revert is answered with its reason and costs no gas.
         if let Err(e) = writer.call(call.clone()).await {
-            return match revert_reason(&e) {
+            let reason = match &checked.payment {
+                Payment::Eip3009(_) => revert_reason(&e),
+                Payment::Permit2(_) => permit2::revert_reason(&e),
+            };
+            return match reason {
                 Some(reason) => Ok(failed(reason, String::new())),
                 None => Err(FacilitatorError::Unreachable(format!("RPC: {e}"))),
             };
@@ -584,7 +644,8 @@ impl LocalFacilitator {
                 .map_err(|e| FacilitatorError::BadResponse(format!("RPC: {e}")))?
         };
         let hash = *pending.tx_hash();
-        let key = (checked.chain.network.chain_id, auth.from, auth.nonce);
+        let (payer, nonce) = checked.payment.payer_and_nonce();
+        let key = (checked.chain.network.chain_id, payer, nonce);
         self.in_flight.insert(key, hash);
         let receipt = pending
             .with_timeout(Some(self.receipt_timeout))
@@ -611,19 +672,45 @@ impl LocalFacilitator {
         let Ok(want) = wanted(request) else {
             return Ok(None);
         };
-        let Ok(Decoded { payment, .. }) = decode_payment(request, want.version) else {
-            return Ok(None);
-        };
         let Some(chain) = self.chain_for(&want) else {
             return Ok(None);
         };
-        let key = (
-            chain.network.chain_id,
-            payment.authorization.from,
-            payment.authorization.nonce,
-        );
+        let Ok(Decoded { payment, .. }) = decode_payment(request, want.version) else {
+            return Ok(None);
+        };
+        let (payer, nonce) = payment.payer_and_nonce();
+        let key = (chain.network.chain_id, payer, nonce);
         let Some(hash) = self.in_flight.get(&key).map(|h| *h) else {
             return Ok(None);
+        };
+        // The request was checked when the transaction was sent; what it must have moved is
+        // read from it again.
+        let (Ok(asset), Ok(amount)) = (
+            parse_address(want.asset, "asset"),
+            parse_uint(want.amount, "amount"),
+        ) else {
+            return Ok(None);
+        };
+        let upto = want.scheme == schemes::upto_evm::UPTO;
+        let transfer = match &payment {
+            Payment::Eip3009(p) => Transfer {
+                from: p.authorization.from,
+                to: p.authorization.to,
+                value: p.authorization.value,
+            },
+            Payment::Permit2(p) => Transfer {
+                from: p.authorization.from,
+                to: p.authorization.to,
+                value: if upto { amount } else { p.authorization.amount },
+            },
+        };
+        let checked = Checked {
+            chain,
+            payment,
+            asset,
+            network: want.network.to_owned(),
+            transfer,
+            upto,
         };
         let Some(reader) = &chain.reader else {
             return Ok(None);
@@ -637,15 +724,6 @@ impl LocalFacilitator {
                 .map_err(|e| FacilitatorError::BadResponse(format!("RPC: {e}")))?;
             if let Some(receipt) = receipt {
                 self.in_flight.remove(&key);
-                let Ok(asset) = parse_address(want.asset, "asset") else {
-                    return Ok(None);
-                };
-                let checked = Checked {
-                    chain,
-                    payment,
-                    asset,
-                    network: want.network.to_owned(),
-                };
                 return Ok(Some(judge_receipt(&receipt, &checked, failed)));
             }
             if tokio::time::Instant::now() >= deadline {
@@ -666,31 +744,40 @@ fn judge_receipt(
     if !receipt.status() {
         return failed(reasons::TRANSACTION_FAILED, hash);
     }
-    let auth = &checked.payment.authorization;
+    let want = checked.transfer;
     let transferred = receipt.inner.logs().iter().any(|log| {
         log.address() == checked.asset
             && log.log_decode::<IEip3009::Transfer>().is_ok_and(|t| {
                 let t = &t.inner.data;
-                t.from == auth.from && t.to == auth.to && t.value == auth.value
+                t.from == want.from && t.to == want.to && t.value == want.value
             })
     });
     if !transferred {
         return failed(reasons::TRANSFER_EVENT, hash);
     }
+    settled(checked, hash)
+}
+
+/// The success answer for `checked`, settled in `transaction` (empty for an `upto` that used
+/// nothing); an `upto` answer names the amount.
+fn settled(checked: &Checked<'_>, transaction: String) -> SettleResponse {
     SettleResponse {
         success: true,
         error_reason: None,
         error_message: None,
-        payer: Some(auth.from.to_checksum(None)),
-        transaction: hash,
+        payer: Some(checked.transfer.from.to_checksum(None)),
+        transaction,
         network: checked.network.clone(),
-        amount: None,
+        amount: checked.upto.then(|| checked.transfer.value.to_string()),
     }
 }
 
 fn payer_of(request: &FacilitatorRequest) -> Option<String> {
     let value: Value = serde_json::from_str(request.payment_payload.get()).ok()?;
-    let from = value.pointer("/payload/authorization/from")?.as_str()?;
+    let from = value
+        .pointer("/payload/authorization/from")
+        .or_else(|| value.pointer("/payload/permit2Authorization/from"))?
+        .as_str()?;
     parse_address(from, "from")
         .ok()
         .map(|a| a.to_checksum(None))
@@ -849,6 +936,19 @@ impl Facilitator for LocalFacilitator {
             kinds.push(kind(2, &chain.network.caip2));
             if let Some(name) = chain.network.v1_name {
                 kinds.push(kind(1, name));
+            }
+            if let Some(address) = permit2::upto_facilitator(chain) {
+                let mut extra = serde_json::Map::new();
+                extra.insert(
+                    "facilitatorAddress".into(),
+                    Value::String(address.to_checksum(None)),
+                );
+                kinds.push(SupportedKind {
+                    x402_version: 2,
+                    scheme: UPTO.to_owned(),
+                    network: chain.network.caip2.clone(),
+                    extra: Some(extra),
+                });
             }
             if let Some((_, address)) = &chain.writer {
                 let address = Value::String(address.to_checksum(None));

@@ -1,0 +1,148 @@
+//! The `upto` scheme on EVM networks: the payer signs a Permit2 permit for a maximum, naming the
+//! facilitator allowed to settle it, and the server settles what the request actually used, at
+//! most that maximum ([`permit2`](super::permit2) holds the permit's rules).
+//!
+//! The offer's `amount` is the maximum; its `extra` carries `assetTransferMethod: "permit2"`,
+//! the token's EIP-712 `name` and `version`, and the `facilitatorAddress` the facilitator's
+//! `/supported` names for `upto` on that network. Without that address (the facilitator has not
+//! answered yet, or does not settle `upto` there) there is no offer.
+
+use alloy_primitives::{Address, B256, U256};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::network::TransferMethod;
+use crate::proto::header::{DecodeError, malformed};
+use crate::proto::{PaymentRequirements, SupportedResponse, codes};
+use crate::schemes::exact_evm::payload::parse_address;
+use crate::schemes::permit2::{self, Permit2Payload};
+use crate::schemes::{Offer, OfferCheck, OfferTerms, Rejection, Scheme, SchemePayload, Window};
+
+/// The scheme's name on the wire.
+pub const UPTO: &str = "upto";
+
+/// The `upto` scheme over Permit2. See the [module documentation](self).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UptoEvm;
+
+/// The address `supported` names as the `upto` facilitator on `network` (CAIP-2).
+///
+/// ```
+/// use x402_runtime::proto::SupportedResponse;
+/// use x402_runtime::schemes::upto_evm::facilitator_address;
+///
+/// let supported: SupportedResponse = serde_json::from_str(r#"{"kinds":[
+///   {"x402Version":2,"scheme":"upto","network":"eip155:84532",
+///    "extra":{"facilitatorAddress":"0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"}}]}"#).unwrap();
+/// assert!(facilitator_address(&supported, "eip155:84532").is_some());
+/// assert!(facilitator_address(&supported, "eip155:8453").is_none());
+/// ```
+pub fn facilitator_address(supported: &SupportedResponse, network: &str) -> Option<Address> {
+    supported
+        .kinds
+        .iter()
+        .filter(|k| k.x402_version == 2 && k.scheme == UPTO && k.network == network)
+        .find_map(|k| {
+            let text = k.extra.as_ref()?.get("facilitatorAddress")?.as_str()?;
+            parse_address(text, "facilitatorAddress").ok()
+        })
+}
+
+impl Scheme for UptoEvm {
+    fn name(&self) -> &'static str {
+        UPTO
+    }
+
+    fn offer(&self, terms: &OfferTerms<'_>) -> Option<Offer> {
+        if !terms.upto {
+            return None;
+        }
+        let asset = terms.asset;
+        let facilitator = terms
+            .supported
+            .and_then(|s| facilitator_address(s, &terms.network.caip2));
+        let mut extra = Map::new();
+        extra.insert("name".into(), Value::String(asset.eip712_name.clone()));
+        extra.insert(
+            "version".into(),
+            Value::String(asset.eip712_version.clone()),
+        );
+        extra.insert(
+            "assetTransferMethod".into(),
+            Value::String(TransferMethod::Permit2.wire_name().into()),
+        );
+        if let Some(address) = facilitator {
+            extra.insert(
+                "facilitatorAddress".into(),
+                Value::String(address.to_checksum(None)),
+            );
+        }
+        Some(Offer {
+            requirements: PaymentRequirements {
+                scheme: UPTO.to_owned(),
+                network: terms.network.caip2.clone(),
+                amount: terms.price.atomic.to_string(),
+                asset: asset.address.to_checksum(None),
+                pay_to: terms.pay_to.to_checksum(None),
+                max_timeout_seconds: terms.max_timeout_seconds,
+                extra: Some(extra),
+            },
+            network: terms.network.clone(),
+            asset: asset.clone(),
+            amount: U256::from(terms.price.atomic),
+            pay_to: terms.pay_to,
+            check: Box::new(UptoOffer {
+                domain_separator: permit2::domain(terms.network.chain_id).separator(),
+                facilitator,
+            }),
+        })
+    }
+
+    /// An `upto` payment is a Permit2 permit that names its facilitator.
+    fn decode(&self, payload: &RawValue) -> Result<Box<dyn SchemePayload>, DecodeError> {
+        let permit = permit2::decode(payload)?;
+        if permit.authorization.facilitator.is_none() {
+            return Err(malformed(
+                "an upto payment's `permit2Authorization.witness` must name its `facilitator`",
+            ));
+        }
+        Ok(Box::new(permit))
+    }
+}
+
+/// What an `upto` offer precomputes: Permit2's domain separator and the facilitator a permit
+/// must name.
+#[derive(Debug)]
+pub struct UptoOffer {
+    domain_separator: B256,
+    facilitator: Option<Address>,
+}
+
+impl OfferCheck for UptoOffer {
+    /// The permit's spender (the upto proxy), token, maximum (the offer's amount), recipient,
+    /// facilitator, window, then its signature's form.
+    fn check(
+        &self,
+        offer: &Offer,
+        payload: &dyn SchemePayload,
+        window: &Window,
+    ) -> Result<(), Rejection> {
+        let Some(payment) = payload.as_any().downcast_ref::<Permit2Payload>() else {
+            return Err(Rejection::Payment(codes::INVALID_SCHEME));
+        };
+        let Some(facilitator) = self.facilitator else {
+            return Err(Rejection::Payment(permit2::codes::FACILITATOR));
+        };
+        let terms = permit2::Terms {
+            spender: permit2::UPTO_PROXY,
+            token: offer.asset.address,
+            amount: offer.amount,
+            pay_to: offer.pay_to,
+            facilitator: Some(facilitator),
+            now: window.now,
+            deadline_from: window.earliest,
+            deadline_until: Some(window.latest),
+        };
+        permit2::check(payment, &terms, &self.domain_separator)
+    }
+}
