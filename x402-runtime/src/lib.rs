@@ -192,7 +192,7 @@ pub use facilitator::{Facilitator, FacilitatorError};
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use page::{MAX_LOGO_BYTES, PayPage};
-pub use price::{Currency, Price, Pricing, QuoteBounds};
+pub use price::{Currency, KNOWN_TOKENS, Price, Pricing, QuoteBounds, Token};
 pub use proto::X402Version;
 pub use proto::codes;
 #[cfg(feature = "server")]

@@ -6,7 +6,22 @@
 
 use alloy_primitives::{Address, address};
 
-use crate::price::Currency;
+use crate::price::{Currency, Token};
+
+/// The one `'static` copy of a configured ticker: each distinct ticker is leaked once, so a
+/// [`Currency::Token`] built at startup is as cheap to copy as a built-in one.
+fn intern(symbol: &str) -> &'static str {
+    static TICKERS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut tickers = TICKERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(found) = tickers.iter().find(|t| **t == symbol) {
+        return found;
+    }
+    let leaked: &'static str = Box::leak(symbol.to_owned().into_boxed_str());
+    tickers.push(leaked);
+    leaked
+}
 
 /// An EVM network.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -279,6 +294,39 @@ impl Asset {
             .iter()
             .find(|a| a.chain_id == network.chain_id && a.address == address)
             .and_then(|a| Asset::builtin(network, a.currency))
+    }
+
+    /// Any ERC-20 paid through Permit2: `symbol` with `decimals` at `address` on `network`
+    /// (CAIP-2). `USDC` and `EURC` stay those currencies (taken through Permit2 at this
+    /// address); any other ticker is a [`Currency::Token`]. Permit2 does not use the token's
+    /// EIP-712 domain: the offer's `extra.name` is the ticker and `extra.version` `"1"`.
+    ///
+    /// ```
+    /// use x402_runtime::network::{Asset, TransferMethod};
+    /// use x402_runtime::{Currency, Token};
+    ///
+    /// let usdt = Asset::erc20(
+    ///     "eip155:1",
+    ///     "0xdAC17F958D2ee523a2206206994597C13D831ec7".parse().unwrap(),
+    ///     "USDT",
+    ///     6,
+    /// );
+    /// assert_eq!(usdt.currency, Currency::Token(Token::new("USDT", 6)));
+    /// assert_eq!(usdt.transfer, TransferMethod::Permit2);
+    /// ```
+    pub fn erc20(network: &str, address: Address, symbol: &str, decimals: u8) -> Asset {
+        let currency = Currency::from_symbol(symbol)
+            .filter(|c| c.decimals() == decimals)
+            .unwrap_or_else(|| Currency::Token(Token::new(intern(symbol), decimals)));
+        Asset {
+            currency,
+            network: network.to_owned(),
+            address,
+            eip712_name: symbol.to_owned(),
+            eip712_version: "1".to_owned(),
+            decimals,
+            transfer: TransferMethod::Permit2,
+        }
     }
 
     /// Every built-in asset on `network`.

@@ -14,10 +14,52 @@ pub enum Currency {
     Usdc,
     /// Circle's Euro Coin (6 decimals).
     Eurc,
+    /// Any other ERC-20, by its ticker and decimals (`#[paid(currency = "USDT")]`, or
+    /// `currency = "XYZ:18"` for a ticker `#[paid]` does not know). It is paid through Permit2,
+    /// and its contract on each network comes from the configuration
+    /// ([`X402ConfigBuilder::token`](crate::X402ConfigBuilder::token), `X402_TOKEN_<TICKER>`).
+    Token(Token),
 }
 
+/// An ERC-20 priced by its ticker (see [`Currency::Token`]).
+///
+/// ```
+/// use x402_runtime::{Currency, Price, Token};
+///
+/// let dai = Currency::Token(Token::new("DAI", 18));
+/// assert_eq!(Price::parse("0.01", dai).unwrap().atomic, 10_000_000_000_000_000);
+/// assert_eq!(dai.iso_4217(), Some("USD"));
+/// assert_eq!(Currency::Token(Token::new("XYZ", 8)).iso_4217(), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Token {
+    symbol: &'static str,
+    decimals: u8,
+}
+
+impl Token {
+    /// The token `symbol` with `decimals` decimals.
+    pub const fn new(symbol: &'static str, decimals: u8) -> Token {
+        Token { symbol, decimals }
+    }
+
+    /// The ticker.
+    pub const fn symbol(self) -> &'static str {
+        self.symbol
+    }
+
+    /// The decimals of its atomic unit.
+    pub const fn decimals(self) -> u8 {
+        self.decimals
+    }
+}
+
+/// Tickers of US-dollar stablecoins other than USDC, and their usual decimals (what
+/// `#[paid(currency = "…")]` accepts without `:decimals`).
+pub const KNOWN_TOKENS: [(&str, u8); 3] = [("USDT", 6), ("DAI", 18), ("PYUSD", 6)];
+
 impl Currency {
-    /// Every currency `#[paid]` accepts.
+    /// The currencies with built-in token addresses (Circle's EIP-3009 tokens).
     pub const ALL: [Currency; 2] = [Currency::Usdc, Currency::Eurc];
 
     /// The ticker as written in `#[paid(currency = "…")]`.
@@ -25,6 +67,7 @@ impl Currency {
         match self {
             Currency::Usdc => "USDC",
             Currency::Eurc => "EURC",
+            Currency::Token(token) => token.symbol,
         }
     }
 
@@ -32,18 +75,23 @@ impl Currency {
     pub const fn decimals(self) -> u8 {
         match self {
             Currency::Usdc | Currency::Eurc => 6,
+            Currency::Token(token) => token.decimals,
         }
     }
 
-    /// ISO 4217 code of the fiat currency the token tracks.
-    pub const fn iso_4217(self) -> &'static str {
+    /// ISO 4217 code of the fiat currency the token tracks, when it is known to track one.
+    pub fn iso_4217(self) -> Option<&'static str> {
         match self {
-            Currency::Usdc => "USD",
-            Currency::Eurc => "EUR",
+            Currency::Usdc => Some("USD"),
+            Currency::Eurc => Some("EUR"),
+            Currency::Token(token) => KNOWN_TOKENS
+                .iter()
+                .any(|(symbol, _)| *symbol == token.symbol)
+                .then_some("USD"),
         }
     }
 
-    /// Looks a currency up by its ticker (exact, upper case).
+    /// Looks a built-in currency up by its ticker (exact, upper case).
     pub fn from_symbol(symbol: &str) -> Option<Currency> {
         Currency::ALL.into_iter().find(|c| c.symbol() == symbol)
     }

@@ -6,7 +6,7 @@ struct City {
     city: String,
 }
 
-#[paid(price = "1e-3", currency = "USDT", settle = "later")]
+#[paid(price = "1e-3", currency = "GBPT", settle = "later")]
 async fn weather(Query(q): Query<City>) -> String {
     q.city
 }

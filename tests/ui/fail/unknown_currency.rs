@@ -6,7 +6,7 @@ struct City {
     city: String,
 }
 
-#[paid(price = "0.01", currency = "USDT")]
+#[paid(price = "0.01", currency = "GBPT")]
 async fn weather(Query(q): Query<City>) -> String {
     q.city
 }

@@ -302,6 +302,9 @@ fn currency(currency: Currency) -> TokenStream {
     match currency {
         Currency::Usdc => quote!(::x402_runtime::Currency::Usdc),
         Currency::Eurc => quote!(::x402_runtime::Currency::Eurc),
+        Currency::Token(symbol, decimals) => {
+            quote!(::x402_runtime::Currency::Token(::x402_runtime::Token::new(#symbol, #decimals)))
+        }
     }
 }
 

@@ -9,7 +9,13 @@ pub(crate) enum Currency {
     Usdc,
     /// Circle's Euro Coin.
     Eurc,
+    /// Another ERC-20, paid through Permit2: its ticker and decimals.
+    Token(&'static str, u8),
 }
+
+/// US-dollar stablecoins other than USDC and their decimals: a mirror of
+/// `x402_runtime::KNOWN_TOKENS`.
+const KNOWN_TOKENS: [(&str, u8); 3] = [("USDT", 6), ("DAI", 18), ("PYUSD", 6)];
 
 impl Currency {
     /// The currency used when `currency` is absent.
@@ -22,6 +28,7 @@ impl Currency {
         match self {
             Currency::Usdc => "USDC",
             Currency::Eurc => "EURC",
+            Currency::Token(symbol, _) => symbol,
         }
     }
 
@@ -29,24 +36,64 @@ impl Currency {
     pub(crate) fn decimals(self) -> u8 {
         match self {
             Currency::Usdc | Currency::Eurc => 6,
+            Currency::Token(_, decimals) => decimals,
         }
     }
 
     /// ISO 4217 code of the fiat currency the token tracks, and its name.
     fn fiat(self) -> (&'static str, &'static str) {
         match self {
-            Currency::Usdc => ("USD", "US dollar"),
+            Currency::Usdc | Currency::Token(..) => ("USD", "US dollar"),
             Currency::Eurc => ("EUR", "euro"),
         }
     }
 
-    /// Reads `currency = "..."`, with a hint for near misses.
+    /// Reads `currency = "..."`: `USDC`, `EURC`, a known stablecoin (`USDT`, `DAI`, `PYUSD`),
+    /// or any ticker with its decimals (`"XYZ:18"`), with a hint for near misses.
     pub(crate) fn from_lit(lit: &LitStr) -> syn::Result<Currency> {
         let name = lit.value();
         if let Some(currency) = Currency::ALL.into_iter().find(|c| c.symbol() == name) {
             return Ok(currency);
         }
+        if let Some((symbol, decimals)) = KNOWN_TOKENS.iter().find(|(s, _)| *s == name) {
+            return Ok(Currency::Token(symbol, *decimals));
+        }
+        if let Some((symbol, decimals)) = name.split_once(':') {
+            return token(symbol, decimals).map_err(|why| syn::Error::new(lit.span(), why));
+        }
         Err(syn::Error::new(lit.span(), unknown(&name)))
+    }
+}
+
+/// `SYMBOL:DECIMALS`: an upper-case ticker of at most 11 letters or digits, and 0 to 36 decimals.
+fn token(symbol: &str, decimals: &str) -> Result<Currency, String> {
+    let ticker_ok = !symbol.is_empty()
+        && symbol.len() <= 11
+        && symbol
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if !ticker_ok {
+        return Err(format!(
+            "`{symbol}` is not a ticker: write 1 to 11 upper-case letters or digits, e.g. \
+             `currency = \"WETH:18\"`"
+        ));
+    }
+    if Currency::ALL.iter().any(|c| c.symbol() == symbol)
+        || KNOWN_TOKENS.iter().any(|(s, _)| *s == symbol)
+    {
+        return Err(format!(
+            "`{symbol}` is known, with its decimals: write `currency = \"{symbol}\"`"
+        ));
+    }
+    match decimals.parse::<u8>() {
+        // Written canonically: no sign, no leading zero.
+        Ok(count) if count <= 36 && count.to_string() == decimals => Ok(Currency::Token(
+            Box::leak(symbol.to_owned().into_boxed_str()),
+            count,
+        )),
+        _ => Err(format!(
+            "`{decimals}` is not a number of decimals: write 0 to 36, e.g. `currency = \"{symbol}:18\"`"
+        )),
     }
 }
 
@@ -85,7 +132,15 @@ fn unknown(name: &str) -> String {
             c.symbol(),
         );
     }
-    format!("unknown currency `{name}`; known currencies: {known}")
+    format!(
+        "unknown currency `{name}`; known currencies: {known}, USDT, DAI, PYUSD; for another \
+         ERC-20 write its ticker and decimals, e.g. `currency = \"{}:18\"`",
+        if name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            name.to_ascii_uppercase()
+        } else {
+            "WETH".to_owned()
+        }
+    )
 }
 
 #[cfg(test)]
@@ -101,10 +156,14 @@ mod tests {
     fn known_and_unknown() {
         assert_eq!(read("USDC"), Ok(Currency::Usdc));
         assert_eq!(read("EURC"), Ok(Currency::Eurc));
-        assert_eq!(
-            read("USDT"),
-            Err("unknown currency `USDT`; known currencies: USDC, EURC".to_owned())
-        );
+        assert_eq!(read("USDT"), Ok(Currency::Token("USDT", 6)));
+        assert_eq!(read("DAI"), Ok(Currency::Token("DAI", 18)));
+        assert_eq!(read("WETH:18"), Ok(Currency::Token("WETH", 18)));
+        assert!(read("WETH").is_err_and(|e| e.contains("known currencies")));
+        assert!(read("weth:18").is_err_and(|e| e.contains("not a ticker")));
+        assert!(read("WETH:037").is_err_and(|e| e.contains("not a number of decimals")));
+        assert!(read("WETH:37").is_err_and(|e| e.contains("not a number of decimals")));
+        assert!(read("USDT:6").is_err_and(|e| e.contains("is known")));
         assert_eq!(
             read("usdc"),
             Err("unknown currency `usdc`; did you mean `USDC`?".to_owned())

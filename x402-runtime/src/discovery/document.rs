@@ -315,6 +315,11 @@ pub fn payment_info(x402: &X402, route: &'static PaidRoute) -> Result<Value, Con
             )
         }
     };
+    // A token that tracks no known fiat currency has no ISO 4217 code to publish.
+    let mut price = price;
+    if let Some(fields) = price.as_object_mut() {
+        fields.retain(|key, value| key != "currency" || !value.is_null());
+    }
     Ok(json!({
         "price": price,
         "protocols": [{

@@ -13,6 +13,7 @@
 //! | `CDP_API_KEY_ID`, `CDP_API_KEY_SECRET` | a Coinbase CDP API key: every facilitator call carries a JWT signed with it (feature `cdp`) | none |
 //! | `X402_FACILITATOR_COOLDOWN` | seconds a failed facilitator is skipped when there are several | `30` |
 //! | `X402_PUBLIC_URL` | public origin used in resource URLs (behind a proxy) | the request's `Host` |
+//! | `X402_TOKENS` | other ERC-20s, paid through Permit2: `SYMBOL[:DECIMALS]@CAIP2=ADDRESS`, comma-separated (see [`X402ConfigBuilder::token`]) | none |
 //! | `X402_PRICES` | prices set for this deployment, `route=price` comma-separated (a route is its operation id or `METHOD /path`; see [`X402ConfigBuilder::price`]) | the attributes' prices |
 //! | `X402_PAY_PAGE` | `off` answers browsers with the JSON 402 too (see [`PayPage`]) | `on` |
 //! | `X402_PAY_PAGE_TITLE` | the pay page's title | `Paid resource` |
@@ -122,6 +123,9 @@ impl X402Config {
         }
         if let Some(prices) = lookup("X402_PRICES") {
             builder = read_prices(builder, &prices)?;
+        }
+        if let Some(tokens) = lookup("X402_TOKENS") {
+            builder = read_tokens(builder, &tokens)?;
         }
         builder = read_pay_page(builder, &lookup)?;
         match lookup("X402_STORE_PATH").map(|p| p.trim().to_owned()) {
@@ -282,6 +286,33 @@ impl X402ConfigBuilder {
     pub fn network(mut self, caip2: impl Into<String>) -> Self {
         self.networks.push(caip2.into());
         self
+    }
+
+    /// Accepts the ERC-20 `symbol` (with `decimals`) at `address` on `network`, paid through
+    /// Permit2 (see [`Asset::erc20`]): a route priced in `symbol`
+    /// (`#[paid(currency = "USDT")]`) is offered in it there. The environment's equivalent is
+    /// `X402_TOKENS=USDT@eip155:1=0xdAC17F958D2ee523a2206206994597C13D831ec7` (`SYMBOL:DECIMALS@…`
+    /// for a ticker `#[paid]` does not know).
+    ///
+    /// ```
+    /// use x402_runtime::X402Config;
+    ///
+    /// let config = X402Config::builder()
+    ///     .pay_to("0x209693Bc6afc0C5328bA36FaF03C514EF312287C")
+    ///     .network("eip155:1")
+    ///     .token("eip155:1", "0xdAC17F958D2ee523a2206206994597C13D831ec7", "USDT", 6)
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = config;
+    /// ```
+    pub fn token(mut self, network: &str, address: &str, symbol: &str, decimals: u8) -> Self {
+        match parse_token(network, address, symbol, decimals) {
+            Ok(asset) => self.asset(asset),
+            Err(e) => {
+                self.error.get_or_insert(e);
+                self
+            }
+        }
     }
 
     /// Adds or replaces the token used for its currency on its network (for tokens or networks
@@ -768,6 +799,91 @@ fn read_pay_page(
 }
 
 /// `X402_PRICES`: `route=price` entries, comma-separated.
+/// `X402_TOKENS`: `SYMBOL[:DECIMALS]@CAIP2=ADDRESS` entries, comma-separated.
+fn read_tokens(
+    mut builder: X402ConfigBuilder,
+    text: &str,
+) -> Result<X402ConfigBuilder, ConfigError> {
+    let form = "write `SYMBOL@eip155:<chain id>=0x<address>` (with `SYMBOL:DECIMALS@…` for a \
+                ticker other than USDC, EURC, USDT, DAI or PYUSD)";
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let parsed = entry.split_once('@').and_then(|(token, place)| {
+            let (network, address) = place.split_once('=')?;
+            let (symbol, decimals) = match token.split_once(':') {
+                Some((symbol, decimals)) => (symbol, Some(decimals.parse::<u8>().ok()?)),
+                None => (token, None),
+            };
+            Some((symbol.trim(), decimals, network.trim(), address.trim()))
+        });
+        let Some((symbol, decimals, network, address)) = parsed else {
+            return Err(ConfigError::new(format!(
+                "X402_TOKENS entry `{entry}` is not a token: {form}"
+            )));
+        };
+        let decimals = decimals.or_else(|| known_decimals(symbol)).ok_or_else(|| {
+            ConfigError::new(format!(
+                "X402_TOKENS entry `{entry}`: the decimals of `{symbol}` are not known: {form}"
+            ))
+        })?;
+        builder = builder.token(network, address, symbol, decimals);
+    }
+    Ok(builder)
+}
+
+/// The decimals of a ticker `#[paid]` knows.
+fn known_decimals(symbol: &str) -> Option<u8> {
+    Currency::from_symbol(symbol)
+        .map(Currency::decimals)
+        .or_else(|| {
+            crate::price::KNOWN_TOKENS
+                .iter()
+                .find(|(known, _)| *known == symbol)
+                .map(|(_, decimals)| *decimals)
+        })
+}
+
+/// An ERC-20 as [`X402ConfigBuilder::token`] takes it, checked.
+fn parse_token(
+    network: &str,
+    address: &str,
+    symbol: &str,
+    decimals: u8,
+) -> Result<Asset, ConfigError> {
+    let what = || format!("token `{symbol}` on `{network}`");
+    let valid_symbol = !symbol.is_empty()
+        && symbol.len() <= 11
+        && symbol
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if !valid_symbol {
+        return Err(ConfigError::new(format!(
+            "{}: the ticker must be 1 to 11 upper-case letters or digits, as `#[paid(currency = \
+             \"…\")]` writes it",
+            what()
+        )));
+    }
+    if decimals > 36 {
+        return Err(ConfigError::new(format!(
+            "{}: {decimals} decimals is more than any price can use (at most 36)",
+            what()
+        )));
+    }
+    let network = Network::from_caip2(network).ok_or_else(|| {
+        ConfigError::new(format!(
+            "{}: `{network}` is not a CAIP-2 EVM id (`eip155:<chain id>`)",
+            what()
+        ))
+    })?;
+    let address =
+        crate::schemes::exact_evm::payload::parse_address(address, "address").map_err(|_| {
+            ConfigError::new(format!(
+                "{}: `{address}` is not an address (0x + 40 hex digits, EIP-55 when mixed case)",
+                what()
+            ))
+        })?;
+    Ok(Asset::erc20(&network.caip2, address, symbol, decimals))
+}
+
 fn read_prices(
     mut builder: X402ConfigBuilder,
     text: &str,

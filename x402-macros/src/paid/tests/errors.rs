@@ -16,7 +16,7 @@ fn on_error_the_item_is_kept_unchanged() {
         fn weather(Query(q): Query<City>) -> String { q.city }
     };
     let file = run(
-        quote!(price = "1e-3", currency = "USDT", colour = "red"),
+        quote!(price = "1e-3", currency = "GBPT", colour = "red"),
         item.clone(),
     );
     let original: ItemFn = syn::parse2(item).unwrap_or_else(|e| panic!("{e}"));
@@ -38,9 +38,10 @@ fn on_error_the_item_is_kept_unchanged() {
         errors(&file),
         [
             "write the price as a plain decimal, e.g. `0.001` instead of `1e-3`",
-            "unknown currency `USDT`; known currencies: USDC, EURC",
+            "unknown currency `GBPT`; known currencies: USDC, EURC, USDT, DAI, PYUSD; for another \
+             ERC-20 write its ticker and decimals, e.g. `currency = \"GBPT:18\"`",
             "unknown `#[paid]` option `colour` (known options: price, currency, description, \
-             max_timeout_seconds, settle, method, path, operation_id, networks, pay_to, quote, min, max, pay_page)",
+             max_timeout_seconds, settle, method, path, operation_id, networks, pay_to, quote, min, max, pay_page, upto)",
             "`#[paid]` handlers must be `async fn`: add `async`",
         ]
     );
@@ -73,7 +74,7 @@ fn argument_mistakes() {
         arg_errors(quote!(prise = "1")),
         [
             "unknown `#[paid]` option `prise`; did you mean `price`? (known options: price, currency, \
-          description, max_timeout_seconds, settle, method, path, operation_id, networks, pay_to, quote, min, max, pay_page)",
+          description, max_timeout_seconds, settle, method, path, operation_id, networks, pay_to, quote, min, max, pay_page, upto)",
             "missing `price`: write `#[paid(price = \"0.01\")]`"
         ]
     );
@@ -140,7 +141,7 @@ fn several_argument_mistakes_are_reported_together() {
         [
             "`price` expects a string literal: `price = \"0.001\"`",
             "unknown `#[paid]` option `curency`; did you mean `currency`? (known options: price, \
-         currency, description, max_timeout_seconds, settle, method, path, operation_id, networks, pay_to, quote, min, max, pay_page)",
+         currency, description, max_timeout_seconds, settle, method, path, operation_id, networks, pay_to, quote, min, max, pay_page, upto)",
             "`max_timeout_seconds` must be between 1 and 86400 (24 hours); got a negative number",
             "`settle` expects a string literal: `settle = \"after\"` or `settle = \"before\"`",
             "duplicate `price` option; remove one",
@@ -161,8 +162,11 @@ fn checks_across_options_come_after_the_options() {
     );
     // An invalid currency skips the currency-dependent checks instead of guessing.
     assert_eq!(
-        arg_errors(quote!(price = "0.0000001", currency = "USDT")),
-        ["unknown currency `USDT`; known currencies: USDC, EURC"]
+        arg_errors(quote!(price = "0.0000001", currency = "GBPT")),
+        [
+            "unknown currency `GBPT`; known currencies: USDC, EURC, USDT, DAI, PYUSD; for another \
+         ERC-20 write its ticker and decimals, e.g. `currency = \"GBPT:18\"`"
+        ]
     );
 }
 
