@@ -264,7 +264,7 @@ fn run_installer(root: &Path, work: &Path, parts: Parts) -> Result<(), Error> {
         )));
     }
     // Say why the first test is slow, past the harness's output capture.
-    if output.contains("installing") {
+    if output.contains("installing") || output.contains("compiling") {
         let _ = std::io::stderr().write_all(output.as_bytes());
     }
     Ok(())
