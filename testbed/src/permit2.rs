@@ -13,7 +13,8 @@
 //!   [`EXACT_PERMIT2_PROXY`] and [`UPTO_PERMIT2_PROXY`], with the ABI of the official `@x402/evm`
 //!   client ([`exact::ExactPermit2Proxy`], [`upto::UptoPermit2Proxy`]).
 //! - **PlainToken** (OpenZeppelin 5.7.0 `ERC20`, "USDT-like": no EIP-3009, no EIP-2612) and
-//!   **PermitToken** (with OpenZeppelin's `ERC20Permit`), deployed by [`OWNER`](crate::OWNER), who can mint.
+//!   **PermitToken** (with OpenZeppelin's `ERC20Permit`), deployed by [`OWNER`](crate::OWNER),
+//!   who can mint.
 //!
 //! Loading an artifact checks the keccak256 of its runtime code against the value recorded here
 //! ([`Contract::expected_runtime_keccak256`]), so a changed compiler or source cannot slip by.
@@ -445,8 +446,9 @@ impl Chain {
         Ok(keccak256(&code))
     }
 
-    /// Deploys a [`Contract::PlainToken`] (no EIP-3009, no EIP-2612) as [`OWNER`](crate::OWNER), who owns it
-    /// and alone can mint ([`Chain::mint_plain`]). Returns its address.
+    /// Deploys a [`Contract::PlainToken`] (no EIP-3009, no EIP-2612) as
+    /// [`OWNER`](crate::OWNER), who owns it and alone can mint ([`Chain::mint_plain`]). Returns
+    /// its address.
     pub async fn deploy_plain_token(
         &self,
         name: &str,
@@ -458,8 +460,8 @@ impl Chain {
     }
 
     /// Deploys a [`Contract::PermitToken`] (ERC-20 with EIP-2612 `permit`: EIP-712 name `name`,
-    /// version "1"; no EIP-3009) as [`OWNER`](crate::OWNER), who owns it and alone can mint. Returns its
-    /// address.
+    /// version "1"; no EIP-3009) as [`OWNER`](crate::OWNER), who owns it and alone can mint.
+    /// Returns its address.
     pub async fn deploy_permit_token(
         &self,
         name: &str,
@@ -524,6 +526,44 @@ impl Chain {
 mod tests {
     use super::*;
     use alloy::sol_types::SolStruct as _;
+
+    #[test]
+    fn a_changed_build_is_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("x402-testbed-permit2-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("temp dir");
+        let artifact = serde_json::json!({
+            "bytecode": "0x6001",
+            "deployedBytecode": "0x6002",
+            "compiler": "0.8.30",
+        });
+        fs::write(dir.join("PlainToken.json"), artifact.to_string()).expect("write");
+        let paths = Paths {
+            root: dir.clone(),
+            interop: dir.clone(),
+            node: dir.clone(),
+            anvil: dir.clone(),
+            cast: dir.clone(),
+            python: dir.clone(),
+            fiat_token_artifact: dir.clone(),
+            signature_checker_artifact: dir.clone(),
+            contracts: dir.clone(),
+            work_dir: dir.clone(),
+        };
+        let err = load_contract(&paths, Contract::PlainToken)
+            .expect_err("hash differs")
+            .to_string();
+        let _ = fs::remove_dir_all(&dir);
+        assert!(err.contains("PlainToken"), "{err}");
+        assert!(err.contains(&keccak256([0x60, 0x02]).to_string()), "{err}");
+        let expected = Contract::PlainToken.expected_runtime_keccak256();
+        assert!(err.contains(&expected.to_string()), "{err}");
+        assert!(err.contains("build.mjs --force"), "{err}");
+        let missing = load_contract(&paths, Contract::Permit2).expect_err("no artifact");
+        assert!(
+            missing.to_string().contains("testbed-install.sh"),
+            "{missing}"
+        );
+    }
 
     #[test]
     fn signed_types_are_what_permit2_hashes() {

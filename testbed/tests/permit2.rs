@@ -550,12 +550,12 @@ async fn exact_with_an_eip2612_permit_needs_no_approval() {
     );
 }
 
-/// Runs `interop/scripts/permit2_sign.mjs` (the official `@x402/evm` client) and returns its
-/// payload's `payload` object. Bounded to 60 s.
-fn official_payload(chain: &Chain, args: &[String]) -> Value {
+/// Runs `node interop/scripts/<script> <args>` with PAYER's key in `X402_PAYER_KEY`, bounded to
+/// 60 s; panics with its stderr when it fails. Returns its stdout.
+fn run_node(chain: &Chain, script: &str, args: &[String]) -> Vec<u8> {
     let paths = chain.paths();
     let mut child = Command::new(&paths.node)
-        .arg("scripts/permit2_sign.mjs")
+        .arg(format!("scripts/{script}"))
         .args(args)
         .current_dir(&paths.interop)
         .env("X402_PAYER_KEY", PAYER_KEY)
@@ -568,15 +568,35 @@ fn official_payload(chain: &Chain, args: &[String]) -> Value {
     while child.try_wait().expect("wait").is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("permit2_sign.mjs ran over 60 s");
+            panic!("{script} ran over 60 s");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let output = child.wait_with_output().expect("output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "permit2_sign.mjs failed: {stderr}");
-    let json: Value = serde_json::from_slice(&output.stdout).expect("JSON payload");
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{stdout}\n{stderr}"
+    );
+    output.stdout
+}
+
+/// The `payload` object of a payment signed by the official `@x402/evm` client
+/// (`interop/scripts/permit2_sign.mjs`).
+fn official_payload(chain: &Chain, args: &[String]) -> Value {
+    let stdout = run_node(chain, "permit2_sign.mjs", args);
+    let json: Value = serde_json::from_slice(&stdout).expect("JSON payload");
     json.get("payload").cloned().expect("payload")
+}
+
+#[tokio::test]
+async fn proxy_abis_are_the_official_clients() {
+    let Some(chain) = start("proxy_abis_are_the_official_clients").await else {
+        return;
+    };
+    let report = run_node(&chain, "permit2_abi.mjs", &[]);
+    eprintln!("{}", String::from_utf8_lossy(&report));
 }
 
 fn field<T: std::str::FromStr>(json: &Value, path: &str) -> T
