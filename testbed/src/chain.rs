@@ -309,6 +309,11 @@ impl Chain {
 
     /// A provider for this chain that signs with `key` (`0x`-prefixed hex), e.g.
     /// [`crate::FACILITATOR_KEY`].
+    ///
+    /// It caches the account nonce, and takes one while estimating gas: a send refused at
+    /// estimation (a revert) still uses a nonce up, and the provider's next transaction then
+    /// waits forever behind the gap. To see why a call is refused, simulate it (`.call()`, with
+    /// `.from(..)`), or send through a fresh provider.
     pub fn provider_with_key(&self, key: &str) -> Result<DynProvider, Error> {
         wallet_provider(&self.rpc_url, key)
     }
