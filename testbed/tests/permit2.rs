@@ -550,6 +550,60 @@ async fn exact_with_an_eip2612_permit_needs_no_approval() {
     );
 }
 
+#[tokio::test]
+async fn upto_with_an_eip2612_permit_covers_the_charged_amount() {
+    let Some(chain) = start("upto_with_an_eip2612_permit_covers_the_charged_amount").await else {
+        return;
+    };
+    let token = chain
+        .deploy_permit_token("Permit USD", "PUSD", 6)
+        .await
+        .expect("deploy");
+    chain
+        .mint_plain(token, PAYER, U256::from(3_000_000))
+        .await
+        .expect("mint");
+    let facilitator = chain.provider_with_key(FACILITATOR_KEY).expect("provider");
+    let proxy = upto::UptoPermit2Proxy::new(UPTO_PERMIT2_PROXY, facilitator);
+    let permit = upto_permit(token, 1_000_000, 51);
+    let signature = sign(&permit);
+    // The EIP-2612 value must cover what is charged (600000), not the signed maximum.
+    let as_upto = |p: exact::EIP2612Permit| upto::EIP2612Permit {
+        value: p.value,
+        deadline: p.deadline,
+        r: p.r,
+        s: p.s,
+        v: p.v,
+    };
+    let call = |approval: upto::EIP2612Permit, amount: u64| {
+        proxy.settleWithPermit(
+            approval,
+            permit.permit(),
+            U256::from(amount),
+            PAYER,
+            permit.witness.clone(),
+            signature.clone(),
+        )
+    };
+    let approval = as_upto(eip2612(token, 600_000, now() + 300));
+    let sent = call(approval.clone(), 600_001);
+    assert_eq!(
+        refused("charge above the EIP-2612 value", FACILITATOR, sent).await,
+        "Permit2612AmountMismatch()"
+    );
+    let receipt = mined(
+        "upto settleWithPermit",
+        call(approval, 600_000).send().await,
+    )
+    .await;
+    assert!(emitted::<upto::UptoPermit2Proxy::SettledWithPermit>(
+        &receipt,
+        UPTO_PERMIT2_PROXY
+    ));
+    assert_eq!(balance(&chain, token, MERCHANT).await, U256::from(600_000));
+    assert_eq!(balance(&chain, token, PAYER).await, U256::from(2_400_000));
+}
+
 /// Runs `node interop/scripts/<script> <args>` with PAYER's key in `X402_PAYER_KEY`, bounded to
 /// 60 s; panics with its stderr when it fails. Returns its stdout.
 fn run_node(chain: &Chain, script: &str, args: &[String]) -> Vec<u8> {
