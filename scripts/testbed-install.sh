@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the local chain test bed's third-party pieces, pinned (docs: shared/testbed.md §1):
 #   interop/node_modules  npm ci from interop/package-lock.json (anvil, cast, Circle's FiatToken artifacts, x402 TS SDK)
+#   interop/contracts     Permit2, the x402 Permit2 proxies and test tokens, compiled by testbed/contracts/build.mjs
+#                         with the pinned solc-js releases (offline; cached by a hash of the sources and compilers)
 #   interop/.venv         python venv with interop/requirements.txt (x402 Python SDK and friends)
-# With --chain-only, only the npm packages (what a local chain and the demo need; the venv takes ~60 s more).
+# With --chain-only, only the npm packages and the contracts (what a local chain and the demo need; the venv takes ~60 s more).
 # Idempotent: a step is skipped when its output is newer than its pin file. Safe to run again at any time.
 # Tool output goes to $TARGET/testbed/install-*.log; its tail is printed when a step fails.
 set -euo pipefail
@@ -53,7 +55,16 @@ else
   [ -x "$INTEROP/node_modules/.bin/anvil" ] || fail "npm ci finished but interop/node_modules/.bin/anvil is missing"
 fi
 
-# 2) Python venv. The stamp is written only after pip succeeded, so an interrupted install is redone next time.
+# 2) Contracts. build.mjs compares a hash of its inputs with interop/contracts/manifest.json (written last) itself.
+if node "$ROOT/testbed/contracts/build.mjs" --check > /dev/null 2>&1; then
+  echo "testbed: contracts up to date"
+else
+  echo "testbed: compiling contracts (Permit2, x402 Permit2 proxies, test tokens; pinned solc-js, ~20 s)…"
+  run_logged "$LOGDIR/install-contracts.log" node "$ROOT/testbed/contracts/build.mjs"
+  tail -n 1 "$LOGDIR/install-contracts.log"
+fi
+
+# 3) Python venv. The stamp is written only after pip succeeded, so an interrupted install is redone next time.
 STAMP="$INTEROP/.venv/.requirements-installed"
 if [ "$CHAIN_ONLY" = 1 ]; then
   echo "testbed: python packages not needed (--chain-only)"
@@ -70,7 +81,7 @@ else
   touch "$STAMP"
 fi
 
-# 3) Debian's Chromium, for the pay page's browser test (driven by the pinned playwright-core; no browser download).
+# 4) Debian's Chromium, for the pay page's browser test (driven by the pinned playwright-core; no browser download).
 #    Installed as root through apt when missing; CHROMIUM names another binary. Without it the browser test skips,
 #    except under CI=true, where it fails.
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"

@@ -38,6 +38,9 @@ pub struct ChainOptions {
     pub anvil_args: Vec<String>,
     /// How long anvil may take to answer `eth_chainId`. Default: 10 s.
     pub startup_timeout: Duration,
+    /// Plant Uniswap's Permit2 and the x402 Permit2 proxies at start ([`Chain::plant_permit2`]).
+    /// Default: `false`.
+    pub permit2: bool,
 }
 
 impl Default for ChainOptions {
@@ -47,6 +50,7 @@ impl Default for ChainOptions {
             mint_amount: DEFAULT_MINT,
             anvil_args: Vec::new(),
             startup_timeout: Duration::from_secs(10),
+            permit2: false,
         }
     }
 }
@@ -83,7 +87,8 @@ impl Chain {
     }
 
     /// Installs the test bed if needed, starts anvil on a free port of 127.0.0.1, plants and
-    /// initializes USDC and mints to `options.payers`. Every wait is bounded; on failure anvil is
+    /// initializes USDC, mints to `options.payers` and, with `options.permit2`, plants Permit2
+    /// and the x402 Permit2 proxies. Every wait is bounded; on failure anvil is
     /// killed and the error carries the tail of its log.
     pub async fn start_with(options: ChainOptions) -> Result<Chain, Error> {
         let paths = tokio::task::spawn_blocking(crate::install_chain)
@@ -186,6 +191,9 @@ impl Chain {
         self.plant_token(artifacts, USDC, "USDC", "USD").await?;
         for payer in &options.payers {
             self.mint(*payer, options.mint_amount).await?;
+        }
+        if options.permit2 {
+            self.plant_permit2().await?;
         }
         Ok(())
     }
@@ -301,6 +309,11 @@ impl Chain {
 
     /// A provider for this chain that signs with `key` (`0x`-prefixed hex), e.g.
     /// [`crate::FACILITATOR_KEY`].
+    ///
+    /// It caches the account nonce, and takes one while estimating gas: a send refused at
+    /// estimation (a revert) still uses a nonce up, and the provider's next transaction then
+    /// waits forever behind the gap. To see why a call is refused, simulate it (`.call()`, with
+    /// `.from(..)`), or send through a fresh provider.
     pub fn provider_with_key(&self, key: &str) -> Result<DynProvider, Error> {
         wallet_provider(&self.rpc_url, key)
     }
@@ -336,6 +349,11 @@ impl Chain {
         confirm(sent, &format!("mint({to}, {amount})"))
             .await
             .map(drop)
+    }
+
+    /// Waits for [`OWNER`]'s turn to send: its transactions must not race on its account nonce.
+    pub(crate) async fn owner_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.owner_lock.lock().await
     }
 
     /// Replaces the code at `address` (`anvil_setCode`), e.g. to break the token on purpose.
@@ -395,7 +413,7 @@ fn wallet_provider(rpc_url: &str, key: &str) -> Result<DynProvider, Error> {
 }
 
 /// Waits (bounded) for a sent transaction's receipt and requires status 1.
-async fn confirm(
+pub(crate) async fn confirm(
     sent: Result<PendingTransactionBuilder<Ethereum>, impl Display>,
     what: &str,
 ) -> Result<TransactionReceipt, Error> {

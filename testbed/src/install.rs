@@ -35,6 +35,9 @@ pub struct Paths {
     pub fiat_token_artifact: PathBuf,
     /// Hardhat artifact of the `SignatureChecker` library `FiatTokenV2_2` links against.
     pub signature_checker_artifact: PathBuf,
+    /// `interop/contracts/`: artifacts of Permit2, the x402 Permit2 proxies and the test tokens,
+    /// compiled by `testbed/contracts/build.mjs` (see [`crate::permit2`]).
+    pub contracts: PathBuf,
     /// `target/testbed/` (or `$CARGO_TARGET_DIR/testbed/`): install and anvil logs, lock file.
     pub work_dir: PathBuf,
 }
@@ -264,7 +267,7 @@ fn run_installer(root: &Path, work: &Path, parts: Parts) -> Result<(), Error> {
         )));
     }
     // Say why the first test is slow, past the harness's output capture.
-    if output.contains("installing") {
+    if output.contains("installing") || output.contains("compiling") {
         let _ = std::io::stderr().write_all(output.as_bytes());
     }
     Ok(())
@@ -286,6 +289,7 @@ impl Paths {
             fiat_token_artifact: artifacts.join("v2/FiatTokenV2_2.sol/FiatTokenV2_2.json"),
             signature_checker_artifact: artifacts
                 .join("util/SignatureChecker.sol/SignatureChecker.json"),
+            contracts: interop.join("contracts"),
             interop,
             root,
             work_dir,
@@ -296,6 +300,7 @@ impl Paths {
             &paths.cast,
             &paths.fiat_token_artifact,
             &paths.signature_checker_artifact,
+            &paths.contracts.join("manifest.json"),
         ]
         .into_iter()
         .chain(python)

@@ -5,6 +5,10 @@
 //! [`USDC`] (name "USDC", version "2", 6 decimals, so its EIP-712 domain separator equals the real
 //! token's), and mints 1000 USDC to each payer. The chain is killed when the [`Chain`] is dropped.
 //!
+//! With [`ChainOptions::permit2`] (or [`Chain::plant_permit2`]) the chain also carries Uniswap's
+//! Permit2 and the x402 `exact`/`upto` Permit2 proxies at their canonical addresses, and
+//! [`Chain::deploy_plain_token`] adds ERC-20s without EIP-3009: see [`permit2`].
+//!
 //! [`install`] installs the pinned third-party pieces once (`scripts/testbed-install.sh`: npm
 //! packages in `interop/node_modules`, a Python venv in `interop/.venv`) and tells where they are;
 //! [`install_chain`] (what [`Chain::start`] and the demo call) installs only the npm packages.
@@ -26,6 +30,7 @@ mod chain;
 mod error;
 mod install;
 mod link;
+pub mod permit2;
 mod postgres;
 mod token;
 
@@ -37,6 +42,10 @@ pub use install::{
     Paths, chromium, install, install_chain, repo_root, require_tools, skip_unless_available,
 };
 pub use link::link_bytecode;
+pub use permit2::{
+    CompiledContract, Contract, EXACT_PERMIT2_PROXY, PERMIT2, UPTO_PERMIT2_PROXY, load_contract,
+    permit2_domain, revert_of, revert_reason,
+};
 pub use postgres::postgres_database;
 pub use token::FiatToken;
 
