@@ -1,8 +1,11 @@
 // Pays one URL with the official TypeScript client (@x402/fetch + @x402/evm) from a local key and
 // prints one JSON line: {"status", "body", "receipt", "error"}.
 // usage: PAYER_KEY=0x… node pay.mjs URL [METHOD] [JSON_BODY]
+// Pays `exact` (EIP-3009 or Permit2) and `upto` offers. PAY_ANY_ASSET=1 lifts the client's default
+// spend control that only pays the SDK's default tokens (for a plain ERC-20 on the test chain).
 import { x402Client, wrapFetchWithPayment, x402HTTPClient } from "@x402/fetch";
 import { registerExactEvmScheme } from "@x402/evm/exact/client";
+import { UptoEvmScheme } from "@x402/evm/upto/client";
 import { privateKeyToAccount } from "viem/accounts";
 
 const [url, method = "GET", body] = process.argv.slice(2);
@@ -12,7 +15,10 @@ if (!url || !key) {
   process.exit(2);
 }
 const client = new x402Client();
-registerExactEvmScheme(client, { signer: privateKeyToAccount(key) });
+const signer = privateKeyToAccount(key);
+registerExactEvmScheme(client, { signer });
+client.register("eip155:*", new UptoEvmScheme(signer));
+if (process.env.PAY_ANY_ASSET === "1") client.setSpendControls({ allowedAssets: true });
 const paying = wrapFetchWithPayment(fetch, client);
 const init = { method };
 if (body !== undefined) {

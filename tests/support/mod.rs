@@ -124,7 +124,7 @@ impl Facilitator {
 }
 
 fn record(script: &Mutex<Script>, endpoint: &'static str, body: &Value) {
-    let auth = &body["paymentPayload"]["payload"]["authorization"];
+    let auth = payment_auth(body);
     script.lock().expect("lock").calls.push(Call {
         endpoint,
         from: auth["from"].as_str().unwrap_or_default().to_owned(),
@@ -137,7 +137,7 @@ fn record(script: &Mutex<Script>, endpoint: &'static str, body: &Value) {
 async fn verify(State(script): State<Arc<Mutex<Script>>>, Json(body): Json<Value>) -> Json<Value> {
     record(&script, "verify", &body);
     let mode = script.lock().expect("lock").verify.clone();
-    let from = body["paymentPayload"]["payload"]["authorization"]["from"].clone();
+    let from = payment_auth(&body)["from"].clone();
     match mode {
         VerifyMode::Valid => Json(json!({"isValid": true, "payer": from})),
         VerifyMode::Invalid(reason) => Json(
@@ -162,7 +162,7 @@ async fn settle(
     use axum::response::IntoResponse;
     record(&script, "settle", &body);
     let mode = script.lock().expect("lock").settle.clone();
-    let auth = &body["paymentPayload"]["payload"]["authorization"];
+    let auth = payment_auth(&body);
     let nonce = auth["nonce"].as_str().unwrap_or_default();
     let network = body["paymentRequirements"]["network"].clone();
     match mode {
@@ -189,8 +189,26 @@ async fn settle(
 async fn supported() -> Json<Value> {
     Json(json!({"kinds": [
         {"x402Version": 2, "scheme": "exact", "network": "eip155:84532"},
-        {"x402Version": 1, "scheme": "exact", "network": "base-sepolia"}
+        {"x402Version": 1, "scheme": "exact", "network": "base-sepolia"},
+        upto_kind()
     ], "extensions": [], "signers": {}}))
+}
+
+/// The doubles settle `upto` on Base Sepolia as the test bed's facilitator account.
+pub fn upto_kind() -> Value {
+    json!({"x402Version": 2, "scheme": "upto", "network": "eip155:84532",
+           "extra": {"facilitatorAddress": x402_testbed::FACILITATOR.to_checksum(None)}})
+}
+
+/// The scheme's signed part of a facilitator request: `authorization` (EIP-3009) or
+/// `permit2Authorization`.
+pub fn payment_auth(body: &Value) -> &Value {
+    let payload = &body["paymentPayload"]["payload"];
+    if payload["permit2Authorization"].is_object() {
+        &payload["permit2Authorization"]
+    } else {
+        &payload["authorization"]
+    }
 }
 
 /// The paywall configured for Base Sepolia, paying [`PAY_TO`], through `facilitator`.
@@ -389,6 +407,114 @@ impl Payer {
             "scheme": "exact",
             "network": body.accepts[0].network,
             "payload": {"signature": format!("0x{}", alloy_primitives::hex::encode(signature)), "authorization": authorization},
+        });
+        STANDARD.encode(serde_json::to_vec(&payload).expect("json"))
+    }
+}
+
+/// What to put in a Permit2 permit; the defaults pay the offer as the official clients do
+/// (spender: the scheme's proxy; witness: the offer's `payTo` and, for `upto`, its
+/// `extra.facilitatorAddress`; `validAfter` 0; a random 256-bit nonce).
+#[derive(Clone, Debug)]
+pub struct PermitTerms {
+    pub spender: Option<Address>,
+    pub token: Option<Address>,
+    pub amount: Option<U256>,
+    pub to: Option<Address>,
+    /// `Some(None)` leaves the facilitator out; `Some(Some(a))` names `a`.
+    pub facilitator: Option<Option<Address>>,
+    pub deadline: u64,
+    pub valid_after: u64,
+    pub nonce: U256,
+    pub chain_id: u64,
+    /// Sent instead of the real signature.
+    pub signature: Option<String>,
+}
+
+impl Default for PermitTerms {
+    fn default() -> Self {
+        PermitTerms {
+            spender: None,
+            token: None,
+            amount: None,
+            to: None,
+            facilitator: None,
+            deadline: unix_now() + 60,
+            valid_after: 0,
+            nonce: U256::from_be_bytes(B256::random().0),
+            chain_id: 84532,
+            signature: None,
+        }
+    }
+}
+
+impl Payer {
+    /// A v2 `PAYMENT-SIGNATURE` value paying `challenge.accepts[index]` (a Permit2 `exact` or an
+    /// `upto` offer) with a permit.
+    pub fn pay_permit2(
+        &self,
+        challenge: &PaymentRequired,
+        index: usize,
+        terms: &PermitTerms,
+    ) -> String {
+        use x402_runtime::schemes::permit2::{self, Permit2Authorization};
+        let accepted = serde_json::to_value(&challenge.accepts[index]).expect("json");
+        let offer = &challenge.accepts[index];
+        let upto = offer.scheme == "upto";
+        let address = |text: &str| text.parse::<Address>().expect("address");
+        let named = offer
+            .extra
+            .as_ref()
+            .and_then(|e| e.get("facilitatorAddress"))
+            .and_then(Value::as_str)
+            .map(address);
+        let authorization = Permit2Authorization {
+            from: self.address(),
+            token: terms.token.unwrap_or_else(|| address(&offer.asset)),
+            amount: terms
+                .amount
+                .unwrap_or_else(|| offer.amount.parse().expect("amount")),
+            spender: terms.spender.unwrap_or(if upto {
+                permit2::UPTO_PROXY
+            } else {
+                permit2::EXACT_PROXY
+            }),
+            nonce: terms.nonce,
+            deadline: U256::from(terms.deadline),
+            to: terms.to.unwrap_or_else(|| address(&offer.pay_to)),
+            facilitator: terms.facilitator.unwrap_or(if upto { named } else { None }),
+            valid_after: U256::from(terms.valid_after),
+        };
+        let digest = authorization.signing_hash(&permit2::domain(terms.chain_id).separator());
+        let signature = terms.signature.clone().unwrap_or_else(|| {
+            let signed = self.signer.sign_hash_sync(&digest).expect("sign");
+            format!("0x{}", alloy_primitives::hex::encode(signed.as_bytes()))
+        });
+        let mut witness = json!({
+            "to": authorization.to.to_checksum(None),
+            "validAfter": authorization.valid_after.to_string(),
+        });
+        if let Some(facilitator) = authorization.facilitator {
+            witness["facilitator"] = json!(facilitator.to_checksum(None));
+        }
+        let payload = json!({
+            "x402Version": 2,
+            "resource": challenge.resource,
+            "accepted": accepted,
+            "payload": {
+                "signature": signature,
+                "permit2Authorization": {
+                    "from": authorization.from.to_checksum(None),
+                    "permitted": {
+                        "token": authorization.token.to_checksum(None),
+                        "amount": authorization.amount.to_string(),
+                    },
+                    "spender": authorization.spender.to_checksum(None),
+                    "nonce": authorization.nonce.to_string(),
+                    "deadline": authorization.deadline.to_string(),
+                    "witness": witness,
+                },
+            },
         });
         STANDARD.encode(serde_json::to_vec(&payload).expect("json"))
     }
@@ -993,7 +1119,7 @@ async fn answer_faulty(mut stream: tokio::net::TcpStream, script: Arc<Mutex<Faul
 }
 
 fn record_fault_call(script: &Mutex<FaultScript>, endpoint: &'static str, body: &Value) {
-    let auth = &body["paymentPayload"]["payload"]["authorization"];
+    let auth = payment_auth(body);
     script.lock().expect("lock").calls.push(Call {
         endpoint,
         from: auth["from"].as_str().unwrap_or_default().to_owned(),
@@ -1004,7 +1130,7 @@ fn record_fault_call(script: &Mutex<FaultScript>, endpoint: &'static str, body: 
 }
 
 async fn verify_reply(mode: VerifyFault, body: &Value) -> Reply {
-    let from = body["paymentPayload"]["payload"]["authorization"]["from"].clone();
+    let from = payment_auth(&body)["from"].clone();
     let valid = json!({"isValid": true, "payer": from});
     match mode {
         VerifyFault::Valid => Reply::Whole(json_answer("200 OK", &valid)),
@@ -1033,7 +1159,7 @@ async fn verify_reply(mode: VerifyFault, body: &Value) -> Reply {
 }
 
 async fn settle_reply(mode: SettleFault, body: &Value) -> Reply {
-    let auth = &body["paymentPayload"]["payload"]["authorization"];
+    let auth = payment_auth(body);
     let from = auth["from"].clone();
     let tx = tx_for(auth["nonce"].as_str().unwrap_or_default());
     let network = body["paymentRequirements"]["network"].clone();
@@ -1111,7 +1237,8 @@ fn supported_reply(mode: SupportedFault, path: &str) -> Reply {
     let kinds = json!({"kinds": [
         {"x402Version": 2, "scheme": "exact", "network": "eip155:84532"},
         {"x402Version": 2, "scheme": "exact", "network": "eip155:8453"},
-        {"x402Version": 1, "scheme": "exact", "network": "base-sepolia"}
+        {"x402Version": 1, "scheme": "exact", "network": "base-sepolia"},
+        upto_kind()
     ], "extensions": [], "signers": {}});
     match mode {
         SupportedFault::Ok => Reply::Whole(json_answer("200 OK", &kinds)),

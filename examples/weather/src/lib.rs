@@ -5,6 +5,8 @@
 //! - `GET /alerts?city=Paris`: $0.005 (USDC)
 //! - `GET /history?city=Paris&days=3`: 0.001 USDC a day (quoted per request, 0.001–0.03)
 //! - `GET /climate?city=Paris`: 0.002 USDC, on Base Sepolia or Base
+//! - `GET /observations?city=Paris&limit=20`: up to 0.01 USDC (`upto`): 0.0002 USDC per
+//!   observation found, charged after the handler counted them
 //! - `GET /health`: free
 //!
 //! and, for agents and people: `GET /openapi.json` (the priced OpenAPI document), `GET /docs`,
@@ -45,6 +47,7 @@ pub fn try_app(x402: X402) -> Result<Router, CheckError> {
         .routes(routes!(weather::alerts))
         .routes(routes!(weather::history))
         .routes(routes!(weather::climate))
+        .routes(routes!(weather::observations))
         .routes(routes!(health))
         .split_for_parts();
     let discovery = Discovery::builder(&x402, api)

@@ -5,7 +5,7 @@ use axum::extract::Query;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use x402_runtime::{Payment, Quote, paid, quote};
+use x402_runtime::{Charge, Payment, Quote, paid, quote};
 
 /// Query of `GET /weather` and `GET /alerts`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -219,4 +219,67 @@ pub async fn climate(Query(q): Query<City>) -> Json<Climate> {
         mean_celsius: base_temperature(&q.city) - 8.0,
         city: q.city,
     })
+}
+
+/// Query of `GET /observations`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ObservationsQuery {
+    /// City name.
+    pub city: String,
+    /// Most observations wanted, 1 to 50; each one returned costs 0.0002 USDC.
+    #[param(minimum = 1, maximum = 50)]
+    pub limit: u32,
+}
+
+/// Station observations.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Observations {
+    /// City name, as asked.
+    pub city: String,
+    /// Temperatures in °C, one per observation found, the most recent first.
+    pub celsius: Vec<f32>,
+}
+
+/// What one observation costs, in USDC's atomic units (0.0002 USDC).
+pub const OBSERVATION_PRICE: u128 = 200;
+
+/// How many observations the stations hold for a city: a deterministic stand-in, so that some
+/// cities have fewer than asked.
+pub fn stored_observations(city: &str) -> u32 {
+    city.bytes().map(u32::from).sum::<u32>() % 40
+}
+
+/// Recent station observations, billed by what is returned.
+///
+/// The payer authorizes up to 0.01 USDC (50 observations at 0.0002); only the observations
+/// actually found are charged, so a city with few stations costs less and one with none costs
+/// nothing. `limit` above 50 is refused before anything is charged.
+#[paid(upto = "0.01", currency = "USDC")]
+#[utoipa::path(
+    get,
+    path = "/observations",
+    params(ObservationsQuery),
+    responses((status = 200, description = "The observations found", body = Observations))
+)]
+pub async fn observations(
+    Query(q): Query<ObservationsQuery>,
+) -> Result<(Charge, Json<Observations>), (StatusCode, String)> {
+    if !(1..=50).contains(&q.limit) {
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit must be between 1 and 50".into(),
+        ));
+    }
+    let found = q.limit.min(stored_observations(&q.city));
+    let base = base_temperature(&q.city);
+    let celsius = (0..found).map(|i| base - (i % 7) as f32 * 0.5).collect();
+    let charge = Charge::atomic(OBSERVATION_PRICE * u128::from(found));
+    Ok((
+        charge,
+        Json(Observations {
+            city: q.city,
+            celsius,
+        }),
+    ))
 }

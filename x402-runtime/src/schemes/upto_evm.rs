@@ -4,8 +4,9 @@
 //!
 //! The offer's `amount` is the maximum; its `extra` carries `assetTransferMethod: "permit2"`,
 //! the token's EIP-712 `name` and `version`, and the `facilitatorAddress` the facilitator's
-//! `/supported` names for `upto` on that network. Without that address (the facilitator has not
-//! answered yet, or does not settle `upto` there) there is no offer.
+//! `/supported` names for `upto` on that network. A facilitator whose `/supported` lists no
+//! `upto` there gets no offer; before it has answered, the offer (for published documents) has
+//! no `facilitatorAddress` and no payment passes its check.
 
 use alloy_primitives::{Address, B256, U256};
 use serde_json::value::RawValue;
@@ -61,6 +62,10 @@ impl Scheme for UptoEvm {
         let facilitator = terms
             .supported
             .and_then(|s| facilitator_address(s, &terms.network.caip2));
+        // A facilitator that answered without `upto` on this network cannot settle it there.
+        if terms.supported.is_some() && facilitator.is_none() {
+            return None;
+        }
         let mut extra = Map::new();
         extra.insert("name".into(), Value::String(asset.eip712_name.clone()));
         extra.insert(

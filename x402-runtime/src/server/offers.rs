@@ -174,7 +174,8 @@ impl X402 {
                 };
                 offers.extend(schemes::all().iter().filter_map(|s| s.offer(&terms)));
             }
-            if offers.len() == before && !route.networks.is_empty() {
+            let upto = route.pricing.upto().is_some();
+            if offers.len() == before && !route.networks.is_empty() && !upto {
                 return Err(problem(format!(
                     "is offered on `{}`, which has no {} token: register one with \
                      X402ConfigBuilder::asset or remove the network",
@@ -182,6 +183,13 @@ impl X402 {
                     currencies(&prices)
                 )));
             }
+        }
+        if offers.is_empty() && route.pricing.upto().is_some() {
+            return Err(problem(
+                "is priced `upto`, and the facilitator's /supported lists `upto` on none of its \
+                 networks: use a facilitator that settles `upto` (one with a settlement key)"
+                    .to_owned(),
+            ));
         }
         if let Some(missing) = prices
             .iter()
@@ -318,6 +326,11 @@ impl X402 {
         let mut response = challenge.response();
         if let Some(code) = error {
             telemetry::tag(&mut response, code);
+            // The payer must approve Permit2 once before any permit can pay: not a payment
+            // problem a new signature fixes (the reference server's status).
+            if code == crate::schemes::permit2::codes::ALLOWANCE_REQUIRED {
+                *response.status_mut() = http::StatusCode::PRECONDITION_FAILED;
+            }
         }
         let count = &self.inner.cached_challenges;
         let keep = !quoted || offers.retained;
