@@ -22,8 +22,13 @@ use support::{
     Facilitator, PAYER_KEY, Payer, PermitTerms, challenge_of, decode_b64, http, paywall_from,
     serve, unix_now,
 };
-use x402_runtime::proto::{PaymentRequired, SettleResponse};
+use x402_runtime::facilitator::LocalFacilitator;
+use x402_runtime::proto::{
+    FacilitatorRequest, PaymentRequired, SettleResponse, SupportedResponse, VerifyResponse,
+};
+use x402_runtime::schemes::exact_evm::chain::ChainReader;
 use x402_runtime::schemes::permit2::UPTO_PROXY;
+use x402_runtime::{BoxFuture, FacilitatorError};
 use x402_runtime::{Charge, X402, X402Config, paid};
 use x402_testbed::{
     Chain, ChainOptions, MERCHANT, NETWORK, PAYER, PAYER_KEY as PAYER1_KEY, PAYER2, PAYER2_KEY,
@@ -646,4 +651,82 @@ async fn a_payer_without_a_permit2_approval_is_told_so_and_nothing_moves() {
     assert_eq!(answer.status, 412);
     assert_eq!(answer.code.as_deref(), Some("permit2_allowance_required"));
     bed.assert_moved(bed.usdt, UNAPPROVED, before, 0).await;
+}
+
+/// Settles through the in-process facilitator, then loses the answer (a timeout): the money
+/// moved and the server does not know it.
+struct LostAnswers(LocalFacilitator);
+
+impl x402_runtime::Facilitator for LostAnswers {
+    fn verify<'a>(
+        &'a self,
+        request: &'a FacilitatorRequest,
+    ) -> BoxFuture<'a, Result<VerifyResponse, FacilitatorError>> {
+        self.0.verify(request)
+    }
+
+    fn settle<'a>(
+        &'a self,
+        request: &'a FacilitatorRequest,
+    ) -> BoxFuture<'a, Result<SettleResponse, FacilitatorError>> {
+        Box::pin(async move {
+            let settled = self.0.settle(request).await;
+            assert!(settled.is_ok_and(|s| s.success), "the permit settled");
+            Err(FacilitatorError::Timeout)
+        })
+    }
+
+    fn supported(&self) -> BoxFuture<'_, Result<SupportedResponse, FacilitatorError>> {
+        self.0.supported()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_is_reconciled_from_permit2s_nonce_bitmap() {
+    let Some(bed) = chained("a_lost_answer_is_reconciled_from_permit2s_nonce_bitmap").await else {
+        return;
+    };
+    let config = X402Config::builder()
+        .network(NETWORK)
+        .pay_to(MERCHANT.to_checksum(None))
+        .token(NETWORK, &bed.usdt.to_checksum(None), "USDT", 6)
+        .build()
+        .expect("config");
+    let lost = LostAnswers(support::local_facilitator(Some(bed.chain.rpc_url())));
+    let reader: Arc<dyn ChainReader> =
+        Arc::new(support::local_facilitator(Some(bed.chain.rpc_url())));
+    let x402 = X402::builder(config)
+        .facilitator(lost)
+        .chain_reader(reader)
+        .reconcile_interval(None)
+        .build()
+        .expect("paywall");
+    let runs = Runs::default();
+    let base = serve(routes(&x402, runs.clone())).await;
+    for (path, token, amount) in [
+        ("/premium", bed.usdt, 2000),
+        ("/metered?units=4321", USDC, 4321),
+    ] {
+        let url = format!("{base}{path}");
+        let before = bed.balances(token, PAYER).await;
+        let payment =
+            Payer::new(PAYER_KEY).pay_permit2(&challenge(&url).await, 0, &PermitTerms::default());
+        let first = send(&url, &payment).await;
+        assert_eq!(
+            (first.status, first.code.as_deref()),
+            (503, Some("settlement_pending")),
+            "{path}: the outcome is unknown, never a new challenge"
+        );
+        bed.assert_moved(token, PAYER, before, amount).await;
+        // The resend reads Permit2's nonce bitmap: used, so settled (Permit2 logs no nonce, so
+        // the transaction is not named).
+        let resend = send(&url, &payment).await;
+        assert_eq!(
+            (resend.status, resend.code.as_deref()),
+            (409, Some("payment_already_settled")),
+            "{path}"
+        );
+        bed.assert_moved(token, PAYER, before, amount).await;
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "each handler ran once");
 }

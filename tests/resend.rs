@@ -8,6 +8,9 @@
 //! (never a 402, at any time, with no chain to read); once the facilitator answers, the next
 //! resend is `409 payment_already_settled` naming the transaction, and the one after it is
 //! answered from the record. No 2xx, one handler run, every `/settle` with the same payload.
+//!
+//! Every table runs for each way to pay: an EIP-3009 authorization, a Permit2 permit (`exact`
+//! over a plain ERC-20) and an `upto` permit (the handler charging part of the maximum).
 
 mod support;
 
@@ -15,20 +18,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use alloy_primitives::{Address, address};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use support::{
-    FaultyFacilitator, PAYER_KEY, Payer, SettleFault, Terms, challenge_of, decode_b64,
+    FaultyFacilitator, PAYER_KEY, Payer, PermitTerms, SettleFault, Terms, challenge_of, decode_b64,
     faulty_config, faulty_paywall, http, serve, tx_for, unix_now,
 };
-use x402_runtime::codes;
-use x402_runtime::paid;
 use x402_runtime::proto::SettleResponse;
+use x402_runtime::{Charge, codes, paid};
 
 /// Verify and settle budgets: every hang resolves within them.
 const BUDGET: Duration = Duration::from_millis(500);
 const PAID: &str = "PAID-CONTENT";
+
+/// The plain ERC-20 the Permit2 route takes (the double reads no chain).
+const TOKEN: Address = address!("0x1111111111111111111111111111111111111111");
 
 /// Paid content that counts its runs.
 #[paid(price = "0.001", method = "GET", path = "/paid")]
@@ -37,9 +43,49 @@ async fn paid_content(State(runs): State<Arc<AtomicUsize>>) -> &'static str {
     PAID
 }
 
+/// The same content, paid in a token without EIP-3009, through Permit2.
+#[paid(
+    price = "0.001",
+    currency = "USDT",
+    method = "GET",
+    path = "/paid-permit2"
+)]
+async fn paid_permit2(State(runs): State<Arc<AtomicUsize>>) -> &'static str {
+    runs.fetch_add(1, Ordering::SeqCst);
+    PAID
+}
+
+/// The same content, paid by usage: 700 of the 1000 units authorized.
+#[paid(upto = "0.001", method = "GET", path = "/paid-upto")]
+async fn paid_upto(State(runs): State<Arc<AtomicUsize>>) -> (Charge, &'static str) {
+    runs.fetch_add(1, Ordering::SeqCst);
+    (Charge::atomic(700), PAID)
+}
+
+/// How a case pays.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Eip3009,
+    Permit2,
+    Upto,
+}
+
+impl Kind {
+    const ALL: [Kind; 3] = [Kind::Eip3009, Kind::Permit2, Kind::Upto];
+
+    fn path(self) -> &'static str {
+        match self {
+            Kind::Eip3009 => "/paid",
+            Kind::Permit2 => "/paid-permit2",
+            Kind::Upto => "/paid-upto",
+        }
+    }
+}
+
 /// One server with a clock that can be moved forward, its facilitator double and a payer.
 struct Rig {
     base: String,
+    kind: Kind,
     facilitator: FaultyFacilitator,
     runs: Arc<AtomicUsize>,
     /// Seconds added to the real time on the server's clock.
@@ -57,9 +103,10 @@ struct Answer {
 }
 
 impl Rig {
-    async fn start(retention: Duration) -> Rig {
+    async fn start(retention: Duration, kind: Kind) -> Rig {
         let facilitator = FaultyFacilitator::start().await;
         let config = faulty_config(&facilitator, BUDGET, BUDGET)
+            .token("eip155:84532", &TOKEN.to_checksum(None), "USDT", 6)
             .record_retention(retention)
             .build()
             .expect("config");
@@ -72,31 +119,42 @@ impl Rig {
         let runs = Arc::new(AtomicUsize::new(0));
         let app = Router::new()
             .route("/paid", get(paid_content))
+            .route("/paid-permit2", get(paid_permit2))
+            .route("/paid-upto", get(paid_upto))
             .with_state(runs.clone())
             .layer(x402.layer());
         Rig {
             base: serve(app).await,
+            kind,
             facilitator,
             runs,
             ahead,
         }
     }
 
+    fn url(&self) -> String {
+        format!("{}{}", self.base, self.kind.path())
+    }
+
+    /// A payment of the rig's kind, and the transaction the double settles it in.
     async fn payment(&self) -> (String, String) {
-        let unpaid = http()
-            .get(format!("{}/paid", self.base))
-            .send()
-            .await
-            .expect("request");
+        let unpaid = http().get(self.url()).send().await.expect("request");
         assert_eq!(unpaid.status(), 402);
-        let terms = Terms::default();
-        let payment = Payer::new(PAYER_KEY).pay_v2(&challenge_of(&unpaid), &terms);
+        let challenge = challenge_of(&unpaid);
+        let payer = Payer::new(PAYER_KEY);
+        if let Kind::Eip3009 = self.kind {
+            let terms = Terms::default();
+            let payment = payer.pay_v2(&challenge, &terms);
+            return (payment, tx_for(&terms.nonce.to_string()));
+        }
+        let terms = PermitTerms::default();
+        let payment = payer.pay_permit2(&challenge, 0, &terms);
         (payment, tx_for(&terms.nonce.to_string()))
     }
 
     async fn send(&self, payment: &str) -> Answer {
         let response = http()
-            .get(format!("{}/paid", self.base))
+            .get(self.url())
             .header("PAYMENT-SIGNATURE", payment)
             .send()
             .await
@@ -219,9 +277,9 @@ fn faults() -> Vec<(&'static str, SettleFault, bool)> {
 const TIMINGS: [u64; 6] = [0, 25, 35, 58, 70, 200];
 
 /// One fault × one timing, on a server of its own.
-async fn case(name: &'static str, fault: SettleFault, names_tx: bool, after: u64) {
-    let row = format!("{name} @ +{after} s");
-    let rig = Rig::start(Duration::from_secs(24 * 3600)).await;
+async fn case(kind: Kind, name: &'static str, fault: SettleFault, names_tx: bool, after: u64) {
+    let row = format!("{kind:?}: {name} @ +{after} s");
+    let rig = Rig::start(Duration::from_secs(24 * 3600), kind).await;
     rig.facilitator.set_settle(fault);
     let (payment, tx) = rig.payment().await;
     let named = names_tx.then_some(tx.as_str());
@@ -258,15 +316,21 @@ async fn case(name: &'static str, fault: SettleFault, names_tx: bool, after: u64
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_unknown_outcome_at_every_resend_timing_is_reconciled_never_challenged() {
     for (name, fault, names_tx) in faults() {
-        let cases = TIMINGS.map(|after| case(name, fault.clone(), names_tx, after));
+        let cases = Kind::ALL
+            .into_iter()
+            .flat_map(|kind| TIMINGS.map(|after| case(kind, name, fault.clone(), names_tx, after)));
         futures_util::future::join_all(cases).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settled_payment_resent_late_is_answered_from_the_record_until_the_retention_ends() {
+    futures_util::future::join_all(Kind::ALL.map(settled_resent_late)).await;
+}
+
+async fn settled_resent_late(kind: Kind) {
     let retention = Duration::from_secs(100);
-    let rig = Rig::start(retention).await;
+    let rig = Rig::start(retention, kind).await;
     let (payment, tx) = rig.payment().await;
     let paid = rig.send(&payment).await;
     assert_eq!(paid.status, 200, "{}", paid.text);
@@ -281,7 +345,7 @@ async fn a_settled_payment_resent_late_is_answered_from_the_record_until_the_ret
         rig.advance(at - elapsed);
         elapsed = at;
         assert_settled(
-            &format!("settled, resent at +{at} s"),
+            &format!("{kind:?}: settled, resent at +{at} s"),
             &rig.send(&payment).await,
             &tx,
         );
@@ -292,14 +356,22 @@ async fn a_settled_payment_resent_late_is_answered_from_the_record_until_the_ret
     rig.advance(230 - elapsed);
     let forgotten = rig.send(&payment).await;
     assert_eq!(forgotten.status, 402, "{}", forgotten.text);
-    assert_eq!(forgotten.code.as_deref(), Some(codes::VALID_BEFORE));
+    let expired = match kind {
+        Kind::Eip3009 => codes::VALID_BEFORE,
+        Kind::Permit2 | Kind::Upto => "permit2_deadline_expired",
+    };
+    assert_eq!(forgotten.code.as_deref(), Some(expired), "{kind:?}");
     assert_eq!(rig.settles(), 1);
     assert_eq!(rig.runs.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_resends_of_an_unknown_payment_reconcile_once() {
-    let rig = Rig::start(Duration::from_secs(3600)).await;
+    futures_util::future::join_all(Kind::ALL.map(concurrent_resends)).await;
+}
+
+async fn concurrent_resends(kind: Kind) {
+    let rig = Rig::start(Duration::from_secs(3600), kind).await;
     rig.facilitator.set_settle(SettleFault::Hang);
     let (payment, tx) = rig.payment().await;
     assert_pending("first", &rig.send(&payment).await, None);
@@ -307,7 +379,11 @@ async fn concurrent_resends_of_an_unknown_payment_reconcile_once() {
         .set_settle(SettleFault::Delay(Duration::from_millis(300)));
     let resends = (0..16).map(|_| rig.send(&payment));
     let answers = futures_util::future::join_all(resends).await;
-    assert_eq!(rig.settles(), 2, "one reconciling /settle for 16 resends");
+    assert_eq!(
+        rig.settles(),
+        2,
+        "{kind:?}: one reconciling /settle for 16 resends"
+    );
     let mut learnt = 0;
     for answer in &answers {
         match answer.status {
@@ -327,7 +403,11 @@ async fn concurrent_resends_of_an_unknown_payment_reconcile_once() {
 async fn a_refused_resend_of_another_signature_for_the_same_key_is_not_reconciled() {
     // A copy of the pending payment with a different signature (someone else's forgery) is told
     // the settlement is pending, and makes no /settle: only the signed original reconciles.
-    let rig = Rig::start(Duration::from_secs(3600)).await;
+    futures_util::future::join_all(Kind::ALL.map(forged_resend)).await;
+}
+
+async fn forged_resend(kind: Kind) {
+    let rig = Rig::start(Duration::from_secs(3600), kind).await;
     rig.facilitator.set_settle(SettleFault::Hang);
     let (payment, _) = rig.payment().await;
     assert_pending("first", &rig.send(&payment).await, None);
