@@ -730,3 +730,20 @@ async fn a_lost_answer_is_reconciled_from_permit2s_nonce_bitmap() {
     }
     assert_eq!(runs.load(Ordering::SeqCst), 2, "each handler ran once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_facilitator_settles_upto_for_the_official_express_server() {
+    let Some(bed) = chained("our_facilitator_settles_upto_for_the_official_express_server").await
+    else {
+        return;
+    };
+    let (_server, base) = support::official_express_server(&bed.paths, &bed.chain).await;
+    let before = bed.balances(USDC, PAYER2).await;
+    let result = bed
+        .typescript_pays(PAYER2_KEY, &format!("{base}/metered?units=2500"))
+        .await;
+    assert_eq!(result["status"], 200, "{result}");
+    assert_eq!(result["receipt"]["success"], true, "{result}");
+    assert_eq!(result["receipt"]["amount"], "2500", "{result}");
+    bed.assert_moved(USDC, PAYER2, before, 2500).await;
+}
