@@ -322,6 +322,14 @@ async fn broken_permits_are_refused_locally_with_no_facilitator_call() {
         assert_eq!(answer.status, status, "{name}");
         assert_eq!(answer.code.as_deref(), Some(code), "{name}");
     }
+    // A permit for another chain than the offers': refused by the offer match.
+    let payment = support::edit_payment(
+        &payer.pay_permit2(&exact, 0, &PermitTerms::default()),
+        |p| p["accepted"]["network"] = "eip155:8453".into(),
+    );
+    let answer = send(&exact_url, &payment).await;
+    assert_eq!(answer.status, 402, "wrong chain");
+    assert_eq!(answer.code.as_deref(), Some("invalid_network"), "wrong chain");
     // Signed for another chain: the offer's network, but the signature recovers someone else,
     // which only the chain can rule on (an ERC-1271 wallet): the facilitator is asked.
     let other_chain = PermitTerms {
