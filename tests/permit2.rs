@@ -23,6 +23,7 @@ use support::{
     serve, unix_now,
 };
 use x402_runtime::facilitator::LocalFacilitator;
+use x402_runtime::network::Asset;
 use x402_runtime::proto::{
     FacilitatorRequest, PaymentRequired, SettleResponse, SupportedResponse, VerifyResponse,
 };
@@ -35,8 +36,9 @@ use x402_testbed::{
     USDC,
 };
 
-/// The token the double-backed paywall takes through Permit2 (no chain reads it).
+/// The tokens the double-backed paywall takes through Permit2 (no chain reads them).
 const TOKEN: Address = address!("0x1111111111111111111111111111111111111111");
+const PERMIT_TOKEN: Address = address!("0x3333333333333333333333333333333333333333");
 
 /// How many times the paid handlers ran, per server.
 type Runs = Arc<AtomicUsize>;
@@ -65,6 +67,28 @@ async fn metered(State(runs): State<Runs>, Query(usage): Query<Usage>) -> Respon
     (Charge::atomic(u128::from(usage.units)), "used").into_response()
 }
 
+/// A fixed price in an EIP-2612 token: a payer who never approved Permit2 sends a permit of it.
+#[paid(
+    price = "0.003",
+    currency = "PYUSD",
+    method = "GET",
+    path = "/sponsored"
+)]
+async fn sponsored() -> &'static str {
+    "sponsored"
+}
+
+/// Up to 0.01 of the EIP-2612 token, charging `units`.
+#[paid(
+    upto = "0.01",
+    currency = "PYUSD",
+    method = "GET",
+    path = "/sponsored-upto"
+)]
+async fn sponsored_upto(Query(usage): Query<Usage>) -> (Charge, &'static str) {
+    (Charge::atomic(u128::from(usage.units)), "used")
+}
+
 /// An `upto` handler that forgets to say what it used.
 #[paid(upto = "0.05", currency = "USDC", method = "GET", path = "/forgetful")]
 async fn forgetful() -> &'static str {
@@ -77,6 +101,8 @@ fn routes(x402: &X402, runs: Runs) -> Router {
         .route("/premium", get(premium))
         .route("/metered", get(metered))
         .route("/forgetful", get(forgetful))
+        .route("/sponsored", get(sponsored))
+        .route("/sponsored-upto", get(sponsored_upto))
         .with_state(runs)
         .layer(x402.layer())
 }
@@ -87,7 +113,8 @@ async fn double_bed() -> (Facilitator, String, Runs) {
     let builder = X402Config::builder()
         .network("eip155:84532")
         .pay_to(support::PAY_TO)
-        .token("eip155:84532", &TOKEN.to_checksum(None), "USDT", 6);
+        .token("eip155:84532", &TOKEN.to_checksum(None), "USDT", 6)
+        .token("eip155:84532", &PERMIT_TOKEN.to_checksum(None), "PYUSD", 6);
     let x402 = paywall_from(&facilitator, builder, Duration::from_secs(5));
     let runs = Runs::default();
     (facilitator, serve(routes(&x402, runs.clone())).await, runs)
@@ -329,7 +356,11 @@ async fn broken_permits_are_refused_locally_with_no_facilitator_call() {
     );
     let answer = send(&exact_url, &payment).await;
     assert_eq!(answer.status, 402, "wrong chain");
-    assert_eq!(answer.code.as_deref(), Some("invalid_network"), "wrong chain");
+    assert_eq!(
+        answer.code.as_deref(),
+        Some("invalid_network"),
+        "wrong chain"
+    );
     // Signed for another chain: the offer's network, but the signature recovers someone else,
     // which only the chain can rule on (an ERC-1271 wallet): the facilitator is asked.
     let other_chain = PermitTerms {
@@ -465,6 +496,9 @@ struct Chained {
     chain: Chain,
     paths: x402_testbed::Paths,
     usdt: Address,
+    /// An EIP-2612 token ("PayPal USD", PYUSD) minted to both payers, who never approved
+    /// Permit2 for it.
+    pyusd: Address,
     base: String,
     example: String,
 }
@@ -493,10 +527,21 @@ async fn chained(test: &str) -> Option<Chained> {
         .mint_plain(usdt, UNAPPROVED, thousand)
         .await
         .expect("mint");
+    let pyusd = chain
+        .deploy_permit_token("PayPal USD", "PYUSD", 6)
+        .await
+        .expect("token");
+    for payer in [PAYER, PAYER2] {
+        chain
+            .mint_plain(pyusd, payer, thousand)
+            .await
+            .expect("mint");
+    }
     let config = X402Config::builder()
         .network(NETWORK)
         .pay_to(MERCHANT.to_checksum(None))
         .token(NETWORK, &usdt.to_checksum(None), "USDT", 6)
+        .asset(Asset::erc20(NETWORK, pyusd, "PYUSD", 6).with_eip712("PayPal USD", "1"))
         .build()
         .expect("config");
     let x402 = X402::builder(config)
@@ -509,6 +554,7 @@ async fn chained(test: &str) -> Option<Chained> {
         chain,
         paths,
         usdt,
+        pyusd,
         base,
         example,
     })
@@ -541,6 +587,11 @@ impl Chained {
 
     /// The official TypeScript client pays `url`; its one JSON line.
     async fn typescript_pays(&self, key: &str, url: &str) -> Value {
+        self.typescript_pays_with(key, url, &[]).await
+    }
+
+    /// The same, with more environment for the client (`PAY_RPC_URL`).
+    async fn typescript_pays_with(&self, key: &str, url: &str, env: &[(&str, &str)]) -> Value {
         let script = self.paths.interop.join("scripts/pay.mjs");
         let output = tokio::time::timeout(
             support::CHILD_TIMEOUT,
@@ -549,6 +600,7 @@ impl Chained {
                 .arg(url)
                 .env("PAYER_KEY", key)
                 .env("PAY_ANY_ASSET", "1")
+                .envs(env.iter().copied())
                 .current_dir(script.parent().expect("dir"))
                 .kill_on_drop(true)
                 .output(),
@@ -754,4 +806,39 @@ async fn our_facilitator_settles_upto_for_the_official_express_server() {
     assert_eq!(result["receipt"]["success"], true, "{result}");
     assert_eq!(result["receipt"]["amount"], "2500", "{result}");
     bed.assert_moved(USDC, PAYER2, before, 2500).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payer_without_a_permit2_approval_pays_with_an_eip2612_permit() {
+    let Some(bed) = chained("a_payer_without_a_permit2_approval_pays_with_an_eip2612_permit").await
+    else {
+        return;
+    };
+    let offered = challenge(&format!("{}/sponsored", bed.base)).await;
+    let declared = offered.extensions.as_ref().expect("extensions");
+    assert_eq!(
+        declared["eip2612GasSponsoring"]["info"]["version"], "1",
+        "the 402 offers gas sponsoring: the facilitator lists it"
+    );
+    let rpc = [("PAY_RPC_URL", bed.chain.rpc_url())];
+    for (path, amount) in [("/sponsored", 3000), ("/sponsored-upto?units=777", 777)] {
+        let before = bed.balances(bed.pyusd, PAYER2).await;
+        let result = bed
+            .typescript_pays_with(PAYER2_KEY, &format!("{}{path}", bed.base), &rpc)
+            .await;
+        assert_eq!(result["status"], 200, "{path}: {result}");
+        assert_eq!(result["receipt"]["success"], true, "{path}: {result}");
+        bed.assert_moved(bed.pyusd, PAYER2, before, amount).await;
+    }
+    // Without a permit (and no approval) the answer says what is missing; nothing moves.
+    let url = format!("{}/sponsored", bed.base);
+    let before = bed.balances(bed.pyusd, PAYER).await;
+    let payment =
+        Payer::new(PAYER_KEY).pay_permit2(&challenge(&url).await, 0, &PermitTerms::default());
+    let answer = send(&url, &payment).await;
+    assert_eq!(
+        (answer.status, answer.code.as_deref()),
+        (412, Some("permit2_allowance_required"))
+    );
+    bed.assert_moved(bed.pyusd, PAYER, before, 0).await;
 }

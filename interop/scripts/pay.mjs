@@ -2,7 +2,9 @@
 // prints one JSON line: {"status", "body", "receipt", "error"}.
 // usage: PAYER_KEY=0x… node pay.mjs URL [METHOD] [JSON_BODY]
 // Pays `exact` (EIP-3009 or Permit2) and `upto` offers. PAY_ANY_ASSET=1 lifts the client's default
-// spend control that only pays the SDK's default tokens (for a plain ERC-20 on the test chain).
+// spend control that only pays the SDK's default tokens (for a plain ERC-20 on the test chain);
+// PAY_RPC_URL lets the client read the chain, so that it signs an EIP-2612 permit to Permit2 when
+// the server offers gas sponsoring and the payer has not approved Permit2.
 import { x402Client, wrapFetchWithPayment, x402HTTPClient } from "@x402/fetch";
 import { registerExactEvmScheme } from "@x402/evm/exact/client";
 import { UptoEvmScheme } from "@x402/evm/upto/client";
@@ -16,8 +18,9 @@ if (!url || !key) {
 }
 const client = new x402Client();
 const signer = privateKeyToAccount(key);
-registerExactEvmScheme(client, { signer });
-client.register("eip155:*", new UptoEvmScheme(signer));
+const schemeOptions = process.env.PAY_RPC_URL ? { rpcUrl: process.env.PAY_RPC_URL } : undefined;
+registerExactEvmScheme(client, { signer, schemeOptions });
+client.register("eip155:*", new UptoEvmScheme(signer, schemeOptions));
 if (process.env.PAY_ANY_ASSET === "1") client.setSpendControls({ allowedAssets: true });
 const paying = wrapFetchWithPayment(fetch, client);
 const init = { method };

@@ -329,6 +329,24 @@ impl Asset {
         }
     }
 
+    /// The same token with its EIP-712 domain `name` and `version` (an EIP-2612 token's: the
+    /// payer's `permit` of it to Permit2, sent when it has not approved Permit2, is signed under
+    /// that domain and the offer's `extra` carries it).
+    ///
+    /// ```
+    /// use x402_runtime::network::Asset;
+    ///
+    /// let token = "0x6c3ea9036406852006290770BEdFcAbA0e23A0e8".parse().unwrap();
+    /// let pyusd = Asset::erc20("eip155:1", token, "PYUSD", 6).with_eip712("PayPal USD", "1");
+    /// assert_eq!(pyusd.eip712_name, "PayPal USD");
+    /// ```
+    #[must_use]
+    pub fn with_eip712(mut self, name: &str, version: &str) -> Asset {
+        self.eip712_name = name.to_owned();
+        self.eip712_version = version.to_owned();
+        self
+    }
+
     /// Every built-in asset on `network`.
     pub fn builtins(network: &Network) -> Vec<Asset> {
         Currency::ALL

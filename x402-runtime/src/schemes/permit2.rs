@@ -292,6 +292,106 @@ pub fn decode(payload: &RawValue) -> Result<Permit2Payload, DecodeError> {
     })
 }
 
+/// The `eip2612GasSponsoring` extension's key: a payer who has not approved Permit2 signs an
+/// EIP-2612 `permit` of the token to Permit2, and the facilitator submits it with the transfer
+/// (the proxy's `settleWithPermit`).
+pub const EIP2612_GAS_SPONSORING: &str = "eip2612GasSponsoring";
+
+/// What the server declares under [`EIP2612_GAS_SPONSORING`] in a 402 whose offers a Permit2
+/// payment can pay, when its facilitator lists the extension.
+pub fn eip2612_declaration() -> serde_json::Value {
+    let address = serde_json::json!({"type": "string", "pattern": "^0x[a-fA-F0-9]{40}$"});
+    let number = serde_json::json!({"type": "string", "pattern": "^[0-9]+$"});
+    serde_json::json!({
+        "info": {
+            "description": "The facilitator accepts an EIP-2612 permit of the token to the canonical Permit2 contract, and submits it with the payment.",
+            "version": "1",
+        },
+        "schema": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": {
+                "from": address, "asset": address, "spender": address,
+                "amount": number, "nonce": number, "deadline": number,
+                "signature": {"type": "string", "pattern": "^0x[a-fA-F0-9]+$"},
+                "version": {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)*$"},
+            },
+            "required": ["from", "asset", "spender", "amount", "nonce", "deadline", "signature", "version"],
+        },
+    })
+}
+
+/// A payer's EIP-2612 `permit(owner, PERMIT2, value, deadline)` of a token, carried in the
+/// payment's `extensions.eip2612GasSponsoring.info`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Eip2612Permit {
+    /// The owner (must be the payer).
+    pub from: Address,
+    /// The token (must be the offer's).
+    pub asset: Address,
+    /// The spender (must be [`PERMIT2`]).
+    pub spender: Address,
+    /// The allowance granted.
+    pub amount: U256,
+    /// The owner's EIP-2612 nonce on the token.
+    pub nonce: U256,
+    /// Not usable after this unix time.
+    pub deadline: U256,
+    /// `r ‖ s ‖ v`, 65 bytes.
+    pub signature: Bytes,
+}
+
+/// Reads the `eip2612GasSponsoring` permit of a payment's `extensions`, if it carries one (the
+/// declaration echoed without a signed permit is none). `Err` names what is malformed.
+pub fn eip2612_permit(extensions: Option<&RawValue>) -> Result<Option<Eip2612Permit>, String> {
+    #[derive(Deserialize)]
+    struct Extension {
+        info: Info,
+    }
+    #[derive(Deserialize)]
+    struct Info {
+        from: String,
+        asset: String,
+        spender: String,
+        amount: String,
+        nonce: String,
+        deadline: String,
+        signature: String,
+    }
+    let Some(extensions) = extensions else {
+        return Ok(None);
+    };
+    let all: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(extensions.get()).map_err(|e| e.to_string())?;
+    let Some(value) = all.get(EIP2612_GAS_SPONSORING) else {
+        return Ok(None);
+    };
+    // A client echoes the server's declaration unsigned when it has approved Permit2: an
+    // `info` without the permit's fields carries no permit.
+    let signed = value
+        .get("info")
+        .is_some_and(|info| info.get("signature").is_some() && info.get("from").is_some());
+    if !signed {
+        return Ok(None);
+    }
+    let info = Extension::deserialize(value)
+        .map_err(|e| format!("{EIP2612_GAS_SPONSORING}: {e}"))?
+        .info;
+    let field = |e: DecodeError| format!("{EIP2612_GAS_SPONSORING}: {e:?}");
+    let signature = parse_hex_bytes(&info.signature)
+        .filter(|s| s.len() == 65)
+        .ok_or_else(|| format!("{EIP2612_GAS_SPONSORING}: the signature must be 65 bytes"))?;
+    Ok(Some(Eip2612Permit {
+        from: parse_address(&info.from, "from").map_err(field)?,
+        asset: parse_address(&info.asset, "asset").map_err(field)?,
+        spender: parse_address(&info.spender, "spender").map_err(field)?,
+        amount: parse_uint(&info.amount, "amount").map_err(field)?,
+        nonce: parse_uint(&info.nonce, "nonce").map_err(field)?,
+        deadline: parse_uint(&info.deadline, "deadline").map_err(field)?,
+        signature,
+    }))
+}
+
 /// What a permit must say to pay one offer, at one moment.
 #[derive(Clone, Copy, Debug)]
 pub struct Terms {

@@ -21,12 +21,14 @@ use super::refusal::Refusal;
 use super::telemetry;
 use crate::base::ConfigError;
 use crate::network::Network;
+use crate::network::TransferMethod;
 use crate::page;
 use crate::price::{Price, Pricing};
 use crate::proto::{PaymentRequirements, codes};
 use crate::route::PaidRoute;
 use crate::route::quote::{Amount, Quote};
-use crate::schemes::{self, OfferTerms};
+use crate::schemes::upto_evm::UPTO;
+use crate::schemes::{self, Offer, OfferTerms, permit2};
 
 impl X402 {
     /// How `route` is priced in this deployment: its attribute's price, or the one the
@@ -213,6 +215,43 @@ impl X402 {
         })
     }
 
+    /// The extensions a 402 of `route` declares: the route's own, and `eip2612GasSponsoring`
+    /// when a permit can pay one of `offers` and the facilitator's `/supported` lists it (a payer
+    /// who never approved Permit2 signs an EIP-2612 permit instead).
+    fn challenge_extensions(
+        &self,
+        route: &'static PaidRoute,
+        offers: &RouteOffers,
+    ) -> Option<Arc<serde_json::Map<String, serde_json::Value>>> {
+        let own = self.route_extensions(route);
+        let sponsored = self.inner.readiness.supported().is_some_and(|s| {
+            s.extensions
+                .iter()
+                .any(|e| e == permit2::EIP2612_GAS_SPONSORING)
+        });
+        if !sponsored || !offers.offers.iter().any(takes_permits) {
+            return own;
+        }
+        let mut all = own.map(|own| (*own).clone()).unwrap_or_default();
+        all.insert(
+            permit2::EIP2612_GAS_SPONSORING.to_owned(),
+            permit2::eip2612_declaration(),
+        );
+        Some(Arc::new(all))
+    }
+
+    /// Whether `route`'s 402 depends on the facilitator's `/supported` (an `upto` offer names
+    /// its facilitator; a permit offer declares its gas sponsoring): answered once it is read.
+    pub(crate) fn challenge_needs_supported(&self, route: &'static PaidRoute) -> bool {
+        if self.inner.readiness.supported().is_some() {
+            return false;
+        }
+        route.pricing.upto().is_some()
+            || self
+                .route_offers(route)
+                .is_ok_and(|built| built.offers.iter().any(takes_permits))
+    }
+
     /// The absolute URL of the requested resource: the public URL (or `http://` + `Host`) and
     /// the path as the client sent it (before any `nest` stripped a prefix).
     pub(crate) fn resource_url(&self, parts: &Parts) -> String {
@@ -293,7 +332,7 @@ impl X402 {
         url: &str,
         error: Option<&str>,
     ) -> Response {
-        let extensions = || self.route_extensions(route);
+        let extensions = || self.challenge_extensions(route, offers);
         let (error_v2, error_v1) = match error {
             Some(error) => (error, error),
             None => (codes::PAYMENT_REQUIRED, "X-PAYMENT header is required"),
@@ -362,6 +401,11 @@ fn route_networks(config: &X402Config, route: &PaidRoute) -> Result<Vec<Network>
                 .ok_or_else(|| format!("has network `{caip2}`, which is not a CAIP-2 EVM id"))
         })
         .collect()
+}
+
+/// Whether a Permit2 permit pays `offer` (`exact` over Permit2, or `upto`).
+fn takes_permits(offer: &Offer) -> bool {
+    offer.asset.transfer == TransferMethod::Permit2 || offer.requirements.scheme == UPTO
 }
 
 /// `USDC` or `USDC or EURC`.

@@ -244,7 +244,7 @@ fn admission<'a>(route: &'static PaidRoute, parts: &'a mut Parts) -> Admission<'
         Err(answer) => return Admission::Answered(Some(*answer)),
     };
     // An `upto` offer names the facilitator its `/supported` lists: read it first.
-    let waits = route.pricing.upto().is_some() && engine.inner.readiness.supported().is_none();
+    let waits = engine.challenge_needs_supported(route);
     if !waits && let Some(answer) = engine.answer_without_payment(route, parts) {
         return Admission::Answered(Some(answer));
     }

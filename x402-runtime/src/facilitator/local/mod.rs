@@ -367,6 +367,8 @@ struct Checked<'a> {
     transfer: Transfer,
     /// An `upto` settlement: the answer says the amount settled.
     upto: bool,
+    /// The payer's EIP-2612 permit of the token to Permit2, submitted with the transfer.
+    eip2612: Option<schemes::permit2::Eip2612Permit>,
 }
 
 /// The outcome of a check: a refusal with its reason, or a chain fault.
@@ -521,6 +523,7 @@ impl LocalFacilitator {
             network: want.network.to_owned(),
             transfer,
             upto: false,
+            eip2612: None,
         })
     }
 
@@ -620,9 +623,7 @@ impl LocalFacilitator {
         };
         let call = match &checked.payment {
             Payment::Eip3009(payment) => transfer_call(writer, checked.asset, payment),
-            Payment::Permit2(permit) => {
-                permit2::settle_call(writer, permit, checked.transfer.value, checked.upto)
-            }
+            Payment::Permit2(permit) => permit2::settle_call(writer, permit, &checked),
         };
         // Simulate first: a revert is answered with its reason and costs no gas.
         if let Err(e) = writer.call(call.clone()).await {
@@ -711,6 +712,7 @@ impl LocalFacilitator {
             network: want.network.to_owned(),
             transfer,
             upto,
+            eip2612: None,
         };
         let Some(reader) = &chain.reader else {
             return Ok(None);
@@ -958,10 +960,16 @@ impl Facilitator for LocalFacilitator {
             }
         }
         let mut signer_map = serde_json::Map::new();
+        // It submits a payer's EIP-2612 permit to Permit2 with the payment, where it can settle.
+        let extensions = if signers.is_empty() {
+            Vec::new()
+        } else {
+            vec![schemes::permit2::EIP2612_GAS_SPONSORING.to_owned()]
+        };
         signer_map.insert("eip155:*".to_owned(), Value::Array(signers));
         Box::pin(std::future::ready(Ok(SupportedResponse {
             kinds,
-            extensions: Vec::new(),
+            extensions,
             signers: signer_map,
         })))
     }

@@ -4,10 +4,14 @@
 //!
 //! On chain it checks, where an RPC is configured: the token and the proxy have code, the
 //! permit's nonce is unused in Permit2's bitmap, the payer's balance covers the amount and the
-//! payer has approved Permit2 for it (`permit2_allowance_required` otherwise: the payer must
-//! approve Permit2 once; EIP-2612 and ERC-20 approval sponsoring are not offered).
+//! payer has approved Permit2 for it (`permit2_allowance_required` otherwise). A payer who has
+//! not may send an EIP-2612 permit of the token to Permit2 in the payment's
+//! `eip2612GasSponsoring` extension: it is checked (owner, token, spender, deadline, value) and
+//! the whole settlement is simulated with it, then submitted with the transfer through the
+//! proxy's `settleWithPermit`. ERC-20 approval sponsoring (a signed approval transaction) is not
+//! offered.
 
-use alloy::primitives::{Address, FixedBytes, U256};
+use alloy::primitives::{Address, B256, FixedBytes, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionRequest;
 use alloy::transports::{RpcError, TransportError};
@@ -20,6 +24,7 @@ use crate::schemes::exact_evm::payload::parse_address;
 use crate::schemes::permit2::{
     self, DEADLINE_MARGIN, EXACT_PROXY, PERMIT2, Permit2Payload, Terms, UPTO_PROXY, codes,
 };
+use crate::schemes::permit2::{Eip2612Permit, eip2612_permit};
 use crate::schemes::upto_evm::UPTO;
 use crate::schemes::{Rejection, permit2::Permit2Authorization};
 
@@ -60,7 +65,9 @@ mod contracts {
                 struct TokenPermissions { address token; uint256 amount; }
                 struct PermitTransferFrom { TokenPermissions permitted; uint256 nonce; uint256 deadline; }
                 struct Witness { address to; uint256 validAfter; }
+                struct EIP2612Permit { uint256 value; uint256 deadline; bytes32 r; bytes32 s; uint8 v; }
                 function settle(PermitTransferFrom permit, address owner, Witness witness, bytes signature) external;
+                function settleWithPermit(EIP2612Permit permit2612, PermitTransferFrom permit, address owner, Witness witness, bytes signature) external;
             }
         }
     }
@@ -73,7 +80,9 @@ mod contracts {
                 struct TokenPermissions { address token; uint256 amount; }
                 struct PermitTransferFrom { TokenPermissions permitted; uint256 nonce; uint256 deadline; }
                 struct Witness { address to; address facilitator; uint256 validAfter; }
+                struct EIP2612Permit { uint256 value; uint256 deadline; bytes32 r; bytes32 s; uint8 v; }
                 function settle(PermitTransferFrom permit, uint256 amount, address owner, Witness witness, bytes signature) external;
+                function settleWithPermit(EIP2612Permit permit2612, PermitTransferFrom permit, uint256 amount, address owner, Witness witness, bytes signature) external;
             }
         }
     }
@@ -161,28 +170,83 @@ impl LocalFacilitator {
             to: auth.to,
             value: amount,
         };
-        if let Some(reader) = &chain.reader {
-            check_on_chain(reader, token, auth, upto).await?;
-        }
-        Ok(Checked {
+        let eip2612 = sponsored_approval(envelope, auth, token, transfer.value, self.now())?;
+        let checked = Checked {
             chain,
             payment: Payment::Permit2(permit),
             asset: token,
             network: want.network.to_owned(),
             transfer,
             upto,
-        })
+            eip2612,
+        };
+        if let Some(reader) = &chain.reader {
+            check_on_chain(reader, &checked).await?;
+        }
+        Ok(checked)
     }
 }
 
-/// The proxy, the token and the nonce, the balance and the payer's allowance to Permit2.
-async fn check_on_chain(
-    reader: &DynProvider,
-    token: Address,
+/// The payment's EIP-2612 permit to Permit2, checked against the permit it funds: the same
+/// owner and token, Permit2 as spender, a value that covers what is moved, a deadline not past.
+fn sponsored_approval(
+    envelope: &PaymentPayload,
     auth: &Permit2Authorization,
-    upto: bool,
-) -> Result<(), Refusal> {
-    let proxy = if upto { UPTO_PROXY } else { EXACT_PROXY };
+    token: Address,
+    moved: U256,
+    now: u64,
+) -> Result<Option<Eip2612Permit>, Refusal> {
+    let permit = eip2612_permit(envelope.extensions.as_deref())
+        .map_err(|why| invalid("invalid_eip2612_extension_format", why))?;
+    let Some(permit) = permit else {
+        return Ok(None);
+    };
+    let broken = if permit.from != auth.from {
+        Some((
+            "eip2612_from_mismatch",
+            "the EIP-2612 permit is not the payer's",
+        ))
+    } else if permit.asset != token {
+        Some((
+            "eip2612_asset_mismatch",
+            "the EIP-2612 permit is for another token",
+        ))
+    } else if permit.spender != PERMIT2 {
+        Some((
+            "eip2612_spender_not_permit2",
+            "the EIP-2612 permit's spender is not Permit2",
+        ))
+    } else if permit.deadline < U256::from(now.saturating_add(DEADLINE_MARGIN)) {
+        Some((
+            "eip2612_deadline_expired",
+            "the EIP-2612 permit expires too soon",
+        ))
+    } else if permit.amount < moved {
+        Some((
+            "permit2_2612_amount_mismatch",
+            "the EIP-2612 permit does not cover the amount",
+        ))
+    } else {
+        None
+    };
+    match broken {
+        Some((reason, message)) => Err(invalid(reason, message)),
+        None => Ok(Some(permit)),
+    }
+}
+
+/// The proxy, the token and the nonce, the balance and the payer's allowance to Permit2 (with
+/// an EIP-2612 permit instead: the settlement simulated as the facilitator would send it).
+async fn check_on_chain(reader: &DynProvider, checked: &Checked<'_>) -> Result<(), Refusal> {
+    let Payment::Permit2(permit) = &checked.payment else {
+        return Ok(());
+    };
+    let (auth, token) = (&permit.authorization, checked.asset);
+    let proxy = if checked.upto {
+        UPTO_PROXY
+    } else {
+        EXACT_PROXY
+    };
     for (address, reason, what) in [
         (
             token,
@@ -225,6 +289,9 @@ async fn check_on_chain(
             "the payer's balance is too low",
         ));
     }
+    if checked.eip2612.is_some() {
+        return simulate(reader, permit, checked).await;
+    }
     let allowance = erc20
         .allowance(auth.from, PERMIT2)
         .call()
@@ -239,16 +306,36 @@ async fn check_on_chain(
     Ok(())
 }
 
-/// The proxy call that settles `permit`, moving `amount` (for `exact`, the permitted amount).
+/// Runs the settlement as the facilitator's key would send it, without sending it.
+async fn simulate(
+    reader: &DynProvider,
+    permit: &Permit2Payload,
+    checked: &Checked<'_>,
+) -> Result<(), Refusal> {
+    let Some(facilitator) = upto_facilitator(checked.chain) else {
+        return Ok(());
+    };
+    let call = settle_call(reader, permit, checked).from(facilitator);
+    match reader.call(call).await {
+        Ok(_) => Ok(()),
+        Err(e) => match revert_reason(&e) {
+            Some(reason) => Err(invalid(reason, "the settlement would revert")),
+            None => Err(rpc_fault(e)),
+        },
+    }
+}
+
+/// The proxy call that settles `permit` as `checked` says: what it moves (for `exact`, the
+/// permitted amount), through `settleWithPermit` when the payer sent an EIP-2612 permit.
 pub(super) fn settle_call(
     writer: &DynProvider,
     permit: &Permit2Payload,
-    amount: U256,
-    upto: bool,
+    checked: &Checked<'_>,
 ) -> TransactionRequest {
     let a = &permit.authorization;
     let signature = permit.signature.clone();
-    if upto {
+    let amount = checked.transfer.value;
+    if checked.upto {
         let permit = IUptoProxy::PermitTransferFrom {
             permitted: IUptoProxy::TokenPermissions {
                 token: a.token,
@@ -262,9 +349,28 @@ pub(super) fn settle_call(
             facilitator: a.facilitator.unwrap_or(Address::ZERO),
             validAfter: a.valid_after,
         };
-        IUptoProxy::new(UPTO_PROXY, writer)
-            .settle(permit, amount, a.from, witness, signature)
-            .into_transaction_request()
+        let proxy = IUptoProxy::new(UPTO_PROXY, writer);
+        match checked.eip2612.as_ref().map(split) {
+            Some((value, deadline, r, s, v)) => proxy
+                .settleWithPermit(
+                    IUptoProxy::EIP2612Permit {
+                        value,
+                        deadline,
+                        r,
+                        s,
+                        v,
+                    },
+                    permit,
+                    amount,
+                    a.from,
+                    witness,
+                    signature,
+                )
+                .into_transaction_request(),
+            None => proxy
+                .settle(permit, amount, a.from, witness, signature)
+                .into_transaction_request(),
+        }
     } else {
         let permit = IExactProxy::PermitTransferFrom {
             permitted: IExactProxy::TokenPermissions {
@@ -278,10 +384,40 @@ pub(super) fn settle_call(
             to: a.to,
             validAfter: a.valid_after,
         };
-        IExactProxy::new(EXACT_PROXY, writer)
-            .settle(permit, a.from, witness, signature)
-            .into_transaction_request()
+        let proxy = IExactProxy::new(EXACT_PROXY, writer);
+        match checked.eip2612.as_ref().map(split) {
+            Some((value, deadline, r, s, v)) => proxy
+                .settleWithPermit(
+                    IExactProxy::EIP2612Permit {
+                        value,
+                        deadline,
+                        r,
+                        s,
+                        v,
+                    },
+                    permit,
+                    a.from,
+                    witness,
+                    signature,
+                )
+                .into_transaction_request(),
+            None => proxy
+                .settle(permit, a.from, witness, signature)
+                .into_transaction_request(),
+        }
     }
+}
+
+/// An EIP-2612 permit's value, deadline and `(r, s, v)`.
+fn split(permit: &Eip2612Permit) -> (U256, U256, B256, B256, u8) {
+    let signature = &permit.signature;
+    (
+        permit.amount,
+        permit.deadline,
+        B256::from_slice(&signature[..32]),
+        B256::from_slice(&signature[32..64]),
+        signature[64],
+    )
 }
 
 /// Maps a failed simulation of a Permit2 settlement to a reason by the revert's selector;
@@ -303,6 +439,7 @@ pub(super) fn revert_reason(error: &TransportError) -> Option<&'static str> {
         ("PaymentTooEarly()", codes::NOT_YET_VALID),
         ("UnauthorizedFacilitator()", codes::FACILITATOR),
         ("AmountExceedsPermitted()", codes::SETTLEMENT_EXCEEDS),
+        ("Permit2612AmountMismatch()", "permit2_2612_amount_mismatch"),
         (
             "ERC20InsufficientBalance(address,uint256,uint256)",
             codes::INSUFFICIENT_BALANCE,
