@@ -39,6 +39,7 @@ use clap::{Parser, Subcommand};
 use x402_runtime::client::{
     ClientError, ClientEvent, PaymentSigner, SpendStatus, X402Client, discover, parse_amount,
 };
+use x402_runtime::schemes::permit2;
 use x402_runtime::{Currency, codes};
 
 /// Pay for HTTP APIs with x402: discover prices, pay a call, show the wallet; list and resolve a
@@ -246,6 +247,14 @@ impl std::fmt::Display for Explained {
             ClientError::OverRequestLimit { .. } => {
                 f.write_str("\n  raise the limit with --max if you mean to pay this much")
             }
+            ClientError::Refused { reason, .. } if reason == permit2::codes::ALLOWANCE_REQUIRED => {
+                write!(
+                    f,
+                    "\n  the payer has not approved Permit2 for this token: approve {} for it once \
+                     from the payer's wallet (ERC-20 approve), then pay again",
+                    permit2::PERMIT2
+                )
+            }
             ClientError::Unconfirmed { spend, .. }
             | ClientError::LiveAuthorizationRefused { spend, .. } => write!(
                 f,
@@ -293,8 +302,13 @@ impl Progress {
         }
         match event {
             ClientEvent::Paying(spend) => {
+                let at_most = if spend.scheme == "upto" {
+                    "at most "
+                } else {
+                    ""
+                };
                 eprintln!(
-                    "paying {} {} to {} on {} (authorization valid for {} s)",
+                    "paying {at_most}{} {} to {} on {} (authorization valid for {} s)",
                     spend.amount,
                     spend.currency,
                     spend.pay_to,
