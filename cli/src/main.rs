@@ -74,6 +74,12 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Instead of showing balances, let Permit2 move this token for the payer (sends
+        /// approve(PERMIT2, max) from the payer's address, which pays the gas; nothing is sent
+        /// when already approved). Needed once per token before paying `upto` offers and
+        /// `exact` offers over Permit2.
+        #[arg(long, value_name = "TOKEN", requires = "rpc_url")]
+        approve_permit2: Option<String>,
     },
     /// List the payments of a server's settlement record whose outcome is unknown; with
     /// --rpc-url, resolve them from the chain and record the outcome.
@@ -97,9 +103,13 @@ async fn main() -> ExitCode {
             rpc_url,
             keystore,
             json,
-        } => match signer(keystore) {
-            Ok(signer) => wallet::run(&signer, rpc_url.as_deref(), json).await,
-            Err(e) => Err(e),
+            approve_permit2,
+        } => match (signer(keystore), approve_permit2, rpc_url) {
+            (Err(e), _, _) => Err(e),
+            (Ok(signer), Some(token), Some(rpc_url)) => {
+                wallet::approve_permit2(&signer, &rpc_url, &token, json).await
+            }
+            (Ok(signer), _, rpc_url) => wallet::run(&signer, rpc_url.as_deref(), json).await,
         },
         Command::Settlements(args) => settlements::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,

@@ -37,6 +37,8 @@
 //! The `x402` command-line tool (crate `x402-runtime-cli`) is built on this module.
 
 mod amount;
+#[cfg(feature = "chain")]
+mod approve;
 mod builder;
 mod challenge;
 mod discover;
@@ -46,6 +48,9 @@ mod policy;
 mod signer;
 
 pub use amount::{AmountError, format_amount, parse_amount};
+#[cfg(feature = "chain")]
+#[cfg_attr(docsrs, doc(cfg(feature = "chain")))]
+pub use approve::ApproveError;
 pub use builder::X402ClientBuilder;
 pub use discover::{
     DiscoverError, Discovery, FreeEndpoint, PricedEndpoint, discover, from_document,

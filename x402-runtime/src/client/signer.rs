@@ -335,6 +335,12 @@ impl PaymentSigner {
         self.signer.address()
     }
 
+    /// The key, for sending the payer's own transactions.
+    #[cfg(feature = "chain")]
+    pub(super) fn key(&self) -> &PrivateKeySigner {
+        &self.signer
+    }
+
     /// A `PAYMENT-SIGNATURE` value paying `challenge.accepts[index]`.
     pub fn pay_v2(&self, challenge: &PaymentRequired, index: usize) -> Result<String, SignError> {
         self.sign_v2(challenge, index).map(|signed| signed.value)
