@@ -818,14 +818,7 @@ fn judge(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
                 pause: retry_after(headers),
             }
         }
-        // The reference TypeScript server refuses a permit without Permit2 allowance with 412
-        // (a handler's own 412 names no such code).
-        (StatusCode::PRECONDITION_FAILED, _)
-            if [code.clone(), challenge_error(headers)]
-                .into_iter()
-                .flatten()
-                .any(|c| c == permit2::codes::ALLOWANCE_REQUIRED) =>
-        {
+        (StatusCode::PRECONDITION_FAILED, _) if needs_allowance(code.as_deref(), headers) => {
             Verdict::Refused(permit2::codes::ALLOWANCE_REQUIRED.to_owned())
         }
         (StatusCode::PAYMENT_REQUIRED | StatusCode::CONFLICT, _) => {
@@ -851,6 +844,13 @@ fn judge(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
         }
         _ => Verdict::Done(receipt),
     }
+}
+
+/// Whether a 412 is the reference TypeScript server's refusal of a permit without Permit2
+/// allowance (by the body's `error` or the challenge's); a handler's own 412 names no such code.
+fn needs_allowance(code: Option<&str>, headers: &HeaderMap) -> bool {
+    code == Some(permit2::codes::ALLOWANCE_REQUIRED)
+        || challenge_error(headers).as_deref() == Some(permit2::codes::ALLOWANCE_REQUIRED)
 }
 
 /// The `error` of the challenge in a `PAYMENT-REQUIRED` header, if any.
