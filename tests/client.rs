@@ -12,11 +12,12 @@ use alloy_primitives::{B256, U256};
 use axum::http::HeaderName;
 use support::{
     DropProxy, Facilitator, assert_price_moved, chain_api, installed_testbed,
-    official_express_server, paywall, serve, usdc_balances,
+    official_express_server, paywall, serve, start_chain, usdc_balances,
 };
 use x402_runtime::Currency;
 use x402_runtime::client::{ClientError, PaymentSigner, SpendStatus, X402Client};
-use x402_testbed::{Chain, MERCHANT, NETWORK, PAYER, PAYER_KEY, Paths};
+use x402_runtime::schemes::permit2::PERMIT2;
+use x402_testbed::{Chain, MERCHANT, NETWORK, PAYER, PAYER_KEY, Paths, USDC};
 
 async fn bed(test: &str) -> Option<(Chain, Paths)> {
     let paths = installed_testbed(test).await?;
@@ -420,4 +421,57 @@ async fn declare_payment_identifier(
     response
         .body(axum::body::Body::from(answer.bytes().await.expect("body")))
         .expect("response")
+}
+
+alloy::sol! {
+    #[sol(rpc)]
+    interface Allowances {
+        function allowance(address owner, address spender) external view returns (uint256);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payer_approves_permit2_once_per_token() {
+    let Some(chain) = start_chain("the_payer_approves_permit2_once_per_token").await else {
+        return;
+    };
+    let token = Allowances::new(USDC, chain.provider());
+    let allowance = || async {
+        token
+            .allowance(PAYER, PERMIT2)
+            .call()
+            .await
+            .expect("allowance")
+    };
+    assert_eq!(allowance().await, U256::ZERO);
+    let signer = PaymentSigner::from_key(PAYER_KEY).expect("key");
+    let sent = tokio::time::timeout(
+        Duration::from_secs(60),
+        signer.approve_permit2(chain.rpc_url(), USDC),
+    )
+    .await
+    .expect("bounded")
+    .expect("approved");
+    let transaction = sent.expect("a transaction was sent");
+    let receipt = chain
+        .provider()
+        .get_transaction_receipt(transaction)
+        .await
+        .expect("rpc")
+        .expect("mined");
+    assert!(receipt.status());
+    assert_eq!(receipt.from, PAYER, "sent by the payer");
+    assert_eq!(allowance().await, U256::MAX);
+    // Approved already: nothing is sent.
+    let again = signer
+        .approve_permit2(chain.rpc_url(), USDC)
+        .await
+        .expect("read");
+    assert_eq!(again, None);
+    // A bad URL is an error, not a panic.
+    let error = signer
+        .approve_permit2("not a url", USDC)
+        .await
+        .expect_err("bad url");
+    assert!(error.to_string().contains("not a URL"), "{error}");
 }

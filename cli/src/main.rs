@@ -39,6 +39,7 @@ use clap::{Parser, Subcommand};
 use x402_runtime::client::{
     ClientError, ClientEvent, PaymentSigner, SpendStatus, X402Client, discover, parse_amount,
 };
+use x402_runtime::schemes::permit2;
 use x402_runtime::{Currency, codes};
 
 /// Pay for HTTP APIs with x402: discover prices, pay a call, show the wallet; list and resolve a
@@ -73,6 +74,12 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Instead of showing balances, let Permit2 move this token for the payer (sends
+        /// approve(PERMIT2, max) from the payer's address, which pays the gas; nothing is sent
+        /// when already approved). Needed once per token before paying `upto` offers and
+        /// `exact` offers over Permit2.
+        #[arg(long, value_name = "TOKEN", requires = "rpc_url")]
+        approve_permit2: Option<String>,
     },
     /// List the payments of a server's settlement record whose outcome is unknown; with
     /// --rpc-url, resolve them from the chain and record the outcome.
@@ -96,9 +103,13 @@ async fn main() -> ExitCode {
             rpc_url,
             keystore,
             json,
-        } => match signer(keystore) {
-            Ok(signer) => wallet::run(&signer, rpc_url.as_deref(), json).await,
-            Err(e) => Err(e),
+            approve_permit2,
+        } => match (signer(keystore), approve_permit2, rpc_url) {
+            (Err(e), _, _) => Err(e),
+            (Ok(signer), Some(token), Some(rpc_url)) => {
+                wallet::approve_permit2(&signer, &rpc_url, &token, json).await
+            }
+            (Ok(signer), _, rpc_url) => wallet::run(&signer, rpc_url.as_deref(), json).await,
         },
         Command::Settlements(args) => settlements::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
@@ -246,6 +257,14 @@ impl std::fmt::Display for Explained {
             ClientError::OverRequestLimit { .. } => {
                 f.write_str("\n  raise the limit with --max if you mean to pay this much")
             }
+            ClientError::Refused { reason, .. } if reason == permit2::codes::ALLOWANCE_REQUIRED => {
+                write!(
+                    f,
+                    "\n  the payer has not approved Permit2 for this token: approve {} for it once \
+                     from the payer's wallet (ERC-20 approve), then pay again",
+                    permit2::PERMIT2
+                )
+            }
             ClientError::Unconfirmed { spend, .. }
             | ClientError::LiveAuthorizationRefused { spend, .. } => write!(
                 f,
@@ -293,8 +312,13 @@ impl Progress {
         }
         match event {
             ClientEvent::Paying(spend) => {
+                let at_most = if spend.scheme == "upto" {
+                    "at most "
+                } else {
+                    ""
+                };
                 eprintln!(
-                    "paying {} {} to {} on {} (authorization valid for {} s)",
+                    "paying {at_most}{} {} to {} on {} (authorization valid for {} s)",
                     spend.amount,
                     spend.currency,
                     spend.pay_to,

@@ -134,9 +134,18 @@ pub(crate) fn answer_text(answer: &PaidResponse) -> String {
                 "paid",
                 &format!("{} {} to {}", spend.amount, spend.currency, spend.pay_to),
             );
+            if spend.authorized != spend.amount {
+                field(
+                    "authorized",
+                    &format!("at most {} {} (upto)", spend.authorized, spend.currency),
+                );
+            }
             field("payer", &spend.payer.to_string());
             field("network", &spend.network);
             match receipt {
+                Some(receipt) if receipt.success && receipt.transaction.is_empty() => {
+                    field("receipt", "success (nothing to charge, no transaction)");
+                }
                 Some(receipt) if receipt.success => {
                     field("receipt", "success");
                     field("transaction", &receipt.transaction);

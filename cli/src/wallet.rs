@@ -1,4 +1,5 @@
-//! `x402 wallet`: the paying address and, with an RPC, its balances.
+//! `x402 wallet`: the paying address and, with an RPC, its balances; or approving Permit2 for
+//! a token.
 
 use std::process::ExitCode;
 
@@ -6,6 +7,8 @@ use alloy::providers::{Provider, ProviderBuilder};
 use serde_json::json;
 use x402_runtime::client::{PaymentSigner, format_amount};
 use x402_runtime::network::{Asset, Network};
+use x402_runtime::schemes::exact_evm::payload::parse_address;
+use x402_runtime::schemes::permit2::PERMIT2;
 
 use crate::Error;
 
@@ -94,6 +97,42 @@ pub(crate) async fn run(
             };
             println!("{:<8} {shown} ({})", asset.currency.symbol(), asset.address);
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lets Permit2 move `token` for the payer (`approve(PERMIT2, max)` through `rpc_url`), unless
+/// it already may.
+pub(crate) async fn approve_permit2(
+    signer: &PaymentSigner,
+    rpc_url: &str,
+    token: &str,
+    json: bool,
+) -> Result<ExitCode, Error> {
+    let token = parse_address(token.trim(), "token")
+        .map_err(|_| format!("--approve-permit2: `{token}` is not a token address"))?;
+    let sent = signer.approve_permit2(rpc_url, token).await?;
+    if json {
+        println!(
+            "{}",
+            json!({
+                "address": signer.address().to_checksum(None),
+                "token": token.to_checksum(None),
+                "spender": PERMIT2.to_checksum(None),
+                "transaction": sent.map(|tx| tx.to_string()),
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    match sent {
+        Some(transaction) => println!(
+            "approved Permit2 ({PERMIT2}) to move {token} for {} in {transaction}",
+            signer.address()
+        ),
+        None => println!(
+            "Permit2 ({PERMIT2}) may already move {token} for {}: nothing sent",
+            signer.address()
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -577,3 +577,58 @@ async fn pay_waits_out_a_pending_settlement_of_our_server() {
         "signed once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallet_approves_permit2_once() {
+    let test = "wallet_approves_permit2_once";
+    if !x402_testbed::skip_unless_available(test) {
+        return;
+    }
+    let chain = Chain::start().await.expect("chain");
+    let usdc = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+    let approve = || async {
+        run_x402(
+            &[
+                "wallet",
+                "--rpc-url",
+                chain.rpc_url(),
+                "--approve-permit2",
+                usdc,
+                "--json",
+            ],
+            &[("X402_PAYER_KEY", PAYER_KEY)],
+        )
+        .await
+    };
+    let first = approve().await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    let shown: Value = serde_json::from_str(&stdout(&first)).expect("json");
+    assert_eq!(shown["address"], PAYER.to_checksum(None));
+    assert_eq!(
+        shown["spender"],
+        "0x000000000022D473030F116dDEE9F6B43aC78BA3"
+    );
+    let transaction = shown["transaction"].as_str().expect("a transaction");
+    assert_eq!(transaction.len(), 66, "{transaction}");
+    let again = approve().await;
+    assert!(again.status.success(), "{}", stderr(&again));
+    let shown: Value = serde_json::from_str(&stdout(&again)).expect("json");
+    assert_eq!(
+        shown["transaction"],
+        Value::Null,
+        "already approved: nothing sent"
+    );
+
+    // Without an RPC URL it is refused by the argument parser, before any key is read.
+    let refused = run_x402(
+        &["wallet", "--approve-permit2", usdc],
+        &[("X402_PAYER_KEY", PAYER_KEY)],
+    )
+    .await;
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("--rpc-url"),
+        "{}",
+        stderr(&refused)
+    );
+}

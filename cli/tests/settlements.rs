@@ -68,16 +68,13 @@ fn signed(timeout: u64) -> (SignedPayment, FacilitatorRequest) {
 }
 
 fn key_of(payment: &SignedPayment) -> ReplayKey {
-    ReplayKey {
-        network: NETWORK.to_owned(),
-        asset: USDC,
-        from: payment.authorization.from,
-        nonce: payment.authorization.nonce,
-    }
+    let key = payment.replay_key();
+    assert_eq!((key.network.as_str(), key.asset), (NETWORK, USDC));
+    key
 }
 
 fn valid_before(payment: &SignedPayment) -> u64 {
-    u64::try_from(payment.authorization.valid_before).expect("validBefore")
+    payment.deadline()
 }
 
 /// Records `payment` as the paywall does when a settlement's outcome is unknown.
@@ -155,7 +152,7 @@ async fn settlements_lists_a_pending_payment_of_a_file_store() {
     let age = entry.remove("ageSeconds").expect("ageSeconds");
     let age = age.as_u64().expect("a number");
     assert!((192..192 + 60).contains(&age), "{age}");
-    let nonce = payment.authorization.nonce.to_string();
+    let nonce = payment.nonce().to_string();
     assert_eq!(
         Value::Object(entry.clone()),
         json!({
@@ -295,7 +292,7 @@ async fn settlements_lists_a_pending_payment_of_the_shared_redis_store() {
     assert_eq!(entries.len(), 1, "{list}");
     let entry = &entries[0];
     assert_eq!(entry["state"], "pending");
-    assert_eq!(entry["nonce"], payment.authorization.nonce.to_string());
+    assert_eq!(entry["nonce"], payment.nonce().to_string());
     assert_eq!(entry["payer"], PAYER.to_checksum(None));
     assert_eq!(entry["amount"], "0.001");
     assert_eq!(entry["currency"], "USDC");
@@ -407,10 +404,7 @@ async fn settlements_exports_the_postgres_ledger_as_csv_and_json() {
     let list: Value = serde_json::from_slice(&one.stdout).expect("JSON");
     let entries = list.as_array().expect("array");
     assert_eq!(entries.len(), 1, "{list}");
-    assert_eq!(
-        entries[0]["nonce"],
-        payments[1].0.authorization.nonce.to_string()
-    );
+    assert_eq!(entries[0]["nonce"], payments[1].0.nonce().to_string());
     assert_eq!(entries[0]["state"], "settled");
     assert_eq!(entries[0]["atomicAmount"], "1000");
     assert!(entries[0]["settledAt"].is_string(), "{list}");
@@ -484,10 +478,7 @@ async fn settlements_exports_the_postgres_ledger_as_csv_and_json() {
     let list: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
     let entries = list.as_array().expect("array");
     assert_eq!(entries.len(), 1, "{list}");
-    assert_eq!(
-        entries[0]["nonce"],
-        payments[2].0.authorization.nonce.to_string()
-    );
+    assert_eq!(entries[0]["nonce"], payments[2].0.nonce().to_string());
 
     // --ledger reads Postgres only; a bad time is refused by the parser.
     let no_store = run_x402(&["settlements", "--ledger"]).await;
@@ -574,7 +565,7 @@ async fn settlements_resolves_payments_from_the_chain_and_records_them() {
     );
     let list: Value = serde_json::from_slice(&resolved.stdout).expect("JSON");
     let resolution = |payment: &SignedPayment| {
-        let nonce = payment.authorization.nonce.to_string();
+        let nonce = payment.nonce().to_string();
         list.as_array()
             .expect("array")
             .iter()

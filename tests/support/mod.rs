@@ -486,35 +486,19 @@ impl Payer {
             valid_after: U256::from(terms.valid_after),
         };
         let digest = authorization.signing_hash(&permit2::domain(terms.chain_id).separator());
-        let signature = terms.signature.clone().unwrap_or_else(|| {
-            let signed = self.signer.sign_hash_sync(&digest).expect("sign");
-            format!("0x{}", alloy_primitives::hex::encode(signed.as_bytes()))
+        let signed = self.signer.sign_hash_sync(&digest).expect("sign");
+        let mut permit = permit2::encode(&permit2::Permit2Payload {
+            authorization,
+            signature: signed.as_bytes().to_vec().into(),
         });
-        let mut witness = json!({
-            "to": authorization.to.to_checksum(None),
-            "validAfter": authorization.valid_after.to_string(),
-        });
-        if let Some(facilitator) = authorization.facilitator {
-            witness["facilitator"] = json!(facilitator.to_checksum(None));
+        if let Some(signature) = &terms.signature {
+            permit["signature"] = json!(signature);
         }
         let payload = json!({
             "x402Version": 2,
             "resource": challenge.resource,
             "accepted": accepted,
-            "payload": {
-                "signature": signature,
-                "permit2Authorization": {
-                    "from": authorization.from.to_checksum(None),
-                    "permitted": {
-                        "token": authorization.token.to_checksum(None),
-                        "amount": authorization.amount.to_string(),
-                    },
-                    "spender": authorization.spender.to_checksum(None),
-                    "nonce": authorization.nonce.to_string(),
-                    "deadline": authorization.deadline.to_string(),
-                    "witness": witness,
-                },
-            },
+            "payload": permit,
         });
         STANDARD.encode(serde_json::to_vec(&payload).expect("json"))
     }

@@ -6,6 +6,7 @@ use alloy_primitives::{Address, U256};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use http::HeaderMap;
+use serde_json::{Map, Value};
 
 use crate::network::{Asset, Network};
 use crate::proto::header::parse_uint;
@@ -13,7 +14,7 @@ use crate::proto::{PAYMENT_REQUIRED, PaymentRequired, PaymentRequiredV1};
 use crate::schemes::exact_evm::payload::parse_address;
 
 use super::policy::Policy;
-use super::signer::{PaymentSigner, SignError, SignedPayment};
+use super::signer::{Method, PaymentSigner, SignError, SignedPayment};
 
 /// An offer of a v2 or v1 challenge, resolved to a known token.
 pub(super) struct Candidate {
@@ -21,7 +22,7 @@ pub(super) struct Candidate {
     pub(super) index: usize,
     pub(super) network: Network,
     pub(super) asset: Asset,
-    /// The price, in the token's atomic units.
+    /// The price in the token's atomic units (the maximum, for `upto`).
     pub(super) amount: U256,
     pub(super) pay_to: Address,
 }
@@ -58,15 +59,14 @@ impl Challenge {
     }
 
     /// The offers `policy` allows, most preferred first (its network order, then its currency
-    /// order, then the cheapest), and why each other offer cannot be paid.
+    /// order, then the cheapest: an `upto` offer ranks by its maximum), and why each other offer
+    /// cannot be paid.
     pub(super) fn candidates(&self, policy: &Policy) -> (Vec<Candidate>, Vec<String>) {
         let mut reasons = Vec::new();
         let mut candidates = Vec::new();
         let names = self.network_names();
-        for (index, ((scheme, network, amount, asset, pay_to), name)) in
-            self.offers().into_iter().zip(&names).enumerate()
-        {
-            match resolve(policy, index, scheme, network, amount, asset, pay_to) {
+        for (index, (offer, name)) in self.offers().into_iter().zip(&names).enumerate() {
+            match resolve(policy, index, &offer) {
                 Ok(candidate) => candidates.push(candidate),
                 Err(why) => reasons.push(format!("offer on {name}: {why}")),
             }
@@ -88,34 +88,33 @@ impl Challenge {
         (candidates, reasons)
     }
 
-    /// `(scheme, network, amount, asset, payTo)` of each offer, in the server's order.
-    fn offers(&self) -> Vec<(&str, Option<Network>, &str, &str, &str)> {
+    /// The fields of each offer a choice depends on, in the server's order.
+    fn offers(&self) -> Vec<OfferFields<'_>> {
         match self {
             Challenge::V2(c) => c
                 .accepts
                 .iter()
-                .map(|o| {
-                    let network = Network::from_caip2(&o.network);
-                    (
-                        o.scheme.as_str(),
-                        network,
-                        o.amount.as_str(),
-                        o.asset.as_str(),
-                        o.pay_to.as_str(),
-                    )
+                .map(|o| OfferFields {
+                    scheme: &o.scheme,
+                    network: Network::from_caip2(&o.network),
+                    amount: &o.amount,
+                    asset: &o.asset,
+                    pay_to: &o.pay_to,
+                    extra: o.extra.as_ref(),
+                    v1: false,
                 })
                 .collect(),
             Challenge::V1(c) => c
                 .accepts
                 .iter()
-                .map(|o| {
-                    (
-                        o.scheme.as_str(),
-                        Network::from_v1_name(&o.network),
-                        o.max_amount_required.as_str(),
-                        o.asset.as_str(),
-                        o.pay_to.as_str(),
-                    )
+                .map(|o| OfferFields {
+                    scheme: &o.scheme,
+                    network: Network::from_v1_name(&o.network),
+                    amount: &o.max_amount_required,
+                    asset: &o.asset,
+                    pay_to: &o.pay_to,
+                    extra: o.extra.as_ref(),
+                    v1: true,
                 })
                 .collect(),
         }
@@ -141,20 +140,26 @@ impl Challenge {
     }
 }
 
-/// Resolves one offer to a token `policy` pays in, or says why not.
-fn resolve(
-    policy: &Policy,
-    index: usize,
-    scheme: &str,
+/// What a choice reads of one v2 or v1 offer.
+struct OfferFields<'a> {
+    scheme: &'a str,
     network: Option<Network>,
-    amount: &str,
-    asset: &str,
-    pay_to: &str,
-) -> Result<Candidate, String> {
-    if scheme != "exact" {
-        return Err(format!("the `{scheme}` scheme is not supported"));
-    }
-    let network = network.ok_or("not an EVM network this client knows")?;
+    /// The price, or the maximum of an `upto` offer.
+    amount: &'a str,
+    asset: &'a str,
+    pay_to: &'a str,
+    extra: Option<&'a Map<String, Value>>,
+    v1: bool,
+}
+
+/// Resolves one offer to a token `policy` pays in, or says why not.
+fn resolve(policy: &Policy, index: usize, offer: &OfferFields<'_>) -> Result<Candidate, String> {
+    Method::of(offer.scheme, offer.extra, offer.v1).map_err(|e| e.to_string())?;
+    let (amount, asset, pay_to) = (offer.amount, offer.asset, offer.pay_to);
+    let network = offer
+        .network
+        .clone()
+        .ok_or("not an EVM network this client knows")?;
     if !policy.networks.is_empty()
         && !policy
             .networks

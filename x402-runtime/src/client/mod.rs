@@ -2,7 +2,9 @@
 //!
 //! - [`X402Client`] sends a request with reqwest; on a 402 it reads the challenge (the v2
 //!   `PAYMENT-REQUIRED` header, or a v1 body), picks an offer its [spending
-//!   policy](X402ClientBuilder) allows, signs an EIP-3009 authorization and resends the request
+//!   policy](X402ClientBuilder) allows, signs it (an EIP-3009 authorization for `exact`; a
+//!   Permit2 permit for `exact` offers over Permit2 and for `upto` offers, whose maximum counts
+//!   against the budget until the receipt names the amount charged) and resends the request
 //!   with the payment. While the outcome is unknown (a dropped connection, `settlement_pending`)
 //!   it resends that same payment, and it signs a new one only once the first is dead (see
 //!   [`X402Client`]). The answer comes back with the decoded receipt, and every signed payment
@@ -35,6 +37,8 @@
 //! The `x402` command-line tool (crate `x402-runtime-cli`) is built on this module.
 
 mod amount;
+#[cfg(feature = "chain")]
+mod approve;
 mod builder;
 mod challenge;
 mod discover;
@@ -44,6 +48,9 @@ mod policy;
 mod signer;
 
 pub use amount::{AmountError, format_amount, parse_amount};
+#[cfg(feature = "chain")]
+#[cfg_attr(docsrs, doc(cfg(feature = "chain")))]
+pub use approve::ApproveError;
 pub use builder::X402ClientBuilder;
 pub use discover::{
     DiscoverError, Discovery, FreeEndpoint, PricedEndpoint, discover, from_document,
@@ -53,5 +60,5 @@ pub use pay::{ClientEvent, PaidResponse, X402Client};
 pub use policy::{Spend, SpendStatus};
 pub use signer::{
     KEYSTORE_ENV, KEYSTORE_PASSWORD_ENV, PAYER_KEY_ENV, PAYMENT_IDENTIFIER, PaymentSigner,
-    SignError, SignedPayment,
+    SignError, SignedAuthorization, SignedPayment,
 };

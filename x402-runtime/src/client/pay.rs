@@ -16,9 +16,11 @@ use serde_json::Value;
 use crate::base::unix_now;
 use crate::price::Currency;
 use crate::proto::codes;
+use crate::proto::header::parse_uint;
 use crate::proto::{
     PAYMENT_REQUIRED, PAYMENT_RESPONSE, PaymentRequired, SettleResponse, X_PAYMENT_RESPONSE,
 };
+use crate::schemes::permit2;
 
 use super::amount::format_amount;
 use super::builder::X402ClientBuilder;
@@ -79,6 +81,20 @@ const MAX_PAYMENTS_PER_CALL: u32 = 2;
 /// only exception is an authorization the server proved dead (`expired_unsettled`, below): it is
 /// no longer counted, and the spend log records it as [`SpendStatus::ExpiredUnsettled`].
 /// Without a limit for a currency, that limit does not apply.
+///
+/// An `upto` offer (the server charges what the request used, at most the offer's amount) is
+/// checked against the limits at its maximum, and the maximum counts against the budget while
+/// the payment is unsettled. When the receipt names the amount charged (`amount`, `"0"` when the
+/// request used nothing), the spend becomes that amount ([`Spend::amount`]; the maximum stays in
+/// [`Spend::authorized`]) and the rest is released.
+///
+/// # Permit2
+///
+/// `upto` offers and `exact` offers with `extra.assetTransferMethod: "permit2"` are paid with a
+/// Permit2 permit (see [`PaymentSigner`]): the payer must have approved Permit2 for the token
+/// once on chain, or the server refuses the payment with `permit2_allowance_required` (a 402
+/// from this crate's paywall, a 412 from the reference TypeScript server):
+/// [`ClientError::Refused`], nothing was charged.
 ///
 /// # Exactly once
 ///
@@ -651,15 +667,25 @@ impl X402Client {
         receipt: Option<SettleResponse>,
     ) -> PaidResponse {
         let settled = receipt.as_ref().filter(|r| r.success);
-        let spend = self.finish(
-            key,
-            unsettled,
-            match settled {
-                Some(_) => SpendStatus::Settled,
-                None => SpendStatus::NotSettled,
-            },
-            settled.map(|r| r.transaction.clone()),
-        );
+        // What an upto payment was charged, when its receipt names it.
+        let charged = settled
+            .filter(|_| unsettled.payment.is_upto())
+            .and_then(|r| r.amount.as_deref())
+            .and_then(|amount| parse_uint(amount, "amount").ok());
+        let status = match settled {
+            Some(_) => SpendStatus::Settled,
+            None => SpendStatus::NotSettled,
+        };
+        let transaction = settled
+            .map(|r| r.transaction.clone())
+            .filter(|t| !t.is_empty());
+        let spend = {
+            let mut state = self.lock();
+            if let Some(charged) = charged {
+                state.charged(unsettled, charged);
+            }
+            state.finish(key, unsettled, status, transaction)
+        };
         PaidResponse {
             status: answer.status,
             headers: answer.headers,
@@ -792,13 +818,11 @@ fn judge(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
                 pause: retry_after(headers),
             }
         }
+        (StatusCode::PRECONDITION_FAILED, _) if needs_allowance(code.as_deref(), headers) => {
+            Verdict::Refused(permit2::codes::ALLOWANCE_REQUIRED.to_owned())
+        }
         (StatusCode::PAYMENT_REQUIRED | StatusCode::CONFLICT, _) => {
-            let challenge_error = headers
-                .get(PAYMENT_REQUIRED)
-                .and_then(|v| v.to_str().ok())
-                .and_then(decode_base64)
-                .and_then(|json| serde_json::from_slice::<PaymentRequired>(&json).ok())
-                .and_then(|c| c.error);
+            let challenge_error = challenge_error(headers);
             let receipt_reason = receipt.as_ref().and_then(|r| r.error_reason.clone());
             let expired_unsettled = receipt_reason.is_none()
                 && [&challenge_error, &code]
@@ -820,6 +844,23 @@ fn judge(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
         }
         _ => Verdict::Done(receipt),
     }
+}
+
+/// Whether a 412 is the reference TypeScript server's refusal of a permit without Permit2
+/// allowance (by the body's `error` or the challenge's); a handler's own 412 names no such code.
+fn needs_allowance(code: Option<&str>, headers: &HeaderMap) -> bool {
+    code == Some(permit2::codes::ALLOWANCE_REQUIRED)
+        || challenge_error(headers).as_deref() == Some(permit2::codes::ALLOWANCE_REQUIRED)
+}
+
+/// The `error` of the challenge in a `PAYMENT-REQUIRED` header, if any.
+fn challenge_error(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(PAYMENT_REQUIRED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(decode_base64)
+        .and_then(|json| serde_json::from_slice::<PaymentRequired>(&json).ok())
+        .and_then(|c| c.error)
 }
 
 /// The pause `Retry-After` asks for: whole seconds, 5 when missing or unreadable, between 1 and

@@ -98,9 +98,9 @@ pub(super) struct Unsettled {
 }
 
 impl Unsettled {
-    /// The unix time the authorization expires at.
+    /// The unix time the authorization expires at (its `validBefore` or permit deadline).
     pub(super) fn valid_before(&self) -> u64 {
-        u64::try_from(self.payment.authorization.valid_before).unwrap_or(u64::MAX)
+        self.payment.deadline()
     }
 }
 
@@ -152,6 +152,22 @@ impl State {
         spend.clone()
     }
 
+    /// Records what an `upto` payment was charged, as its receipt names it: the spend becomes
+    /// that amount and the rest of the authorized maximum no longer counts against the budget.
+    /// An amount above what is still counted is not believed (a permit moves at most its
+    /// maximum) and changes nothing.
+    pub(super) fn charged(&mut self, unsettled: &Unsettled, charged: U256) {
+        let spend = &mut self.log[unsettled.spend];
+        if charged >= spend.atomic_amount {
+            return;
+        }
+        let freed = spend.atomic_amount - charged;
+        spend.atomic_amount = charged;
+        spend.amount = format_amount(charged, spend.currency.decimals());
+        let committed = self.committed.entry(spend.currency).or_default();
+        *committed = committed.saturating_sub(freed);
+    }
+
     /// Releases a payment the server proved dead from the budget.
     pub(super) fn release(&mut self, spend: &Spend) {
         let committed = self.committed.entry(spend.currency).or_default();
@@ -187,7 +203,8 @@ impl State {
 pub enum SpendStatus {
     /// Sent; no answer yet.
     Sent,
-    /// Settled: the receipt or the server names the transaction.
+    /// Settled: the receipt says so, or the server names the transaction (an `upto` payment
+    /// charged nothing is settled without one).
     Settled,
     /// The server answered without settling (the handler failed, so nothing was charged).
     NotSettled,
@@ -222,11 +239,21 @@ pub struct Spend {
     pub method: String,
     /// Request URL.
     pub url: String,
-    /// Amount in human units (`"0.001"`).
+    /// The offer's scheme: `exact`, or `upto` (the server charges at most the authorized
+    /// maximum).
+    pub scheme: String,
+    /// What the payment costs, in human units (`"0.001"`): the price of an `exact` offer; for
+    /// `upto`, the authorized maximum until the receipt names the amount charged, then that
+    /// amount. This is what counts against the budget.
     pub amount: String,
-    /// Amount in the token's atomic units.
+    /// [`amount`](Self::amount) in the token's atomic units.
     #[serde(serialize_with = "decimal")]
     pub atomic_amount: U256,
+    /// What the payer signed for, in human units: the price, or the `upto` maximum.
+    pub authorized: String,
+    /// [`authorized`](Self::authorized) in the token's atomic units.
+    #[serde(serialize_with = "decimal")]
+    pub atomic_authorized: U256,
     /// Currency.
     #[serde(serialize_with = "symbol")]
     pub currency: Currency,
@@ -238,9 +265,10 @@ pub struct Spend {
     pub pay_to: Address,
     /// Payer.
     pub payer: Address,
-    /// The authorization's nonce.
+    /// The authorization's nonce (a Permit2 nonce as 32 big-endian bytes).
     pub nonce: B256,
-    /// The authorization expires at this unix time.
+    /// The authorization expires at this unix time (EIP-3009's `validBefore`, a permit's
+    /// `deadline`).
     pub valid_before: u64,
     /// The `payment-identifier` sent, if the server asked for one.
     pub payment_id: Option<String>,
@@ -260,18 +288,22 @@ impl Spend {
         candidate: &Candidate,
         payment: &SignedPayment,
     ) -> Spend {
+        let amount = format_amount(candidate.amount, candidate.asset.currency.decimals());
         Spend {
             method: request.method().to_string(),
             url: request.url().to_string(),
-            amount: format_amount(candidate.amount, candidate.asset.currency.decimals()),
+            scheme: payment.scheme.to_owned(),
+            authorized: amount.clone(),
+            amount,
             atomic_amount: candidate.amount,
+            atomic_authorized: candidate.amount,
             currency: candidate.asset.currency,
             network: candidate.network.caip2.clone(),
             asset: candidate.asset.address,
             pay_to: candidate.pay_to,
-            payer: payment.authorization.from,
-            nonce: payment.authorization.nonce,
-            valid_before: u64::try_from(payment.authorization.valid_before).unwrap_or(u64::MAX),
+            payer: payment.payer(),
+            nonce: payment.nonce(),
+            valid_before: payment.deadline(),
             payment_id: payment.payment_id.clone(),
             signed_at: unix_now(),
             status: SpendStatus::Sent,

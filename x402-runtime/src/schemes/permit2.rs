@@ -321,6 +321,57 @@ pub fn eip2612_declaration() -> serde_json::Value {
     })
 }
 
+/// The `payload` object of a Permit2 payment, as [`decode`] reads it: addresses checksummed,
+/// numbers (the nonce too) as decimal strings, the signature as `0x` hex.
+///
+/// ```
+/// use alloy_primitives::{Address, Bytes, U256};
+/// use x402_runtime::schemes::permit2::{self, Permit2Authorization, Permit2Payload};
+///
+/// let payment = Permit2Payload {
+///     authorization: Permit2Authorization {
+///         from: Address::repeat_byte(1),
+///         token: Address::repeat_byte(2),
+///         amount: U256::from(1000),
+///         spender: permit2::EXACT_PROXY,
+///         nonce: U256::MAX,
+///         deadline: U256::from(1_900_000_000u64),
+///         to: Address::repeat_byte(3),
+///         facilitator: None,
+///         valid_after: U256::ZERO,
+///     },
+///     signature: Bytes::from(vec![0x11; 65]),
+/// };
+/// let json = permit2::encode(&payment);
+/// assert_eq!(json["permit2Authorization"]["permitted"]["amount"], "1000");
+/// let raw = serde_json::value::to_raw_value(&json).unwrap();
+/// assert_eq!(permit2::decode(&raw).unwrap(), payment);
+/// ```
+pub fn encode(payment: &Permit2Payload) -> serde_json::Value {
+    let auth = &payment.authorization;
+    let mut witness = serde_json::json!({
+        "to": auth.to.to_checksum(None),
+        "validAfter": auth.valid_after.to_string(),
+    });
+    if let Some(facilitator) = auth.facilitator {
+        witness["facilitator"] = facilitator.to_checksum(None).into();
+    }
+    serde_json::json!({
+        "signature": format!("0x{}", alloy_primitives::hex::encode(&payment.signature)),
+        "permit2Authorization": {
+            "from": auth.from.to_checksum(None),
+            "permitted": {
+                "token": auth.token.to_checksum(None),
+                "amount": auth.amount.to_string(),
+            },
+            "spender": auth.spender.to_checksum(None),
+            "nonce": auth.nonce.to_string(),
+            "deadline": auth.deadline.to_string(),
+            "witness": witness,
+        },
+    })
+}
+
 /// A payer's EIP-2612 `permit(owner, PERMIT2, value, deadline)` of a token, carried in the
 /// payment's `extensions.eip2612GasSponsoring.info`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -377,6 +377,8 @@ impl Admitted {
     /// settle: at most the authorized maximum, in the route's currency. A missing or invalid
     /// charge is the server's bug, answered 500 with nothing settled (the reservation is freed
     /// when `self` drops).
+    // The refusal is the request's answer, built once: boxing it would only add an allocation.
+    #[allow(clippy::result_large_err)]
     fn take_charge(&mut self, response: &mut Response) -> Result<(), Response> {
         if self.route.pricing.upto().is_none() {
             return Ok(());

@@ -1,5 +1,6 @@
 use std::collections::VecDeque;
 
+use alloy_primitives::U256;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
@@ -38,6 +39,25 @@ fn challenge(timeout: u64, error: Option<&str>) -> String {
             "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
             "payTo": "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
             "maxTimeoutSeconds": timeout, "extra": {"name": "USDC", "version": "2"}
+        }]
+    }))
+    .expect("challenge");
+    STANDARD.encode(serde_json::to_vec(&challenge).expect("json"))
+}
+
+/// A v2 challenge for at most 0.001 USDC on Base Sepolia (`upto`), valid `timeout` seconds.
+fn upto_challenge(timeout: u64, error: Option<&str>) -> String {
+    let challenge: PaymentRequired = serde_json::from_value(serde_json::json!({
+        "x402Version": 2,
+        "error": error.unwrap_or("PAYMENT-SIGNATURE header is required"),
+        "resource": {"url": "http://127.0.0.1/report"},
+        "accepts": [{
+            "scheme": "upto", "network": "eip155:84532", "amount": "1000",
+            "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+            "payTo": "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+            "maxTimeoutSeconds": timeout,
+            "extra": {"name": "USDC", "version": "2", "assetTransferMethod": "permit2",
+                      "facilitatorAddress": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"}
         }]
     }))
     .expect("challenge");
@@ -257,6 +277,9 @@ enum Reply {
     Settled,
     /// 402 with a fresh challenge whose `error` is this.
     Challenge(&'static str),
+    /// 200 with a successful receipt naming this `amount` charged, and [`tx`] (none for `"0"`,
+    /// as the paywall settles nothing then).
+    Charged(&'static str),
 }
 
 #[derive(Default)]
@@ -266,6 +289,8 @@ struct Script {
     /// Every payment header received, in order.
     seen: Vec<String>,
     timeout: u64,
+    /// The challenge is an `upto` one.
+    upto: bool,
 }
 
 /// A paid endpoint on 127.0.0.1: a request without a payment gets a 402 with a challenge
@@ -279,11 +304,27 @@ struct Server {
 
 impl Server {
     async fn start(timeout: u64, queue: Vec<Reply>) -> Server {
-        let script = Arc::new(Mutex::new(Script {
+        Server::serve(Script {
             queue: queue.into(),
             timeout,
             ..Script::default()
-        }));
+        })
+        .await
+    }
+
+    /// A server whose challenge is an `upto` offer.
+    async fn start_upto(timeout: u64, queue: Vec<Reply>) -> Server {
+        Server::serve(Script {
+            queue: queue.into(),
+            timeout,
+            upto: true,
+            ..Script::default()
+        })
+        .await
+    }
+
+    async fn serve(script: Script) -> Server {
+        let script = Arc::new(Mutex::new(script));
         let state = script.clone();
         let app = axum::Router::new().fallback(move |headers: HeaderMap| {
             let script = state.clone();
@@ -319,6 +360,11 @@ fn answer(script: &Mutex<Script>, headers: &HeaderMap) -> axum::response::Respon
     use axum::response::IntoResponse as _;
     let mut script = script.lock().expect("script");
     let timeout = script.timeout;
+    let challenge = if script.upto {
+        upto_challenge
+    } else {
+        challenge
+    };
     let Some(payment) = headers.get(crate::proto::PAYMENT_SIGNATURE) else {
         return (
             StatusCode::PAYMENT_REQUIRED,
@@ -363,6 +409,25 @@ fn answer(script: &Mutex<Script>, headers: &HeaderMap) -> axum::response::Respon
             r#"{"city":"Paris"}"#,
         )
             .into_response(),
+        Reply::Charged(amount) => {
+            let transaction = if amount == "0" { String::new() } else { tx() };
+            let receipt = SettleResponse {
+                success: true,
+                error_reason: None,
+                error_message: None,
+                payer: None,
+                transaction,
+                network: "eip155:84532".to_owned(),
+                amount: Some(amount.to_owned()),
+            };
+            let receipt = STANDARD.encode(serde_json::to_vec(&receipt).expect("json"));
+            (
+                StatusCode::OK,
+                [(PAYMENT_RESPONSE, receipt)],
+                r#"{"rows":3}"#,
+            )
+                .into_response()
+        }
         Reply::Challenge(error) => (
             StatusCode::PAYMENT_REQUIRED,
             [(PAYMENT_REQUIRED, challenge(timeout, Some(error)))],
@@ -664,4 +729,93 @@ async fn a_call_signs_at_most_two_payments() {
         "{log:?}"
     );
     assert_eq!(client.spent(Currency::Usdc), "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upto_payment_counts_its_maximum_until_the_receipt_names_the_charge() {
+    let server = Server::start_upto(60, vec![]).await;
+    server.then(Reply::Pending(503, Some("1")));
+    // Room for one maximum and a bit: a second maximum fits only once the first is charged less.
+    let (client, events) = client(|b| {
+        b.budget(Currency::Usdc, "0.0015")
+            .max_wait(Duration::from_millis(500))
+    });
+    let error = client.get(&server.url).await.expect_err("pending");
+    assert!(matches!(error, ClientError::Unconfirmed { .. }), "{error}");
+    assert_eq!(
+        client.spent(Currency::Usdc),
+        "0.001",
+        "the maximum, unsettled"
+    );
+    let log = client.spend_log();
+    assert_eq!(
+        (
+            log[0].scheme.as_str(),
+            log[0].amount.as_str(),
+            log[0].authorized.as_str()
+        ),
+        ("upto", "0.001", "0.001")
+    );
+    // While it may still settle for its maximum, another maximum does not fit.
+    let other = format!("{}?page=2", server.url);
+    let error = client.get(&other).await.expect_err("over budget");
+    assert!(matches!(error, ClientError::OverBudget { .. }), "{error}");
+
+    // The same call resends the same permit; the receipt names 0.0004 charged.
+    server.then(Reply::Charged("400"));
+    let answer = client.get(&server.url).await.expect("paid");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let spend = answer.spend().expect("spend");
+    assert_eq!(spend.status, SpendStatus::Settled);
+    assert_eq!(spend.atomic_amount, U256::from(400));
+    assert_eq!(spend.amount, "0.0004");
+    assert_eq!(spend.atomic_authorized, U256::from(1000));
+    assert_eq!(spend.transaction.as_deref(), Some(tx().as_str()));
+    assert_eq!(client.spent(Currency::Usdc), "0.0004");
+
+    // Now a second maximum fits; that request uses nothing: settled, no transaction.
+    server.push([Reply::Charged("0")]);
+    let answer = client.get(&other).await.expect("paid");
+    let spend = answer.spend().expect("spend");
+    assert_eq!(spend.status, SpendStatus::Settled);
+    assert_eq!(
+        (spend.amount.as_str(), spend.transaction.as_deref()),
+        ("0", None)
+    );
+    assert_eq!(client.spent(Currency::Usdc), "0.0004");
+    assert_eq!(client.spend_log().len(), 2);
+    assert_eq!(paying(&events), 2);
+    let seen = server.seen();
+    let (last, first) = seen.split_last().expect("payments");
+    assert!(first.len() >= 2, "{}", first.len());
+    assert!(
+        first.iter().all(|p| *p == first[0]),
+        "the pending permit was resent as is"
+    );
+    assert_ne!(*last, first[0]);
+}
+
+#[test]
+fn a_412_for_permit2_allowance_is_a_refusal() {
+    let refused = judge(
+        StatusCode::PRECONDITION_FAILED,
+        &HeaderMap::new(),
+        br#"{"error":"permit2_allowance_required"}"#,
+    );
+    assert!(
+        matches!(&refused, Verdict::Refused(r) if r == "permit2_allowance_required"),
+        "{refused:?}"
+    );
+    let by_challenge = judge(
+        StatusCode::PRECONDITION_FAILED,
+        &headers(&[(
+            PAYMENT_REQUIRED,
+            upto_challenge(60, Some("permit2_allowance_required")),
+        )]),
+        b"{}",
+    );
+    assert!(matches!(by_challenge, Verdict::Refused(_)));
+    // A handler's own 412 is its answer.
+    let handler = judge(StatusCode::PRECONDITION_FAILED, &HeaderMap::new(), b"{}");
+    assert!(matches!(handler, Verdict::Done(None)));
 }

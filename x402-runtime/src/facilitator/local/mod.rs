@@ -42,10 +42,11 @@ use crate::schemes::exact_evm::rules::{self, Broken, Terms};
 use crate::schemes::upto_evm::UPTO;
 use crate::schemes::{self, exact_evm::EXACT, permit2::Permit2Payload};
 
-/// Contract interfaces (generated bindings carry the Solidity argument lists).
 #[allow(clippy::too_many_arguments)]
 mod permit2;
 
+/// Contract interfaces (generated bindings carry the Solidity argument lists).
+#[allow(clippy::too_many_arguments)]
 mod contracts {
     use alloy::sol;
 
