@@ -842,3 +842,60 @@ async fn a_payer_without_a_permit2_approval_pays_with_an_eip2612_permit() {
     );
     bed.assert_moved(bed.pyusd, PAYER, before, 0).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_pays_a_plain_erc20_and_an_upto_route_on_chain() {
+    use x402_runtime::client::{PaymentSigner, SpendStatus, X402Client};
+    use x402_runtime::{Currency, Token};
+    let Some(bed) = chained("our_client_pays_a_plain_erc20_and_an_upto_route_on_chain").await
+    else {
+        return;
+    };
+    let usdt = Currency::Token(Token::new("USDT", 6));
+    let client = X402Client::builder(PaymentSigner::from_key(PAYER_KEY).expect("key"))
+        .asset(Asset::erc20(NETWORK, bed.usdt, "USDT", 6))
+        .currencies([Currency::Usdc, usdt])
+        .max_per_request(usdt, "0.01")
+        .max_per_request(Currency::Usdc, "0.05")
+        .budget(Currency::Usdc, "0.05")
+        .build()
+        .expect("client");
+
+    let before = bed.balances(bed.usdt, PAYER).await;
+    let answer = client
+        .get(&format!("{}/premium", bed.base))
+        .await
+        .expect("paid");
+    assert_eq!(answer.status(), 200);
+    bed.assert_moved(bed.usdt, PAYER, before, 2000).await;
+
+    let before = bed.balances(USDC, PAYER).await;
+    let answer = client
+        .get(&format!("{}/metered?units=1500", bed.base))
+        .await
+        .expect("paid");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.receipt().expect("receipt").amount.as_deref(),
+        Some("1500")
+    );
+    bed.assert_moved(USDC, PAYER, before, 1500).await;
+
+    let log = client.spend_log();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(
+        log.iter().all(|s| s.status == SpendStatus::Settled),
+        "{log:?}"
+    );
+    assert_eq!(
+        (log[0].scheme.as_str(), log[0].amount.as_str()),
+        ("exact", "0.002")
+    );
+    assert_eq!(log[1].scheme, "upto");
+    assert_eq!(log[1].authorized, "0.05", "the maximum was authorized");
+    assert_eq!(
+        log[1].amount, "0.0015",
+        "the receipt's charge is what was spent"
+    );
+    assert_eq!(client.spent(Currency::Usdc), "0.0015");
+}
