@@ -61,7 +61,7 @@ pub(super) fn sign_error(message: impl Into<String>) -> SignError {
 /// for that token on chain: `approve(PERMIT2, max)` once per token, from the payer's wallet
 /// ([`permit2::PERMIT2`](crate::schemes::permit2::PERMIT2)). The signer cannot know offline
 /// whether it has, so it signs; without the approval the server (or its facilitator) refuses the
-/// payment with `permit2_allowance_required` (402, or 412 from the reference TypeScript server),
+/// payment with `412 permit2_allowance_required` (this crate's paywall and the reference TypeScript server),
 /// and nothing moves.
 ///
 /// The key never appears in errors or `Debug` output; `Debug` shows the address only.

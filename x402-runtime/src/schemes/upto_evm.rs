@@ -1,6 +1,6 @@
 //! The `upto` scheme on EVM networks: the payer signs a Permit2 permit for a maximum, naming the
 //! facilitator allowed to settle it, and the server settles what the request actually used, at
-//! most that maximum ([`permit2`](super::permit2) holds the permit's rules).
+//! most that maximum ([`crate::schemes::permit2`] holds the permit's rules).
 //!
 //! The offer's `amount` is the maximum; its `extra` carries `assetTransferMethod: "permit2"`,
 //! the token's EIP-712 `name` and `version`, and the `facilitatorAddress` the facilitator's

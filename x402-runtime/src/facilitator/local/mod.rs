@@ -1,5 +1,5 @@
 //! The in-process facilitator: verifies `exact` EIP-3009 payments, and Permit2 payments
-//! (`exact` over Permit2 and `upto`, see [`permit2`]), itself and settles them on an EVM node
+//! (`exact` over Permit2 and `upto`, see `permit2.rs`), itself and settles them on an EVM node
 //! through alloy.
 //!
 //! Verification that needs no chain (scheme, EIP-712 domain, network, ECDSA signature with

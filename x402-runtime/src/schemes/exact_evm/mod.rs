@@ -11,7 +11,7 @@
 //! The offer's `extra` carries the token's EIP-712 domain `name` and `version`. A token
 //! configured with [`TransferMethod::Permit2`] is offered with
 //! `extra.assetTransferMethod = "permit2"` instead: the payer signs a Permit2 transfer to the
-//! x402 exact proxy ([`permit2`](super::permit2)), and a payment is read as one or the other by
+//! x402 exact proxy ([`permit2`]), and a payment is read as one or the other by
 //! its shape (`permit2Authorization` or `authorization`).
 
 use std::any::Any;
