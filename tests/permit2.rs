@@ -139,12 +139,11 @@ async fn send(url: &str, payment: &str) -> Answer {
         .get("payment-response")
         .map(|v| decode_b64::<SettleResponse>(v.to_str().expect("ascii")));
     let code = if status == 402 {
-        let challenge = response.headers().get("payment-required").map(|v| {
+        response.headers().get("payment-required").map(|v| {
             decode_b64::<PaymentRequired>(v.to_str().expect("ascii"))
                 .error
                 .unwrap_or_default()
-        });
-        challenge
+        })
     } else {
         let body: Value = response.json().await.unwrap_or_default();
         body["error"].as_str().map(str::to_owned)

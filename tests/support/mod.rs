@@ -1114,7 +1114,7 @@ fn record_fault_call(script: &Mutex<FaultScript>, endpoint: &'static str, body: 
 }
 
 async fn verify_reply(mode: VerifyFault, body: &Value) -> Reply {
-    let from = payment_auth(&body)["from"].clone();
+    let from = payment_auth(body)["from"].clone();
     let valid = json!({"isValid": true, "payer": from});
     match mode {
         VerifyFault::Valid => Reply::Whole(json_answer("200 OK", &valid)),
