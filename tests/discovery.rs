@@ -20,20 +20,24 @@ use x402_runtime::{X402, X402Config};
 const HEADER_BUDGET: usize = 8 * 1024;
 
 /// A paywall for `networks`, paying [`PAY_TO`]. Its facilitator is never called here.
-fn paywall(networks: &[&str]) -> X402 {
+fn paywall(networks: &[&str], facilitator: &str) -> X402 {
     let config = networks
         .iter()
         .fold(X402Config::builder(), |b, n| b.network(*n))
         .pay_to(PAY_TO)
-        .facilitator_url("http://127.0.0.1:9")
+        .facilitator_url(facilitator)
         .build()
         .expect("config");
     X402::new(config).expect("paywall")
 }
 
-/// The example API on 127.0.0.1; returns its origin.
+/// The example API on 127.0.0.1, its facilitator's `/supported` read (the `upto` route's offer
+/// names the facilitator it lists); returns its origin.
 async fn example(networks: &[&str]) -> (String, X402) {
-    let x402 = paywall(networks);
+    let facilitator = support::Facilitator::start().await;
+    let x402 = paywall(networks, &facilitator.url());
+    // The double lists `exact` on Base Sepolia only: a missing network is not this test's subject.
+    let _ = x402.check_facilitator().await;
     let origin = serve(example_weather::app(x402.clone())).await;
     (origin, x402)
 }
@@ -118,11 +122,12 @@ async fn every_paid_route_of_the_example_is_priced_and_free_ones_are_open() {
                     info["price"]["mode"].as_str(),
                     info["price"]["amount"].as_str(),
                 ) {
-                    (Some("dynamic"), _) => format!(
-                        "{}–{}",
-                        info["price"]["min"].as_str().expect("min"),
-                        info["price"]["max"].as_str().expect("max")
-                    ),
+                    (Some("dynamic"), _) => match info["price"]["min"].as_str() {
+                        Some(min) => {
+                            format!("{min}–{}", info["price"]["max"].as_str().expect("max"))
+                        }
+                        None => format!("up to {}", info["price"]["max"].as_str().expect("max")),
+                    },
                     (_, amount) => amount.expect("amount").to_owned(),
                 },
                 info["price"]["currency"]
@@ -137,6 +142,7 @@ async fn every_paid_route_of_the_example_is_priced_and_free_ones_are_open() {
         ("GET", "/climate", "0.002"),
         ("POST", "/forecast", "0.01"),
         ("GET", "/history", "0.001–0.03"),
+        ("GET", "/observations", "up to 0.01"),
         ("GET", "/weather", "0.001"),
     ]
     .map(|(m, p, a)| (m.to_owned(), p.to_owned(), a.to_owned(), "USD".to_owned()));
@@ -177,14 +183,16 @@ async fn live_402_offers_equal_the_documented_offers_for_every_paid_route() {
     let (origin, x402) = example(&["eip155:84532", "eip155:8453"]).await;
     let doc = document(&origin).await;
     let paid = paid_operations(&doc);
-    assert_eq!(paid.len(), 5);
+    assert_eq!(paid.len(), 6);
     for (method, path, op) in paid {
         let documented = &op["x-payment-info"]["protocols"][0]["x402"]["accepts"];
         let response = unpaid(&origin, &method, &path).await;
         assert_eq!(response.status(), 402, "{method} {path}");
         let live = serde_json::to_value(challenge_of(&response).accepts).expect("json");
         assert_eq!(&live, documented, "{method} {path}");
-        assert_eq!(live.as_array().expect("offers").len(), 2);
+        // One offer per network; `upto` only where the facilitator settles it (Base Sepolia).
+        let networks = if path == "/observations" { 1 } else { 2 };
+        assert_eq!(live.as_array().expect("offers").len(), networks, "{path}");
         let id = op["operationId"].as_str().expect("operationId");
         let route = x402_runtime::routes()
             .into_iter()
@@ -319,6 +327,7 @@ async fn docs_llms_txt_and_well_known_are_served() {
             format!("{origin}/climate"),
             format!("{origin}/forecast"),
             format!("{origin}/history"),
+            format!("{origin}/observations"),
             format!("{origin}/weather")
         ])
     );
@@ -329,7 +338,7 @@ async fn docs_llms_txt_and_well_known_are_served() {
             .contains("/openapi.json")
     );
     let endpoints = well_known["endpoints"].as_array().expect("endpoints");
-    assert_eq!(endpoints.len(), 5, "{well_known}");
+    assert_eq!(endpoints.len(), 6, "{well_known}");
     let weather = endpoints
         .iter()
         .find(|e| e["resource"] == format!("{origin}/weather"))
@@ -390,13 +399,14 @@ async fn mppx_agentcash_and_ajv_accept_the_document_and_the_402s() {
         ("POST", "/forecast", "paid", "0.01 USD"),
         ("GET", "/health", "unprotected", ""),
         ("GET", "/history", "paid", "0.001-0.03 USD"),
+        ("GET", "/observations", "paid", "up to 0.01 USD"),
         ("GET", "/weather", "paid", "0.001 USD"),
     ]
     .map(|(m, p, a, price)| (m.to_owned(), p.to_owned(), a.to_owned(), price.to_owned()));
     assert_eq!(routes, expected);
 
     let endpoints = report["endpoints"].as_array().expect("endpoints");
-    assert_eq!(endpoints.len(), 5);
+    assert_eq!(endpoints.len(), 6);
     for endpoint in endpoints {
         let name = format!("{} {}", endpoint["method"], endpoint["path"]);
         assert_eq!(endpoint["status"], 402, "{name}");
@@ -488,6 +498,7 @@ async fn agentcash_discovery_lists_every_paid_route_with_its_price() {
             ("/climate", "0.002 USD"),
             ("/forecast", "0.01 USD"),
             ("/history", "0.001-0.03 USD"),
+            ("/observations", "up to 0.01 USD"),
             ("/weather", "0.001 USD")
         ]
     );
@@ -557,7 +568,7 @@ struct BrokenDoc;
 
 #[test]
 fn handlers_missing_from_the_router_or_the_document_fail_the_check_together() {
-    let x402 = paywall(&["eip155:84532"]);
+    let x402 = paywall(&["eip155:84532"], "http://127.0.0.1:9");
     let (router, api) = OpenApiRouter::with_openapi(BrokenDoc::openapi())
         .routes(routes!(broken::first::twin))
         .routes(routes!(broken::second::twin))
@@ -607,7 +618,7 @@ mod unrouted {
 
 #[test]
 fn a_paid_handler_left_out_of_the_router_fails_the_check() {
-    let x402 = paywall(&["eip155:84532"]);
+    let x402 = paywall(&["eip155:84532"], "http://127.0.0.1:9");
     let (router, api) = OpenApiRouter::<()>::with_openapi(our_doc()).split_for_parts();
     let error = Discovery::builder(&x402, api)
         .scope("discovery::unrouted")
@@ -640,7 +651,7 @@ mod elsewhere {
 
 #[test]
 fn a_handler_mounted_at_another_path_fails_the_check() {
-    let x402 = paywall(&["eip155:84532"]);
+    let x402 = paywall(&["eip155:84532"], "http://127.0.0.1:9");
     let (router, api) = OpenApiRouter::<()>::with_openapi(our_doc())
         .route("/elsewhere", get(elsewhere::impostor))
         .route("/somewhere-else", get(elsewhere::documented))
@@ -661,7 +672,7 @@ fn a_handler_mounted_at_another_path_fails_the_check() {
 
 #[test]
 fn utoipa_axum_s_own_info_fails_the_check() {
-    let x402 = paywall(&["eip155:84532"]);
+    let x402 = paywall(&["eip155:84532"], "http://127.0.0.1:9");
     let (router, api) = OpenApiRouter::<()>::new().split_for_parts();
     let error = Discovery::builder(&x402, api)
         .scope("discovery::nothing_here")
@@ -690,7 +701,7 @@ mod plain {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handlers_with_only_paid_are_documented_and_priced() {
-    let x402 = paywall(&["eip155:84532"]);
+    let x402 = paywall(&["eip155:84532"], "http://127.0.0.1:9");
     let (router, api) = OpenApiRouter::with_openapi(our_doc())
         .paid_route(Method::GET, "/files/{id}", plain::learned)
         .route("/plain", get(plain::plain))
@@ -737,7 +748,7 @@ async fn free_operations_keep_their_security_unless_asked() {
     async fn free() -> &'static str {
         "free"
     }
-    let x402 = paywall(&["eip155:84532"]);
+    let x402 = paywall(&["eip155:84532"], "http://127.0.0.1:9");
     let build = |open: bool| {
         let (router, api) = OpenApiRouter::with_openapi(our_doc())
             .routes(routes!(free))
@@ -764,7 +775,7 @@ async fn free_operations_keep_their_security_unless_asked() {
 #[test]
 fn x402_openapi_prices_a_utoipa_document_in_place() {
     use x402_runtime::openapi::X402OpenApi;
-    let x402 = paywall(&["eip155:84532"]);
+    let x402 = paywall(&["eip155:84532"], "http://127.0.0.1:9");
     let pass = X402OpenApi::new(&x402).scope("discovery::plain");
     let (_, mut api) = OpenApiRouter::<()>::with_openapi(our_doc()).split_for_parts();
     let error = pass.modify(&mut api).expect_err("`learned` has no path");

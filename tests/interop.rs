@@ -7,7 +7,6 @@
 mod support;
 
 use std::path::Path;
-use std::time::Duration;
 
 use alloy_primitives::{Address, U256};
 use serde_json::Value;
@@ -18,9 +17,6 @@ use support::{
 use x402_runtime::client::PaymentSigner;
 use x402_runtime::proto::{PaymentRequiredV1, SettleResponse};
 use x402_testbed::{Chain, PAYER, PAYER_KEY, PAYER2, PAYER2_KEY, Paths};
-
-/// Most a child process (an official client or server) may take.
-const CHILD_TIMEOUT: Duration = Duration::from_secs(90);
 
 struct Bed {
     chain: Chain,
@@ -35,24 +31,7 @@ async fn bed(test: &str) -> Option<Bed> {
 
 /// Runs an official client script; returns its one JSON line.
 async fn run_client(program: &Path, script: &Path, key: &str, args: &[&str]) -> Value {
-    let output = tokio::time::timeout(
-        CHILD_TIMEOUT,
-        tokio::process::Command::new(program)
-            .arg(script)
-            .args(args)
-            .env("PAYER_KEY", key)
-            .current_dir(script.parent().expect("dir"))
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("client finished in time")
-    .expect("client ran");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line)
-        .unwrap_or_else(|_| panic!("client output is not JSON\nstdout: {stdout}\nstderr: {stderr}"))
+    support::run_client(program, script, key, args, &[]).await
 }
 
 async fn python_pays(bed: &Bed, key: &str, args: &[&str]) -> Value {

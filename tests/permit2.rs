@@ -592,29 +592,9 @@ impl Chained {
     /// The same, with more environment for the client (`PAY_RPC_URL`).
     async fn typescript_pays_with(&self, key: &str, url: &str, env: &[(&str, &str)]) -> Value {
         let script = self.paths.interop.join("scripts/pay.mjs");
-        let output = tokio::time::timeout(
-            support::CHILD_TIMEOUT,
-            tokio::process::Command::new(&self.paths.node)
-                .arg(&script)
-                .arg(url)
-                .env("PAYER_KEY", key)
-                .env("PAY_ANY_ASSET", "1")
-                .envs(env.iter().copied())
-                .current_dir(script.parent().expect("dir"))
-                .kill_on_drop(true)
-                .output(),
-        )
-        .await
-        .expect("client finished in time")
-        .expect("client ran");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let line = stdout.lines().last().unwrap_or_default();
-        serde_json::from_str(line).unwrap_or_else(|_| {
-            panic!(
-                "client output is not JSON\nstdout: {stdout}\nstderr: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        })
+        let mut env = env.to_vec();
+        env.push(("PAY_ANY_ASSET", "1"));
+        support::run_client(&self.paths.node, &script, key, &[url], &env).await
     }
 }
 

@@ -93,7 +93,7 @@ fn registered_prices() -> Vec<(String, String, String)> {
 async fn discover_lists_every_paid_route_with_its_price() {
     let base = unpaid_api().await;
     let expected = registered_prices();
-    assert_eq!(expected.len(), 5, "{expected:?}");
+    assert_eq!(expected.len(), 6, "{expected:?}");
 
     let table = run_x402(&["discover", &base], &[]).await;
     assert!(table.status.success(), "{}", stderr(&table));
@@ -105,18 +105,20 @@ async fn discover_lists_every_paid_route_with_its_price() {
             .iter()
             .find(|l| l.split_whitespace().nth(1) == Some(path.as_str()))
             .unwrap_or_else(|| panic!("{path} missing:\n{text}"));
+        // An `upto` price reads `up to 0.01 USDC`: the cells after it shift by two.
         let cells: Vec<&str> = row.split_whitespace().collect();
+        let words = price.split_whitespace().count();
         assert_eq!(cells[0], method, "{row}");
-        assert_eq!(format!("{} {}", cells[2], cells[3]), *price, "{row}");
+        assert_eq!(cells[2..2 + words].join(" "), *price, "{row}");
         let networks = x402_runtime::routes()
             .into_iter()
             .find(|r| r.path() == Some(path.as_str()))
             .map(|r| r.networks().join(","))
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| NETWORK.to_owned());
-        assert_eq!(cells[4], networks, "{row}");
+        assert_eq!(cells[2 + words], networks, "{row}");
     }
-    assert!(text.contains("5 paid endpoints"), "{text}");
+    assert!(text.contains("6 paid endpoints"), "{text}");
     assert!(text.contains("free: GET /health"), "{text}");
 
     let json = run_x402(&["discover", &base, "--json"], &[]).await;

@@ -1275,6 +1275,36 @@ pub fn faulty_paywall(
         .reconcile_interval(None)
 }
 
+/// Runs an official client script (`pay.mjs`, `pay.py`) paying as `key`, with `args` and more
+/// environment; returns its one JSON line.
+pub async fn run_client(
+    program: &Path,
+    script: &Path,
+    key: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Value {
+    let output = tokio::time::timeout(
+        CHILD_TIMEOUT,
+        tokio::process::Command::new(program)
+            .arg(script)
+            .args(args)
+            .env("PAYER_KEY", key)
+            .envs(env.iter().copied())
+            .current_dir(script.parent().expect("dir"))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("client finished in time")
+    .expect("client ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line)
+        .unwrap_or_else(|_| panic!("client output is not JSON\nstdout: {stdout}\nstderr: {stderr}"))
+}
+
 /// Most a child process (node and the validators) may take.
 pub const CHILD_TIMEOUT: Duration = Duration::from_secs(90);
 

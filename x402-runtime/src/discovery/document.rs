@@ -336,9 +336,14 @@ pub fn payment_info(x402: &X402, route: &'static PaidRoute) -> Result<Value, Con
 fn price_note(x402: &X402, route: &'static PaidRoute) -> String {
     let pricing = x402.pricing(route);
     let mut networks: Vec<String> = Vec::new();
+    let mut schemes: Vec<String> = Vec::new();
     for offer in x402.requirements(route).unwrap_or_default() {
         if !networks.contains(&offer.network) {
             networks.push(offer.network);
+        }
+        let scheme = format!("`{}`", offer.scheme);
+        if !schemes.contains(&scheme) {
+            schemes.push(scheme);
         }
     }
     let also: Vec<&str> = route
@@ -354,12 +359,15 @@ fn price_note(x402: &X402, route: &'static PaidRoute) -> String {
     };
     let per = if pricing.bounds().is_some() {
         "per call, quoted per request (the 402 carries the quote)"
+    } else if pricing.upto().is_some() {
+        "per call, charged by what the call used"
     } else {
         "per call"
     };
     format!(
-        "**Price: {pricing}**{also} {per}, paid with x402 v2 (scheme `exact`, network {}). \
+        "**Price: {pricing}**{also} {per}, paid with x402 v2 (scheme {}, network {}). \
          Without payment the call answers 402 with the offers in the `PAYMENT-REQUIRED` header.",
+        schemes.join(", "),
         networks.join(", ")
     )
 }

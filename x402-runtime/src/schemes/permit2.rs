@@ -16,7 +16,7 @@
 
 use std::any::Any;
 
-use alloy_primitives::{Address, B256, Bytes, U256, address, keccak256};
+use alloy_primitives::{Address, B256, Bytes, U256, address};
 use alloy_sol_types::{Eip712Domain, SolStruct};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -196,12 +196,7 @@ impl Permit2Authorization {
             }
             .eip712_hash_struct(),
         };
-        let mut buf = [0u8; 66];
-        buf[0] = 0x19;
-        buf[1] = 0x01;
-        buf[2..34].copy_from_slice(domain_separator.as_slice());
-        buf[34..66].copy_from_slice(struct_hash.as_slice());
-        keccak256(buf)
+        super::eip712_digest(domain_separator, &struct_hash)
     }
 }
 
@@ -462,6 +457,28 @@ pub struct Terms {
     pub deadline_from: u64,
     /// The latest acceptable deadline, when there is one.
     pub deadline_until: Option<u64>,
+}
+
+impl Terms {
+    /// The terms of a payment for `offer` within `window`: its token, amount and recipient, the
+    /// scheme's proxy as spender, and the facilitator an `upto` permit names.
+    pub fn for_offer(
+        offer: &super::Offer,
+        spender: Address,
+        facilitator: Option<Address>,
+        window: &super::Window,
+    ) -> Terms {
+        Terms {
+            spender,
+            token: offer.asset.address,
+            amount: offer.amount,
+            pay_to: offer.pay_to,
+            facilitator,
+            now: window.now,
+            deadline_from: window.earliest,
+            deadline_until: Some(window.latest),
+        }
+    }
 }
 
 /// Checks a permit against `terms`, then its signature under Permit2's `domain_separator`.

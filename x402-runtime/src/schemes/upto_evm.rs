@@ -8,16 +8,18 @@
 //! `upto` there gets no offer; before it has answered, the offer (for published documents) has
 //! no `facilitatorAddress` and no payment passes its check.
 
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::{Address, B256};
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 use crate::network::TransferMethod;
+use crate::proto::SupportedResponse;
 use crate::proto::header::{DecodeError, malformed};
-use crate::proto::{PaymentRequirements, SupportedResponse, codes};
 use crate::schemes::exact_evm::payload::parse_address;
 use crate::schemes::permit2::{self, Permit2Payload};
-use crate::schemes::{Offer, OfferCheck, OfferTerms, Rejection, Scheme, SchemePayload, Window};
+use crate::schemes::{
+    self, Offer, OfferCheck, OfferTerms, Rejection, Scheme, SchemePayload, Window,
+};
 
 /// The scheme's name on the wire.
 pub const UPTO: &str = "upto";
@@ -66,12 +68,7 @@ impl Scheme for UptoEvm {
         if terms.supported.is_some() && facilitator.is_none() {
             return None;
         }
-        let mut extra = Map::new();
-        extra.insert("name".into(), Value::String(asset.eip712_name.clone()));
-        extra.insert(
-            "version".into(),
-            Value::String(asset.eip712_version.clone()),
-        );
+        let mut extra = schemes::domain_extra(asset);
         extra.insert(
             "assetTransferMethod".into(),
             Value::String(TransferMethod::Permit2.wire_name().into()),
@@ -82,25 +79,11 @@ impl Scheme for UptoEvm {
                 Value::String(address.to_checksum(None)),
             );
         }
-        Some(Offer {
-            requirements: PaymentRequirements {
-                scheme: UPTO.to_owned(),
-                network: terms.network.caip2.clone(),
-                amount: terms.price.atomic.to_string(),
-                asset: asset.address.to_checksum(None),
-                pay_to: terms.pay_to.to_checksum(None),
-                max_timeout_seconds: terms.max_timeout_seconds,
-                extra: Some(extra),
-            },
-            network: terms.network.clone(),
-            asset: asset.clone(),
-            amount: U256::from(terms.price.atomic),
-            pay_to: terms.pay_to,
-            check: Box::new(UptoOffer {
-                domain_separator: permit2::domain(terms.network.chain_id).separator(),
-                facilitator,
-            }),
-        })
+        let check = Box::new(UptoOffer {
+            domain_separator: permit2::domain(terms.network.chain_id).separator(),
+            facilitator,
+        });
+        Some(Offer::from_terms(UPTO, terms, extra, check))
     }
 
     /// An `upto` payment is a Permit2 permit that names its facilitator.
@@ -132,22 +115,12 @@ impl OfferCheck for UptoOffer {
         payload: &dyn SchemePayload,
         window: &Window,
     ) -> Result<(), Rejection> {
-        let Some(payment) = payload.as_any().downcast_ref::<Permit2Payload>() else {
-            return Err(Rejection::Payment(codes::INVALID_SCHEME));
-        };
+        let payment = schemes::payload_as::<Permit2Payload>(payload)?;
         let Some(facilitator) = self.facilitator else {
             return Err(Rejection::Payment(permit2::codes::FACILITATOR));
         };
-        let terms = permit2::Terms {
-            spender: permit2::UPTO_PROXY,
-            token: offer.asset.address,
-            amount: offer.amount,
-            pay_to: offer.pay_to,
-            facilitator: Some(facilitator),
-            now: window.now,
-            deadline_from: window.earliest,
-            deadline_until: Some(window.latest),
-        };
+        let terms =
+            permit2::Terms::for_offer(offer, permit2::UPTO_PROXY, Some(facilitator), window);
         permit2::check(payment, &terms, &self.domain_separator)
     }
 }

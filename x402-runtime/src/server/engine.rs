@@ -578,16 +578,18 @@ impl X402 {
     }
 
     /// Reads the facilitator's `/supported` and checks it supports `exact` on every network
-    /// offered (the configuration's and the routes' own), for v2.
+    /// offered (the configuration's and the routes' own), for v2. What it read is kept (an
+    /// `upto` offer names the facilitator it lists), even when a network is missing.
     pub async fn check_facilitator(&self) -> Result<SupportedResponse, StartupError> {
-        let checked =
-            X402::check_supported(&*self.inner.facilitator, &self.offered_networks()).await;
-        // Lacking a network, the first paid request reads `/supported` again and goes on.
-        if let Ok(supported) = &checked {
-            let _ = self.inner.readiness.supported.set(supported.clone());
-            self.inner.readiness.ready.store(true, Ordering::Release);
-        }
-        checked
+        let supported = self
+            .inner
+            .facilitator
+            .supported()
+            .await
+            .map_err(StartupError::Facilitator)?;
+        let _ = self.inner.readiness.supported.set(supported.clone());
+        self.inner.readiness.ready.store(true, Ordering::Release);
+        check_networks(supported, &self.offered_networks())
     }
 
     /// Reads `facilitator`'s `/supported` and checks it supports a scheme of this crate
@@ -602,19 +604,27 @@ impl X402 {
             .supported()
             .await
             .map_err(StartupError::Facilitator)?;
-        let mut missing = Vec::new();
-        for network in networks {
-            let served = crate::schemes::all()
+        check_networks(supported, networks)
+    }
+}
+
+/// `supported`, if it lists a scheme of this crate on each of `networks` (v2).
+fn check_networks(
+    supported: SupportedResponse,
+    networks: &[String],
+) -> Result<SupportedResponse, StartupError> {
+    let missing: Vec<(u8, String)> = networks
+        .iter()
+        .filter(|network| {
+            !crate::schemes::all()
                 .iter()
-                .any(|scheme| supported.supports(2, scheme.name(), network));
-            if !served {
-                missing.push((2, network.clone()));
-            }
-        }
-        if missing.is_empty() {
-            Ok(supported)
-        } else {
-            Err(StartupError::Unsupported(missing))
-        }
+                .any(|scheme| supported.supports(2, scheme.name(), network))
+        })
+        .map(|network| (2, network.clone()))
+        .collect();
+    if missing.is_empty() {
+        Ok(supported)
+    } else {
+        Err(StartupError::Unsupported(missing))
     }
 }

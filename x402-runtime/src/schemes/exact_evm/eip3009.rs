@@ -5,7 +5,7 @@
 //! with the same rules as Circle's FiatToken: 65 bytes `r ‖ s ‖ v`, `v` in {27, 28}, `s` in the
 //! lower half of the curve order, and the recovered signer equal to `from`.
 
-use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::{Eip712Domain, SolStruct, sol};
 
 use super::payload::Authorization;
@@ -55,12 +55,7 @@ impl From<&Authorization> for TransferWithAuthorization {
 /// The digest a payer signs, from a precomputed domain separator.
 pub fn signing_hash(domain_separator: &B256, authorization: &Authorization) -> B256 {
     let struct_hash = TransferWithAuthorization::from(authorization).eip712_hash_struct();
-    let mut buf = [0u8; 66];
-    buf[0] = 0x19;
-    buf[1] = 0x01;
-    buf[2..34].copy_from_slice(domain_separator.as_slice());
-    buf[34..66].copy_from_slice(struct_hash.as_slice());
-    keccak256(buf)
+    crate::schemes::eip712_digest(domain_separator, &struct_hash)
 }
 
 /// Outcome of the local signature check.

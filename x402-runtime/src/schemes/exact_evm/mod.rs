@@ -17,13 +17,13 @@
 use std::any::Any;
 
 use alloy_primitives::{Address, B256, U256};
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 use crate::network::TransferMethod;
-use crate::proto::PaymentRequirements;
 use crate::proto::codes;
 use crate::proto::header::DecodeError;
+use crate::schemes;
 use crate::schemes::permit2::{self, Permit2Payload};
 use crate::schemes::{
     Offer, OfferCheck, OfferTerms, Rejection, ReplayKey, Scheme, SchemePayload, Window,
@@ -55,12 +55,7 @@ impl Scheme for ExactEvm {
             return None;
         }
         let asset = terms.asset;
-        let mut extra = Map::new();
-        extra.insert("name".into(), Value::String(asset.eip712_name.clone()));
-        extra.insert(
-            "version".into(),
-            Value::String(asset.eip712_version.clone()),
-        );
+        let mut extra = schemes::domain_extra(asset);
         let check: Box<dyn OfferCheck> = match asset.transfer {
             TransferMethod::Eip3009 => Box::new(ExactEvmOffer {
                 domain_separator: eip3009::domain(
@@ -81,22 +76,7 @@ impl Scheme for ExactEvm {
                 })
             }
         };
-        Some(Offer {
-            requirements: PaymentRequirements {
-                scheme: EXACT.to_owned(),
-                network: terms.network.caip2.clone(),
-                amount: terms.price.atomic.to_string(),
-                asset: asset.address.to_checksum(None),
-                pay_to: terms.pay_to.to_checksum(None),
-                max_timeout_seconds: terms.max_timeout_seconds,
-                extra: Some(extra),
-            },
-            network: terms.network.clone(),
-            asset: asset.clone(),
-            amount: U256::from(terms.price.atomic),
-            pay_to: terms.pay_to,
-            check,
-        })
+        Some(Offer::from_terms(EXACT, terms, extra, check))
     }
 
     /// A payment with `permit2Authorization` is a Permit2 one, any other an EIP-3009 one.
@@ -123,19 +103,8 @@ impl OfferCheck for ExactPermit2Offer {
         payload: &dyn SchemePayload,
         window: &Window,
     ) -> Result<(), Rejection> {
-        let Some(payment) = payload.as_any().downcast_ref::<Permit2Payload>() else {
-            return Err(Rejection::Payment(codes::INVALID_SCHEME));
-        };
-        let terms = permit2::Terms {
-            spender: permit2::EXACT_PROXY,
-            token: offer.asset.address,
-            amount: offer.amount,
-            pay_to: offer.pay_to,
-            facilitator: None,
-            now: window.now,
-            deadline_from: window.earliest,
-            deadline_until: Some(window.latest),
-        };
+        let payment = schemes::payload_as::<Permit2Payload>(payload)?;
+        let terms = permit2::Terms::for_offer(offer, permit2::EXACT_PROXY, None, window);
         permit2::check(payment, &terms, &self.domain_separator)
     }
 }
@@ -155,9 +124,7 @@ impl OfferCheck for ExactEvmOffer {
         payload: &dyn SchemePayload,
         window: &Window,
     ) -> Result<(), Rejection> {
-        let Some(payment) = payload.as_any().downcast_ref::<ExactEvmPayload>() else {
-            return Err(Rejection::Payment(codes::INVALID_SCHEME));
-        };
+        let payment = schemes::payload_as::<ExactEvmPayload>(payload)?;
         let terms = Terms {
             amount: offer.amount,
             pay_to: offer.pay_to,
