@@ -190,9 +190,7 @@ async fn live_402_offers_equal_the_documented_offers_for_every_paid_route() {
         assert_eq!(response.status(), 402, "{method} {path}");
         let live = serde_json::to_value(challenge_of(&response).accepts).expect("json");
         assert_eq!(&live, documented, "{method} {path}");
-        // One offer per network; `upto` only where the facilitator settles it (Base Sepolia).
-        let networks = if path == "/observations" { 1 } else { 2 };
-        assert_eq!(live.as_array().expect("offers").len(), networks, "{path}");
+        assert_eq!(live.as_array().expect("offers").len(), 2, "{path}");
         let id = op["operationId"].as_str().expect("operationId");
         let route = x402_runtime::routes()
             .into_iter()

@@ -547,6 +547,9 @@ async fn chained(test: &str) -> Option<Chained> {
         .facilitator(support::local_facilitator(Some(chain.rpc_url())))
         .build()
         .expect("paywall");
+    // As a deployment does at startup: the 402s then say what the facilitator sponsors.
+    // (The example's `/climate`, linked in, is offered on Base too, which it does not serve.)
+    let _ = x402.check_facilitator().await;
     let base = serve(routes(&x402, Runs::default())).await;
     let example = support::chain_api(chain.rpc_url()).await;
     Some(Chained {

@@ -4,9 +4,12 @@
 //!
 //! The offer's `amount` is the maximum; its `extra` carries `assetTransferMethod: "permit2"`,
 //! the token's EIP-712 `name` and `version`, and the `facilitatorAddress` the facilitator's
-//! `/supported` names for `upto` on that network. A facilitator whose `/supported` lists no
-//! `upto` there gets no offer; before it has answered, the offer (for published documents) has
-//! no `facilitatorAddress` and no payment passes its check.
+//! `/supported` names for `upto` on that network. Without that address (before the facilitator
+//! answered, or a facilitator that lists no `upto` there, which
+//! [`X402::check_facilitator`](crate::X402::check_facilitator) warns about) the offer has no
+//! `facilitatorAddress`, clients cannot sign for it, and no payment passes its check
+//! (`upto_facilitator_mismatch`): the route is published, and unpayable until the facilitator
+//! settles `upto`.
 
 use alloy_primitives::{Address, B256};
 use serde_json::Value;
@@ -64,10 +67,6 @@ impl Scheme for UptoEvm {
         let facilitator = terms
             .supported
             .and_then(|s| facilitator_address(s, &terms.network.caip2));
-        // A facilitator that answered without `upto` on this network cannot settle it there.
-        if terms.supported.is_some() && facilitator.is_none() {
-            return None;
-        }
         let mut extra = schemes::domain_extra(asset);
         extra.insert(
             "assetTransferMethod".into(),

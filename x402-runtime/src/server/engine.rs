@@ -589,7 +589,31 @@ impl X402 {
             .map_err(StartupError::Facilitator)?;
         let _ = self.inner.readiness.supported.set(supported.clone());
         self.inner.readiness.ready.store(true, Ordering::Release);
+        self.warn_unsettled_upto(&supported);
         check_networks(supported, &self.offered_networks())
+    }
+
+    /// Logs each network an `upto` route is offered on where `supported` names no `upto`
+    /// facilitator: payments there are refused until the facilitator settles `upto`.
+    fn warn_unsettled_upto(&self, supported: &SupportedResponse) {
+        for route in routes()
+            .into_iter()
+            .filter(|r| r.pricing().upto().is_some())
+        {
+            let Ok(offers) = self.route_offers(route) else {
+                continue;
+            };
+            for offer in &offers.offers {
+                let network = &offer.network.caip2;
+                if crate::schemes::upto_evm::facilitator_address(supported, network).is_none() {
+                    tracing::warn!(
+                        route = route.handler(),
+                        network = %network,
+                        "x402: the facilitator does not settle `upto` here; this route's payments on this network are refused until it does"
+                    );
+                }
+            }
+        }
     }
 
     /// Reads `facilitator`'s `/supported` and checks it supports a scheme of this crate

@@ -176,8 +176,7 @@ impl X402 {
                 };
                 offers.extend(schemes::all().iter().filter_map(|s| s.offer(&terms)));
             }
-            let upto = route.pricing.upto().is_some();
-            if offers.len() == before && !route.networks.is_empty() && !upto {
+            if offers.len() == before && !route.networks.is_empty() {
                 return Err(problem(format!(
                     "is offered on `{}`, which has no {} token: register one with \
                      X402ConfigBuilder::asset or remove the network",
@@ -185,13 +184,6 @@ impl X402 {
                     currencies(&prices)
                 )));
             }
-        }
-        if offers.is_empty() && route.pricing.upto().is_some() {
-            return Err(problem(
-                "is priced `upto`, and the facilitator's /supported lists `upto` on none of its \
-                 networks: use a facilitator that settles `upto` (one with a settlement key)"
-                    .to_owned(),
-            ));
         }
         if let Some(missing) = prices
             .iter()
@@ -240,16 +232,10 @@ impl X402 {
         Some(Arc::new(all))
     }
 
-    /// Whether `route`'s 402 depends on the facilitator's `/supported` (an `upto` offer names
-    /// its facilitator; a permit offer declares its gas sponsoring): answered once it is read.
+    /// Whether `route`'s 402 cannot be answered before the facilitator's `/supported` is read:
+    /// an `upto` offer names the facilitator it lists.
     pub(crate) fn challenge_needs_supported(&self, route: &'static PaidRoute) -> bool {
-        if self.inner.readiness.supported().is_some() {
-            return false;
-        }
-        route.pricing.upto().is_some()
-            || self
-                .route_offers(route)
-                .is_ok_and(|built| built.offers.iter().any(takes_permits))
+        route.pricing.upto().is_some() && self.inner.readiness.supported().is_none()
     }
 
     /// The absolute URL of the requested resource: the public URL (or `http://` + `Host`) and
@@ -372,7 +358,11 @@ impl X402 {
             }
         }
         let count = &self.inner.cached_challenges;
-        let keep = !quoted || offers.retained;
+        // Until `/supported` is read, a permit offer's 402 cannot say whether the facilitator
+        // sponsors an EIP-2612 approval: that 402 is not kept.
+        let provisional =
+            self.inner.readiness.supported().is_none() && offers.offers.iter().any(takes_permits);
+        let keep = (!quoted || offers.retained) && !provisional;
         if error.is_none() && keep && count.load(Ordering::Relaxed) < MAX_CACHED_CHALLENGES {
             let fresh = if quoted {
                 offers.challenges.insert(url.into(), challenge).is_none()
