@@ -453,3 +453,67 @@ async fn doctor_probes_a_postgres_ledger_and_hides_its_password() {
     assert!(!report.to_string().contains("hunter2"), "{report:#}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_a_permit2_token_and_the_permit2_contracts() {
+    let test = "doctor_checks_a_permit2_token_and_the_permit2_contracts";
+    if !x402_testbed::skip_unless_available(test) {
+        return;
+    }
+    // Without Permit2 on the chain, then with it planted.
+    let chain = Chain::start().await.expect("chain");
+    chain
+        .plant_eurc(&[PAYER], U256::from(1_000_000u64))
+        .await
+        .expect("EURC");
+    let token = chain
+        .deploy_plain_token("Tether USD", "USDT", 6)
+        .await
+        .expect("token");
+    let dir = temp_dir("permit2");
+    let good = facilitator(StatusCode::OK, &[NETWORK]).await;
+    let pay_to = MERCHANT.to_checksum(None);
+    let rpc = chain.rpc_url().to_owned();
+    let tokens = format!("USDT@{NETWORK}={}", token.to_checksum(None));
+    let env = [
+        ("X402_PAY_TO", pay_to.as_str()),
+        ("X402_NETWORK", NETWORK),
+        ("X402_FACILITATOR_URL", good.as_str()),
+        ("X402_RPC_URL", rpc.as_str()),
+        ("X402_STORE_PATH", "memory"),
+        ("X402_TOKENS", tokens.as_str()),
+    ];
+    chain.mine().await.expect("mine");
+    let (code, report) = report(&dir, &env).await;
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(
+        status(&report, "token/eip155:84532/USDT"),
+        "pass",
+        "{report:#}"
+    );
+    let missing = check(&report, "permit2/eip155:84532");
+    assert_eq!(missing["status"], "fail", "{missing:#}");
+    let detail = missing["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("Permit2 (0x000000000022D473030F116dDEE9F6B43aC78BA3)")
+            && detail.contains("exact Permit2 proxy")
+            && detail.contains("upto Permit2 proxy"),
+        "{detail}"
+    );
+
+    chain.plant_permit2().await.expect("Permit2");
+    chain.mine().await.expect("mine");
+    let (code, report) = self::report(&dir, &env).await;
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(
+        status(&report, "permit2/eip155:84532"),
+        "pass",
+        "{report:#}"
+    );
+    let names = names(&report);
+    let at = |name: &str| names.iter().position(|n| n == name).expect(name);
+    assert!(
+        at("token/eip155:84532/USDT") < at("permit2/eip155:84532"),
+        "{names:?}"
+    );
+}

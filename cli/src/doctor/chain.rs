@@ -1,12 +1,15 @@
-//! `rpc/<network>`, `clock/<network>`, `token/<network>/<currency>`: for each network with an
-//! RPC URL, the node serves that chain, its clock agrees with this machine's, and each token
-//! offered there is deployed with the EIP-712 domain the offer names.
+//! `rpc/<network>`, `clock/<network>`, `token/<network>/<currency>`, `permit2/<network>`: for
+//! each network with an RPC URL, the node serves that chain, its clock agrees with this
+//! machine's, each token offered there is deployed (an EIP-3009 token with the EIP-712 domain
+//! the offer names), and where a token is paid through Permit2, Permit2 and the x402 proxies are
+//! deployed.
 
 use std::time::Duration;
 
-use x402_runtime::network::{Asset, Network};
+use x402_runtime::network::{Asset, Network, TransferMethod};
 use x402_runtime::schemes::exact_evm::chain::{RpcChainReader, TokenDomain};
 use x402_runtime::schemes::exact_evm::eip3009;
+use x402_runtime::schemes::permit2;
 use x402_runtime::{Currency, unix_now};
 
 use super::report::redact_url;
@@ -69,19 +72,99 @@ pub(super) async fn check(
         let skew = i128::from(unix_now()) - i128::from(status.block_timestamp);
         let allowance = deployment.config.clock_skew();
         checks.push(clock(network, skew, allowance));
-        for asset in offered(deployment, network) {
-            checks.push(token(reader, network, &asset).await);
+        let assets = offered(deployment, network);
+        for asset in &assets {
+            checks.push(match asset.transfer {
+                TransferMethod::Eip3009 => token(reader, network, asset).await,
+                TransferMethod::Permit2 => permit2_token(reader, network, asset).await,
+            });
+        }
+        if assets.iter().any(|a| a.transfer == TransferMethod::Permit2) {
+            checks.push(permit2_contracts(reader, network).await);
         }
     }
     checks
 }
 
-/// The tokens offered on `network`: the configuration's asset of each currency.
+/// The tokens offered on `network`: the configuration's asset of each built-in currency, then
+/// the other tokens it adds there.
 fn offered(deployment: &Deployment, network: &Network) -> Vec<Asset> {
-    Currency::ALL
+    let config = &deployment.config;
+    let builtin = Currency::ALL
         .into_iter()
-        .filter_map(|currency| deployment.config.asset(network, currency))
-        .collect()
+        .filter_map(|currency| config.asset(network, currency));
+    let added = config
+        .assets()
+        .iter()
+        .filter(|a| a.network == network.caip2 && !Currency::ALL.contains(&a.currency))
+        .cloned();
+    builtin.chain(added).collect()
+}
+
+/// A token paid through Permit2 has code (its EIP-712 domain only matters for an EIP-2612
+/// permit a payer may send instead of approving Permit2).
+async fn permit2_token(reader: &RpcChainReader, network: &Network, asset: &Asset) -> Check {
+    let name = format!("token/{}/{}", network.caip2, asset.currency.symbol());
+    let what = format!("{} at {}", asset.currency.symbol(), asset.address);
+    match bounded(reader.has_code(network, asset.address)).await {
+        Err(why) => Check::fail(
+            &name,
+            format!("{what}: {why}"),
+            "check the RPC node (it must answer eth_getCode)",
+        ),
+        Ok(false) => Check::fail(
+            &name,
+            format!(
+                "{what}: no contract at this address on chain {}",
+                network.chain_id
+            ),
+            "configure the token's address on this chain (X402_TOKENS)",
+        ),
+        Ok(true) => Check::pass(
+            &name,
+            format!("{what}: deployed; paid through Permit2 (payers approve Permit2 once)"),
+        ),
+    }
+}
+
+/// Permit2 and both x402 Permit2 proxies are deployed at their canonical addresses.
+async fn permit2_contracts(reader: &RpcChainReader, network: &Network) -> Check {
+    let name = format!("permit2/{}", network.caip2);
+    let contracts = [
+        ("Permit2", permit2::PERMIT2),
+        ("the x402 exact Permit2 proxy", permit2::EXACT_PROXY),
+        ("the x402 upto Permit2 proxy", permit2::UPTO_PROXY),
+    ];
+    let mut missing = Vec::new();
+    for (what, address) in contracts {
+        match bounded(reader.has_code(network, address)).await {
+            Ok(true) => {}
+            Ok(false) => missing.push(format!("{what} ({address})")),
+            Err(why) => {
+                return Check::fail(
+                    &name,
+                    format!("{what}: {why}"),
+                    "check the RPC node (it must answer eth_getCode)",
+                );
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Check::pass(
+            &name,
+            "Permit2 and the x402 exact and upto proxies are deployed",
+        );
+    }
+    Check::fail(
+        &name,
+        format!(
+            "not deployed on chain {}: {}",
+            network.chain_id,
+            missing.join(", ")
+        ),
+        "Permit2 payments cannot settle on this chain: pay its tokens with EIP-3009 if they \
+         support it, or use a chain where the canonical Permit2 and x402 proxies are deployed",
+    )
 }
 
 /// `future`, bounded by [`TIMEOUT`], its error as text.

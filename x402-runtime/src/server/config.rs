@@ -238,6 +238,16 @@ impl X402Config {
 
     /// The token that carries `currency` on `network`: a configured asset, else the built-in one.
     pub fn asset(&self, network: &Network, currency: Currency) -> Option<Asset> {
+        self.configured_asset(network, currency)
+    }
+
+    /// The tokens added by the configuration ([`X402ConfigBuilder::asset`],
+    /// [`X402ConfigBuilder::token`], `X402_TOKENS`), in the order added.
+    pub fn assets(&self) -> &[Asset] {
+        &self.assets
+    }
+
+    fn configured_asset(&self, network: &Network, currency: Currency) -> Option<Asset> {
         self.assets
             .iter()
             .find(|a| a.network == network.caip2 && a.currency == currency)

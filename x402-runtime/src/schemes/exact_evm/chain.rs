@@ -504,6 +504,26 @@ mod rpc {
             })
         }
 
+        /// Whether `address` has code on `network` (a token or a contract a scheme settles
+        /// through, such as Permit2).
+        pub async fn has_code(
+            &self,
+            network: &Network,
+            address: Address,
+        ) -> Result<bool, ChainError> {
+            let code = self
+                .node(network)?
+                .get_code_at(address)
+                .await
+                .map_err(|e| {
+                    ChainError(format!(
+                        "{}: eth_getCode of {address} failed: {e}",
+                        network.caip2
+                    ))
+                })?;
+            Ok(!code.is_empty())
+        }
+
         /// The EIP-712 domain of the token at `token` on `network`, read from
         /// `eip712Domain()` (ERC-5267) or else `name()` and `version()`, with
         /// `DOMAIN_SEPARATOR()` when it has one; `None` when no contract is deployed there.
