@@ -87,6 +87,40 @@ pub fn decode_header(value: &[u8], expected: X402Version) -> Result<PaymentPaylo
     decode_json(json, expected)
 }
 
+/// The deepest nesting of arrays and objects a payment may have. A payment nests a handful of
+/// levels; serde skips the fields it does not read without its recursion limit, so a deeper
+/// document would be accepted here and then refused by the facilitator's own parser.
+pub const MAX_NESTING: usize = 32;
+
+/// Whether `text` nests arrays or objects deeper than `limit` (brackets inside strings do not
+/// count).
+fn nests_deeper_than(text: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in text {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Whether a `\uXXXX` escape encodes a UTF-16 surrogate that is not part of a high-low pair.
 /// Backslashes only occur inside JSON strings, so a plain scan of the escapes is enough.
 fn has_lone_surrogate(text: &[u8]) -> bool {
@@ -129,6 +163,11 @@ pub fn decode_json(json: Vec<u8>, expected: X402Version) -> Result<PaymentPayloa
         return Err(malformed(
             "the payment contains a `\\u` escape of a lone UTF-16 surrogate, which is not valid JSON text",
         ));
+    }
+    if nests_deeper_than(text.as_bytes(), MAX_NESTING) {
+        return Err(malformed(format!(
+            "the payment nests arrays or objects more than {MAX_NESTING} levels deep"
+        )));
     }
     let wire: Wire = serde_json::from_str(&text)
         .map_err(|e| malformed(format!("the payment is not a valid x402 payment: {e}")))?;
@@ -189,6 +228,24 @@ pub fn parse_uint(text: &str, field: &str) -> Result<U256, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_is_counted_outside_strings() {
+        let deep = |n: usize| format!("{}0{}", "[".repeat(n), "]".repeat(n));
+        assert!(!nests_deeper_than(deep(32).as_bytes(), 32));
+        assert!(nests_deeper_than(deep(33).as_bytes(), 32));
+        let quoted = format!(r#"{{"a":"{}\"[[["}}"#, "[".repeat(40));
+        assert!(!nests_deeper_than(quoted.as_bytes(), 2), "{quoted}");
+        let payment = format!(
+            r#"{{"x402Version":2,"accepted":{{"extra":{{"deep":{}}}}},"payload":{{}}}}"#,
+            deep(40)
+        );
+        let refused = decode_json(payment.into_bytes(), X402Version::V2);
+        assert!(
+            matches!(&refused, Err(DecodeError::Malformed(why)) if why.contains("32 levels")),
+            "{refused:?}"
+        );
+    }
 
     #[test]
     fn uint_grammar_is_strict() {
