@@ -12,6 +12,12 @@ CRATES=(x402-price x402-macros x402-runtime x402-runtime-facilitator x402-runtim
 fail() { printf 'publish-check: error: %s\n' "$*" >&2; exit 1; }
 
 echo "publish-check: cargo package (verified) for ${CRATES[*]}"
+# cargo verifies the packages against a local registry of the ones just packaged, unpacked under
+# CARGO_HOME in a folder named after that registry's path. A checkout at the same path as an earlier
+# run would reuse that run's unpacked sources (cargo does not unpack a name and version twice) and
+# verify against stale code, so the earlier copies of these crates go first.
+registry_src="${CARGO_HOME:-$HOME/.cargo}/registry/src"
+for c in "${CRATES[@]}"; do rm -rf "$registry_src"/-*/"$c"-[0-9]*; done
 args=(); for c in "${CRATES[@]}"; do args+=(-p "$c"); done
 log="${CARGO_TARGET_DIR:-target}/publish-check-package.log"
 mkdir -p "$(dirname "$log")"
