@@ -117,11 +117,13 @@
 //!
 //! - `#[paid]` goes on free `async fn`s: not on methods, and not on associated functions in an
 //!   `impl` block (the attribute defines a marker type next to the function).
-//! - Only the `exact` scheme on EVM networks with EIP-3009 tokens (USDC, EURC).
-//! - Signatures are checked locally only for their form (65 bytes: `v` in {27, 28}, low `s`;
-//!   shorter is malformed). A signature that does not recover to `from`, or is longer than 65
-//!   bytes, is left to the facilitator: FiatToken checks it with ERC-1271 when `from` is a
-//!   contract wallet, which cannot be seen without the chain.
+//! - EVM networks only: the `exact` scheme (EIP-3009 tokens such as USDC and EURC, any other
+//!   ERC-20 through Permit2) and the `upto` scheme (through Permit2).
+//! - The paywall checks signatures only for their form (65 bytes: `v` in {27, 28}, low `s`;
+//!   shorter is malformed) and recovers no key: whether a signature that does not recover to
+//!   `from`, or one longer than 65 bytes, is valid depends on whether `from` is a contract wallet
+//!   (ERC-1271), which cannot be seen without the chain. The facilitator decides it, with one
+//!   recovery per payment in `LocalFacilitator` (its `settle` reuses what its `verify` recovered).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

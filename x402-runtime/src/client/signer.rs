@@ -651,14 +651,14 @@ mod tests {
         assert_eq!(auth.valid_after, U256::ZERO);
         let separator = permit2::domain(84532).separator();
         assert!(signed_by_payer(&permit, &separator));
-        permit2::check(&permit, &terms(permit2::EXACT_PROXY, None), &separator)
+        permit2::check(&permit, &terms(permit2::EXACT_PROXY, None))
             .expect("the paywall's rules accept it");
         // The same rules refuse it for other terms, and under another chain's domain the
         // signature is someone else's.
         let mut dearer = terms(permit2::EXACT_PROXY, None);
         dearer.amount = U256::from(1001);
         assert_eq!(
-            permit2::check(&permit, &dearer, &separator),
+            permit2::check(&permit, &dearer),
             Err(Rejection::Payment(permit2::codes::AMOUNT))
         );
         assert!(!signed_by_payer(
@@ -698,19 +698,11 @@ mod tests {
         assert_eq!(permit.authorization.amount, U256::from(1000));
         let separator = permit2::domain(84532).separator();
         assert!(signed_by_payer(&permit, &separator));
-        permit2::check(
-            &permit,
-            &terms(permit2::UPTO_PROXY, Some(facilitator)),
-            &separator,
-        )
-        .expect("the paywall's rules accept it");
+        permit2::check(&permit, &terms(permit2::UPTO_PROXY, Some(facilitator)))
+            .expect("the paywall's rules accept it");
         let other = address("0x0000000000000000000000000000000000000001");
         assert_eq!(
-            permit2::check(
-                &permit,
-                &terms(permit2::UPTO_PROXY, Some(other)),
-                &separator
-            ),
+            permit2::check(&permit, &terms(permit2::UPTO_PROXY, Some(other))),
             Err(Rejection::Payment(permit2::codes::FACILITATOR))
         );
         // The upto scheme reads it as one of its own.

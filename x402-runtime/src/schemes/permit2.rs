@@ -21,7 +21,7 @@ use alloy_sol_types::{Eip712Domain, SolStruct};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::exact_evm::eip3009::{self, SignatureCheck};
+use super::exact_evm::eip3009;
 use super::exact_evm::payload::{parse_address, parse_hex_bytes};
 use super::{Rejection, ReplayKey, SchemePayload};
 use crate::proto::header::{DecodeError, malformed, parse_uint};
@@ -481,16 +481,12 @@ impl Terms {
     }
 }
 
-/// Checks a permit against `terms`, then its signature under Permit2's `domain_separator`.
+/// Checks a permit against `terms`, then its signature's form.
 ///
-/// The signature's form follows the same rules as EIP-3009's local check (65 bytes, low `s`,
-/// `v` of 27 or 28); a longer one (a contract wallet's) is left to the facilitator, which reads
-/// the chain, and so is a well-formed one by another signer (an ERC-1271 owner may accept it).
-pub fn check(
-    payment: &Permit2Payload,
-    terms: &Terms,
-    domain_separator: &B256,
-) -> Result<(), Rejection> {
+/// The form follows the same rules as EIP-3009's local check (65 bytes, low `s`, `v` of 27 or
+/// 28: [`eip3009::check_form`]); who signed it is left to the facilitator, which reads the chain
+/// (a contract wallet's signature, or one by an ERC-1271 owner, can only be judged there).
+pub fn check(payment: &Permit2Payload, terms: &Terms) -> Result<(), Rejection> {
     let auth = &payment.authorization;
     let refuse = |code| Err(Rejection::Payment(code));
     if auth.spender != terms.spender {
@@ -517,14 +513,7 @@ pub fn check(
     if auth.valid_after > U256::from(terms.now) {
         return refuse(codes::NOT_YET_VALID);
     }
-    let digest = auth.signing_hash(domain_separator);
-    match eip3009::check_signature(&payment.signature, &digest, auth.from) {
-        SignatureCheck::Valid | SignatureCheck::NeedsChain | SignatureCheck::OtherSigner => Ok(()),
-        SignatureCheck::Invalid => refuse(codes::SIGNATURE),
-        SignatureCheck::Malformed => Err(Rejection::Malformed(
-            "the signature is shorter than 65 bytes".into(),
-        )),
-    }
+    eip3009::check_form(&payment.signature, codes::SIGNATURE)
 }
 
 impl SchemePayload for Permit2Payload {

@@ -11,7 +11,7 @@
 //! (`upto_facilitator_mismatch`): the route is published, and unpayable until the facilitator
 //! settles `upto`.
 
-use alloy_primitives::{Address, B256};
+use alloy_primitives::Address;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -78,10 +78,7 @@ impl Scheme for UptoEvm {
                 Value::String(address.to_checksum(None)),
             );
         }
-        let check = Box::new(UptoOffer {
-            domain_separator: permit2::domain(terms.network.chain_id).separator(),
-            facilitator,
-        });
+        let check = Box::new(UptoOffer { facilitator });
         Some(Offer::from_terms(UPTO, terms, extra, check))
     }
 
@@ -97,11 +94,9 @@ impl Scheme for UptoEvm {
     }
 }
 
-/// What an `upto` offer precomputes: Permit2's domain separator and the facilitator a permit
-/// must name.
+/// What an `upto` offer precomputes: the facilitator a permit must name.
 #[derive(Debug)]
 pub struct UptoOffer {
-    domain_separator: B256,
     facilitator: Option<Address>,
 }
 
@@ -120,6 +115,6 @@ impl OfferCheck for UptoOffer {
         };
         let terms =
             permit2::Terms::for_offer(offer, permit2::UPTO_PROXY, Some(facilitator), window);
-        permit2::check(payment, &terms, &self.domain_separator)
+        permit2::check(payment, &terms)
     }
 }

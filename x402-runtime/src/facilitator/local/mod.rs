@@ -44,6 +44,9 @@ use crate::schemes::{self, exact_evm::EXACT, permit2::Permit2Payload};
 
 #[allow(clippy::too_many_arguments)]
 mod permit2;
+mod recovered;
+
+use recovered::Recovered;
 
 /// Contract interfaces (generated bindings carry the Solidity argument lists).
 #[allow(clippy::too_many_arguments)]
@@ -134,6 +137,8 @@ pub struct LocalFacilitator {
     clock: fn() -> u64,
     /// Settlements sent whose receipt was not seen, by `(chain id, payer, nonce)`.
     in_flight: DashMap<(u64, Address, B256), B256>,
+    /// Signers recovered by `verify`, for the same payment's `settle`.
+    recovered: Recovered,
 }
 
 impl fmt::Debug for LocalFacilitator {
@@ -300,6 +305,7 @@ impl LocalFacilitatorBuilder {
             receipt_timeout: self.receipt_timeout.unwrap_or(Duration::from_secs(20)),
             clock: self.clock.unwrap_or(unix_now),
             in_flight: DashMap::new(),
+            recovered: Recovered::default(),
         })
     }
 }
@@ -413,9 +419,11 @@ struct Wanted<'a> {
     asset: &'a str,
     pay_to: &'a str,
     extra: Option<&'a serde_json::Map<String, Value>>,
+    /// Whether the check is the settlement's (the last of the payment's checks).
+    settling: bool,
 }
 
-fn wanted(request: &FacilitatorRequest) -> Result<Wanted<'_>, Refusal> {
+fn wanted(request: &FacilitatorRequest, settling: bool) -> Result<Wanted<'_>, Refusal> {
     match (&request.payment_requirements, request.x402_version) {
         (Requirements::V2(r), 2) => Ok(Wanted {
             version: X402Version::V2,
@@ -425,6 +433,7 @@ fn wanted(request: &FacilitatorRequest) -> Result<Wanted<'_>, Refusal> {
             asset: &r.asset,
             pay_to: &r.pay_to,
             extra: r.extra.as_ref(),
+            settling,
         }),
         (Requirements::V1(r), 1) => Ok(Wanted {
             version: X402Version::V1,
@@ -434,6 +443,7 @@ fn wanted(request: &FacilitatorRequest) -> Result<Wanted<'_>, Refusal> {
             asset: &r.asset,
             pay_to: &r.pay_to,
             extra: r.extra.as_ref(),
+            settling,
         }),
         _ => Err(invalid(
             reasons::INVALID_X402_VERSION,
@@ -453,8 +463,12 @@ impl LocalFacilitator {
     }
 
     /// Every check, in the reference order; chain reads only where an RPC is configured.
-    async fn check(&self, request: &FacilitatorRequest) -> Result<Checked<'_>, Refusal> {
-        let want = wanted(request)?;
+    async fn check(
+        &self,
+        request: &FacilitatorRequest,
+        settling: bool,
+    ) -> Result<Checked<'_>, Refusal> {
+        let want = wanted(request, settling)?;
         let Decoded { envelope, payment } =
             decode_payment(request, want.version).map_err(|e| match e {
                 DecodeError::WrongVersion(_) => {
@@ -502,9 +516,9 @@ impl LocalFacilitator {
         self.check_signature(
             chain,
             auth.from,
-            &payment.signature,
-            &digest,
+            (&payment.signature, &digest),
             reasons::SIGNATURE,
+            want.settling,
         )
         .await?;
         let terms = Terms::at_settlement(amount, pay_to, self.now());
@@ -528,15 +542,16 @@ impl LocalFacilitator {
         })
     }
 
-    /// ECDSA for accounts without code (always possible offline); ERC-1271 for accounts with
-    /// code, when the chain can be read.
+    /// ECDSA for accounts without code (always possible offline; the signer `verify` recovered
+    /// is not recovered again by `settle`); ERC-1271 for accounts with code, when the chain can
+    /// be read.
     async fn check_signature(
         &self,
         chain: &Chain,
         from: Address,
-        signature: &Bytes,
-        digest: &B256,
+        (signature, digest): (&Bytes, &B256),
         reason: &'static str,
+        settling: bool,
     ) -> Result<(), Refusal> {
         if let Some(reader) = &chain.reader {
             let code = reader.get_code_at(from).await.map_err(rpc_fault)?;
@@ -556,7 +571,7 @@ impl LocalFacilitator {
                 };
             }
         }
-        match eip3009::check_signature(signature, digest, from) {
+        match self.recovered.check(signature, digest, from, settling) {
             SignatureCheck::Valid => Ok(()),
             SignatureCheck::NeedsChain => Err(invalid(
                 reason,
@@ -572,7 +587,7 @@ impl LocalFacilitator {
         &self,
         request: &FacilitatorRequest,
     ) -> Result<VerifyResponse, FacilitatorError> {
-        match self.check(request).await {
+        match self.check(request, false).await {
             Ok(checked) => Ok(VerifyResponse {
                 is_valid: true,
                 invalid_reason: None,
@@ -607,7 +622,7 @@ impl LocalFacilitator {
         if let Some(resumed) = self.resume(request, &failed).await? {
             return Ok(resumed);
         }
-        let checked = match self.check(request).await {
+        let checked = match self.check(request, true).await {
             Ok(checked) => checked,
             Err(Refusal::Invalid(reason, _)) => return Ok(failed(reason, String::new())),
             Err(Refusal::Fault(e)) => return Err(e),
@@ -671,7 +686,7 @@ impl LocalFacilitator {
         request: &FacilitatorRequest,
         failed: &(dyn Fn(&str, String) -> SettleResponse + Sync),
     ) -> Result<Option<SettleResponse>, FacilitatorError> {
-        let Ok(want) = wanted(request) else {
+        let Ok(want) = wanted(request, true) else {
             return Ok(None);
         };
         let Some(chain) = self.chain_for(&want) else {

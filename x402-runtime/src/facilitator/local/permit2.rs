@@ -152,7 +152,7 @@ impl LocalFacilitator {
             deadline_until: None,
         };
         let separator = permit2::domain(chain.network.chain_id).separator();
-        permit2::check(&permit, &terms, &separator).map_err(|rejection| match rejection {
+        permit2::check(&permit, &terms).map_err(|rejection| match rejection {
             Rejection::Payment(code) => invalid(code, "the permit does not pay this offer"),
             Rejection::Malformed(why) => invalid(codes::SIGNATURE, why),
         })?;
@@ -160,9 +160,9 @@ impl LocalFacilitator {
         self.check_signature(
             chain,
             auth.from,
-            &permit.signature,
-            &digest,
+            (&permit.signature, &digest),
             codes::SIGNATURE,
+            want.settling,
         )
         .await?;
         let transfer = Transfer {

@@ -1,14 +1,18 @@
 //! EIP-3009 `TransferWithAuthorization`: the EIP-712 digest and the local signature check.
 //!
 //! The digest is built with alloy's `sol!` types and `Eip712Domain`; nothing is hashed by hand.
-//! The paywall checks signatures of externally owned accounts locally, before any network call,
-//! with the same rules as Circle's FiatToken: 65 bytes `r ‖ s ‖ v`, `v` in {27, 28}, `s` in the
-//! lower half of the curve order, and the recovered signer equal to `from`.
+//! Signatures of externally owned accounts follow Circle's FiatToken: 65 bytes `r ‖ s ‖ v`, `v`
+//! in {27, 28}, `s` in the lower half of the curve order, and the recovered signer equal to
+//! `from`. The paywall checks the form alone ([`signature_form`]): whether a well-formed signature
+//! by someone else is valid depends on whether `from` is a contract wallet (ERC-1271), which only
+//! the chain can tell, so recovering the signer there would decide nothing. The facilitator,
+//! which reads the chain, recovers it ([`check_signature`]).
 
 use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::{Eip712Domain, SolStruct, sol};
 
 use super::payload::Authorization;
+use crate::schemes::Rejection;
 
 sol! {
     /// The EIP-3009 typed message.
@@ -77,27 +81,75 @@ pub enum SignatureCheck {
     NeedsChain,
 }
 
-/// Checks an EOA signature over `digest` against `from`, with FiatToken's rules.
-pub fn check_signature(signature: &[u8], digest: &B256, from: Address) -> SignatureCheck {
+/// What a signature's bytes say before any key is recovered (FiatToken's rules of form).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureForm {
+    /// A well-formed 65-byte ECDSA signature: who signed it takes a recovery to tell.
+    Ecdsa(alloy_primitives::Signature),
+    /// Not a signature FiatToken's ecrecover accepts (see [`SignatureCheck::Invalid`]).
+    Invalid,
+    /// Shorter than 65 bytes.
+    Malformed,
+    /// Longer than 65 bytes: smart-wallet data only the chain can judge.
+    NeedsChain,
+}
+
+/// The form of a signature: length, `v` in {27, 28}, `r` and `s` non-zero, `s` in the lower half
+/// of the curve order. No key is recovered: this costs nanoseconds.
+///
+/// ```
+/// use x402_runtime::schemes::exact_evm::eip3009::{SignatureForm, signature_form};
+///
+/// let mut signature = [0x11u8; 65];
+/// signature[64] = 27;
+/// assert!(matches!(signature_form(&signature), SignatureForm::Ecdsa(_)));
+/// signature[64] = 1;
+/// assert_eq!(signature_form(&signature), SignatureForm::Invalid);
+/// assert_eq!(signature_form(&signature[..64]), SignatureForm::Malformed);
+/// ```
+pub fn signature_form(signature: &[u8]) -> SignatureForm {
     if signature.len() > 65 {
-        return SignatureCheck::NeedsChain;
+        return SignatureForm::NeedsChain;
     }
     if signature.len() < 65 {
-        return SignatureCheck::Malformed;
+        return SignatureForm::Malformed;
     }
     let v = signature[64];
     if v != 27 && v != 28 {
-        return SignatureCheck::Invalid;
+        return SignatureForm::Invalid;
     }
     let r = U256::from_be_slice(&signature[..32]);
     let s = U256::from_be_slice(&signature[32..64]);
     if s > SECP256K1_HALF_ORDER || s.is_zero() || r.is_zero() {
-        return SignatureCheck::Invalid;
+        return SignatureForm::Invalid;
     }
-    let sig = alloy_primitives::Signature::new(r, s, v == 28);
-    match sig.recover_address_from_prehash(digest) {
-        Ok(signer) if signer == from => SignatureCheck::Valid,
-        _ => SignatureCheck::OtherSigner,
+    SignatureForm::Ecdsa(alloy_primitives::Signature::new(r, s, v == 28))
+}
+
+/// The paywall's judgement of a signature from its form alone: a well-formed signature passes
+/// (who signed it is the facilitator's to judge, with the chain), a longer one too (smart-wallet
+/// data), a shorter one is malformed (400) and one FiatToken refuses is answered `invalid`.
+pub fn check_form(signature: &[u8], invalid: &'static str) -> Result<(), Rejection> {
+    match signature_form(signature) {
+        SignatureForm::Ecdsa(_) | SignatureForm::NeedsChain => Ok(()),
+        SignatureForm::Invalid => Err(Rejection::Payment(invalid)),
+        SignatureForm::Malformed => Err(Rejection::Malformed(
+            "the signature is shorter than 65 bytes".into(),
+        )),
+    }
+}
+
+/// Checks an EOA signature over `digest` against `from`, with FiatToken's rules: its form, then
+/// the signer it recovers to.
+pub fn check_signature(signature: &[u8], digest: &B256, from: Address) -> SignatureCheck {
+    match signature_form(signature) {
+        SignatureForm::Ecdsa(sig) => match sig.recover_address_from_prehash(digest) {
+            Ok(signer) if signer == from => SignatureCheck::Valid,
+            _ => SignatureCheck::OtherSigner,
+        },
+        SignatureForm::Invalid => SignatureCheck::Invalid,
+        SignatureForm::Malformed => SignatureCheck::Malformed,
+        SignatureForm::NeedsChain => SignatureCheck::NeedsChain,
     }
 }
 

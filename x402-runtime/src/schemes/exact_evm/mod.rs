@@ -16,7 +16,7 @@
 
 use std::any::Any;
 
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::{Address, U256};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -34,7 +34,6 @@ pub mod eip3009;
 pub mod payload;
 pub mod rules;
 
-use eip3009::SignatureCheck;
 pub use payload::{Authorization, ExactEvmPayload};
 use rules::{Broken, Terms};
 
@@ -57,23 +56,13 @@ impl Scheme for ExactEvm {
         let asset = terms.asset;
         let mut extra = schemes::domain_extra(asset);
         let check: Box<dyn OfferCheck> = match asset.transfer {
-            TransferMethod::Eip3009 => Box::new(ExactEvmOffer {
-                domain_separator: eip3009::domain(
-                    &asset.eip712_name,
-                    &asset.eip712_version,
-                    terms.network.chain_id,
-                    asset.address,
-                )
-                .separator(),
-            }),
+            TransferMethod::Eip3009 => Box::new(ExactEvmOffer),
             TransferMethod::Permit2 => {
                 extra.insert(
                     "assetTransferMethod".into(),
                     Value::String(TransferMethod::Permit2.wire_name().into()),
                 );
-                Box::new(ExactPermit2Offer {
-                    domain_separator: permit2::domain(terms.network.chain_id).separator(),
-                })
+                Box::new(ExactPermit2Offer)
             }
         };
         Some(Offer::from_terms(EXACT, terms, extra, check))
@@ -88,11 +77,9 @@ impl Scheme for ExactEvm {
     }
 }
 
-/// What an exact offer over Permit2 precomputes: Permit2's EIP-712 domain separator.
+/// The check of a payment for an exact offer over Permit2.
 #[derive(Debug)]
-pub struct ExactPermit2Offer {
-    domain_separator: B256,
-}
+pub struct ExactPermit2Offer;
 
 impl OfferCheck for ExactPermit2Offer {
     /// The permit's spender (the exact proxy), token, exact amount, recipient, window, then its
@@ -105,19 +92,17 @@ impl OfferCheck for ExactPermit2Offer {
     ) -> Result<(), Rejection> {
         let payment = schemes::payload_as::<Permit2Payload>(payload)?;
         let terms = permit2::Terms::for_offer(offer, permit2::EXACT_PROXY, None, window);
-        permit2::check(payment, &terms, &self.domain_separator)
+        permit2::check(payment, &terms)
     }
 }
 
-/// What an exact-EVM offer precomputes to check payments: the token's EIP-712 domain separator.
+/// The check of a payment for an exact offer over EIP-3009.
 #[derive(Debug)]
-pub struct ExactEvmOffer {
-    domain_separator: B256,
-}
+pub struct ExactEvmOffer;
 
 impl OfferCheck for ExactEvmOffer {
-    /// Exact amount, recipient, validity window, then the signature's form (see
-    /// [`SignatureCheck::OtherSigner`]).
+    /// Exact amount, recipient, validity window, then the signature's form (who signed it is
+    /// the facilitator's to judge: see [`eip3009::signature_form`]).
     fn check(
         &self,
         offer: &Offer,
@@ -140,17 +125,7 @@ impl OfferCheck for ExactEvmOffer {
                 Broken::ValidAfter => codes::VALID_AFTER,
             })
         })?;
-        match rules::check_signature(payment, &self.domain_separator) {
-            // A well-formed signature by someone other than `from` may still be valid through
-            // ERC-1271 when `from` is a contract wallet, which cannot be seen offline.
-            SignatureCheck::Valid | SignatureCheck::NeedsChain | SignatureCheck::OtherSigner => {
-                Ok(())
-            }
-            SignatureCheck::Invalid => Err(Rejection::Payment(codes::INVALID_SIGNATURE)),
-            SignatureCheck::Malformed => Err(Rejection::Malformed(
-                "the signature is shorter than 65 bytes".into(),
-            )),
-        }
+        eip3009::check_form(&payment.signature, codes::INVALID_SIGNATURE)
     }
 }
 

@@ -6,9 +6,8 @@
 //! time to settle and refuses authorizations valid for longer than the offer allows) and answers
 //! a broken rule with its own code.
 
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::{Address, U256};
 
-use super::eip3009::{self, SignatureCheck};
 use super::payload::ExactEvmPayload;
 
 /// Seconds `validBefore` must still be ahead of now when `/settle` is called (the reference
@@ -76,12 +75,4 @@ pub fn check_terms(payment: &ExactEvmPayload, terms: &Terms) -> Result<(), Broke
         return Err(Broken::ValidAfter);
     }
     Ok(())
-}
-
-/// The signature's form, checked offline over the authorization's EIP-712 digest under
-/// `domain_separator` (see [`SignatureCheck`]).
-pub fn check_signature(payment: &ExactEvmPayload, domain_separator: &B256) -> SignatureCheck {
-    let auth = &payment.authorization;
-    let digest = eip3009::signing_hash(domain_separator, auth);
-    eip3009::check_signature(&payment.signature, &digest, auth.from)
 }
