@@ -144,3 +144,16 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String>
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{} is not valid: {e}", path.display()))
 }
+
+/// Heap allocations per request, through the router in memory (`allocs`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Allocations {
+    /// Requests measured per case.
+    pub requests: usize,
+    /// The plain handler answering a body of the 402's size.
+    pub plain: f64,
+    /// The paid route without a payment: the cached 402.
+    pub unpaid_402: f64,
+    /// A paid request through the in-process facilitator (settlement stubbed).
+    pub paid_inprocess: f64,
+}

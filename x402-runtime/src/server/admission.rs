@@ -21,6 +21,7 @@ use super::engine::X402;
 use super::identifier::{self, Check, Claim, IdKey, Identity, Recorder};
 use super::known::Known;
 use super::lifecycle::InFlight;
+use super::offers::ResourceUrl;
 use super::payment::Payment;
 use super::refusal::Refusal;
 use super::telemetry;
@@ -89,7 +90,7 @@ pub(crate) struct Admitted {
 /// A payment decoded and matched to one of the route's offers, checked locally.
 struct Matched<'a> {
     offers: &'a RouteOffers,
-    url: String,
+    url: ResourceUrl,
     decoded: DecodedPayment,
     offer: &'a Offer,
 }

@@ -2,6 +2,7 @@
 //! it is offered on and currency it takes that has a token there, per scheme that can take it,
 //! networks first, in declared order), built once, and its challenges, cached.
 
+use smallvec::SmallVec;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -29,6 +30,19 @@ use crate::route::PaidRoute;
 use crate::route::quote::{Amount, Quote};
 use crate::schemes::upto_evm::UPTO;
 use crate::schemes::{self, Offer, OfferTerms, permit2};
+
+/// A request's resource URL, built on the stack when it is short (as most are), so that an
+/// unpaid request finds its cached 402 without allocating.
+pub(crate) struct ResourceUrl(SmallVec<[u8; 192]>);
+
+impl std::ops::Deref for ResourceUrl {
+    type Target = str;
+
+    /// The URL (made of a `&str` origin and path, so always UTF-8).
+    fn deref(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
 
 impl X402 {
     /// How `route` is priced in this deployment: its attribute's price, or the one the
@@ -240,17 +254,17 @@ impl X402 {
 
     /// The absolute URL of the requested resource: the public URL (or `http://` + `Host`) and
     /// the path as the client sent it (before any `nest` stripped a prefix).
-    pub(crate) fn resource_url(&self, parts: &Parts) -> String {
+    pub(crate) fn resource_url(&self, parts: &Parts) -> ResourceUrl {
         let path = parts
             .extensions
             .get::<axum::extract::OriginalUri>()
             .map_or_else(|| parts.uri.path(), |o| o.0.path());
         let (scheme, host) = self.origin_parts(&parts.headers);
-        let mut url = String::with_capacity(scheme.len() + host.len() + path.len());
-        url.push_str(scheme);
-        url.push_str(host);
-        url.push_str(path);
-        url
+        let mut url = SmallVec::new();
+        for piece in [scheme, host, path] {
+            url.extend_from_slice(piece.as_bytes());
+        }
+        ResourceUrl(url)
     }
 
     /// The public origin (`https://api.example.com`), else `http://` + the request's `Host`.
