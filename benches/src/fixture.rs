@@ -315,6 +315,67 @@ pub fn facilitator_double() -> Router {
         .route("/supported", get(double_supported))
 }
 
+/// What a recording facilitator double ([`recording_facilitator_double`]) was asked, per
+/// payment nonce.
+#[derive(Clone, Debug, Default)]
+pub struct DoubleCalls {
+    /// `/supported` calls.
+    pub supported: u64,
+    /// `/verify` calls, per nonce.
+    pub verify: HashMap<B256, u64>,
+    /// `/settle` calls, per nonce.
+    pub settle: HashMap<B256, u64>,
+    /// `/verify` and `/settle` calls whose body named no nonce.
+    pub unreadable: u64,
+}
+
+/// The shared record of a recording facilitator double.
+pub type DoubleLog = Arc<Mutex<DoubleCalls>>;
+
+/// [`facilitator_double`] answering the same, and counting every call in `log` (by the
+/// payment's nonce for `/verify` and `/settle`). The existing scenarios use the double without
+/// a record, so the record's lock costs them nothing.
+pub fn recording_facilitator_double(log: DoubleLog) -> Router {
+    Router::new()
+        .route("/verify", post(recorded_verify))
+        .route("/settle", post(recorded_settle))
+        .route("/supported", get(recorded_supported))
+        .with_state(log)
+}
+
+fn record(log: &DoubleLog, body: &[u8], settle: bool) {
+    let nonce = std::str::from_utf8(body).ok().and_then(nonce_of);
+    let mut calls = log.lock().unwrap_or_else(PoisonError::into_inner);
+    match nonce {
+        Some(nonce) if settle => *calls.settle.entry(nonce).or_default() += 1,
+        Some(nonce) => *calls.verify.entry(nonce).or_default() += 1,
+        None => calls.unreadable += 1,
+    }
+}
+
+async fn recorded_verify(
+    axum::extract::State(log): axum::extract::State<DoubleLog>,
+    body: Bytes,
+) -> axum::Json<Value> {
+    record(&log, &body, false);
+    double_verify(body).await
+}
+
+async fn recorded_settle(
+    axum::extract::State(log): axum::extract::State<DoubleLog>,
+    body: Bytes,
+) -> axum::Json<Value> {
+    record(&log, &body, true);
+    double_settle(body).await
+}
+
+async fn recorded_supported(
+    axum::extract::State(log): axum::extract::State<DoubleLog>,
+) -> axum::Json<Value> {
+    log.lock().unwrap_or_else(PoisonError::into_inner).supported += 1;
+    double_supported().await
+}
+
 async fn double_verify(body: Bytes) -> axum::Json<Value> {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let from = body["paymentPayload"]["payload"]["authorization"]["from"].clone();
