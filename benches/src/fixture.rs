@@ -557,3 +557,43 @@ pub fn presign_payments(
     });
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{DoubleLog, recording_facilitator_double, serve};
+    use crate::loadgen;
+    use alloy_primitives::B256;
+    use std::sync::PoisonError;
+
+    #[test]
+    fn the_recording_double_counts_calls_by_nonce() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let log = DoubleLog::default();
+        let nonce = B256::repeat_byte(7);
+        let body = format!(
+            r#"{{"x402Version":2,"paymentPayload":{{"payload":{{"authorization":{{"from":"0x1","nonce":"{nonce}"}}}}}},"paymentRequirements":{{"network":"eip155:84532"}}}}"#
+        );
+        let answers = rt.block_on(async {
+            let addr = serve(recording_facilitator_double(log.clone()))
+                .await
+                .expect("serve the double");
+            let mut answers = Vec::new();
+            for path in ["/verify", "/settle", "/settle"] {
+                let request = loadgen::post_json_request(addr, path, body.as_bytes());
+                answers.push(loadgen::fetch(addr, &request).await.expect("an answer"));
+            }
+            let supported = loadgen::get_request(addr, "/supported", &[]);
+            answers.push(loadgen::fetch(addr, &supported).await.expect("an answer"));
+            answers
+        });
+        assert!(answers.iter().all(|a| a.status == 200));
+        assert!(String::from_utf8_lossy(&answers[1].body).contains(r#""success":true"#));
+        let calls = log.lock().unwrap_or_else(PoisonError::into_inner);
+        assert_eq!(calls.verify.get(&nonce), Some(&1));
+        assert_eq!(calls.settle.get(&nonce), Some(&2));
+        assert_eq!((calls.supported, calls.unreadable), (1, 0));
+    }
+}
