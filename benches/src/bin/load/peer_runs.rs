@@ -240,6 +240,16 @@ fn facilitator_time(
     pairs
 }
 
+/// How many of `nonces` reached the double's `/settle`.
+fn settled(log: &DoubleLog, nonces: &[B256]) -> u64 {
+    calls(log, |c| {
+        nonces
+            .iter()
+            .filter(|n| c.settle.get(*n).is_some_and(|k| *k > 0))
+            .count() as u64
+    })
+}
+
 /// Paid requests one at a time, against the double's own time measured just before.
 fn paid(
     h: &mut Harness,
@@ -282,12 +292,7 @@ fn paid(
     );
     h.expect(&format!("peer {} paid", peer.id()), &run, 200);
     let delivered: Vec<B256> = run.samples.iter().map(|(i, _)| signed[*i].nonce).collect();
-    let settled = calls(log, |c| {
-        delivered
-            .iter()
-            .filter(|n| c.settle.get(*n).is_some_and(|k| *k > 0))
-            .count() as u64
-    });
+    let settled = settled(log, &delivered);
     if settled != run.completed {
         h.failures.push(format!(
             "peer {}: {settled} of {} paid responses were settled",
