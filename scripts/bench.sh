@@ -2,7 +2,8 @@
 # Reruns every benchmark and rewrites the results in BENCHMARKS.md (between its result markers)
 # and the plots in benches/figures/. Everything runs on 127.0.0.1 and is bounded in time.
 #   bash scripts/bench.sh            full run (about 15 minutes on 2 cores)
-#   bash scripts/bench.sh --smoke    each benchmark built and run once, briefly (what CI runs)
+#   bash scripts/bench.sh --smoke    each benchmark built and run once, briefly (what CI runs; the peers
+#                                    of the load harness are left out: building x402-rs's tree costs minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +25,14 @@ step "test bed (anvil and Circle's USDC, pinned npm packages)"
 bash scripts/testbed-install.sh
 step "criterion micro benchmarks"
 cargo bench -p x402-bench --bench micro --locked
-step "load harness"
+step "peers of the load harness: x402-rs's axum middleware (its own package and lock file; @x402/express comes with the test bed)"
+# Its own dependency tree, built into its own target folder next to the workspace's; `load` finds
+# it there and fails, naming this command, when it is missing.
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+cargo build --release --locked --manifest-path benches/peers/x402-rs/Cargo.toml --target-dir "$TARGET_DIR/peers"
+[ -f interop/node_modules/@x402/express/package.json ] || { echo "bench: @x402/express is not installed in interop/node_modules" >&2; exit 1; }
+step "load harness (the peers included)"
+cargo build --release -p x402-bench --locked --bins
 cargo run --release -p x402-bench --locked --bin load -- --out target/bench/load.json
 step "paid load run with ledger reconciliation (60 s; its figures are copied into BENCHMARKS.md by hand)"
 cargo run --release -p x402-bench --locked --bin ledger -- --seconds 60 --out target/bench/ledger.json

@@ -315,6 +315,67 @@ pub fn facilitator_double() -> Router {
         .route("/supported", get(double_supported))
 }
 
+/// What a recording facilitator double ([`recording_facilitator_double`]) was asked, per
+/// payment nonce.
+#[derive(Clone, Debug, Default)]
+pub struct DoubleCalls {
+    /// `/supported` calls.
+    pub supported: u64,
+    /// `/verify` calls, per nonce.
+    pub verify: HashMap<B256, u64>,
+    /// `/settle` calls, per nonce.
+    pub settle: HashMap<B256, u64>,
+    /// `/verify` and `/settle` calls whose body named no nonce.
+    pub unreadable: u64,
+}
+
+/// The shared record of a recording facilitator double.
+pub type DoubleLog = Arc<Mutex<DoubleCalls>>;
+
+/// [`facilitator_double`] answering the same, and counting every call in `log` (by the
+/// payment's nonce for `/verify` and `/settle`). The existing scenarios use the double without
+/// a record, so the record's lock costs them nothing.
+pub fn recording_facilitator_double(log: DoubleLog) -> Router {
+    Router::new()
+        .route("/verify", post(recorded_verify))
+        .route("/settle", post(recorded_settle))
+        .route("/supported", get(recorded_supported))
+        .with_state(log)
+}
+
+fn record(log: &DoubleLog, body: &[u8], settle: bool) {
+    let nonce = std::str::from_utf8(body).ok().and_then(nonce_of);
+    let mut calls = log.lock().unwrap_or_else(PoisonError::into_inner);
+    match nonce {
+        Some(nonce) if settle => *calls.settle.entry(nonce).or_default() += 1,
+        Some(nonce) => *calls.verify.entry(nonce).or_default() += 1,
+        None => calls.unreadable += 1,
+    }
+}
+
+async fn recorded_verify(
+    axum::extract::State(log): axum::extract::State<DoubleLog>,
+    body: Bytes,
+) -> axum::Json<Value> {
+    record(&log, &body, false);
+    double_verify(body).await
+}
+
+async fn recorded_settle(
+    axum::extract::State(log): axum::extract::State<DoubleLog>,
+    body: Bytes,
+) -> axum::Json<Value> {
+    record(&log, &body, true);
+    double_settle(body).await
+}
+
+async fn recorded_supported(
+    axum::extract::State(log): axum::extract::State<DoubleLog>,
+) -> axum::Json<Value> {
+    log.lock().unwrap_or_else(PoisonError::into_inner).supported += 1;
+    double_supported().await
+}
+
 async fn double_verify(body: Bytes) -> axum::Json<Value> {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let from = body["paymentPayload"]["payload"]["authorization"]["from"].clone();
@@ -495,4 +556,44 @@ pub fn presign_payments(
         }
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DoubleLog, recording_facilitator_double, serve};
+    use crate::loadgen;
+    use alloy_primitives::B256;
+    use std::sync::PoisonError;
+
+    #[test]
+    fn the_recording_double_counts_calls_by_nonce() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let log = DoubleLog::default();
+        let nonce = B256::repeat_byte(7);
+        let body = format!(
+            r#"{{"x402Version":2,"paymentPayload":{{"payload":{{"authorization":{{"from":"0x1","nonce":"{nonce}"}}}}}},"paymentRequirements":{{"network":"eip155:84532"}}}}"#
+        );
+        let answers = rt.block_on(async {
+            let addr = serve(recording_facilitator_double(log.clone()))
+                .await
+                .expect("serve the double");
+            let mut answers = Vec::new();
+            for path in ["/verify", "/settle", "/settle"] {
+                let request = loadgen::post_json_request(addr, path, body.as_bytes());
+                answers.push(loadgen::fetch(addr, &request).await.expect("an answer"));
+            }
+            let supported = loadgen::get_request(addr, "/supported", &[]);
+            answers.push(loadgen::fetch(addr, &supported).await.expect("an answer"));
+            answers
+        });
+        assert!(answers.iter().all(|a| a.status == 200));
+        assert!(String::from_utf8_lossy(&answers[1].body).contains(r#""success":true"#));
+        let calls = log.lock().unwrap_or_else(PoisonError::into_inner);
+        assert_eq!(calls.verify.get(&nonce), Some(&1));
+        assert_eq!(calls.settle.get(&nonce), Some(&2));
+        assert_eq!((calls.supported, calls.unreadable), (1, 0));
+    }
 }

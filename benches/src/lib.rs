@@ -4,7 +4,9 @@
 //!   construction, local verification against a bare ecrecover, registry lookup).
 //! - `load`: a loopback load harness measuring, in one run, a plain axum handler against the
 //!   unpaid 402 path, paid requests with the in-process facilitator, paid requests through an
-//!   HTTP facilitator double, and paid requests settled on a local chain.
+//!   HTTP facilitator double, and paid requests settled on a local chain; then the same paid
+//!   route served by this project, x402-rs and `@x402/express`, each as a child process
+//!   ([`peers`]).
 //! - `ledger`: paid load on the example weather API through an HTTP facilitator double at a
 //!   fixed rate with replays mixed in, then the client's and the double's ledgers reconciled
 //!   (nothing lost, settled twice or delivered unpaid).
@@ -18,5 +20,6 @@ pub mod bound;
 pub mod fixture;
 pub mod loadgen;
 pub mod machine;
+pub mod peers;
 pub mod results;
 pub mod stats;

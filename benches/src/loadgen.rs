@@ -90,6 +90,17 @@ pub fn get_request(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Ve
     request.into_bytes()
 }
 
+/// A `POST path` request for `addr` with a JSON `body`.
+pub fn post_json_request(addr: SocketAddr, path: &str, body: &[u8]) -> Vec<u8> {
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
 /// Runs `requests` against `load.addr` and waits for every connection to finish.
 pub async fn run(load: Load, requests: Arc<Requests>) -> Outcome {
     let next = Arc::new(AtomicUsize::new(0));

@@ -93,6 +93,19 @@ pub fn threads_cpu(prefix: &str) -> Option<std::time::Duration> {
     ))
 }
 
+/// CPU time (user + system) used so far by process `pid`, all its threads (Linux `/proc`;
+/// `None` elsewhere or once the process is gone).
+pub fn process_cpu(pid: u32) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(std::time::Duration::from_secs_f64(
+        (user + system) as f64 / clock_ticks(),
+    ))
+}
+
 fn clock_ticks() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::machine::Machine;
+use crate::peers::Memory;
 use crate::stats::Percentiles;
 
 /// One load scenario.
@@ -76,6 +77,66 @@ pub struct OnChain {
     pub expected_gain: String,
 }
 
+/// One payment sent several times at once to a peer.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Replay {
+    /// Copies sent at once, each on its own connection.
+    pub sent: u64,
+    /// Responses by status code.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Responses 200: the handler ran (and answered) for each.
+    pub delivered: u64,
+    /// `/verify` calls the facilitator double received for the payment.
+    pub verify_calls: u64,
+    /// `/settle` calls the facilitator double received for the payment.
+    pub settle_calls: u64,
+}
+
+/// One peer of the comparison (see `x402_bench::peers`), measured as a child process.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PeerResult {
+    /// Stable id (`ours`, `x402_rs`, `express`).
+    pub id: String,
+    /// What it is.
+    pub name: String,
+    /// Size of its unpaid 402 (status line, headers and body), bytes.
+    pub response_bytes_402: usize,
+    /// Its 402's body size, bytes.
+    pub body_bytes_402: usize,
+    /// The plain axum handler answering as many bytes as this peer's 402, alternating rounds
+    /// with `unpaid` (same connections and round length).
+    pub plain: Scenario,
+    /// Its unpaid 402 path.
+    pub unpaid: Scenario,
+    /// Unpaid 402 req/s over the plain handler's, per round.
+    pub ratio_402_rounds: Vec<f64>,
+    /// Paid requests one at a time through the facilitator double.
+    pub paid: Scenario,
+    /// Those paid requests that were settled (one `/settle` call or more for their nonce).
+    pub paid_settled: u64,
+    /// The double measured directly just before `paid`: one `/verify` then one `/settle`,
+    /// client-side round trips summed per payment, one at a time, µs.
+    pub facilitator: Percentiles,
+    /// `paid`'s latency percentiles minus `facilitator.p50`, µs: what the server adds to the
+    /// facilitator's own time (its HTTP client included).
+    pub overhead: Percentiles,
+    /// One payment sent 16 times at once.
+    pub replay: Replay,
+    /// The process's memory after its runs.
+    pub memory: Memory,
+    /// `/supported` calls the double received while this peer ran.
+    pub supported_calls: u64,
+}
+
+/// The peers comparison.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Peers {
+    /// Connections of the unpaid 402 runs.
+    pub connections: usize,
+    /// Each peer, in run order.
+    pub peers: Vec<PeerResult>,
+}
+
 /// Everything `load` measured in one run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LoadResults {
@@ -103,6 +164,12 @@ pub struct LoadResults {
     pub onchain: Option<OnChain>,
     /// Why the on-chain run was skipped.
     pub onchain_skipped: Option<String>,
+    /// The peers comparison, unless it was skipped.
+    #[serde(default)]
+    pub peers: Option<Peers>,
+    /// Why the peers comparison was skipped.
+    #[serde(default)]
+    pub peers_skipped: Option<String>,
 }
 
 /// One build, timed.

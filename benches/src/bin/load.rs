@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p x402-bench --bin load -- [--smoke] [--out target/bench/load.json]
 //!     [--seconds 5] [--rounds 3] [--connections 16] [--no-chain]
+//!     [--no-peers | --peers-only] [--peer-connections 32]
 //! ```
 //!
 //! Scenarios, in order (servers and the generator share the machine; each has its own tokio
@@ -19,9 +20,17 @@
 //!    overhead is each request's latency minus the time the server spent waiting on the
 //!    facilitator for it;
 //! 5. `paid_onchain`: 8 connections, settled on anvil with Circle's USDC (the test bed); the
-//!    merchant's balance gain is checked against the number of paid responses.
+//!    merchant's balance gain is checked against the number of paid responses;
+//! 6. `peer_*`: the same paid route served by this project (the example weather API), x402-rs
+//!    (`x402-axum` 2.0.2) and `@x402/express` 2.27.0, each as a child process over a recording
+//!    facilitator double (see [`x402_bench::peers`] and section "Peers" of BENCHMARKS.md): the
+//!    unpaid 402 at `--peer-connections` alternating with a plain handler answering as many
+//!    bytes, paid requests one at a time against the double's own time, one payment sent 16
+//!    times at once, and the process's memory. `--no-peers` leaves it out, `--peers-only` runs
+//!    only it. A peer not built or installed fails the run.
 //!
-//! `--smoke` runs each scenario about a second, once, and fails on any unexpected status.
+//! `--smoke` runs each scenario about a second, once, and fails on any unexpected status; it
+//! leaves the peers out (building x402-rs's dependency tree is not worth CI minutes).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -41,6 +50,9 @@ use x402_bench::results::{Bound, LoadResults, OnChain, Overhead, Scenario, write
 use x402_bench::stats::{self, median};
 use x402_runtime::proto::{PAYMENT_REQUIRED, PAYMENT_SIGNATURE, PaymentRequired};
 
+#[path = "load/peer_runs.rs"]
+mod peers;
+
 struct Options {
     smoke: bool,
     out: PathBuf,
@@ -48,6 +60,9 @@ struct Options {
     rounds: usize,
     connections: usize,
     chain: bool,
+    peers: bool,
+    peers_only: bool,
+    peer_connections: usize,
 }
 
 impl Options {
@@ -59,6 +74,9 @@ impl Options {
             rounds: 3,
             connections: 16,
             chain: true,
+            peers: true,
+            peers_only: false,
+            peer_connections: 32,
         };
         let mut seconds = None;
         let mut rounds = None;
@@ -68,6 +86,13 @@ impl Options {
             match arg.as_str() {
                 "--smoke" => o.smoke = true,
                 "--no-chain" => o.chain = false,
+                "--no-peers" => o.peers = false,
+                "--peers-only" => o.peers_only = true,
+                "--peer-connections" => {
+                    o.peer_connections = value("--peer-connections")?
+                        .parse()
+                        .map_err(|e| format!("{e}"))?;
+                }
                 "--out" => o.out = PathBuf::from(value("--out")?),
                 "--seconds" => {
                     seconds = Some(value("--seconds")?.parse().map_err(|e| format!("{e}"))?);
@@ -87,6 +112,10 @@ impl Options {
         if o.smoke {
             o.seconds = 1.0;
             o.rounds = 1;
+            o.peers = false;
+        }
+        if o.peers_only && !o.peers {
+            return Err("--peers-only runs the peers: not with --no-peers or --smoke".to_owned());
         }
         o.seconds = seconds.unwrap_or(o.seconds);
         o.rounds = rounds.unwrap_or(o.rounds).max(1);
@@ -152,6 +181,25 @@ impl Harness {
         self.client
             .block_on(loadgen::fetch(addr, request))
             .expect("a single request succeeds")
+    }
+
+    /// A plain handler answering as many bytes as `probe` (status line, headers and body), so
+    /// both move the same bytes: its body is the probe's size plus the probe's extra headers.
+    /// Returns its address, its request and its answer.
+    fn plain_like(&self, probe: &loadgen::Fetched) -> (SocketAddr, Vec<u8>, loadgen::Fetched) {
+        let mut body_len = probe.body.len();
+        loop {
+            let addr = self
+                .server
+                .block_on(fixture::serve(fixture::plain_app(padded_body(body_len))))
+                .expect("serve the plain app");
+            let request = loadgen::get_request(addr, PLAIN_PATH, &[]);
+            let fetched = self.fetch(addr, &request);
+            if fetched.raw.len() == probe.raw.len() || body_len > 1 << 20 {
+                return (addr, request, fetched);
+            }
+            body_len = (body_len + probe.raw.len()).saturating_sub(fetched.raw.len());
+        }
     }
 
     fn challenge(&self, addr: SocketAddr) -> PaymentRequired {
@@ -314,6 +362,10 @@ fn main() -> ExitCode {
         "load: {} mode, {} s per measurement, {} rounds, {} connections, {} cores",
         results.mode, h.options.seconds, h.options.rounds, c, cores
     );
+    if h.options.peers_only {
+        peers::run(&mut h, &mut results);
+        return finish(&h, &results);
+    }
 
     // The paywall with the in-process facilitator (settlement stubbed at the chain boundary).
     let x402 = fixture::paywall(fixture::StubbedSettlement::new());
@@ -325,21 +377,7 @@ fn main() -> ExitCode {
     let probe = h.fetch(paid, &unpaid_request);
     assert_eq!(probe.status, 402);
     let challenge = h.challenge(paid);
-    // The plain handler answers as many bytes as the 402 (status line, headers and body), so
-    // both move the same bytes; its body is the 402's size plus the 402's extra headers.
-    let mut body_len = probe.body.len();
-    let (plain, plain_request, plain_probe) = loop {
-        let addr = h
-            .server
-            .block_on(fixture::serve(fixture::plain_app(padded_body(body_len))))
-            .expect("serve the plain app");
-        let request = loadgen::get_request(addr, PLAIN_PATH, &[]);
-        let fetched = h.fetch(addr, &request);
-        if fetched.raw.len() == probe.raw.len() || body_len > 1 << 20 {
-            break (addr, request, fetched);
-        }
-        body_len = (body_len + probe.raw.len()).saturating_sub(fetched.raw.len());
-    };
+    let (plain, plain_request, plain_probe) = h.plain_like(&probe);
     println!(
         "402 response: {} bytes ({} body); plain response: {} bytes ({} body)",
         probe.raw.len(),
@@ -565,7 +603,24 @@ fn main() -> ExitCode {
         }
     }
 
-    if let Err(e) = write_json(&h.options.out, &results) {
+    if h.options.peers {
+        peers::run(&mut h, &mut results);
+    } else {
+        results.peers_skipped = Some(
+            if h.options.smoke {
+                "--smoke"
+            } else {
+                "--no-peers"
+            }
+            .to_owned(),
+        );
+    }
+    finish(&h, &results)
+}
+
+/// Writes the results and reports the failures.
+fn finish(h: &Harness, results: &LoadResults) -> ExitCode {
+    if let Err(e) = write_json(&h.options.out, results) {
         eprintln!("load: cannot write {}: {e}", h.options.out.display());
         return ExitCode::FAILURE;
     }

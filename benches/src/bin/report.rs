@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use plotters::prelude::*;
 use serde_json::Value;
-use x402_bench::results::{CompileResults, LoadResults, Scenario, read_json};
+use x402_bench::results::{CompileResults, LoadResults, Peers, Scenario, read_json};
 use x402_bench::stats::median;
 
 const BEGIN: &str = "<!-- results:begin (written by scripts/bench.sh; do not edit by hand) -->";
@@ -381,6 +381,90 @@ fn load_table(md: &mut String, load: &LoadResults) {
     }
 }
 
+/// The peers comparison: the same paid route in each server, each a child process.
+fn peers_tables(md: &mut String, load: &LoadResults) {
+    let _ = writeln!(md, "### Peers\n");
+    let p = match (&load.peers, &load.peers_skipped) {
+        (Some(p), _) => p,
+        (None, Some(why)) => {
+            let _ = writeln!(md, "Not measured in this run ({why}).\n");
+            return;
+        }
+        (None, None) => {
+            let _ = writeln!(md, "Not measured in this run.\n");
+            return;
+        }
+    };
+    peers_unpaid(md, p);
+    peers_paid(md, p);
+}
+
+fn peers_unpaid(md: &mut String, p: &Peers) {
+    let _ = writeln!(
+        md,
+        "Unpaid `GET /weather?city=Paris` at {} connections, alternating with a plain axum handler answering as many bytes as that server's 402:\n\n\
+         | server | 402 bytes (body) | 402 req/s | plain req/s | **402 / plain** (median of rounds) | 402 p50 | 402 p99 | server CPU / 402 |\n|---|---:|---:|---:|---:|---:|---:|---:|",
+        p.connections
+    );
+    for r in &p.peers {
+        let _ = writeln!(
+            md,
+            "| {} | {} ({}) | {:.0} | {:.0} | **{:.3}×** ({}) | {} | {} | {:.1} µs |",
+            r.name,
+            r.response_bytes_402,
+            r.body_bytes_402,
+            r.unpaid.rps,
+            r.plain.rps,
+            median(&r.ratio_402_rounds),
+            rounds(&r.ratio_402_rounds, 3),
+            us(r.unpaid.latency.p50),
+            us(r.unpaid.latency.p99),
+            r.unpaid.server_cpu_us
+        );
+    }
+    md.push('\n');
+}
+
+fn peers_paid(md: &mut String, p: &Peers) {
+    let _ = writeln!(
+        md,
+        "Paid, one request at a time through the facilitator double (each payment fresh, pre-signed), against the double's own time for `/verify` + `/settle` measured directly just before; one payment sent 16 times at once on 16 connections; memory of the process after its runs:\n\n\
+         | server | paid p50 | double p50 | **paid p50 − double p50** | p90 − double p50 | p99 − double p50 | one payment × 16: 200s | `/settle` calls | VmRSS | VmHWM |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in &p.peers {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | **{}** | {} | {} | {} of {} | {} | {:.1} MiB | {:.1} MiB |",
+            r.name,
+            us(r.paid.latency.p50),
+            us(r.facilitator.p50),
+            us(r.overhead.p50),
+            us(r.overhead.p90),
+            us(r.overhead.p99),
+            r.replay.delivered,
+            r.replay.sent,
+            r.replay.settle_calls,
+            r.memory.rss_kib as f64 / 1024.0,
+            r.memory.hwm_kib as f64 / 1024.0
+        );
+    }
+    let ours = p.peers.iter().find(|r| r.id == "ours");
+    for r in p.peers.iter().filter(|r| r.id != "ours") {
+        if let Some(o) = ours {
+            let _ = writeln!(
+                md,
+                "\n{} against ours: 402 / plain {:.3}× against {:.3}×; paid p50 over the double {:.2}× ours; RSS {:.2}× ours.",
+                r.name,
+                median(&r.ratio_402_rounds),
+                median(&o.ratio_402_rounds),
+                r.overhead.p50 / o.overhead.p50.max(1e-9),
+                r.memory.rss_kib as f64 / (o.memory.rss_kib as f64).max(1.0)
+            );
+        }
+    }
+    md.push('\n');
+}
+
 fn micro_table(md: &mut String, dir: &Path) {
     let _ = writeln!(
         md,
@@ -456,7 +540,30 @@ const PLOTTED: [(&str, RGBColor); 7] = [
     ("paid_onchain", RGBColor(140, 86, 75)),
 ];
 
+/// The peers' colours (`peer_<id>_402`, `peer_<id>_paid`): one hue per server, the paid run
+/// darker.
+const PEER_COLORS: [(&str, RGBColor, RGBColor); 3] = [
+    ("peer_ours_", RGBColor(23, 190, 207), RGBColor(16, 120, 130)),
+    (
+        "peer_x402_rs_",
+        RGBColor(188, 189, 34),
+        RGBColor(120, 120, 20),
+    ),
+    (
+        "peer_express_",
+        RGBColor(227, 119, 194),
+        RGBColor(150, 60, 120),
+    ),
+];
+
 fn color(id: &str) -> RGBColor {
+    if let Some((prefix, unpaid, paid)) = PEER_COLORS.iter().find(|(p, ..)| id.starts_with(p)) {
+        return if id[prefix.len()..].starts_with("paid") {
+            *paid
+        } else {
+            *unpaid
+        };
+    }
     PLOTTED
         .iter()
         .find(|(i, _)| *i == id)
@@ -466,7 +573,8 @@ fn color(id: &str) -> RGBColor {
 fn throughput_plot(path: &Path, load: &LoadResults) -> Result<(), Box<dyn std::error::Error>> {
     let bars: Vec<&Scenario> = load.scenarios.iter().collect();
     let top = bars.iter().map(|s| s.rps).fold(10.0, f64::max) * 3.0;
-    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
+    let width = (bars.len() as u32 * 90).max(900);
+    let root = SVGBackend::new(path, (width, 480)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -617,6 +725,7 @@ fn main() -> ExitCode {
     targets(&mut md, &load, compile.as_ref(), &o.criterion);
     bounds(&mut md, &load, &o.criterion);
     load_table(&mut md, &load);
+    peers_tables(&mut md, &load);
     let relative = |p: &Path| {
         let base = o.markdown.parent().unwrap_or(Path::new(""));
         p.strip_prefix(base).unwrap_or(p).display().to_string()
