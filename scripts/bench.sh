@@ -34,6 +34,8 @@ cargo build --release --locked --manifest-path benches/peers/x402-rs/Cargo.toml 
 step "load harness (the peers included)"
 cargo build --release -p x402-bench --locked --bins
 cargo run --release -p x402-bench --locked --bin load -- --out target/bench/load.json
+step "heap allocations per request (plain handler, unpaid 402, in-process paid)"
+cargo run --release -p x402-bench --locked --bin allocs -- --out target/bench/allocs.json
 step "paid load run with ledger reconciliation (60 s; its figures are copied into BENCHMARKS.md by hand)"
 cargo run --release -p x402-bench --locked --bin ledger -- --seconds 60 --out target/bench/ledger.json
 step "compile-time benchmark"

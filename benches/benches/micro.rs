@@ -4,7 +4,7 @@
 //!   strict numbers and addresses);
 //! - `challenge`: the unpaid request through the router in memory: first request (offers and
 //!   the 402 built), cached 402, and a plain handler answering a body of the same size;
-//! - `verify`: the EIP-712 digest, the paywall's local verification, the in-process
+//! - `verify`: the EIP-712 digest, a facilitator's signature check, the in-process
 //!   facilitator's offline `verify`, against a bare `ecrecover`;
 //! - `registry`: listing the registered routes, and a route's cached offers.
 //!
@@ -151,8 +151,8 @@ fn benches(c: &mut Criterion) {
         i = (i + 1) % items.len();
         &items[i]
     };
-    group.bench_function("local_verification", |b| {
-        b.iter(|| assert!(bound::local_verify(black_box(next()))))
+    group.bench_function("signature_check", |b| {
+        b.iter(|| assert!(bound::signature_check(black_box(next()))))
     });
     group.bench_function("local_facilitator_verify", |b| {
         b.iter(|| {

@@ -61,9 +61,9 @@ pub fn ecrecover(s: &Signed) -> Option<Address> {
     s.parsed.recover_address_from_prehash(&s.digest).ok()
 }
 
-/// The paywall's local verification: EIP-712 digest, FiatToken's signature rules, ecrecover,
+/// A facilitator's signature check: EIP-712 digest, FiatToken's signature rules, ecrecover,
 /// compared with `from`.
-pub fn local_verify(s: &Signed) -> bool {
+pub fn signature_check(s: &Signed) -> bool {
     let digest = eip3009::signing_hash(&s.separator, &s.authorization);
     eip3009::check_signature(&s.signature, &digest, s.authorization.from) == SignatureCheck::Valid
 }
@@ -99,11 +99,11 @@ pub fn rate<T: Sync>(items: &[T], threads: usize, time: Duration, op: fn(&T) -> 
         .sum()
 }
 
-/// `(ecrecover per second, local verifications per second)`, all cores in parallel.
+/// `(ecrecover per second, signature checks per second)`, all cores in parallel.
 pub fn measure(items: &[Signed], threads: usize, time: Duration) -> (f64, f64) {
     let recover = rate(items, threads, time, |s| {
         ecrecover(s) == Some(s.authorization.from)
     });
-    let verify = rate(items, threads, time, local_verify);
+    let verify = rate(items, threads, time, signature_check);
     (recover, verify)
 }

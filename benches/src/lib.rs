@@ -1,7 +1,7 @@
 //! Benchmarks of the x402 paywall.
 //!
 //! - `benches/micro.rs`: criterion micro benchmarks (payment header decode, 402 challenge
-//!   construction, local verification against a bare ecrecover, registry lookup).
+//!   construction, a facilitator's signature check against a bare ecrecover, registry lookup).
 //! - `load`: a loopback load harness measuring, in one run, a plain axum handler against the
 //!   unpaid 402 path, paid requests with the in-process facilitator, paid requests through an
 //!   HTTP facilitator double, and paid requests settled on a local chain; then the same paid

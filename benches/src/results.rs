@@ -44,7 +44,7 @@ pub struct Bound {
     /// Bare `ecrecover` (secp256k1 public key recovery from a prehash, then the address), per
     /// second, all cores: the better of the measurements in `rounds`.
     pub ecrecover_per_s: f64,
-    /// Local verification (EIP-712 digest + FiatToken's checks + ecrecover) per second, all
+    /// A facilitator's signature check (EIP-712 digest + FiatToken's checks + ecrecover) per second, all
     /// cores: the better of two measurements.
     pub local_verify_per_s: f64,
     /// `ecrecover_per_s` of each measurement.

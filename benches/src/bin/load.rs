@@ -493,7 +493,7 @@ fn main() -> ExitCode {
     );
     print(&paid_s);
     println!(
-        "ecrecover bound: {:.0}/s on {cores} cores (local verification {:.0}/s); paid / bound: {:.3}",
+        "ecrecover bound: {:.0}/s on {cores} cores (signature check {:.0}/s); paid / bound: {:.3}",
         results.bound.ecrecover_per_s,
         results.bound.local_verify_per_s,
         median(&results.ratio_paid_rounds)

@@ -1,6 +1,7 @@
 //! How the paywall's answers are written: the JSON error body, the receipt headers, and
 //! `Cache-Control` on paid responses. What each refusal says is in [`super::refusal`].
 
+use crate::schemes::exact_evm::payload::checksummed;
 use axum::body::Body;
 use axum::response::Response;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
@@ -112,7 +113,7 @@ pub(crate) fn settle_receipt(
         success,
         error_reason: reason.map(str::to_owned),
         error_message: None,
-        payer: Some(payer.to_checksum(None)),
+        payer: Some(checksummed(&payer)),
         transaction: transaction.to_owned(),
         network: wire_network.to_owned(),
         amount: None,

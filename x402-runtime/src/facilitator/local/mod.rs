@@ -511,7 +511,7 @@ impl LocalFacilitator {
         let amount = requirement(parse_uint(want.amount, "amount"))?;
 
         let auth = &payment.authorization;
-        let separator = eip3009::domain(name, version, chain.network.chain_id, asset).separator();
+        let separator = eip3009::domain_separator(name, version, chain.network.chain_id, asset);
         let digest = eip3009::signing_hash(&separator, auth);
         self.check_signature(
             chain,
@@ -592,7 +592,7 @@ impl LocalFacilitator {
                 is_valid: true,
                 invalid_reason: None,
                 invalid_message: None,
-                payer: Some(checked.transfer.from.to_checksum(None)),
+                payer: Some(payload::checksummed(&checked.transfer.from)),
             }),
             Err(Refusal::Invalid(reason, message)) => Ok(VerifyResponse {
                 is_valid: false,
@@ -783,7 +783,7 @@ fn settled(checked: &Checked<'_>, transaction: String) -> SettleResponse {
         success: true,
         error_reason: None,
         error_message: None,
-        payer: Some(checked.transfer.from.to_checksum(None)),
+        payer: Some(payload::checksummed(&checked.transfer.from)),
         transaction,
         network: checked.network.clone(),
         amount: checked.upto.then(|| checked.transfer.value.to_string()),

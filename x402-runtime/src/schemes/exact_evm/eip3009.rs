@@ -43,6 +43,49 @@ pub fn domain(name: &str, version: &str, chain_id: u64, token: Address) -> Eip71
     )
 }
 
+/// The separator of [`domain`], from a small per-thread memo: a facilitator checks payments for
+/// the same few tokens again and again, and each separator costs several keccak256 hashes.
+///
+/// ```
+/// use alloy_primitives::address;
+/// use x402_runtime::schemes::exact_evm::eip3009::{domain, domain_separator};
+///
+/// let usdc = address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e");
+/// assert_eq!(
+///     domain_separator("USDC", "2", 84532, usdc),
+///     domain("USDC", "2", 84532, usdc).separator()
+/// );
+/// ```
+pub fn domain_separator(name: &str, version: &str, chain_id: u64, token: Address) -> B256 {
+    type Entry = (u64, Address, String, String, B256);
+    /// The most separators kept per thread.
+    const KEPT: usize = 8;
+    thread_local! {
+        static MEMO: std::cell::RefCell<Vec<Entry>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    MEMO.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        let found = memo
+            .iter()
+            .find(|(id, t, n, v, _)| *id == chain_id && *t == token && n == name && v == version);
+        if let Some((.., separator)) = found {
+            return *separator;
+        }
+        let separator = domain(name, version, chain_id, token).separator();
+        if memo.len() == KEPT {
+            memo.remove(0);
+        }
+        memo.push((
+            chain_id,
+            token,
+            name.to_owned(),
+            version.to_owned(),
+            separator,
+        ));
+        separator
+    })
+}
+
 impl From<&Authorization> for TransferWithAuthorization {
     fn from(a: &Authorization) -> Self {
         TransferWithAuthorization {

@@ -85,12 +85,45 @@ pub fn parse_address(text: &str, field: &str) -> Result<Address, DecodeError> {
     }
     let has_lower = hex.bytes().any(|b| b.is_ascii_lowercase());
     let has_upper = hex.bytes().any(|b| b.is_ascii_uppercase());
-    if has_lower && has_upper {
-        Address::parse_checksummed(text, None)
-            .map_err(|_| malformed(format!("`{field}` has an invalid EIP-55 checksum")))
-    } else {
-        text.parse().map_err(|_| bad())
+    let address: Address = text.parse().map_err(|_| bad())?;
+    if has_lower && has_upper && checksummed(&address) != text {
+        return Err(malformed(format!(
+            "`{field}` has an invalid EIP-55 checksum"
+        )));
     }
+    Ok(address)
+}
+
+/// The EIP-55 form of `address` (what [`Address::to_checksum`] gives), from a small per-thread
+/// memo: a payment names the same few addresses (payer, recipient, token) again and again, and
+/// each checksum costs a keccak256.
+///
+/// ```
+/// use alloy_primitives::address;
+/// use x402_runtime::schemes::exact_evm::payload::checksummed;
+///
+/// let usdc = address!("0x036cbd53842c5426634e7929541ec2318f3dcf7e");
+/// assert_eq!(checksummed(&usdc), "0x036CbD53842c5426634e7929541eC2318f3dCF7e");
+/// ```
+pub fn checksummed(address: &Address) -> String {
+    /// Memo slots, chosen by the address's last byte.
+    const SLOTS: usize = 64;
+    thread_local! {
+        static MEMO: std::cell::RefCell<Vec<Option<(Address, String)>>> =
+            std::cell::RefCell::new(vec![None; SLOTS]);
+    }
+    let slot = usize::from(address.0[19]) % SLOTS;
+    MEMO.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        match &memo[slot] {
+            Some((kept, text)) if kept == address => text.clone(),
+            _ => {
+                let text = address.to_checksum(None);
+                memo[slot] = Some((*address, text.clone()));
+                text
+            }
+        }
+    })
 }
 
 fn parse_nonce(text: &str) -> Result<B256, DecodeError> {
