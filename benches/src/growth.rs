@@ -34,7 +34,15 @@ pub struct RouteRun {
     pub unpaid_rotation: Throughput,
     /// Paid requests to the last generated route (in-process facilitator, settlement stubbed).
     pub paid_last: Throughput,
-    /// Resident memory of the process after the runs, bytes.
+    /// Resident memory of the process once the router was built (every handler registered and
+    /// mounted), before the paywall or any request, bytes.
+    #[serde(default)]
+    pub rss_router: u64,
+    /// Resident memory once every route had answered its first 402 (its offers and challenge
+    /// built and cached), before the measurements, bytes.
+    #[serde(default)]
+    pub rss_warm: u64,
+    /// Resident memory of the process after the runs (with what the load generator kept), bytes.
     pub rss_bytes: u64,
 }
 

@@ -88,7 +88,7 @@ fn routes_table(md: &mut String, r: &RouteScaleResults) {
     };
     let _ = writeln!(
         md,
-        "Routes ({} mode; {} rounds of {} s per measurement, {} connections; ratios are the median of each round's ratio to the {}-route crate):\n\n| `#[paid]` routes | 402, last route | 402, rotating over every route | paid, last route | server CPU per 402 / per payment | resident memory | release build of the crate |\n|---:|---:|---:|---:|---:|---:|---:|",
+        "Routes ({} mode; {} rounds of {} s per measurement, {} connections; ratios are the median of each round's ratio to the {}-route crate):\n\n| `#[paid]` routes | 402, last route | 402, rotating over every route | paid, last route | server CPU per 402 / per payment | resident memory: router built / every 402 cached / end | release build of the crate |\n|---:|---:|---:|---:|---:|---:|---:|",
         r.mode,
         base.runs.len(),
         r.seconds,
@@ -108,7 +108,13 @@ fn routes_table(md: &mut String, r: &RouteScaleResults) {
         };
         let cpu =
             |pick: fn(&RouteRun) -> f64| median(&size.runs.iter().map(pick).collect::<Vec<_>>());
-        let rss = size.runs.iter().map(|run| run.rss_bytes).max().unwrap_or(0);
+        let rss = |pick: fn(&RouteRun) -> u64| mib(size.runs.iter().map(pick).max().unwrap_or(0));
+        let memory = format!(
+            "{} / {} / {}",
+            rss(|run| run.rss_router),
+            rss(|run| run.rss_warm),
+            rss(|run| run.rss_bytes)
+        );
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {:.1} µs / {:.0} µs | {} | {:.1} s |",
@@ -118,7 +124,7 @@ fn routes_table(md: &mut String, r: &RouteScaleResults) {
             cell(|run| run.paid_last.rps),
             cpu(|run| run.unpaid_last.server_cpu_us),
             cpu(|run| run.paid_last.server_cpu_us),
-            mib(rss),
+            memory,
             size.build_seconds
         );
     }

@@ -142,13 +142,20 @@ fn paid(bench: &Bench, path: &str, count: usize) -> Result<Requests, String> {
     Ok(Requests::Each(requests))
 }
 
-fn measure(bench: &mut Bench, routes: usize, seconds: f64) -> Result<RouteRun, String> {
+fn measure(
+    bench: &mut Bench,
+    routes: usize,
+    seconds: f64,
+    rss_router: u64,
+) -> Result<RouteRun, String> {
     let d = Duration::from_secs_f64(seconds);
     let warmup = Duration::from_secs_f64((seconds / 5.0).clamp(0.2, 1.0));
     let last = route_path(routes - 1);
     // Every route's first 402 (its offers built and cached) before anything is measured.
     let first = bench.load(Duration::from_secs(120), rotation(bench, routes, routes));
     bench.expect("first request of every route", &first, 402);
+    drop(first);
+    let rss_warm = rss_bytes();
     bench.load(warmup, Requests::Repeat(bench.get(&last)));
     let unpaid_last = bench.load(d, Requests::Repeat(bench.get(&last)));
     bench.expect("402 of the last route", &unpaid_last, 402);
@@ -168,6 +175,8 @@ fn measure(bench: &mut Bench, routes: usize, seconds: f64) -> Result<RouteRun, S
         unpaid_last: throughput(&unpaid_last),
         unpaid_rotation: throughput(&unpaid_rotation),
         paid_last: throughput(&paid_last),
+        rss_router,
+        rss_warm,
         rss_bytes: rss_bytes(),
     })
 }
@@ -176,6 +185,7 @@ fn measure(bench: &mut Bench, routes: usize, seconds: f64) -> Result<RouteRun, S
 /// behind a paywall with the in-process facilitator, measures it and writes a [`RouteRun`] to
 /// `--out`.
 pub fn main(app: Router, routes: usize) -> ExitCode {
+    let rss_router = rss_bytes();
     let options = match parse() {
         Ok(o) => o,
         Err(e) => {
@@ -199,7 +209,7 @@ pub fn main(app: Router, routes: usize) -> ExitCode {
         connections: options.connections,
         failures: Vec::new(),
     };
-    let run = match measure(&mut bench, routes.max(1), options.seconds) {
+    let run = match measure(&mut bench, routes.max(1), options.seconds, rss_router) {
         Ok(run) => run,
         Err(e) => {
             eprintln!("routes-{routes}: {e}");
@@ -207,10 +217,12 @@ pub fn main(app: Router, routes: usize) -> ExitCode {
         }
     };
     println!(
-        "routes-{routes}: 402 last {:.0} req/s, 402 rotation {:.0} req/s, paid {:.0} req/s, RSS {} MiB",
+        "routes-{routes}: 402 last {:.0} req/s, 402 rotation {:.0} req/s, paid {:.0} req/s; RSS {} MiB with the router, {} MiB with every 402 cached, {} MiB at the end",
         run.unpaid_last.rps,
         run.unpaid_rotation.rps,
         run.paid_last.rps,
+        run.rss_router >> 20,
+        run.rss_warm >> 20,
         run.rss_bytes >> 20
     );
     if let Err(e) = write_json(&options.out, &run) {
