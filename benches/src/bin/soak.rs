@@ -160,10 +160,8 @@ fn challenge(
     fixture::decode_challenge(header.as_bytes())
 }
 
-fn run(o: &Options) -> Result<SoakResults, String> {
-    let retention = ((o.seconds / 6.0) as u64)
-        .saturating_sub(PAYMENT_LIFETIME)
-        .max(5);
+/// The paywall of the soak over `store`, keeping records `retention` seconds.
+fn paywall(store: Arc<MemoryStore>, retention: u64) -> Result<X402, String> {
     let config = X402Config::builder()
         .pay_to(x402_testbed::MERCHANT.to_checksum(None))
         .network(fixture::NETWORK)
@@ -172,12 +170,32 @@ fn run(o: &Options) -> Result<SoakResults, String> {
         .record_retention(Duration::from_secs(retention))
         .build()
         .map_err(|e| format!("configuration: {e}"))?;
-    let store = Arc::new(MemoryStore::new());
-    let x402 = X402::builder(config)
+    X402::builder(config)
         .facilitator(fixture::StubbedSettlement::new())
-        .store(store.clone())
+        .store(store)
         .build()
-        .map_err(|e| format!("paywall: {e}"))?;
+        .map_err(|e| format!("paywall: {e}"))
+}
+
+/// Adds a cycle's statuses to the responses by kind.
+fn tally(responses: &mut BTreeMap<String, u64>, statuses: &BTreeMap<u16, u64>) {
+    for (status, n) in statuses {
+        let kind = match status {
+            402 => "unpaid_402",
+            200 => "paid_200",
+            409 => "replay_409",
+            _ => "other",
+        };
+        *responses.entry(kind.to_owned()).or_default() += n;
+    }
+}
+
+fn run(o: &Options) -> Result<SoakResults, String> {
+    let retention = ((o.seconds / 6.0) as u64)
+        .saturating_sub(PAYMENT_LIFETIME)
+        .max(5);
+    let store = Arc::new(MemoryStore::new());
+    let x402 = paywall(store.clone(), retention)?;
     let server = runtime("server")?;
     let client = runtime("client")?;
     let addr = server
@@ -222,15 +240,7 @@ fn run(o: &Options) -> Result<SoakResults, String> {
                 outcome.errors.iter().take(3).collect::<Vec<_>>()
             );
         }
-        for (status, n) in &outcome.statuses {
-            let kind = match status {
-                402 => "unpaid_402",
-                200 => "paid_200",
-                409 => "replay_409",
-                _ => "other",
-            };
-            *responses.entry(kind.to_owned()).or_default() += n;
-        }
+        tally(&mut responses, &outcome.statuses);
         previous = paid;
         second += 1;
         let next = start + Duration::from_secs(u64::from(second));
