@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reruns every benchmark and rewrites the results in BENCHMARKS.md (between its result markers)
 # and the plots in benches/figures/. Everything runs on 127.0.0.1 and is bounded in time.
-#   bash scripts/bench.sh            full run (about 15 minutes on 2 cores)
+#   bash scripts/bench.sh            full run (about 45 minutes on 2 cores)
 #   bash scripts/bench.sh --smoke    each benchmark built and run once, briefly (what CI runs; the peers
 #                                    of the load harness are left out: building x402-rs's tree costs minutes)
 set -euo pipefail
@@ -38,9 +38,18 @@ step "heap allocations per request (plain handler, unpaid 402, in-process paid)"
 cargo run --release -p x402-bench --locked --bin allocs -- --out target/bench/allocs.json
 step "paid load run with ledger reconciliation (60 s; its figures are copied into BENCHMARKS.md by hand)"
 cargo run --release -p x402-bench --locked --bin ledger -- --seconds 60 --out target/bench/ledger.json
-step "compile-time benchmark"
-cargo run --release -p x402-bench --locked --bin compile-bench -- --out target/bench/compile.json
+step "compile-time benchmark (one argument type, then a distinct type per handler)"
+cargo run --release -p x402-bench --locked --bin compile-bench -- --out target/bench/compile.json \
+  --types-out target/bench/compile-types.json
+step "throughput with 10, 1,000 and 10,000 paid routes (generated crates, built in release)"
+cargo run --release -p x402-bench --locked --bin route-scale -- --out target/bench/routes.json
+step "resident memory of 100,000 replay-store entries"
+cargo run --release -p x402-bench --locked --bin replay-rss -- --out target/bench/replay-rss.json
+step "10-minute mixed soak, resident memory sampled"
+cargo run --release -p x402-bench --locked --bin soak -- --seconds 600 --out target/bench/soak.json
 step "report"
 cargo run --release -p x402-bench --locked --bin report -- \
   --load target/bench/load.json --compile target/bench/compile.json --criterion target/criterion \
+  --routes target/bench/routes.json --replay-rss target/bench/replay-rss.json \
+  --soak target/bench/soak.json --compile-types target/bench/compile-types.json \
   --markdown BENCHMARKS.md --figures benches/figures

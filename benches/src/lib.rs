@@ -12,14 +12,21 @@
 //!   (nothing lost, settled twice or delivered unpaid).
 //! - `compile-bench`: build time of a crate with 200 `#[paid]` handlers against the same crate
 //!   with 200 plain handlers.
+//! - `route-scale`: 402 and paid throughput with 10, 1,000 and 10,000 `#[paid]` routes
+//!   (generated crates; [`route_load`] is their load run).
+//! - `replay-rss`: resident memory per entry of the in-memory replay store.
+//! - `soak`: a bounded mixed load (402s, payments, replays), resident memory sampled throughout.
 //! - `report`: turns the results into tables and SVG plots in `BENCHMARKS.md`.
 //!
 //! `scripts/bench.sh` runs all of them; see `BENCHMARKS.md`.
 
 pub mod bound;
 pub mod fixture;
+pub mod growth;
+pub mod growth_report;
 pub mod loadgen;
 pub mod machine;
 pub mod peers;
 pub mod results;
+pub mod route_load;
 pub mod stats;

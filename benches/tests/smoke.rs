@@ -1,9 +1,11 @@
 //! The load harness, once and briefly (`load --smoke`): every scenario builds, runs and gets the
 //! answers it should (402s unpaid, 200s paid, the merchant paid on chain), the peers aside
 //! (`--smoke` leaves them out: building x402-rs's dependency tree would cost CI minutes; the full
-//! run of `scripts/bench.sh` measures them); and the paid load run
-//! with ledger reconciliation (`ledger --smoke`, about 2 s with replays) holds every invariant.
-//! Figures are not checked here; `scripts/bench.sh` measures them. Ignored in the ordinary test
+//! run of `scripts/bench.sh` measures them); and the paid load run with ledger reconciliation
+//! (`ledger --smoke`, about 2 s with replays) holds every invariant; the replay store's memory is
+//! measured (`replay-rss --smoke`, 10,000 entries) and a 5-second mixed soak answers every request
+//! as expected (`soak --smoke`). Figures are not checked here; `scripts/bench.sh` measures them.
+//! Ignored in the ordinary test
 //! run, so that the test command runs them once, in its benchmark step.
 
 use std::process::Command;
@@ -54,4 +56,54 @@ fn ledger_run_reconciles() {
     for invariant in ["lost", "double_settled", "unpaid"] {
         assert_eq!(ledger["invariants"][invariant], 0, "{invariant}");
     }
+}
+
+#[test]
+#[ignore = "run by `scripts/bench.sh --smoke`, the test command's benchmark step"]
+fn replay_store_memory_is_measured() {
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("replay-rss-smoke.json");
+    let status = Command::new(env!("CARGO_BIN_EXE_replay-rss"))
+        .arg("--smoke")
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("replay-rss starts");
+    assert!(status.success(), "replay-rss --smoke failed: {status}");
+    let results: x402_bench::growth::ReplayRssResults =
+        x402_bench::results::read_json(&out).expect("results written");
+    assert_eq!(results.mode, "smoke");
+    assert_eq!(results.fills.len(), 2);
+    for fill in &results.fills {
+        assert_eq!(fill.held, fill.entries, "{}", fill.what);
+        assert!(fill.rss_after > 0, "{}: resident memory read", fill.what);
+    }
+}
+
+#[test]
+#[ignore = "run by `scripts/bench.sh --smoke`, the test command's benchmark step"]
+fn soak_answers_every_request_as_expected() {
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("soak-smoke.json");
+    let status = Command::new(env!("CARGO_BIN_EXE_soak"))
+        .arg("--smoke")
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("soak starts");
+    assert!(status.success(), "soak --smoke failed: {status}");
+    let results: x402_bench::growth::SoakResults =
+        x402_bench::results::read_json(&out).expect("results written");
+    assert_eq!(results.mode, "smoke");
+    assert_eq!(results.unexpected, 0);
+    for kind in ["unpaid_402", "paid_200", "replay_409"] {
+        assert!(
+            results.responses.get(kind).is_some_and(|n| *n > 0),
+            "{kind}: {:?}",
+            results.responses
+        );
+    }
+    assert!(
+        results.samples.len() >= 3,
+        "{} samples",
+        results.samples.len()
+    );
 }

@@ -1,23 +1,28 @@
 //! The compile-time benchmark: a generated crate with N `#[paid]` handlers against the same crate
-//! with N plain handlers, clean and incremental `cargo build` (dev profile).
+//! with N plain handlers, clean and incremental `cargo build` (dev profile); then the same pair
+//! with each handler taking its own argument type (`Query<ArgsN>`, N distinct types, present in
+//! both crates), so that the paywall's per-argument code is compiled once per handler.
 //!
 //! ```text
 //! cargo run --release -p x402-bench --bin compile-bench -- [--handlers 200] [--rounds 9]
-//!     [--smoke] [--out target/bench/compile.json]
+//!     [--smoke] [--out target/bench/compile.json] [--types-out target/bench/compile-types.json]
+//!     [--same-types-only]
 //! ```
 //!
-//! Both crates are written to `target/compile-bench/` as one workspace with its own target
+//! The crates are written to `target/compile-bench/` as one workspace with its own target
 //! folder and this repository's `Cargo.lock` (so the same dependency versions, offline), and
 //! both depend on `x402-runtime` by path with only its `macros` feature (the paywall and the
 //! attribute; no HTTP client), which is all either crate uses. Dependencies are built once first; then, per round and
 //! crate, `cargo clean -p <crate>` + `cargo build` is the clean build, and changing a string in
-//! one handler + `cargo build` is the incremental one. The two crates alternate.
+//! one handler + `cargo build` is the incremental one. The two crates of a pair alternate; the
+//! pair with one argument type is measured first, then the pair with distinct types.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+use x402_bench::growth::DistinctTypesResults;
 use x402_bench::machine::Machine;
 use x402_bench::results::{BuildTimes, CompileResults, write_json};
 
@@ -27,6 +32,8 @@ struct Options {
     handlers: usize,
     rounds: usize,
     out: PathBuf,
+    distinct: bool,
+    types_out: PathBuf,
 }
 
 fn parse() -> Result<Options, String> {
@@ -34,6 +41,8 @@ fn parse() -> Result<Options, String> {
         handlers: 200,
         rounds: 9,
         out: PathBuf::from("target/bench/compile.json"),
+        distinct: true,
+        types_out: PathBuf::from("target/bench/compile-types.json"),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -44,6 +53,8 @@ fn parse() -> Result<Options, String> {
             }
             "--rounds" => o.rounds = value("--rounds")?.parse().map_err(|e| format!("{e}"))?,
             "--out" => o.out = PathBuf::from(value("--out")?),
+            "--types-out" => o.types_out = PathBuf::from(value("--types-out")?),
+            "--same-types-only" => o.distinct = false,
             "--smoke" => {
                 o.handlers = 5;
                 o.rounds = 1;
@@ -115,15 +126,52 @@ fn lib_rs(paid: bool, handlers: usize) -> String {
     s
 }
 
-fn module_rs(paid: bool, module: usize, handlers: usize, note: &str) -> String {
-    let mut s = String::from(
-        "//! Generated handlers.\n\nuse axum::Json;\nuse axum::extract::Query;\n\nuse crate::{City, Report};\n",
-    );
+/// One generated crate: `#[paid]` or plain handlers, all taking `Query<City>` or each its own
+/// `Query<ArgsN>` (`distinct`).
+#[derive(Clone, Copy)]
+struct Kind {
+    paid: bool,
+    distinct: bool,
+}
+
+impl Kind {
+    fn dir(self) -> &'static str {
+        match (self.paid, self.distinct) {
+            (true, false) => "paid",
+            (false, false) => "plain",
+            (true, true) => "paid-types",
+            (false, true) => "plain-types",
+        }
+    }
+
+    fn package(self) -> String {
+        format!("cb-{}", self.dir())
+    }
+}
+
+fn module_rs(kind: Kind, module: usize, handlers: usize, note: &str) -> String {
+    let paid = kind.paid;
+    let mut s =
+        String::from("//! Generated handlers.\n\nuse axum::Json;\nuse axum::extract::Query;\n\n");
+    s.push_str(if kind.distinct {
+        "use crate::Report;\n"
+    } else {
+        "use crate::{City, Report};\n"
+    });
     if paid {
         s.push_str("use x402_runtime::paid;\n");
     }
     let first = module * PER_MODULE;
     for i in first..(first + PER_MODULE).min(handlers) {
+        let argument = if kind.distinct {
+            let _ = write!(
+                s,
+                "\n/// Query of report {i}.\n#[derive(serde::Deserialize)]\npub struct Args{i} {{\n    /// City name.\n    pub city: String,\n}}\n"
+            );
+            format!("Args{i}")
+        } else {
+            "City".to_owned()
+        };
         let _ = write!(s, "\n/// Report number {i}.\n");
         if paid {
             let _ = writeln!(
@@ -134,7 +182,7 @@ fn module_rs(paid: bool, module: usize, handlers: usize, note: &str) -> String {
         }
         let _ = writeln!(
             s,
-            "pub async fn report_{i}(Query(q): Query<City>) -> Json<Report> {{\n    Json(Report {{ id: {i}, city: q.city, note: \"{note}\" }})\n}}"
+            "pub async fn report_{i}(Query(q): Query<{argument}>) -> Json<Report> {{\n    Json(Report {{ id: {i}, city: q.city, note: \"{note}\" }})\n}}"
         );
     }
     s
@@ -147,24 +195,25 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn generate(dir: &Path, root: &Path, handlers: usize) -> Result<(), String> {
+fn generate(dir: &Path, root: &Path, handlers: usize, kinds: &[Kind]) -> Result<(), String> {
+    let members: Vec<String> = kinds.iter().map(|k| format!("\"{}\"", k.dir())).collect();
     write(
         &dir.join("Cargo.toml"),
-        "[workspace]\nresolver = \"3\"\nmembers = [\"paid\", \"plain\"]\n",
+        &format!(
+            "[workspace]\nresolver = \"3\"\nmembers = [{}]\n",
+            members.join(", ")
+        ),
     )?;
     std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock"))
         .map_err(|e| format!("copy Cargo.lock: {e}"))?;
-    for (krate, paid) in [("paid", true), ("plain", false)] {
-        let base = dir.join(krate);
-        write(
-            &base.join("Cargo.toml"),
-            &manifest(&format!("cb-{krate}"), root),
-        )?;
-        write(&base.join("src/lib.rs"), &lib_rs(paid, handlers))?;
+    for &kind in kinds {
+        let base = dir.join(kind.dir());
+        write(&base.join("Cargo.toml"), &manifest(&kind.package(), root))?;
+        write(&base.join("src/lib.rs"), &lib_rs(kind.paid, handlers))?;
         for m in 0..handlers.div_ceil(PER_MODULE) {
             write(
                 &base.join(format!("src/handlers_{m:02}.rs")),
-                &module_rs(paid, m, handlers, "v0"),
+                &module_rs(kind, m, handlers, "v0"),
             )?;
         }
     }
@@ -194,49 +243,95 @@ fn cargo(dir: &Path, args: &[&str]) -> Result<f64, String> {
     Ok(seconds)
 }
 
-fn run(o: &Options) -> Result<CompileResults, String> {
+/// Times `pair` (`#[paid]`, then plain) for `o.rounds` rounds, alternating which goes first.
+fn measure(o: &Options, dir: &Path, pair: [Kind; 2]) -> Result<[BuildTimes; 2], String> {
+    let mut times = [BuildTimes::default(), BuildTimes::default()];
+    for round in 0..o.rounds {
+        let order = if round % 2 == 0 { [1, 0] } else { [0, 1] };
+        for side in order {
+            let kind = pair[side];
+            let package = kind.package();
+            cargo(dir, &["clean", "-p", &package])?;
+            let clean = cargo(dir, &["build", "-p", &package])?;
+            write(
+                &dir.join(kind.dir()).join("src/handlers_00.rs"),
+                &module_rs(kind, 0, o.handlers, &format!("v{}", round + 1)),
+            )?;
+            let incremental = cargo(dir, &["build", "-p", &package])?;
+            println!(
+                "round {round}: {:<11} clean {clean:.2} s, incremental {incremental:.2} s",
+                kind.dir()
+            );
+            times[side].clean.push(clean);
+            times[side].incremental.push(incremental);
+        }
+    }
+    Ok(times)
+}
+
+const SAME: [Kind; 2] = [
+    Kind {
+        paid: true,
+        distinct: false,
+    },
+    Kind {
+        paid: false,
+        distinct: false,
+    },
+];
+const DISTINCT: [Kind; 2] = [
+    Kind {
+        paid: true,
+        distinct: true,
+    },
+    Kind {
+        paid: false,
+        distinct: true,
+    },
+];
+
+fn run(o: &Options) -> Result<(CompileResults, Option<DistinctTypesResults>), String> {
     let root = repo_root();
     let dir = root.join("target/compile-bench");
-    generate(&dir, &root, o.handlers)?;
+    let kinds: Vec<Kind> = if o.distinct {
+        SAME.iter().chain(&DISTINCT).copied().collect()
+    } else {
+        SAME.to_vec()
+    };
+    generate(&dir, &root, o.handlers, &kinds)?;
     println!(
         "compile-bench: {} handlers per crate in {}",
         o.handlers,
         dir.display()
     );
-    let prime = cargo(&dir, &["build", "-p", "cb-paid", "-p", "cb-plain"])?;
-    println!("dependencies and both crates built once in {prime:.1} s");
-    let mut paid = BuildTimes::default();
-    let mut plain = BuildTimes::default();
-    for round in 0..o.rounds {
-        let order = if round % 2 == 0 {
-            [("plain", false), ("paid", true)]
-        } else {
-            [("paid", true), ("plain", false)]
-        };
-        for (krate, is_paid) in order {
-            let package = format!("cb-{krate}");
-            cargo(&dir, &["clean", "-p", &package])?;
-            let clean = cargo(&dir, &["build", "-p", &package])?;
-            write(
-                &dir.join(krate).join("src/handlers_00.rs"),
-                &module_rs(is_paid, 0, o.handlers, &format!("v{}", round + 1)),
-            )?;
-            let incremental = cargo(&dir, &["build", "-p", &package])?;
-            println!(
-                "round {round}: {krate:<5} clean {clean:.2} s, incremental {incremental:.2} s"
-            );
-            let times = if is_paid { &mut paid } else { &mut plain };
-            times.clean.push(clean);
-            times.incremental.push(incremental);
-        }
+    let mut all = vec!["build".to_owned()];
+    for kind in &kinds {
+        all.push("-p".to_owned());
+        all.push(kind.package());
     }
-    Ok(CompileResults {
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let prime = cargo(&dir, &all)?;
+    println!("dependencies and every crate built once in {prime:.1} s");
+    let [paid, plain] = measure(o, &dir, SAME)?;
+    let same = CompileResults {
         machine: Machine::detect(),
         handlers: o.handlers,
         profile: "dev".to_owned(),
         paid,
         plain,
-    })
+    };
+    let distinct = if o.distinct {
+        let [paid, plain] = measure(o, &dir, DISTINCT)?;
+        Some(DistinctTypesResults {
+            machine: Machine::detect(),
+            handlers: o.handlers,
+            paid,
+            plain,
+        })
+    } else {
+        None
+    };
+    Ok((same, distinct))
 }
 
 fn main() -> ExitCode {
@@ -248,18 +343,35 @@ fn main() -> ExitCode {
         }
     };
     match run(&options) {
-        Ok(results) => {
+        Ok((results, distinct)) => {
             let median = |v: &[f64]| x402_bench::stats::median(v);
-            println!(
-                "paid/plain: clean {:.3}, incremental {:.3}",
-                median(&results.paid.clean) / median(&results.plain.clean),
-                median(&results.paid.incremental) / median(&results.plain.incremental)
-            );
+            let ratios = |paid: &BuildTimes, plain: &BuildTimes| {
+                (
+                    median(&paid.clean) / median(&plain.clean),
+                    median(&paid.incremental) / median(&plain.incremental),
+                )
+            };
+            let (clean, incremental) = ratios(&results.paid, &results.plain);
+            println!("paid/plain: clean {clean:.3}, incremental {incremental:.3}");
             if let Err(e) = write_json(&options.out, &results) {
                 eprintln!("compile-bench: cannot write {}: {e}", options.out.display());
                 return ExitCode::FAILURE;
             }
             println!("compile-bench: results in {}", options.out.display());
+            if let Some(distinct) = distinct {
+                let (clean, incremental) = ratios(&distinct.paid, &distinct.plain);
+                println!(
+                    "distinct argument types, paid/plain: clean {clean:.3}, incremental {incremental:.3}"
+                );
+                if let Err(e) = write_json(&options.types_out, &distinct) {
+                    eprintln!(
+                        "compile-bench: cannot write {}: {e}",
+                        options.types_out.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+                println!("compile-bench: results in {}", options.types_out.display());
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -5,6 +5,8 @@
 //! cargo run --release -p x402-bench --bin report -- [--load target/bench/load.json]
 //!     [--compile target/bench/compile.json] [--criterion target/criterion]
 //!     [--markdown BENCHMARKS.md] [--figures benches/figures]
+//!     [--routes target/bench/routes.json] [--replay-rss target/bench/replay-rss.json]
+//!     [--soak target/bench/soak.json] [--compile-types target/bench/compile-types.json]
 //! ```
 
 use std::fmt::Write as _;
@@ -13,6 +15,7 @@ use std::process::ExitCode;
 
 use plotters::prelude::*;
 use serde_json::Value;
+use x402_bench::growth_report;
 use x402_bench::results::{Allocations, CompileResults, LoadResults, Peers, Scenario, read_json};
 use x402_bench::stats::median;
 
@@ -63,6 +66,7 @@ struct Options {
     criterion: PathBuf,
     markdown: PathBuf,
     figures: PathBuf,
+    growth: growth_report::Inputs,
 }
 
 fn parse() -> Result<Options, String> {
@@ -72,9 +76,13 @@ fn parse() -> Result<Options, String> {
         criterion: "target/criterion".into(),
         markdown: "BENCHMARKS.md".into(),
         figures: "benches/figures".into(),
+        growth: growth_report::Inputs::default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if o.growth.take(&arg, || args.next()) {
+            continue;
+        }
         let mut value = |name: &str| {
             args.next()
                 .map(PathBuf::from)
@@ -769,6 +777,7 @@ fn main() -> ExitCode {
             let _ = writeln!(md, "### Compile time\n\nNot measured in this run.\n");
         }
     }
+    growth_report::section(&mut md, &o.growth);
     md.push_str(END);
 
     let current = std::fs::read_to_string(&o.markdown).unwrap_or_default();
