@@ -39,6 +39,10 @@ const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct HttpFacilitator {
     base: String,
+    /// `/verify` and `/settle` under `base`, parsed once (a URL reqwest cannot parse is left to
+    /// fail at each call, as before).
+    verify_url: Option<reqwest::Url>,
+    settle_url: Option<reqwest::Url>,
     client: reqwest::Client,
     verify_timeout: Duration,
     settle_timeout: Duration,
@@ -102,7 +106,10 @@ impl HttpFacilitatorBuilder {
             .redirect(redirects())
             .build()
             .map_err(|e| ConfigError::new(format!("cannot create the facilitator client: {e}")))?;
+        let parsed = |path: &str| reqwest::Url::parse(&format!("{}{path}", self.base)).ok();
         Ok(HttpFacilitator {
+            verify_url: parsed("/verify"),
+            settle_url: parsed("/settle"),
             base: self.base,
             client,
             verify_timeout: self.verify_timeout,
@@ -157,7 +164,18 @@ impl HttpFacilitator {
         method: reqwest::Method,
         url: &str,
     ) -> Result<reqwest::RequestBuilder, FacilitatorError> {
-        let mut request = self.client.request(method.clone(), url);
+        self.request_to(method, url, url)
+    }
+
+    /// [`request`](Self::request) to `target` (a URL already parsed, or its text), whose text is
+    /// `url`.
+    fn request_to(
+        &self,
+        method: reqwest::Method,
+        target: impl reqwest::IntoUrl,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, FacilitatorError> {
+        let mut request = self.client.request(method.clone(), target);
         if !self.headers.is_empty() {
             request = request.headers(self.headers.to_map());
         }
@@ -196,8 +214,16 @@ impl HttpFacilitator {
         timeout: Duration,
         accept_on_error: impl Fn(reqwest::StatusCode, &T) -> bool,
     ) -> Result<T, FacilitatorError> {
-        let url = format!("{}{path}", self.base);
-        let post = self.request(reqwest::Method::POST, &url)?.json(request);
+        let parsed = match path {
+            "/verify" => self.verify_url.as_ref(),
+            "/settle" => self.settle_url.as_ref(),
+            _ => None,
+        };
+        let post = match parsed {
+            Some(url) => self.request_to(reqwest::Method::POST, url.clone(), url.as_str())?,
+            None => self.request(reqwest::Method::POST, &format!("{}{path}", self.base))?,
+        }
+        .json(request);
         let (status, body) = self.call(post, timeout).await?;
         let parsed = serde_json::from_slice::<T>(&body);
         match parsed {

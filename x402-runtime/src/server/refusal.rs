@@ -61,7 +61,7 @@ pub(crate) enum Refusal {
     BodyFailedAfterSettling(String),
     /// `/settle` could not be reached; nothing was sent and the payment is released.
     SettleUnreachable,
-    /// The settlement task failed inside the server.
+    /// The settlement failed inside the server (it panicked).
     SettlementTaskFailed,
     /// The authorization expired while the handler ran, so it was not settled.
     ExpiredWhileServed(Receipted),

@@ -2,6 +2,7 @@
 //! run, run the handler, then settle (after the handler, or before it for `settle = "before"`)
 //! in a task that a client disconnect cannot cancel, and attach the receipt.
 
+use super::settlement::finishing::{Finishing, panic_message};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -411,8 +412,9 @@ impl Admitted {
         Ok(())
     }
 
-    /// Settles in a spawned task, so that a client disconnect cannot cancel it; the task
-    /// records the outcome in the replay store whether or not anyone waits for it.
+    /// Settles so that a client disconnect cannot cancel it ([`Finishing`]: in this task, handed
+    /// to the runtime if the request is dropped); the outcome is recorded in the replay store
+    /// whether or not anyone waits for it.
     async fn settle(self) -> Result<SettleResponse, Response> {
         if self.charged.is_some_and(|units| units.is_zero()) {
             return Ok(self.settle_nothing().await);
@@ -456,7 +458,8 @@ impl Admitted {
             return Err(Refusal::ExpiredWhileServed(expired).into_response());
         }
         let route = self.route;
-        let settled = tokio::spawn(self.settle_now()).await;
+        // Finished even if the client goes away, in this task unless it does.
+        let settled = Finishing::new(self.settle_now()).await;
         if let Ok(outcome) = &settled {
             telemetry::settlement(route, outcome.label());
         }
@@ -480,8 +483,9 @@ impl Admitted {
                 Refusal::pending(version, payer, &wire_network, &transaction)
             }
             Ok(Outcome::Expired) => Refusal::pending(version, payer, &wire_network, ""),
-            Err(join) => {
-                tracing::error!("x402: settlement task failed: {join}");
+            Err(panic) => {
+                let why = panic_message(panic.as_ref());
+                tracing::error!("x402: the settlement panicked: {why}");
                 Refusal::SettlementTaskFailed
             }
         };

@@ -30,6 +30,7 @@ use crate::server::engine::X402;
 use crate::store::{ReplayStore, Slot};
 
 pub(crate) mod backoff;
+pub(crate) mod finishing;
 mod operator;
 mod reconcile;
 
