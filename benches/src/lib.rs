@@ -10,6 +10,8 @@
 //!   (nothing lost, settled twice or delivered unpaid).
 //! - `compile-bench`: build time of a crate with 200 `#[paid]` handlers against the same crate
 //!   with 200 plain handlers.
+//! - `settle`: settled payments per second on anvil with Circle's USDC for our facilitator (in
+//!   process and standalone) and the official TypeScript one, reconciled against the chain.
 //! - `report`: turns the results into tables and SVG plots in `BENCHMARKS.md`.
 //!
 //! `scripts/bench.sh` runs all of them; see `BENCHMARKS.md`.
@@ -19,4 +21,5 @@ pub mod fixture;
 pub mod loadgen;
 pub mod machine;
 pub mod results;
+pub mod settlement;
 pub mod stats;
