@@ -141,7 +141,11 @@ pub fn markdown(s: &SettleResults) -> String {
         "Settled payments per second on one anvil with Circle's FiatTokenV2_2 ({} run{}, \
          at most {:.0} s per run, {} payers, price {} atomic units; `settle --{}`).\n\n",
         s.mode,
-        if s.mode == "full" { "" } else { " — figures not comparable" },
+        if s.mode == "full" {
+            ""
+        } else {
+            " — figures not comparable"
+        },
         s.seconds,
         s.payers,
         s.price,

@@ -152,24 +152,29 @@ fn prepare(challenge: &PaymentRequired, keys: &[&str], count: usize) -> Vec<Prep
     let offer = serde_json::to_value(&challenge.accepts[0]).expect("offer JSON");
     fixture::presign_payments(challenge, keys, count, valid_before)
         .into_iter()
-        .map(|SignedPayment { nonce, payer, header }| {
-            let payload: serde_json::Value = serde_json::from_slice(
-                &STANDARD.decode(header).expect("the header is base64"),
-            )
-            .expect("the header is JSON");
-            let body = json!({
-                "x402Version": 2,
-                "paymentPayload": payload,
-                "paymentRequirements": offer,
-            });
-            let request =
-                serde_json::from_str(&body.to_string()).expect("a valid facilitator request");
-            Prepared {
-                payer,
-                nonce,
-                request,
-            }
-        })
+        .map(
+            |SignedPayment {
+                 nonce,
+                 payer,
+                 header,
+             }| {
+                let payload: serde_json::Value =
+                    serde_json::from_slice(&STANDARD.decode(header).expect("the header is base64"))
+                        .expect("the header is JSON");
+                let body = json!({
+                    "x402Version": 2,
+                    "paymentPayload": payload,
+                    "paymentRequirements": offer,
+                });
+                let request =
+                    serde_json::from_str(&body.to_string()).expect("a valid facilitator request");
+                Prepared {
+                    payer,
+                    nonce,
+                    request,
+                }
+            },
+        )
         .collect()
 }
 
@@ -345,7 +350,10 @@ async fn measure<F: Facilitator>(
 ) -> Result<SettleRun, String> {
     let keys = payer_keys();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let payers: Vec<Address> = keys.iter().map(|k| fixture::Payer::new(k).address()).collect();
+    let payers: Vec<Address> = keys
+        .iter()
+        .map(|k| fixture::Payer::new(k).address())
+        .collect();
     let challenge = challenge();
     // Enough for 3000 settlements a second; the window ends a run that goes faster.
     let count = ((seconds * 3000.0) as usize).max(200);
@@ -449,7 +457,9 @@ async fn ready(server: Server, name: &str) -> Result<(Server, HttpFacilitator), 
     let mut server = server;
     loop {
         if let Ok(Some(status)) = server.child.try_wait() {
-            return Err(format!("{name} exited ({status}); see target/bench/{name}.log"));
+            return Err(format!(
+                "{name} exited ({status}); see target/bench/{name}.log"
+            ));
         }
         if client.supported().await.is_ok() {
             return Ok((server, client));
@@ -467,7 +477,12 @@ async fn start_standalone(bin: &Path, chain: &Chain) -> Result<(Server, HttpFaci
     let log = log_file("x402-facilitator.log")?;
     let child = Command::new(bin)
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--network", x402_testbed::NETWORK, "--receipt-timeout", "20"])
+        .args([
+            "--network",
+            x402_testbed::NETWORK,
+            "--receipt-timeout",
+            "20",
+        ])
         .env("X402_RPC_URL", chain.rpc_url())
         .env("X402_FACILITATOR_KEY", x402_testbed::FACILITATOR_KEY)
         .env("RUST_LOG", "warn")
@@ -674,8 +689,10 @@ fn transfer_input(payment: &SignedPayment, valid_before: u64) -> Result<Bytes, S
 
 /// The raw sender's throwaway key number `k` (funded with `anvil_setBalance`).
 fn raw_sender(k: usize) -> PrivateKeySigner {
-    PrivateKeySigner::from_bytes(&keccak256(format!("x402 settlement benchmark raw sender {k}")))
-        .expect("a hash is a valid key")
+    PrivateKeySigner::from_bytes(&keccak256(format!(
+        "x402 settlement benchmark raw sender {k}"
+    )))
+    .expect("a hash is a valid key")
 }
 
 /// Waits until `sender`'s transactions below `nonce` are mined.
@@ -701,7 +718,9 @@ async fn wait_mined(chain: &Chain, sender: Address, nonce: u64) -> Result<(), St
         }
         last = mined;
         if Instant::now() >= deadline {
-            return Err(format!("raw transactions unmined after 120 s: {mined} of {nonce}"));
+            return Err(format!(
+                "raw transactions unmined after 120 s: {mined} of {nonce}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -709,7 +728,10 @@ async fn wait_mined(chain: &Chain, sender: Address, nonce: u64) -> Result<(), St
 
 async fn run(options: &Options) -> Result<SettleResults, String> {
     let keys = payer_keys();
-    let payers: Vec<Address> = keys.iter().map(|k| fixture::Payer::new(k).address()).collect();
+    let payers: Vec<Address> = keys
+        .iter()
+        .map(|k| fixture::Payer::new(k).address())
+        .collect();
     let chain = Chain::start_with(ChainOptions {
         payers: payers.clone(),
         ..ChainOptions::default()
@@ -767,7 +789,7 @@ async fn run(options: &Options) -> Result<SettleResults, String> {
         }
     }
     if options.wants("anvil") || !options.smoke {
-        for senders in [1, 8] {
+        for senders in [8] {
             match anvil_rate(&chain, senders, options.seconds).await {
                 Ok(raw) => {
                     println!(

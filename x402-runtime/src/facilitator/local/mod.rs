@@ -23,6 +23,8 @@ use std::fmt;
 use std::sync::PoisonError;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use alloy::eips::eip1559::Eip1559Estimation;
 use alloy::network::{EthereumWallet, TransactionBuilder as _};
 use alloy::primitives::{Address, B256, Bytes, FixedBytes, U256};
@@ -136,8 +138,17 @@ struct Chain {
     fees: std::sync::Mutex<Option<(tokio::time::Instant, Eip1559Estimation)>>,
     /// Assets seen with contract code (code, once deployed, is not read again).
     assets_with_code: DashMap<Address, ()>,
+    /// The largest gas estimate seen for an EOA's `transferWithAuthorization`, by asset.
+    transfer_gas: DashMap<Address, u64>,
+    /// The key's mined transaction count (its `latest` nonce), as last read.
+    mined: tokio::sync::watch::Sender<u64>,
+    /// Held by the one settlement reading `mined` for all that wait.
+    watching: tokio::sync::Mutex<()>,
 }
 
+/// Gas added to every limit: a first credit to a recipient (a zero balance slot written) costs
+/// about 17 000 more than the transfers a cached estimate may have seen. Only gas used is paid.
+const GAS_MARGIN: u64 = 25_000;
 /// How long a fee estimate is used before it is read again.
 const FEES_MAX_AGE: Duration = Duration::from_millis(500);
 /// The longest pause between two reads of a receipt (the first reads come sooner).
@@ -167,7 +178,7 @@ impl Chain {
         writer: &DynProvider,
         from: Address,
         call: TransactionRequest,
-    ) -> Result<B256, FacilitatorError> {
+    ) -> Result<(B256, u64), FacilitatorError> {
         let mut next = self.sending.lock().await;
         let nonce = match *next {
             Some(nonce) => nonce,
@@ -181,12 +192,49 @@ impl Chain {
         match writer.send_transaction(call.with_nonce(nonce)).await {
             Ok(pending) => {
                 *next = Some(nonce + 1);
-                Ok(*pending.tx_hash())
+                Ok((*pending.tx_hash(), nonce))
             }
             Err(e) => {
                 *next = None;
                 // A failed send may still have reached the node: the outcome is unknown.
                 Err(FacilitatorError::BadResponse(format!("RPC: {e}")))
+            }
+        }
+    }
+}
+
+impl Chain {
+    /// Waits until the key's transaction with `nonce` is mined (the key's mined count passes
+    /// it), until `deadline`. One waiter at a time reads the count for all, at once and then
+    /// after 5 ms, doubling up to [`RECEIPT_POLL_MAX`] while it does not move; the others wait
+    /// for what it reads. Whether the transaction mined is this one is for its receipt to say.
+    async fn wait_mined(&self, reader: &DynProvider, from: Address, nonce: u64, deadline: Instant) {
+        let mut seen = self.mined.subscribe();
+        loop {
+            if *seen.borrow_and_update() > nonce || Instant::now() >= deadline {
+                return;
+            }
+            let Ok(_watching) = self.watching.try_lock() else {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                let _ =
+                    tokio::time::timeout(wait.min(Duration::from_millis(20)), seen.changed()).await;
+                continue;
+            };
+            let mut pause = Duration::from_millis(5);
+            loop {
+                match reader.get_transaction_count(from).latest().await {
+                    Ok(count) if count > *self.mined.borrow() => {
+                        self.mined.send_replace(count);
+                        pause = Duration::from_millis(5);
+                    }
+                    Ok(_) => pause = (pause * 2).min(RECEIPT_POLL_MAX),
+                    Err(e) => tracing::debug!("x402 facilitator: nonce read failed: {e}"),
+                }
+                let now = Instant::now();
+                if *self.mined.borrow() > nonce || now >= deadline {
+                    return;
+                }
+                tokio::time::sleep(pause.min(deadline - now)).await;
             }
         }
     }
@@ -205,7 +253,9 @@ async fn wait_for_receipt(
         match reader.get_transaction_receipt(hash).await {
             Ok(Some(receipt)) => return Some(receipt),
             Ok(None) => {}
-            Err(e) => tracing::debug!(transaction = %hash, "x402 facilitator: receipt read failed: {e}"),
+            Err(e) => {
+                tracing::debug!(transaction = %hash, "x402 facilitator: receipt read failed: {e}")
+            }
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
@@ -383,6 +433,9 @@ impl LocalFacilitatorBuilder {
                     sending: tokio::sync::Mutex::new(None),
                     fees: std::sync::Mutex::new(None),
                     assets_with_code: DashMap::new(),
+                    transfer_gas: DashMap::new(),
+                    mined: tokio::sync::watch::Sender::new(0),
+                    watching: tokio::sync::Mutex::new(()),
                 },
             );
         }
@@ -732,14 +785,20 @@ impl LocalFacilitator {
             Err(Refusal::Invalid(reason, _)) => return Ok(failed(reason, String::new())),
             Err(Refusal::Fault(e)) => return Err(e),
         };
-        let hash = checked
+        let (hash, sent_as) = checked
             .chain
             .send_in_order(writer, *facilitator, call)
             .await?;
         let (payer, nonce) = checked.payment.payer_and_nonce();
         let key = (checked.chain.network.chain_id, payer, nonce);
         self.in_flight.insert(key, hash);
-        match wait_for_receipt(writer, hash, self.receipt_timeout).await {
+        let deadline = Instant::now() + self.receipt_timeout;
+        checked
+            .chain
+            .wait_mined(writer, *facilitator, sent_as, deadline)
+            .await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        match wait_for_receipt(writer, hash, left).await {
             Some(receipt) => {
                 self.in_flight.remove(&key);
                 Ok(judge_receipt(&receipt, &checked, &failed))
@@ -751,7 +810,7 @@ impl LocalFacilitator {
         }
     }
 
-    /// `call` with its gas limit (the node's estimate and a quarter more), fees and chain id:
+    /// `call` with its gas limit (the estimate, a quarter more and [`GAS_MARGIN`]), fees and chain id:
     /// everything but the nonce. The estimate simulates the call; a revert is refused with its
     /// reason.
     async fn priced(
@@ -760,8 +819,33 @@ impl LocalFacilitator {
         writer: &DynProvider,
         call: TransactionRequest,
     ) -> Result<TransactionRequest, Refusal> {
-        let gas = match writer.estimate_gas(call.clone()).await {
-            Ok(gas) => gas,
+        // An EOA's EIP-3009 transfer on an asset already estimated needs no new estimate (the
+        // node runs an estimate many times over): a plain simulation, and the largest estimate
+        // seen for that asset.
+        let known = match &checked.payment {
+            Payment::Eip3009(p) if p.signature.len() == 65 => checked
+                .chain
+                .transfer_gas
+                .get(&checked.asset)
+                .map(|gas| *gas),
+            _ => None,
+        };
+        let simulated = match known {
+            Some(gas) => writer.call(call.clone()).await.map(|_| gas),
+            None => writer.estimate_gas(call.clone()).await,
+        };
+        let gas = match simulated {
+            Ok(gas) => {
+                if known.is_none() && matches!(&checked.payment, Payment::Eip3009(_)) {
+                    let mut seen = checked
+                        .chain
+                        .transfer_gas
+                        .entry(checked.asset)
+                        .or_insert(gas);
+                    *seen = (*seen).max(gas);
+                }
+                gas
+            }
             Err(e) => {
                 let reason = match &checked.payment {
                     Payment::Eip3009(_) => revert_reason(&e),
@@ -775,7 +859,7 @@ impl LocalFacilitator {
         };
         let fees = checked.chain.fees(writer).await.map_err(rpc_fault)?;
         Ok(call
-            .with_gas_limit(gas.saturating_add(gas / 4))
+            .with_gas_limit(gas.saturating_add(gas / 4).saturating_add(GAS_MARGIN))
             .with_max_fee_per_gas(fees.max_fee_per_gas)
             .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas)
             .with_chain_id(checked.chain.network.chain_id))
