@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p x402-bench --bin report -- [--load target/bench/load.json]
 //!     [--compile target/bench/compile.json] [--criterion target/criterion]
-//!     [--markdown BENCHMARKS.md] [--figures benches/figures]
+//!     [--settle target/bench/settle.json] [--markdown BENCHMARKS.md] [--figures benches/figures]
 //! ```
 
 use std::fmt::Write as _;
@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use plotters::prelude::*;
 use serde_json::Value;
 use x402_bench::results::{CompileResults, LoadResults, Scenario, read_json};
+use x402_bench::settlement::SettleResults;
 use x402_bench::stats::median;
 
 const BEGIN: &str = "<!-- results:begin (written by scripts/bench.sh; do not edit by hand) -->";
@@ -61,6 +62,7 @@ struct Options {
     load: PathBuf,
     compile: PathBuf,
     criterion: PathBuf,
+    settle: PathBuf,
     markdown: PathBuf,
     figures: PathBuf,
 }
@@ -70,6 +72,7 @@ fn parse() -> Result<Options, String> {
         load: "target/bench/load.json".into(),
         compile: "target/bench/compile.json".into(),
         criterion: "target/criterion".into(),
+        settle: "target/bench/settle.json".into(),
         markdown: "BENCHMARKS.md".into(),
         figures: "benches/figures".into(),
     };
@@ -84,6 +87,7 @@ fn parse() -> Result<Options, String> {
             "--load" => o.load = value("--load")?,
             "--compile" => o.compile = value("--compile")?,
             "--criterion" => o.criterion = value("--criterion")?,
+            "--settle" => o.settle = value("--settle")?,
             "--markdown" => o.markdown = value("--markdown")?,
             "--figures" => o.figures = value("--figures")?,
             "--bench" => {}
@@ -91,6 +95,19 @@ fn parse() -> Result<Options, String> {
         }
     }
     Ok(o)
+}
+
+/// The "Settlement on chain" table, from the `settle` run's results when there are some.
+fn settle_section(md: &mut String, path: &Path) {
+    match read_json::<SettleResults>(path) {
+        Ok(settle) => {
+            md.push_str(&x402_bench::settlement::markdown(&settle));
+            md.push('\n');
+        }
+        Err(e) => {
+            let _ = writeln!(md, "### Settlement on chain\n\nNot measured in this run ({e}).\n");
+        }
+    }
 }
 
 /// `(median, mean)` in ns of one criterion benchmark.
@@ -627,6 +644,7 @@ fn main() -> ExitCode {
         relative(&throughput),
         relative(&latency)
     );
+    settle_section(&mut md, &o.settle);
     micro_table(&mut md, &o.criterion);
     match &compile {
         Some(c) => compile_table(&mut md, c),

@@ -581,8 +581,9 @@ async fn each_concurrency<F: Facilitator>(
 }
 
 /// Raw sender: `transferWithAuthorization` transactions signed locally with consecutive nonces
-/// and fixed gas, each of `senders` keys sending its own in order, one at a time, for at most
-/// `seconds`, then waited for until mined. Measures what anvil itself accepts and mines.
+/// and fixed gas, each of `senders` keys sending its own in order, the next once the last is
+/// mined, for at most `seconds`. Measures what anvil itself accepts and mines: a facilitator with
+/// that many keys and no work of its own.
 async fn anvil_rate(chain: &Chain, senders: usize, seconds: f64) -> Result<RawRun, String> {
     let provider = chain.provider();
     // Far above any base fee a run reaches: blocks fuller than half raise it 12.5 % each, and a
@@ -634,10 +635,25 @@ async fn anvil_rate(chain: &Chain, senders: usize, seconds: f64) -> Result<RawRu
                 if Instant::now() >= deadline {
                     break;
                 }
-                let _pending = provider
+                let hash = *provider
                     .send_raw_transaction(tx)
                     .await
-                    .map_err(|e| format!("eth_sendRawTransaction: {e}"))?;
+                    .map_err(|e| format!("eth_sendRawTransaction: {e}"))?
+                    .tx_hash();
+                // The next one only once this one is mined: anvil mines on arrival, and what
+                // arrives faster than it mines may wait for a block that never comes.
+                let until = Instant::now() + Duration::from_secs(30);
+                while provider
+                    .get_transaction_receipt(hash)
+                    .await
+                    .map_err(|e| format!("eth_getTransactionReceipt: {e}"))?
+                    .is_none()
+                {
+                    if Instant::now() >= until {
+                        return Err(format!("{hash} unmined after 30 s"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
                 sent += 1;
             }
             Ok::<_, String>((address, nonce + sent, sent))
@@ -789,7 +805,7 @@ async fn run(options: &Options) -> Result<SettleResults, String> {
         }
     }
     if options.wants("anvil") || !options.smoke {
-        for senders in [8] {
+        for senders in [8, 64] {
             match anvil_rate(&chain, senders, options.seconds).await {
                 Ok(raw) => {
                     println!(
@@ -841,6 +857,7 @@ fn main() -> ExitCode {
         eprintln!("settle: cannot write {}: {e}", options.out.display());
         return ExitCode::FAILURE;
     }
+    println!("{}", x402_bench::settlement::markdown(&results));
     println!("settle: results in {}", options.out.display());
     if results.failures.is_empty() {
         ExitCode::SUCCESS
