@@ -85,9 +85,9 @@ pub struct Reconciliation {
 }
 
 /// anvil by a raw sender: pre-signed `transferWithAuthorization` transactions with local
-/// nonces and fixed gas, each sender key sending its own in nonce order, the next once the last
-/// is mined (what arrives faster than anvil's automine mines can wait for a block that never
-/// comes).
+/// nonces and fixed gas, each sender key sending its own in nonce order without waiting, then
+/// counted as mined (what arrives faster than anvil's automine mines may wait for a block that
+/// never comes, so the count is what anvil mined, up to when it stopped).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RawRun {
     /// Sender keys, each with its own ordered stream.
@@ -190,7 +190,7 @@ pub fn markdown(s: &SettleResults) -> String {
     for r in &s.anvil {
         md.push_str(&format!(
             "anvil itself, by a raw sender (pre-signed transactions, {} key{} each sending in \
-             nonce order, the next once the last is mined): **{:.0} tx/s** ({} mined in {:.1} s).\n",
+             nonce order without waiting): **{:.0} tx/s** ({} mined in {:.1} s).\n",
             r.senders,
             if r.senders == 1 { "" } else { "s" },
             r.mined_per_s,

@@ -105,7 +105,10 @@ fn settle_section(md: &mut String, path: &Path) {
             md.push('\n');
         }
         Err(e) => {
-            let _ = writeln!(md, "### Settlement on chain\n\nNot measured in this run ({e}).\n");
+            let _ = writeln!(
+                md,
+                "### Settlement on chain\n\nNot measured in this run ({e}).\n"
+            );
         }
     }
 }
