@@ -160,10 +160,10 @@ impl Chain {
         let now = tokio::time::Instant::now();
         {
             let cached = self.fees.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((at, fees)) = *cached {
-                if now.duration_since(at) < FEES_MAX_AGE {
-                    return Ok(fees);
-                }
+            if let Some((at, fees)) = *cached
+                && now.duration_since(at) < FEES_MAX_AGE
+            {
+                return Ok(fees);
             }
         }
         let fees = writer.estimate_eip1559_fees().await?;
