@@ -12,7 +12,8 @@ step() { printf '\n==> %s\n' "$*"; }
 if [ "${1:-}" = "--smoke" ]; then
   # Test builds with the workspace's features: after the test suite nothing is compiled again.
   # The criterion benches run each benchmark once in test mode; `tests/smoke.rs` runs
-  # `load --smoke` (about a second per scenario, the on-chain one included).
+  # `load --smoke` (about a second per scenario, the on-chain one included) and `settle --smoke`
+  # (ours in process and the official TypeScript facilitator, about a second each).
   step "criterion micro benchmarks, once each"
   cargo test --workspace --benches --locked
   step "load harness, about a second per scenario"
@@ -38,6 +39,10 @@ step "heap allocations per request (plain handler, unpaid 402, in-process paid)"
 cargo run --release -p x402-bench --locked --bin allocs -- --out target/bench/allocs.json
 step "paid load run with ledger reconciliation (60 s; its figures are copied into BENCHMARKS.md by hand)"
 cargo run --release -p x402-bench --locked --bin ledger -- --seconds 60 --out target/bench/ledger.json
+step "settlement on chain: ours (in process, standalone) and the official TypeScript facilitator, 10 s per run"
+cargo build --release -p x402-bench --locked --bin settle
+cargo build --release -p x402-runtime-facilitator --locked
+target/release/settle --seconds 10 --facilitator-bin target/release/x402-facilitator --out target/bench/settle.json
 step "compile-time benchmark (one argument type, then a distinct type per handler)"
 cargo run --release -p x402-bench --locked --bin compile-bench -- --out target/bench/compile.json \
   --types-out target/bench/compile-types.json
@@ -52,4 +57,5 @@ cargo run --release -p x402-bench --locked --bin report -- \
   --load target/bench/load.json --compile target/bench/compile.json --criterion target/criterion \
   --routes target/bench/routes.json --replay-rss target/bench/replay-rss.json \
   --soak target/bench/soak.json --compile-types target/bench/compile-types.json \
+  --settle target/bench/settle.json \
   --markdown BENCHMARKS.md --figures benches/figures

@@ -16,6 +16,8 @@
 //!   (generated crates; [`route_load`] is their load run).
 //! - `replay-rss`: resident memory per entry of the in-memory replay store.
 //! - `soak`: a bounded mixed load (402s, payments, replays), resident memory sampled throughout.
+//! - `settle`: settled payments per second on anvil with Circle's USDC for our facilitator (in
+//!   process and standalone) and the official TypeScript one, reconciled against the chain.
 //! - `report`: turns the results into tables and SVG plots in `BENCHMARKS.md`.
 //!
 //! `scripts/bench.sh` runs all of them; see `BENCHMARKS.md`.
@@ -29,4 +31,5 @@ pub mod machine;
 pub mod peers;
 pub mod results;
 pub mod route_load;
+pub mod settlement;
 pub mod stats;

@@ -4,8 +4,9 @@
 //! run of `scripts/bench.sh` measures them); and the paid load run with ledger reconciliation
 //! (`ledger --smoke`, about 2 s with replays) holds every invariant; the replay store's memory is
 //! measured (`replay-rss --smoke`, 10,000 entries) and a 5-second mixed soak answers every request
-//! as expected (`soak --smoke`). Figures are not checked here; `scripts/bench.sh` measures them.
-//! Ignored in the ordinary test
+//! as expected (`soak --smoke`); and the settlement benchmark (`settle --smoke`) settles on anvil
+//! through ours and the official TypeScript facilitator and reconciles with the chain. Figures are
+//! not checked here; `scripts/bench.sh` measures them. Ignored in the ordinary test
 //! run, so that the test command runs them once, in its benchmark step.
 
 use std::process::Command;
@@ -106,4 +107,30 @@ fn soak_answers_every_request_as_expected() {
         "{} samples",
         results.samples.len()
     );
+}
+
+#[test]
+#[ignore = "run by `scripts/bench.sh --smoke`, the test command's benchmark step"]
+fn settlement_benchmark_reconciles() {
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("settle-smoke.json");
+    let status = Command::new(env!("CARGO_BIN_EXE_settle"))
+        .arg("--smoke")
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("the settlement benchmark starts");
+    assert!(status.success(), "settle --smoke failed: {status}");
+    if !out.exists() {
+        // The test bed's tools are missing outside CI: `settle` said so and measured nothing.
+        return;
+    }
+    let results: x402_bench::settlement::SettleResults =
+        x402_bench::results::read_json(&out).expect("results written");
+    assert_eq!(results.mode, "smoke");
+    assert!(results.failures.is_empty(), "{:?}", results.failures);
+    for id in ["ours_inprocess", "ts_official"] {
+        let run = results.run(id, 8).expect("a run at concurrency 8");
+        assert!(run.settled > 0, "{id} settled nothing");
+        assert!(run.reconciliation.holds, "{id}: {:?}", run.reconciliation);
+    }
 }

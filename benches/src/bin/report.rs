@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p x402-bench --bin report -- [--load target/bench/load.json]
 //!     [--compile target/bench/compile.json] [--criterion target/criterion]
-//!     [--markdown BENCHMARKS.md] [--figures benches/figures]
+//!     [--markdown BENCHMARKS.md] [--figures benches/figures] [--settle target/bench/settle.json]
 //!     [--routes target/bench/routes.json] [--replay-rss target/bench/replay-rss.json]
 //!     [--soak target/bench/soak.json] [--compile-types target/bench/compile-types.json]
 //! ```
@@ -17,6 +17,7 @@ use plotters::prelude::*;
 use serde_json::Value;
 use x402_bench::growth_report;
 use x402_bench::results::{Allocations, CompileResults, LoadResults, Peers, Scenario, read_json};
+use x402_bench::settlement::SettleResults;
 use x402_bench::stats::median;
 
 const BEGIN: &str = "<!-- results:begin (written by scripts/bench.sh; do not edit by hand) -->";
@@ -64,6 +65,7 @@ struct Options {
     load: PathBuf,
     compile: PathBuf,
     criterion: PathBuf,
+    settle: PathBuf,
     markdown: PathBuf,
     figures: PathBuf,
     growth: growth_report::Inputs,
@@ -74,6 +76,7 @@ fn parse() -> Result<Options, String> {
         load: "target/bench/load.json".into(),
         compile: "target/bench/compile.json".into(),
         criterion: "target/criterion".into(),
+        settle: "target/bench/settle.json".into(),
         markdown: "BENCHMARKS.md".into(),
         figures: "benches/figures".into(),
         growth: growth_report::Inputs::default(),
@@ -92,6 +95,7 @@ fn parse() -> Result<Options, String> {
             "--load" => o.load = value("--load")?,
             "--compile" => o.compile = value("--compile")?,
             "--criterion" => o.criterion = value("--criterion")?,
+            "--settle" => o.settle = value("--settle")?,
             "--markdown" => o.markdown = value("--markdown")?,
             "--figures" => o.figures = value("--figures")?,
             "--bench" => {}
@@ -99,6 +103,22 @@ fn parse() -> Result<Options, String> {
         }
     }
     Ok(o)
+}
+
+/// The "Settlement on chain" table, from the `settle` run's results when there are some.
+fn settle_section(md: &mut String, path: &Path) {
+    match read_json::<SettleResults>(path) {
+        Ok(settle) => {
+            md.push_str(&x402_bench::settlement::markdown(&settle));
+            md.push('\n');
+        }
+        Err(e) => {
+            let _ = writeln!(
+                md,
+                "### Settlement on chain\n\nNot measured in this run ({e}).\n"
+            );
+        }
+    }
 }
 
 /// `(median, mean)` in ns of one criterion benchmark.
@@ -770,6 +790,7 @@ fn main() -> ExitCode {
         relative(&throughput),
         relative(&latency)
     );
+    settle_section(&mut md, &o.settle);
     micro_table(&mut md, &o.criterion);
     match &compile {
         Some(c) => compile_table(&mut md, c),

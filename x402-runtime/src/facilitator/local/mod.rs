@@ -8,20 +8,28 @@
 //! facilitator also reads the chain: the token has code, the authorization is unused, the payer's
 //! balance covers the value, and a payer with code is checked with ERC-1271.
 //!
-//! Settlement simulates `transferWithAuthorization`, sends it from the facilitator key (alloy's
-//! cached nonce manager lets many settlements be in flight), waits for the receipt and requires a
-//! matching `Transfer(from, to, value)` log. If the receipt does not come in time the answer is
+//! Settlement simulates `transferWithAuthorization`, sends it from the facilitator key, waits
+//! for the receipt and requires a matching `Transfer(from, to, value)` log. Many settlements are
+//! in flight at once: each is simulated, priced (gas estimated, fees from a short-lived cache)
+//! and signed on its own, and only the nonce assignment and the hand-over to the node are taken
+//! in turn, so the key's transactions reach the node in nonce order. The facilitator keeps the
+//! key's next nonce itself; a send that fails makes it read the node's pending count again.
+//! Receipts are polled for directly (briefly at first, then less often). If the receipt does not come in time the answer is
 //! `settlement_pending` with the transaction hash, and a retried `/settle` for the same
 //! authorization waits for that transaction instead of sending another.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::PoisonError;
 use std::time::Duration;
 
-use alloy::network::EthereumWallet;
+use tokio::time::Instant;
+
+use alloy::eips::eip1559::Eip1559Estimation;
+use alloy::network::{EthereumWallet, TransactionBuilder as _};
 use alloy::primitives::{Address, B256, Bytes, FixedBytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::rpc::types::TransactionReceipt;
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::{RpcError, TransportError};
 use dashmap::DashMap;
@@ -124,10 +132,141 @@ struct Chain {
     network: Network,
     reader: Option<DynProvider>,
     writer: Option<(DynProvider, Address)>,
+    /// The key's next nonce, `None` until read from the node (and again after a failed send).
     /// Held from nonce assignment until the node has the transaction, so transactions reach the
     /// node in nonce order: a node that receives nonce n + 1 before n holds it back until n
     /// arrives, and if no later transaction comes it stays unmined.
-    sending: tokio::sync::Mutex<()>,
+    sending: tokio::sync::Mutex<Option<u64>>,
+    /// The last fee estimate and when it was read.
+    fees: std::sync::Mutex<Option<(tokio::time::Instant, Eip1559Estimation)>>,
+    /// Assets seen with contract code (code, once deployed, is not read again).
+    assets_with_code: DashMap<Address, ()>,
+    /// The largest gas estimate seen for an EOA's `transferWithAuthorization`, by asset.
+    transfer_gas: DashMap<Address, u64>,
+    /// The key's mined transaction count (its `latest` nonce), as last read.
+    mined: tokio::sync::watch::Sender<u64>,
+    /// Held by the one settlement reading `mined` for all that wait.
+    watching: tokio::sync::Mutex<()>,
+}
+
+/// Gas added to every limit: a first credit to a recipient (a zero balance slot written) costs
+/// about 17 000 more than the transfers a cached estimate may have seen. Only gas used is paid.
+const GAS_MARGIN: u64 = 25_000;
+/// How long a fee estimate is used before it is read again.
+const FEES_MAX_AGE: Duration = Duration::from_millis(500);
+/// The longest pause between two reads of a receipt (the first reads come sooner).
+const RECEIPT_POLL_MAX: Duration = Duration::from_millis(250);
+
+impl Chain {
+    /// EIP-1559 fees for a transaction now: the cached estimate while fresh, else the node's.
+    async fn fees(&self, writer: &DynProvider) -> Result<Eip1559Estimation, TransportError> {
+        let now = tokio::time::Instant::now();
+        {
+            let cached = self.fees.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((at, fees)) = *cached
+                && now.duration_since(at) < FEES_MAX_AGE
+            {
+                return Ok(fees);
+            }
+        }
+        let fees = writer.estimate_eip1559_fees().await?;
+        *self.fees.lock().unwrap_or_else(PoisonError::into_inner) = Some((now, fees));
+        Ok(fees)
+    }
+
+    /// Assigns the key's next nonce to `call` (fully priced) and hands it to the node, in turn.
+    /// A failed send may still have reached the node, so the nonce is read again next time.
+    async fn send_in_order(
+        &self,
+        writer: &DynProvider,
+        from: Address,
+        call: TransactionRequest,
+    ) -> Result<(B256, u64), FacilitatorError> {
+        let mut next = self.sending.lock().await;
+        let nonce = match *next {
+            Some(nonce) => nonce,
+            // Nothing was sent yet: the node being unreachable here moves nothing.
+            None => writer
+                .get_transaction_count(from)
+                .pending()
+                .await
+                .map_err(|e| FacilitatorError::Unreachable(format!("RPC: {e}")))?,
+        };
+        match writer.send_transaction(call.with_nonce(nonce)).await {
+            Ok(pending) => {
+                *next = Some(nonce + 1);
+                Ok((*pending.tx_hash(), nonce))
+            }
+            Err(e) => {
+                *next = None;
+                // A failed send may still have reached the node: the outcome is unknown.
+                Err(FacilitatorError::BadResponse(format!("RPC: {e}")))
+            }
+        }
+    }
+}
+
+impl Chain {
+    /// Waits until the key's transaction with `nonce` is mined (the key's mined count passes
+    /// it), until `deadline`. One waiter at a time reads the count for all, at once and then
+    /// after 5 ms, doubling up to [`RECEIPT_POLL_MAX`] while it does not move; the others wait
+    /// for what it reads. Whether the transaction mined is this one is for its receipt to say.
+    async fn wait_mined(&self, reader: &DynProvider, from: Address, nonce: u64, deadline: Instant) {
+        let mut seen = self.mined.subscribe();
+        loop {
+            if *seen.borrow_and_update() > nonce || Instant::now() >= deadline {
+                return;
+            }
+            let Ok(_watching) = self.watching.try_lock() else {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                let _ =
+                    tokio::time::timeout(wait.min(Duration::from_millis(20)), seen.changed()).await;
+                continue;
+            };
+            let mut pause = Duration::from_millis(5);
+            loop {
+                match reader.get_transaction_count(from).latest().await {
+                    Ok(count) if count > *self.mined.borrow() => {
+                        self.mined.send_replace(count);
+                        pause = Duration::from_millis(5);
+                    }
+                    Ok(_) => pause = (pause * 2).min(RECEIPT_POLL_MAX),
+                    Err(e) => tracing::debug!("x402 facilitator: nonce read failed: {e}"),
+                }
+                let now = Instant::now();
+                if *self.mined.borrow() > nonce || now >= deadline {
+                    return;
+                }
+                tokio::time::sleep(pause.min(deadline - now)).await;
+            }
+        }
+    }
+}
+
+/// Polls for `hash`'s receipt until `timeout`: at once, then after 5 ms, doubling up to
+/// [`RECEIPT_POLL_MAX`]. A failed read is retried like a missing receipt; `None` when none came.
+async fn wait_for_receipt(
+    reader: &DynProvider,
+    hash: B256,
+    timeout: Duration,
+) -> Option<TransactionReceipt> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match reader.get_transaction_receipt(hash).await {
+            Ok(Some(receipt)) => return Some(receipt),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(transaction = %hash, "x402 facilitator: receipt read failed: {e}")
+            }
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(RECEIPT_POLL_MAX);
+    }
 }
 
 /// The in-process facilitator. See the [module documentation](self).
@@ -296,7 +435,12 @@ impl LocalFacilitatorBuilder {
                     network,
                     reader,
                     writer,
-                    sending: tokio::sync::Mutex::new(()),
+                    sending: tokio::sync::Mutex::new(None),
+                    fees: std::sync::Mutex::new(None),
+                    assets_with_code: DashMap::new(),
+                    transfer_gas: DashMap::new(),
+                    mined: tokio::sync::watch::Sender::new(0),
+                    watching: tokio::sync::Mutex::new(()),
                 },
             );
         }
@@ -463,12 +607,16 @@ impl LocalFacilitator {
     }
 
     /// Every check, in the reference order; chain reads only where an RPC is configured.
+    ///
+    /// `stage` says whether the authorization's state and the payer's balance are read: at
+    /// settlement they are not, as the gas estimate that follows simulates the transfer itself
+    /// and a used authorization or a short balance reverts it with the same reason.
     async fn check(
         &self,
         request: &FacilitatorRequest,
-        settling: bool,
+        stage: Stage,
     ) -> Result<Checked<'_>, Refusal> {
-        let want = wanted(request, settling)?;
+        let want = wanted(request, stage == Stage::Settle)?;
         let Decoded { envelope, payment } =
             decode_payment(request, want.version).map_err(|e| match e {
                 DecodeError::WrongVersion(_) => {
@@ -524,7 +672,7 @@ impl LocalFacilitator {
         let terms = Terms::at_settlement(amount, pay_to, self.now());
         rules::check_terms(&payment, &terms).map_err(broken_rule)?;
         if let Some(reader) = &chain.reader {
-            check_on_chain(reader, asset, &payment).await?;
+            check_on_chain(chain, reader, asset, &payment, stage).await?;
         }
         let transfer = Transfer {
             from: auth.from,
@@ -587,7 +735,7 @@ impl LocalFacilitator {
         &self,
         request: &FacilitatorRequest,
     ) -> Result<VerifyResponse, FacilitatorError> {
-        match self.check(request, false).await {
+        match self.check(request, Stage::Verify).await {
             Ok(checked) => Ok(VerifyResponse {
                 is_valid: true,
                 invalid_reason: None,
@@ -622,7 +770,7 @@ impl LocalFacilitator {
         if let Some(resumed) = self.resume(request, &failed).await? {
             return Ok(resumed);
         }
-        let checked = match self.check(request, true).await {
+        let checked = match self.check(request, Stage::Settle).await {
             Ok(checked) => checked,
             Err(Refusal::Invalid(reason, _)) => return Ok(failed(reason, String::new())),
             Err(Refusal::Fault(e)) => return Err(e),
@@ -631,7 +779,7 @@ impl LocalFacilitator {
             // Nothing used, nothing moved: the permit is left unused.
             return Ok(settled(&checked, String::new()));
         }
-        let Some((writer, _)) = &checked.chain.writer else {
+        let Some((writer, facilitator)) = &checked.chain.writer else {
             return Err(FacilitatorError::Unreachable(format!(
                 "no RPC URL and facilitator key for {}",
                 checked.chain.network.caip2
@@ -641,43 +789,91 @@ impl LocalFacilitator {
             Payment::Eip3009(payment) => transfer_call(writer, checked.asset, payment),
             Payment::Permit2(permit) => permit2::settle_call(writer, permit, &checked),
         };
-        // Simulate first: a revert is answered with its reason and costs no gas.
-        if let Err(e) = writer.call(call.clone()).await {
-            let reason = match &checked.payment {
-                Payment::Eip3009(_) => revert_reason(&e),
-                Payment::Permit2(_) => permit2::revert_reason(&e),
-            };
-            return match reason {
-                Some(reason) => Ok(failed(reason, String::new())),
-                None => Err(FacilitatorError::Unreachable(format!("RPC: {e}"))),
-            };
-        }
-        let pending = {
-            let _in_order = checked.chain.sending.lock().await;
-            // A failed send may still have reached the node: the outcome is unknown.
-            writer
-                .send_transaction(call)
-                .await
-                .map_err(|e| FacilitatorError::BadResponse(format!("RPC: {e}")))?
+        // Estimating the gas simulates the call: a revert is answered with its reason and costs
+        // no gas.
+        let call = match self.priced(&checked, writer, call).await {
+            Ok(call) => call,
+            Err(Refusal::Invalid(reason, _)) => return Ok(failed(reason, String::new())),
+            Err(Refusal::Fault(e)) => return Err(e),
         };
-        let hash = *pending.tx_hash();
+        let (hash, sent_as) = checked
+            .chain
+            .send_in_order(writer, *facilitator, call)
+            .await?;
         let (payer, nonce) = checked.payment.payer_and_nonce();
         let key = (checked.chain.network.chain_id, payer, nonce);
         self.in_flight.insert(key, hash);
-        let receipt = pending
-            .with_timeout(Some(self.receipt_timeout))
-            .get_receipt()
+        let deadline = Instant::now() + self.receipt_timeout;
+        checked
+            .chain
+            .wait_mined(writer, *facilitator, sent_as, deadline)
             .await;
-        match receipt {
-            Ok(receipt) => {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match wait_for_receipt(writer, hash, left).await {
+            Some(receipt) => {
                 self.in_flight.remove(&key);
                 Ok(judge_receipt(&receipt, &checked, &failed))
             }
-            Err(e) => {
-                tracing::warn!(transaction = %hash, "x402 facilitator: no receipt yet: {e}");
+            None => {
+                tracing::warn!(transaction = %hash, "x402 facilitator: no receipt yet");
                 Ok(failed(reasons::PENDING, hash.to_string()))
             }
         }
+    }
+
+    /// `call` with its gas limit (the estimate, a quarter more and [`GAS_MARGIN`]), fees and chain id:
+    /// everything but the nonce. The estimate simulates the call; a revert is refused with its
+    /// reason.
+    async fn priced(
+        &self,
+        checked: &Checked<'_>,
+        writer: &DynProvider,
+        call: TransactionRequest,
+    ) -> Result<TransactionRequest, Refusal> {
+        // An EOA's EIP-3009 transfer on an asset already estimated needs no new estimate (the
+        // node runs an estimate many times over): a plain simulation, and the largest estimate
+        // seen for that asset.
+        let known = match &checked.payment {
+            Payment::Eip3009(p) if p.signature.len() == 65 => checked
+                .chain
+                .transfer_gas
+                .get(&checked.asset)
+                .map(|gas| *gas),
+            _ => None,
+        };
+        let simulated = match known {
+            Some(gas) => writer.call(call.clone()).await.map(|_| gas),
+            None => writer.estimate_gas(call.clone()).await,
+        };
+        let gas = match simulated {
+            Ok(gas) => {
+                if known.is_none() && matches!(&checked.payment, Payment::Eip3009(_)) {
+                    let mut seen = checked
+                        .chain
+                        .transfer_gas
+                        .entry(checked.asset)
+                        .or_insert(gas);
+                    *seen = (*seen).max(gas);
+                }
+                gas
+            }
+            Err(e) => {
+                let reason = match &checked.payment {
+                    Payment::Eip3009(_) => revert_reason(&e),
+                    Payment::Permit2(_) => permit2::revert_reason(&e),
+                };
+                return Err(match reason {
+                    Some(reason) => invalid(reason, "the transaction would revert"),
+                    None => Refusal::Fault(FacilitatorError::Unreachable(format!("RPC: {e}"))),
+                });
+            }
+        };
+        let fees = checked.chain.fees(writer).await.map_err(rpc_fault)?;
+        Ok(call
+            .with_gas_limit(gas.saturating_add(gas / 4).saturating_add(GAS_MARGIN))
+            .with_max_fee_per_gas(fees.max_fee_per_gas)
+            .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas)
+            .with_chain_id(checked.chain.network.chain_id))
     }
 
     /// If this authorization's settlement was already sent, waits for its receipt.
@@ -853,19 +1049,37 @@ fn broken_rule(broken: Broken) -> Refusal {
     }
 }
 
-/// The token has code, the authorization is unused, and the payer's balance covers the value.
+/// Which call a check serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// `/verify`: every read.
+    Verify,
+    /// `/settle`: the reads the settlement's simulation does not repeat.
+    Settle,
+}
+
+/// The token has code, and (at verification) the authorization is unused and the payer's
+/// balance covers the value. An asset seen with code is not read again.
 async fn check_on_chain(
+    chain: &Chain,
     reader: &DynProvider,
     asset: Address,
     payment: &ExactEvmPayload,
+    stage: Stage,
 ) -> Result<(), Refusal> {
     let auth = &payment.authorization;
-    let code = reader.get_code_at(asset).await.map_err(rpc_fault)?;
-    if code.is_empty() {
-        return Err(invalid(
-            reasons::ASSET_NOT_DEPLOYED,
-            "the asset has no contract code",
-        ));
+    if !chain.assets_with_code.contains_key(&asset) {
+        let code = reader.get_code_at(asset).await.map_err(rpc_fault)?;
+        if code.is_empty() {
+            return Err(invalid(
+                reasons::ASSET_NOT_DEPLOYED,
+                "the asset has no contract code",
+            ));
+        }
+        chain.assets_with_code.insert(asset, ());
+    }
+    if stage == Stage::Settle {
+        return Ok(());
     }
     let token = IEip3009::new(asset, reader);
     match token.authorizationState(auth.from, auth.nonce).call().await {
