@@ -46,13 +46,14 @@ impl Recovered {
             return SignatureCheck::Valid;
         }
         let check = eip3009::check_signature(signature, digest, from);
-        if check == SignatureCheck::Valid && !last {
-            if let Ok(bytes) = <[u8; 65]>::try_from(signature) {
-                if self.valid.len() >= CAPACITY {
-                    self.valid.clear();
-                }
-                self.valid.insert(key, bytes);
+        if check == SignatureCheck::Valid
+            && !last
+            && let Ok(bytes) = <[u8; 65]>::try_from(signature)
+        {
+            if self.valid.len() >= CAPACITY {
+                self.valid.clear();
             }
+            self.valid.insert(key, bytes);
         }
         check
     }
