@@ -154,12 +154,7 @@ fn replay_table(md: &mut String, r: &ReplayRssResults) {
 fn soak_table(md: &mut String, r: &SoakResults) {
     let peak = r.samples.iter().map(|s| s.store_keys).max().unwrap_or(0);
     let first = r.samples.first().map_or(0, |s| s.rss);
-    let responses = r
-        .responses
-        .iter()
-        .map(|(kind, n)| format!("{n} × {kind}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let responses = crate::stats::tally(&r.responses);
     let _ = writeln!(
         md,
         "Soak ({} mode): {:.0} s of mixed load in one process, records kept {} s past a payment's `validBefore` (payments valid {} s):\n\n| soak | measured |\n|---|---|\n| responses | {responses}; {} cycles answered otherwise than expected |\n| replay store | at most {peak} keys |\n| resident memory | {} at the first sample; {} → {} over the last two thirds ({} samples) |\n| **slope over the last two thirds** | **{:.0} bytes/min** ({:.2} MiB/h) |\n",

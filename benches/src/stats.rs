@@ -74,6 +74,15 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// Counts by kind, as `3 × 200, 1 × 409`.
+pub fn tally<K: std::fmt::Display>(counts: &std::collections::BTreeMap<K, u64>) -> String {
+    counts
+        .iter()
+        .map(|(kind, n)| format!("{n} × {kind}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1059,11 +1059,7 @@ fn table(counts: &BTreeMap<String, u64>) -> String {
     if counts.is_empty() {
         return "none".to_owned();
     }
-    counts
-        .iter()
-        .map(|(k, n)| format!("{n} × {k}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    x402_bench::stats::tally(counts)
 }
 
 fn ms(us: f64) -> String {

@@ -351,12 +351,7 @@ fn load_table(md: &mut String, load: &LoadResults) {
         "| scenario | connections | req/s | p50 | p90 | p99 | p99.9 | server CPU / response | response bytes | responses |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     for s in &load.scenarios {
-        let statuses = s
-            .statuses
-            .iter()
-            .map(|(status, n)| format!("{n} × {status}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let statuses = x402_bench::stats::tally(&s.statuses);
         let _ = writeln!(
             md,
             "| `{}`: {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
