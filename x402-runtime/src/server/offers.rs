@@ -33,7 +33,7 @@ use crate::schemes::{self, Offer, OfferTerms, permit2};
 
 /// A request's resource URL, built on the stack when it is short (as most are), so that an
 /// unpaid request finds its cached 402 without allocating.
-pub(crate) struct ResourceUrl(SmallVec<[u8; 192]>);
+pub(crate) struct ResourceUrl(SmallVec<[u8; 256]>);
 
 impl std::ops::Deref for ResourceUrl {
     type Target = str;
