@@ -39,10 +39,8 @@ const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct HttpFacilitator {
     base: String,
-    /// `/verify` and `/settle` under `base`, parsed once (a URL reqwest cannot parse is left to
-    /// fail at each call, as before).
-    verify_url: Option<reqwest::Url>,
-    settle_url: Option<reqwest::Url>,
+    verify: Endpoint,
+    settle: Endpoint,
     client: reqwest::Client,
     verify_timeout: Duration,
     settle_timeout: Duration,
@@ -106,10 +104,9 @@ impl HttpFacilitatorBuilder {
             .redirect(redirects())
             .build()
             .map_err(|e| ConfigError::new(format!("cannot create the facilitator client: {e}")))?;
-        let parsed = |path: &str| reqwest::Url::parse(&format!("{}{path}", self.base)).ok();
         Ok(HttpFacilitator {
-            verify_url: parsed("/verify"),
-            settle_url: parsed("/settle"),
+            verify: Endpoint::under(&self.base, "/verify"),
+            settle: Endpoint::under(&self.base, "/settle"),
             base: self.base,
             client,
             verify_timeout: self.verify_timeout,
@@ -209,17 +206,13 @@ impl HttpFacilitator {
 
     async fn post<T: DeserializeOwned>(
         &self,
-        path: &str,
+        endpoint: &Endpoint,
         request: &FacilitatorRequest,
         timeout: Duration,
         accept_on_error: impl Fn(reqwest::StatusCode, &T) -> bool,
     ) -> Result<T, FacilitatorError> {
-        let parsed = match path {
-            "/verify" => self.verify_url.as_ref(),
-            "/settle" => self.settle_url.as_ref(),
-            _ => None,
-        };
-        let post = match parsed {
+        let path = endpoint.path;
+        let post = match &endpoint.url {
             Some(url) => self.request_to(reqwest::Method::POST, url.clone(), url.as_str())?,
             None => self.request(reqwest::Method::POST, &format!("{}{path}", self.base))?,
         }
@@ -253,6 +246,24 @@ impl fmt::Debug for HttpFacilitator {
             .field("headers", &self.headers)
             .field("auth", &self.auth)
             .finish_non_exhaustive()
+    }
+}
+
+/// One POST endpoint of the facilitator: its path under the base URL, and that URL parsed once
+/// when the client is built (a URL reqwest cannot parse is left to fail at each call, with
+/// reqwest's own error).
+#[derive(Clone)]
+struct Endpoint {
+    path: &'static str,
+    url: Option<reqwest::Url>,
+}
+
+impl Endpoint {
+    fn under(base: &str, path: &'static str) -> Self {
+        Self {
+            path,
+            url: reqwest::Url::parse(&format!("{base}{path}")).ok(),
+        }
     }
 }
 
@@ -315,7 +326,7 @@ impl Facilitator for HttpFacilitator {
         request: &'a FacilitatorRequest,
     ) -> BoxFuture<'a, Result<VerifyResponse, FacilitatorError>> {
         Box::pin(self.post(
-            "/verify",
+            &self.verify,
             request,
             self.verify_timeout,
             |_, v: &VerifyResponse| !v.is_valid,
@@ -326,7 +337,7 @@ impl Facilitator for HttpFacilitator {
         &'a self,
         request: &'a FacilitatorRequest,
     ) -> BoxFuture<'a, Result<SettleResponse, FacilitatorError>> {
-        Box::pin(self.post("/settle", request, self.settle_timeout, settle_refusal))
+        Box::pin(self.post(&self.settle, request, self.settle_timeout, settle_refusal))
     }
 
     fn supported(&self) -> BoxFuture<'_, Result<SupportedResponse, FacilitatorError>> {

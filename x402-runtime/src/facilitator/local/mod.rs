@@ -208,9 +208,9 @@ impl Chain {
 
 impl Chain {
     /// Waits until the key's transaction with `nonce` is mined (the key's mined count passes
-    /// it), until `deadline`. One waiter at a time reads the count for all, at once and then
-    /// after 5 ms, doubling up to [`RECEIPT_POLL_MAX`] while it does not move; the others wait
-    /// for what it reads. Whether the transaction mined is this one is for its receipt to say.
+    /// it), until `deadline`. One waiter at a time reads the count for all, on the [`Polling`]
+    /// schedule (started again whenever the count moves); the others wait for what it reads.
+    /// Whether the transaction mined is this one is for its receipt to say.
     async fn wait_mined(&self, reader: &DynProvider, from: Address, nonce: u64, deadline: Instant) {
         let mut seen = self.mined.subscribe();
         loop {
@@ -223,35 +223,67 @@ impl Chain {
                     tokio::time::timeout(wait.min(Duration::from_millis(20)), seen.changed()).await;
                 continue;
             };
-            let mut pause = Duration::from_millis(5);
+            let mut polling = Polling::until(deadline);
             loop {
                 match reader.get_transaction_count(from).latest().await {
                     Ok(count) if count > *self.mined.borrow() => {
                         self.mined.send_replace(count);
-                        pause = Duration::from_millis(5);
+                        polling.restart();
                     }
-                    Ok(_) => pause = (pause * 2).min(RECEIPT_POLL_MAX),
+                    Ok(_) => {}
                     Err(e) => tracing::debug!("x402 facilitator: nonce read failed: {e}"),
                 }
-                let now = Instant::now();
-                if *self.mined.borrow() > nonce || now >= deadline {
+                if *self.mined.borrow() > nonce || !polling.pause().await {
                     return;
                 }
-                tokio::time::sleep(pause.min(deadline - now)).await;
             }
         }
     }
 }
 
-/// Polls for `hash`'s receipt until `timeout`: at once, then after 5 ms, doubling up to
-/// [`RECEIPT_POLL_MAX`]. A failed read is retried like a missing receipt; `None` when none came.
+/// The schedule on which the chain is read while waiting for a transaction: at once, then after
+/// 5 ms, the pause doubling up to [`RECEIPT_POLL_MAX`], until a deadline.
+struct Polling {
+    pause: Duration,
+    deadline: Instant,
+}
+
+impl Polling {
+    const FIRST: Duration = Duration::from_millis(5);
+
+    fn until(deadline: Instant) -> Self {
+        Self {
+            pause: Self::FIRST,
+            deadline,
+        }
+    }
+
+    /// Back to the first, shortest pause (something moved).
+    fn restart(&mut self) {
+        self.pause = Self::FIRST;
+    }
+
+    /// Sleeps the next pause (cut at the deadline); `false`, without sleeping, once the deadline
+    /// has passed.
+    async fn pause(&mut self) -> bool {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return false;
+        }
+        tokio::time::sleep(self.pause.min(self.deadline - now)).await;
+        self.pause = (self.pause * 2).min(RECEIPT_POLL_MAX);
+        true
+    }
+}
+
+/// Polls for `hash`'s receipt until `timeout`, on the [`Polling`] schedule. A failed read is
+/// retried like a missing receipt; `None` when none came.
 async fn wait_for_receipt(
     reader: &DynProvider,
     hash: B256,
     timeout: Duration,
 ) -> Option<TransactionReceipt> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut pause = Duration::from_millis(5);
+    let mut polling = Polling::until(Instant::now() + timeout);
     loop {
         match reader.get_transaction_receipt(hash).await {
             Ok(Some(receipt)) => return Some(receipt),
@@ -260,12 +292,9 @@ async fn wait_for_receipt(
                 tracing::debug!(transaction = %hash, "x402 facilitator: receipt read failed: {e}")
             }
         }
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
+        if !polling.pause().await {
             return None;
         }
-        tokio::time::sleep(pause.min(deadline - now)).await;
-        pause = (pause * 2).min(RECEIPT_POLL_MAX);
     }
 }
 
