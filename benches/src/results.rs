@@ -120,8 +120,14 @@ pub struct PeerResult {
     /// `paid`'s latency percentiles minus `facilitator.p50`, µs: what the server adds to the
     /// facilitator's own time (its HTTP client included).
     pub overhead: Percentiles,
+    /// `overhead.p50` of each round (its latencies minus its own double p50), µs.
+    #[serde(default)]
+    pub overhead_rounds: Vec<f64>,
     /// One payment sent 16 times at once.
     pub replay: Replay,
+    /// The process's memory after its unpaid 402 runs, before any payment.
+    #[serde(default)]
+    pub memory_unpaid: Memory,
     /// The process's memory after its runs.
     pub memory: Memory,
     /// `/supported` calls the double received while this peer ran.

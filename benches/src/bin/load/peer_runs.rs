@@ -77,6 +77,7 @@ fn measure(
         probe.body.len()
     );
     let mut result = unpaid(h, peer, &running, &unpaid_request, &probe);
+    result.memory_unpaid = running.memory()?;
     paid(h, peer, &running, double, &challenge, log, &mut result)?;
     result.replay = replay(h, &running, &challenge, log);
     println!(
@@ -250,7 +251,8 @@ fn settled(log: &DoubleLog, nonces: &[B256]) -> u64 {
     })
 }
 
-/// Paid requests one at a time, against the double's own time measured just before.
+/// Paid requests one at a time, in rounds, each against the double's own time measured just
+/// before it: what the server adds is each round's latencies minus that round's double p50.
 fn paid(
     h: &mut Harness,
     peer: Peer,
@@ -260,35 +262,99 @@ fn paid(
     log: &DoubleLog,
     result: &mut PeerResult,
 ) -> Result<(), String> {
-    let (addr, pid) = (running.addr, running.pid());
-    let one = |duration| Load {
-        addr,
-        connections: 1,
-        duration,
-    };
     let warm = sign(challenge, 50);
     let started = std::time::Instant::now();
     let warm = load_child(
         h,
-        pid,
-        one(Duration::from_secs(20)),
-        paid_requests(addr, &warm),
+        running.pid(),
+        one_at_a_time(running.addr, Duration::from_secs(20)),
+        paid_requests(running.addr, &warm),
     );
     h.expect(&format!("peer {} paid warm-up", peer.id()), &warm, 200);
     if warm.completed == 0 {
         return Err("no paid response".to_owned());
     }
-    let estimate = warm.completed as f64 / started.elapsed().as_secs_f64();
-    let count = ((400.0 * h.options.seconds) as usize).clamp(100, 2000);
+    let rate = warm.completed as f64 / started.elapsed().as_secs_f64();
+    let rounds = h.options.rounds.max(1);
+    let seconds = h.options.seconds * 2.0 / rounds as f64;
+    let (mut runs, mut facilitator, mut overhead) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let round = paid_round(h, peer, running, double, challenge, log, rate * seconds);
+        let double_p50 = stats::quantile(&round.facilitator, 0.5);
+        let mut above: Vec<u64> = round
+            .run
+            .sorted_latencies()
+            .iter()
+            .map(|l| l.saturating_sub(double_p50))
+            .collect();
+        result
+            .overhead_rounds
+            .push(stats::quantile(&above, 0.5) as f64 / 1000.0);
+        result.paid_settled += round.settled;
+        overhead.append(&mut above);
+        facilitator.extend(round.facilitator);
+        runs.push(round.run);
+    }
+    facilitator.sort_unstable();
+    overhead.sort_unstable();
+    result.facilitator = stats::percentiles(&facilitator);
+    result.overhead = stats::percentiles(&overhead);
+    let runs: Vec<&Outcome> = runs.iter().collect();
+    result.paid = scenario(
+        &format!("peer_{}_paid", peer.id()),
+        &format!("{}: paid, one at a time, facilitator double", peer.name()),
+        1,
+        &runs,
+    );
+    print(&result.paid);
+    println!(
+        "peer {}: paid p50 {:.1} µs over the double's {:.1} µs: {:.1} µs (p90 {:.1}, p99 {:.1}; per round {:?})",
+        peer.id(),
+        result.paid.latency.p50,
+        result.facilitator.p50,
+        result.overhead.p50,
+        result.overhead.p90,
+        result.overhead.p99,
+        result.overhead_rounds
+    );
+    Ok(())
+}
+
+fn one_at_a_time(addr: SocketAddr, duration: Duration) -> Load {
+    Load {
+        addr,
+        connections: 1,
+        duration,
+    }
+}
+
+/// One round of [`paid`]: the double measured directly, then about `expected` payments.
+struct PaidRound {
+    /// The double's time per payment, sorted, µs.
+    facilitator: Vec<u64>,
+    run: Outcome,
+    /// How many of the round's paid responses reached the double's `/settle`.
+    settled: u64,
+}
+
+fn paid_round(
+    h: &mut Harness,
+    peer: Peer,
+    running: &Running,
+    double: SocketAddr,
+    challenge: &PaymentRequired,
+    log: &DoubleLog,
+    expected: f64,
+) -> PaidRound {
+    let seconds = h.options.seconds * 2.0 / h.options.rounds.max(1) as f64;
+    let count = ((200.0 * seconds) as usize).clamp(100, 2000);
     let facilitator = facilitator_time(h, double, challenge, count);
-    let seconds = h.options.seconds * 2.0;
-    let count = ((estimate * seconds * 1.5) as usize + 50).min(100_000);
-    let signed = sign(challenge, count);
+    let signed = sign(challenge, ((expected * 1.5) as usize + 50).min(100_000));
     let run = load_child(
         h,
-        pid,
-        one(Duration::from_secs_f64(seconds)),
-        paid_requests(addr, &signed),
+        running.pid(),
+        one_at_a_time(running.addr, Duration::from_secs_f64(seconds)),
+        paid_requests(running.addr, &signed),
     );
     h.expect(&format!("peer {} paid", peer.id()), &run, 200);
     let delivered: Vec<B256> = run.samples.iter().map(|(i, _)| signed[*i].nonce).collect();
@@ -300,32 +366,11 @@ fn paid(
             run.completed
         ));
     }
-    let fac_p50 = stats::quantile(&facilitator, 0.5);
-    let overhead: Vec<u64> = run
-        .sorted_latencies()
-        .iter()
-        .map(|l| l.saturating_sub(fac_p50))
-        .collect();
-    result.facilitator = stats::percentiles(&facilitator);
-    result.overhead = stats::percentiles(&overhead);
-    result.paid_settled = settled;
-    result.paid = scenario(
-        &format!("peer_{}_paid", peer.id()),
-        &format!("{}: paid, one at a time, facilitator double", peer.name()),
-        1,
-        &[&run],
-    );
-    print(&result.paid);
-    println!(
-        "peer {}: paid p50 {:.1} µs over the double's {:.1} µs: {:.1} µs (p90 {:.1}, p99 {:.1})",
-        peer.id(),
-        result.paid.latency.p50,
-        result.facilitator.p50,
-        result.overhead.p50,
-        result.overhead.p90,
-        result.overhead.p99
-    );
-    Ok(())
+    PaidRound {
+        facilitator,
+        run,
+        settled,
+    }
 }
 
 /// One payment sent [`REPLAY_COPIES`] times at once, each copy on its own connection.
