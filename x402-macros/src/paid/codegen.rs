@@ -135,9 +135,18 @@ impl Sorted {
 
 /// `fn __x402_shapes()`: the schemas of the types the handler extracts (`Query<T>`, `Path<T>`,
 /// `Json<T>`, `Form<T>`) and returns (`Json<U>`, also as `Result<Json<U>, E>`), each asked of
-/// the runtime's probe, which answers `None` for a type without `schemars::JsonSchema` (or
-/// without the runtime's `schemars` feature), so every handler compiles.
+/// the runtime's probe, which answers `None` for a type without `schemars::JsonSchema`, so
+/// every handler compiles. Without the runtime's `schemars` feature (which turns on this
+/// crate's) every answer would be `None`: the function then returns no shapes without asking,
+/// which spares each handler's crate the probes' trait resolution.
 fn shapes(sig: &syn::Signature) -> TokenStream {
+    if !cfg!(feature = "schemars") {
+        return quote! {
+            fn __x402_shapes() -> ::x402_runtime::Shapes {
+                ::x402_runtime::Shapes::default()
+            }
+        };
+    }
     let private = quote!(::x402_runtime::__private);
     let probe = |ty: &syn::Type| quote!((&#private::Probe::<#ty>::NEW).schema());
     let mut sets = Vec::new();
