@@ -48,7 +48,7 @@ async fn upfront(State(runs): State<Runs>, payment: Payment) -> Json<Value> {
     runs.fetch_add(1, Ordering::SeqCst);
     Json(json!({
         "transaction": payment.transaction(),
-        "payer": payment.payer().to_checksum(None),
+        "payer": payment.payer().to_string(),
         "amount": payment.amount().to_string(),
         "network": payment.network(),
     }))

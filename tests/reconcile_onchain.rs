@@ -225,8 +225,8 @@ async fn pay(base: &str, terms: &Terms) -> (PaymentRequired, String) {
 fn key_of(nonce: B256) -> ReplayKey {
     ReplayKey {
         network: NETWORK.to_owned(),
-        asset: USDC,
-        from: PAYER,
+        asset: USDC.into(),
+        from: PAYER.into(),
         nonce,
     }
 }

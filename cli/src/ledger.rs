@@ -100,7 +100,7 @@ pub(crate) async fn run(
     json: bool,
 ) -> Result<ExitCode, Error> {
     let query = LedgerQuery {
-        payer: args.payer,
+        payer: args.payer.map(Into::into),
         route: args.route.clone(),
         since: args.since,
         until: args.until,
@@ -151,11 +151,11 @@ fn cells(entry: &LedgerEntry) -> Vec<String> {
         rfc3339(entry.created_at),
         entry.state.to_string(),
         entry.network.clone(),
-        entry.payer.to_checksum(None),
+        entry.payer.to_string(),
         amount,
         currency,
         atomic,
-        entry.asset.to_checksum(None),
+        entry.asset.to_string(),
         entry.pay_to.clone().unwrap_or_default(),
         entry.route.clone().unwrap_or_default(),
         entry.resource.clone().unwrap_or_default(),

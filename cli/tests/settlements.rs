@@ -69,7 +69,7 @@ fn signed(timeout: u64) -> (SignedPayment, FacilitatorRequest) {
 
 fn key_of(payment: &SignedPayment) -> ReplayKey {
     let key = payment.replay_key();
-    assert_eq!((key.network.as_str(), key.asset), (NETWORK, USDC));
+    assert_eq!((key.network.as_str(), key.asset), (NETWORK, USDC.into()));
     key
 }
 

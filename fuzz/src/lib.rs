@@ -135,8 +135,8 @@ pub fn replay_key(payment: &DecodedPayment) -> Option<ReplayKey> {
     };
     Some(ReplayKey {
         network: network.caip2,
-        asset,
-        from: evm(payment).authorization.from,
+        asset: asset.into(),
+        from: evm(payment).authorization.from.into(),
         nonce: evm(payment).authorization.nonce,
     })
 }
@@ -507,7 +507,7 @@ fn check_v1_form(value: &Value, want: &Identity) {
     else {
         return;
     };
-    if usdc.address != key.asset {
+    if key.asset != usdc.address {
         return;
     }
     let mut v1 = Map::new();

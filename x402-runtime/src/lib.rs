@@ -191,6 +191,7 @@ mod store;
 
 pub use base::{BoxFuture, Clock, ConfigError, unix_now};
 pub use facilitator::{Facilitator, FacilitatorError};
+pub use network::{AccountId, SvmAddress};
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use page::{MAX_LOGO_BYTES, PayPage};

@@ -8,6 +8,10 @@ use alloy_primitives::{Address, address};
 
 use crate::price::{Currency, Token};
 
+mod account;
+
+pub use account::{AccountId, AccountParseError, SvmAddress};
+
 /// The one `'static` copy of a configured ticker: each distinct ticker is leaked once, so a
 /// [`Currency::Token`] built at startup is as cheap to copy as a built-in one.
 fn intern(symbol: &str) -> &'static str {
@@ -289,10 +293,10 @@ impl Asset {
     }
 
     /// The built-in asset deployed at `address` on `network`, if there is one.
-    pub fn find(network: &Network, address: Address) -> Option<Asset> {
+    pub fn find(network: &Network, address: AccountId) -> Option<Asset> {
         BUILTIN_ASSETS
             .iter()
-            .find(|a| a.chain_id == network.chain_id && a.address == address)
+            .find(|a| a.chain_id == network.chain_id && address == a.address)
             .and_then(|a| Asset::builtin(network, a.currency))
     }
 

@@ -173,8 +173,8 @@ impl Signed {
     fn key(&self) -> ReplayKey {
         ReplayKey {
             network: self.network.caip2.clone(),
-            asset: self.asset.address,
-            from: self.from,
+            asset: self.asset.address.into(),
+            from: self.from.into(),
             nonce: self.nonce,
         }
     }
@@ -195,8 +195,8 @@ fn key_of(payment: &DecodedPayment) -> ReplayKey {
     };
     ReplayKey {
         network: network.caip2,
-        asset,
-        from: evm(payment).authorization.from,
+        asset: asset.into(),
+        from: evm(payment).authorization.from.into(),
         nonce: evm(payment).authorization.nonce,
     }
 }

@@ -68,8 +68,8 @@ fn key(fill: u8, i: usize) -> ReplayKey {
     let nonce = keccak256(seed);
     ReplayKey {
         network: NETWORK.to_owned(),
-        asset: x402_testbed::USDC,
-        from: Address::from_word(keccak256(nonce)),
+        asset: x402_testbed::USDC.into(),
+        from: Address::from_word(keccak256(nonce)).into(),
         nonce,
     }
 }

@@ -79,7 +79,7 @@ pub async fn weather(payment: Payment, Query(q): Query<City>) -> Json<Weather> {
         celsius: base_temperature(&q.city),
         city: q.city,
         conditions: "clear",
-        paid_by: payment.payer().to_checksum(None),
+        paid_by: payment.payer().to_string(),
     })
 }
 

@@ -175,7 +175,7 @@ fn resolve(policy: &Policy, index: usize, offer: &OfferFields<'_>) -> Result<Can
         .iter()
         .find(|a| a.address == address && a.network == network.caip2)
         .cloned()
-        .or_else(|| Asset::find(&network, address))
+        .or_else(|| Asset::find(&network, address.into()))
         .ok_or_else(|| format!("unknown token {address}"))?;
     if !policy.currencies.contains(&asset.currency) {
         return Err(format!("{} is not an allowed currency", asset.currency));

@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::{B256, U256};
 use serde::Serialize;
 
 use crate::base::unix_now;
-use crate::network::{Asset, Network};
+use crate::network::{AccountId, Asset, Network};
 use crate::price::Currency;
 
 use super::amount::format_amount;
@@ -259,12 +259,12 @@ pub struct Spend {
     pub currency: Currency,
     /// CAIP-2 network.
     pub network: String,
-    /// Token contract.
-    pub asset: Address,
+    /// The token (its contract on EVM), written as its network family writes accounts.
+    pub asset: AccountId,
     /// Recipient.
-    pub pay_to: Address,
+    pub pay_to: AccountId,
     /// Payer.
-    pub payer: Address,
+    pub payer: AccountId,
     /// The authorization's nonce (a Permit2 nonce as 32 big-endian bytes).
     pub nonce: B256,
     /// The authorization expires at this unix time (EIP-3009's `validBefore`, a permit's
@@ -299,8 +299,8 @@ impl Spend {
             atomic_authorized: candidate.amount,
             currency: candidate.asset.currency,
             network: candidate.network.caip2.clone(),
-            asset: candidate.asset.address,
-            pay_to: candidate.pay_to,
+            asset: candidate.asset.address.into(),
+            pay_to: candidate.pay_to.into(),
             payer: payment.payer(),
             nonce: payment.nonce(),
             valid_before: payment.deadline(),

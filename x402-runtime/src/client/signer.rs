@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
 use crate::base::{ConfigError, unix_now};
-use crate::network::{Network, TransferMethod};
+use crate::network::{AccountId, Network, TransferMethod};
 use crate::proto::header::{DecodeError, parse_uint};
 use crate::proto::{
     PAYMENT_SIGNATURE, PaymentRequired, PaymentRequirements, PaymentRequirementsV1, X_PAYMENT,
@@ -126,7 +126,7 @@ impl SignedAuthorization {
 
 impl SignedPayment {
     /// The payer.
-    pub fn payer(&self) -> Address {
+    pub fn payer(&self) -> AccountId {
         self.authorization.payload().payer()
     }
 
@@ -152,7 +152,7 @@ impl SignedPayment {
     pub fn replay_key(&self) -> ReplayKey {
         self.authorization
             .payload()
-            .replay_key(&self.network, self.asset)
+            .replay_key(&self.network, self.asset.into())
     }
 
     /// Whether the payment is an `upto` one (the server settles at most [`amount`](Self::amount)).
@@ -676,7 +676,11 @@ mod tests {
         let key = signed.replay_key();
         assert_eq!(
             (key.network.as_str(), key.asset, key.from),
-            ("eip155:84532", permit2::PERMIT2, signer().address())
+            (
+                "eip155:84532",
+                permit2::PERMIT2.into(),
+                signer().address().into()
+            )
         );
         // A fresh 256-bit nonce each time.
         let again = signer().sign_v2(&offer, 0).expect("signed");
@@ -788,7 +792,7 @@ mod tests {
                 signed.authorization,
                 SignedAuthorization::Eip3009(_)
             ));
-            assert_eq!(signed.replay_key().asset, address(USDC));
+            assert_eq!(signed.replay_key().asset, AccountId::Evm(address(USDC)));
             assert_eq!(not_payable(offer), None);
         }
         let permit2 = challenge("exact", json!({"assetTransferMethod": "permit2"}));

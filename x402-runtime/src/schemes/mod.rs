@@ -20,11 +20,11 @@
 use std::any::Any;
 use std::fmt;
 
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::{B256, U256};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::network::{Asset, Network};
+use crate::network::{AccountId, Asset, Network};
 use crate::price::Price;
 use crate::proto::header::{self, DecodeError, PaymentPayload};
 use crate::proto::{PaymentRequirements, SupportedResponse, X402Version};
@@ -56,7 +56,7 @@ pub struct OfferTerms<'a> {
     /// The route's price.
     pub price: &'a Price,
     /// The recipient.
-    pub pay_to: Address,
+    pub pay_to: AccountId,
     /// The offer's `maxTimeoutSeconds`.
     pub max_timeout_seconds: u64,
     /// Whether the price is a maximum (the route is `#[paid(upto = …)]`): only the `upto`
@@ -79,7 +79,7 @@ pub struct Offer {
     /// The amount in the token's atomic units.
     pub amount: U256,
     /// The recipient.
-    pub pay_to: Address,
+    pub pay_to: AccountId,
     /// The scheme's local check of a payment for this offer.
     pub check: Box<dyn OfferCheck>,
 }
@@ -100,7 +100,7 @@ impl Offer {
                 network: terms.network.caip2.clone(),
                 amount: terms.price.atomic.to_string(),
                 asset: asset.address.to_checksum(None),
-                pay_to: terms.pay_to.to_checksum(None),
+                pay_to: account_text(&terms.pay_to),
                 max_timeout_seconds: terms.max_timeout_seconds,
                 extra: Some(extra),
             },
@@ -122,6 +122,31 @@ pub fn domain_extra(asset: &Asset) -> Map<String, Value> {
         Value::String(asset.eip712_version.clone()),
     );
     extra
+}
+
+/// The text of an account, as offers and receipts write it (an EVM address EIP-55 checksummed,
+/// through the memo of [`exact_evm::payload::checksummed`]; a Solana one in base58).
+pub fn account_text(account: &AccountId) -> String {
+    match account {
+        AccountId::Evm(address) => exact_evm::payload::checksummed(address),
+        AccountId::Svm(_) => account.to_string(),
+    }
+}
+
+/// Reads the account in a payment's `field` (an offer's `asset` or `payTo` as the payer echoed
+/// it): `0x` + 40 hex digits (EIP-55 when mixed case) or base58 of 32 bytes.
+pub fn parse_account(text: &str, field: &str) -> Result<AccountId, DecodeError> {
+    text.parse()
+        .map_err(|e| header::malformed(format!("`{field}`: {e}")))
+}
+
+/// The recipient of an EVM offer; an offer to another family's account is refused with
+/// `invalid_pay_to` (the EVM schemes never make one, so this only guards the types).
+pub fn evm_pay_to(offer: &Offer) -> Result<alloy_primitives::Address, Rejection> {
+    offer
+        .pay_to
+        .as_evm()
+        .ok_or(Rejection::Payment(crate::proto::codes::RECIPIENT_MISMATCH))
 }
 
 /// The scheme's part of a payment as its own type `T`; a payment read by another scheme is
@@ -187,13 +212,13 @@ pub trait OfferCheck: Send + Sync + fmt::Debug {
 /// The scheme's part of a payment, decoded.
 pub trait SchemePayload: Send + Sync + fmt::Debug + Any {
     /// The payer.
-    fn payer(&self) -> Address;
+    fn payer(&self) -> AccountId;
     /// The amount authorized, in the token's atomic units.
     fn amount(&self) -> U256;
     /// The moment (unix seconds) from which the payment can never settle.
     fn deadline(&self) -> u64;
     /// The key that makes the payment single-use, for an offer of `asset` on `network`.
-    fn replay_key(&self, network: &str, asset: Address) -> ReplayKey;
+    fn replay_key(&self, network: &str, asset: AccountId) -> ReplayKey;
     /// What the payer signed and the signature, canonically: two payloads are the same payment
     /// exactly when these bytes are equal, however they were encoded.
     fn signed(&self) -> Vec<u8>;
@@ -282,10 +307,11 @@ pub fn decode_json(json: Vec<u8>, expected: X402Version) -> Result<DecodedPaymen
 pub struct ReplayKey {
     /// CAIP-2 network id of the offer the payment matched.
     pub network: String,
-    /// Token contract of the offer.
-    pub asset: Address,
+    /// The account whose nonce space the payment consumes: the token contract of the offer
+    /// (or Permit2) on EVM.
+    pub asset: AccountId,
     /// Payer.
-    pub from: Address,
+    pub from: AccountId,
     /// The nonce (EIP-3009's, or Permit2's as 32 big-endian bytes).
     pub nonce: B256,
 }

@@ -24,6 +24,7 @@ use serde_json::value::RawValue;
 use super::exact_evm::eip3009;
 use super::exact_evm::payload::{parse_address, parse_hex_bytes};
 use super::{Rejection, ReplayKey, SchemePayload};
+use crate::network::AccountId;
 use crate::proto::header::{DecodeError, malformed, parse_uint};
 
 /// Uniswap's Permit2, at the same address on every EVM chain.
@@ -461,23 +462,24 @@ pub struct Terms {
 
 impl Terms {
     /// The terms of a payment for `offer` within `window`: its token, amount and recipient, the
-    /// scheme's proxy as spender, and the facilitator an `upto` permit names.
+    /// scheme's proxy as spender, and the facilitator an `upto` permit names. An offer whose
+    /// recipient is not an EVM account is refused (see [`evm_pay_to`](super::evm_pay_to)).
     pub fn for_offer(
         offer: &super::Offer,
         spender: Address,
         facilitator: Option<Address>,
         window: &super::Window,
-    ) -> Terms {
-        Terms {
+    ) -> Result<Terms, Rejection> {
+        Ok(Terms {
             spender,
             token: offer.asset.address,
             amount: offer.amount,
-            pay_to: offer.pay_to,
+            pay_to: super::evm_pay_to(offer)?,
             facilitator,
             now: window.now,
             deadline_from: window.earliest,
             deadline_until: Some(window.latest),
-        }
+        })
     }
 }
 
@@ -517,8 +519,8 @@ pub fn check(payment: &Permit2Payload, terms: &Terms) -> Result<(), Rejection> {
 }
 
 impl SchemePayload for Permit2Payload {
-    fn payer(&self) -> Address {
-        self.authorization.from
+    fn payer(&self) -> AccountId {
+        AccountId::Evm(self.authorization.from)
     }
 
     fn amount(&self) -> U256 {
@@ -531,11 +533,11 @@ impl SchemePayload for Permit2Payload {
 
     /// Permit2's nonces are one space per owner, across tokens: the key names [`PERMIT2`]
     /// whatever the offer's token.
-    fn replay_key(&self, network: &str, _asset: Address) -> ReplayKey {
+    fn replay_key(&self, network: &str, _asset: AccountId) -> ReplayKey {
         ReplayKey {
             network: network.to_owned(),
-            asset: PERMIT2,
-            from: self.authorization.from,
+            asset: AccountId::Evm(PERMIT2),
+            from: AccountId::Evm(self.authorization.from),
             nonce: B256::from(self.authorization.nonce),
         }
     }
@@ -597,7 +599,7 @@ mod tests {
         assert_eq!(exact.authorization.nonce, U256::MAX);
         assert_eq!(exact.authorization.facilitator, None);
         assert_eq!(
-            exact.replay_key("eip155:84532", Address::ZERO).asset,
+            exact.replay_key("eip155:84532", Address::ZERO.into()).asset,
             PERMIT2
         );
         let facilitator = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";

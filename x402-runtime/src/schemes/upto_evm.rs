@@ -60,7 +60,7 @@ impl Scheme for UptoEvm {
     }
 
     fn offer(&self, terms: &OfferTerms<'_>) -> Option<Offer> {
-        if !terms.upto {
+        if !terms.upto || terms.pay_to.as_evm().is_none() {
             return None;
         }
         let asset = terms.asset;
@@ -114,7 +114,7 @@ impl OfferCheck for UptoOffer {
             return Err(Rejection::Payment(permit2::codes::FACILITATOR));
         };
         let terms =
-            permit2::Terms::for_offer(offer, permit2::UPTO_PROXY, Some(facilitator), window);
+            permit2::Terms::for_offer(offer, permit2::UPTO_PROXY, Some(facilitator), window)?;
         permit2::check(payment, &terms)
     }
 }

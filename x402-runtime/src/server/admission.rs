@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::U256;
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -27,6 +27,7 @@ use super::refusal::Refusal;
 use super::telemetry;
 use crate::base::ConfigError;
 use crate::facilitator::FacilitatorError;
+use crate::network::AccountId;
 use crate::page;
 use crate::proto::header::{DecodeError, parse_uint};
 use crate::proto::{
@@ -34,7 +35,6 @@ use crate::proto::{
     X402Version, codes,
 };
 use crate::route::PaidRoute;
-use crate::schemes::exact_evm::payload::parse_address;
 use crate::schemes::exact_evm::rules::VALID_BEFORE_MARGIN;
 use crate::schemes::{self, DecodedPayment, Offer, Rejection, ReplayKey, Window};
 
@@ -71,7 +71,7 @@ pub(crate) struct Admitted {
     pub(crate) route: &'static PaidRoute,
     pub(crate) version: X402Version,
     pub(crate) wire_network: String,
-    pub(crate) payer: Address,
+    pub(crate) payer: AccountId,
     pub(crate) amount: U256,
     pub(crate) valid_before: u64,
     pub(crate) request: FacilitatorRequest,
@@ -220,7 +220,7 @@ impl X402 {
         let decoded = &matched.decoded;
         let key = decoded
             .payload
-            .replay_key(&offer.network.caip2, offer.asset.address);
+            .replay_key(&offer.network.caip2, offer.asset.address.into());
         let skew = self.config().clock_skew().as_secs();
         let expires_at = decoded.payload.deadline().saturating_add(skew);
         let identifier = self
@@ -400,7 +400,7 @@ impl X402 {
             method: method.clone(),
             scheme: offer.requirements.scheme.clone(),
             network: offer.network.caip2.clone(),
-            asset: offer.asset.address,
+            asset: offer.asset.address.into(),
             amount: offer.amount,
             pay_to: offer.pay_to,
         };
@@ -444,12 +444,14 @@ impl X402 {
         if on_network.is_empty() {
             return Err(Rejection::Payment(codes::INVALID_NETWORK));
         }
-        let asset = parse_address(&accepted.asset, "accepted.asset").map_err(decode_refusal)?;
+        let asset =
+            schemes::parse_account(&accepted.asset, "accepted.asset").map_err(decode_refusal)?;
         let amount = parse_uint(&accepted.amount, "accepted.amount").map_err(decode_refusal)?;
-        let pay_to = parse_address(&accepted.pay_to, "accepted.payTo").map_err(decode_refusal)?;
+        let pay_to =
+            schemes::parse_account(&accepted.pay_to, "accepted.payTo").map_err(decode_refusal)?;
         let offer = on_network
             .into_iter()
-            .find(|o| o.asset.address == asset)
+            .find(|o| asset == o.asset.address)
             .ok_or(Rejection::Payment(codes::INVALID_PAYMENT_REQUIREMENTS))?;
         let same = amount == offer.amount
             && pay_to == offer.pay_to
@@ -500,7 +502,7 @@ impl X402 {
     async fn verify(
         &self,
         request: &FacilitatorRequest,
-        from: Address,
+        from: AccountId,
     ) -> Result<(), VerifyFailure> {
         let timeout = self.config().verify_timeout();
         let answer = match tokio::time::timeout(timeout, self.facilitator().verify(request)).await {
@@ -509,10 +511,7 @@ impl X402 {
         };
         match answer {
             Ok(v) if v.is_valid => {
-                let payer_ok = v
-                    .payer
-                    .as_deref()
-                    .is_none_or(|p| p.parse::<Address>().is_ok_and(|a| a == from));
+                let payer_ok = v.payer.as_deref().is_none_or(|p| from.matches_text(p));
                 if payer_ok {
                     Ok(())
                 } else {

@@ -1,7 +1,8 @@
 //! How the paywall's answers are written: the JSON error body, the receipt headers, and
 //! `Cache-Control` on paid responses. What each refusal says is in [`super::refusal`].
 
-use crate::schemes::exact_evm::payload::checksummed;
+use crate::network::AccountId;
+use crate::schemes::account_text;
 use axum::body::Body;
 use axum::response::Response;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
@@ -103,7 +104,7 @@ pub(crate) fn retry_later(response: &mut Response) {
 
 /// The receipt we send for a settlement of `payer` on `wire_network`.
 pub(crate) fn settle_receipt(
-    payer: alloy_primitives::Address,
+    payer: AccountId,
     wire_network: &str,
     success: bool,
     transaction: &str,
@@ -113,7 +114,7 @@ pub(crate) fn settle_receipt(
         success,
         error_reason: reason.map(str::to_owned),
         error_message: None,
-        payer: Some(checksummed(&payer)),
+        payer: Some(account_text(&payer)),
         transaction: transaction.to_owned(),
         network: wire_network.to_owned(),
         amount: None,

@@ -51,7 +51,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::U256;
 use axum::body::Body;
 use axum::response::Response;
 use dashmap::DashMap;
@@ -61,6 +61,7 @@ use http::{HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
+use crate::network::AccountId;
 use crate::proto::{SettleResponse, X402Version};
 use crate::schemes::{DecodedPayment, ReplayKey};
 use crate::server::answer;
@@ -176,9 +177,9 @@ pub(crate) struct IdKey {
     pub(crate) method: Method,
     pub(crate) scheme: String,
     pub(crate) network: String,
-    pub(crate) asset: Address,
+    pub(crate) asset: AccountId,
     pub(crate) amount: U256,
-    pub(crate) pay_to: Address,
+    pub(crate) pay_to: AccountId,
 }
 
 /// What makes two payments the same: the canonical replay key, and what the payer signed with
@@ -497,7 +498,7 @@ mod tests {
     use super::*;
     use crate::schemes::SchemePayload as _;
     use crate::schemes::exact_evm::{Authorization, ExactEvmPayload};
-    use alloy_primitives::{B256, Bytes};
+    use alloy_primitives::{Address, B256, Bytes};
 
     fn raw(json: &str) -> Box<RawValue> {
         RawValue::from_string(json.to_owned()).expect("json")
@@ -576,22 +577,22 @@ mod tests {
             method: Method::GET,
             scheme: "exact".to_owned(),
             network: "eip155:84532".to_owned(),
-            asset: Address::repeat_byte(1),
+            asset: Address::repeat_byte(1).into(),
             amount: U256::from(1000),
-            pay_to: Address::repeat_byte(2),
+            pay_to: Address::repeat_byte(2).into(),
         }
     }
 
     fn identity(nonce: u8, signature: &[u8]) -> Identity {
         let key = ReplayKey {
             network: "eip155:84532".to_owned(),
-            asset: Address::repeat_byte(1),
-            from: Address::repeat_byte(3),
+            asset: Address::repeat_byte(1).into(),
+            from: Address::repeat_byte(3).into(),
             nonce: B256::repeat_byte(nonce),
         };
         let payload = ExactEvmPayload {
             authorization: Authorization {
-                from: key.from,
+                from: Address::repeat_byte(3),
                 to: Address::repeat_byte(2),
                 value: U256::from(1000),
                 valid_after: U256::ZERO,

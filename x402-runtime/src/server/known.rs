@@ -12,7 +12,6 @@ use super::refusal::Refusal;
 use super::settlement::{Outcome, Reconcile, Recorded};
 use crate::proto::codes;
 use crate::route::PaidRoute;
-use crate::schemes::exact_evm::payload::parse_address;
 use crate::schemes::{DecodedPayment, ReplayKey};
 use crate::store::Slot;
 
@@ -112,16 +111,13 @@ impl X402 {
 /// nothing we offer (then the server cannot have seen it).
 fn replay_key(offers: &RouteOffers, decoded: &DecodedPayment) -> Option<ReplayKey> {
     let (network, asset) = match &decoded.wire.accepted {
-        Some(accepted) => (
-            accepted.network.clone(),
-            parse_address(&accepted.asset, "accepted.asset").ok()?,
-        ),
+        Some(accepted) => (accepted.network.clone(), accepted.asset.parse().ok()?),
         None => {
             let offer = offers
                 .offers
                 .iter()
                 .find(|o| o.network.v1_name == Some(decoded.wire.network.as_str()))?;
-            (offer.network.caip2.clone(), offer.asset.address)
+            (offer.network.caip2.clone(), offer.asset.address.into())
         }
     };
     Some(decoded.payload.replay_key(&network, asset))

@@ -183,7 +183,7 @@ impl X402 {
                     network,
                     asset: &asset,
                     price,
-                    pay_to,
+                    pay_to: pay_to.into(),
                     max_timeout_seconds: u64::from(timeout),
                     upto: route.pricing.upto().is_some(),
                     supported: self.inner.readiness.supported(),

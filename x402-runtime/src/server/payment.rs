@@ -2,12 +2,13 @@
 
 use std::sync::{Arc, OnceLock};
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::U256;
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 
 use super::refusal::Refusal;
+use crate::network::AccountId;
 use crate::price::Price;
 use crate::proto::X402Version;
 use crate::schemes::Offer;
@@ -22,11 +23,11 @@ pub struct Payment(Arc<PaymentInner>);
 
 #[derive(Debug)]
 struct PaymentInner {
-    payer: Address,
+    payer: AccountId,
     amount: U256,
     price: Price,
     network: String,
-    asset: Address,
+    asset: AccountId,
     version: X402Version,
     transaction: OnceLock<String>,
 }
@@ -35,7 +36,7 @@ impl Payment {
     /// A payment by `payer` for `offer`, admitted and not settled yet.
     pub(crate) fn admitted(
         offer: &Offer,
-        payer: Address,
+        payer: AccountId,
         price: Price,
         version: X402Version,
     ) -> Payment {
@@ -44,7 +45,7 @@ impl Payment {
             amount: offer.amount,
             price,
             network: offer.network.caip2.clone(),
-            asset: offer.asset.address,
+            asset: offer.asset.address.into(),
             version,
             transaction: OnceLock::new(),
         }))
@@ -55,8 +56,8 @@ impl Payment {
         let _ = self.0.transaction.set(transaction.to_owned());
     }
 
-    /// The address that paid.
-    pub fn payer(&self) -> Address {
+    /// The account that paid (an EVM address, written EIP-55 by its `Display`).
+    pub fn payer(&self) -> AccountId {
         self.0.payer
     }
 
@@ -75,8 +76,8 @@ impl Payment {
         &self.0.network
     }
 
-    /// The token contract.
-    pub fn asset(&self) -> Address {
+    /// The token: its contract on EVM.
+    pub fn asset(&self) -> AccountId {
         self.0.asset
     }
 

@@ -9,8 +9,6 @@ use std::borrow::Cow;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
-use alloy_primitives::Address;
-
 use super::answer::{attach_receipt, error_body, retry_later, settle_receipt};
 use crate::proto::{SettleResponse, X402Version, codes};
 
@@ -96,7 +94,7 @@ impl Refusal {
     /// which would invite a second signature.
     pub(crate) fn pending(
         version: X402Version,
-        payer: Address,
+        payer: crate::network::AccountId,
         wire_network: &str,
         transaction: &str,
     ) -> Refusal {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use alloy_primitives::{Address, B256};
 
 use super::{ReplayStore, Slot, Unresolved};
+use crate::network::{AccountId, SvmAddress};
 use crate::schemes::ReplayKey;
 
 /// A clock the checks move by hand.
@@ -36,8 +37,20 @@ pub(crate) const START: u64 = 1_000;
 pub(crate) fn key(nonce: u8) -> ReplayKey {
     ReplayKey {
         network: "eip155:84532".to_owned(),
-        asset: Address::repeat_byte(0x0a),
-        from: Address::repeat_byte(0x0b),
+        asset: Address::repeat_byte(0x0a).into(),
+        from: Address::repeat_byte(0x0b).into(),
+        nonce: B256::repeat_byte(nonce),
+    }
+}
+
+/// A key of a Solana payment: 32-byte accounts (the USDC devnet mint, a made-up payer).
+pub(crate) fn svm_key(nonce: u8) -> ReplayKey {
+    ReplayKey {
+        network: "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1".to_owned(),
+        asset: "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU"
+            .parse()
+            .expect("base58 mint"),
+        from: AccountId::Svm(SvmAddress([0xb5; 32])),
         nonce: B256::repeat_byte(nonce),
     }
 }
@@ -70,6 +83,7 @@ pub(crate) async fn check(store: &dyn ReplayStore, clock: &TestClock, shared: bo
     if shared {
         claims(store, clock).await;
     }
+    svm_accounts(store).await;
 }
 
 async fn reserve_twice(store: &dyn ReplayStore) {
@@ -276,4 +290,38 @@ async fn claims(store: &dyn ReplayStore, clock: &TestClock) {
         "an expired claim is taken over"
     );
     clock.set(START);
+}
+
+/// A payment by 32-byte accounts is kept, listed and credited under its own key, apart from the
+/// EVM payment with the same nonce.
+async fn svm_accounts(store: &dyn ReplayStore) {
+    let (svm, evm) = (svm_key(9), key(9));
+    assert_eq!(store.reserve(&svm, 2_000).await, Ok(()));
+    assert_eq!(store.reserve(&evm, 2_000).await, Ok(()), "another payment");
+    let settling = Slot::Settling {
+        request: Some(request(9)),
+        since: START,
+    };
+    store.record(&svm, settling.clone(), 2_000).await;
+    assert_eq!(store.lookup(&svm).await, Some(settling.clone()));
+    let listed = store.unresolved().await.expect("listed");
+    assert!(
+        listed.contains(&Unresolved {
+            key: svm.clone(),
+            slot: settling
+        }),
+        "{listed:?}"
+    );
+    let settled = Slot::Settled {
+        transaction: "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW".to_owned(),
+    };
+    store.record(&svm, settled.clone(), 90_000).await;
+    assert_eq!(store.lookup(&svm).await, Some(settled));
+    assert!(store.credit("5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW", &svm).await);
+    assert!(
+        !store.credit("5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW", &evm).await,
+        "one transaction never pays for two payments"
+    );
+    store.release(&evm);
+    assert!(freed(store, &evm).await);
 }

@@ -22,6 +22,7 @@ use alloy_primitives::{Address, B256};
 use super::{MemoryStore, ReplayStore, Slot, Unresolved};
 use crate::base::BoxFuture;
 use crate::base::Clock;
+use crate::network::AccountId;
 use crate::schemes::ReplayKey;
 
 /// Payment key bytes → expiry (8 bytes, big endian) followed by the slot.
@@ -152,8 +153,8 @@ impl FileStore {
     pub async fn probe(&self) -> Result<(), FileStoreError> {
         let key = ReplayKey {
             network: "x402-doctor".to_owned(),
-            asset: Address::ZERO,
-            from: Address::ZERO,
+            asset: Address::ZERO.into(),
+            from: Address::ZERO.into(),
             nonce: probe_nonce(),
         };
         let fail = |what: &str, e: redb::Error| failed(what, &self.path, e);
@@ -274,28 +275,42 @@ fn probe_nonce() -> B256 {
     alloy_primitives::keccak256(seed.as_bytes())
 }
 
+/// A payment's name in the table: `network ‖ 0 ‖ asset ‖ from ‖ nonce`. Both accounts of one
+/// family are written as they are (72 bytes after the network for EVM, as every earlier version
+/// wrote them; 96 for Solana); accounts of two families (which no scheme makes) are preceded by
+/// the asset's length, so that every key has one name and every name one key.
 fn key_bytes(key: &ReplayKey) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(key.network.len() + 1 + 20 + 20 + 32);
+    let (asset, from) = (key.asset.as_bytes(), key.from.as_bytes());
+    let mut bytes = Vec::with_capacity(key.network.len() + 2 + asset.len() + from.len() + 32);
     bytes.extend_from_slice(key.network.as_bytes());
     bytes.push(0);
-    bytes.extend_from_slice(key.asset.as_slice());
-    bytes.extend_from_slice(key.from.as_slice());
+    if asset.len() != from.len() {
+        bytes.push(u8::try_from(asset.len()).unwrap_or(u8::MAX));
+    }
+    bytes.extend_from_slice(asset);
+    bytes.extend_from_slice(from);
     bytes.extend_from_slice(key.nonce.as_slice());
     bytes
 }
 
-/// The key [`key_bytes`] wrote.
+/// The key [`key_bytes`] wrote, told apart by length: 72 bytes after the network are two EVM
+/// accounts and the nonce, 96 two Solana ones, 85 a length byte then one of each.
 fn key_from_bytes(bytes: &[u8]) -> Option<ReplayKey> {
     let zero = bytes.iter().position(|b| *b == 0)?;
     let (network, rest) = (bytes.get(..zero)?, bytes.get(zero + 1..)?);
-    if rest.len() != 72 {
-        return None;
-    }
+    let (asset_len, accounts) = match rest.len() {
+        72 => (20, rest),
+        96 => (32, rest),
+        85 if rest[0] == 20 || rest[0] == 32 => (usize::from(rest[0]), &rest[1..]),
+        _ => return None,
+    };
+    let (accounts, nonce) = accounts.split_at(accounts.len() - 32);
+    let (asset, from) = accounts.split_at(asset_len);
     Some(ReplayKey {
         network: String::from_utf8(network.to_vec()).ok()?,
-        asset: Address::from_slice(&rest[..20]),
-        from: Address::from_slice(&rest[20..40]),
-        nonce: B256::from_slice(&rest[40..]),
+        asset: AccountId::from_bytes(asset)?,
+        from: AccountId::from_bytes(from)?,
+        nonce: B256::from_slice(nonce),
     })
 }
 
@@ -496,8 +511,8 @@ mod tests {
     fn key() -> ReplayKey {
         ReplayKey {
             network: "eip155:84532".to_owned(),
-            asset: alloy_primitives::Address::repeat_byte(1),
-            from: alloy_primitives::Address::repeat_byte(2),
+            asset: alloy_primitives::Address::repeat_byte(1).into(),
+            from: alloy_primitives::Address::repeat_byte(2).into(),
             nonce: alloy_primitives::B256::repeat_byte(3),
         }
     }
@@ -609,5 +624,41 @@ mod tests {
     fn keys_read_back_from_their_bytes() {
         assert_eq!(key_from_bytes(&key_bytes(&key())), Some(key()));
         assert_eq!(key_from_bytes(b"eip155:1"), None);
+        let svm = crate::store::contract::svm_key(7);
+        assert_eq!(key_bytes(&svm).len(), svm.network.len() + 1 + 96);
+        assert_eq!(key_from_bytes(&key_bytes(&svm)), Some(svm.clone()));
+        // Accounts of two families, either way round, each have their own name.
+        let mixed = [
+            ReplayKey {
+                asset: key().asset,
+                ..svm.clone()
+            },
+            ReplayKey {
+                from: key().from,
+                ..svm.clone()
+            },
+        ];
+        assert_ne!(key_bytes(&mixed[0]), key_bytes(&mixed[1]));
+        for key in mixed {
+            assert_eq!(key_from_bytes(&key_bytes(&key)), Some(key));
+        }
+        let mut bad_tag = key_bytes(&ReplayKey {
+            asset: key().asset,
+            ..svm
+        });
+        bad_tag[b"solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1".len() + 1] = 21;
+        assert_eq!(key_from_bytes(&bad_tag), None);
+    }
+
+    /// The bytes every earlier version wrote for an EVM payment (`network ‖ 0 ‖ token (20) ‖
+    /// payer (20) ‖ nonce (32)`) still name the same key.
+    #[test]
+    fn an_evm_key_written_before_accounts_had_families_still_reads() {
+        let mut old = b"eip155:84532\0".to_vec();
+        old.extend_from_slice(&[1u8; 20]);
+        old.extend_from_slice(&[2u8; 20]);
+        old.extend_from_slice(&[3u8; 32]);
+        assert_eq!(key_from_bytes(&old), Some(key()));
+        assert_eq!(key_bytes(&key()), old);
     }
 }

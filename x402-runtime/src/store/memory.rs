@@ -274,8 +274,8 @@ mod tests {
     fn key(nonce: u8) -> ReplayKey {
         ReplayKey {
             network: "eip155:84532".to_owned(),
-            asset: alloy_primitives::Address::ZERO,
-            from: alloy_primitives::Address::ZERO,
+            asset: alloy_primitives::Address::ZERO.into(),
+            from: alloy_primitives::Address::ZERO.into(),
             nonce: alloy_primitives::B256::repeat_byte(nonce),
         }
     }

@@ -12,10 +12,11 @@
 use alloy_primitives::hex;
 use redis::aio::ConnectionManager;
 
-use alloy_primitives::{Address, B256};
+use alloy_primitives::B256;
 
 use super::{ReplayStore, Slot, Unresolved};
 use crate::base::BoxFuture;
+use crate::network::AccountId;
 use crate::schemes::ReplayKey;
 
 /// `Slot::to_text` of a reservation, and the prefix of every settling slot.
@@ -141,30 +142,11 @@ impl RedisStore {
     }
 
     fn payment_key(&self, key: &ReplayKey) -> String {
-        format!(
-            "{}:payment:{}:{}:{}:{}",
-            self.prefix,
-            key.network,
-            hex::encode(key.asset),
-            hex::encode(key.from),
-            hex::encode(key.nonce)
-        )
+        payment_name(&self.prefix, key)
     }
 
-    /// The key [`payment_key`](Self::payment_key) wrote (the network id may contain `:`).
     fn key_of(&self, name: &str) -> Option<ReplayKey> {
-        let rest = name.strip_prefix(&self.prefix)?.strip_prefix(":payment:")?;
-        let mut parts = rest.rsplitn(4, ':');
-        let nonce = parts.next()?;
-        let from = parts.next()?;
-        let asset = parts.next()?;
-        let network = parts.next()?;
-        Some(ReplayKey {
-            network: network.to_owned(),
-            asset: Address::from_slice(&hex::decode(asset).ok().filter(|b| b.len() == 20)?),
-            from: Address::from_slice(&hex::decode(from).ok().filter(|b| b.len() == 20)?),
-            nonce: B256::from_slice(&hex::decode(nonce).ok().filter(|b| b.len() == 32)?),
-        })
+        key_of_name(&self.prefix, name)
     }
 
     fn unresolved_key(&self) -> String {
@@ -382,9 +364,65 @@ impl ReplayStore for RedisStore {
     }
 }
 
+/// A payment's Redis key: `<prefix>:payment:<network>:<asset>:<from>:<nonce>`, the accounts and
+/// nonce in lowercase hex (an EVM account 40 digits, a Solana one 64).
+fn payment_name(prefix: &str, key: &ReplayKey) -> String {
+    format!(
+        "{prefix}:payment:{}:{}:{}:{}",
+        key.network,
+        hex::encode(key.asset.as_bytes()),
+        hex::encode(key.from.as_bytes()),
+        hex::encode(key.nonce)
+    )
+}
+
+/// The key [`payment_name`] wrote (the network id may contain `:`); each account is read by its
+/// length.
+fn key_of_name(prefix: &str, name: &str) -> Option<ReplayKey> {
+    let rest = name.strip_prefix(prefix)?.strip_prefix(":payment:")?;
+    let mut parts = rest.rsplitn(4, ':');
+    let nonce = parts.next()?;
+    let from = parts.next()?;
+    let asset = parts.next()?;
+    let network = parts.next()?;
+    Some(ReplayKey {
+        network: network.to_owned(),
+        asset: AccountId::from_bytes(&hex::decode(asset).ok()?)?,
+        from: AccountId::from_bytes(&hex::decode(from).ok()?)?,
+        nonce: B256::from_slice(&hex::decode(nonce).ok().filter(|b| b.len() == 32)?),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payment_names_read_back_for_both_account_lengths() {
+        let svm = crate::store::contract::svm_key(7);
+        let evm = crate::store::contract::key(7);
+        for key in [svm, evm] {
+            let name = payment_name("x402", &key);
+            assert_eq!(key_of_name("x402", &name), Some(key));
+        }
+        assert_eq!(key_of_name("x402", "x402:payment:eip155:1:00:00:00"), None);
+    }
+
+    /// A name written before accounts had families (EVM accounts as 40 hex digits) still reads.
+    #[test]
+    fn an_evm_payment_name_written_before_still_reads() {
+        let old = format!(
+            "x402:payment:eip155:84532:{}:{}:{}",
+            "0a".repeat(20),
+            "0b".repeat(20),
+            "05".repeat(32)
+        );
+        assert_eq!(
+            key_of_name("x402", &old),
+            Some(crate::store::contract::key(5))
+        );
+        assert_eq!(payment_name("x402", &crate::store::contract::key(5)), old);
+    }
 
     #[test]
     fn slots_round_trip_through_their_redis_values() {

@@ -16,11 +16,11 @@
 
 use std::any::Any;
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::U256;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::network::TransferMethod;
+use crate::network::{AccountId, TransferMethod};
 use crate::proto::codes;
 use crate::proto::header::DecodeError;
 use crate::schemes;
@@ -50,7 +50,7 @@ impl Scheme for ExactEvm {
     }
 
     fn offer(&self, terms: &OfferTerms<'_>) -> Option<Offer> {
-        if terms.upto {
+        if terms.upto || terms.pay_to.as_evm().is_none() {
             return None;
         }
         let asset = terms.asset;
@@ -91,7 +91,7 @@ impl OfferCheck for ExactPermit2Offer {
         window: &Window,
     ) -> Result<(), Rejection> {
         let payment = schemes::payload_as::<Permit2Payload>(payload)?;
-        let terms = permit2::Terms::for_offer(offer, permit2::EXACT_PROXY, None, window);
+        let terms = permit2::Terms::for_offer(offer, permit2::EXACT_PROXY, None, window)?;
         permit2::check(payment, &terms)
     }
 }
@@ -112,7 +112,7 @@ impl OfferCheck for ExactEvmOffer {
         let payment = schemes::payload_as::<ExactEvmPayload>(payload)?;
         let terms = Terms {
             amount: offer.amount,
-            pay_to: offer.pay_to,
+            pay_to: schemes::evm_pay_to(offer)?,
             now: window.now,
             valid_before_from: window.earliest,
             valid_before_until: Some(window.latest),
@@ -130,8 +130,8 @@ impl OfferCheck for ExactEvmOffer {
 }
 
 impl SchemePayload for ExactEvmPayload {
-    fn payer(&self) -> Address {
-        self.authorization.from
+    fn payer(&self) -> AccountId {
+        AccountId::Evm(self.authorization.from)
     }
 
     fn amount(&self) -> U256 {
@@ -142,11 +142,11 @@ impl SchemePayload for ExactEvmPayload {
         u64::try_from(self.authorization.valid_before).unwrap_or(u64::MAX)
     }
 
-    fn replay_key(&self, network: &str, asset: Address) -> ReplayKey {
+    fn replay_key(&self, network: &str, asset: AccountId) -> ReplayKey {
         ReplayKey {
             network: network.to_owned(),
             asset,
-            from: self.authorization.from,
+            from: AccountId::Evm(self.authorization.from),
             nonce: self.authorization.nonce,
         }
     }

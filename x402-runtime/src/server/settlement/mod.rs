@@ -19,7 +19,9 @@
 //! chain reader it never calls `/settle` (the authorization settles only if the buyer resends
 //! it); without one it repeats the recorded `/settle` to learn the outcome from the facilitator.
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::U256;
+
+use crate::network::AccountId;
 
 use crate::facilitator::FacilitatorError;
 use crate::proto::header::parse_uint;
@@ -76,7 +78,7 @@ pub(crate) struct Attempt<'a> {
     pub(crate) key: &'a ReplayKey,
     pub(crate) request: &'a FacilitatorRequest,
     pub(crate) wire_network: &'a str,
-    pub(crate) payer: Address,
+    pub(crate) payer: AccountId,
     pub(crate) amount: U256,
     pub(crate) valid_before: u64,
     /// The transaction an earlier answer named (reconciliation), else empty.
@@ -189,10 +191,12 @@ impl Attempt<'_> {
     /// unsettled (both recorded); `None` when it cannot tell.
     async fn read_chain(&self) -> Option<Outcome> {
         let reader = self.engine.inner.chain.as_ref()?;
+        // The chain readers read EVM authorizations only.
+        let (asset, from) = (self.key.asset.as_evm()?, self.key.from.as_evm()?);
         let lookup = chain::Authorization {
             network: self.key.network.clone(),
-            asset: self.key.asset,
-            from: self.key.from,
+            asset,
+            from,
             nonce: self.key.nonce,
             valid_before: self.valid_before,
         };
@@ -263,13 +267,13 @@ async fn settle_bounded(
 fn settled_as_asked(
     answer: &SettleResponse,
     wire_network: &str,
-    payer: Address,
+    payer: AccountId,
     amount: U256,
 ) -> bool {
     let payer_ok = answer
         .payer
         .as_deref()
-        .is_none_or(|p| p.parse::<Address>().is_ok_and(|a| a == payer));
+        .is_none_or(|p| payer.matches_text(p));
     let network_ok = answer.network.is_empty() || answer.network == wire_network;
     let amount_ok = answer
         .amount

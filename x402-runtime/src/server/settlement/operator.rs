@@ -122,10 +122,16 @@ pub async fn resolve_on_chain(
     retention: Duration,
 ) -> Result<Resolution, ChainError> {
     let valid_before = unknown.valid_before.unwrap_or(u64::MAX);
+    let (Some(asset), Some(from)) = (unknown.key.asset.as_evm(), unknown.key.from.as_evm()) else {
+        return Err(ChainError(format!(
+            "{}: the chain reader reads EVM authorizations only",
+            unknown.key
+        )));
+    };
     let lookup = chain::Authorization {
         network: unknown.key.network.clone(),
-        asset: unknown.key.asset,
-        from: unknown.key.from,
+        asset,
+        from,
         nonce: unknown.key.nonce,
         valid_before,
     };

@@ -6,6 +6,7 @@ use alloy_primitives::{Address, B256};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use crate::network::{AccountId, SvmAddress};
 use crate::proto::header::decode_json;
 use crate::proto::{FacilitatorRequest, Requirements, X402Version};
 
@@ -83,7 +84,7 @@ impl std::str::FromStr for LedgerState {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LedgerQuery {
     /// Only payments by this payer.
-    pub payer: Option<Address>,
+    pub payer: Option<AccountId>,
     /// Only payments for this route (the resource URL's path, e.g. `/weather`) or, when it
     /// contains `://`, this exact resource URL.
     pub route: Option<String>,
@@ -104,11 +105,11 @@ pub struct LedgerQuery {
 pub struct LedgerEntry {
     /// CAIP-2 network id.
     pub network: String,
-    /// Token contract.
-    pub asset: Address,
-    /// The authorization's `from`.
-    pub payer: Address,
-    /// The EIP-3009 nonce.
+    /// The token (its contract on EVM; for a Permit2 payment, Permit2, whose nonces it uses).
+    pub asset: AccountId,
+    /// The payer (an EVM authorization's `from`).
+    pub payer: AccountId,
+    /// The payment's nonce (EIP-3009's, or Permit2's as 32 big-endian bytes).
     pub nonce: B256,
     /// How it ended (or that it has not yet).
     pub state: LedgerState,
@@ -116,7 +117,8 @@ pub struct LedgerEntry {
     pub transaction: Option<String>,
     /// The price in the token's atomic units (decimal), when the `/settle` request was known.
     pub amount: Option<String>,
-    /// The recipient (lower-case hex), when known.
+    /// The recipient (`0x` and the lower-case hex of its bytes: 20 for EVM, 32 for Solana), when
+    /// known.
     pub pay_to: Option<String>,
     /// The resource URL paid for, when known.
     pub resource: Option<String>,
@@ -167,10 +169,13 @@ impl Terms {
         Terms {
             amount: Some(amount.to_owned())
                 .filter(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit())),
-            pay_to: Some(match pay_to.parse::<Address>() {
-                Ok(address) => hex_of(address.as_slice()),
-                Err(_) => pay_to.to_ascii_lowercase(),
-            }),
+            pay_to: Some(
+                match (pay_to.parse::<Address>(), pay_to.parse::<SvmAddress>()) {
+                    (Ok(address), _) => hex_of(address.as_slice()),
+                    (_, Ok(address)) => hex_of(address.as_bytes()),
+                    _ => pay_to.to_ascii_lowercase(),
+                },
+            ),
             route: resource.as_deref().map(route_of),
             resource,
             scheme: Some(scheme),
@@ -197,6 +202,12 @@ pub(super) fn hex_of(bytes: &[u8]) -> String {
     format!("0x{}", hex::encode(bytes))
 }
 
+/// The account [`hex_of`] wrote, by its length: 20 bytes (40 digits, every version's EVM
+/// accounts) or 32 (64 digits, a Solana account).
+pub(super) fn account_of_hex(text: &str) -> Option<AccountId> {
+    AccountId::from_bytes(&hex::decode(text.strip_prefix("0x")?).ok()?)
+}
+
 /// The SELECT of [`LedgerQuery`] and its parameters.
 pub(super) fn select(query: &LedgerQuery) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
     let mut sql = String::from(
@@ -211,7 +222,7 @@ pub(super) fn select(query: &LedgerQuery) -> (String, Vec<Box<dyn ToSql + Sync +
         sql.push_str(&condition.replace('$', &format!("${}", params.len())));
     };
     if let Some(payer) = query.payer {
-        narrow(" AND payer = $", Box::new(hex_of(payer.as_slice())));
+        narrow(" AND payer = $", Box::new(hex_of(payer.as_bytes())));
     }
     if let Some(route) = &query.route {
         let column = if route.contains("://") {
@@ -271,9 +282,9 @@ pub(super) fn entry(row: &Row) -> Result<LedgerEntry, String> {
         row.try_get::<_, Option<i64>>(index)
             .map_err(|e| e.to_string())
     };
-    let address = |index: usize| -> Result<Address, String> {
+    let address = |index: usize| -> Result<AccountId, String> {
         let value = text(index)?;
-        value.parse().map_err(|e| format!("ledger {value}: {e}"))
+        account_of_hex(&value).ok_or_else(|| format!("ledger {value}: not an account"))
     };
     let nonce = text(3)?;
     Ok(LedgerEntry {
@@ -322,7 +333,7 @@ mod tests {
     #[test]
     fn a_query_numbers_its_parameters_in_order() {
         let (sql, params) = select(&LedgerQuery {
-            payer: Some(Address::repeat_byte(0xab)),
+            payer: Some(Address::repeat_byte(0xab).into()),
             route: Some("/weather".to_owned()),
             since: Some(10),
             limit: Some(5),

@@ -34,7 +34,7 @@ use crate::base::{BoxFuture, Clock};
 use crate::schemes::ReplayKey;
 
 pub use ledger::{LedgerEntry, LedgerQuery, LedgerState};
-use ledger::{Terms, hex_of, seconds};
+use ledger::{Terms, account_of_hex, hex_of, seconds};
 
 /// How long one store operation (taking a connection included) may take before the store is
 /// answered unavailable.
@@ -175,8 +175,8 @@ fn slot_of(state: &str, transaction: Option<String>, request: Option<String>, si
 fn key_columns(key: &ReplayKey) -> [String; 4] {
     [
         key.network.clone(),
-        hex_of(key.asset.as_slice()),
-        hex_of(key.from.as_slice()),
+        hex_of(key.asset.as_bytes()),
+        hex_of(key.from.as_bytes()),
         hex_of(key.nonce.as_slice()),
     ]
 }
@@ -185,8 +185,8 @@ fn key_columns(key: &ReplayKey) -> [String; 4] {
 fn key_of(row: &tokio_postgres::Row) -> Option<ReplayKey> {
     Some(ReplayKey {
         network: row.try_get(0).ok()?,
-        asset: row.try_get::<_, String>(1).ok()?.parse().ok()?,
-        from: row.try_get::<_, String>(2).ok()?.parse().ok()?,
+        asset: account_of_hex(&row.try_get::<_, String>(1).ok()?)?,
+        from: account_of_hex(&row.try_get::<_, String>(2).ok()?)?,
         nonce: row.try_get::<_, String>(3).ok()?.parse().ok()?,
     })
 }
@@ -842,7 +842,7 @@ mod tests {
         };
         assert_eq!(query(window).await, vec![key(2).nonce]);
         let other_payer = LedgerQuery {
-            payer: Some(alloy_primitives::Address::repeat_byte(0x77)),
+            payer: Some(alloy_primitives::Address::repeat_byte(0x77).into()),
             ..LedgerQuery::default()
         };
         assert!(query(other_payer).await.is_empty());
@@ -873,6 +873,132 @@ mod tests {
                 .len(),
             3
         );
+    }
+
+    /// A v2 `/settle` request paying the USDC devnet mint to a Solana account.
+    fn svm_settle_request() -> String {
+        let requirements = serde_json::json!({
+            "scheme": "exact", "network": "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1",
+            "amount": "10000", "asset": "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU",
+            "payTo": "EdmxWPmx2WH6WgFfTdu9xfkYf3k1g5wD1zccTVySEEh1", "maxTimeoutSeconds": 60
+        });
+        serde_json::json!({
+            "x402Version": 2,
+            "paymentPayload": {
+                "x402Version": 2,
+                "resource": {"url": "http://127.0.0.1:8080/counted"},
+                "accepted": requirements,
+                "payload": {"transaction": "AQ=="}
+            },
+            "paymentRequirements": requirements
+        })
+        .to_string()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_ledger_keeps_solana_accounts() {
+        let Some(url) = database("ledger_svm").await else {
+            return;
+        };
+        let clock = TestClock::at(START);
+        let store = PostgresStore::connect_with_clock(&url, clock.now())
+            .await
+            .expect("connect");
+        let (svm, evm) = (contract::svm_key(1), key(1));
+        for key in [&svm, &evm] {
+            assert_eq!(store.reserve(key, 5_000).await, Ok(()));
+        }
+        let settling = Slot::Settling {
+            request: Some(svm_settle_request()),
+            since: START,
+        };
+        store.record(&svm, settling.clone(), 5_000).await;
+        let listed = store.unresolved().await.expect("listed");
+        assert_eq!(
+            listed,
+            vec![Unresolved {
+                key: svm.clone(),
+                slot: settling
+            }]
+        );
+        let entries = store.ledger(&LedgerQuery::default()).await.expect("ledger");
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        let entry = &entries[0];
+        assert_eq!((entry.asset, entry.payer), (svm.asset, svm.from));
+        assert_eq!(entry.amount.as_deref(), Some("10000"));
+        let pay_to: crate::network::AccountId = "EdmxWPmx2WH6WgFfTdu9xfkYf3k1g5wD1zccTVySEEh1"
+            .parse()
+            .expect("base58");
+        assert_eq!(
+            entry.pay_to.as_deref(),
+            Some(hex_of(pay_to.as_bytes()).as_str())
+        );
+        let by_payer = |payer| LedgerQuery {
+            payer: Some(payer),
+            ..LedgerQuery::default()
+        };
+        assert_eq!(
+            store
+                .ledger(&by_payer(svm.from))
+                .await
+                .expect("ledger")
+                .len(),
+            1
+        );
+        assert!(
+            store
+                .ledger(&by_payer(evm.from))
+                .await
+                .expect("ledger")
+                .is_empty()
+        );
+    }
+
+    /// Rows as every earlier version wrote them (EVM accounts as `0x` + 40 lower-case hex
+    /// digits) read back as the same keys.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_written_before_accounts_had_families_still_read() {
+        let Some(url) = database("old_rows").await else {
+            return;
+        };
+        let clock = TestClock::at(START);
+        let store = PostgresStore::connect_with_clock(&url, clock.now())
+            .await
+            .expect("connect");
+        let client = store.client().await.expect("a connection");
+        let nonce = format!("0x{}", "05".repeat(32));
+        client
+            .execute(
+                "INSERT INTO x402_payments (network, asset, payer, nonce, state, transaction, since, expires_at) \
+                 VALUES ('eip155:84532', $1, $2, $3, 'pending', '0x5555', 1000, 90000)",
+                &[&format!("0x{}", "0a".repeat(20)), &format!("0x{}", "0b".repeat(20)), &nonce],
+            )
+            .await
+            .expect("an old row");
+        let pending = Slot::Pending {
+            transaction: "0x5555".to_owned(),
+            request: None,
+            since: START,
+        };
+        assert_eq!(store.lookup(&key(5)).await, Some(pending.clone()));
+        assert_eq!(
+            store.unresolved().await.expect("listed"),
+            vec![Unresolved {
+                key: key(5),
+                slot: pending
+            }]
+        );
+    }
+
+    #[test]
+    fn account_columns_read_by_length() {
+        for key in [key(1), contract::svm_key(1)] {
+            for account in [key.asset, key.from] {
+                assert_eq!(account_of_hex(&hex_of(account.as_bytes())), Some(account));
+            }
+        }
+        assert_eq!(account_of_hex("0x0a0a"), None);
+        assert_eq!(account_of_hex(&"0a".repeat(20)), None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
