@@ -46,10 +46,14 @@ pub(crate) async fn run(
     let native = provider.get_balance(address).await.map_err(reach)?;
     let mut tokens = Vec::new();
     for asset in Asset::builtins(&network) {
+        // Built-in tokens of an EVM chain are EVM contracts.
+        let Some(token) = asset.address.as_evm() else {
+            continue;
+        };
         // A local or forked chain may lack some of the known tokens: say so, keep going.
-        let balance = match provider.get_code_at(asset.address).await.map_err(reach)? {
+        let balance = match provider.get_code_at(token).await.map_err(reach)? {
             code if code.is_empty() => Err("no contract at this address on this chain".to_owned()),
-            _ => Erc20::new(asset.address, &provider)
+            _ => Erc20::new(token, &provider)
                 .balanceOf(address)
                 .call()
                 .await
@@ -63,13 +67,13 @@ pub(crate) async fn run(
             .map(|(asset, balance)| match balance {
                 Ok(balance) => json!({
                     "currency": asset.currency.symbol(),
-                    "asset": asset.address.to_checksum(None),
+                    "asset": asset.address.to_string(),
                     "balance": format_amount(*balance, asset.decimals),
                     "atomic": balance.to_string(),
                 }),
                 Err(why) => json!({
                     "currency": asset.currency.symbol(),
-                    "asset": asset.address.to_checksum(None),
+                    "asset": asset.address.to_string(),
                     "unavailable": why,
                 }),
             })

@@ -58,6 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         networks.push(
             Network::from_caip2(caip2)
+                .filter(Network::is_evm)
                 .ok_or_else(|| format!("`{caip2}` is not an eip155 CAIP-2 id"))?,
         );
     }

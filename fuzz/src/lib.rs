@@ -16,7 +16,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
 use serde_json::{Map, Value};
 use x402_runtime::Currency;
 use x402_runtime::X402Version;
-use x402_runtime::network::{Asset, Network};
+use x402_runtime::network::{AccountId, Asset, Network};
 use x402_runtime::proto::header::{DecodeError, MAX_PAYMENT_HEADER_BYTES};
 use x402_runtime::schemes::exact_evm::{Authorization, ExactEvmPayload};
 use x402_runtime::schemes::{DecodedPayment, ReplayKey};
@@ -125,7 +125,7 @@ pub fn replay_key(payment: &DecodedPayment) -> Option<ReplayKey> {
                 return None;
             }
             let asset = payload::parse_address(&accepted.asset, "accepted.asset").ok()?;
-            (network, asset)
+            (network, AccountId::from(asset))
         }
         None => {
             let network = Network::from_v1_name(&payment.wire.network)?;
@@ -135,7 +135,7 @@ pub fn replay_key(payment: &DecodedPayment) -> Option<ReplayKey> {
     };
     Some(ReplayKey {
         network: network.caip2,
-        asset: asset.into(),
+        asset,
         from: evm(payment).authorization.from.into(),
         nonce: evm(payment).authorization.nonce,
     })

@@ -1,8 +1,12 @@
-//! EVM networks and the stablecoins `#[paid]` prices resolve to.
+//! Networks (EVM chains and Solana clusters), their accounts, and the stablecoins `#[paid]`
+//! prices resolve to.
 //!
-//! Networks are named by CAIP-2 id (`eip155:<chain id>`) in x402 v2 and by a short name
-//! (`base-sepolia`) in v1. The built-in asset table holds Circle's USDC and EURC deployments with
-//! the EIP-712 domain name and version their `transferWithAuthorization` signatures use.
+//! Networks are named by CAIP-2 id (`eip155:<chain id>`, `solana:<genesis hash prefix>`) in x402
+//! v2 and by a short name (`base-sepolia`, `solana-devnet`) in v1. The built-in asset table holds
+//! Circle's USDC and EURC deployments: on EVM with the EIP-712 domain name and version their
+//! `transferWithAuthorization` signatures use, on Solana the USDC mints. This build's schemes
+//! pay on EVM networks only; Solana networks are known (named, with their USDC) so that accounts,
+//! offers and records can speak of them.
 
 use alloy_primitives::{Address, address};
 
@@ -27,16 +31,47 @@ fn intern(symbol: &str) -> &'static str {
     leaked
 }
 
-/// An EVM network.
+/// A network payments can name: an EVM chain or a Solana cluster.
+///
+/// ```
+/// use x402_runtime::network::{Family, Network};
+///
+/// let base = Network::from_caip2("eip155:8453").unwrap();
+/// assert_eq!(base.chain_id(), Some(8453));
+/// let devnet = Network::from_v1_name("solana-devnet").unwrap();
+/// assert_eq!(devnet.caip2, "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1");
+/// assert_eq!((devnet.family, devnet.chain_id()), (Family::Svm, None));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Network {
     /// CAIP-2 identifier, for example `eip155:84532`.
     pub caip2: String,
-    /// EIP-155 chain id.
-    pub chain_id: u64,
     /// The x402 v1 network name, when v1 has one.
     pub v1_name: Option<&'static str>,
+    /// Which kind of chain it is.
+    pub family: Family,
 }
+
+/// The kind of chain a network is, which decides its accounts and the schemes that can pay on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// An EVM chain.
+    Evm {
+        /// Its EIP-155 chain id.
+        chain_id: u64,
+    },
+    /// A Solana (SVM) cluster.
+    Svm,
+}
+
+/// CAIP-2 id of Solana mainnet.
+pub const SOLANA_MAINNET: &str = "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp";
+/// CAIP-2 id of Solana devnet.
+pub const SOLANA_DEVNET: &str = "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1";
+
+/// The Solana clusters this crate knows: CAIP-2 id and x402 v1 name.
+const SOLANA_NETWORKS: &[(&str, &str)] =
+    &[(SOLANA_MAINNET, "solana"), (SOLANA_DEVNET, "solana-devnet")];
 
 /// x402 v1 network names and their chain ids.
 const V1_NAMES: &[(u64, &str)] = &[
@@ -66,21 +101,24 @@ const V1_NAMES: &[(u64, &str)] = &[
 ];
 
 impl Network {
-    /// The network with this chain id (any id: local chains work too).
+    /// The EVM network with this chain id (any id: local chains work too).
     pub fn from_chain_id(chain_id: u64) -> Network {
         Network {
             caip2: format!("eip155:{chain_id}"),
-            chain_id,
             v1_name: V1_NAMES
                 .iter()
                 .find(|(id, _)| *id == chain_id)
                 .map(|(_, name)| *name),
+            family: Family::Evm { chain_id },
         }
     }
 
-    /// Parses a CAIP-2 id of the `eip155` namespace, strictly (`eip155:` then a decimal chain id
-    /// without leading zeros).
+    /// Parses a CAIP-2 id, strictly: `eip155:` then a decimal chain id without leading zeros, or
+    /// the id of Solana mainnet or devnet ([`SOLANA_MAINNET`], [`SOLANA_DEVNET`]).
     pub fn from_caip2(caip2: &str) -> Option<Network> {
+        if let Some(&(id, name)) = SOLANA_NETWORKS.iter().find(|(id, _)| *id == caip2) {
+            return Some(Network::solana(id, name));
+        }
         let id = caip2.strip_prefix("eip155:")?;
         if id.is_empty() || id.starts_with('0') || !id.bytes().all(|b| b.is_ascii_digit()) {
             return None;
@@ -90,10 +128,34 @@ impl Network {
 
     /// Finds a network by its x402 v1 name.
     pub fn from_v1_name(name: &str) -> Option<Network> {
+        if let Some(&(id, name)) = SOLANA_NETWORKS.iter().find(|(_, n)| *n == name) {
+            return Some(Network::solana(id, name));
+        }
         V1_NAMES
             .iter()
             .find(|(_, n)| *n == name)
             .map(|(id, _)| Network::from_chain_id(*id))
+    }
+
+    fn solana(caip2: &str, v1_name: &'static str) -> Network {
+        Network {
+            caip2: caip2.to_owned(),
+            v1_name: Some(v1_name),
+            family: Family::Svm,
+        }
+    }
+
+    /// The EIP-155 chain id of an EVM network; `None` for another family.
+    pub const fn chain_id(&self) -> Option<u64> {
+        match self.family {
+            Family::Evm { chain_id } => Some(chain_id),
+            Family::Svm => None,
+        }
+    }
+
+    /// Whether this is an EVM network.
+    pub const fn is_evm(&self) -> bool {
+        matches!(self.family, Family::Evm { .. })
     }
 }
 
@@ -102,13 +164,14 @@ impl Network {
 pub struct Asset {
     /// The currency the token represents.
     pub currency: Currency,
-    /// CAIP-2 id of the network the contract lives on.
+    /// CAIP-2 id of the network the token lives on.
     pub network: String,
-    /// Token contract address.
-    pub address: Address,
-    /// EIP-712 domain `name` (the token's `name()`, e.g. `"USDC"` or `"USD Coin"`).
+    /// The token: its contract on EVM, its mint on Solana.
+    pub address: AccountId,
+    /// EIP-712 domain `name` (the token's `name()`, e.g. `"USDC"` or `"USD Coin"`); on Solana,
+    /// the currency's ticker (unused).
     pub eip712_name: String,
-    /// EIP-712 domain `version` (`"2"` for Circle's FiatToken).
+    /// EIP-712 domain `version` (`"2"` for Circle's FiatToken); unused on Solana.
     pub eip712_version: String,
     /// Token decimals.
     pub decimals: u8,
@@ -146,133 +209,165 @@ impl TransferMethod {
 }
 
 struct BuiltinAsset {
-    chain_id: u64,
+    /// CAIP-2 id of the network.
+    network: &'static str,
+    currency: Currency,
+    address: AccountId,
+    name: &'static str,
+}
+
+/// A built-in EVM deployment.
+const fn evm(
+    network: &'static str,
     currency: Currency,
     address: Address,
     name: &'static str,
+) -> BuiltinAsset {
+    BuiltinAsset {
+        network,
+        currency,
+        address: AccountId::Evm(address),
+        name,
+    }
 }
 
 const BUILTIN_ASSETS: &[BuiltinAsset] = &[
     BuiltinAsset {
-        chain_id: 8453,
+        network: SOLANA_MAINNET,
         currency: Currency::Usdc,
-        address: address!("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"),
-        name: "USD Coin",
-    },
-    BuiltinAsset {
-        chain_id: 84532,
-        currency: Currency::Usdc,
-        address: address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e"),
+        address: AccountId::Svm(SvmAddress::from_base58_const(
+            "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
+        )),
         name: "USDC",
     },
     BuiltinAsset {
-        chain_id: 1,
+        network: SOLANA_DEVNET,
         currency: Currency::Usdc,
-        address: address!("0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"),
-        name: "USD Coin",
-    },
-    BuiltinAsset {
-        chain_id: 43114,
-        currency: Currency::Usdc,
-        address: address!("0xB97EF9Ef8734C71904D8002F8b6Bc66Dd9c48a6E"),
-        name: "USD Coin",
-    },
-    BuiltinAsset {
-        chain_id: 43113,
-        currency: Currency::Usdc,
-        address: address!("0x5425890298aed601595a70AB815c96711a31Bc65"),
-        name: "USD Coin",
-    },
-    BuiltinAsset {
-        chain_id: 137,
-        currency: Currency::Usdc,
-        address: address!("0x3c499c542cEF5E3811e1192ce70d8cC03d5c3359"),
-        name: "USD Coin",
-    },
-    BuiltinAsset {
-        chain_id: 80002,
-        currency: Currency::Usdc,
-        address: address!("0x41E94Eb019C0762f9Bfcf9Fb1E58725BfB0e7582"),
+        address: AccountId::Svm(SvmAddress::from_base58_const(
+            "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU",
+        )),
         name: "USDC",
     },
-    BuiltinAsset {
-        chain_id: 42161,
-        currency: Currency::Usdc,
-        address: address!("0xaf88d065e77c8cC2239327C5EDb3A432268e5831"),
-        name: "USD Coin",
-    },
-    BuiltinAsset {
-        chain_id: 421614,
-        currency: Currency::Usdc,
-        address: address!("0x75faf114eafb1BDbe2F0316DF893fd58CE46AA4d"),
-        name: "USD Coin",
-    },
-    BuiltinAsset {
-        chain_id: 143,
-        currency: Currency::Usdc,
-        address: address!("0x754704Bc059F8C67012fEd69BC8A327a5aafb603"),
-        name: "USDC",
-    },
-    BuiltinAsset {
-        chain_id: 10143,
-        currency: Currency::Usdc,
-        address: address!("0x534b2f3A21130d7a60830c2Df862319e593943A3"),
-        name: "USDC",
-    },
-    BuiltinAsset {
-        chain_id: 1329,
-        currency: Currency::Usdc,
-        address: address!("0xe15fC38F6D8c56aF07bbCBe3BAf5708A2Bf42392"),
-        name: "USDC",
-    },
-    BuiltinAsset {
-        chain_id: 1328,
-        currency: Currency::Usdc,
-        address: address!("0x4fCF1784B31630811181f670Aea7A7bEF803eaED"),
-        name: "USDC",
-    },
-    BuiltinAsset {
-        chain_id: 42220,
-        currency: Currency::Usdc,
-        address: address!("0xcebA9300f2b948710d2653dD7B07f33A8B32118C"),
-        name: "USDC",
-    },
-    BuiltinAsset {
-        chain_id: 11142220,
-        currency: Currency::Usdc,
-        address: address!("0x01C5C0122039549AD1493B8220cABEdD739BC44E"),
-        name: "USDC",
-    },
-    BuiltinAsset {
-        chain_id: 1,
-        currency: Currency::Eurc,
-        address: address!("0x1aBaEA1f7C830bD89Acc67eC4af516284b1bC33c"),
-        name: "EURC",
-    },
-    BuiltinAsset {
-        chain_id: 8453,
-        currency: Currency::Eurc,
-        address: address!("0x60a3E35Cc302bFA44Cb288Bc5a4F316Fdb1adb42"),
-        name: "EURC",
-    },
-    BuiltinAsset {
-        chain_id: 43114,
-        currency: Currency::Eurc,
-        address: address!("0xC891EB4cbdEFf6e073e859e987815Ed1505c2ACD"),
-        name: "EURC",
-    },
-    BuiltinAsset {
-        chain_id: 84532,
-        currency: Currency::Eurc,
-        address: address!("0x808456652fdb597867f38412077A9182bf77359F"),
-        name: "EURC",
-    },
-    BuiltinAsset {
-        chain_id: 11155111,
-        currency: Currency::Eurc,
-        address: address!("0x08210F9170F89Ab7658F0B5E3fF39b0E03C594D4"),
-        name: "EURC",
-    },
+    evm(
+        "eip155:8453",
+        Currency::Usdc,
+        address!("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"),
+        "USD Coin",
+    ),
+    evm(
+        "eip155:84532",
+        Currency::Usdc,
+        address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e"),
+        "USDC",
+    ),
+    evm(
+        "eip155:1",
+        Currency::Usdc,
+        address!("0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"),
+        "USD Coin",
+    ),
+    evm(
+        "eip155:43114",
+        Currency::Usdc,
+        address!("0xB97EF9Ef8734C71904D8002F8b6Bc66Dd9c48a6E"),
+        "USD Coin",
+    ),
+    evm(
+        "eip155:43113",
+        Currency::Usdc,
+        address!("0x5425890298aed601595a70AB815c96711a31Bc65"),
+        "USD Coin",
+    ),
+    evm(
+        "eip155:137",
+        Currency::Usdc,
+        address!("0x3c499c542cEF5E3811e1192ce70d8cC03d5c3359"),
+        "USD Coin",
+    ),
+    evm(
+        "eip155:80002",
+        Currency::Usdc,
+        address!("0x41E94Eb019C0762f9Bfcf9Fb1E58725BfB0e7582"),
+        "USDC",
+    ),
+    evm(
+        "eip155:42161",
+        Currency::Usdc,
+        address!("0xaf88d065e77c8cC2239327C5EDb3A432268e5831"),
+        "USD Coin",
+    ),
+    evm(
+        "eip155:421614",
+        Currency::Usdc,
+        address!("0x75faf114eafb1BDbe2F0316DF893fd58CE46AA4d"),
+        "USD Coin",
+    ),
+    evm(
+        "eip155:143",
+        Currency::Usdc,
+        address!("0x754704Bc059F8C67012fEd69BC8A327a5aafb603"),
+        "USDC",
+    ),
+    evm(
+        "eip155:10143",
+        Currency::Usdc,
+        address!("0x534b2f3A21130d7a60830c2Df862319e593943A3"),
+        "USDC",
+    ),
+    evm(
+        "eip155:1329",
+        Currency::Usdc,
+        address!("0xe15fC38F6D8c56aF07bbCBe3BAf5708A2Bf42392"),
+        "USDC",
+    ),
+    evm(
+        "eip155:1328",
+        Currency::Usdc,
+        address!("0x4fCF1784B31630811181f670Aea7A7bEF803eaED"),
+        "USDC",
+    ),
+    evm(
+        "eip155:42220",
+        Currency::Usdc,
+        address!("0xcebA9300f2b948710d2653dD7B07f33A8B32118C"),
+        "USDC",
+    ),
+    evm(
+        "eip155:11142220",
+        Currency::Usdc,
+        address!("0x01C5C0122039549AD1493B8220cABEdD739BC44E"),
+        "USDC",
+    ),
+    evm(
+        "eip155:1",
+        Currency::Eurc,
+        address!("0x1aBaEA1f7C830bD89Acc67eC4af516284b1bC33c"),
+        "EURC",
+    ),
+    evm(
+        "eip155:8453",
+        Currency::Eurc,
+        address!("0x60a3E35Cc302bFA44Cb288Bc5a4F316Fdb1adb42"),
+        "EURC",
+    ),
+    evm(
+        "eip155:43114",
+        Currency::Eurc,
+        address!("0xC891EB4cbdEFf6e073e859e987815Ed1505c2ACD"),
+        "EURC",
+    ),
+    evm(
+        "eip155:84532",
+        Currency::Eurc,
+        address!("0x808456652fdb597867f38412077A9182bf77359F"),
+        "EURC",
+    ),
+    evm(
+        "eip155:11155111",
+        Currency::Eurc,
+        address!("0x08210F9170F89Ab7658F0B5E3fF39b0E03C594D4"),
+        "EURC",
+    ),
 ];
 
 impl Asset {
@@ -280,13 +375,13 @@ impl Asset {
     pub fn builtin(network: &Network, currency: Currency) -> Option<Asset> {
         BUILTIN_ASSETS
             .iter()
-            .find(|a| a.chain_id == network.chain_id && a.currency == currency)
+            .find(|a| a.network == network.caip2 && a.currency == currency)
             .map(|a| Asset {
                 currency,
                 network: network.caip2.clone(),
                 address: a.address,
                 eip712_name: a.name.to_owned(),
-                eip712_version: "2".to_owned(),
+                eip712_version: if network.is_evm() { "2" } else { "" }.to_owned(),
                 decimals: currency.decimals(),
                 transfer: TransferMethod::Eip3009,
             })
@@ -296,7 +391,7 @@ impl Asset {
     pub fn find(network: &Network, address: AccountId) -> Option<Asset> {
         BUILTIN_ASSETS
             .iter()
-            .find(|a| a.chain_id == network.chain_id && address == a.address)
+            .find(|a| a.network == network.caip2 && a.address == address)
             .and_then(|a| Asset::builtin(network, a.currency))
     }
 
@@ -325,7 +420,7 @@ impl Asset {
         Asset {
             currency,
             network: network.to_owned(),
-            address,
+            address: AccountId::Evm(address),
             eip712_name: symbol.to_owned(),
             eip712_version: "1".to_owned(),
             decimals,
@@ -374,6 +469,7 @@ mod tests {
             usdc.address,
             address!("0x036CbD53842c5426634e7929541eC2318f3dCF7e")
         );
+        assert_eq!(net.chain_id(), Some(84532));
         let base = Network::from_v1_name("base").expect("base");
         assert_eq!(
             Asset::builtin(&base, Currency::Usdc)
@@ -391,10 +487,46 @@ mod tests {
             "eip155:01",
             "eip155:1a",
             "solana:abc",
+            "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpx",
+            "solana:4uhcVJyU9pJkvQyS88uRDiswHXSCkY3z",
             "84532",
             "eip155:-1",
         ] {
             assert!(Network::from_caip2(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn solana_clusters_are_known_with_their_usdc() {
+        for (caip2, v1, mint) in [
+            (
+                SOLANA_MAINNET,
+                "solana",
+                "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
+            ),
+            (
+                SOLANA_DEVNET,
+                "solana-devnet",
+                "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU",
+            ),
+        ] {
+            let net = Network::from_caip2(caip2).expect("a Solana cluster");
+            assert_eq!(Network::from_v1_name(v1), Some(net.clone()));
+            assert_eq!(
+                (net.v1_name, net.family, net.chain_id()),
+                (Some(v1), Family::Svm, None)
+            );
+            assert!(!net.is_evm());
+            let usdc = Asset::builtin(&net, Currency::Usdc).expect("USDC");
+            assert_eq!(usdc.address.to_string(), mint);
+            assert_eq!(usdc.decimals, 6);
+            assert_eq!(Asset::find(&net, usdc.address), Some(usdc.clone()));
+            assert_eq!(Asset::builtin(&net, Currency::Eurc), None);
+            // The mint is no token on an EVM chain.
+            assert_eq!(
+                Asset::find(&Network::from_chain_id(8453), usdc.address),
+                None
+            );
         }
     }
 }

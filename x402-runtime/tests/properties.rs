@@ -87,8 +87,8 @@ prop_compose! {
         let domain = eip3009::domain(
             &asset.eip712_name,
             &asset.eip712_version,
-            network.chain_id,
-            asset.address,
+            network.chain_id().expect("an EVM network"),
+            asset.address.as_evm().expect("an EVM token"),
         );
         let signature = signer
             .sign_hash_sync(&message.eip712_signing_hash(&domain))
@@ -113,8 +113,8 @@ impl Signed {
         let domain = eip3009::domain(
             &self.asset.eip712_name,
             &self.asset.eip712_version,
-            self.network.chain_id,
-            self.asset.address,
+            self.network.chain_id().expect("an EVM network"),
+            self.asset.address.as_evm().expect("an EVM token"),
         );
         let auth = Authorization {
             from: self.from,
@@ -150,7 +150,7 @@ impl Signed {
                 "scheme": "exact",
                 "network": self.network.caip2,
                 "amount": self.value.to_string(),
-                "asset": self.asset.address.to_checksum(None),
+                "asset": self.asset.address.to_string(),
                 "payTo": self.to.to_checksum(None),
                 "maxTimeoutSeconds": 60,
                 "extra": {"name": self.asset.eip712_name, "version": self.asset.eip712_version},
@@ -173,7 +173,7 @@ impl Signed {
     fn key(&self) -> ReplayKey {
         ReplayKey {
             network: self.network.caip2.clone(),
-            asset: self.asset.address.into(),
+            asset: self.asset.address,
             from: self.from.into(),
             nonce: self.nonce,
         }
@@ -185,7 +185,9 @@ fn key_of(payment: &DecodedPayment) -> ReplayKey {
     let (network, asset) = match &payment.wire.accepted {
         Some(accepted) => (
             Network::from_caip2(&accepted.network).expect("a CAIP-2 network"),
-            parse_address(&accepted.asset, "accepted.asset").expect("an asset address"),
+            parse_address(&accepted.asset, "accepted.asset")
+                .expect("an asset address")
+                .into(),
         ),
         None => {
             let network = Network::from_v1_name(&payment.wire.network).expect("a v1 network");
@@ -195,7 +197,7 @@ fn key_of(payment: &DecodedPayment) -> ReplayKey {
     };
     ReplayKey {
         network: network.caip2,
-        asset: asset.into(),
+        asset,
         from: evm(payment).authorization.from.into(),
         nonce: evm(payment).authorization.nonce,
     }
@@ -494,7 +496,7 @@ proptest! {
         let fields = [
             ("/payload/authorization/from", payment.from),
             ("/payload/authorization/to", payment.to),
-            ("/accepted/asset", payment.asset.address),
+            ("/accepted/asset", payment.asset.address.as_evm().expect("an EVM token")),
             ("/accepted/payTo", payment.to),
         ];
         let mut edited = payment.v2();

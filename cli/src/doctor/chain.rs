@@ -27,6 +27,11 @@ pub(super) async fn check(
     let mut checks = Vec::new();
     for network in deployment.config.networks() {
         let rpc = format!("rpc/{}", network.caip2);
+        // The configuration takes EVM networks only; these checks read EVM nodes.
+        let Some(chain_id) = network.chain_id() else {
+            checks.push(Check::skipped(&rpc, "not an EVM network: no chain checks"));
+            continue;
+        };
         let source = RpcChainReader::url_variable(network, lookup);
         let (Some(reader), Some((variable, url))) = (&deployment.reader, source) else {
             checks.push(Check::skipped(
@@ -34,7 +39,7 @@ pub(super) async fn check(
                 format!(
                     "no RPC URL: set X402_RPC_URL_{} (or X402_RPC_URL for every network) to \
                      check the chain id, the tokens and the clock",
-                    network.chain_id
+                    chain_id
                 ),
             ));
             continue;
@@ -51,14 +56,14 @@ pub(super) async fn check(
                 continue;
             }
         };
-        if status.chain_id != network.chain_id {
+        if status.chain_id != chain_id {
             checks.push(Check::fail(
                 &rpc,
                 format!(
-                    "{at} serves chain {}, not {} ({}); tokens and clock not checked",
-                    status.chain_id, network.chain_id, network.caip2
+                    "{at} serves chain {}, not {chain_id} ({}); tokens and clock not checked",
+                    status.chain_id, network.caip2
                 ),
-                format!("set {variable} to a node of chain {}", network.chain_id),
+                format!("set {variable} to a node of chain {chain_id}"),
             ));
             continue;
         }
@@ -106,7 +111,10 @@ fn offered(deployment: &Deployment, network: &Network) -> Vec<Asset> {
 async fn permit2_token(reader: &RpcChainReader, network: &Network, asset: &Asset) -> Check {
     let name = format!("token/{}/{}", network.caip2, asset.currency.symbol());
     let what = format!("{} at {}", asset.currency.symbol(), asset.address);
-    match bounded(reader.has_code(network, asset.address)).await {
+    let Some(token) = asset.address.as_evm() else {
+        return Check::skipped(&name, format!("{what}: not an EVM token"));
+    };
+    match bounded(reader.has_code(network, token)).await {
         Err(why) => Check::fail(
             &name,
             format!("{what}: {why}"),
@@ -116,7 +124,7 @@ async fn permit2_token(reader: &RpcChainReader, network: &Network, asset: &Asset
             &name,
             format!(
                 "{what}: no contract at this address on chain {}",
-                network.chain_id
+                chain_of(network)
             ),
             "configure the token's address on this chain (X402_TOKENS)",
         ),
@@ -159,12 +167,20 @@ async fn permit2_contracts(reader: &RpcChainReader, network: &Network) -> Check 
         &name,
         format!(
             "not deployed on chain {}: {}",
-            network.chain_id,
+            chain_of(network),
             missing.join(", ")
         ),
         "Permit2 payments cannot settle on this chain: pay its tokens with EIP-3009 if they \
          support it, or use a chain where the canonical Permit2 and x402 proxies are deployed",
     )
+}
+
+/// The chain a network is, as the checks name it: its chain id, or its CAIP-2 id for a network
+/// that has none.
+fn chain_of(network: &Network) -> String {
+    network
+        .chain_id()
+        .map_or_else(|| network.caip2.clone(), |id| id.to_string())
 }
 
 /// `future`, bounded by [`TIMEOUT`], its error as text.
@@ -216,7 +232,10 @@ pub(super) fn clock(network: &Network, skew: i128, allowance: Duration) -> Check
 async fn token(reader: &RpcChainReader, network: &Network, asset: &Asset) -> Check {
     let name = format!("token/{}/{}", network.caip2, asset.currency.symbol());
     let what = format!("{} at {}", asset.currency.symbol(), asset.address);
-    match bounded(reader.token_domain(network, asset.address)).await {
+    let Some(token) = asset.address.as_evm() else {
+        return Check::skipped(&name, format!("{what}: not an EVM token"));
+    };
+    match bounded(reader.token_domain(network, token)).await {
         Err(why) => Check::fail(
             &name,
             format!("{what}: {why}"),
@@ -226,7 +245,7 @@ async fn token(reader: &RpcChainReader, network: &Network, asset: &Asset) -> Che
             &name,
             format!(
                 "{what}: no contract at this address on chain {}",
-                network.chain_id
+                chain_of(network)
             ),
             format!(
                 "the offer names a token that is not deployed on this chain: point the RPC at \
@@ -274,20 +293,17 @@ pub(super) fn compare(
             ),
         );
     }
-    let expected = eip3009::domain(
-        &asset.eip712_name,
-        &asset.eip712_version,
-        network.chain_id,
-        asset.address,
-    )
-    .separator();
+    let (Some(chain_id), Some(token)) = (network.chain_id(), asset.address.as_evm()) else {
+        return Check::skipped(name, format!("{what}: not an EVM token"));
+    };
+    let expected =
+        eip3009::domain(&asset.eip712_name, &asset.eip712_version, chain_id, token).separator();
     match domain.separator {
         Some(separator) if separator != expected => Check::fail(
             name,
             format!(
                 "{what}: {deployed} as offered, but DOMAIN_SEPARATOR() is {separator}, not \
-                 {expected} (chain {}): payments signed for the offer would not verify",
-                network.chain_id
+                 {expected} (chain {chain_id}): payments signed for the offer would not verify"
             ),
             format!(
                 "check that the RPC serves {} and the token is the one meant",
@@ -351,14 +367,16 @@ mod tests {
     fn domains_are_compared_with_the_offer() {
         let network = base_sepolia();
         let asset = usdc();
-        let right = eip3009::domain("USDC", "2", 84532, asset.address).separator();
+        let right =
+            eip3009::domain("USDC", "2", 84532, asset.address.as_evm().expect("EVM")).separator();
         let check = |d: &TokenDomain| compare("token", "USDC", &network, &asset, d);
         assert_eq!(check(&domain("USDC", Some(right))).status, Status::Pass);
         assert_eq!(check(&domain("USDC", None)).status, Status::Pass);
         let renamed = check(&domain("USD Coin", Some(right)));
         assert_eq!(renamed.status, Status::Fail);
         assert!(renamed.detail.contains("\"USD Coin\""), "{renamed:?}");
-        let other_chain = eip3009::domain("USDC", "2", 8453, asset.address).separator();
+        let other_chain =
+            eip3009::domain("USDC", "2", 8453, asset.address.as_evm().expect("EVM")).separator();
         let wrong = check(&domain("USDC", Some(other_chain)));
         assert_eq!(wrong.status, Status::Fail);
         assert!(wrong.detail.contains("DOMAIN_SEPARATOR()"), "{wrong:?}");

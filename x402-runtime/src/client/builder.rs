@@ -132,6 +132,7 @@ impl X402ClientBuilder {
             .iter()
             .map(|n| {
                 Network::from_caip2(n)
+                    .filter(Network::is_evm)
                     .ok_or_else(|| ConfigError::new(format!("`{n}` is not an eip155 CAIP-2 id")))
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -75,7 +75,7 @@ impl Challenge {
             let network = policy
                 .networks
                 .iter()
-                .position(|n| n.chain_id == c.network.chain_id)
+                .position(|n| *n == c.network)
                 .unwrap_or(0);
             let currency = policy
                 .currencies
@@ -159,13 +159,9 @@ fn resolve(policy: &Policy, index: usize, offer: &OfferFields<'_>) -> Result<Can
     let network = offer
         .network
         .clone()
+        .filter(Network::is_evm)
         .ok_or("not an EVM network this client knows")?;
-    if !policy.networks.is_empty()
-        && !policy
-            .networks
-            .iter()
-            .any(|n| n.chain_id == network.chain_id)
-    {
+    if !policy.networks.is_empty() && !policy.networks.iter().any(|n| *n == network) {
         return Err("not one of the allowed networks".to_owned());
     }
     let address =

@@ -299,7 +299,7 @@ impl Spend {
             atomic_authorized: candidate.amount,
             currency: candidate.asset.currency,
             network: candidate.network.caip2.clone(),
-            asset: candidate.asset.address.into(),
+            asset: candidate.asset.address,
             pay_to: candidate.pay_to.into(),
             payer: payment.payer(),
             nonce: payment.nonce(),

@@ -252,6 +252,8 @@ fn upto_facilitator(extra: Option<&Map<String, Value>>) -> Result<Address, SignE
 /// The offer terms a signature depends on, from a v2 or v1 offer, read.
 struct Terms<'a> {
     network: Network,
+    /// The network's EIP-155 chain id (this signer pays on EVM networks only).
+    chain_id: u64,
     method: Method,
     amount: U256,
     asset: Address,
@@ -270,8 +272,15 @@ impl<'a> Terms<'a> {
         extra: Option<&'a Map<String, Value>>,
     ) -> Result<Terms<'a>, SignError> {
         let bad = |e: DecodeError| sign_error(format!("malformed offer: {e:?}"));
+        let chain_id = network.chain_id().ok_or_else(|| {
+            sign_error(format!(
+                "cannot pay on network `{}`: this signer pays on EVM networks only",
+                network.caip2
+            ))
+        })?;
         Ok(Terms {
             network,
+            chain_id,
             method,
             amount: parse_uint(amount, "amount").map_err(bad)?,
             asset: parse_address(asset, "asset").map_err(bad)?,
@@ -457,8 +466,7 @@ impl PaymentSigner {
             valid_before: U256::from(now.saturating_add(terms.max_timeout_seconds)),
             nonce: B256::random(),
         };
-        let separator =
-            eip3009::domain(name, version, terms.network.chain_id, terms.asset).separator();
+        let separator = eip3009::domain(name, version, terms.chain_id, terms.asset).separator();
         let signature = self.sign_digest(&eip3009::signing_hash(&separator, &authorization))?;
         let payload = json!({
             "signature": format!("0x{}", alloy_primitives::hex::encode(&signature)),
@@ -498,7 +506,7 @@ impl PaymentSigner {
             facilitator,
             valid_after: U256::ZERO,
         };
-        let separator = permit2::domain(terms.network.chain_id).separator();
+        let separator = permit2::domain(terms.chain_id).separator();
         let signature = self.sign_digest(&authorization.signing_hash(&separator))?;
         let signed = Permit2Payload {
             authorization,

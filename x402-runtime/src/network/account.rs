@@ -25,6 +25,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct SvmAddress(pub [u8; 32]);
 
 impl SvmAddress {
+    /// Parses base58 text at compile time, for constants: text that is not base58 or longer than
+    /// 32 bytes fails the build; it must be exactly 32 bytes (the constants' tests read them back).
+    pub(crate) const fn from_base58_const(text: &str) -> SvmAddress {
+        SvmAddress(bs58::decode(text.as_bytes()).into_array_const_unwrap())
+    }
+
     /// The 32 bytes of the public key.
     pub const fn as_bytes(&self) -> &[u8; 32] {
         &self.0
@@ -289,7 +295,9 @@ mod tests {
         for bad in [
             "",
             "0OIl",
-            "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1",
+            // 31 and 33 zero bytes.
+            "1111111111111111111111111111111",
+            "111111111111111111111111111111111",
             "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1vv",
             "1111111111111111111111111111111111111111111111",
         ] {

@@ -112,6 +112,10 @@ fn offers(page: &mut String, lines: &[OfferLine<'_>]) {
     let mut checked = false;
     for (index, line) in lines.iter().enumerate() {
         let offer = line.offer;
+        // The page pays with the browser's EVM wallet: offers on other families are not shown.
+        let Some(chain_id) = offer.network.chain_id() else {
+            continue;
+        };
         let extra = offer.requirements.extra.as_ref();
         let named = |key: &str| {
             extra
@@ -119,7 +123,6 @@ fn offers(page: &mut String, lines: &[OfferLine<'_>]) {
                 .is_some_and(|v| v.is_string())
         };
         let payable = offer.requirements.scheme == "exact" && named("name") && named("version");
-        let chain_id = offer.network.chain_id;
         let known = chains::known(chain_id);
         let chain_name = known.map_or_else(|| format!("chain {chain_id}"), |c| c.name.to_owned());
         let price = line.price.to_string();

@@ -67,6 +67,16 @@ pub struct OfferTerms<'a> {
     pub supported: Option<&'a SupportedResponse>,
 }
 
+impl OfferTerms<'_> {
+    /// Whether the terms are all EVM: the network, the token and the recipient (what the EVM
+    /// schemes can offer).
+    pub fn is_evm(&self) -> bool {
+        self.network.is_evm()
+            && self.asset.address.as_evm().is_some()
+            && self.pay_to.as_evm().is_some()
+    }
+}
+
 /// One offer of one route: the v2 requirements, the values they were built from, and the
 /// scheme's check of a payment for it, precomputed.
 pub struct Offer {
@@ -99,7 +109,7 @@ impl Offer {
                 scheme: scheme.to_owned(),
                 network: terms.network.caip2.clone(),
                 amount: terms.price.atomic.to_string(),
-                asset: asset.address.to_checksum(None),
+                asset: account_text(&asset.address),
                 pay_to: account_text(&terms.pay_to),
                 max_timeout_seconds: terms.max_timeout_seconds,
                 extra: Some(extra),
@@ -323,5 +333,43 @@ impl std::fmt::Display for ReplayKey {
             "{}/{}/{}/{}",
             self.network, self.asset, self.from, self.nonce
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::{SOLANA_DEVNET, SvmAddress};
+    use crate::price::Currency;
+
+    /// The EVM schemes offer on EVM networks only, to EVM recipients only.
+    #[test]
+    fn evm_schemes_offer_nothing_on_another_family() {
+        let price = Price::from_atomic(1000, Currency::Usdc);
+        let evm_to = AccountId::Evm(alloy_primitives::Address::repeat_byte(2));
+        let svm_to = AccountId::Svm(SvmAddress([2; 32]));
+        let base = Network::from_caip2("eip155:84532").expect("Base Sepolia");
+        let devnet = Network::from_caip2(SOLANA_DEVNET).expect("Solana devnet");
+        let usdc = |network: &Network| Asset::builtin(network, Currency::Usdc).expect("USDC");
+        let (base_usdc, devnet_usdc) = (usdc(&base), usdc(&devnet));
+        let offers = |network: &Network, asset: &Asset, pay_to: AccountId, upto: bool| {
+            let terms = OfferTerms {
+                network,
+                asset,
+                price: &price,
+                pay_to,
+                max_timeout_seconds: 60,
+                upto,
+                supported: None,
+            };
+            all().iter().filter_map(|s| s.offer(&terms)).count()
+        };
+        for upto in [false, true] {
+            assert_eq!(offers(&base, &base_usdc, evm_to, upto), 1, "upto: {upto}");
+            assert_eq!(offers(&devnet, &devnet_usdc, svm_to, upto), 0);
+            assert_eq!(offers(&devnet, &devnet_usdc, evm_to, upto), 0);
+            assert_eq!(offers(&base, &base_usdc, svm_to, upto), 0);
+            assert_eq!(offers(&base, &devnet_usdc, evm_to, upto), 0);
+        }
     }
 }

@@ -472,7 +472,11 @@ impl Terms {
     ) -> Result<Terms, Rejection> {
         Ok(Terms {
             spender,
-            token: offer.asset.address,
+            token: offer
+                .asset
+                .address
+                .as_evm()
+                .ok_or(Rejection::Payment(codes::TOKEN))?,
             amount: offer.amount,
             pay_to: super::evm_pay_to(offer)?,
             facilitator,

@@ -60,7 +60,7 @@ impl Scheme for UptoEvm {
     }
 
     fn offer(&self, terms: &OfferTerms<'_>) -> Option<Offer> {
-        if !terms.upto || terms.pay_to.as_evm().is_none() {
+        if !terms.upto || !terms.is_evm() {
             return None;
         }
         let asset = terms.asset;

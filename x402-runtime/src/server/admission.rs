@@ -220,7 +220,7 @@ impl X402 {
         let decoded = &matched.decoded;
         let key = decoded
             .payload
-            .replay_key(&offer.network.caip2, offer.asset.address.into());
+            .replay_key(&offer.network.caip2, offer.asset.address);
         let skew = self.config().clock_skew().as_secs();
         let expires_at = decoded.payload.deadline().saturating_add(skew);
         let identifier = self
@@ -400,7 +400,7 @@ impl X402 {
             method: method.clone(),
             scheme: offer.requirements.scheme.clone(),
             network: offer.network.caip2.clone(),
-            asset: offer.asset.address.into(),
+            asset: offer.asset.address,
             amount: offer.amount,
             pay_to: offer.pay_to,
         };

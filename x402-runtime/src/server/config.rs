@@ -589,10 +589,10 @@ fn checked_networks(texts: Vec<String>, assets: &[Asset]) -> Result<Vec<Network>
     };
     let mut networks: Vec<Network> = Vec::new();
     for text in &texts {
-        let network = Network::from_caip2(text).ok_or_else(|| {
-            ConfigError::new(format!(
+        let network = evm_network(text, |text| {
+            format!(
                 "network `{text}` is not a CAIP-2 EVM id: write `eip155:<chain id>`, e.g. `eip155:8453` for Base"
-            ))
+            )
         })?;
         if networks.contains(&network) {
             return Err(ConfigError::new(format!(
@@ -610,6 +610,20 @@ fn checked_networks(texts: Vec<String>, assets: &[Asset]) -> Result<Vec<Network>
         }
     }
     Ok(networks)
+}
+
+/// The EVM network `text` names; a Solana network is refused with the feature it needs, any other
+/// text with `not_caip2`'s message.
+fn evm_network(text: &str, not_caip2: impl FnOnce(&str) -> String) -> Result<Network, ConfigError> {
+    match Network::from_caip2(text) {
+        Some(network) if network.is_evm() => Ok(network),
+        Some(network) => Err(ConfigError::new(format!(
+            "network `{}` is a Solana network: this build pays on EVM networks only (Solana \
+             payments need x402-runtime's `svm` feature, not in this version)",
+            network.caip2
+        ))),
+        None => Err(ConfigError::new(not_caip2(text))),
+    }
 }
 
 /// `networks`, then the networks only routes name (`#[paid(networks = [...])]`), each once and
@@ -658,11 +672,11 @@ fn checked_facilitators(
     };
     let mut checked = Vec::with_capacity(networks.len());
     for (text, list) in networks {
-        let network = Network::from_caip2(&text).ok_or_else(|| {
-            ConfigError::new(format!(
+        let network = evm_network(&text, |text| {
+            format!(
                 "the facilitators are set for `{text}`, which is not a CAIP-2 EVM id: write \
                  `eip155:<chain id>`"
-            ))
+            )
         })?;
         checked.push((network.caip2, checked_urls(list)?));
     }
@@ -707,7 +721,7 @@ fn read_facilitators(
         networks.push(DEFAULT_NETWORK.to_owned());
     }
     for network in with_route_networks(networks) {
-        let Some(chain_id) = Network::from_caip2(network.trim()).map(|n| n.chain_id) else {
+        let Some(chain_id) = Network::from_caip2(network.trim()).and_then(|n| n.chain_id()) else {
             continue;
         };
         if let Some(urls) = lookup(&format!("X402_FACILITATOR_URL_{chain_id}")) {
@@ -878,11 +892,11 @@ fn parse_token(
             what()
         )));
     }
-    let network = Network::from_caip2(network).ok_or_else(|| {
-        ConfigError::new(format!(
+    let network = evm_network(network, |network| {
+        format!(
             "{}: `{network}` is not a CAIP-2 EVM id (`eip155:<chain id>`)",
             what()
-        ))
+        )
     })?;
     let address =
         crate::schemes::exact_evm::payload::parse_address(address, "address").map_err(|_| {
@@ -1003,6 +1017,36 @@ mod tests {
         assert_eq!(ids, ["eip155:8453", "eip155:84532"]);
         assert_eq!(config.public_url(), Some("https://api.example.com"));
         assert_eq!(config.facilitator_url(), "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn a_solana_network_is_refused_naming_the_feature_it_needs() {
+        for network in [
+            crate::network::SOLANA_DEVNET,
+            crate::network::SOLANA_MAINNET,
+        ] {
+            let from_env =
+                X402Config::from_lookup(env(&[("X402_PAY_TO", PAY_TO), ("X402_NETWORK", network)]))
+                    .expect_err("no Solana scheme in this build")
+                    .to_string();
+            let built = X402Config::builder()
+                .pay_to(PAY_TO)
+                .network(network)
+                .build()
+                .expect_err("no Solana scheme in this build")
+                .to_string();
+            for refused in [from_env, built] {
+                assert!(refused.contains(network), "{refused}");
+                assert!(refused.contains("`svm` feature"), "{refused}");
+            }
+        }
+        let unknown = X402Config::builder()
+            .pay_to(PAY_TO)
+            .network("solana:4uhcVJyU9pJkvQyS88uRDiswHXSCkY3z")
+            .build()
+            .expect_err("not a known network")
+            .to_string();
+        assert!(unknown.contains("not a CAIP-2 EVM id"), "{unknown}");
     }
 
     #[test]

@@ -117,7 +117,7 @@ fn replay_key(offers: &RouteOffers, decoded: &DecodedPayment) -> Option<ReplayKe
                 .offers
                 .iter()
                 .find(|o| o.network.v1_name == Some(decoded.wire.network.as_str()))?;
-            (offer.network.caip2.clone(), offer.asset.address.into())
+            (offer.network.caip2.clone(), offer.asset.address)
         }
     };
     Some(decoded.payload.replay_key(&network, asset))

@@ -402,6 +402,7 @@ fn route_networks(config: &X402Config, route: &PaidRoute) -> Result<Vec<Network>
         .iter()
         .map(|caip2| {
             Network::from_caip2(caip2)
+                .filter(Network::is_evm)
                 .ok_or_else(|| format!("has network `{caip2}`, which is not a CAIP-2 EVM id"))
         })
         .collect()

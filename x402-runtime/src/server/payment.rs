@@ -45,7 +45,7 @@ impl Payment {
             amount: offer.amount,
             price,
             network: offer.network.caip2.clone(),
-            asset: offer.asset.address.into(),
+            asset: offer.asset.address,
             version,
             transaction: OnceLock::new(),
         }))

@@ -130,6 +130,8 @@ pub mod reasons {
 /// One network the facilitator serves.
 struct Chain {
     network: Network,
+    /// The network's EIP-155 chain id (every served network is an EVM one).
+    chain_id: u64,
     reader: Option<DynProvider>,
     writer: Option<(DynProvider, Address)>,
     /// The key's next nonce, `None` until read from the node (and again after a failed send).
@@ -365,10 +367,14 @@ impl LocalFacilitatorBuilder {
         }
         for network in networks {
             builder = builder.network(network.caip2.clone());
-            if let Some(url) = lookup(&format!("X402_RPC_URL_{}", network.chain_id)) {
+            // Any other family is refused by `build`, which names it.
+            let Some(chain_id) = network.chain_id() else {
+                continue;
+            };
+            if let Some(url) = lookup(&format!("X402_RPC_URL_{chain_id}")) {
                 builder = builder.rpc_url(network.caip2.clone(), url.trim());
             }
-            if let Some(key) = lookup(&format!("X402_FACILITATOR_KEY_{}", network.chain_id)) {
+            if let Some(key) = lookup(&format!("X402_FACILITATOR_KEY_{chain_id}")) {
                 builder = builder.signer_key(network.caip2.clone(), key);
             }
         }
@@ -427,11 +433,13 @@ impl LocalFacilitatorBuilder {
         }
         let mut chains = HashMap::new();
         for caip2 in &self.networks {
-            let network = Network::from_caip2(caip2).ok_or_else(|| {
-                ConfigError::new(format!(
-                    "network `{caip2}` is not a CAIP-2 EVM id (`eip155:<chain id>`)"
-                ))
-            })?;
+            let (network, chain_id) = Network::from_caip2(caip2)
+                .and_then(|n| Some((n.clone(), n.chain_id()?)))
+                .ok_or_else(|| {
+                    ConfigError::new(format!(
+                        "network `{caip2}` is not a CAIP-2 EVM id (`eip155:<chain id>`)"
+                    ))
+                })?;
             let rpc = self.rpc.get(caip2).or(self.default_rpc.as_ref());
             let key = self.keys.get(caip2).or(self.default_key.as_ref());
             let reader = match rpc {
@@ -459,9 +467,10 @@ impl LocalFacilitatorBuilder {
                 _ => None,
             };
             chains.insert(
-                network.chain_id,
+                chain_id,
                 Chain {
                     network,
+                    chain_id,
                     reader,
                     writer,
                     sending: tokio::sync::Mutex::new(None),
@@ -632,7 +641,7 @@ impl LocalFacilitator {
             X402Version::V2 => Network::from_caip2(want.network),
             X402Version::V1 => Network::from_v1_name(want.network),
         };
-        network.and_then(|n| self.chains.get(&n.chain_id))
+        network.and_then(|n| self.chains.get(&n.chain_id()?))
     }
 
     /// Every check, in the reference order; chain reads only where an RPC is configured.
@@ -688,7 +697,7 @@ impl LocalFacilitator {
         let amount = requirement(parse_uint(want.amount, "amount"))?;
 
         let auth = &payment.authorization;
-        let separator = eip3009::domain_separator(name, version, chain.network.chain_id, asset);
+        let separator = eip3009::domain_separator(name, version, chain.chain_id, asset);
         let digest = eip3009::signing_hash(&separator, auth);
         self.check_signature(
             chain,
@@ -830,7 +839,7 @@ impl LocalFacilitator {
             .send_in_order(writer, *facilitator, call)
             .await?;
         let (payer, nonce) = checked.payment.payer_and_nonce();
-        let key = (checked.chain.network.chain_id, payer, nonce);
+        let key = (checked.chain.chain_id, payer, nonce);
         self.in_flight.insert(key, hash);
         let deadline = Instant::now() + self.receipt_timeout;
         checked
@@ -902,7 +911,7 @@ impl LocalFacilitator {
             .with_gas_limit(gas.saturating_add(gas / 4).saturating_add(GAS_MARGIN))
             .with_max_fee_per_gas(fees.max_fee_per_gas)
             .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas)
-            .with_chain_id(checked.chain.network.chain_id))
+            .with_chain_id(checked.chain.chain_id))
     }
 
     /// If this authorization's settlement was already sent, waits for its receipt.
@@ -921,7 +930,7 @@ impl LocalFacilitator {
             return Ok(None);
         };
         let (payer, nonce) = payment.payer_and_nonce();
-        let key = (chain.network.chain_id, payer, nonce);
+        let key = (chain.chain_id, payer, nonce);
         let Some(hash) = self.in_flight.get(&key).map(|h| *h) else {
             return Ok(None);
         };
@@ -1184,7 +1193,7 @@ impl Facilitator for LocalFacilitator {
 
     fn supported(&self) -> BoxFuture<'_, Result<SupportedResponse, FacilitatorError>> {
         let mut chains: Vec<&Chain> = self.chains.values().collect();
-        chains.sort_by_key(|c| c.network.chain_id);
+        chains.sort_by_key(|c| c.chain_id);
         let mut kinds = Vec::new();
         let mut signers: Vec<Value> = Vec::new();
         for chain in chains {
@@ -1244,13 +1253,15 @@ impl ChainReader for LocalFacilitator {
         authorization: &'a Authorization,
     ) -> BoxFuture<'a, Result<OnChain, ChainError>> {
         Box::pin(async move {
-            let network = Network::from_caip2(&authorization.network).ok_or_else(|| {
-                ChainError(format!(
-                    "network `{}` is not a CAIP-2 EVM id (`eip155:<chain id>`)",
-                    authorization.network
-                ))
-            })?;
-            let chain = self.chains.get(&network.chain_id).ok_or_else(|| {
+            let (network, chain_id) = Network::from_caip2(&authorization.network)
+                .and_then(|n| Some((n.clone(), n.chain_id()?)))
+                .ok_or_else(|| {
+                    ChainError(format!(
+                        "network `{}` is not a CAIP-2 EVM id (`eip155:<chain id>`)",
+                        authorization.network
+                    ))
+                })?;
+            let chain = self.chains.get(&chain_id).ok_or_else(|| {
                 ChainError(format!(
                     "the local facilitator does not serve network {}",
                     network.caip2
@@ -1262,7 +1273,7 @@ impl ChainReader for LocalFacilitator {
                 .ok_or_else(|| ChainError(format!("no RPC URL for network {}", network.caip2)))?;
             chain::read_authorization(
                 reader,
-                network.chain_id,
+                chain_id,
                 authorization,
                 chain::DEFAULT_LOOKBACK_BLOCKS,
             )

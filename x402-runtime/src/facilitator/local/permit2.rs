@@ -151,7 +151,7 @@ impl LocalFacilitator {
             deadline_from: self.now().saturating_add(DEADLINE_MARGIN),
             deadline_until: None,
         };
-        let separator = permit2::domain(chain.network.chain_id).separator();
+        let separator = permit2::domain(chain.chain_id).separator();
         permit2::check(&permit, &terms).map_err(|rejection| match rejection {
             Rejection::Payment(code) => invalid(code, "the permit does not pay this offer"),
             Rejection::Malformed(why) => invalid(codes::SIGNATURE, why),

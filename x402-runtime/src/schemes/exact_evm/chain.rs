@@ -397,12 +397,14 @@ mod rpc {
             }
             let mut nodes = HashMap::new();
             for (caip2, url) in &self.rpc {
-                let network = Network::from_caip2(caip2).ok_or_else(|| {
-                    ConfigError::new(format!(
-                        "network `{caip2}` is not a CAIP-2 EVM id (`eip155:<chain id>`)"
-                    ))
-                })?;
-                nodes.insert(network.chain_id, connect(url)?);
+                let chain_id = Network::from_caip2(caip2)
+                    .and_then(|n| n.chain_id())
+                    .ok_or_else(|| {
+                        ConfigError::new(format!(
+                            "network `{caip2}` is not a CAIP-2 EVM id (`eip155:<chain id>`)"
+                        ))
+                    })?;
+                nodes.insert(chain_id, connect(url)?);
             }
             let default = self.default_rpc.as_deref().map(connect).transpose()?;
             Ok(RpcChainReader {
@@ -435,12 +437,12 @@ mod rpc {
 
         /// The variable [`from_lookup`](Self::from_lookup) takes `network`'s RPC URL from, and
         /// the URL (trimmed): `X402_RPC_URL_<chain id>`, else `X402_RPC_URL`; `None` when
-        /// neither is set (empty counts as unset).
+        /// neither is set (empty counts as unset), and for a network that is not an EVM one.
         pub fn url_variable(
             network: &Network,
             lookup: impl Fn(&str) -> Option<String>,
         ) -> Option<(String, String)> {
-            let own = format!("X402_RPC_URL_{}", network.chain_id);
+            let own = format!("X402_RPC_URL_{}", network.chain_id()?);
             [own, "X402_RPC_URL".to_owned()]
                 .into_iter()
                 .find_map(|name| {
@@ -469,14 +471,20 @@ mod rpc {
             }
         }
 
-        /// Whether the reader has an RPC URL for `network` (its own, or the default).
+        /// Whether the reader has an RPC URL for `network` (its own, or the default); never for
+        /// a network that is not an EVM one.
         pub fn serves(&self, network: &Network) -> bool {
-            self.nodes.contains_key(&network.chain_id) || self.default.is_some()
+            network
+                .chain_id()
+                .is_some_and(|id| self.nodes.contains_key(&id) || self.default.is_some())
         }
 
         fn node(&self, network: &Network) -> Result<&DynProvider, ChainError> {
+            let chain_id = network
+                .chain_id()
+                .ok_or_else(|| ChainError(format!("{} is not an EVM network", network.caip2)))?;
             self.nodes
-                .get(&network.chain_id)
+                .get(&chain_id)
                 .or(self.default.as_ref())
                 .ok_or_else(|| ChainError(format!("no RPC URL for network {}", network.caip2)))
         }
@@ -577,14 +585,16 @@ mod rpc {
         }
 
         async fn read(&self, authorization: &Authorization) -> Result<OnChain, ChainError> {
-            let network = Network::from_caip2(&authorization.network).ok_or_else(|| {
-                ChainError(format!(
-                    "network `{}` is not a CAIP-2 EVM id (`eip155:<chain id>`)",
-                    authorization.network
-                ))
-            })?;
+            let (network, chain_id) = Network::from_caip2(&authorization.network)
+                .and_then(|n| Some((n.clone(), n.chain_id()?)))
+                .ok_or_else(|| {
+                    ChainError(format!(
+                        "network `{}` is not a CAIP-2 EVM id (`eip155:<chain id>`)",
+                        authorization.network
+                    ))
+                })?;
             let provider = self.node(&network)?;
-            read_authorization(provider, network.chain_id, authorization, self.lookback).await
+            read_authorization(provider, chain_id, authorization, self.lookback).await
         }
     }
 
