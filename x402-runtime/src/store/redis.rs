@@ -408,6 +408,65 @@ mod tests {
         assert_eq!(key_of_name("x402", "x402:payment:eip155:1:00:00:00"), None);
     }
 
+    /// A Solana payment (32-byte accounts) is kept, listed and credited by a real Redis under
+    /// its own key. Skipped outside CI when `X402_TEST_REDIS_URL` is not set.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_solana_payment_is_kept_and_listed() {
+        let url = match std::env::var("X402_TEST_REDIS_URL") {
+            Ok(url) if !url.trim().is_empty() => url,
+            _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("X402_TEST_REDIS_URL is not set (CI=true: Redis is required)")
+            }
+            _ => {
+                eprintln!(
+                    "SKIPPED: X402_TEST_REDIS_URL is not set (scripts/redis.sh start prints one)"
+                );
+                return;
+            }
+        };
+        let prefix = format!("x402-unit-svm-{}", std::process::id());
+        let store = RedisStore::connect_with_prefix(url.trim(), &prefix)
+            .await
+            .expect("connect");
+        let (svm, evm) = (
+            crate::store::contract::svm_key(1),
+            crate::store::contract::key(1),
+        );
+        let later = crate::base::unix_now() + 600;
+        assert_eq!(store.reserve(&svm, later).await, Ok(()));
+        assert_eq!(store.reserve(&svm, later).await, Err(Slot::InProgress));
+        assert_eq!(store.reserve(&evm, later).await, Ok(()), "another payment");
+        let settling = Slot::Settling {
+            request: Some(crate::store::contract::request(1)),
+            since: 1_000,
+        };
+        store.record(&svm, settling.clone(), later).await;
+        let listed = store.unresolved().await.expect("listed");
+        assert!(
+            listed.contains(&Unresolved {
+                key: svm.clone(),
+                slot: settling
+            }),
+            "{listed:?}"
+        );
+        let signature = "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW";
+        assert!(store.credit(signature, &svm).await);
+        assert!(!store.credit(signature, &evm).await);
+        let settled = Slot::Settled {
+            transaction: signature.to_owned(),
+        };
+        store.record(&svm, settled.clone(), later).await;
+        assert_eq!(store.lookup(&svm).await, Some(settled));
+        assert!(
+            store
+                .unresolved()
+                .await
+                .expect("listed")
+                .iter()
+                .all(|u| u.key != svm)
+        );
+    }
+
     /// A name written before accounts had families (EVM accounts as 40 hex digits) still reads.
     #[test]
     fn an_evm_payment_name_written_before_still_reads() {
