@@ -161,7 +161,7 @@ fn resolve(policy: &Policy, index: usize, offer: &OfferFields<'_>) -> Result<Can
         .clone()
         .filter(Network::is_evm)
         .ok_or("not an EVM network this client knows")?;
-    if !policy.networks.is_empty() && !policy.networks.iter().any(|n| *n == network) {
+    if !policy.networks.is_empty() && !policy.networks.contains(&network) {
         return Err("not one of the allowed networks".to_owned());
     }
     let address =
