@@ -197,3 +197,47 @@ pub(super) fn decode_base64(text: &str) -> Option<Vec<u8>> {
         .or_else(|_| STANDARD_NO_PAD.decode(text))
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::price::Currency;
+
+    /// A Solana offer beside an EVM one: the EVM one is the candidate, the Solana one is given
+    /// a reason (this client pays on EVM networks only).
+    #[test]
+    fn an_offer_on_solana_is_not_a_candidate() {
+        let challenge: PaymentRequired = serde_json::from_value(serde_json::json!({
+            "x402Version": 2,
+            "resource": {"url": "http://127.0.0.1:9/paid"},
+            "accepts": [
+                {"scheme": "exact", "network": crate::network::SOLANA_DEVNET, "amount": "1000",
+                 "asset": "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU",
+                 "payTo": "EdmxWPmx2WH6WgFfTdu9xfkYf3k1g5wD1zccTVySEEh1", "maxTimeoutSeconds": 60,
+                 "extra": {"feePayer": "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse"}},
+                {"scheme": "exact", "network": "eip155:84532", "amount": "1000",
+                 "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+                 "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C", "maxTimeoutSeconds": 60,
+                 "extra": {"name": "USDC", "version": "2"}}
+            ]
+        }))
+        .expect("a challenge");
+        let policy = Policy {
+            max_per_request: std::collections::HashMap::new(),
+            budget: std::collections::HashMap::new(),
+            networks: Vec::new(),
+            currencies: vec![Currency::Usdc],
+            assets: Vec::new(),
+            resend_attempts: 0,
+            max_wait: None,
+        };
+        let (candidates, reasons) = Challenge::V2(challenge).candidates(&policy);
+        let chosen: Vec<_> = candidates
+            .iter()
+            .map(|c| c.network.caip2.as_str())
+            .collect();
+        assert_eq!(chosen, ["eip155:84532"]);
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(reasons[0].contains("not an EVM network"), "{reasons:?}");
+    }
+}
