@@ -151,7 +151,8 @@ pub fn parse_account(text: &str, field: &str) -> Result<AccountId, DecodeError> 
 }
 
 /// The recipient of an EVM offer; an offer to another family's account is refused with
-/// `invalid_pay_to` (the EVM schemes never make one, so this only guards the types).
+/// [`RECIPIENT_MISMATCH`](crate::proto::codes::RECIPIENT_MISMATCH) (the EVM schemes never make
+/// one, so this only guards the types).
 pub fn evm_pay_to(offer: &Offer) -> Result<alloy_primitives::Address, Rejection> {
     offer
         .pay_to
