@@ -41,6 +41,8 @@
 //                                        atomic units (integer or decimal string) of `mint` (default:
 //                                        devnet USDC) with a real MintTo signed by S1;
 //                                        → {signature, ata, amount: <balance after, decimal string>}
+//   testbed_tokenAccount(owner, mint?)   the address of owner's associated token account of `mint`
+//                                        (default devnet USDC), whether it exists or not
 //   testbed_expireBlockhash()            a new blockhash; every transaction signed over an older one
 //                                        now fails with BlockhashNotFound; the slot moves 151 ahead;
 //                                        → {blockhash, lastValidBlockHeight}
@@ -554,6 +556,15 @@ function releaseHeld(chain) {
   });
 }
 
+/** The optional mint parameter at `index`: one of the planted mints, devnet USDC by default. */
+function plantedMint(params, index) {
+  const mint = addressParam(params, index, "mint", { optional: true }) ?? MINTS.devnet;
+  if (!Object.values(MINTS).includes(mint)) {
+    throw invalidParams(`mint must be one of the planted mints ${Object.values(MINTS).join(", ")}`);
+  }
+  return mint;
+}
+
 function countParam(params, name, max) {
   return Number(integerParam(param(params, 0, name), name, BigInt(max)));
 }
@@ -589,12 +600,14 @@ function methods(bed) {
     testbed_mint: async (params) => {
       const owner = addressParam(params, 0, "owner");
       const amount = integerParam(param(params, 1, "amount"), "amount", U64_MAX);
-      const mint = addressParam(params, 2, "mint", { optional: true }) ?? MINTS.devnet;
-      if (!Object.values(MINTS).includes(mint)) {
-        throw invalidParams(`mint must be one of the planted mints ${Object.values(MINTS).join(", ")}`);
-      }
+      const mint = plantedMint(params, 2);
       const { signature, ata } = await chain.mint(bed.authority, owner, mint, amount);
       return { signature, ata, amount: chain.tokenAmount(ata).toString() };
+    },
+    testbed_tokenAccount: async (params) => {
+      const owner = addressParam(params, 0, "owner");
+      const mint = plantedMint(params, 1);
+      return associatedTokenAccount(owner, mint);
     },
     testbed_expireBlockhash: () => expireBlockhash(chain),
     testbed_setSendDelay: (params) => {

@@ -101,6 +101,8 @@ async function checkRpc(bed) {
   check(big.status === 413, "a 2 MiB body: HTTP 413", String(big.status));
   const none = await rpc(url, "getSignatureStatuses", [["1".repeat(64)], { searchTransactionHistory: true }]);
   check(none.result?.value?.[0] === null, "status of an unknown signature: null");
+  const ata = await rpc(url, "testbed_tokenAccount", [payer.address, bed.mints.mainnet]);
+  check(ata.result === payer.atas.mainnet, "testbed_tokenAccount derives S2's mainnet token account");
   const minted = await rpc(url, "testbed_mint", [payer.address, 5, bed.mints.devnet]);
   const again = await rpc(url, "testbed_mint", [payer.address, 5]);
   check(again.result?.amount === "1000000010", "testbed_mint twice adds up", JSON.stringify([minted, again]));
