@@ -3,11 +3,14 @@
 // requests, then lets the official x402 pieces pay for real on it: the official facilitator
 // (interop/scripts/facilitator_svm.mjs, fee payer S3), the official @x402/express seller
 // (interop/scripts/server_svm.mjs, payTo S4) and the official client (interop/scripts/pay_svm.mjs,
-// payer S2). The payer's USDC must fall and the merchant's rise by exactly the price, and the
-// receipt must name a landed transaction. Exits 0 when every check passed; bounded to 60 s.
+// payer S2), then an x402 v1 offer on mainnet USDC (network `solana`) through a minimal v1 seller
+// written here (payer S6). The payer's USDC must fall and the merchant's rise by exactly the
+// price, and the receipt must name a landed transaction. Exits 0 when every check passed; bounded
+// to 60 s (it takes about two).
 //
 //   node testbed/svm/selftest.mjs
 import { spawn } from "node:child_process";
+import http from "node:http";
 import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
 import { dirname, join, resolve } from "node:path";
@@ -202,6 +205,43 @@ async function checkSends(bed) {
     "a send over an expired blockhash: -32002 BlockhashNotFound", JSON.stringify(expired.error));
 }
 
+/** A minimal x402 v1 seller on 127.0.0.1 for one route priced `amount` of mainnet USDC on `solana`
+ * (v1 name), verified and settled by the facilitator at `facilitatorUrl`. */
+function startV1Seller(bed, facilitatorUrl, payTo, feePayer, amount) {
+  const server = http.createServer(async (request, response) => {
+    const resource = `http://${request.headers.host}${request.url}`;
+    const requirements = {
+      scheme: "exact", network: "solana", maxAmountRequired: String(amount), resource,
+      description: "v1 test resource", mimeType: "application/json", payTo, maxTimeoutSeconds: 60,
+      asset: bed.mints.mainnet, extra: { feePayer },
+    };
+    const refuse = (error) => {
+      response.writeHead(402, { "content-type": "application/json" });
+      response.end(JSON.stringify({ x402Version: 1, error, accepts: [requirements] }));
+    };
+    const header = request.headers["x-payment"];
+    if (!header) return refuse("X-PAYMENT header is required");
+    const ask = async (path, paymentPayload) => (await fetch(`${facilitatorUrl}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ x402Version: 1, paymentPayload, paymentRequirements: requirements }),
+    })).json();
+    try {
+      const payload = JSON.parse(Buffer.from(header, "base64").toString("utf8"));
+      const verified = await ask("/verify", payload);
+      if (!verified.isValid) return refuse(verified.invalidReason);
+      const settled = await ask("/settle", payload);
+      if (!settled.success) return refuse(settled.errorReason);
+      const receipt = Buffer.from(JSON.stringify(settled)).toString("base64");
+      response.writeHead(200, { "content-type": "application/json", "x-payment-response": receipt });
+      response.end('{"paid":true}');
+    } catch (e) {
+      refuse(String(e?.message ?? e));
+    }
+  });
+  return new Promise((listening) => server.listen(0, "127.0.0.1", () => listening(server)));
+}
+
 async function main() {
   const rpcScript = join(HERE, "rpc.mjs");
   const { child: chain, line } = await start(rpcScript, {}, /^\{/);
@@ -245,6 +285,26 @@ async function main() {
   const merchantAfter = await tokenAmount(bed.rpc, account("S4").atas.devnet);
   check(payerBefore - payerAfter === PRICE, `payer S2 paid exactly ${PRICE}`, `${payerBefore} → ${payerAfter}`);
   check(merchantAfter - merchantBefore === PRICE, `merchant S4 received exactly ${PRICE}`, `${merchantBefore} → ${merchantAfter}`);
+
+  // x402 v1 on mainnet USDC (network name `solana`), second payer S6, through a minimal v1 seller.
+  const v1Price = 20_000n;
+  const v1Seller = await startV1Seller(bed, facilitatorUrl, account("S4").address, account("S3").address, v1Price);
+  const v1Url = `http://127.0.0.1:${v1Seller.address().port}/v1`;
+  const mainnetBefore = [await tokenAmount(bed.rpc, account("S6").atas.mainnet), await tokenAmount(bed.rpc, account("S4").atas.mainnet)];
+  const v1 = await run(join(INTEROP, "scripts/pay_svm.mjs"),
+    { PAYER_KEY: account("S6").secretKey, PAY_RPC_URL: bed.rpc }, [v1Url]);
+  let v1Result = {};
+  try {
+    v1Result = JSON.parse(v1.stdout.trim().split("\n").pop());
+  } catch {
+    check(false, "pay_svm.mjs prints one JSON line (v1)", `${v1.stdout}\n${v1.stderr}`);
+  }
+  check(v1Result.status === 200 && v1Result.receipt?.success === true && v1Result.receipt?.network === "solana",
+    "the official client paid a v1 offer on mainnet USDC", JSON.stringify(v1Result));
+  const mainnetAfter = [await tokenAmount(bed.rpc, account("S6").atas.mainnet), await tokenAmount(bed.rpc, account("S4").atas.mainnet)];
+  check(mainnetBefore[0] - mainnetAfter[0] === v1Price && mainnetAfter[1] - mainnetBefore[1] === v1Price,
+    `v1: exactly ${v1Price} mainnet USDC moved from S6 to S4`, `${mainnetBefore} → ${mainnetAfter}`);
+  v1Seller.close();
 
   for (const child of [seller.child, facilitator.child]) child.kill("SIGTERM");
   // The chain goes away when its standard input closes.
