@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the local chain test bed's third-party pieces, pinned (docs: shared/testbed.md §1):
-#   interop/node_modules  npm ci from interop/package-lock.json (anvil, cast, Circle's FiatToken artifacts, x402 TS SDK)
+#   interop/node_modules  npm ci from interop/package-lock.json (anvil, cast, Circle's FiatToken artifacts, x402 TS SDK,
+#                         LiteSVM for the Solana test bed)
 #   interop/contracts     Permit2, the x402 Permit2 proxies and test tokens, compiled by testbed/contracts/build.mjs
 #                         with the pinned solc-js releases (offline; cached by a hash of the sources and compilers)
 #   interop/.venv         python venv with interop/requirements.txt (x402 Python SDK and friends)
@@ -46,13 +47,19 @@ if [ "${X402_TESTBED_LOCK_HELD:-}" != 1 ]; then
 fi
 
 # 1) npm packages. npm ci writes node_modules/.package-lock.json last, so it is newer than the lock only after a complete install.
+#    LiteSVM (the Solana chain) is an N-API binary in an optional dependency: npm ci skips it without an error on a
+#    platform it does not fit (not Linux x86-64 with glibc), so its presence is checked like anvil's. The lock lists
+#    the other platforms' builds too (optional, os/cpu/libc-tagged, skipped here): npm ci refuses a lock without them.
+LITESVM_NATIVE="node_modules/litesvm-linux-x64-gnu/litesvm.linux-x64-gnu.node"
 if [ -f "$INTEROP/node_modules/.package-lock.json" ] && [ "$INTEROP/node_modules/.package-lock.json" -nt "$INTEROP/package-lock.json" ] \
-   && [ -x "$INTEROP/node_modules/.bin/anvil" ]; then
+   && [ -x "$INTEROP/node_modules/.bin/anvil" ] && [ -f "$INTEROP/$LITESVM_NATIVE" ]; then
   echo "testbed: npm packages up to date"
 else
-  echo "testbed: installing npm packages (pinned, ~15 s)…"
+  echo "testbed: installing npm packages (pinned, ~25 s)…"
   (cd "$INTEROP" && run_logged "$LOGDIR/install-npm.log" npm ci --no-audit --no-fund)
   [ -x "$INTEROP/node_modules/.bin/anvil" ] || fail "npm ci finished but interop/node_modules/.bin/anvil is missing"
+  [ -f "$INTEROP/$LITESVM_NATIVE" ] || fail "npm ci finished but interop/$LITESVM_NATIVE (LiteSVM's native binary, \
+optional package litesvm-linux-x64-gnu@1.5.0) is missing: the Solana test bed needs Linux x86-64 with glibc"
 fi
 
 # 2) Contracts. build.mjs compares a hash of its inputs with interop/contracts/manifest.json (written last) itself.

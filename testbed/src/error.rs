@@ -10,7 +10,7 @@ pub enum Error {
     Install(String),
     /// A contract artifact is missing or malformed, or could not be linked.
     Artifact(String),
-    /// anvil did not come up (the message ends with its log tail).
+    /// anvil or the Solana chain did not come up (the message ends with its log tail).
     Startup(String),
     /// An RPC call or transaction failed.
     Chain(String),
@@ -24,7 +24,7 @@ impl fmt::Display for Error {
             Error::MissingTool(m) => ("missing tool", m),
             Error::Install(m) => ("install failed", m),
             Error::Artifact(m) => ("artifact", m),
-            Error::Startup(m) => ("anvil startup", m),
+            Error::Startup(m) => ("chain startup", m),
             Error::Chain(m) => ("chain", m),
             Error::Io(m) => ("io", m),
         };

@@ -1,4 +1,5 @@
-//! The local chain test bed: a throwaway anvil that looks like Base Sepolia to every x402 component.
+//! The local chain test bed: a throwaway anvil that looks like Base Sepolia to every x402 component,
+//! and a Solana chain on LiteSVM.
 //!
 //! [`Chain::start`] runs anvil (from the pinned npm package) as chain 84532 on a free port of
 //! 127.0.0.1, plants Circle's real `FiatTokenV2_2` at Base Sepolia's USDC address
@@ -22,6 +23,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`SvmChain::start`] runs the test bed's Solana chain instead: LiteSVM behind a JSON-RPC front on
+//! 127.0.0.1, with USDC at the devnet and mainnet mint addresses and funded test accounts; see
+//! [`svm`].
+//!
 //! Needs node + npm, and python3 (with venv) for [`install`]. anvil comes from the npm package
 //! `@foundry-rs/anvil-linux-amd64`, so the chain runs on Linux x86-64 only. In CI (`CI=true`)
 //! their absence is an error; tests elsewhere may skip, loudly, through [`skip_unless_available`].
@@ -32,6 +37,7 @@ mod install;
 mod link;
 pub mod permit2;
 mod postgres;
+pub mod svm;
 mod token;
 
 use alloy::primitives::{Address, U256, address};
@@ -47,6 +53,7 @@ pub use permit2::{
     permit2_domain, revert_of, revert_reason,
 };
 pub use postgres::postgres_database;
+pub use svm::SvmChain;
 pub use token::FiatToken;
 
 /// Chain id the test chain runs with (Base Sepolia).

@@ -1,0 +1,179 @@
+//! The Solana test bed with the official x402 Solana pieces (`@x402/svm` 2.27.0): the official
+//! client (`@x402/fetch`, `interop/scripts/pay_svm.mjs`) pays the official `@x402/express` seller
+//! (`interop/scripts/server_svm.mjs`), whose official facilitator (`facilitator_svm.mjs`, fee payer
+//! S3) verifies, co-signs and settles on the chain (`x402_testbed::SvmChain`: LiteSVM behind
+//! `testbed/svm/rpc.mjs`). The USDC balances move by exactly the price and the fee payer, not the
+//! payer, pays the fees. And the chain's own node self-check (`testbed/svm/selftest.mjs`: its
+//! JSON-RPC answers to good and bad requests, the slow, lost and held sends, the same payment).
+
+mod support;
+
+use std::fs::File;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{Child, http, run_child, run_client};
+use x402_testbed::svm::{self, MERCHANT, PAYER, SvmChain, TS_FACILITATOR};
+use x402_testbed::{Paths, skip_unless_available};
+
+/// The seller's price: $0.01 in USDC's 6 decimals.
+const PRICE: u64 = 10_000;
+
+/// Starts `interop/scripts/<script>` on a free port of 127.0.0.1 with `env`; returns it and its
+/// base URL once GET `ready_path` answers 200. Its output goes to `target/testbed/`.
+async fn start_script(
+    paths: &Paths,
+    script: &str,
+    env: &[(&str, &str)],
+    ready_path: &str,
+) -> (Child, String) {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let log_path = paths
+        .work_dir
+        .join(format!("{script}-{}-{port}.log", std::process::id()));
+    let log = File::create(&log_path).expect("log file");
+    let child = Child(
+        tokio::process::Command::new(&paths.node)
+            .arg(paths.interop.join("scripts").join(script))
+            .env("PORT", port.to_string())
+            .envs(env.iter().copied())
+            .current_dir(&paths.interop)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = http();
+    for _ in 0..100 {
+        let answer = client.get(format!("{base}{ready_path}")).send().await;
+        if answer.is_ok_and(|r| r.status() == 200) {
+            return (child, base);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    panic!("{script} did not answer {ready_path}:\n{log}");
+}
+
+/// The payer's and the merchant's devnet USDC, and the payer's and the fee payer's SOL.
+async fn balances(chain: &SvmChain) -> [u64; 4] {
+    [
+        chain.usdc_balance(PAYER.address).await.expect("payer USDC"),
+        chain
+            .usdc_balance(MERCHANT.address)
+            .await
+            .expect("merchant USDC"),
+        chain.sol_balance(PAYER.address).await.expect("payer SOL"),
+        chain
+            .sol_balance(TS_FACILITATOR.address)
+            .await
+            .expect("fee payer SOL"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_client_pays_the_official_seller_on_solana() {
+    if !skip_unless_available("the_official_client_pays_the_official_seller_on_solana") {
+        return;
+    }
+    let chain = SvmChain::start().await.expect("Solana chain");
+    let paths = chain.paths().clone();
+    let (_facilitator, facilitator_url) = start_script(
+        &paths,
+        "facilitator_svm.mjs",
+        &[
+            ("FACILITATOR_KEY", TS_FACILITATOR.secret_key),
+            ("RPC_URL", chain.rpc_url()),
+        ],
+        "/supported",
+    )
+    .await;
+    let supported: Value = http()
+        .get(format!("{facilitator_url}/supported"))
+        .send()
+        .await
+        .expect("supported")
+        .json()
+        .await
+        .expect("json");
+    let kinds = supported["kinds"].as_array().expect("kinds");
+    assert!(
+        kinds.iter().any(|k| k["network"] == svm::DEVNET
+            && k["x402Version"] == 2
+            && k["extra"]["feePayer"] == TS_FACILITATOR.address),
+        "{supported}"
+    );
+    let (_seller, seller_url) = start_script(
+        &paths,
+        "server_svm.mjs",
+        &[
+            ("FACILITATOR_URL", facilitator_url.as_str()),
+            ("PAY_TO", MERCHANT.address),
+        ],
+        "/health",
+    )
+    .await;
+
+    let before = balances(&chain).await;
+    let result = run_client(
+        &paths.node,
+        &paths.interop.join("scripts/pay_svm.mjs"),
+        PAYER.secret_key,
+        &[&format!("{seller_url}/paid")],
+        &[("PAY_RPC_URL", chain.rpc_url())],
+    )
+    .await;
+    assert_eq!(result["status"], 200, "{result}");
+    assert_eq!(result["body"], r#"{"paid":true}"#, "{result}");
+    let receipt = &result["receipt"];
+    assert_eq!(receipt["success"], true, "{result}");
+    assert_eq!(receipt["network"], svm::DEVNET, "{result}");
+    assert_eq!(receipt["payer"], PAYER.address, "{result}");
+    let signature = receipt["transaction"].as_str().expect("transaction");
+    let status = chain
+        .signature_status(signature)
+        .await
+        .expect("status")
+        .unwrap_or_else(|| panic!("the receipt's transaction {signature} never landed"));
+    assert_eq!(status["err"], Value::Null, "{status}");
+
+    let after = balances(&chain).await;
+    assert_eq!(
+        before[0] - after[0],
+        PRICE,
+        "the payer paid exactly the price"
+    );
+    assert_eq!(
+        after[1] - before[1],
+        PRICE,
+        "the merchant got exactly the price"
+    );
+    assert_eq!(after[2], before[2], "the payer paid no fee");
+    assert!(after[3] < before[3], "the fee payer paid the fee");
+}
+
+#[tokio::test]
+async fn the_node_self_check_of_the_solana_chain_passes() {
+    if !skip_unless_available("the_node_self_check_of_the_solana_chain_passes") {
+        return;
+    }
+    let paths = tokio::task::spawn_blocking(x402_testbed::install_chain)
+        .await
+        .expect("join")
+        .expect("install");
+    let script = paths.root.join("testbed/svm/selftest.mjs");
+    let output = run_child(
+        &paths.node,
+        &[script.to_str().expect("utf-8 path")],
+        &paths.root,
+    )
+    .await;
+    assert!(output.contains("selftest: all checks passed"), "{output}");
+}
