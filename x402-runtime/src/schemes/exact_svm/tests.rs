@@ -572,3 +572,56 @@ proptest! {
         }
     }
 }
+
+/// A payment made by the official client (`@x402/svm` 2.27.0 `ExactSvmScheme`, against a LiteSVM
+/// JSON-RPC front with USDC planted at the devnet mint; payer = seed 2, fee payer = seed 3, payTo
+/// = seed 4), which the official facilitator verified (`isValid: true`). Memo = 32 random hex
+/// characters, fee payer's slot empty; 496 bytes.
+const OFFICIAL_PAYMENT: &str = "AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAADiGl3evCt8ce8KMHOTsMNc7m+FH6b+ctj52EwsnbaRv+JVACZrDED9BlWzN1KrUuMbhyMdDqH+nGkw7RksIfUCgAIBBAjtSSjGKNHCxurpAziQWZVhKVknOlxj+TY2wUYUrIc30YE5dw6ofRdfVqNUZsNMfszLjYqRtO43ol32D1uPybOU7a8bnBYfbWmKRrmweAmkoY2/U8QytqJL8bEIg/zLIpj3j/v6j+jfTMORXJLD7QwIJeLu9vRSRWAEZNIbv6BHJDtELLORIVfxOpM9ATQoLQMrX/7NAaLb8bd5BgjfAC6nAwZGb+UhFzL/7K26csOb57yM5bvF9xJrLEObOkAAAAAFSlNamSkhBk0k6HFg2jh8fDW13bySu4HkH6hAQQVEjQbd9uHXZaGT2cvhRs7reawctIXtX1s3kTqM9YV+/wCpruutSnlvzC4V3ExgYbRe2bNz8mrfx5jKfS2MxYGCcY4EBQAFAiBOAAAFAAkDAQAAAAAAAAAHBAIEAwEKDBAnAAAAAAAABgYAIGVjYzU1YmY1OTVmZDk2ZjhiNGFiZWU5OWVjYjIxYmM1AA==";
+
+fn official_terms() -> SvmTerms {
+    let parse = |text: &str| program::parse_key(text).expect("a base58 address");
+    SvmTerms {
+        mint: parse("4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU"),
+        pay_to: parse("EdmxWPmx2WH6WgFfTdu9xfkYf3k1g5wD1zccTVySEEh1"),
+        amount: 10_000,
+        fee_payer: parse("GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse"),
+        decimals: Some(6),
+        memo: None,
+    }
+}
+
+#[test]
+fn accepts_the_official_clients_payment() {
+    let payload = format!(r#"{{"transaction":"{OFFICIAL_PAYMENT}"}}"#);
+    let tx = SvmTransaction::from_payload_json(&payload).expect("the official payment decodes");
+    assert_eq!(tx.wire().len(), 496);
+    assert!(tx.v0);
+    assert_eq!(tx.signatures[0], [0; 64]);
+    let facts = check(&tx, &official_terms()).expect("the official payment is accepted");
+    let text = |key: &Key| program::key_to_string(key);
+    assert_eq!(
+        text(&facts.payer),
+        "9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu"
+    );
+    // The associated token accounts the official client derived.
+    assert_eq!(
+        text(&facts.source),
+        "GzpVTWkyGGfBXRaprnrhV3JtGj3TT52z5w2CrEJsTfjm"
+    );
+    assert_eq!(
+        text(&facts.destination),
+        "HfP3RZibPCj2EdqEyR7mSkKYSUzFPKsbRrMoR4i1mbmd"
+    );
+    assert_eq!(facts.amount, 10_000);
+    assert_eq!(facts.token_program, program::TOKEN_PROGRAM);
+    // The same seeds give the same keys here.
+    assert_eq!(facts.payer, key(2));
+    assert_eq!(official_terms().fee_payer, key(3));
+    assert_eq!(official_terms().pay_to, key(4));
+    let pricier = SvmTerms {
+        amount: 10_001,
+        ..official_terms()
+    };
+    assert_eq!(check(&tx, &pricier), Err(codes::AMOUNT_MISMATCH));
+}
