@@ -361,6 +361,10 @@ fn refuses_the_fee_payer_in_an_instruction() {
     let mut build = Build::official();
     build.instructions[3].accounts.push((key(FEE_PAYER), false));
     assert_eq!(build.check(), Err(codes::FEE_PAYER_IN_INSTRUCTION_ACCOUNTS));
+    // The fee payer as the program of an instruction: Solana's own sanitizing refuses it.
+    let mut build = Build::official();
+    build.instructions[3].program = key(FEE_PAYER);
+    assert_eq!(build.check(), Err(codes::COULD_NOT_BE_DECODED));
     let mut build = Build::official();
     build.instructions[0].accounts.push((key(FEE_PAYER), true));
     // A compute budget instruction with accounts is not the one the layout asks for.
