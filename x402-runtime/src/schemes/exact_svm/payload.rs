@@ -206,6 +206,17 @@ impl SvmTransaction {
         sha2::Sha256::digest(self.message_bytes()).into()
     }
 
+    /// The transaction with the fee payer's signature in slot 0, the rest of the bytes as
+    /// received: what the facilitator sends, without re-encoding the message the payer signed.
+    pub fn with_fee_payer_signature(&self, signature: &[u8; 64]) -> Vec<u8> {
+        let mut wire = self.wire.clone();
+        // Slot 0 follows the one-byte signature count (fewer than 128 signatures fit a packet).
+        if let Some(slot) = wire.get_mut(1..65) {
+            slot.copy_from_slice(signature);
+        }
+        wire
+    }
+
     /// The fee payer: the first static key.
     pub fn fee_payer(&self) -> Option<&Key> {
         self.keys.first()

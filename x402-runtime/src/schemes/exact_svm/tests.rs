@@ -277,6 +277,47 @@ fn accepts_a_legacy_message_three_instructions_and_lighthouse() {
 }
 
 #[test]
+fn token_2022_pays_to_its_own_associated_account() {
+    let mint = program::USDC_DEVNET;
+    let mut ix = transfer(key(PAYER), mint, key(PAY_TO), AMOUNT);
+    ix.program = program::TOKEN_2022_PROGRAM;
+    // Derived under the Token program, the destination is not the Token-2022 one.
+    assert_eq!(
+        Build::official().with(2, ix.clone()).check(),
+        Err(codes::RECIPIENT_MISMATCH)
+    );
+    let token_2022 = program::TOKEN_2022_PROGRAM;
+    ix.accounts[2].0 = program::associated_token_account(&key(PAY_TO), &mint, &token_2022);
+    let facts = Build::official().with(2, ix).check().expect("accepted");
+    assert_eq!(facts.token_program, token_2022);
+}
+
+#[test]
+fn the_fee_payer_signature_goes_into_slot_zero() {
+    let wire = Build::official().wire();
+    let tx = SvmTransaction::from_wire(wire.clone()).expect("decodes");
+    let signature = signing_key(FEE_PAYER).sign(tx.message_bytes()).to_bytes();
+    let signed = tx.with_fee_payer_signature(&signature);
+    assert_eq!(signed.len(), wire.len());
+    assert_eq!(&signed[65..], &wire[65..]);
+    let decoded: VersionedTransaction = wincode::deserialize_exact(&signed).expect("decodes");
+    // Every signature now verifies, the fee payer's included.
+    let message = decoded.message.serialize();
+    for (signer, signature) in decoded
+        .message
+        .static_account_keys()
+        .iter()
+        .zip(&decoded.signatures)
+    {
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&signer.to_bytes()).expect("a key");
+        let signature = ed25519_dalek::Signature::from_bytes(signature.as_array());
+        assert!(key.verify_strict(&message, &signature).is_ok());
+    }
+    let again = SvmTransaction::from_wire(signed).expect("decodes");
+    assert_eq!(again.message_hash(), tx.message_hash());
+}
+
+#[test]
 fn refuses_another_mint() {
     let other = program::USDC_MAINNET;
     let build = Build::official().with(2, transfer(key(PAYER), other, key(PAY_TO), AMOUNT));
