@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reruns every benchmark and rewrites the results in BENCHMARKS.md (between its result markers)
 # and the plots in benches/figures/. Everything runs on 127.0.0.1 and is bounded in time.
-#   bash scripts/bench.sh            full run (about 45 minutes on 2 cores)
+#   bash scripts/bench.sh            full run (36 minutes on 2 cores on 2026-12-06)
 #   bash scripts/bench.sh --smoke    each benchmark built and run once, briefly (what CI runs; the peers
 #                                    of the load harness are left out: building x402-rs's tree costs minutes)
 set -euo pipefail

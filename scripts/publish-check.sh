@@ -45,6 +45,7 @@ COMBINATIONS=(
   "server,openapi"
   "macros,schemars"
   "macros,aide"
+  "svm"
 )
 if [[ " ${COMBINATIONS[*]} " == *native-tls* ]] && ! pkg-config --exists openssl 2> /dev/null; then
   fail "the native-tls combination needs OpenSSL's headers and pkg-config (Debian: apt-get install libssl-dev pkg-config)"

@@ -16,6 +16,7 @@
 //! | `exact` | EVM (`eip155:*`) | EIP-3009 `transferWithAuthorization` | [`exact_evm`] |
 //! | `exact` | EVM, tokens set to [`TransferMethod::Permit2`](crate::network::TransferMethod) | Permit2 through the x402 exact proxy | [`exact_evm`], [`permit2`] |
 //! | `upto` | EVM, any ERC-20 | Permit2 through the x402 upto proxy, settling what was used | [`upto_evm`], [`permit2`] |
+//! | `exact` | Solana (`solana:*`), feature `svm`; checks only, not yet offered | SPL `TransferChecked` in a transaction the facilitator pays for | `exact_svm` |
 
 use std::any::Any;
 use std::fmt;
@@ -30,6 +31,9 @@ use crate::proto::header::{self, DecodeError, PaymentPayload};
 use crate::proto::{PaymentRequirements, SupportedResponse, X402Version};
 
 pub mod exact_evm;
+#[cfg(feature = "svm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "svm")))]
+pub mod exact_svm;
 pub mod permit2;
 pub mod upto_evm;
 

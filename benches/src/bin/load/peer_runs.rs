@@ -78,7 +78,14 @@ fn measure(
     );
     let mut result = unpaid(h, peer, &running, &unpaid_request, &probe);
     result.memory_unpaid = running.memory()?;
-    paid(h, peer, &running, double, &challenge, log, &mut result)?;
+    let target = PaidTarget {
+        peer,
+        running: &running,
+        double,
+        challenge: &challenge,
+        log,
+    };
+    paid(h, &target, &mut result)?;
     result.replay = replay(h, &running, &challenge, log);
     println!(
         "peer {}: one payment sent {REPLAY_COPIES} times at once: {} delivered, {} /verify, {} /settle ({:?})",
@@ -251,17 +258,24 @@ fn settled(log: &DoubleLog, nonces: &[B256]) -> u64 {
     })
 }
 
+/// What the paid runs of one peer go through.
+struct PaidTarget<'a> {
+    peer: Peer,
+    running: &'a Running,
+    double: SocketAddr,
+    challenge: &'a PaymentRequired,
+    log: &'a DoubleLog,
+}
+
 /// Paid requests one at a time, in rounds, each against the double's own time measured just
 /// before it: what the server adds is each round's latencies minus that round's double p50.
-fn paid(
-    h: &mut Harness,
-    peer: Peer,
-    running: &Running,
-    double: SocketAddr,
-    challenge: &PaymentRequired,
-    log: &DoubleLog,
-    result: &mut PeerResult,
-) -> Result<(), String> {
+fn paid(h: &mut Harness, target: &PaidTarget<'_>, result: &mut PeerResult) -> Result<(), String> {
+    let PaidTarget {
+        peer,
+        running,
+        challenge,
+        ..
+    } = *target;
     let warm = sign(challenge, 50);
     let started = std::time::Instant::now();
     let warm = load_child(
@@ -279,7 +293,7 @@ fn paid(
     let seconds = h.options.seconds * 2.0 / rounds as f64;
     let (mut runs, mut facilitator, mut overhead) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
-        let round = paid_round(h, peer, running, double, challenge, log, rate * seconds);
+        let round = paid_round(h, target, rate * seconds);
         let double_p50 = stats::quantile(&round.facilitator, 0.5);
         let mut above: Vec<u64> = round
             .run
@@ -337,15 +351,14 @@ struct PaidRound {
     settled: u64,
 }
 
-fn paid_round(
-    h: &mut Harness,
-    peer: Peer,
-    running: &Running,
-    double: SocketAddr,
-    challenge: &PaymentRequired,
-    log: &DoubleLog,
-    expected: f64,
-) -> PaidRound {
+fn paid_round(h: &mut Harness, target: &PaidTarget<'_>, expected: f64) -> PaidRound {
+    let PaidTarget {
+        peer,
+        running,
+        double,
+        challenge,
+        log,
+    } = *target;
     let seconds = h.options.seconds * 2.0 / h.options.rounds.max(1) as f64;
     let count = ((200.0 * seconds) as usize).clamp(100, 2000);
     let facilitator = facilitator_time(h, double, challenge, count);

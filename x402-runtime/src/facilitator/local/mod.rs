@@ -522,6 +522,7 @@ struct Decoded {
 }
 
 /// The scheme's part of a payment: an EIP-3009 authorization or a Permit2 permit.
+#[derive(Clone)]
 enum Payment {
     Eip3009(ExactEvmPayload),
     Permit2(Permit2Payload),
@@ -582,6 +583,18 @@ fn decode_payment(
         Payment::Eip3009(payload::decode(&envelope.payload)?)
     };
     Ok(Decoded { envelope, payment })
+}
+
+/// The payment of `request`, decoded as `want` says, or the refusal of a payload that does not
+/// decode.
+fn decoded(request: &FacilitatorRequest, want: &Wanted<'_>) -> Result<Decoded, Refusal> {
+    decode_payment(request, want.version).map_err(|e| match e {
+        DecodeError::WrongVersion(_) => {
+            invalid(reasons::INVALID_X402_VERSION, "payload version mismatch")
+        }
+        DecodeError::Malformed(why) => invalid(reasons::INVALID_PAYLOAD, why),
+        DecodeError::TooLarge => invalid(reasons::INVALID_PAYLOAD, "payload too large"),
+    })
 }
 
 fn requirement<T>(parsed: Result<T, DecodeError>) -> Result<T, Refusal> {
@@ -655,16 +668,20 @@ impl LocalFacilitator {
         stage: Stage,
     ) -> Result<Checked<'_>, Refusal> {
         let want = wanted(request, stage == Stage::Settle)?;
-        let Decoded { envelope, payment } =
-            decode_payment(request, want.version).map_err(|e| match e {
-                DecodeError::WrongVersion(_) => {
-                    invalid(reasons::INVALID_X402_VERSION, "payload version mismatch")
-                }
-                DecodeError::Malformed(why) => invalid(reasons::INVALID_PAYLOAD, why),
-                DecodeError::TooLarge => invalid(reasons::INVALID_PAYLOAD, "payload too large"),
-            })?;
+        let decoded = decoded(request, &want)?;
+        self.check_decoded(&want, decoded, stage).await
+    }
+
+    /// [`check`](Self::check) of a payment already decoded from the request `want` was read
+    /// from.
+    async fn check_decoded<'w>(
+        &self,
+        want: &Wanted<'w>,
+        Decoded { envelope, payment }: Decoded,
+        stage: Stage,
+    ) -> Result<Checked<'_>, Refusal> {
         let payment = match payment {
-            Payment::Permit2(permit) => return self.check_permit2(&want, &envelope, permit).await,
+            Payment::Permit2(permit) => return self.check_permit2(want, &envelope, permit).await,
             Payment::Eip3009(payment) => payment,
         };
         if envelope.scheme != EXACT || want.scheme != EXACT {
@@ -686,7 +703,7 @@ impl LocalFacilitator {
                 "the payment is for another network",
             ));
         }
-        let chain = self.chain_for(&want).ok_or_else(|| {
+        let chain = self.chain_for(want).ok_or_else(|| {
             invalid(
                 reasons::INVALID_NETWORK,
                 format!("network `{}` is not served", want.network),
@@ -804,14 +821,24 @@ impl LocalFacilitator {
             network: network_of(),
             amount: None,
         };
+        let refused = |refusal: Refusal| match refusal {
+            Refusal::Invalid(reason, _) => Ok(failed(reason, String::new())),
+            Refusal::Fault(e) => Err(e),
+        };
+        // Decoded once, for the resumption and the checks.
+        let (want, decoded) = match wanted(request, true)
+            .and_then(|want| decoded(request, &want).map(|decoded| (want, decoded)))
+        {
+            Ok(both) => both,
+            Err(refusal) => return refused(refusal),
+        };
         // A retried settlement whose transaction was already sent waits for that transaction.
-        if let Some(resumed) = self.resume(request, &failed).await? {
+        if let Some(resumed) = self.resume(&want, &decoded.payment, &failed).await? {
             return Ok(resumed);
         }
-        let checked = match self.check(request, Stage::Settle).await {
+        let checked = match self.check_decoded(&want, decoded, Stage::Settle).await {
             Ok(checked) => checked,
-            Err(Refusal::Invalid(reason, _)) => return Ok(failed(reason, String::new())),
-            Err(Refusal::Fault(e)) => return Err(e),
+            Err(refusal) => return refused(refusal),
         };
         if checked.upto && checked.transfer.value.is_zero() {
             // Nothing used, nothing moved: the permit is left unused.
@@ -917,16 +944,11 @@ impl LocalFacilitator {
     /// If this authorization's settlement was already sent, waits for its receipt.
     async fn resume(
         &self,
-        request: &FacilitatorRequest,
+        want: &Wanted<'_>,
+        payment: &Payment,
         failed: &(dyn Fn(&str, String) -> SettleResponse + Sync),
     ) -> Result<Option<SettleResponse>, FacilitatorError> {
-        let Ok(want) = wanted(request, true) else {
-            return Ok(None);
-        };
-        let Some(chain) = self.chain_for(&want) else {
-            return Ok(None);
-        };
-        let Ok(Decoded { payment, .. }) = decode_payment(request, want.version) else {
+        let Some(chain) = self.chain_for(want) else {
             return Ok(None);
         };
         let (payer, nonce) = payment.payer_and_nonce();
@@ -943,7 +965,7 @@ impl LocalFacilitator {
             return Ok(None);
         };
         let upto = want.scheme == schemes::upto_evm::UPTO;
-        let transfer = match &payment {
+        let transfer = match payment {
             Payment::Eip3009(p) => Transfer {
                 from: p.authorization.from,
                 to: p.authorization.to,
@@ -957,7 +979,7 @@ impl LocalFacilitator {
         };
         let checked = Checked {
             chain,
-            payment,
+            payment: payment.clone(),
             asset,
             network: want.network.to_owned(),
             transfer,
