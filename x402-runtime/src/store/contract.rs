@@ -198,6 +198,10 @@ async fn credits(store: &dyn ReplayStore) {
         "one transaction never pays for two payments"
     );
     assert!(store.credit("0xbeef", &key(5)).await);
+    assert!(
+        !store.credit("0xBEEF", &key(4)).await,
+        "an EVM hash in upper case finds its lower-case credit"
+    );
 }
 
 async fn unresolved(store: &dyn ReplayStore) {
@@ -292,6 +296,10 @@ async fn claims(store: &dyn ReplayStore, clock: &TestClock) {
     clock.set(START);
 }
 
+/// A Solana transaction id: a base58 signature, where case is part of the value.
+pub(crate) const SIGNATURE: &str =
+    "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW";
+
 /// A payment by 32-byte accounts is kept, listed and credited under its own key, apart from the
 /// EVM payment with the same nonce.
 async fn svm_accounts(store: &dyn ReplayStore) {
@@ -313,14 +321,26 @@ async fn svm_accounts(store: &dyn ReplayStore) {
         "{listed:?}"
     );
     let settled = Slot::Settled {
-        transaction: "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW".to_owned(),
+        transaction: SIGNATURE.to_owned(),
     };
     store.record(&svm, settled.clone(), 90_000).await;
-    assert_eq!(store.lookup(&svm).await, Some(settled));
-    assert!(store.credit("5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW", &svm).await);
+    assert_eq!(
+        store.lookup(&svm).await,
+        Some(settled),
+        "the signature keeps its case"
+    );
+    assert!(store.credit(SIGNATURE, &svm).await);
     assert!(
-        !store.credit("5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW", &evm).await,
+        !store.credit(SIGNATURE, &evm).await,
         "one transaction never pays for two payments"
+    );
+    assert!(
+        store.credit(&SIGNATURE.replace('V', "v"), &evm).await,
+        "a signature differing only in case is another transaction"
+    );
+    assert!(
+        !store.credit(&SIGNATURE.replace('V', "v"), &svm).await,
+        "and is credited under its own case"
     );
     store.release(&evm);
     assert!(freed(store, &evm).await);

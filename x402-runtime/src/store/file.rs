@@ -19,7 +19,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use alloy_primitives::{Address, B256};
 
-use super::{MemoryStore, ReplayStore, Slot, Unresolved};
+use super::{MemoryStore, ReplayStore, Slot, Unresolved, transaction_key};
 use crate::base::BoxFuture;
 use crate::base::Clock;
 use crate::network::AccountId;
@@ -405,7 +405,7 @@ impl ReplayStore for FileStore {
             let name = key_bytes(key);
             let text = slot.to_text();
             let credited = match &slot {
-                Slot::Settled { transaction } => Some(transaction.to_ascii_lowercase()),
+                Slot::Settled { transaction } => Some(transaction_key(transaction).into_owned()),
                 _ => None,
             };
             let new = slot.clone();
@@ -469,7 +469,7 @@ impl ReplayStore for FileStore {
                 return false;
             }
             let held = self.memory.expiry(key).unwrap_or(0);
-            let name = transaction.to_ascii_lowercase();
+            let name = transaction_key(transaction).into_owned();
             let owner = key_bytes(key);
             let credited = self
                 .write(move |write| {
@@ -605,6 +605,52 @@ mod tests {
         let credited = transactions.get("0xab").expect("get").expect("credited");
         assert_eq!(expiry(credited.value()), 90_000);
         drop((value, credited, payments, transactions, read, store));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A Solana signature is credited under its exact case, and that credit is what a reopened
+    /// store (nothing in memory) finds; a signature differing only in case is another one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_solana_signature_is_credited_under_its_exact_case() {
+        use crate::store::contract::{SIGNATURE, svm_key};
+        let dir = std::env::temp_dir().join(format!("x402-file-svm-tx-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("payments.redb");
+        let now = || 1_000;
+        let (paid, other) = (svm_key(1), svm_key(2));
+        {
+            let store = FileStore::open_with_clock(&path, now).expect("open");
+            assert_eq!(store.reserve(&paid, 2_000).await, Ok(()));
+            assert!(store.credit(SIGNATURE, &paid).await);
+            let settled = Slot::Settled {
+                transaction: SIGNATURE.to_owned(),
+            };
+            store.record(&paid, settled, 90_000).await;
+            let read = store.db.begin_read().expect("read");
+            let transactions = read.open_table(TRANSACTIONS).expect("transactions");
+            let credited = transactions.get(SIGNATURE).expect("get").expect("credited");
+            assert_eq!(
+                expiry(credited.value()),
+                90_000,
+                "kept as long as the payment"
+            );
+            let lowered = SIGNATURE.to_ascii_lowercase();
+            assert!(transactions.get(lowered.as_str()).expect("get").is_none());
+        }
+        let store = FileStore::open_with_clock(&path, now).expect("reopen");
+        assert!(
+            store.credit(SIGNATURE, &paid).await,
+            "the same payment again"
+        );
+        assert!(
+            !store.credit(SIGNATURE, &other).await,
+            "one transaction never pays for two payments"
+        );
+        assert!(
+            store.credit(&SIGNATURE.replace('V', "v"), &other).await,
+            "a signature differing only in case is another transaction"
+        );
+        drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

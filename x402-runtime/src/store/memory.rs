@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
-use super::{ReplayStore, Slot, Unresolved};
+use super::{ReplayStore, Slot, Unresolved, transaction_key};
 use crate::base::{BoxFuture, Clock};
 use crate::schemes::ReplayKey;
 
@@ -197,7 +197,7 @@ impl ReplayStore for MemoryStore {
 
     fn record<'a>(&'a self, key: &'a ReplayKey, slot: Slot, keep_until: u64) -> BoxFuture<'a, ()> {
         let credited = match &slot {
-            Slot::Settled { transaction } => Some(transaction.to_ascii_lowercase()),
+            Slot::Settled { transaction } => Some(transaction_key(transaction).into_owned()),
             _ => None,
         };
         match self.keys.entry(key.clone()) {
@@ -234,7 +234,10 @@ impl ReplayStore for MemoryStore {
 
     fn credit<'a>(&'a self, transaction: &'a str, key: &'a ReplayKey) -> BoxFuture<'a, bool> {
         let expires_at = self.keys.get(key).map_or(u64::MAX, |e| e.expires_at);
-        let fresh = match self.transactions.entry(transaction.to_ascii_lowercase()) {
+        let fresh = match self
+            .transactions
+            .entry(transaction_key(transaction).into_owned())
+        {
             Entry::Occupied(seen) => seen.get().0 == *key,
             Entry::Vacant(free) => {
                 free.insert((key.clone(), expires_at));

@@ -35,6 +35,30 @@ pub(crate) mod redis;
 
 pub use memory::{DEFAULT_MEMORY_CAPACITY, MemoryStore};
 
+/// A settled transaction's id as every store keeps, credits and looks it up: the one home of
+/// this rule.
+///
+/// Surrounding whitespace is dropped. An EVM transaction hash (`0x` or `0X` followed by hex
+/// digits) is lowercased, so that `0xAB…` and `0xab…` are one transaction. Any other id is kept
+/// exactly as given: a Solana transaction id is a base58 signature, where case is part of the
+/// value, so two signatures that differ only in case are two transactions.
+pub(crate) fn transaction_key(transaction: &str) -> Cow<'_, str> {
+    let transaction = transaction.trim();
+    let digits = transaction
+        .strip_prefix("0x")
+        .or_else(|| transaction.strip_prefix("0X"));
+    match digits {
+        Some(digits)
+            if !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_hexdigit())
+                && transaction.bytes().any(|b| b.is_ascii_uppercase()) =>
+        {
+            Cow::Owned(transaction.to_ascii_lowercase())
+        }
+        _ => Cow::Borrowed(transaction),
+    }
+}
+
 /// What the store knows about a payment key that is already taken.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -345,6 +369,37 @@ mod tests {
     fn request() -> String {
         r#"{"x402Version":2,"paymentPayload":{"note":"a\nb \"q\" pending:"},"paymentRequirements":{}}"#
             .to_owned()
+    }
+
+    #[test]
+    fn evm_transaction_hashes_are_keyed_in_lowercase() {
+        assert_eq!(transaction_key("0xC0FFee"), "0xc0ffee");
+        assert_eq!(transaction_key("0XABCDEF01"), "0xabcdef01");
+        assert_eq!(
+            transaction_key(" 0xAb\n"),
+            "0xab",
+            "surrounding whitespace is dropped"
+        );
+        assert!(
+            matches!(transaction_key("0xabc"), Cow::Borrowed("0xabc")),
+            "a lowercase hash is not copied"
+        );
+    }
+
+    #[test]
+    fn other_transaction_ids_keep_their_case() {
+        let signature = "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW";
+        assert_eq!(transaction_key(signature), signature);
+        assert_eq!(transaction_key(&format!(" {signature} ")), signature);
+        let other = signature.replace('V', "v");
+        assert_ne!(
+            transaction_key(signature),
+            transaction_key(&other),
+            "two signatures that differ only in case stay two transactions"
+        );
+        // `0x` followed by something other than hex digits is not an EVM hash.
+        assert_eq!(transaction_key("0xZZ"), "0xZZ");
+        assert_eq!(transaction_key("0X"), "0X");
     }
 
     #[test]

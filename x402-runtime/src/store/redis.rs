@@ -14,7 +14,7 @@ use redis::aio::ConnectionManager;
 
 use alloy_primitives::B256;
 
-use super::{ReplayStore, Slot, Unresolved};
+use super::{ReplayStore, Slot, Unresolved, transaction_key};
 use crate::base::BoxFuture;
 use crate::network::AccountId;
 use crate::schemes::ReplayKey;
@@ -165,7 +165,7 @@ impl RedisStore {
         format!(
             "{}:transaction:{}",
             self.prefix,
-            transaction.to_ascii_lowercase()
+            transaction_key(transaction)
         )
     }
 }
@@ -449,9 +449,18 @@ mod tests {
             }),
             "{listed:?}"
         );
-        let signature = "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW";
+        let signature = crate::store::contract::SIGNATURE;
         assert!(store.credit(signature, &svm).await);
         assert!(!store.credit(signature, &evm).await);
+        assert!(
+            store.credit(&signature.replace('V', "v"), &evm).await,
+            "a signature differing only in case is another transaction"
+        );
+        assert!(store.credit("0xC0FFEE", &svm).await);
+        assert!(
+            !store.credit("0xc0ffee", &evm).await,
+            "an EVM hash in any case is one transaction"
+        );
         let settled = Slot::Settled {
             transaction: signature.to_owned(),
         };

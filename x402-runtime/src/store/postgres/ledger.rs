@@ -9,6 +9,7 @@ use tokio_postgres::types::ToSql;
 use crate::network::{AccountId, SvmAddress};
 use crate::proto::header::decode_json;
 use crate::proto::{FacilitatorRequest, Requirements, X402Version};
+use crate::store::transaction_key;
 
 /// What became of a payment in the ledger (`x402_ledger.state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -92,7 +93,8 @@ pub struct LedgerQuery {
     pub since: Option<u64>,
     /// Only payments first recorded before this time (unix seconds).
     pub until: Option<u64>,
-    /// Only the payment this transaction settled (or named while pending); any letter case.
+    /// Only the payment this transaction settled (or named while pending): an EVM hash in any
+    /// letter case, any other id (a Solana signature) exactly as the facilitator gave it.
     pub transaction: Option<String>,
     /// Only payments in this state.
     pub state: Option<LedgerState>,
@@ -113,12 +115,13 @@ pub struct LedgerEntry {
     pub nonce: B256,
     /// How it ended (or that it has not yet).
     pub state: LedgerState,
-    /// The settling transaction (or the one the facilitator named while pending).
+    /// The settling transaction (or the one the facilitator named while pending): an EVM hash in
+    /// lowercase, any other id (a Solana signature, case-sensitive) as the facilitator gave it.
     pub transaction: Option<String>,
     /// The price in the token's atomic units (decimal), when the `/settle` request was known.
     pub amount: Option<String>,
-    /// The recipient (`0x` and the lower-case hex of its bytes: 20 for EVM, 32 for Solana), when
-    /// known.
+    /// The recipient (`0x` and the lower-case hex of its bytes: 20 for EVM, 32 for Solana; text
+    /// that is neither account is kept as given), when known.
     pub pay_to: Option<String>,
     /// The resource URL paid for, when known.
     pub resource: Option<String>,
@@ -173,7 +176,7 @@ impl Terms {
                 match (pay_to.parse::<Address>(), pay_to.parse::<SvmAddress>()) {
                     (Ok(address), _) => hex_of(address.as_slice()),
                     (_, Ok(address)) => hex_of(address.as_bytes()),
-                    _ => pay_to.to_ascii_lowercase(),
+                    _ => pay_to,
                 },
             ),
             route: resource.as_deref().map(route_of),
@@ -197,7 +200,7 @@ pub(super) fn route_of(resource: &str) -> String {
     rest[..end].to_owned()
 }
 
-/// `0x` and lower-case hex: how addresses, nonces and transactions are kept.
+/// `0x` and lower-case hex: how accounts and nonces are kept.
 pub(super) fn hex_of(bytes: &[u8]) -> String {
     format!("0x{}", hex::encode(bytes))
 }
@@ -247,7 +250,7 @@ pub(super) fn select(query: &LedgerQuery) -> (String, Vec<Box<dyn ToSql + Sync +
     if let Some(transaction) = &query.transaction {
         narrow(
             " AND transaction = $",
-            Box::new(transaction.trim().to_ascii_lowercase()),
+            Box::new(transaction_key(transaction).into_owned()),
         );
     }
     if let Some(state) = query.state {

@@ -29,7 +29,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
-use super::{ReplayStore, Slot, Unresolved};
+use super::{ReplayStore, Slot, Unresolved, transaction_key};
 use crate::base::{BoxFuture, Clock};
 use crate::schemes::ReplayKey;
 
@@ -204,8 +204,8 @@ const CURRENT: &str = "
 SELECT state, transaction, request, since FROM x402_payments
 WHERE network = $1 AND asset = $2 AND payer = $3 AND nonce = $4 AND expires_at > $5";
 
-/// Records a slot ($5 to $8) kept at least until $9; the credit of a settled transaction is
-/// kept as long. A definite outcome (settled, expired unsettled) is never replaced by a weaker
+/// Records a slot ($5 to $8) kept at least until $9; the credit of a settled transaction (whose
+/// [`transaction_key`] is $10) is kept as long. A definite outcome (settled, expired unsettled) is never replaced by a weaker
 /// state, only by `settled`, and a transaction already known is kept when the new state names
 /// none. Returns a row when the slot was written.
 const RECORD: &str = "
@@ -220,16 +220,16 @@ WITH payment AS (
     RETURNING expires_at
 ), credit AS (
     UPDATE x402_credits SET expires_at = greatest(x402_credits.expires_at, (SELECT expires_at FROM payment))
-    WHERE $5 = 'settled' AND transaction = lower($6)
+    WHERE $5 = 'settled' AND transaction = $10
 )
 SELECT 1 FROM payment";
 
-/// The ledger row of a recorded slot ($5, $6) with the terms ($7 to $11) at $12: written after
+/// The ledger row of a recorded slot ($5, and $6 the [`transaction_key`]) with the terms ($7 to $11) at $12: written after
 /// the slot, in a statement of its own, so that a ledger failure never costs the replay record.
 const LEDGER: &str = "
 INSERT INTO x402_ledger AS l (network, asset, payer, nonce, state, transaction, amount, pay_to,
                               resource, route, scheme, created_at, updated_at, settled_at)
-VALUES ($1, $2, $3, $4, $5, lower($6), $7::text::numeric, $8, $9, $10, $11,
+VALUES ($1, $2, $3, $4, $5, $6, $7::text::numeric, $8, $9, $10, $11,
         to_timestamp($12::bigint), to_timestamp($12::bigint),
         CASE WHEN $5 = 'settled' THEN to_timestamp($12::bigint) END)
 ON CONFLICT (network, asset, payer, nonce) DO UPDATE
@@ -564,10 +564,11 @@ impl ReplayStore for PostgresStore {
                 return;
             };
             let terms = Terms::of(request);
+            let credited = transaction.map(transaction_key);
             let [network, asset, payer, nonce] = key_columns(key);
             let (since, keep_until, now) =
                 (seconds(since), seconds(keep_until), seconds((self.now)()));
-            let params: [&(dyn ToSql + Sync); 9] = [
+            let params: [&(dyn ToSql + Sync); 10] = [
                 &network,
                 &asset,
                 &payer,
@@ -577,6 +578,7 @@ impl ReplayStore for PostgresStore {
                 &request,
                 &since,
                 &keep_until,
+                &credited,
             ];
             let written = match self.query(RECORD, &params).await {
                 Ok(rows) => !rows.is_empty(),
@@ -594,7 +596,7 @@ impl ReplayStore for PostgresStore {
                 &payer,
                 &nonce,
                 &state,
-                &transaction,
+                &credited,
                 &terms.amount,
                 &terms.pay_to,
                 &terms.resource,
@@ -625,7 +627,7 @@ impl ReplayStore for PostgresStore {
     fn credit<'a>(&'a self, transaction: &'a str, key: &'a ReplayKey) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             let [network, asset, payer, nonce] = key_columns(key);
-            let name = transaction.trim().to_ascii_lowercase();
+            let name = transaction_key(transaction);
             let now = seconds((self.now)());
             let without_record = seconds(CREDIT_WITHOUT_RECORD);
             let params: [&(dyn ToSql + Sync); 7] = [
