@@ -954,6 +954,44 @@ mod tests {
                 .expect("ledger")
                 .is_empty()
         );
+        solana_signature_keeps_its_case(&store, &svm).await;
+    }
+
+    /// A settled Solana payment: its signature is recorded, credited and found in the ledger
+    /// under its exact case, and its credit is kept as long as the payment.
+    async fn solana_signature_keeps_its_case(store: &PostgresStore, svm: &ReplayKey) {
+        use contract::SIGNATURE;
+        assert!(store.credit(SIGNATURE, svm).await);
+        let settled = Slot::Settled {
+            transaction: SIGNATURE.to_owned(),
+        };
+        store.record(svm, settled.clone(), 90_000).await;
+        assert_eq!(store.lookup(svm).await, Some(settled));
+        let client = store.client().await.expect("a connection");
+        let credit = client
+            .query_opt(
+                "SELECT expires_at FROM x402_credits WHERE transaction = $1",
+                &[&SIGNATURE],
+            )
+            .await
+            .expect("credit row")
+            .map(|row| row.get::<_, i64>(0));
+        assert_eq!(credit, Some(90_000), "kept as long as the payment");
+        let by_tx = |transaction: String| LedgerQuery {
+            transaction: Some(transaction),
+            ..LedgerQuery::default()
+        };
+        let found = store
+            .ledger(&by_tx(SIGNATURE.to_owned()))
+            .await
+            .expect("ledger");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].transaction.as_deref(), Some(SIGNATURE));
+        let lowered = store
+            .ledger(&by_tx(SIGNATURE.to_ascii_lowercase()))
+            .await
+            .expect("ledger");
+        assert!(lowered.is_empty(), "another signature: {lowered:?}");
     }
 
     /// Rows as every earlier version wrote them (EVM accounts as `0x` + 40 lower-case hex
