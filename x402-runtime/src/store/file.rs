@@ -465,9 +465,6 @@ impl ReplayStore for FileStore {
 
     fn credit<'a>(&'a self, transaction: &'a str, key: &'a ReplayKey) -> BoxFuture<'a, bool> {
         Box::pin(async move {
-            if !self.memory.credit(transaction, key).await {
-                return false;
-            }
             let held = self.memory.expiry(key).unwrap_or(0);
             let name = transaction_key(transaction).into_owned();
             let owner = key_bytes(key);
@@ -483,8 +480,11 @@ impl ReplayStore for FileStore {
                     Ok(true)
                 })
                 .await;
+            // The file decides; the copy in memory only learns credits the file holds, so a
+            // refused one never shadows the payment the transaction did pay for.
             match credited {
-                Ok(fresh) => fresh,
+                Ok(true) => self.memory.credit(transaction, key).await,
+                Ok(false) => false,
                 Err(e) => {
                     tracing::error!(%key, transaction, "x402: could not record a credited transaction: {e}");
                     false
@@ -639,12 +639,12 @@ mod tests {
         }
         let store = FileStore::open_with_clock(&path, now).expect("reopen");
         assert!(
-            store.credit(SIGNATURE, &paid).await,
-            "the same payment again"
-        );
-        assert!(
             !store.credit(SIGNATURE, &other).await,
             "one transaction never pays for two payments"
+        );
+        assert!(
+            store.credit(SIGNATURE, &paid).await,
+            "the same payment again, after a refused one"
         );
         assert!(
             store.credit(&SIGNATURE.replace('V', "v"), &other).await,
