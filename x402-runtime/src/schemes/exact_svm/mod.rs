@@ -6,13 +6,15 @@
 //! - [`rules`] checks it against the offer's [`SvmTerms`] and names the payment
 //!   ([`SvmPaymentFacts`]) or the first broken rule ([`rules::codes`]);
 //! - [`program`] holds the program ids, the USDC mints, the limits and the associated token
-//!   account derivation.
+//!   account derivation;
+//! - [`rpc`] talks to a Solana node (blockhash, accounts, simulation, sending, status).
 //!
 //! Keys are raw 32-byte addresses ([`Key`]). Not yet offered by the paywall nor settled by a
 //! facilitator.
 
 pub mod payload;
 pub mod program;
+pub mod rpc;
 pub mod rules;
 
 pub use payload::{PayloadError, SvmTransaction};
