@@ -23,6 +23,8 @@ use x402_runtime::proto::{PaymentRequired, PaymentRequiredV1};
 use x402_runtime::schemes::exact_evm::eip3009::TransferWithAuthorization;
 use x402_runtime::{X402, X402Config};
 
+pub mod svm;
+
 /// Public test key #1 (anvil/hardhat mnemonic): the payer.
 pub const PAYER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 /// Public test key #6: a second payer.

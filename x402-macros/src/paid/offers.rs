@@ -27,19 +27,21 @@ pub(crate) fn currencies(expr: &Expr) -> syn::Result<Vec<Currency>> {
     Ok(currencies)
 }
 
-/// `networks = ["eip155:8453", …]`: CAIP-2 EVM ids, at least one, none twice, preferred first.
+/// `networks = ["eip155:8453", …]`: CAIP-2 ids (EVM, or a Solana cluster), at least one, none twice, preferred first.
 pub(crate) fn networks(expr: &Expr) -> syn::Result<Vec<String>> {
     let lits = list(Key::Networks, expr)?;
     let mut seen = HashSet::new();
     let mut networks = Vec::with_capacity(lits.len());
     for lit in &lits {
         let network = lit.value();
-        if !is_evm_caip2(&network) {
+        if !is_evm_caip2(&network) && !SOLANA_CLUSTERS.contains(&network.as_str()) {
             return Err(syn::Error::new(
                 lit.span(),
                 format!(
-                    "network `{network}` is not a CAIP-2 EVM id: write `eip155:<chain id>`, \
-                     e.g. `eip155:8453` for Base or `eip155:84532` for Base Sepolia"
+                    "network `{network}` is not a CAIP-2 id x402 offers: write `eip155:<chain id>`, \
+                     e.g. `eip155:8453` for Base or `eip155:84532` for Base Sepolia, or a Solana \
+                     cluster's (feature `svm`): `{}` (mainnet), `{}` (devnet)",
+                    SOLANA_CLUSTERS[0], SOLANA_CLUSTERS[1]
                 ),
             ));
         }
@@ -105,6 +107,13 @@ fn checksum(hex: &str) -> String {
     }
     out
 }
+
+/// The CAIP-2 ids of the Solana clusters the runtime offers on (with its feature `svm`):
+/// mainnet, devnet.
+const SOLANA_CLUSTERS: [&str; 2] = [
+    "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp",
+    "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1",
+];
 
 /// `eip155:` and a chain id: decimal digits, no leading zero, fitting in 64 bits.
 fn is_evm_caip2(text: &str) -> bool {
@@ -194,13 +203,25 @@ mod tests {
             "eip155:0",
             "eip155:1x",
             "eip155:99999999999999999999",
+            "solana:4uhcVJyU9pJkvQyS88uRDiswHXSCkY3z",
+            "solana:",
         ] {
             let text = format!("[\"{bad}\"]");
             assert!(
-                error(networks(&parse(&text))).contains("not a CAIP-2 EVM id"),
+                error(networks(&parse(&text))).contains("not a CAIP-2 id x402 offers"),
                 "{bad}"
             );
         }
+        assert_eq!(
+            networks(&parse(
+                r#"["eip155:8453", "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"]"#
+            ))
+            .ok(),
+            Some(vec![
+                "eip155:8453".to_owned(),
+                "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1".to_owned()
+            ])
+        );
         assert!(
             error(networks(&parse(r#""eip155:8453""#))).contains("an array of string literals")
         );

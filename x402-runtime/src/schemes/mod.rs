@@ -16,7 +16,7 @@
 //! | `exact` | EVM (`eip155:*`) | EIP-3009 `transferWithAuthorization` | [`exact_evm`] |
 //! | `exact` | EVM, tokens set to [`TransferMethod::Permit2`](crate::network::TransferMethod) | Permit2 through the x402 exact proxy | [`exact_evm`], [`permit2`] |
 //! | `upto` | EVM, any ERC-20 | Permit2 through the x402 upto proxy, settling what was used | [`upto_evm`], [`permit2`] |
-//! | `exact` | Solana (`solana:*`), feature `svm`; checks only, not yet offered | SPL `TransferChecked` in a transaction the facilitator pays for | `exact_svm` |
+//! | `exact` | Solana (`solana:*`), feature `svm` | SPL `TransferChecked` in a transaction the facilitator pays for | `exact_svm` |
 
 use std::any::Any;
 use std::fmt;
@@ -41,6 +41,12 @@ pub mod upto_evm;
 pub trait Scheme: Send + Sync + fmt::Debug + 'static {
     /// The scheme's name on the wire (`accepted.scheme`, v1 `scheme`).
     fn name(&self) -> &'static str;
+
+    /// Whether the scheme pays on `network`'s family: of the schemes of one name, the one that
+    /// serves the payment's network reads it.
+    fn serves(&self, network: &Network) -> bool {
+        network.is_evm()
+    }
 
     /// The offer of `price` in `asset` on `terms.network`; `None` when this scheme cannot take
     /// that token there.
@@ -266,11 +272,16 @@ impl DecodedPayment {
 }
 
 /// The schemes this build serves, preferred first.
-static SCHEMES: [&dyn Scheme; 2] = [&exact_evm::ExactEvm, &upto_evm::UptoEvm];
+static SCHEMES: &[&dyn Scheme] = &[
+    &exact_evm::ExactEvm,
+    &upto_evm::UptoEvm,
+    #[cfg(feature = "svm")]
+    &exact_svm::ExactSvm,
+];
 
 /// The schemes this build serves, preferred first.
 pub fn all() -> &'static [&'static dyn Scheme] {
-    &SCHEMES
+    SCHEMES
 }
 
 /// Reads the scheme's part of a decoded header. The scheme the payment names reads it; a
@@ -278,7 +289,13 @@ pub fn all() -> &'static [&'static dyn Scheme] {
 /// that a copy of a known payment is still recognised by its key and a payload no scheme can read
 /// is malformed (the offer match then refuses the scheme).
 pub fn decode(wire: PaymentPayload) -> Result<DecodedPayment, DecodeError> {
-    let named = all().iter().find(|s| s.name() == wire.scheme);
+    let network = match wire.accepted {
+        Some(_) => Network::from_caip2(&wire.network),
+        None => Network::from_v1_name(&wire.network),
+    };
+    let named = all()
+        .iter()
+        .find(|s| s.name() == wire.scheme && network.as_ref().is_none_or(|n| s.serves(n)));
     let payload = match named {
         // A payload in another scheme's shape is still read (the offer match then refuses
         // the scheme), so that a copy of a known payment is recognised by its key.
@@ -367,7 +384,8 @@ mod tests {
                 upto,
                 supported: None,
             };
-            all().iter().filter_map(|s| s.offer(&terms)).count()
+            let evm = all().iter().filter(|s| s.serves(&base));
+            evm.filter_map(|s| s.offer(&terms)).count()
         };
         for upto in [false, true] {
             assert_eq!(offers(&base, &base_usdc, evm_to, upto), 1, "upto: {upto}");

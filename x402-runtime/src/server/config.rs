@@ -5,8 +5,9 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `X402_PAY_TO` | recipient address, EIP-55 checksummed | required |
-//! | `X402_NETWORK` | CAIP-2 network ids, comma-separated, preferred first | `eip155:84532` |
+//! | `X402_PAY_TO` | recipient address, EIP-55 checksummed | required with an EVM network |
+//! | `X402_SVM_PAY_TO` | recipient wallet on Solana, base58 (the owner, not a token account; feature `svm`) | required with a Solana network |
+//! | `X402_NETWORK` | CAIP-2 network ids, comma-separated, preferred first: `eip155:<chain id>`, and with feature `svm` `solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp` (mainnet) or `solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1` (devnet) | `eip155:84532` |
 //! | `X402_FACILITATOR_URL` | facilitator base URL; several, comma-separated, are tried in order (see [`Facilitators`](crate::facilitator::Facilitators)) | `https://x402.org/facilitator` (with CDP keys: the CDP facilitator) |
 //! | `X402_FACILITATOR_URL_<chain id>` | the facilitators of one network (e.g. `X402_FACILITATOR_URL_8453`), comma-separated, in place of `X402_FACILITATOR_URL` for its payments | the default list |
 //! | `X402_FACILITATOR_HEADERS` | headers sent on every facilitator call: `Name: value` entries separated by `;` or newlines | none |
@@ -29,7 +30,7 @@ use crate::base::ConfigError;
 #[cfg(feature = "cdp")]
 use crate::facilitator::CdpAuth;
 use crate::facilitator::{DEFAULT_COOLDOWN, FacilitatorHeaders};
-use crate::network::{Asset, Network};
+use crate::network::{AccountId, Asset, Network, SvmAddress};
 use crate::page::{PayPage, Prepared};
 use crate::price::Currency;
 
@@ -49,7 +50,8 @@ pub const DEFAULT_RECORD_RETENTION: Duration = Duration::from_secs(24 * 60 * 60)
 /// The paywall's configuration.
 #[derive(Clone, Debug)]
 pub struct X402Config {
-    pay_to: Address,
+    pay_to: Option<Address>,
+    svm_pay_to: Option<SvmAddress>,
     networks: Vec<Network>,
     assets: Vec<Asset>,
     facilitator_urls: Vec<String>,
@@ -100,10 +102,13 @@ impl X402Config {
 
     /// Like [`from_env`](Self::from_env), reading variables through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let pay_to = lookup("X402_PAY_TO").ok_or_else(|| {
-            ConfigError::new("X402_PAY_TO is not set: set it to the EIP-55 checksummed address that receives payments")
-        })?;
-        let mut builder = X402Config::builder().pay_to(pay_to.trim());
+        let mut builder = X402Config::builder();
+        if let Some(pay_to) = lookup("X402_PAY_TO").filter(|p| !p.trim().is_empty()) {
+            builder = builder.pay_to(pay_to.trim());
+        }
+        if let Some(pay_to) = lookup("X402_SVM_PAY_TO").filter(|p| !p.trim().is_empty()) {
+            builder = builder.svm_pay_to(pay_to.trim());
+        }
         if let Some(networks) = lookup("X402_NETWORK") {
             for network in networks.split(',').map(str::trim).filter(|n| !n.is_empty()) {
                 builder = builder.network(network);
@@ -137,9 +142,24 @@ impl X402Config {
         builder.build()
     }
 
-    /// The address payments go to.
-    pub fn pay_to(&self) -> Address {
+    /// The address payments on EVM networks go to (`None` when only Solana is offered).
+    pub fn pay_to(&self) -> Option<Address> {
         self.pay_to
+    }
+
+    /// The wallet payments on Solana go to (their associated token accounts of the token).
+    pub fn svm_pay_to(&self) -> Option<SvmAddress> {
+        self.svm_pay_to
+    }
+
+    /// The recipient of payments on `network`: [`pay_to`](Self::pay_to) on EVM,
+    /// [`svm_pay_to`](Self::svm_pay_to) on Solana.
+    pub fn pay_to_on(&self, network: &Network) -> Option<AccountId> {
+        if network.is_evm() {
+            self.pay_to.map(AccountId::Evm)
+        } else {
+            self.svm_pay_to.map(AccountId::Svm)
+        }
     }
 
     /// The networks offered, preferred first.
@@ -261,6 +281,7 @@ impl X402Config {
 #[must_use]
 pub struct X402ConfigBuilder {
     pay_to: Option<String>,
+    svm_pay_to: Option<String>,
     networks: Vec<String>,
     assets: Vec<Asset>,
     facilitator_urls: Vec<String>,
@@ -285,9 +306,18 @@ pub struct X402ConfigBuilder {
 }
 
 impl X402ConfigBuilder {
-    /// The recipient address, EIP-55 checksummed (required).
+    /// The recipient address on EVM networks, EIP-55 checksummed (required when an EVM
+    /// network is offered, as the default Base Sepolia is).
     pub fn pay_to(mut self, address: impl Into<String>) -> Self {
         self.pay_to = Some(address.into());
+        self
+    }
+
+    /// The recipient wallet on Solana, base58 (required when a Solana network is offered; needs
+    /// the feature `svm`). Name the wallet that owns the token account, not the token account:
+    /// payments arrive at its associated token account of the token, which must exist.
+    pub fn svm_pay_to(mut self, address: impl Into<String>) -> Self {
+        self.svm_pay_to = Some(address.into());
         self
     }
 
@@ -520,8 +550,8 @@ impl X402ConfigBuilder {
         if let Some(error) = self.error {
             return Err(error);
         }
-        let pay_to = checked_pay_to(self.pay_to)?;
         let networks = checked_networks(self.networks, &self.assets)?;
+        let (pay_to, svm_pay_to) = checked_recipients(self.pay_to, self.svm_pay_to, &networks)?;
         #[cfg(feature = "cdp")]
         let default_url = if self.cdp.is_some() {
             crate::facilitator::CDP_FACILITATOR_URL
@@ -556,6 +586,7 @@ impl X402ConfigBuilder {
         };
         Ok(X402Config {
             pay_to,
+            svm_pay_to,
             networks,
             assets: self.assets,
             facilitator_urls,
@@ -589,9 +620,16 @@ fn checked_networks(texts: Vec<String>, assets: &[Asset]) -> Result<Vec<Network>
     };
     let mut networks: Vec<Network> = Vec::new();
     for text in &texts {
-        let network = evm_network(text, |text| {
+        let network = offered_network(text, |text| {
             format!(
-                "network `{text}` is not a CAIP-2 EVM id: write `eip155:<chain id>`, e.g. `eip155:8453` for Base"
+                "network `{text}` is not a CAIP-2 id this build offers: write `eip155:<chain id>`, \
+                 e.g. `eip155:8453` for Base{}",
+                if cfg!(feature = "svm") {
+                    ", or a Solana cluster's (`solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp`, devnet \
+                     `solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1`)"
+                } else {
+                    ""
+                }
             )
         })?;
         if networks.contains(&network) {
@@ -612,11 +650,14 @@ fn checked_networks(texts: Vec<String>, assets: &[Asset]) -> Result<Vec<Network>
     Ok(networks)
 }
 
-/// The EVM network `text` names; a Solana network is refused with the feature it needs, any other
-/// text with `not_caip2`'s message.
-fn evm_network(text: &str, not_caip2: impl FnOnce(&str) -> String) -> Result<Network, ConfigError> {
+/// The network `text` names: EVM, or Solana with the feature `svm` (without it a Solana network
+/// is refused with the feature it needs); any other text with `not_caip2`'s message.
+fn offered_network(
+    text: &str,
+    not_caip2: impl FnOnce(&str) -> String,
+) -> Result<Network, ConfigError> {
     match Network::from_caip2(text) {
-        Some(network) if network.is_evm() => Ok(network),
+        Some(network) if network.is_evm() || cfg!(feature = "svm") => Ok(network),
         Some(network) => Err(ConfigError::new(format!(
             "network `{}` is a Solana network: this build pays on EVM networks only (Solana \
              payments need x402-runtime's `svm` feature, not in this version)",
@@ -639,11 +680,54 @@ pub(crate) fn with_route_networks(mut networks: Vec<String>) -> Vec<String> {
     networks
 }
 
-/// The recipient: set, EIP-55 checksummed, not the zero address.
-fn checked_pay_to(text: Option<String>) -> Result<Address, ConfigError> {
-    let text = text.ok_or_else(|| {
-        ConfigError::new("no recipient: call .pay_to(\"0x…\") or set X402_PAY_TO")
+/// The recipients: the EVM one when an EVM network is offered (or set), the Solana one when a
+/// Solana network is offered (or set).
+fn checked_recipients(
+    evm: Option<String>,
+    svm: Option<String>,
+    networks: &[Network],
+) -> Result<(Option<Address>, Option<SvmAddress>), ConfigError> {
+    let evm = match evm {
+        Some(text) => Some(checked_pay_to(text)?),
+        None if networks.iter().any(Network::is_evm) => {
+            return Err(ConfigError::new(
+                "no recipient: call .pay_to(\"0x…\") or set X402_PAY_TO",
+            ));
+        }
+        None => None,
+    };
+    let svm = match (svm, networks.iter().find(|n| !n.is_evm())) {
+        (Some(text), _) => Some(checked_svm_pay_to(&text)?),
+        (None, Some(network)) => {
+            return Err(ConfigError::new(format!(
+                "network `{}` needs a Solana recipient: call .svm_pay_to(\"<base58 wallet>\") or \
+                 set X402_SVM_PAY_TO to the wallet (not a token account) that receives payments",
+                network.caip2
+            )));
+        }
+        (None, None) => None,
+    };
+    Ok((evm, svm))
+}
+
+/// The Solana recipient: 32 bytes of base58, not the all-zero (System program) address.
+fn checked_svm_pay_to(text: &str) -> Result<SvmAddress, ConfigError> {
+    let pay_to: SvmAddress = text.trim().parse().map_err(|_| {
+        ConfigError::new(format!(
+            "svm_pay_to `{text}` is not a Solana address: write the wallet's base58 address (32 \
+             bytes)"
+        ))
     })?;
+    if pay_to.0 == [0; 32] {
+        return Err(ConfigError::new(
+            "svm_pay_to is the System program's address; payments to it are lost",
+        ));
+    }
+    Ok(pay_to)
+}
+
+/// The EVM recipient: EIP-55 checksummed, not the zero address.
+fn checked_pay_to(text: String) -> Result<Address, ConfigError> {
     let pay_to = Address::parse_checksummed(&text, None).map_err(|_| {
         ConfigError::new(format!(
             "pay_to `{text}` is not an EIP-55 checksummed address: copy the address with its \
@@ -672,10 +756,10 @@ fn checked_facilitators(
     };
     let mut checked = Vec::with_capacity(networks.len());
     for (text, list) in networks {
-        let network = evm_network(&text, |text| {
+        let network = offered_network(&text, |text| {
             format!(
-                "the facilitators are set for `{text}`, which is not a CAIP-2 EVM id: write \
-                 `eip155:<chain id>`"
+                "the facilitators are set for `{text}`, which is not a CAIP-2 id this build \
+                 offers: write `eip155:<chain id>`"
             )
         })?;
         checked.push((network.caip2, checked_urls(list)?));
@@ -892,12 +976,19 @@ fn parse_token(
             what()
         )));
     }
-    let network = evm_network(network, |network| {
+    let network = offered_network(network, |network| {
         format!(
             "{}: `{network}` is not a CAIP-2 EVM id (`eip155:<chain id>`)",
             what()
         )
     })?;
+    if !network.is_evm() {
+        return Err(ConfigError::new(format!(
+            "{}: other tokens are paid through Permit2, on EVM networks only (Solana offers its \
+             USDC)",
+            what()
+        )));
+    }
     let address =
         crate::schemes::exact_evm::payload::parse_address(address, "address").map_err(|_| {
             ConfigError::new(format!(
@@ -1019,6 +1110,52 @@ mod tests {
         assert_eq!(config.facilitator_url(), "http://127.0.0.1:9");
     }
 
+    #[cfg(feature = "svm")]
+    #[test]
+    fn a_solana_network_needs_a_solana_recipient_and_no_evm_one() {
+        const MERCHANT: &str = "EdmxWPmx2WH6WgFfTdu9xfkYf3k1g5wD1zccTVySEEh1";
+        let devnet = crate::network::SOLANA_DEVNET;
+        let config = X402Config::from_lookup(env(&[
+            ("X402_NETWORK", devnet),
+            ("X402_SVM_PAY_TO", MERCHANT),
+        ]))
+        .expect("a Solana-only configuration");
+        assert_eq!(config.pay_to(), None);
+        let network = &config.networks()[0];
+        assert_eq!(
+            config.pay_to_on(network).map(|a| a.to_string()).as_deref(),
+            Some(MERCHANT)
+        );
+        let missing = X402Config::from_lookup(env(&[
+            ("X402_PAY_TO", PAY_TO),
+            ("X402_NETWORK", &format!("eip155:8453,{devnet}")),
+        ]))
+        .expect_err("no Solana recipient")
+        .to_string();
+        assert!(missing.contains("X402_SVM_PAY_TO"), "{missing}");
+        assert!(missing.contains(devnet), "{missing}");
+        let no_evm = X402Config::from_lookup(env(&[
+            ("X402_SVM_PAY_TO", MERCHANT),
+            ("X402_NETWORK", &format!("eip155:8453,{devnet}")),
+        ]))
+        .expect_err("no EVM recipient")
+        .to_string();
+        assert!(no_evm.contains("X402_PAY_TO"), "{no_evm}");
+        for bad in [
+            "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
+            "11111111111111111111111111111111",
+        ] {
+            let refused = X402Config::builder()
+                .network(devnet)
+                .svm_pay_to(bad)
+                .build()
+                .expect_err("not a Solana wallet")
+                .to_string();
+            assert!(refused.contains("svm_pay_to"), "{refused}");
+        }
+    }
+
+    #[cfg(not(feature = "svm"))]
     #[test]
     fn a_solana_network_is_refused_naming_the_feature_it_needs() {
         for network in [
@@ -1046,7 +1183,10 @@ mod tests {
             .build()
             .expect_err("not a known network")
             .to_string();
-        assert!(unknown.contains("not a CAIP-2 EVM id"), "{unknown}");
+        assert!(
+            unknown.contains("not a CAIP-2 id this build offers"),
+            "{unknown}"
+        );
     }
 
     #[test]

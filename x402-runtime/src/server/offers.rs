@@ -21,8 +21,8 @@ use super::pricing;
 use super::refusal::Refusal;
 use super::telemetry;
 use crate::base::ConfigError;
-use crate::network::Network;
 use crate::network::TransferMethod;
+use crate::network::{AccountId, Network};
 use crate::page;
 use crate::price::{Price, Pricing};
 use crate::proto::{PaymentRequirements, codes};
@@ -79,8 +79,10 @@ impl X402 {
         }
         let pricing = self.pricing(route);
         let built = Arc::new(self.build_offers(route, pricing.most(), None)?);
-        // An `upto` offer names the facilitator from `/supported`: kept once it is known.
-        if pricing.upto().is_none() || self.inner.readiness.supported().is_some() {
+        // An `upto` offer names the facilitator from `/supported`, and a Solana offer its fee
+        // payer: kept once it is known.
+        let provisional = pricing.upto().is_some() || built.offers.iter().any(names_fee_payer);
+        if !provisional || self.inner.readiness.supported().is_some() {
             self.inner.offers.insert(route.id(), built.clone());
         }
         Ok(built)
@@ -162,11 +164,13 @@ impl X402 {
         };
         let prices = pricing::in_each_currency(route, price).map_err(problem)?;
         let networks = route_networks(config, route).map_err(problem)?;
-        let pay_to = match (pay_to, route.pay_to) {
-            (Some(address), _) => address,
-            (None, Some(text)) => Address::parse_checksummed(text, None).map_err(|_| {
+        // The route's (or quote's) recipient is an EVM address: Solana offers pay the
+        // configuration's Solana recipient.
+        let evm_pay_to = match (pay_to, route.pay_to) {
+            (Some(address), _) => Some(address),
+            (None, Some(text)) => Some(Address::parse_checksummed(text, None).map_err(|_| {
                 problem(format!("has `pay_to = \"{text}\"`, not an EIP-55 address"))
-            })?,
+            })?),
             (None, None) => config.pay_to(),
         };
         let timeout = route
@@ -175,6 +179,20 @@ impl X402 {
         let mut offers = Vec::new();
         for network in &networks {
             let before = offers.len();
+            let pay_to = match evm_pay_to {
+                Some(address) if network.is_evm() => AccountId::Evm(address),
+                _ => config.pay_to_on(network).ok_or_else(|| {
+                    problem(format!(
+                        "is offered on `{}`, which has no recipient: set {}",
+                        network.caip2,
+                        if network.is_evm() {
+                            "X402_PAY_TO (X402ConfigBuilder::pay_to)"
+                        } else {
+                            "X402_SVM_PAY_TO (X402ConfigBuilder::svm_pay_to)"
+                        }
+                    ))
+                })?,
+            };
             for price in &prices {
                 let Some(asset) = config.asset(network, price.currency) else {
                     continue;
@@ -183,7 +201,7 @@ impl X402 {
                     network,
                     asset: &asset,
                     price,
-                    pay_to: pay_to.into(),
+                    pay_to,
                     max_timeout_seconds: u64::from(timeout),
                     upto: route.pricing.upto().is_some(),
                     supported: self.inner.readiness.supported(),
@@ -247,9 +265,13 @@ impl X402 {
     }
 
     /// Whether `route`'s 402 cannot be answered before the facilitator's `/supported` is read:
-    /// an `upto` offer names the facilitator it lists.
+    /// an `upto` offer names the facilitator it lists, a Solana offer its fee payer.
     pub(crate) fn challenge_needs_supported(&self, route: &'static PaidRoute) -> bool {
-        route.pricing.upto().is_some() && self.inner.readiness.supported().is_none()
+        self.inner.readiness.supported().is_none()
+            && (route.pricing.upto().is_some()
+                || self
+                    .route_offers(route)
+                    .is_ok_and(|offers| offers.offers.iter().any(names_fee_payer)))
     }
 
     /// The absolute URL of the requested resource: the public URL (or `http://` + `Host`) and
@@ -374,8 +396,12 @@ impl X402 {
         let count = &self.inner.cached_challenges;
         // Until `/supported` is read, a permit offer's 402 cannot say whether the facilitator
         // sponsors an EIP-2612 approval: that 402 is not kept.
-        let provisional =
-            self.inner.readiness.supported().is_none() && offers.offers.iter().any(takes_permits);
+        // Nor is a Solana offer's, which names the fee payer `/supported` lists.
+        let provisional = self.inner.readiness.supported().is_none()
+            && offers
+                .offers
+                .iter()
+                .any(|o| takes_permits(o) || names_fee_payer(o));
         let keep = (!quoted || offers.retained) && !provisional;
         if error.is_none() && keep && count.load(Ordering::Relaxed) < MAX_CACHED_CHALLENGES {
             let fresh = if quoted {
@@ -402,13 +428,28 @@ fn route_networks(config: &X402Config, route: &PaidRoute) -> Result<Vec<Network>
         .iter()
         .map(|caip2| {
             Network::from_caip2(caip2)
-                .filter(Network::is_evm)
-                .ok_or_else(|| format!("has network `{caip2}`, which is not a CAIP-2 EVM id"))
+                .filter(|n| n.is_evm() || cfg!(feature = "svm"))
+                .ok_or_else(|| {
+                    format!(
+                        "has network `{caip2}`, which is not a CAIP-2 id this build offers{}",
+                        if caip2.starts_with("solana:") {
+                            " (Solana needs x402-runtime's `svm` feature)"
+                        } else {
+                            ""
+                        }
+                    )
+                })
         })
         .collect()
 }
 
-/// Whether a Permit2 permit pays `offer` (`exact` over Permit2, or `upto`).
+/// Whether `offer` names the facilitator's fee payer (`exact` on Solana), which `/supported`
+/// tells.
+fn names_fee_payer(offer: &Offer) -> bool {
+    !offer.network.is_evm()
+}
+
+/// Whether a Permit2 permit pays `offer` (`exact` on EVM over Permit2, or `upto`).
 fn takes_permits(offer: &Offer) -> bool {
     offer.asset.transfer == TransferMethod::Permit2 || offer.requirements.scheme == UPTO
 }

@@ -24,6 +24,8 @@ pub mod codes {
     /// The message loads accounts from address lookup tables (refused here; the official
     /// facilitator resolves them only on its smart-wallet path).
     pub const ADDRESS_TABLE_LOOKUP: &str = "invalid_exact_svm_payload_address_table_lookup";
+    /// The offer names no fee payer (the facilitator's `/supported` listed none for the network).
+    pub const MISSING_FEE_PAYER: &str = "invalid_exact_svm_payload_missing_fee_payer";
     /// The transaction's fee payer is not the offer's `extra.feePayer`.
     pub const FEE_PAYER_MISMATCH: &str = "invalid_exact_svm_fee_payer_mismatch";
     /// More signatures are required than the fee payer's and the payer's (*specification*).

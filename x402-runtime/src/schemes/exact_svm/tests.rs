@@ -670,3 +670,76 @@ fn accepts_the_official_clients_payment() {
     };
     assert_eq!(check(&tx, &pricier), Err(codes::AMOUNT_MISMATCH));
 }
+
+/// The scheme offers on Solana terms only, names the fee payer `/supported` lists, and refuses
+/// every payment until it does.
+#[test]
+fn offers_on_solana_with_the_fee_payer_of_supported() {
+    use crate::network::{Asset, Network, SOLANA_DEVNET, SvmAddress};
+    use crate::price::{Currency, Price};
+    use crate::proto::SupportedResponse;
+    use crate::schemes::{OfferTerms, Scheme as _, Window};
+
+    let devnet = Network::from_caip2(SOLANA_DEVNET).expect("devnet");
+    let usdc = Asset::builtin(&devnet, Currency::Usdc).expect("USDC");
+    let price = Price::from_atomic(u128::from(AMOUNT), Currency::Usdc);
+    let supported: SupportedResponse = serde_json::from_value(serde_json::json!({"kinds": [
+        {"x402Version": 2, "scheme": "exact", "network": SOLANA_DEVNET,
+         "extra": {"feePayer": program::key_to_string(&key(FEE_PAYER))}}]}))
+    .expect("supported");
+    let terms = |supported| OfferTerms {
+        network: &devnet,
+        asset: &usdc,
+        price: &price,
+        pay_to: AccountId::Svm(SvmAddress(key(PAY_TO))),
+        max_timeout_seconds: 60,
+        upto: false,
+        supported,
+    };
+    let window = Window {
+        now: 0,
+        earliest: 0,
+        latest: 0,
+    };
+    let payment = SvmPayment::new(
+        SvmTransaction::from_wire(Build::official().wire()).expect("decodes"),
+        1_000,
+    );
+    assert_eq!(payment.deadline(), 1_000 + PAYMENT_LIFETIME);
+    assert_eq!(payment.payer(), AccountId::Svm(SvmAddress(key(PAYER))));
+    assert_eq!(payment.amount(), U256::from(AMOUNT));
+
+    let offer = ExactSvm.offer(&terms(Some(&supported))).expect("an offer");
+    let extra = offer.requirements.extra.as_ref().expect("extra");
+    assert_eq!(extra["feePayer"], program::key_to_string(&key(FEE_PAYER)));
+    assert_eq!(offer.requirements.amount, AMOUNT.to_string());
+    assert_eq!(offer.check.check(&offer, &payment, &window), Ok(()));
+
+    let unknown = ExactSvm.offer(&terms(None)).expect("an offer");
+    assert!(
+        unknown
+            .requirements
+            .extra
+            .as_ref()
+            .is_some_and(|e| e.is_empty())
+    );
+    assert_eq!(
+        unknown.check.check(&unknown, &payment, &window),
+        Err(Rejection::Payment(codes::MISSING_FEE_PAYER))
+    );
+    let upto = OfferTerms {
+        upto: true,
+        ..terms(Some(&supported))
+    };
+    assert!(ExactSvm.offer(&upto).is_none(), "no upto on Solana");
+    // Two payloads that differ only in the fee payer's slot are one payment.
+    let cosigned =
+        SvmTransaction::from_wire(payment.transaction.with_fee_payer_signature(&[9; 64]))
+            .expect("decodes");
+    let cosigned = SvmPayment::new(cosigned, 2_000);
+    assert_eq!(cosigned.signed(), payment.signed());
+    assert_eq!(
+        cosigned.replay_key(SOLANA_DEVNET, usdc.address),
+        payment.replay_key(SOLANA_DEVNET, usdc.address)
+    );
+}

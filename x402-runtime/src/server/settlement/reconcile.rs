@@ -18,7 +18,8 @@ const BACKGROUND_CONCURRENCY: usize = 4;
 pub(crate) enum Reconcile {
     /// A resend of the payment: read the chain, then repeat the recorded `/settle`.
     Resend,
-    /// The server's own pass: read the chain; only without a chain reader repeat `/settle`.
+    /// The server's own pass: read the chain; only without a chain reader for the payment repeat
+    /// `/settle`.
     Background,
 }
 
@@ -54,7 +55,10 @@ impl X402 {
             if let Some(outcome) = attempt.read_chain().await {
                 return outcome;
             }
-            if how == Reconcile::Background && engine.inner.chain.is_some() {
+            // The chain reader reads EVM authorizations: a Solana payment's recorded `/settle`
+            // is repeated (the same signed bytes, which the cluster lands at most once).
+            let readable = key.from.as_evm().is_some();
+            if how == Reconcile::Background && readable && engine.inner.chain.is_some() {
                 return Outcome::Unknown(transaction.clone());
             }
             tracing::info!(%key, "x402: reconciling an unknown settlement with its recorded /settle");

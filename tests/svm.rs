@@ -1,0 +1,523 @@
+//! Solana `exact` on our paywall, on the LiteSVM test chain (`x402_testbed::SvmChain`), settled
+//! by the official TypeScript facilitator (`@x402/svm` 2.27.0, `interop/scripts/facilitator_svm.mjs`)
+//! behind a proxy that counts its calls:
+//!
+//! - the official client (`@x402/fetch` + `@x402/svm`) pays a Solana route: balances move by
+//!   exactly the price, the receipt names the transaction's signature, which the chain knows;
+//! - one payment sent 16 times at once runs the handler once and settles once; a copy after
+//!   settlement is answered 409 naming the signature;
+//! - payments that break a rule (mint, amount, destination, fee payer as authority or as the
+//!   source's owner, an extra instruction, the compute price, the cluster, malformed bytes) are
+//!   refused without one facilitator call, and nothing moves.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signer as _, SigningKey};
+use serde_json::Value;
+use solana_message::VersionedMessage;
+use solana_transaction::Signature;
+use solana_transaction::versioned::VersionedTransaction;
+use support::svm::{CountingProxy, start_script};
+use support::{Child, http, run_client, serve};
+use x402_runtime::facilitator::HttpFacilitator;
+use x402_runtime::schemes::exact_svm::program;
+use x402_runtime::schemes::exact_svm::rules::codes as svm_codes;
+use x402_runtime::{X402, X402Config, paid};
+use x402_testbed::Paths;
+use x402_testbed::svm::{self, MERCHANT, PAYER, PAYER2, SvmAccount, SvmChain, TS_FACILITATOR};
+
+/// The route's price: $0.01 in USDC's 6 decimals.
+const PRICE: u64 = 10_000;
+const PAID: &str = "paid on Solana";
+
+#[paid(
+    price = "0.01",
+    currency = "USDC",
+    networks = ["solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"],
+    method = "GET",
+    path = "/svm"
+)]
+async fn svm_paid(State(runs): State<Arc<AtomicUsize>>) -> &'static str {
+    runs.fetch_add(1, Ordering::SeqCst);
+    PAID
+}
+
+/// The chain, the official facilitator behind a counting proxy, and our server.
+struct Bed {
+    chain: SvmChain,
+    paths: Paths,
+    _facilitator: Child,
+    proxy: CountingProxy,
+    base: String,
+    runs: Arc<AtomicUsize>,
+}
+
+async fn bed(test: &str) -> Option<Bed> {
+    if !x402_testbed::skip_unless_available(test) {
+        return None;
+    }
+    let chain = SvmChain::start().await.expect("Solana chain");
+    let paths = chain.paths().clone();
+    let (facilitator_process, facilitator_url) = start_script(
+        &paths,
+        "facilitator_svm.mjs",
+        &[
+            ("FACILITATOR_KEY", TS_FACILITATOR.secret_key),
+            ("RPC_URL", chain.rpc_url()),
+        ],
+        "/supported",
+    )
+    .await;
+    let proxy = CountingProxy::start(&facilitator_url).await;
+    let config = X402Config::builder()
+        .network(svm::DEVNET)
+        .svm_pay_to(MERCHANT.address)
+        .facilitator_url(&proxy.url)
+        .build()
+        .expect("config");
+    let facilitator = HttpFacilitator::new(&proxy.url).expect("facilitator client");
+    let x402 = X402::builder(config)
+        .facilitator(facilitator)
+        .build()
+        .expect("paywall");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route("/svm", get(svm_paid))
+        .with_state(runs.clone())
+        .layer(x402.layer());
+    Some(Bed {
+        base: serve(app).await,
+        chain,
+        paths,
+        _facilitator: facilitator_process,
+        proxy,
+        runs,
+    })
+}
+
+/// What an answer of our server says.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    body: Value,
+    text: String,
+    receipt: Option<Value>,
+}
+
+impl Bed {
+    fn url(&self) -> String {
+        format!("{}/svm", self.base)
+    }
+
+    /// The official client pays the route with `payer`'s key; its one JSON line.
+    async fn official_pays(&self, url: &str, payer: &SvmAccount) -> Value {
+        run_client(
+            &self.paths.node,
+            &self.paths.interop.join("scripts/pay_svm.mjs"),
+            payer.secret_key,
+            &[url],
+            &[("PAY_RPC_URL", self.chain.rpc_url())],
+        )
+        .await
+    }
+
+    /// A payment the official client signs for the route, which has reached neither our
+    /// server nor the chain: the client pays a decoy that shows our 402 and keeps the
+    /// `PAYMENT-SIGNATURE` header it gets.
+    async fn unsent_payment(&self, payer: &SvmAccount) -> String {
+        let kept = Arc::new(Mutex::new(None));
+        let decoy = Decoy {
+            target: self.url(),
+            kept: kept.clone(),
+        };
+        let app = Router::new()
+            .route("/svm", get(decoy_answer))
+            .with_state(decoy);
+        let decoy_url = format!("{}/svm", serve(app).await);
+        let result = self.official_pays(&decoy_url, payer).await;
+        assert_eq!(
+            result["status"], 503,
+            "the decoy kept the payment: {result}"
+        );
+        kept.lock()
+            .expect("lock")
+            .take()
+            .expect("the official client sent a payment")
+    }
+
+    async fn send(&self, payment: &str) -> Answer {
+        let response = http()
+            .get(self.url())
+            .header("PAYMENT-SIGNATURE", payment)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let receipt = response
+            .headers()
+            .get("payment-response")
+            .map(|v| support::decode_b64(v.to_str().expect("ascii")));
+        let text = response.text().await.unwrap_or_default();
+        Answer {
+            status,
+            body: serde_json::from_str(&text).unwrap_or_default(),
+            text,
+            receipt,
+        }
+    }
+
+    /// The payer's and the merchant's devnet USDC.
+    async fn usdc(&self, payer: &SvmAccount) -> (u64, u64) {
+        (
+            self.chain.usdc_balance(payer.address).await.expect("payer"),
+            self.chain
+                .usdc_balance(MERCHANT.address)
+                .await
+                .expect("merchant"),
+        )
+    }
+}
+
+#[derive(Clone)]
+struct Decoy {
+    target: String,
+    kept: Arc<Mutex<Option<String>>>,
+}
+
+/// Shows our server's 402; keeps a payment instead of passing it on.
+async fn decoy_answer(State(decoy): State<Decoy>, headers: HeaderMap) -> Response {
+    if let Some(payment) = headers.get("payment-signature") {
+        let payment = payment.to_str().expect("ascii").to_owned();
+        *decoy.kept.lock().expect("lock") = Some(payment);
+        return (StatusCode::SERVICE_UNAVAILABLE, "kept").into_response();
+    }
+    let ours = http().get(&decoy.target).send().await.expect("our 402");
+    let status = StatusCode::from_u16(ours.status().as_u16()).expect("status");
+    let challenge = ours.headers()["payment-required"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let body = ours.text().await.expect("body");
+    (
+        status,
+        [
+            ("payment-required", challenge),
+            ("content-type", "application/json".to_owned()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_client_pays_a_solana_route() {
+    let Some(bed) = bed("the_official_client_pays_a_solana_route").await else {
+        return;
+    };
+    let unpaid = http().get(bed.url()).send().await.expect("request");
+    assert_eq!(unpaid.status(), 402);
+    let challenge: Value = support::decode_b64(
+        unpaid.headers()["payment-required"]
+            .to_str()
+            .expect("ascii"),
+    );
+    let offer = &challenge["accepts"][0];
+    assert_eq!(offer["network"], svm::DEVNET, "{challenge}");
+    assert_eq!(offer["asset"], svm::USDC_DEVNET, "{challenge}");
+    assert_eq!(offer["amount"], PRICE.to_string(), "{challenge}");
+    assert_eq!(offer["payTo"], MERCHANT.address, "{challenge}");
+    assert_eq!(
+        offer["extra"]["feePayer"], TS_FACILITATOR.address,
+        "{challenge}"
+    );
+
+    let before = bed.usdc(&PAYER).await;
+    let result = bed.official_pays(&bed.url(), &PAYER).await;
+    assert_eq!(result["status"], 200, "{result}");
+    assert_eq!(result["body"], PAID, "{result}");
+    let receipt = &result["receipt"];
+    assert_eq!(receipt["success"], true, "{result}");
+    assert_eq!(receipt["network"], svm::DEVNET, "{result}");
+    assert_eq!(receipt["payer"], PAYER.address, "{result}");
+    let signature = receipt["transaction"].as_str().expect("a signature");
+    let status = bed
+        .chain
+        .signature_status(signature)
+        .await
+        .expect("status")
+        .unwrap_or_else(|| panic!("the receipt's transaction {signature} is not on the chain"));
+    assert_eq!(status["err"], Value::Null, "{status}");
+    let after = bed.usdc(&PAYER).await;
+    assert_eq!(
+        before.0 - after.0,
+        PRICE,
+        "the payer paid exactly the price"
+    );
+    assert_eq!(
+        after.1 - before.1,
+        PRICE,
+        "the merchant got exactly the price"
+    );
+    assert_eq!(bed.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(bed.proxy.count("/verify"), 1);
+    assert_eq!(bed.proxy.count("/settle"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_copies_of_one_solana_payment_run_and_settle_once() {
+    let Some(bed) = bed("sixteen_copies_of_one_solana_payment_run_and_settle_once").await else {
+        return;
+    };
+    let bed = Arc::new(bed);
+    let payment = bed.unsent_payment(&PAYER2).await;
+    let before = bed.usdc(&PAYER2).await;
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (bed, payment) = (bed.clone(), payment.clone());
+        tasks.push(tokio::spawn(async move { bed.send(&payment).await }));
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.expect("task"));
+    }
+    let paid: Vec<&Answer> = answers.iter().filter(|a| a.status == 200).collect();
+    let conflicts = answers.iter().filter(|a| a.status == 409).count();
+    assert_eq!(paid.len(), 1, "{answers:?}");
+    assert_eq!(conflicts, 15, "{answers:?}");
+    assert_eq!(paid[0].text, PAID);
+    assert_eq!(bed.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(bed.proxy.count("/verify"), 1);
+    assert_eq!(bed.proxy.count("/settle"), 1);
+    let receipt = paid[0].receipt.as_ref().expect("a receipt");
+    let signature = receipt["transaction"]
+        .as_str()
+        .expect("signature")
+        .to_owned();
+    assert!(
+        bed.chain
+            .signature_status(&signature)
+            .await
+            .expect("status")
+            .is_some(),
+        "{signature} landed"
+    );
+    let after = bed.usdc(&PAYER2).await;
+    assert_eq!(before.0 - after.0, PRICE, "paid once");
+    assert_eq!(after.1 - before.1, PRICE, "received once");
+
+    // A copy after settlement is answered from the record, naming the signature.
+    let late = bed.send(&payment).await;
+    assert_eq!(late.status, 409, "{late:?}");
+    assert_eq!(late.body["error"], "payment_already_settled", "{late:?}");
+    assert_eq!(late.body["transaction"], signature.as_str(), "{late:?}");
+    assert!(late.receipt.is_none());
+    assert_eq!(bed.proxy.count("/settle"), 1);
+    assert_eq!(bed.usdc(&PAYER2).await, after);
+}
+
+/// The payment's envelope and its transaction, to change and sign again.
+struct Tampered {
+    envelope: Value,
+    tx: VersionedTransaction,
+}
+
+impl Tampered {
+    fn of(payment: &str) -> Tampered {
+        let envelope: Value = support::decode_b64(payment);
+        let wire = STANDARD
+            .decode(
+                envelope["payload"]["transaction"]
+                    .as_str()
+                    .expect("transaction"),
+            )
+            .expect("base64");
+        let tx = wincode::deserialize(&wire).expect("a transaction");
+        Tampered { envelope, tx }
+    }
+
+    fn message(&mut self) -> &mut solana_message::v0::Message {
+        match &mut self.tx.message {
+            VersionedMessage::V0(message) => message,
+            _ => panic!("the official client builds v0 messages"),
+        }
+    }
+
+    /// The static key at `index`, replaced by `key`.
+    fn key(mut self, index: usize, key: [u8; 32]) -> Self {
+        self.message().account_keys[index] = solana_message::Address::new_from_array(key);
+        self
+    }
+
+    /// The index of `key` among the static keys.
+    fn index_of(&mut self, key: &[u8; 32]) -> usize {
+        let keys = &self.message().account_keys;
+        keys.iter()
+            .position(|k| k.to_bytes() == *key)
+            .expect("a static key")
+    }
+
+    /// Instruction `index`'s data, changed by `change`.
+    fn data(mut self, index: usize, change: impl FnOnce(&mut Vec<u8>)) -> Self {
+        change(&mut self.message().instructions[index].data);
+        self
+    }
+
+    /// The payment with the payer's signature over the changed message.
+    fn signed_by(mut self, payer: &SvmAccount) -> String {
+        let message = self.tx.message.serialize();
+        let signature = SigningKey::from_bytes(&[payer.seed; 32]).sign(&message);
+        self.tx.signatures[1] = Signature::from(signature.to_bytes());
+        let wire = wincode::serialize(&self.tx).expect("serialize");
+        self.envelope["payload"]["transaction"] = Value::String(STANDARD.encode(wire));
+        STANDARD.encode(self.envelope.to_string())
+    }
+}
+
+fn account(text: &str) -> [u8; 32] {
+    program::parse_key(text).expect("a Solana address")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_that_break_a_rule_are_refused_without_the_facilitator() {
+    let Some(bed) = bed("payments_that_break_a_rule_are_refused_without_the_facilitator").await
+    else {
+        return;
+    };
+    let payment = bed.unsent_payment(&PAYER).await;
+    let before = bed.usdc(&PAYER).await;
+    let fee_payer = account(TS_FACILITATOR.address);
+    let mainnet_mint = account(svm::USDC_MAINNET);
+    let payer_source = account(PAYER.usdc_devnet);
+    let merchant_destination = account(MERCHANT.usdc_devnet);
+    let other_destination = account(PAYER2.usdc_devnet);
+    let fee_payer_source = program::associated_token_account(
+        &fee_payer,
+        &account(svm::USDC_DEVNET),
+        &program::TOKEN_PROGRAM,
+    );
+    let devnet_mint = account(svm::USDC_DEVNET);
+    let mut base = Tampered::of(&payment);
+    let (mint_at, source_at, destination_at) = (
+        base.index_of(&devnet_mint),
+        base.index_of(&payer_source),
+        base.index_of(&merchant_destination),
+    );
+    let transfer = 2;
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        (
+            "wrong mint",
+            Tampered::of(&payment)
+                .key(mint_at, mainnet_mint)
+                .signed_by(&PAYER),
+            402,
+            svm_codes::MINT_MISMATCH,
+        ),
+        (
+            "wrong amount",
+            Tampered::of(&payment)
+                .data(transfer, |d| {
+                    d[1..9].copy_from_slice(&(PRICE - 1).to_le_bytes())
+                })
+                .signed_by(&PAYER),
+            402,
+            svm_codes::AMOUNT_MISMATCH,
+        ),
+        (
+            "wrong destination",
+            Tampered::of(&payment)
+                .key(destination_at, other_destination)
+                .signed_by(&PAYER),
+            402,
+            svm_codes::RECIPIENT_MISMATCH,
+        ),
+        (
+            "fee payer's token account as the source",
+            Tampered::of(&payment)
+                .key(source_at, fee_payer_source)
+                .signed_by(&PAYER),
+            402,
+            svm_codes::FEE_PAYER_TRANSFERRING_FUNDS,
+        ),
+        (
+            "fee payer as the authority",
+            {
+                let mut tampered = Tampered::of(&payment);
+                tampered.message().instructions[transfer].accounts[3] = 0;
+                tampered.signed_by(&PAYER)
+            },
+            402,
+            svm_codes::FEE_PAYER_TRANSFERRING_FUNDS,
+        ),
+        (
+            "an extra instruction",
+            {
+                let mut tampered = Tampered::of(&payment);
+                let price = tampered.message().instructions[1].clone();
+                tampered.message().instructions.push(price);
+                tampered.signed_by(&PAYER)
+            },
+            402,
+            svm_codes::UNKNOWN_FIFTH_INSTRUCTION,
+        ),
+        (
+            "compute price above the limit",
+            Tampered::of(&payment)
+                .data(1, |d| d[1..9].copy_from_slice(&5_000_001u64.to_le_bytes()))
+                .signed_by(&PAYER),
+            402,
+            svm_codes::COMPUTE_PRICE_TOO_HIGH,
+        ),
+        (
+            "signed by someone else",
+            Tampered::of(&payment).signed_by(&PAYER2),
+            402,
+            svm_codes::SIGNATURE_INVALID,
+        ),
+        (
+            "wrong cluster",
+            {
+                let mut tampered = Tampered::of(&payment);
+                tampered.envelope["accepted"]["network"] = Value::from(svm::MAINNET);
+                tampered.signed_by(&PAYER)
+            },
+            402,
+            "invalid_network",
+        ),
+        (
+            "malformed transaction",
+            {
+                let mut tampered = Tampered::of(&payment);
+                tampered.envelope["payload"]["transaction"] = Value::from("AQID");
+                STANDARD.encode(tampered.envelope.to_string())
+            },
+            400,
+            "invalid_payload",
+        ),
+    ];
+    for (name, tampered, status, code) in cases {
+        let answer = bed.send(&tampered).await;
+        assert_eq!(answer.status, status, "{name}: {answer:?}");
+        assert_eq!(answer.body["error"], code, "{name}: {answer:?}");
+        assert!(!answer.text.contains(PAID), "{name}: content leaked");
+    }
+    assert_eq!(bed.proxy.count("/verify"), 0, "no facilitator call");
+    assert_eq!(bed.proxy.count("/settle"), 0, "no facilitator call");
+    assert_eq!(bed.runs.load(Ordering::SeqCst), 0);
+    assert_eq!(bed.usdc(&PAYER).await, before, "nothing moved");
+
+    // The untouched payment still pays.
+    let paid = bed.send(&payment).await;
+    assert_eq!(paid.status, 200, "{paid:?}");
+    let after = bed.usdc(&PAYER).await;
+    assert_eq!(before.0 - after.0, PRICE);
+}
