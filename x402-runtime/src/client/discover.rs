@@ -232,7 +232,7 @@ fn unique(items: impl IntoIterator<Item = String>) -> Vec<String> {
 /// The price of an offer in human units, when its token is a known one.
 fn human_price(network: &str, amount: &str, asset: &str) -> Option<(String, String)> {
     let network = Network::from_caip2(network).or_else(|| Network::from_v1_name(network))?;
-    let asset = Asset::find(&network, parse_address(asset, "asset").ok()?.into())?;
+    let asset = Asset::find(&network, asset.parse().ok()?)?;
     let amount: U256 = parse_uint(amount, "amount").ok()?;
     Some((
         format_amount(amount, asset.decimals),

@@ -639,7 +639,19 @@ impl X402 {
     }
 }
 
-/// `supported`, if it lists a scheme of this crate on each of `networks` (v2).
+/// Whether `network` is a Solana one on which `supported` names no fee payer (its offers cannot
+/// be paid).
+fn names_no_fee_payer(supported: &SupportedResponse, network: &str) -> bool {
+    #[cfg(feature = "svm")]
+    if network.starts_with("solana:") {
+        return crate::schemes::exact_svm::fee_payer(supported, network).is_none();
+    }
+    let _ = (supported, network);
+    false
+}
+
+/// `supported`, if it lists a scheme of this crate on each of `networks` (v2), with the fee payer
+/// a Solana offer names.
 fn check_networks(
     supported: SupportedResponse,
     networks: &[String],
@@ -650,6 +662,7 @@ fn check_networks(
             !crate::schemes::all()
                 .iter()
                 .any(|scheme| supported.supports(2, scheme.name(), network))
+                || names_no_fee_payer(&supported, network)
         })
         .map(|network| (2, network.clone()))
         .collect();
