@@ -8,7 +8,9 @@
 //!   settlement is answered 409 naming the signature;
 //! - payments that break a rule (mint, amount, destination, fee payer as authority or as the
 //!   source's owner, an extra instruction, the compute price, the cluster, malformed bytes) are
-//!   refused without one facilitator call, and nothing moves.
+//!   refused without one facilitator call, and nothing moves;
+//! - a route offered on Base Sepolia (anvil with Circle's USDC, settled by our facilitator) and on
+//!   Solana devnet: the official EVM client pays on Base, the official Solana client on Solana.
 
 mod support;
 
@@ -29,12 +31,11 @@ use solana_transaction::Signature;
 use solana_transaction::versioned::VersionedTransaction;
 use support::svm::{CountingProxy, start_script};
 use support::{Child, http, run_client, serve};
-use x402_runtime::facilitator::HttpFacilitator;
 use x402_runtime::schemes::exact_svm::program;
 use x402_runtime::schemes::exact_svm::rules::codes as svm_codes;
 use x402_runtime::{X402, X402Config, paid};
-use x402_testbed::Paths;
 use x402_testbed::svm::{self, MERCHANT, PAYER, PAYER2, SvmAccount, SvmChain, TS_FACILITATOR};
+use x402_testbed::{Chain, Paths};
 
 /// The route's price: $0.01 in USDC's 6 decimals.
 const PRICE: u64 = 10_000;
@@ -52,9 +53,22 @@ async fn svm_paid(State(runs): State<Arc<AtomicUsize>>) -> &'static str {
     PAID
 }
 
+#[paid(
+    price = "0.001",
+    currency = "USDC",
+    networks = ["eip155:84532", "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"],
+    method = "GET",
+    path = "/both"
+)]
+async fn both_paid(State(runs): State<Arc<AtomicUsize>>) -> &'static str {
+    runs.fetch_add(1, Ordering::SeqCst);
+    PAID
+}
+
 /// The chain, the official facilitator behind a counting proxy, and our server.
 struct Bed {
     chain: SvmChain,
+    anvil: Chain,
     paths: Paths,
     _facilitator: Child,
     proxy: CountingProxy,
@@ -79,25 +93,37 @@ async fn bed(test: &str) -> Option<Bed> {
     )
     .await;
     let proxy = CountingProxy::start(&facilitator_url).await;
+    let evm = tokio::task::spawn_blocking(x402_testbed::install_chain)
+        .await
+        .expect("join")
+        .expect("the EVM test bed");
+    drop(evm);
+    let anvil = Chain::start().await.expect("anvil");
+    let evm_facilitator = serve(x402_runtime_facilitator::router(Arc::new(
+        support::local_facilitator(Some(anvil.rpc_url())),
+    )))
+    .await;
+    // Base Sepolia settles through our facilitator, Solana devnet through the official one.
     let config = X402Config::builder()
+        .network(x402_testbed::NETWORK)
         .network(svm::DEVNET)
+        .pay_to(x402_testbed::MERCHANT.to_checksum(None))
         .svm_pay_to(MERCHANT.address)
-        .facilitator_url(&proxy.url)
+        .facilitator_url(&evm_facilitator)
+        .network_facilitator_url(svm::DEVNET, &proxy.url)
         .build()
         .expect("config");
-    let facilitator = HttpFacilitator::new(&proxy.url).expect("facilitator client");
-    let x402 = X402::builder(config)
-        .facilitator(facilitator)
-        .build()
-        .expect("paywall");
+    let x402 = X402::builder(config).build().expect("paywall");
     let runs = Arc::new(AtomicUsize::new(0));
     let app = Router::new()
         .route("/svm", get(svm_paid))
+        .route("/both", get(both_paid))
         .with_state(runs.clone())
         .layer(x402.layer());
     Some(Bed {
         base: serve(app).await,
         chain,
+        anvil,
         paths,
         _facilitator: facilitator_process,
         proxy,
@@ -520,4 +546,75 @@ async fn payments_that_break_a_rule_are_refused_without_the_facilitator() {
     assert_eq!(paid.status, 200, "{paid:?}");
     let after = bed.usdc(&PAYER).await;
     assert_eq!(before.0 - after.0, PRICE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_offered_on_base_and_solana_is_paid_on_each() {
+    let Some(bed) = bed("a_route_offered_on_base_and_solana_is_paid_on_each").await else {
+        return;
+    };
+    let url = format!("{}/both", bed.base);
+    let unpaid = http().get(&url).send().await.expect("request");
+    assert_eq!(unpaid.status(), 402);
+    let challenge: Value = support::decode_b64(
+        unpaid.headers()["payment-required"]
+            .to_str()
+            .expect("ascii"),
+    );
+    let networks: Vec<&str> = challenge["accepts"]
+        .as_array()
+        .expect("accepts")
+        .iter()
+        .filter_map(|offer| offer["network"].as_str())
+        .collect();
+    assert_eq!(
+        networks,
+        [x402_testbed::NETWORK, svm::DEVNET],
+        "{challenge}"
+    );
+
+    // The official EVM client pays on Base Sepolia.
+    let evm_before = support::usdc_balances(&bed.anvil, x402_testbed::PAYER).await;
+    let svm_before = bed.usdc(&PAYER).await;
+    let evm = run_client(
+        &bed.paths.node,
+        &bed.paths.interop.join("scripts/pay.mjs"),
+        x402_testbed::PAYER_KEY,
+        &[&url],
+        &[],
+    )
+    .await;
+    assert_eq!(evm["status"], 200, "{evm}");
+    assert_eq!(evm["receipt"]["network"], x402_testbed::NETWORK, "{evm}");
+    support::assert_price_moved(&bed.anvil, x402_testbed::PAYER, evm_before, 1_000).await;
+    assert_eq!(
+        bed.usdc(&PAYER).await,
+        svm_before,
+        "nothing moved on Solana"
+    );
+
+    // The official Solana client pays on Solana devnet.
+    let evm_after = support::usdc_balances(&bed.anvil, x402_testbed::PAYER).await;
+    let svm = bed.official_pays(&url, &PAYER).await;
+    assert_eq!(svm["status"], 200, "{svm}");
+    assert_eq!(svm["receipt"]["network"], svm::DEVNET, "{svm}");
+    assert_eq!(svm["receipt"]["payer"], PAYER.address, "{svm}");
+    let after = bed.usdc(&PAYER).await;
+    assert_eq!(
+        svm_before.0 - after.0,
+        1_000,
+        "the payer paid exactly the price"
+    );
+    assert_eq!(
+        after.1 - svm_before.1,
+        1_000,
+        "the merchant got exactly the price"
+    );
+    assert_eq!(
+        support::usdc_balances(&bed.anvil, x402_testbed::PAYER).await,
+        evm_after,
+        "nothing moved on Base"
+    );
+    assert_eq!(bed.runs.load(Ordering::SeqCst), 2);
+    assert_eq!(bed.proxy.count("/settle"), 1, "one Solana settlement");
 }

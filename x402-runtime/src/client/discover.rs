@@ -9,7 +9,6 @@ use super::amount::format_amount;
 use crate::network::{Asset, Network};
 use crate::proto::header::parse_uint;
 use crate::proto::{PAYMENT_REQUIRED, PaymentRequired, PaymentRequiredV1, PaymentRequirements};
-use crate::schemes::exact_evm::payload::parse_address;
 
 const METHODS: [&str; 7] = ["get", "post", "put", "patch", "delete", "head", "options"];
 

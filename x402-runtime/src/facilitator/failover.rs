@@ -518,10 +518,11 @@ impl FacilitatorsBuilder {
         facilitator: Arc<dyn Facilitator>,
     ) -> Self {
         let canonical = canonical_network(network.trim());
-        if !Network::from_caip2(&canonical).is_some_and(|n| n.is_evm()) {
+        if !Network::from_caip2(&canonical).is_some_and(|n| n.is_evm() || cfg!(feature = "svm")) {
             self.error.get_or_insert(ConfigError::new(format!(
-                "network `{network}` is not a CAIP-2 EVM id: write `eip155:<chain id>`, e.g. \
-                 `eip155:8453` for Base"
+                "network `{network}` is not a CAIP-2 id this build serves: write \
+                 `eip155:<chain id>`, e.g. `eip155:8453` for Base (Solana clusters need the \
+                 feature `svm`)"
             )));
             return self;
         }
