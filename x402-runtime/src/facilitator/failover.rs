@@ -847,13 +847,21 @@ mod tests {
     fn builder_refuses_an_empty_set_and_unknown_networks() {
         assert!(Facilitators::builder().build().is_err());
         let bad = Facilitators::builder()
-            .network_facilitator_arc("solana", Scripted::healthy())
+            .network_facilitator_arc(
+                "solana:4uhcVJyU9pJkvQyS88uRDiswHXSCkY3z",
+                Scripted::healthy(),
+            )
             .build();
         assert!(
-            bad.expect_err("not EVM")
+            bad.expect_err("not a network served")
                 .to_string()
                 .contains("eip155:<chain id>")
         );
+        // Solana mainnet by its v1 name, with the feature that serves it.
+        let solana = Facilitators::builder()
+            .network_facilitator_arc("solana", Scripted::healthy())
+            .build();
+        assert_eq!(solana.is_ok(), cfg!(feature = "svm"));
         let shared: Arc<dyn Facilitator> = Scripted::healthy();
         let set = Facilitators::builder()
             .facilitator_arc(shared.clone())
