@@ -10,7 +10,8 @@
 //!   source's owner, an extra instruction, the compute price, the cluster, malformed bytes) are
 //!   refused without one facilitator call, and nothing moves;
 //! - a route offered on Base Sepolia (anvil with Circle's USDC, settled by our facilitator) and on
-//!   Solana devnet: the official EVM client pays on Base, the official Solana client on Solana.
+//!   Solana devnet: the official EVM client pays on Base, the official Solana client on Solana;
+//! - discovery lists the Solana offers next to the EVM ones, with the fee payer.
 
 mod support;
 
@@ -31,6 +32,8 @@ use solana_transaction::Signature;
 use solana_transaction::versioned::VersionedTransaction;
 use support::svm::{CountingProxy, start_script};
 use support::{Child, http, run_client, serve};
+use x402_runtime::client::discover;
+use x402_runtime::discovery::{self, Discovery};
 use x402_runtime::schemes::exact_svm::program;
 use x402_runtime::schemes::exact_svm::rules::codes as svm_codes;
 use x402_runtime::{X402, X402Config, paid};
@@ -67,6 +70,8 @@ async fn both_paid(State(runs): State<Arc<AtomicUsize>>) -> &'static str {
 
 /// The chain, the official facilitator behind a counting proxy, and our server.
 struct Bed {
+    x402: X402,
+    router: Router,
     chain: SvmChain,
     anvil: Chain,
     paths: Paths,
@@ -115,13 +120,15 @@ async fn bed(test: &str) -> Option<Bed> {
         .expect("config");
     let x402 = X402::builder(config).build().expect("paywall");
     let runs = Arc::new(AtomicUsize::new(0));
-    let app = Router::new()
+    let router = Router::new()
         .route("/svm", get(svm_paid))
         .route("/both", get(both_paid))
-        .with_state(runs.clone())
-        .layer(x402.layer());
+        .with_state(runs.clone());
+    let app = router.clone().layer(x402.layer());
     Some(Bed {
         base: serve(app).await,
+        x402,
+        router,
         chain,
         anvil,
         paths,
@@ -617,4 +624,66 @@ async fn a_route_offered_on_base_and_solana_is_paid_on_each() {
     );
     assert_eq!(bed.runs.load(Ordering::SeqCst), 2);
     assert_eq!(bed.proxy.count("/settle"), 1, "one Solana settlement");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_lists_solana_offers_next_to_evm_ones() {
+    let Some(bed) = bed("discovery_lists_solana_offers_next_to_evm_ones").await else {
+        return;
+    };
+    // The first 402 of a Solana route waits for `/supported`, which gives the fee payer.
+    let unpaid = http()
+        .get(format!("{}/both", bed.base))
+        .send()
+        .await
+        .expect("402");
+    assert_eq!(unpaid.status(), 402);
+    let discovery = Discovery::builder(&bed.x402, discovery::document("Solana test", "1"))
+        .well_known(true)
+        // The test binary links the example's routes, which this router does not mount.
+        .unchecked()
+        .build(&bed.router)
+        .expect("discovery");
+    let both = &discovery.document()["paths"]["/both"]["get"]["x-payment-info"];
+    let accepts = &both["protocols"][0]["x402"]["accepts"];
+    assert_eq!(accepts[0]["network"], x402_testbed::NETWORK, "{both}");
+    assert_eq!(accepts[1]["network"], svm::DEVNET, "{both}");
+    assert_eq!(accepts[1]["asset"], svm::USDC_DEVNET, "{both}");
+    assert_eq!(
+        accepts[1]["extra"]["feePayer"], TS_FACILITATOR.address,
+        "{both}"
+    );
+    let base = serve(discovery.router()).await;
+    let well_known: Value = http()
+        .get(format!("{base}/.well-known/x402"))
+        .send()
+        .await
+        .expect("well-known")
+        .json()
+        .await
+        .expect("json");
+    let resources = well_known["resources"].to_string();
+    assert!(
+        resources.contains("/both") && resources.contains("/svm"),
+        "{well_known}"
+    );
+
+    let found = discover(&http(), &base).await.expect("discover");
+    let endpoint = found
+        .endpoints
+        .iter()
+        .find(|e| e.path == "/both")
+        .expect("/both is listed");
+    assert_eq!(endpoint.price, "0.001");
+    assert_eq!(endpoint.currency, "USDC");
+    assert_eq!(endpoint.networks, [x402_testbed::NETWORK, svm::DEVNET]);
+    let solana_only = found
+        .endpoints
+        .iter()
+        .find(|e| e.path == "/svm")
+        .expect("/svm");
+    assert_eq!(
+        (solana_only.price.as_str(), solana_only.networks.as_slice()),
+        ("0.01", &[svm::DEVNET.to_owned()][..])
+    );
 }
