@@ -301,4 +301,24 @@ pub mod __private {
     pub use axum::response::Response;
     pub use http::request::Parts;
     pub use inventory;
+
+    /// What `#[paid(networks = ["solana:…"])]` names: a Solana cluster.
+    pub struct SolanaCluster;
+
+    /// Implemented when the crate pays on Solana (its `svm` feature).
+    #[diagnostic::on_unimplemented(
+        message = "`networks` names a Solana cluster, which needs x402-runtime's `svm` feature",
+        label = "offered on Solana",
+        note = "add `features = [\"svm\"]` to x402-runtime in Cargo.toml"
+    )]
+    pub trait SvmFeature {}
+
+    #[cfg(feature = "svm")]
+    impl SvmFeature for SolanaCluster {}
+
+    /// A Solana cluster's CAIP-2 id in `#[paid(networks = …)]`, which compiles only with the
+    /// `svm` feature.
+    pub const fn solana<T: SvmFeature>(caip2: &'static str) -> &'static str {
+        caip2
+    }
 }

@@ -28,7 +28,7 @@ pub(crate) struct PaidArgs {
     pub(crate) method: Option<Spanned<String>>,
     pub(crate) path: Option<Spanned<String>>,
     pub(crate) operation_id: Option<Spanned<String>>,
-    pub(crate) networks: Option<Vec<String>>,
+    pub(crate) networks: Option<Vec<LitStr>>,
     pub(crate) pay_to: Option<String>,
     pub(crate) quote: Option<syn::Path>,
     pub(crate) min: Option<LitStr>,

@@ -20,7 +20,7 @@
 //! tokens keep the user's spans.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::{Attribute, FnArg, Ident, ItemFn, Meta};
 
@@ -249,7 +249,14 @@ fn route_record(paid: &Paid<'_>) -> TokenStream {
     let method = option(route.method.as_ref().map(|m| quote!(#m)));
     let path = option(route.path.as_ref().map(|p| quote!(#p)));
     let currencies = paid.currencies.iter().map(|c| currency(*c));
-    let networks = &paid.networks;
+    // A Solana cluster compiles only with the runtime's `svm` feature, the error at the literal.
+    let networks = paid.networks.iter().map(|lit| {
+        if lit.value().starts_with("solana:") {
+            quote_spanned!(lit.span()=> ::x402_runtime::__private::solana::<::x402_runtime::__private::SolanaCluster>(#lit))
+        } else {
+            quote!(#lit)
+        }
+    });
     let pay_to = option(paid.pay_to.as_ref().map(|a| quote!(#a)));
     let pay_page = paid.pay_page;
     quote! {

@@ -49,7 +49,7 @@ pub(crate) struct Paid<'a> {
     /// Every currency the route can be paid in, preferred first (the pricing's is first).
     pub(crate) currencies: Vec<Currency>,
     /// `networks = [...]`: empty for the configuration's.
-    pub(crate) networks: Vec<String>,
+    pub(crate) networks: Vec<syn::LitStr>,
     pub(crate) pay_to: Option<String>,
     pub(crate) max_timeout_seconds: Option<u32>,
     pub(crate) settle: Settle,

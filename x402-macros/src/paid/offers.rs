@@ -28,7 +28,7 @@ pub(crate) fn currencies(expr: &Expr) -> syn::Result<Vec<Currency>> {
 }
 
 /// `networks = ["eip155:8453", …]`: CAIP-2 ids (EVM, or a Solana cluster), at least one, none twice, preferred first.
-pub(crate) fn networks(expr: &Expr) -> syn::Result<Vec<String>> {
+pub(crate) fn networks(expr: &Expr) -> syn::Result<Vec<LitStr>> {
     let lits = list(Key::Networks, expr)?;
     let mut seen = HashSet::new();
     let mut networks = Vec::with_capacity(lits.len());
@@ -48,7 +48,7 @@ pub(crate) fn networks(expr: &Expr) -> syn::Result<Vec<String>> {
         if !seen.insert(network.clone()) {
             return Err(twice(lit, Key::Networks));
         }
-        networks.push(network);
+        networks.push(lit.clone());
     }
     Ok(networks)
 }
@@ -192,8 +192,11 @@ mod tests {
 
     #[test]
     fn networks_are_caip2_evm_ids() {
+        let values = |lits: Vec<LitStr>| lits.iter().map(LitStr::value).collect::<Vec<_>>();
         assert_eq!(
-            networks(&parse(r#"["eip155:8453", "eip155:84532"]"#)).ok(),
+            networks(&parse(r#"["eip155:8453", "eip155:84532"]"#))
+                .ok()
+                .map(values),
             Some(vec!["eip155:8453".to_owned(), "eip155:84532".to_owned()])
         );
         for bad in [
@@ -216,7 +219,8 @@ mod tests {
             networks(&parse(
                 r#"["eip155:8453", "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"]"#
             ))
-            .ok(),
+            .ok()
+            .map(values),
             Some(vec![
                 "eip155:8453".to_owned(),
                 "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1".to_owned()
