@@ -85,6 +85,9 @@ struct Member {
     /// What its last `/supported` listed: (version, scheme, canonical network); `None` until
     /// it answered.
     kinds: Mutex<Option<Vec<(u8, String, String)>>>,
+    /// The fee payers its last `/supported` named (`extra.feePayer`, Solana), by canonical
+    /// network.
+    fee_payers: Mutex<Vec<(String, String)>>,
 }
 
 impl Member {
@@ -110,6 +113,27 @@ impl Member {
             })
             .collect();
         *self.kinds.lock().unwrap_or_else(PoisonError::into_inner) = Some(kinds);
+        let fee_payers = supported
+            .kinds
+            .iter()
+            .filter_map(|k| {
+                let fee_payer = k.extra.as_ref()?.get("feePayer")?.as_str()?;
+                Some((canonical_network(&k.network), fee_payer.to_owned()))
+            })
+            .collect();
+        *self
+            .fee_payers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = fee_payers;
+    }
+
+    /// Whether its last `/supported` named `fee_payer` on `network` (canonical).
+    fn pays_fees_as(&self, network: &str, fee_payer: &str) -> bool {
+        self.fee_payers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|(n, f)| n == network && f == fee_payer)
     }
 
     fn cool_down(&self) {
@@ -221,7 +245,16 @@ impl Facilitators {
             requirements.scheme().to_owned(),
             canonical_network(network),
         );
-        let serving = prefer(route.to_vec(), |&i| !self.members[i].lacks(&kind));
+        let mut serving = prefer(route.to_vec(), |&i| !self.members[i].lacks(&kind));
+        // A Solana payment names its facilitator's fee payer: only that facilitator can settle it.
+        let fee_payer = requirements
+            .extra()
+            .and_then(|e| e.get("feePayer")?.as_str());
+        if let Some(fee_payer) = fee_payer {
+            serving = prefer(serving, |&i| {
+                self.members[i].pays_fees_as(&kind.2, fee_payer)
+            });
+        }
         Ok(prefer(serving, |&i| {
             !self.members[i].cooling(self.cooldown)
         }))
@@ -561,6 +594,7 @@ impl FacilitatorsBuilder {
             facilitator,
             failed_at: Mutex::new(None),
             kinds: Mutex::new(None),
+            fee_payers: Mutex::new(Vec::new()),
         });
         self.members.len() - 1
     }
@@ -601,6 +635,8 @@ mod tests {
         settle: Result<(), FacilitatorError>,
         networks: Vec<&'static str>,
         signer: &'static str,
+        /// The `extra.feePayer` of its kinds, if any.
+        fee_payer: Option<&'static str>,
         verifies: AtomicUsize,
         settles: AtomicUsize,
     }
@@ -615,6 +651,7 @@ mod tests {
                 settle,
                 networks: vec!["eip155:84532"],
                 signer: "0x01",
+                fee_payer: None,
                 verifies: AtomicUsize::new(0),
                 settles: AtomicUsize::new(0),
             })
@@ -665,7 +702,11 @@ mod tests {
                     x402_version: 2,
                     scheme: "exact".into(),
                     network: (*n).into(),
-                    extra: None,
+                    extra: self.fee_payer.map(|f| {
+                        let mut extra = serde_json::Map::new();
+                        extra.insert("feePayer".into(), json!(f));
+                        extra
+                    }),
                 })
                 .collect();
             let mut signers = serde_json::Map::new();
@@ -771,6 +812,39 @@ mod tests {
             a.verifies.load(Ordering::SeqCst) + b.verifies.load(Ordering::SeqCst),
             2
         );
+    }
+
+    /// A Solana payment goes to the facilitator whose fee payer it names, whatever the order.
+    #[tokio::test]
+    async fn a_solana_payment_goes_to_the_facilitator_of_its_fee_payer() {
+        const DEVNET: &str = "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1";
+        let payer = |fee_payer| {
+            Arc::new(Scripted {
+                networks: vec![DEVNET],
+                fee_payer: Some(fee_payer),
+                ..Arc::into_inner(Scripted::healthy()).expect("sole owner")
+            })
+        };
+        let (first, second) = (payer("FeePayerA"), payer("FeePayerB"));
+        let set = Facilitators::builder()
+            .facilitator_arc(first.clone())
+            .facilitator_arc(second.clone())
+            .build()
+            .expect("set");
+        let merged = set.supported().await.expect("merged");
+        assert_eq!(merged.kinds.len(), 2, "both fee payers are listed");
+        let mut payment = request(DEVNET, "payer", "0x01");
+        if let Requirements::V2(requirements) = &mut payment.payment_requirements {
+            let mut extra = serde_json::Map::new();
+            extra.insert("feePayer".into(), json!("FeePayerB"));
+            requirements.extra = Some(extra);
+        }
+        set.verify(&payment).await.expect("verified");
+        set.settle(&payment).await.expect("settled");
+        assert_eq!(first.verifies.load(Ordering::SeqCst), 0);
+        assert_eq!(first.settles.load(Ordering::SeqCst), 0);
+        assert_eq!(second.verifies.load(Ordering::SeqCst), 1);
+        assert_eq!(second.settles.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

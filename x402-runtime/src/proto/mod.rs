@@ -207,7 +207,16 @@ impl Requirements {
         }
     }
 
+    /// The scheme's `extra`, as written.
+    pub fn extra(&self) -> Option<&Map<String, Value>> {
+        match self {
+            Requirements::V2(r) => r.extra.as_ref(),
+            Requirements::V1(r) => r.extra.as_ref(),
+        }
+    }
+
     /// Sets the amount (atomic units): for `upto`, `/settle` is asked to settle what was used.
+
     pub fn set_amount(&mut self, amount: String) {
         match self {
             Requirements::V2(r) => r.amount = amount,
