@@ -216,7 +216,6 @@ impl Requirements {
     }
 
     /// Sets the amount (atomic units): for `upto`, `/settle` is asked to settle what was used.
-
     pub fn set_amount(&mut self, amount: String) {
         match self {
             Requirements::V2(r) => r.amount = amount,
