@@ -12,6 +12,8 @@
 //! Keys are raw 32-byte addresses ([`Key`]). Not yet offered by the paywall nor settled by a
 //! facilitator.
 
+/// Building and signing a payment transaction, as the official client does (the payer's side).
+pub mod build;
 pub mod payload;
 pub mod program;
 pub mod rpc;
