@@ -46,6 +46,8 @@ mod error;
 mod pay;
 mod policy;
 mod signer;
+#[cfg(feature = "svm")]
+mod svm;
 
 pub use amount::{AmountError, format_amount, parse_amount};
 #[cfg(feature = "chain")]
@@ -61,4 +63,9 @@ pub use policy::{Spend, SpendStatus};
 pub use signer::{
     KEYSTORE_ENV, KEYSTORE_PASSWORD_ENV, PAYER_KEY_ENV, PAYMENT_IDENTIFIER, PaymentSigner,
     SignError, SignedAuthorization, SignedPayment,
+};
+#[cfg(feature = "svm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "svm")))]
+pub use svm::{
+    SVM_PAYER_KEY_ENV, SVM_PAYER_KEYPAIR_ENV, SVM_RPC_URL_ENV, SvmChainFacts, SvmSignedTransfer,
 };

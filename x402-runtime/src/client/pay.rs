@@ -24,10 +24,17 @@ use crate::schemes::permit2;
 
 use super::amount::format_amount;
 use super::builder::X402ClientBuilder;
-use super::challenge::{Challenge, decode_base64};
+use super::challenge::{Candidate, Challenge, decode_base64};
 use super::error::ClientError;
 use super::policy::{Policy, Spend, SpendStatus, State, Unsettled};
 use super::signer::{PaymentSigner, sign_error};
+
+/// What an offer needs from its chain before it is signed (Solana: a blockhash, the mint's
+/// decimals and program; EVM: nothing).
+#[cfg(feature = "svm")]
+type ChainFacts = Option<super::svm::SvmChainFacts>;
+#[cfg(not(feature = "svm"))]
+type ChainFacts = Option<std::convert::Infallible>;
 
 /// The pause before resending a payment whose settlement is pending when the server sends no
 /// usable `Retry-After` (missing, not a number of seconds).
@@ -348,7 +355,7 @@ impl X402Client {
         }
         let challenge =
             Challenge::read(&answer.headers, &answer.body).map_err(ClientError::Challenge)?;
-        let unsettled = self.pay(&request, &challenge)?;
+        let unsettled = self.pay(&request, &challenge).await?;
         self.lock().keep(key, unsettled.clone());
         self.deliver(&request, key, unsettled, false).await
     }
@@ -395,24 +402,32 @@ impl X402Client {
         }
     }
 
-    /// Picks an offer, commits its amount against the budget and signs it.
-    fn pay(
+    /// Picks an offer, commits its amount against the budget and signs it. A Solana offer's
+    /// chain facts are read first (outside the lock); the limits are checked again with them in
+    /// hand, in the same lock as the commit.
+    async fn pay(
         &self,
         request: &reqwest::Request,
         challenge: &Challenge,
     ) -> Result<Unsettled, ClientError> {
         let policy = &self.inner.policy;
-        let (candidates, reasons) = challenge.candidates(policy);
-        let mut state = self.lock();
+        let (candidates, reasons) = challenge.candidates(policy, self.pays_svm());
         let mut limit_error = None;
         for candidate in candidates {
             let currency = candidate.asset.currency;
+            let committed = self.lock().committed(currency);
+            if let Err(over) = policy.check(currency, candidate.amount, committed) {
+                limit_error.get_or_insert(over);
+                continue;
+            }
+            let facts = self.chain_facts(challenge, &candidate).await?;
+            let mut state = self.lock();
             if let Err(over) = policy.check(currency, candidate.amount, state.committed(currency)) {
                 limit_error.get_or_insert(over);
                 continue;
             }
-            let payment = challenge
-                .sign(&self.inner.signer, candidate.index)
+            let payment = self
+                .sign(challenge, &candidate, facts)
                 .map_err(ClientError::Sign)?;
             let spend = Spend::signed(request, &candidate, &payment);
             let unsettled = state.commit(spend.clone(), payment);
@@ -421,6 +436,52 @@ impl X402Client {
             return Ok(unsettled);
         }
         Err(limit_error.unwrap_or(ClientError::NoPayableOffer(reasons)))
+    }
+
+    /// Whether the signer can pay on Solana.
+    fn pays_svm(&self) -> bool {
+        #[cfg(feature = "svm")]
+        return self.inner.signer.svm_address().is_some();
+        #[cfg(not(feature = "svm"))]
+        false
+    }
+
+    /// What the offer of `candidate` needs from its chain before it is signed: nothing on EVM;
+    /// a blockhash, the mint's decimals and token program on Solana.
+    async fn chain_facts(
+        &self,
+        challenge: &Challenge,
+        candidate: &Candidate,
+    ) -> Result<ChainFacts, ClientError> {
+        #[cfg(feature = "svm")]
+        if !candidate.network.is_evm() {
+            let offer = challenge
+                .svm_offer(candidate.index)
+                .ok_or_else(|| ClientError::Sign(sign_error("the offer is gone")))?;
+            let url = self.inner.policy.svm_rpc_url.as_deref();
+            let rpc = super::svm::rpc_for(&candidate.network, url).map_err(ClientError::Sign)?;
+            let facts = super::svm::chain_facts(&rpc, &offer, &candidate.asset)
+                .await
+                .map_err(ClientError::Sign)?;
+            return Ok(Some(facts));
+        }
+        let _ = (challenge, candidate);
+        Ok(None)
+    }
+
+    /// Signs the offer of `candidate` (a Solana one on its chain `facts`).
+    fn sign(
+        &self,
+        challenge: &Challenge,
+        candidate: &Candidate,
+        facts: ChainFacts,
+    ) -> Result<super::signer::SignedPayment, super::signer::SignError> {
+        #[cfg(feature = "svm")]
+        if let Some(facts) = facts {
+            return challenge.sign_svm(&self.inner.signer, candidate.index, &facts);
+        }
+        let _ = facts;
+        challenge.sign(&self.inner.signer, candidate.index)
     }
 
     /// Sends the paid request, resending the same payment until there is a definite answer
@@ -454,7 +515,7 @@ impl X402Client {
                     }
                     let challenge = Challenge::read(&answer.headers, &answer.body)
                         .map_err(ClientError::Challenge)?;
-                    let unsettled = self.pay(request, &challenge)?;
+                    let unsettled = self.pay(request, &challenge).await?;
                     self.lock().keep(key, unsettled.clone());
                     payments += 1;
                     course = self.course(unsettled, false);

@@ -259,7 +259,8 @@ mod tests {
     fn what_is_built_fails_the_rules_for_other_terms() {
         let transfer = transfer();
         let tx = build(&transfer, &payer()).expect("built");
-        let cases: [(fn(&mut SvmTerms), &str); 5] = [
+        type Change = fn(&mut SvmTerms);
+        let cases: [(Change, &str); 5] = [
             (|t| t.amount += 1, codes::AMOUNT_MISMATCH),
             (|t| t.mint = program::USDC_MAINNET, codes::MINT_MISMATCH),
             (|t| t.pay_to = [9; 32], codes::RECIPIENT_MISMATCH),
