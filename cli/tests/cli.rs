@@ -54,6 +54,9 @@ async fn run_x402(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("X402_KEYSTORE")
         .env_remove("X402_KEYSTORE_PASSWORD")
         .env_remove("X402_RPC_URL")
+        .env_remove("X402_SVM_PAYER_KEY")
+        .env_remove("X402_SVM_PAYER_KEYPAIR")
+        .env_remove("X402_SVM_RPC_URL")
         .kill_on_drop(true);
     for (name, value) in env {
         command.env(name, value);

@@ -343,10 +343,7 @@ impl PaymentSigner {
     pub fn from_env() -> Result<Self, ConfigError> {
         let signer = PaymentSigner::evm_from_env()?;
         #[cfg(feature = "svm")]
-        let signer = PaymentSigner {
-            svm: super::svm::SvmKey::from_env()?,
-            ..signer
-        };
+        let signer = signer.with_svm_from_env()?;
         Ok(signer)
     }
 

@@ -140,6 +140,16 @@ impl PaymentSigner {
         Ok(self)
     }
 
+    /// The same signer, paying on Solana too with the key configured in the environment
+    /// ([`SVM_PAYER_KEY_ENV`], else the keypair file named by [`SVM_PAYER_KEYPAIR_ENV`]), when
+    /// one is set; unchanged otherwise.
+    pub fn with_svm_from_env(mut self) -> Result<Self, ConfigError> {
+        if let Some(key) = SvmKey::from_env()? {
+            self.svm = Some(key);
+        }
+        Ok(self)
+    }
+
     /// The Solana paying address, when the signer has a Solana key.
     pub fn svm_address(&self) -> Option<SvmAddress> {
         self.svm.as_ref().map(SvmKey::address)
