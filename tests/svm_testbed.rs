@@ -8,59 +8,13 @@
 
 mod support;
 
-use std::fs::File;
-use std::process::Stdio;
-use std::time::Duration;
-
 use serde_json::Value;
-use support::{Child, http, run_child, run_client};
+use support::{http, run_child, run_client, start_script};
 use x402_testbed::svm::{self, MERCHANT, PAYER, SvmChain, TS_FACILITATOR};
-use x402_testbed::{Paths, skip_unless_available};
+use x402_testbed::skip_unless_available;
 
 /// The seller's price: $0.01 in USDC's 6 decimals.
 const PRICE: u64 = 10_000;
-
-/// Starts `interop/scripts/<script>` on a free port of 127.0.0.1 with `env`; returns it and its
-/// base URL once GET `ready_path` answers 200. Its output goes to `target/testbed/`.
-async fn start_script(
-    paths: &Paths,
-    script: &str,
-    env: &[(&str, &str)],
-    ready_path: &str,
-) -> (Child, String) {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr").port()
-    };
-    let log_path = paths
-        .work_dir
-        .join(format!("{script}-{}-{port}.log", std::process::id()));
-    let log = File::create(&log_path).expect("log file");
-    let child = Child(
-        tokio::process::Command::new(&paths.node)
-            .arg(paths.interop.join("scripts").join(script))
-            .env("PORT", port.to_string())
-            .envs(env.iter().copied())
-            .current_dir(&paths.interop)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    let client = http();
-    for _ in 0..100 {
-        let answer = client.get(format!("{base}{ready_path}")).send().await;
-        if answer.is_ok_and(|r| r.status() == 200) {
-            return (child, base);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    panic!("{script} did not answer {ready_path}:\n{log}");
-}
 
 /// The payer's and the merchant's devnet USDC, and the payer's and the fee payer's SOL.
 async fn balances(chain: &SvmChain) -> [u64; 4] {
