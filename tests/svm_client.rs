@@ -64,7 +64,10 @@ fn client(chain: &SvmChain, max: &str) -> X402Client {
 /// The payer's and the merchant's devnet USDC, and the payer's SOL.
 async fn balances(chain: &SvmChain) -> [u64; 3] {
     [
-        chain.usdc_balance(PAYER2.address).await.expect("payer USDC"),
+        chain
+            .usdc_balance(PAYER2.address)
+            .await
+            .expect("payer USDC"),
         chain
             .usdc_balance(MERCHANT.address)
             .await
@@ -108,8 +111,16 @@ async fn our_client_pays_the_official_seller_on_solana() {
     assert_eq!(status["err"], Value::Null, "{status}");
 
     let after = balances(&chain).await;
-    assert_eq!(before[0] - after[0], PRICE, "the payer paid exactly the price");
-    assert_eq!(after[1] - before[1], PRICE, "the merchant got exactly the price");
+    assert_eq!(
+        before[0] - after[0],
+        PRICE,
+        "the payer paid exactly the price"
+    );
+    assert_eq!(
+        after[1] - before[1],
+        PRICE,
+        "the merchant got exactly the price"
+    );
     assert_eq!(after[2], before[2], "the payer paid no fee");
 
     let log = client.spend_log();
@@ -119,8 +130,14 @@ async fn our_client_pays_the_official_seller_on_solana() {
     assert_eq!(spend.transaction.as_deref(), Some(signature.as_str()));
     assert_eq!(spend.network, svm::DEVNET);
     assert_eq!(spend.amount, "0.01");
-    assert_eq!(spend.payer, PAYER2.address.parse::<AccountId>().expect("S6"));
-    assert_eq!(spend.pay_to, MERCHANT.address.parse::<AccountId>().expect("S4"));
+    assert_eq!(
+        spend.payer,
+        PAYER2.address.parse::<AccountId>().expect("S6")
+    );
+    assert_eq!(
+        spend.pay_to,
+        MERCHANT.address.parse::<AccountId>().expect("S4")
+    );
     assert_eq!(client.spent(Currency::Usdc), "0.01");
 }
 

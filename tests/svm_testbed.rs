@@ -10,8 +10,8 @@ mod support;
 
 use serde_json::Value;
 use support::{http, run_child, run_client, start_script};
-use x402_testbed::svm::{self, MERCHANT, PAYER, SvmChain, TS_FACILITATOR};
 use x402_testbed::skip_unless_available;
+use x402_testbed::svm::{self, MERCHANT, PAYER, SvmChain, TS_FACILITATOR};
 
 /// The seller's price: $0.01 in USDC's 6 decimals.
 const PRICE: u64 = 10_000;

@@ -637,3 +637,64 @@ async fn wallet_approves_permit2_once() {
         stderr(&refused)
     );
 }
+
+/// `x402 wallet` with a Solana key (the test bed's S6, base58 keypair in X402_SVM_PAYER_KEY) and
+/// a Solana node: the cluster told by the node's genesis hash, SOL and devnet USDC; as text and
+/// JSON. Without a Solana node, the Solana address and how to see balances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallet_shows_the_solana_payers_balances() {
+    use x402_testbed::svm::{self, PAYER2, SvmChain};
+    if !x402_testbed::skip_unless_available("wallet_shows_the_solana_payers_balances") {
+        return;
+    }
+    let chain = SvmChain::start().await.expect("Solana chain");
+    let lamports = chain.sol_balance(PAYER2.address).await.expect("SOL");
+    let usdc = chain.usdc_balance(PAYER2.address).await.expect("USDC");
+    assert_eq!(usdc, svm::DEFAULT_MINT);
+    let env = [
+        ("X402_PAYER_KEY", PAYER_KEY),
+        ("X402_SVM_PAYER_KEY", PAYER2.secret_key),
+    ];
+
+    let shown = run_x402(&["wallet", "--svm-rpc-url", chain.rpc_url()], &env).await;
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let text = stdout(&shown);
+    let fraction = format!("{:09}", lamports % 1_000_000_000);
+    let fraction = fraction.trim_end_matches('0');
+    let sol = match fraction {
+        "" => (lamports / 1_000_000_000).to_string(),
+        _ => format!("{}.{fraction}", lamports / 1_000_000_000),
+    };
+    for line in [
+        format!("address  {PAYER}"),
+        format!("address  {}", PAYER2.address),
+        format!("network  {}", svm::DEVNET),
+        format!("native   {sol} SOL"),
+        format!("USDC     1000 ({})", svm::USDC_DEVNET),
+    ] {
+        assert!(text.contains(&line), "`{line}` missing from:\n{text}");
+    }
+    assert!(!text.contains(PAYER2.secret_key), "{text}");
+
+    let shown = run_x402(
+        &["wallet", "--json"],
+        &[env[0], env[1], ("X402_SVM_RPC_URL", chain.rpc_url())],
+    )
+    .await;
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let json: Value = serde_json::from_str(&stdout(&shown)).expect("JSON");
+    let solana = &json["solana"];
+    assert_eq!(solana["address"], PAYER2.address, "{json}");
+    assert_eq!(solana["network"], svm::DEVNET, "{json}");
+    assert_eq!(solana["tokens"][0]["currency"], "USDC", "{json}");
+    assert_eq!(solana["tokens"][0]["atomic"], usdc.to_string(), "{json}");
+
+    let shown = run_x402(&["wallet"], &env).await;
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let text = stdout(&shown);
+    assert!(
+        text.contains(&format!("address  {}", PAYER2.address)),
+        "{text}"
+    );
+    assert!(text.contains("X402_SVM_RPC_URL"), "{text}");
+}
