@@ -23,7 +23,7 @@ const PRICE: u64 = 10_000;
 async fn official_seller(
     chain: &SvmChain,
     paths: &Paths,
-) -> (support::Child, support::Child, String) {
+) -> (x402_testbed::Script, x402_testbed::Script, String) {
     let (facilitator, facilitator_url) = start_script(
         paths,
         "facilitator_svm.mjs",

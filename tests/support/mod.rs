@@ -607,46 +607,19 @@ impl Drop for Child {
     }
 }
 
-/// Starts `interop/scripts/<script>` on a free port of 127.0.0.1 with `env`; returns it and its
-/// base URL once GET `ready_path` answers 200. Its output goes to `target/testbed/`.
+/// Starts `interop/scripts/<script>` with `env` ([`x402_testbed::Script`]); returns it and its
+/// base URL once GET `ready_path` answers 200, or panics with its log's tail.
 pub async fn start_script(
     paths: &x402_testbed::Paths,
     script: &str,
     env: &[(&str, &str)],
     ready_path: &str,
-) -> (Child, String) {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr").port()
-    };
-    let log_path = paths
-        .work_dir
-        .join(format!("{script}-{}-{port}.log", std::process::id()));
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let child = Child(
-        tokio::process::Command::new(&paths.node)
-            .arg(paths.interop.join("scripts").join(script))
-            .env("PORT", port.to_string())
-            .envs(env.iter().copied())
-            .current_dir(&paths.interop)
-            .stdin(std::process::Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    let client = http();
-    for _ in 0..100 {
-        let answer = client.get(format!("{base}{ready_path}")).send().await;
-        if answer.is_ok_and(|r| r.status() == 200) {
-            return (child, base);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    panic!("{script} did not answer {ready_path}:\n{log}");
+) -> (x402_testbed::Script, String) {
+    let started = x402_testbed::Script::start(paths, script, env, ready_path)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = started.url().to_owned();
+    (started, url)
 }
 
 /// Starts the official `@x402/express` server (`interop/scripts/server.mjs`: GET /paid at
