@@ -698,3 +698,79 @@ async fn wallet_shows_the_solana_payers_balances() {
     );
     assert!(text.contains("X402_SVM_RPC_URL"), "{text}");
 }
+
+/// `x402 pay` with the Solana key in X402_SVM_PAYER_KEY (a keypair file's JSON array) and the
+/// node in X402_SVM_RPC_URL pays the official Solana seller (`server_svm.mjs`, settled by the
+/// official facilitator on LiteSVM): 200, the receipt and the payment name the Solana signature,
+/// and the USDC moves by exactly the price.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pay_settles_on_solana_with_the_solana_key() {
+    use x402_testbed::Script;
+    use x402_testbed::svm::{self, MERCHANT, PAYER2, SvmChain, TS_FACILITATOR};
+    if !x402_testbed::skip_unless_available("pay_settles_on_solana_with_the_solana_key") {
+        return;
+    }
+    let chain = SvmChain::start().await.expect("Solana chain");
+    let facilitator = Script::start(
+        chain.paths(),
+        "facilitator_svm.mjs",
+        &[
+            ("FACILITATOR_KEY", TS_FACILITATOR.secret_key),
+            ("RPC_URL", chain.rpc_url()),
+        ],
+        "/supported",
+    )
+    .await
+    .expect("official facilitator");
+    let seller = Script::start(
+        chain.paths(),
+        "server_svm.mjs",
+        &[
+            ("FACILITATOR_URL", facilitator.url()),
+            ("PAY_TO", MERCHANT.address),
+        ],
+        "/health",
+    )
+    .await
+    .expect("official seller");
+    // The 64 bytes of the keypair as a Solana CLI keypair file holds them.
+    let bytes = bs58::decode(PAYER2.secret_key).into_vec().expect("base58");
+    let keypair = serde_json::to_string(&bytes).expect("json");
+    let env = [
+        ("X402_PAYER_KEY", PAYER_KEY),
+        ("X402_SVM_PAYER_KEY", keypair.as_str()),
+        ("X402_SVM_RPC_URL", chain.rpc_url()),
+    ];
+    let before = chain.usdc_balance(PAYER2.address).await.expect("USDC");
+    let url = format!("{}/paid", seller.url());
+
+    let refused = run_x402(&["pay", &url, "--max", "0.009"], &env).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    assert_eq!(
+        chain.usdc_balance(PAYER2.address).await.expect("USDC"),
+        before
+    );
+
+    let paid = run_x402(&["pay", &url, "--max", "0.01", "--json"], &env).await;
+    assert!(
+        paid.status.success(),
+        "{}\n{}",
+        stdout(&paid),
+        stderr(&paid)
+    );
+    let json: Value = serde_json::from_str(&stdout(&paid)).expect("JSON");
+    assert_eq!(json["status"], 200, "{json}");
+    assert_eq!(json["receipt"]["network"], svm::DEVNET, "{json}");
+    assert_eq!(json["receipt"]["payer"], PAYER2.address, "{json}");
+    let signature = json["receipt"]["transaction"].as_str().expect("signature");
+    assert_eq!(json["payment"]["transaction"], signature, "{json}");
+    assert_eq!(json["payment"]["payer"], PAYER2.address, "{json}");
+    let status = chain
+        .signature_status(signature)
+        .await
+        .expect("status")
+        .unwrap_or_else(|| panic!("{signature} never landed"));
+    assert_eq!(status["err"], Value::Null, "{status}");
+    let after = chain.usdc_balance(PAYER2.address).await.expect("USDC");
+    assert_eq!(before - after, 10_000, "exactly the price");
+}
