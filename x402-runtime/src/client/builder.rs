@@ -14,6 +14,21 @@ use super::pay::{ClientEvent, EventHook, X402Client};
 use super::policy::{Limit, Policy};
 use super::signer::PaymentSigner;
 
+/// The Solana node: the one set, else [`SVM_RPC_URL_ENV`](super::SVM_RPC_URL_ENV); checked to
+/// be a URL.
+#[cfg(feature = "svm")]
+fn svm_rpc_url(set: Option<String>) -> Result<Option<String>, ConfigError> {
+    let url = set.or_else(|| {
+        std::env::var(super::SVM_RPC_URL_ENV)
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+    });
+    if let Some(url) = &url {
+        crate::schemes::exact_svm::rpc::SvmRpc::new(url)?;
+    }
+    Ok(url)
+}
+
 /// Builds an [`X402Client`].
 pub struct X402ClientBuilder {
     signer: PaymentSigner,
@@ -175,12 +190,7 @@ impl X402ClientBuilder {
             resend_attempts: self.resend_attempts,
             max_wait: self.max_wait,
             #[cfg(feature = "svm")]
-            svm_rpc_url: match self.svm_rpc_url {
-                Some(url) => Some(url),
-                None => std::env::var(super::SVM_RPC_URL_ENV)
-                    .ok()
-                    .filter(|u| !u.trim().is_empty()),
-            },
+            svm_rpc_url: svm_rpc_url(self.svm_rpc_url)?,
         };
         Ok(X402Client::new(http, self.signer, policy, self.on_event))
     }

@@ -316,4 +316,51 @@ mod tests {
         assert_eq!(reasons.len(), 1, "{reasons:?}");
         assert!(reasons[0].contains("Solana"), "{reasons:?}");
     }
+
+    /// With a Solana key, the Solana offer is a candidate too, its mint resolved to the built-in
+    /// devnet USDC; a network preference puts it first.
+    #[cfg(feature = "svm")]
+    #[test]
+    fn with_a_solana_key_an_offer_on_solana_is_a_candidate() {
+        let challenge: PaymentRequired = serde_json::from_value(serde_json::json!({
+            "x402Version": 2,
+            "resource": {"url": "http://127.0.0.1:9/paid"},
+            "accepts": [
+                {"scheme": "exact", "network": "eip155:84532", "amount": "1000",
+                 "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+                 "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C", "maxTimeoutSeconds": 60,
+                 "extra": {"name": "USDC", "version": "2"}},
+                {"scheme": "exact", "network": crate::network::SOLANA_DEVNET, "amount": "1000",
+                 "asset": "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU",
+                 "payTo": "EdmxWPmx2WH6WgFfTdu9xfkYf3k1g5wD1zccTVySEEh1", "maxTimeoutSeconds": 60,
+                 "extra": {"feePayer": "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse"}},
+                {"scheme": "upto", "network": crate::network::SOLANA_DEVNET, "amount": "1000",
+                 "asset": "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU",
+                 "payTo": "EdmxWPmx2WH6WgFfTdu9xfkYf3k1g5wD1zccTVySEEh1", "maxTimeoutSeconds": 60}
+            ]
+        }))
+        .expect("a challenge");
+        let devnet = Network::from_caip2(crate::network::SOLANA_DEVNET).expect("devnet");
+        let policy = Policy {
+            max_per_request: std::collections::HashMap::new(),
+            budget: std::collections::HashMap::new(),
+            networks: vec![devnet.clone(), Network::from_chain_id(84532)],
+            currencies: vec![Currency::Usdc],
+            assets: Vec::new(),
+            resend_attempts: 0,
+            max_wait: None,
+            svm_rpc_url: None,
+        };
+        let (candidates, reasons) = Challenge::V2(challenge).candidates(&policy, true);
+        let chosen: Vec<_> = candidates.iter().map(|c| c.index).collect();
+        assert_eq!(chosen, [1, 0], "Solana first, as preferred");
+        assert_eq!(candidates[0].network, devnet);
+        assert_eq!(candidates[0].asset.decimals, 6);
+        assert_eq!(
+            candidates[0].pay_to.to_string(),
+            "EdmxWPmx2WH6WgFfTdu9xfkYf3k1g5wD1zccTVySEEh1"
+        );
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(reasons[0].contains("only `exact`"), "{reasons:?}");
+    }
 }

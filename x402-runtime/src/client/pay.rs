@@ -134,6 +134,22 @@ const MAX_PAYMENTS_PER_CALL: u32 = 2;
 ///   whether it settled before it expired is not proven) and the client pays the fresh challenge
 ///   with a new payment.
 ///
+/// # Solana
+///
+/// With feature `svm` and a Solana key ([`PaymentSigner::with_svm_key`], `X402_SVM_PAYER_KEY`),
+/// `exact` offers on Solana are paid too, within the same limits (USDC counts against the same
+/// USDC budget on every network): the client reads a recent blockhash (the offer's
+/// `extra.recentBlockhash` when it carries one) and, for a mint other than the built-in USDC
+/// mints, the mint's decimals and token program from the Solana node
+/// ([`svm_rpc_url`](X402ClientBuilder::svm_rpc_url), `X402_SVM_RPC_URL`, or the cluster's public
+/// endpoint), then signs the transaction as the official client builds it. The payment's
+/// `validBefore` above is, for Solana, [`maxTimeoutSeconds`] after signing but at least 180
+/// seconds, well past the 150 blocks (about a minute) its blockhash lets it land in; the same
+/// transaction is resent byte for byte, so a resend cannot pay twice. The receipt's
+/// `transaction` is the Solana signature (base58, its case kept).
+///
+/// [`maxTimeoutSeconds`]: crate::proto::PaymentRequirements::max_timeout_seconds
+///
 /// A call signs at most two payments, the second only after the first is dead. A `402` in
 /// answer to the first sending of a payment is a refusal ([`ClientError::Refused`]): nothing is
 /// signed again. If a call ends without a definite answer ([`ClientError::Unconfirmed`],
