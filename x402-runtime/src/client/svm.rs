@@ -633,6 +633,109 @@ mod tests {
         assert!(!shown.contains(S6_KEYPAIR), "{shown}");
     }
 
+    /// A Solana node double on 127.0.0.1: the latest blockhash is 32 bytes of 5, and every
+    /// account is a mint of `decimals` owned by `owner`.
+    async fn node(owner: Key, decimals: u8) -> String {
+        use axum::Json;
+        use base64::Engine as _;
+        let app = axum::Router::new().fallback(move |Json(request): Json<Value>| async move {
+            let mut mint = vec![0u8; 82];
+            mint[44] = decimals;
+            mint[45] = 1;
+            let result = match request["method"].as_str() {
+                Some("getLatestBlockhash") => serde_json::json!({"context": {"slot": 1},
+                    "value": {"blockhash": bs58::encode([5u8; 32]).into_string(),
+                              "lastValidBlockHeight": 150}}),
+                Some("getAccountInfo") => serde_json::json!({"context": {"slot": 1},
+                    "value": {"owner": program::key_to_string(&owner), "lamports": 1,
+                              "data": [base64::engine::general_purpose::STANDARD.encode(&mint),
+                                       "base64"],
+                              "executable": false, "rentEpoch": 0}}),
+                _ => Value::Null,
+            };
+            Json(serde_json::json!({"jsonrpc": "2.0", "id": request["id"], "result": result}))
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    /// A token of `decimals` at a mint that is not a built-in one.
+    fn other_token(decimals: u8) -> Asset {
+        let mint = SvmAddress([8; 32]);
+        Asset {
+            currency: crate::price::Currency::Usdc,
+            network: SOLANA_DEVNET.to_owned(),
+            address: AccountId::Svm(mint),
+            eip712_name: "USDC".to_owned(),
+            eip712_version: String::new(),
+            decimals,
+            transfer: crate::network::TransferMethod::Eip3009,
+        }
+    }
+
+    fn fields(extra: &Map<String, Value>) -> SvmOffer<'_> {
+        SvmOffer {
+            scheme: EXACT,
+            amount: "1",
+            asset: "",
+            pay_to: MERCHANT,
+            max_timeout_seconds: 60,
+            extra: Some(extra),
+        }
+    }
+
+    #[tokio::test]
+    async fn chain_facts_come_from_the_offer_or_the_node() {
+        let rpc = SvmRpc::new(&node(program::TOKEN_2022_PROGRAM, 6).await).expect("rpc");
+        let no_hash = Map::new();
+        // A mint that is not built in: its program and decimals from its account.
+        let facts = chain_facts(&rpc, &fields(&no_hash), &other_token(6))
+            .await
+            .expect("facts");
+        assert_eq!(
+            facts,
+            SvmChainFacts {
+                recent_blockhash: [5; 32],
+                decimals: 6,
+                token_program: program::TOKEN_2022_PROGRAM,
+            }
+        );
+        // Decimals other than the asset's are refused before anything is signed.
+        let error = chain_facts(&rpc, &fields(&no_hash), &other_token(9))
+            .await
+            .expect_err("decimals differ");
+        assert!(error.to_string().contains("decimals"), "{error}");
+        // The offer's blockhash is used as is; the built-in USDC needs no account read.
+        let mut with_hash = Map::new();
+        with_hash.insert(
+            "recentBlockhash".to_owned(),
+            bs58::encode([4u8; 32]).into_string().into(),
+        );
+        let usdc = Asset::builtin(
+            &Network::from_caip2(SOLANA_DEVNET).expect("devnet"),
+            crate::price::Currency::Usdc,
+        )
+        .expect("devnet USDC");
+        let unreachable = SvmRpc::new("http://127.0.0.1:9").expect("rpc");
+        let facts = chain_facts(&unreachable, &fields(&with_hash), &usdc)
+            .await
+            .expect("no node needed");
+        assert_eq!(
+            (facts.recent_blockhash, facts.decimals, facts.token_program),
+            ([4; 32], 6, program::TOKEN_PROGRAM)
+        );
+        // A mint owned by another program is refused.
+        let rpc = SvmRpc::new(&node(program::MEMO_PROGRAM, 6).await).expect("rpc");
+        let error = chain_facts(&rpc, &fields(&no_hash), &other_token(6))
+            .await
+            .expect_err("not a token program");
+        assert!(error.to_string().contains("not owned"), "{error}");
+    }
+
     #[test]
     fn a_keypair_file_is_read() {
         let dir = std::env::temp_dir().join(format!("x402-svm-key-{}", std::process::id()));
