@@ -30,8 +30,8 @@ use serde_json::Value;
 use solana_message::VersionedMessage;
 use solana_transaction::Signature;
 use solana_transaction::versioned::VersionedTransaction;
-use support::svm::{CountingProxy, start_script};
-use support::{Child, http, run_client, serve};
+use support::svm::CountingProxy;
+use support::{http, run_client, serve, start_script};
 use x402_runtime::client::discover;
 use x402_runtime::discovery::{self, Discovery};
 use x402_runtime::schemes::exact_svm::program;
@@ -75,7 +75,7 @@ struct Bed {
     chain: SvmChain,
     anvil: Chain,
     paths: Paths,
-    _facilitator: Child,
+    _facilitator: x402_testbed::Script,
     proxy: CountingProxy,
     base: String,
     runs: Arc<AtomicUsize>,

@@ -9,8 +9,7 @@
 mod support;
 
 use serde_json::Value;
-use support::svm::start_script;
-use support::{http, run_child, run_client};
+use support::{http, run_child, run_client, start_script};
 use x402_testbed::skip_unless_available;
 use x402_testbed::svm::{self, MERCHANT, PAYER, SvmChain, TS_FACILITATOR};
 

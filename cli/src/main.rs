@@ -8,6 +8,7 @@
 //! X402_PAYER_KEY=0x… x402 pay "http://127.0.0.1:4021/weather?city=Paris" --max 0.01
 //! X402_PAYER_KEY=0x… x402 pay http://127.0.0.1:4021/forecast -X POST -d '{"city":"Oslo"}'
 //! X402_PAYER_KEY=0x… x402 wallet --rpc-url http://127.0.0.1:8545
+//! X402_PAYER_KEY=0x… X402_SVM_PAYER_KEY=… x402 wallet --svm-rpc-url https://api.devnet.solana.com
 //! x402 settlements --store x402-payments.redb --rpc-url http://127.0.0.1:8545
 //! x402 doctor                                    # check this deployment's environment
 //! x402 settlements --postgres postgres://x402@127.0.0.1/shop --ledger --since 2026-12-01 --csv
@@ -15,7 +16,10 @@
 //!
 //! The key comes from the environment only: `X402_PAYER_KEY` (hex), or `X402_KEYSTORE` (or
 //! `--keystore`) with `X402_KEYSTORE_PASSWORD`. It is never a flag, so it stays out of shell
-//! history, and it is never printed.
+//! history, and it is never printed. With the `svm` feature (default), `X402_SVM_PAYER_KEY`
+//! (base58 keypair or seed, or a keypair file's JSON array) or `X402_SVM_PAYER_KEYPAIR` (a
+//! keypair file) adds a Solana key: `pay` then pays Solana offers too, reading blockhashes from
+//! `X402_SVM_RPC_URL` (default: the cluster's public endpoint).
 //!
 //! Exit status of `pay`: 0 on a 2xx answer, 1 when nothing was paid or the payment failed, 3
 //! when the server answered with another status after payment (nothing is charged for those).
@@ -27,6 +31,8 @@ mod ledger;
 mod output;
 mod settlements;
 mod wallet;
+#[cfg(feature = "svm")]
+mod wallet_svm;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -68,6 +74,10 @@ enum Command {
         /// An EVM JSON-RPC endpoint to read balances from.
         #[arg(long, env = "X402_RPC_URL")]
         rpc_url: Option<String>,
+        /// A Solana JSON-RPC endpoint to read the Solana payer's balances from (with
+        /// X402_SVM_PAYER_KEY or X402_SVM_PAYER_KEYPAIR; feature `svm`).
+        #[arg(long, env = "X402_SVM_RPC_URL")]
+        svm_rpc_url: Option<String>,
         /// Encrypted keystore file (with X402_KEYSTORE_PASSWORD) instead of X402_PAYER_KEY.
         #[arg(long, env = "X402_KEYSTORE")]
         keystore: Option<PathBuf>,
@@ -101,6 +111,7 @@ async fn main() -> ExitCode {
         },
         Command::Wallet {
             rpc_url,
+            svm_rpc_url,
             keystore,
             json,
             approve_permit2,
@@ -109,7 +120,9 @@ async fn main() -> ExitCode {
             (Ok(signer), Some(token), Some(rpc_url)) => {
                 wallet::approve_permit2(&signer, &rpc_url, &token, json).await
             }
-            (Ok(signer), _, rpc_url) => wallet::run(&signer, rpc_url.as_deref(), json).await,
+            (Ok(signer), _, rpc_url) => {
+                wallet::run(&signer, rpc_url.as_deref(), svm_rpc_url.as_deref(), json).await
+            }
         },
         Command::Settlements(args) => settlements::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
@@ -129,7 +142,10 @@ fn signer(keystore: Option<PathBuf>) -> Result<PaymentSigner, Error> {
         Some(path) => {
             let password = std::env::var(x402_runtime::client::KEYSTORE_PASSWORD_ENV)
                 .map_err(|_| "a keystore needs its password in X402_KEYSTORE_PASSWORD")?;
-            Ok(PaymentSigner::from_keystore(path, &password)?)
+            let signer = PaymentSigner::from_keystore(path, &password)?;
+            #[cfg(feature = "svm")]
+            let signer = signer.with_svm_from_env()?;
+            Ok(signer)
         }
         None => Ok(PaymentSigner::from_env()?),
     }

@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use alloy::providers::{Provider, ProviderBuilder};
-use serde_json::json;
+use alloy_primitives::U256;
+use serde_json::{Value, json};
 use x402_runtime::client::{PaymentSigner, format_amount};
 use x402_runtime::network::{Asset, Network};
 use x402_runtime::schemes::exact_evm::payload::parse_address;
@@ -20,21 +21,40 @@ alloy::sol! {
 }
 
 /// Prints the address; with `rpc_url`, the chain, the native balance and the balance of every
-/// known stablecoin on that chain.
+/// known stablecoin on that chain. With a Solana key (feature `svm`), the same for Solana: its
+/// address and, with `svm_rpc_url`, the cluster the node serves, SOL and USDC.
 pub(crate) async fn run(
     signer: &PaymentSigner,
     rpc_url: Option<&str>,
+    svm_rpc_url: Option<&str>,
     json: bool,
 ) -> Result<ExitCode, Error> {
+    let (shown, text) = evm(signer, rpc_url).await?;
+    #[cfg(feature = "svm")]
+    let (shown, text) = match crate::wallet_svm::report(signer, svm_rpc_url).await? {
+        Some((svm, svm_text)) => {
+            let mut shown = shown;
+            shown["solana"] = svm;
+            (shown, format!("{text}\n{svm_text}"))
+        }
+        None => (shown, text),
+    };
+    #[cfg(not(feature = "svm"))]
+    let _ = svm_rpc_url;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&shown)?);
+    } else {
+        print!("{text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The EVM part: JSON and text.
+async fn evm(signer: &PaymentSigner, rpc_url: Option<&str>) -> Result<(Value, String), Error> {
     let address = signer.address();
     let Some(rpc_url) = rpc_url else {
-        if json {
-            println!("{}", json!({ "address": address.to_checksum(None) }));
-        } else {
-            println!("address  {address}");
-            println!("(set X402_RPC_URL or --rpc-url to see balances)");
-        }
-        return Ok(ExitCode::SUCCESS);
+        let text = format!("address  {address}\n(set X402_RPC_URL or --rpc-url to see balances)\n");
+        return Ok((json!({ "address": address.to_checksum(None) }), text));
     };
     let url = rpc_url
         .parse()
@@ -61,48 +81,54 @@ pub(crate) async fn run(
         };
         tokens.push((asset, balance));
     }
-    if json {
-        let tokens: Vec<_> = tokens
-            .iter()
-            .map(|(asset, balance)| match balance {
-                Ok(balance) => json!({
-                    "currency": asset.currency.symbol(),
-                    "asset": asset.address.to_string(),
-                    "balance": format_amount(*balance, asset.decimals),
-                    "atomic": balance.to_string(),
-                }),
-                Err(why) => json!({
-                    "currency": asset.currency.symbol(),
-                    "asset": asset.address.to_string(),
-                    "unavailable": why,
-                }),
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "address": address.to_checksum(None),
-                "network": network.caip2,
-                "native": format_amount(native, 18),
-                "tokens": tokens,
-            }))?
-        );
-    } else {
-        println!("address  {address}");
-        println!("network  {}", network.caip2);
-        println!("native   {} ETH", format_amount(native, 18));
-        if tokens.is_empty() {
-            println!("(no known stablecoin on this chain)");
-        }
-        for (asset, balance) in tokens {
-            let shown = match balance {
-                Ok(balance) => format_amount(balance, asset.decimals),
-                Err(why) => format!("unavailable: {why}"),
-            };
-            println!("{:<8} {shown} ({})", asset.currency.symbol(), asset.address);
-        }
+    let shown = json!({
+        "address": address.to_checksum(None),
+        "network": network.caip2,
+        "native": format_amount(native, 18),
+        "tokens": tokens.iter().map(|(asset, balance)| token_json(asset, balance)).collect::<Vec<_>>(),
+    });
+    let mut text = format!(
+        "address  {address}\nnetwork  {}\nnative   {} ETH\n",
+        network.caip2,
+        format_amount(native, 18)
+    );
+    if tokens.is_empty() {
+        text.push_str("(no known stablecoin on this chain)\n");
     }
-    Ok(ExitCode::SUCCESS)
+    for (asset, balance) in &tokens {
+        text.push_str(&token_line(asset, balance));
+    }
+    Ok((shown, text))
+}
+
+/// One token's balance (or why it is unavailable) as JSON.
+pub(crate) fn token_json(asset: &Asset, balance: &Result<U256, String>) -> Value {
+    match balance {
+        Ok(balance) => json!({
+            "currency": asset.currency.symbol(),
+            "asset": asset.address.to_string(),
+            "balance": format_amount(*balance, asset.decimals),
+            "atomic": balance.to_string(),
+        }),
+        Err(why) => json!({
+            "currency": asset.currency.symbol(),
+            "asset": asset.address.to_string(),
+            "unavailable": why,
+        }),
+    }
+}
+
+/// One token's balance (or why it is unavailable) as a text line.
+pub(crate) fn token_line(asset: &Asset, balance: &Result<U256, String>) -> String {
+    let shown = match balance {
+        Ok(balance) => format_amount(*balance, asset.decimals),
+        Err(why) => format!("unavailable: {why}"),
+    };
+    format!(
+        "{:<8} {shown} ({})\n",
+        asset.currency.symbol(),
+        asset.address
+    )
 }
 
 /// Lets Permit2 move `token` for the payer (`approve(PERMIT2, max)` through `rpc_url`), unless

@@ -54,6 +54,9 @@ async fn run_x402(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("X402_KEYSTORE")
         .env_remove("X402_KEYSTORE_PASSWORD")
         .env_remove("X402_RPC_URL")
+        .env_remove("X402_SVM_PAYER_KEY")
+        .env_remove("X402_SVM_PAYER_KEYPAIR")
+        .env_remove("X402_SVM_RPC_URL")
         .kill_on_drop(true);
     for (name, value) in env {
         command.env(name, value);
@@ -633,4 +636,141 @@ async fn wallet_approves_permit2_once() {
         "{}",
         stderr(&refused)
     );
+}
+
+/// `x402 wallet` with a Solana key (the test bed's S6, base58 keypair in X402_SVM_PAYER_KEY) and
+/// a Solana node: the cluster told by the node's genesis hash, SOL and devnet USDC; as text and
+/// JSON. Without a Solana node, the Solana address and how to see balances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallet_shows_the_solana_payers_balances() {
+    use x402_testbed::svm::{self, PAYER2, SvmChain};
+    if !x402_testbed::skip_unless_available("wallet_shows_the_solana_payers_balances") {
+        return;
+    }
+    let chain = SvmChain::start().await.expect("Solana chain");
+    let lamports = chain.sol_balance(PAYER2.address).await.expect("SOL");
+    let usdc = chain.usdc_balance(PAYER2.address).await.expect("USDC");
+    assert_eq!(usdc, svm::DEFAULT_MINT);
+    let env = [
+        ("X402_PAYER_KEY", PAYER_KEY),
+        ("X402_SVM_PAYER_KEY", PAYER2.secret_key),
+    ];
+
+    let shown = run_x402(&["wallet", "--svm-rpc-url", chain.rpc_url()], &env).await;
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let text = stdout(&shown);
+    let fraction = format!("{:09}", lamports % 1_000_000_000);
+    let fraction = fraction.trim_end_matches('0');
+    let sol = match fraction {
+        "" => (lamports / 1_000_000_000).to_string(),
+        _ => format!("{}.{fraction}", lamports / 1_000_000_000),
+    };
+    for line in [
+        format!("address  {PAYER}"),
+        format!("address  {}", PAYER2.address),
+        format!("network  {}", svm::DEVNET),
+        format!("native   {sol} SOL"),
+        format!("USDC     1000 ({})", svm::USDC_DEVNET),
+    ] {
+        assert!(text.contains(&line), "`{line}` missing from:\n{text}");
+    }
+    assert!(!text.contains(PAYER2.secret_key), "{text}");
+
+    let shown = run_x402(
+        &["wallet", "--json"],
+        &[env[0], env[1], ("X402_SVM_RPC_URL", chain.rpc_url())],
+    )
+    .await;
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let json: Value = serde_json::from_str(&stdout(&shown)).expect("JSON");
+    let solana = &json["solana"];
+    assert_eq!(solana["address"], PAYER2.address, "{json}");
+    assert_eq!(solana["network"], svm::DEVNET, "{json}");
+    assert_eq!(solana["tokens"][0]["currency"], "USDC", "{json}");
+    assert_eq!(solana["tokens"][0]["atomic"], usdc.to_string(), "{json}");
+
+    let shown = run_x402(&["wallet"], &env).await;
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let text = stdout(&shown);
+    assert!(
+        text.contains(&format!("address  {}", PAYER2.address)),
+        "{text}"
+    );
+    assert!(text.contains("X402_SVM_RPC_URL"), "{text}");
+}
+
+/// `x402 pay` with the Solana key in X402_SVM_PAYER_KEY (a keypair file's JSON array) and the
+/// node in X402_SVM_RPC_URL pays the official Solana seller (`server_svm.mjs`, settled by the
+/// official facilitator on LiteSVM): 200, the receipt and the payment name the Solana signature,
+/// and the USDC moves by exactly the price.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pay_settles_on_solana_with_the_solana_key() {
+    use x402_testbed::Script;
+    use x402_testbed::svm::{self, MERCHANT, PAYER2, SvmChain, TS_FACILITATOR};
+    if !x402_testbed::skip_unless_available("pay_settles_on_solana_with_the_solana_key") {
+        return;
+    }
+    let chain = SvmChain::start().await.expect("Solana chain");
+    let facilitator = Script::start(
+        chain.paths(),
+        "facilitator_svm.mjs",
+        &[
+            ("FACILITATOR_KEY", TS_FACILITATOR.secret_key),
+            ("RPC_URL", chain.rpc_url()),
+        ],
+        "/supported",
+    )
+    .await
+    .expect("official facilitator");
+    let seller = Script::start(
+        chain.paths(),
+        "server_svm.mjs",
+        &[
+            ("FACILITATOR_URL", facilitator.url()),
+            ("PAY_TO", MERCHANT.address),
+        ],
+        "/health",
+    )
+    .await
+    .expect("official seller");
+    // The 64 bytes of the keypair as a Solana CLI keypair file holds them.
+    let bytes = bs58::decode(PAYER2.secret_key).into_vec().expect("base58");
+    let keypair = serde_json::to_string(&bytes).expect("json");
+    let env = [
+        ("X402_PAYER_KEY", PAYER_KEY),
+        ("X402_SVM_PAYER_KEY", keypair.as_str()),
+        ("X402_SVM_RPC_URL", chain.rpc_url()),
+    ];
+    let before = chain.usdc_balance(PAYER2.address).await.expect("USDC");
+    let url = format!("{}/paid", seller.url());
+
+    let refused = run_x402(&["pay", &url, "--max", "0.009"], &env).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    assert_eq!(
+        chain.usdc_balance(PAYER2.address).await.expect("USDC"),
+        before
+    );
+
+    let paid = run_x402(&["pay", &url, "--max", "0.01", "--json"], &env).await;
+    assert!(
+        paid.status.success(),
+        "{}\n{}",
+        stdout(&paid),
+        stderr(&paid)
+    );
+    let json: Value = serde_json::from_str(&stdout(&paid)).expect("JSON");
+    assert_eq!(json["status"], 200, "{json}");
+    assert_eq!(json["receipt"]["network"], svm::DEVNET, "{json}");
+    assert_eq!(json["receipt"]["payer"], PAYER2.address, "{json}");
+    let signature = json["receipt"]["transaction"].as_str().expect("signature");
+    assert_eq!(json["payment"]["transaction"], signature, "{json}");
+    assert_eq!(json["payment"]["payer"], PAYER2.address, "{json}");
+    let status = chain
+        .signature_status(signature)
+        .await
+        .expect("status")
+        .unwrap_or_else(|| panic!("{signature} never landed"));
+    assert_eq!(status["err"], Value::Null, "{status}");
+    let after = chain.usdc_balance(PAYER2.address).await.expect("USDC");
+    assert_eq!(before - after, 10_000, "exactly the price");
 }

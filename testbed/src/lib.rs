@@ -37,6 +37,7 @@ mod install;
 mod link;
 pub mod permit2;
 mod postgres;
+mod script;
 pub mod svm;
 mod token;
 
@@ -53,6 +54,7 @@ pub use permit2::{
     permit2_domain, revert_of, revert_reason,
 };
 pub use postgres::postgres_database;
+pub use script::Script;
 pub use svm::SvmChain;
 pub use token::FiatToken;
 

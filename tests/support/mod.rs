@@ -609,6 +609,21 @@ impl Drop for Child {
     }
 }
 
+/// Starts `interop/scripts/<script>` with `env` ([`x402_testbed::Script`]); returns it and its
+/// base URL once GET `ready_path` answers 200, or panics with its log's tail.
+pub async fn start_script(
+    paths: &x402_testbed::Paths,
+    script: &str,
+    env: &[(&str, &str)],
+    ready_path: &str,
+) -> (x402_testbed::Script, String) {
+    let started = x402_testbed::Script::start(paths, script, env, ready_path)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = started.url().to_owned();
+    (started, url)
+}
+
 /// Starts the official `@x402/express` server (`interop/scripts/server.mjs`: GET /paid at
 /// $0.001 on Base Sepolia) with our facilitator server settling on `chain`; returns the running
 /// server and its base URL once `/health` answers.

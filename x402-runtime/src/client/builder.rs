@@ -14,6 +14,21 @@ use super::pay::{ClientEvent, EventHook, X402Client};
 use super::policy::{Limit, Policy};
 use super::signer::PaymentSigner;
 
+/// The Solana node: the one set, else [`SVM_RPC_URL_ENV`](super::SVM_RPC_URL_ENV); checked to
+/// be a URL.
+#[cfg(feature = "svm")]
+fn svm_rpc_url(set: Option<String>) -> Result<Option<String>, ConfigError> {
+    let url = set.or_else(|| {
+        std::env::var(super::SVM_RPC_URL_ENV)
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+    });
+    if let Some(url) = &url {
+        crate::schemes::exact_svm::rpc::SvmRpc::new(url)?;
+    }
+    Ok(url)
+}
+
 /// Builds an [`X402Client`].
 pub struct X402ClientBuilder {
     signer: PaymentSigner,
@@ -25,6 +40,8 @@ pub struct X402ClientBuilder {
     resend_attempts: u32,
     max_wait: Option<Duration>,
     on_event: Option<EventHook>,
+    #[cfg(feature = "svm")]
+    svm_rpc_url: Option<String>,
 }
 
 impl X402ClientBuilder {
@@ -41,6 +58,8 @@ impl X402ClientBuilder {
             resend_attempts: 3,
             max_wait: None,
             on_event: None,
+            #[cfg(feature = "svm")]
+            svm_rpc_url: None,
         }
     }
 
@@ -64,8 +83,9 @@ impl X402ClientBuilder {
         self
     }
 
-    /// Networks to pay on (CAIP-2 ids), most preferred first. Offers on other networks are
-    /// refused. Default: any network with a known asset.
+    /// Networks to pay on (CAIP-2 ids: `eip155:…`, and with feature `svm` the Solana clusters
+    /// `solana:…`), most preferred first. Offers on other networks are refused. Default: any
+    /// network with a known asset.
     pub fn networks<S: Into<String>>(mut self, networks: impl IntoIterator<Item = S>) -> Self {
         self.networks = networks.into_iter().map(Into::into).collect();
         self
@@ -109,6 +129,16 @@ impl X402ClientBuilder {
         self.max_wait(wait)
     }
 
+    /// The Solana JSON-RPC node the client reads blockhashes and mints from before it signs a
+    /// Solana payment (default: [`SVM_RPC_URL_ENV`](super::SVM_RPC_URL_ENV) when set, else the
+    /// cluster's public endpoint).
+    #[cfg(feature = "svm")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "svm")))]
+    pub fn svm_rpc_url(mut self, url: &str) -> Self {
+        self.svm_rpc_url = Some(url.to_owned());
+        self
+    }
+
     /// Calls `hook` on every [`ClientEvent`] (to show progress).
     pub fn on_event(mut self, hook: impl Fn(&ClientEvent) + Send + Sync + 'static) -> Self {
         self.on_event = Some(Arc::new(hook));
@@ -132,8 +162,10 @@ impl X402ClientBuilder {
             .iter()
             .map(|n| {
                 Network::from_caip2(n)
-                    .filter(Network::is_evm)
-                    .ok_or_else(|| ConfigError::new(format!("`{n}` is not an eip155 CAIP-2 id")))
+                    .filter(|n| n.is_evm() || cfg!(feature = "svm"))
+                    .ok_or_else(|| {
+                        ConfigError::new(format!("`{n}` is not a CAIP-2 id this client pays on"))
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let http = match self.http {
@@ -157,6 +189,8 @@ impl X402ClientBuilder {
             assets: self.assets,
             resend_attempts: self.resend_attempts,
             max_wait: self.max_wait,
+            #[cfg(feature = "svm")]
+            svm_rpc_url: svm_rpc_url(self.svm_rpc_url)?,
         };
         Ok(X402Client::new(http, self.signer, policy, self.on_event))
     }

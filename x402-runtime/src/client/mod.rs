@@ -10,7 +10,9 @@
 //!   [`X402Client`]). The answer comes back with the decoded receipt, and every signed payment
 //!   goes into a spend log.
 //! - [`PaymentSigner`] holds the payer's key (hex from `X402_PAYER_KEY`, or an encrypted
-//!   keystore) and turns one offer into a `PAYMENT-SIGNATURE` or `X-PAYMENT` header value.
+//!   keystore) and turns one offer into a `PAYMENT-SIGNATURE` or `X-PAYMENT` header value. With
+//!   feature `svm` it may hold a Solana key too (`X402_SVM_PAYER_KEY`), and the client then pays
+//!   `exact` offers on Solana (a transaction built as the official client builds it).
 //! - [`discover`] lists what a server charges, from its OpenAPI document (`x-payment-info`) or
 //!   from the 402 of one URL.
 //!
@@ -46,6 +48,8 @@ mod error;
 mod pay;
 mod policy;
 mod signer;
+#[cfg(feature = "svm")]
+mod svm;
 
 pub use amount::{AmountError, format_amount, parse_amount};
 #[cfg(feature = "chain")]
@@ -61,4 +65,9 @@ pub use policy::{Spend, SpendStatus};
 pub use signer::{
     KEYSTORE_ENV, KEYSTORE_PASSWORD_ENV, PAYER_KEY_ENV, PAYMENT_IDENTIFIER, PaymentSigner,
     SignError, SignedAuthorization, SignedPayment,
+};
+#[cfg(feature = "svm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "svm")))]
+pub use svm::{
+    SVM_PAYER_KEY_ENV, SVM_PAYER_KEYPAIR_ENV, SVM_RPC_URL_ENV, SvmChainFacts, SvmSignedTransfer,
 };

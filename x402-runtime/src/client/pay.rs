@@ -24,10 +24,17 @@ use crate::schemes::permit2;
 
 use super::amount::format_amount;
 use super::builder::X402ClientBuilder;
-use super::challenge::{Challenge, decode_base64};
+use super::challenge::{Candidate, Challenge, decode_base64};
 use super::error::ClientError;
 use super::policy::{Policy, Spend, SpendStatus, State, Unsettled};
 use super::signer::{PaymentSigner, sign_error};
+
+/// What an offer needs from its chain before it is signed (Solana: a blockhash, the mint's
+/// decimals and program; EVM: nothing).
+#[cfg(feature = "svm")]
+type ChainFacts = Option<super::svm::SvmChainFacts>;
+#[cfg(not(feature = "svm"))]
+type ChainFacts = Option<std::convert::Infallible>;
 
 /// The pause before resending a payment whose settlement is pending when the server sends no
 /// usable `Retry-After` (missing, not a number of seconds).
@@ -126,6 +133,22 @@ const MAX_PAYMENTS_PER_CALL: u32 = 2;
 ///   dead by its own terms ([`SpendStatus::Expired`]; it still counts against the budget, since
 ///   whether it settled before it expired is not proven) and the client pays the fresh challenge
 ///   with a new payment.
+///
+/// # Solana
+///
+/// With feature `svm` and a Solana key ([`PaymentSigner::with_svm_key`], `X402_SVM_PAYER_KEY`),
+/// `exact` offers on Solana are paid too, within the same limits (USDC counts against the same
+/// USDC budget on every network): the client reads a recent blockhash (the offer's
+/// `extra.recentBlockhash` when it carries one) and, for a mint other than the built-in USDC
+/// mints, the mint's decimals and token program from the Solana node
+/// ([`svm_rpc_url`](X402ClientBuilder::svm_rpc_url), `X402_SVM_RPC_URL`, or the cluster's public
+/// endpoint), then signs the transaction as the official client builds it. The payment's
+/// `validBefore` above is, for Solana, [`maxTimeoutSeconds`] after signing but at least 180
+/// seconds, well past the 150 blocks (about a minute) its blockhash lets it land in; the same
+/// transaction is resent byte for byte, so a resend cannot pay twice. The receipt's
+/// `transaction` is the Solana signature (base58, its case kept).
+///
+/// [`maxTimeoutSeconds`]: crate::proto::PaymentRequirements::max_timeout_seconds
 ///
 /// A call signs at most two payments, the second only after the first is dead. A `402` in
 /// answer to the first sending of a payment is a refusal ([`ClientError::Refused`]): nothing is
@@ -348,7 +371,7 @@ impl X402Client {
         }
         let challenge =
             Challenge::read(&answer.headers, &answer.body).map_err(ClientError::Challenge)?;
-        let unsettled = self.pay(&request, &challenge)?;
+        let unsettled = self.pay(&request, &challenge).await?;
         self.lock().keep(key, unsettled.clone());
         self.deliver(&request, key, unsettled, false).await
     }
@@ -395,24 +418,32 @@ impl X402Client {
         }
     }
 
-    /// Picks an offer, commits its amount against the budget and signs it.
-    fn pay(
+    /// Picks an offer, commits its amount against the budget and signs it. A Solana offer's
+    /// chain facts are read first (outside the lock); the limits are checked again with them in
+    /// hand, in the same lock as the commit.
+    async fn pay(
         &self,
         request: &reqwest::Request,
         challenge: &Challenge,
     ) -> Result<Unsettled, ClientError> {
         let policy = &self.inner.policy;
-        let (candidates, reasons) = challenge.candidates(policy);
-        let mut state = self.lock();
+        let (candidates, reasons) = challenge.candidates(policy, self.pays_svm());
         let mut limit_error = None;
         for candidate in candidates {
             let currency = candidate.asset.currency;
+            let committed = self.lock().committed(currency);
+            if let Err(over) = policy.check(currency, candidate.amount, committed) {
+                limit_error.get_or_insert(over);
+                continue;
+            }
+            let facts = self.chain_facts(challenge, &candidate).await?;
+            let mut state = self.lock();
             if let Err(over) = policy.check(currency, candidate.amount, state.committed(currency)) {
                 limit_error.get_or_insert(over);
                 continue;
             }
-            let payment = challenge
-                .sign(&self.inner.signer, candidate.index)
+            let payment = self
+                .sign(challenge, &candidate, facts)
                 .map_err(ClientError::Sign)?;
             let spend = Spend::signed(request, &candidate, &payment);
             let unsettled = state.commit(spend.clone(), payment);
@@ -421,6 +452,52 @@ impl X402Client {
             return Ok(unsettled);
         }
         Err(limit_error.unwrap_or(ClientError::NoPayableOffer(reasons)))
+    }
+
+    /// Whether the signer can pay on Solana.
+    fn pays_svm(&self) -> bool {
+        #[cfg(feature = "svm")]
+        return self.inner.signer.svm_address().is_some();
+        #[cfg(not(feature = "svm"))]
+        false
+    }
+
+    /// What the offer of `candidate` needs from its chain before it is signed: nothing on EVM;
+    /// a blockhash, the mint's decimals and token program on Solana.
+    async fn chain_facts(
+        &self,
+        challenge: &Challenge,
+        candidate: &Candidate,
+    ) -> Result<ChainFacts, ClientError> {
+        #[cfg(feature = "svm")]
+        if !candidate.network.is_evm() {
+            let offer = challenge
+                .svm_offer(candidate.index)
+                .ok_or_else(|| ClientError::Sign(sign_error("the offer is gone")))?;
+            let url = self.inner.policy.svm_rpc_url.as_deref();
+            let rpc = super::svm::rpc_for(&candidate.network, url).map_err(ClientError::Sign)?;
+            let facts = super::svm::chain_facts(&rpc, &offer, &candidate.asset)
+                .await
+                .map_err(ClientError::Sign)?;
+            return Ok(Some(facts));
+        }
+        let _ = (challenge, candidate);
+        Ok(None)
+    }
+
+    /// Signs the offer of `candidate` (a Solana one on its chain `facts`).
+    fn sign(
+        &self,
+        challenge: &Challenge,
+        candidate: &Candidate,
+        facts: ChainFacts,
+    ) -> Result<super::signer::SignedPayment, super::signer::SignError> {
+        #[cfg(feature = "svm")]
+        if let Some(facts) = facts {
+            return challenge.sign_svm(&self.inner.signer, candidate.index, &facts);
+        }
+        let _ = facts;
+        challenge.sign(&self.inner.signer, candidate.index)
     }
 
     /// Sends the paid request, resending the same payment until there is a definite answer
@@ -454,7 +531,7 @@ impl X402Client {
                     }
                     let challenge = Challenge::read(&answer.headers, &answer.body)
                         .map_err(ClientError::Challenge)?;
-                    let unsettled = self.pay(request, &challenge)?;
+                    let unsettled = self.pay(request, &challenge).await?;
                     self.lock().keep(key, unsettled.clone());
                     payments += 1;
                     course = self.course(unsettled, false);

@@ -43,6 +43,10 @@ pub(super) struct Policy {
     pub(super) resend_attempts: u32,
     /// The most a call waits on one payment (`None`: until past its `validBefore`).
     pub(super) max_wait: Option<Duration>,
+    /// The Solana JSON-RPC node to read blockhashes and mints from (`None`: the cluster's
+    /// public endpoint).
+    #[cfg(feature = "svm")]
+    pub(super) svm_rpc_url: Option<String>,
 }
 
 impl Policy {
@@ -300,7 +304,7 @@ impl Spend {
             currency: candidate.asset.currency,
             network: candidate.network.caip2.clone(),
             asset: candidate.asset.address,
-            pay_to: candidate.pay_to.into(),
+            pay_to: candidate.pay_to,
             payer: payment.payer(),
             nonce: payment.nonce(),
             valid_before: payment.deadline(),

@@ -68,13 +68,18 @@ pub(super) fn sign_error(message: impl Into<String>) -> SignError {
 #[derive(Clone)]
 pub struct PaymentSigner {
     signer: PrivateKeySigner,
+    /// The Solana payer's key, when it pays on Solana too.
+    #[cfg(feature = "svm")]
+    pub(super) svm: Option<super::svm::SvmKey>,
 }
 
 impl std::fmt::Debug for PaymentSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PaymentSigner")
-            .field("address", &self.signer.address())
-            .finish()
+        let mut shown = f.debug_struct("PaymentSigner");
+        shown.field("address", &self.signer.address());
+        #[cfg(feature = "svm")]
+        shown.field("svm_address", &self.svm_address());
+        shown.finish()
     }
 }
 
@@ -94,8 +99,8 @@ pub struct SignedPayment {
     pub scheme: &'static str,
     /// The offer's network (CAIP-2).
     pub network: String,
-    /// The offer's token.
-    pub asset: Address,
+    /// The offer's token (its contract on EVM, its mint on Solana).
+    pub asset: AccountId,
     /// The signed message and its signature.
     pub authorization: SignedAuthorization,
     /// The `payment-identifier` sent with it, when the server asked for one.
@@ -112,6 +117,11 @@ pub enum SignedAuthorization {
     /// A Permit2 `PermitWitnessTransferFrom` to the x402 exact proxy (`exact`), or to the upto
     /// proxy naming its facilitator (`upto`).
     Permit2(Permit2Payload),
+    /// A Solana transaction signed by the payer (`exact` on Solana), its fee payer's signature
+    /// left to the facilitator.
+    #[cfg(feature = "svm")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "svm")))]
+    Svm(super::svm::SvmSignedTransfer),
 }
 
 impl SignedAuthorization {
@@ -120,6 +130,8 @@ impl SignedAuthorization {
         match self {
             SignedAuthorization::Eip3009(payload) => payload,
             SignedAuthorization::Permit2(payload) => payload,
+            #[cfg(feature = "svm")]
+            SignedAuthorization::Svm(payload) => payload,
         }
     }
 }
@@ -142,7 +154,8 @@ impl SignedPayment {
         self.authorization.payload().deadline()
     }
 
-    /// The nonce: EIP-3009's, or Permit2's as 32 big-endian bytes.
+    /// The nonce: EIP-3009's, or Permit2's as 32 big-endian bytes; for a Solana payment, the
+    /// SHA-256 of its message.
     pub fn nonce(&self) -> B256 {
         self.replay_key().nonce
     }
@@ -152,7 +165,7 @@ impl SignedPayment {
     pub fn replay_key(&self) -> ReplayKey {
         self.authorization
             .payload()
-            .replay_key(&self.network, self.asset.into())
+            .replay_key(&self.network, self.asset)
     }
 
     /// Whether the payment is an `upto` one (the server settles at most [`amount`](Self::amount)).
@@ -298,7 +311,11 @@ impl PaymentSigner {
             .trim()
             .parse()
             .map_err(|_| ConfigError::new("the payer key is not a 32-byte hex private key"))?;
-        Ok(PaymentSigner { signer })
+        Ok(PaymentSigner {
+            signer,
+            #[cfg(feature = "svm")]
+            svm: None,
+        })
     }
 
     /// A signer decrypted from an encrypted JSON keystore file (the Web3 Secret Storage format
@@ -312,12 +329,26 @@ impl PaymentSigner {
                 keystore_reason(&e)
             ))
         })?;
-        Ok(PaymentSigner { signer })
+        Ok(PaymentSigner {
+            signer,
+            #[cfg(feature = "svm")]
+            svm: None,
+        })
     }
 
     /// The signer configured in the environment: [`PAYER_KEY_ENV`] (`X402_PAYER_KEY`), or else
-    /// [`KEYSTORE_ENV`] (`X402_KEYSTORE`) with [`KEYSTORE_PASSWORD_ENV`].
+    /// [`KEYSTORE_ENV`] (`X402_KEYSTORE`) with [`KEYSTORE_PASSWORD_ENV`]. With feature `svm`,
+    /// also the Solana key of `X402_SVM_PAYER_KEY` or the keypair file named by
+    /// `X402_SVM_PAYER_KEYPAIR`, when one is set.
     pub fn from_env() -> Result<Self, ConfigError> {
+        let signer = PaymentSigner::evm_from_env()?;
+        #[cfg(feature = "svm")]
+        let signer = signer.with_svm_from_env()?;
+        Ok(signer)
+    }
+
+    /// The EVM key configured in the environment.
+    fn evm_from_env() -> Result<Self, ConfigError> {
         if let Some(key) = std::env::var(PAYER_KEY_ENV)
             .ok()
             .filter(|k| !k.trim().is_empty())
@@ -395,7 +426,7 @@ impl PaymentSigner {
             value: STANDARD.encode(payment.to_string()),
             scheme: terms.method.scheme(),
             network: terms.network.caip2,
-            asset: terms.asset,
+            asset: terms.asset.into(),
             authorization,
             payment_id,
         })
@@ -425,7 +456,7 @@ impl PaymentSigner {
             value: STANDARD.encode(payment.to_string()),
             scheme: terms.method.scheme(),
             network: terms.network.caip2,
-            asset: terms.asset,
+            asset: terms.asset.into(),
             authorization,
             payment_id: None,
         })
@@ -527,7 +558,7 @@ impl PaymentSigner {
 }
 
 /// Adds `info.id` to a declared `payment-identifier` extension; returns the id.
-fn add_payment_identifier(extensions: &mut Map<String, Value>) -> Option<String> {
+pub(super) fn add_payment_identifier(extensions: &mut Map<String, Value>) -> Option<String> {
     let extension = extensions.get_mut(PAYMENT_IDENTIFIER)?.as_object_mut()?;
     let info = extension
         .entry("info")
@@ -737,12 +768,14 @@ mod tests {
             assets: Vec::new(),
             resend_attempts: 1,
             max_wait: None,
+            #[cfg(feature = "svm")]
+            svm_rpc_url: None,
         }
     }
 
     /// Why the only offer of `challenge` is not a candidate (`None`: it is one).
     fn not_payable(challenge: PaymentRequired) -> Option<String> {
-        let (candidates, reasons) = Challenge::V2(challenge).candidates(&any_usdc());
+        let (candidates, reasons) = Challenge::V2(challenge).candidates(&any_usdc(), false);
         assert_eq!(candidates.len() + reasons.len(), 1);
         reasons.into_iter().next()
     }

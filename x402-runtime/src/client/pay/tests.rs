@@ -64,6 +64,27 @@ fn upto_challenge(timeout: u64, error: Option<&str>) -> String {
     STANDARD.encode(serde_json::to_vec(&challenge).expect("json"))
 }
 
+/// A v2 challenge for 0.001 USDC on Solana devnet, valid `timeout` seconds, carrying its
+/// blockhash (so that no Solana node is asked).
+#[cfg(feature = "svm")]
+fn solana_challenge(timeout: u64, error: Option<&str>) -> String {
+    let challenge: PaymentRequired = serde_json::from_value(serde_json::json!({
+        "x402Version": 2,
+        "error": error.unwrap_or("PAYMENT-SIGNATURE header is required"),
+        "resource": {"url": "http://127.0.0.1/weather"},
+        "accepts": [{
+            "scheme": "exact", "network": crate::network::SOLANA_DEVNET, "amount": "1000",
+            "asset": "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU",
+            "payTo": "EdmxWPmx2WH6WgFfTdu9xfkYf3k1g5wD1zccTVySEEh1",
+            "maxTimeoutSeconds": timeout,
+            "extra": {"feePayer": "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse",
+                      "recentBlockhash": "EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG"}
+        }]
+    }))
+    .expect("challenge");
+    STANDARD.encode(serde_json::to_vec(&challenge).expect("json"))
+}
+
 fn tx() -> String {
     "0x".to_owned() + &"ab".repeat(32)
 }
@@ -291,6 +312,9 @@ struct Script {
     timeout: u64,
     /// The challenge is an `upto` one.
     upto: bool,
+    /// The challenge is a Solana one.
+    #[cfg(feature = "svm")]
+    solana: bool,
 }
 
 /// A paid endpoint on 127.0.0.1: a request without a payment gets a 402 with a challenge
@@ -360,10 +384,15 @@ fn answer(script: &Mutex<Script>, headers: &HeaderMap) -> axum::response::Respon
     use axum::response::IntoResponse as _;
     let mut script = script.lock().expect("script");
     let timeout = script.timeout;
-    let challenge = if script.upto {
-        upto_challenge
-    } else {
-        challenge
+    #[cfg(feature = "svm")]
+    let solana = script.solana;
+    #[cfg(not(feature = "svm"))]
+    let solana = false;
+    let challenge = match (script.upto, solana) {
+        (true, _) => upto_challenge,
+        #[cfg(feature = "svm")]
+        (false, true) => solana_challenge,
+        _ => challenge,
     };
     let Some(payment) = headers.get(crate::proto::PAYMENT_SIGNATURE) else {
         return (
@@ -818,4 +847,70 @@ fn a_412_for_permit2_allowance_is_a_refusal() {
     // A handler's own 412 is its answer.
     let handler = judge(StatusCode::PRECONDITION_FAILED, &HeaderMap::new(), b"{}");
     assert!(matches!(handler, Verdict::Done(None)));
+}
+
+/// A client paying with the test payer's EVM key and the test bed's S6 Solana key.
+#[cfg(feature = "svm")]
+fn solana_client() -> (X402Client, Arc<Mutex<Vec<ClientEvent>>>) {
+    const S6: &str =
+        "7z8GcFcMNwCGuiNX7AzpkXrzhnqenSpYoA6hdHqfmbKbaEW6tJwdNgjuz2Zu3tZUo3sKdrDouJmTixxVZGyY8iS";
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let signer = PaymentSigner::from_key(PAYER_KEY)
+        .expect("key")
+        .with_svm_key(S6)
+        .expect("Solana key");
+    let client = X402Client::builder(signer)
+        // Never asked: the offer carries its blockhash and the mint is the built-in USDC.
+        .svm_rpc_url("http://127.0.0.1:9")
+        .on_event(move |event| seen.lock().expect("events").push(event.clone()))
+        .build()
+        .expect("client");
+    (client, events)
+}
+
+/// A Solana payment whose settlement is pending is resent byte for byte (the same transaction,
+/// which Solana lands at most once), and a fresh 402 to a resend while its blockhash may still
+/// land it is not answered with a second signature.
+#[cfg(feature = "svm")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_solana_payment_is_resent_as_is_and_never_signed_twice_while_live() {
+    let server = Server::serve(Script {
+        queue: vec![Reply::Pending(503, Some("1"))].into(),
+        timeout: 60,
+        solana: true,
+        ..Script::default()
+    })
+    .await;
+    let (client, events) = solana_client();
+    let answer = client.get(&server.url).await.expect("paid");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0], seen[1], "the same transaction each time");
+    assert_eq!(paying(&events), 1);
+    let spend = &client.spend_log()[0];
+    assert_eq!(spend.network, crate::network::SOLANA_DEVNET);
+    assert!(spend.valid_before >= unix_now() + 170, "{spend:?}");
+
+    // Another call: pending, then a fresh 402 to the resend while the payment is live.
+    let other = format!("{}?again", server.url);
+    server.push([
+        Reply::Pending(503, Some("1")),
+        Reply::Challenge("payment_expired"),
+    ]);
+    let error = client.get(&other).await.expect_err("refused resend");
+    assert!(
+        matches!(error, ClientError::LiveAuthorizationRefused { .. }),
+        "{error:?}"
+    );
+    let seen = server.seen();
+    assert_eq!(seen.len(), 4);
+    assert_eq!(seen[2], seen[3], "resent as is");
+    assert_eq!(
+        paying(&events),
+        2,
+        "one payment per call, none signed again"
+    );
+    assert_eq!(client.spent(Currency::Usdc), "0.002");
 }

@@ -31,6 +31,8 @@ use crate::schemes::{
     Offer, OfferCheck, OfferTerms, Rejection, ReplayKey, Scheme, SchemePayload, Window,
 };
 
+/// Building and signing a payment transaction, as the official client does (the payer's side).
+pub mod build;
 pub mod payload;
 pub mod program;
 pub mod rpc;

@@ -176,6 +176,8 @@ impl SvmRpc {
             .send()
             .await;
         let response = sent.map_err(|e| {
+            // A node URL can carry an API key: errors leave it out.
+            let e = e.without_url();
             if e.is_timeout() {
                 SvmRpcError::Timeout
             } else if e.is_connect() || e.is_builder() {
@@ -186,6 +188,7 @@ impl SvmRpc {
         })?;
         let status = response.status();
         let answer: Answer = response.json().await.map_err(|e| {
+            let e = e.without_url();
             if e.is_timeout() {
                 SvmRpcError::Timeout
             } else {
