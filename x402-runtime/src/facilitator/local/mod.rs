@@ -17,6 +17,9 @@
 //! Receipts are polled for directly (briefly at first, then less often). If the receipt does not come in time the answer is
 //! `settlement_pending` with the transaction hash, and a retried `/settle` for the same
 //! authorization waits for that transaction instead of sending another.
+//!
+//! With the feature `svm` it serves `exact` on Solana too (`svm/`): requests whose
+//! requirements name a Solana network go to that network's backend, and `/supported` lists both.
 
 use std::collections::HashMap;
 use std::fmt;
