@@ -106,6 +106,30 @@ fn request(payment: &Value, requirements: &Value) -> FacilitatorRequest {
     .expect("request")
 }
 
+/// `payment` with its `TransferChecked` of [`PRICE`] rewritten to move `amount` (and `accepted`
+/// asking for it), the signatures left as they were.
+fn raise_amount(payment: &Value, amount: u64) -> Value {
+    use base64::Engine as _;
+    let base64 = base64::engine::general_purpose::STANDARD;
+    let text = payment["payload"]["transaction"]
+        .as_str()
+        .expect("transaction");
+    let mut wire = base64.decode(text).expect("base64");
+    // TransferChecked: 12, the amount (u64 little-endian), the decimals.
+    let mut transfer = vec![12];
+    transfer.extend_from_slice(&PRICE.to_le_bytes());
+    transfer.push(6);
+    let at = wire
+        .windows(transfer.len())
+        .position(|w| w == transfer.as_slice())
+        .expect("the transfer's data");
+    wire[at + 1..at + 9].copy_from_slice(&amount.to_le_bytes());
+    let mut rewritten = payment.clone();
+    rewritten["payload"]["transaction"] = Value::String(base64.encode(&wire));
+    rewritten["accepted"]["amount"] = Value::String(amount.to_string());
+    rewritten
+}
+
 /// The payer's and the merchant's devnet USDC, and the payer's and our fee payer's SOL.
 async fn balances(chain: &SvmChain) -> [u64; 4] {
     [
@@ -168,6 +192,17 @@ async fn our_facilitator_verifies_and_settles_the_official_clients_payment_once(
     assert_eq!(
         verdict.invalid_reason.as_deref(),
         Some("invalid_exact_svm_payload_amount_mismatch")
+    );
+    let refused = facilitator.settle(&tampered).await.expect("settle");
+    assert!(!refused.success, "{refused:?}");
+    // The transaction itself rewritten to move twice the amount: the payer never signed that.
+    let rewritten = raise_amount(&payment, PRICE * 2);
+    let tampered = self::request(&rewritten, &requirements(PRICE * 2));
+    let verdict = facilitator.verify(&tampered).await.expect("verify");
+    assert_eq!(
+        verdict.invalid_reason.as_deref(),
+        Some("invalid_exact_svm_payload_signature_invalid"),
+        "{verdict:?}"
     );
     let refused = facilitator.settle(&tampered).await.expect("settle");
     assert!(!refused.success, "{refused:?}");
