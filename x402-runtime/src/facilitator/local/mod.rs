@@ -391,7 +391,8 @@ impl LocalFacilitatorBuilder {
         }
         for network in networks {
             builder = builder.network(network.caip2.clone());
-            // Any other family is refused by `build`, which names it.
+            // Solana's variables are read above (feature `svm`); without the feature `build`
+            // refuses a Solana network, naming the feature.
             let Some(chain_id) = network.chain_id() else {
                 continue;
             };
@@ -571,7 +572,9 @@ impl LocalFacilitator {
 
     /// A facilitator for `networks`, configured from the environment: `X402_RPC_URL` and
     /// `X402_FACILITATOR_KEY`, or per network `X402_RPC_URL_<chain id>` and
-    /// `X402_FACILITATOR_KEY_<chain id>`.
+    /// `X402_FACILITATOR_KEY_<chain id>`; on Solana (feature `svm`) `X402_SVM_RPC_URL` (or per
+    /// cluster `X402_SVM_RPC_URL_DEVNET`, `X402_SVM_RPC_URL_MAINNET`; default: the cluster's public
+    /// endpoint) and the fee payer `X402_SVM_FACILITATOR_KEY`.
     pub fn from_env(networks: &[Network]) -> Result<LocalFacilitator, ConfigError> {
         LocalFacilitatorBuilder::from_lookup(networks, |name| std::env::var(name).ok()).build()
     }

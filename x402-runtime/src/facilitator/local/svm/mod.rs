@@ -239,11 +239,16 @@ impl SvmBackend {
         Ok(Read { want, tx })
     }
 
-    /// The transaction's rules against the requirements, then the node's simulation.
+    /// The transaction's rules against the requirements, then the node's simulation. The rules
+    /// are checked before anything is read from the node, and again with the mint's decimals.
     async fn check(&self, read: &Read<'_>) -> Result<SvmPaymentFacts, Refusal> {
-        let terms = self.terms(&read.want).await?;
-        let facts = rules::check(&read.tx, &terms)
-            .map_err(|code| invalid(code, "the transaction breaks a rule of the scheme"))?;
+        let broken = |code| invalid(code, "the transaction breaks a rule of the scheme");
+        let mut terms = self.terms(&read.want)?;
+        let mut facts = rules::check(&read.tx, &terms).map_err(broken)?;
+        terms.decimals = self.mint_decimals(&terms.mint).await?;
+        if terms.decimals.is_some() {
+            facts = rules::check(&read.tx, &terms).map_err(broken)?;
+        }
         match self.rpc.simulate(read.tx.wire()).await {
             Ok(None) => Ok(facts),
             Ok(Some(err)) => Err(invalid(
@@ -259,8 +264,8 @@ impl SvmBackend {
         }
     }
 
-    /// The terms of the requirements; the mint's decimals are read from the node once.
-    async fn terms(&self, want: &Want<'_>) -> Result<SvmTerms, Refusal> {
+    /// The terms of the requirements (the mint's decimals not known yet).
+    fn terms(&self, want: &Want<'_>) -> Result<SvmTerms, Refusal> {
         let malformed = |field: &str| {
             invalid(
                 super::reasons::INVALID_REQUIREMENTS,
@@ -287,12 +292,13 @@ impl SvmBackend {
             pay_to,
             amount,
             fee_payer,
-            decimals: self.mint_decimals(&mint).await?,
+            decimals: None,
             memo: want.extra_str("memo").map(str::to_owned),
         })
     }
 
-    /// The decimals of `mint` as its account says (`None` when it is not a token mint).
+    /// The decimals of `mint` as its account says (`None` when it is not a token mint), read
+    /// from the node once.
     async fn mint_decimals(&self, mint: &Key) -> Result<Option<u8>, Refusal> {
         if let Some(known) = self.decimals.get(mint) {
             return Ok(*known);
