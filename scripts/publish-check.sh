@@ -46,6 +46,7 @@ COMBINATIONS=(
   "macros,schemars"
   "macros,aide"
   "svm"
+  "local-facilitator,svm,rustls"
 )
 if [[ " ${COMBINATIONS[*]} " == *native-tls* ]] && ! pkg-config --exists openssl 2> /dev/null; then
   fail "the native-tls combination needs OpenSSL's headers and pkg-config (Debian: apt-get install libssl-dev pkg-config)"

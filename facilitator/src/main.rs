@@ -1,11 +1,15 @@
-//! `x402-facilitator`: serve `/verify`, `/settle` and `/supported` for the `exact` scheme on EVM.
+//! `x402-facilitator`: serve `/verify`, `/settle` and `/supported` for the `exact` scheme on EVM
+//! and (feature `svm`, on by default) on Solana.
 //!
 //! ```text
 //! X402_RPC_URL=http://127.0.0.1:8545 X402_FACILITATOR_KEY=0x… \
 //!     cargo run -p x402-runtime-facilitator -- --network eip155:84532
+//! X402_SVM_RPC_URL=https://api.devnet.solana.com X402_SVM_FACILITATOR_KEY=… \
+//!     cargo run -p x402-runtime-facilitator -- --network solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1
 //! ```
-//! The settlement key is read only from the environment (`X402_FACILITATOR_KEY`, or
-//! `X402_FACILITATOR_KEY_<chain id>`), never from a flag, and never logged.
+//! The settlement keys are read only from the environment (`X402_FACILITATOR_KEY`, or
+//! `X402_FACILITATOR_KEY_<chain id>`; `X402_SVM_FACILITATOR_KEY` on Solana), never from a flag,
+//! and never logged.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +20,8 @@ use tracing_subscriber::EnvFilter;
 use x402_runtime::facilitator::LocalFacilitatorBuilder;
 use x402_runtime::network::Network;
 
-/// A standalone x402 facilitator for the `exact` scheme on EVM (EIP-3009 tokens).
+/// A standalone x402 facilitator for the `exact` scheme on EVM (EIP-3009 tokens) and Solana (SPL
+/// tokens).
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -27,7 +32,8 @@ struct Args {
         default_value = "127.0.0.1:4022"
     )]
     listen: SocketAddr,
-    /// Networks to serve (CAIP-2), comma-separated or repeated.
+    /// Networks to serve (CAIP-2: `eip155:<chain id>`, or Solana mainnet or devnet),
+    /// comma-separated or repeated.
     #[arg(
         long = "network",
         env = "X402_NETWORK",
@@ -43,6 +49,16 @@ struct Args {
     receipt_timeout: u64,
 }
 
+/// The networks this build serves.
+#[cfg(feature = "svm")]
+const SERVED: &str = "`eip155:<chain id>`, `solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp` (mainnet) or `solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1` (devnet)";
+#[cfg(not(feature = "svm"))]
+const SERVED: &str = "`eip155:<chain id>`; Solana needs the feature `svm`";
+
+fn served(network: &Network) -> bool {
+    network.is_evm() || cfg!(feature = "svm")
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
@@ -56,11 +72,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|n| n.trim())
         .filter(|n| !n.is_empty())
     {
-        networks.push(
-            Network::from_caip2(caip2)
-                .filter(Network::is_evm)
-                .ok_or_else(|| format!("`{caip2}` is not an eip155 CAIP-2 id"))?,
-        );
+        networks.push(Network::from_caip2(caip2).filter(served).ok_or_else(|| {
+            format!("`{caip2}` is not a CAIP-2 id this facilitator serves ({SERVED})")
+        })?);
     }
     let facilitator = LocalFacilitatorBuilder::from_lookup(&networks, |name| match name {
         "X402_RPC_URL" => args.rpc_url.clone(),

@@ -17,6 +17,9 @@
 //! Receipts are polled for directly (briefly at first, then less often). If the receipt does not come in time the answer is
 //! `settlement_pending` with the transaction hash, and a retried `/settle` for the same
 //! authorization waits for that transaction instead of sending another.
+//!
+//! With the feature `svm` it serves `exact` on Solana too (`svm/`): requests whose
+//! requirements name a Solana network go to that network's backend, and `/supported` lists both.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -53,6 +56,11 @@ use crate::schemes::{self, exact_evm::EXACT, permit2::Permit2Payload};
 #[allow(clippy::too_many_arguments)]
 mod permit2;
 mod recovered;
+#[cfg(feature = "svm")]
+mod svm;
+
+#[cfg(feature = "svm")]
+pub use svm::reasons as svm_reasons;
 
 use recovered::Recovered;
 
@@ -309,6 +317,9 @@ pub struct LocalFacilitator {
     in_flight: DashMap<(u64, Address, B256), B256>,
     /// Signers recovered by `verify`, for the same payment's `settle`.
     recovered: Recovered,
+    /// The Solana networks served, by CAIP-2 id.
+    #[cfg(feature = "svm")]
+    svm: HashMap<String, svm::SvmBackend>,
 }
 
 impl fmt::Debug for LocalFacilitator {
@@ -326,8 +337,15 @@ impl fmt::Debug for LocalFacilitator {
             })
             .collect();
         chains.sort();
-        f.debug_struct("LocalFacilitator")
-            .field("chains (network, rpc, signer)", &chains)
+        let mut debug = f.debug_struct("LocalFacilitator");
+        debug.field("chains (network, rpc, signer)", &chains);
+        #[cfg(feature = "svm")]
+        {
+            let mut solana: Vec<&svm::SvmBackend> = self.svm.values().collect();
+            solana.sort_by_key(|b| &b.network().caip2);
+            debug.field("solana", &solana);
+        }
+        debug
             .field("receipt_timeout", &self.receipt_timeout)
             .finish()
     }
@@ -344,6 +362,8 @@ pub struct LocalFacilitatorBuilder {
     default_key: Option<String>,
     receipt_timeout: Option<Duration>,
     clock: Option<fn() -> u64>,
+    #[cfg(feature = "svm")]
+    svm: svm::SvmOptions,
 }
 
 impl fmt::Debug for LocalFacilitatorBuilder {
@@ -365,9 +385,14 @@ impl LocalFacilitatorBuilder {
         if let Some(key) = lookup("X402_FACILITATOR_KEY").filter(|k| !k.trim().is_empty()) {
             builder = builder.default_signer_key(key);
         }
+        #[cfg(feature = "svm")]
+        {
+            builder.svm = svm::SvmOptions::from_lookup(&lookup);
+        }
         for network in networks {
             builder = builder.network(network.caip2.clone());
-            // Any other family is refused by `build`, which names it.
+            // Solana's variables are read above (feature `svm`); without the feature `build`
+            // refuses a Solana network, naming the feature.
             let Some(chain_id) = network.chain_id() else {
                 continue;
             };
@@ -411,6 +436,33 @@ impl LocalFacilitatorBuilder {
         self
     }
 
+    /// The Solana JSON-RPC URL for one Solana network (default: [`default_svm_rpc_url`], else
+    /// the cluster's public endpoint).
+    ///
+    /// [`default_svm_rpc_url`]: Self::default_svm_rpc_url
+    #[cfg(feature = "svm")]
+    pub fn svm_rpc_url(mut self, caip2: impl Into<String>, url: impl Into<String>) -> Self {
+        self.svm.rpc.insert(caip2.into(), url.into());
+        self
+    }
+
+    /// The Solana JSON-RPC URL for every Solana network without its own.
+    #[cfg(feature = "svm")]
+    pub fn default_svm_rpc_url(mut self, url: impl Into<String>) -> Self {
+        self.svm.default_rpc = Some(url.into());
+        self
+    }
+
+    /// The Solana fee payer, which co-signs and pays for every Solana settlement: base58 of the
+    /// 64-byte keypair (seed, then public key, as wallets export it), base58 of the 32-byte
+    /// seed, or a JSON array of the 64 bytes (a Solana CLI keypair file). Without it the
+    /// Solana networks are verified only, and not listed in `/supported`.
+    #[cfg(feature = "svm")]
+    pub fn svm_signer_key(mut self, key: impl Into<String>) -> Self {
+        self.svm.key = Some(key.into());
+        self
+    }
+
     /// How long to wait for a settlement's receipt before answering `settlement_pending`
     /// (default 20 s, below the paywall's 30 s settle timeout).
     pub fn receipt_timeout(mut self, timeout: Duration) -> Self {
@@ -432,55 +484,25 @@ impl LocalFacilitatorBuilder {
             ));
         }
         let mut chains = HashMap::new();
+        #[cfg(feature = "svm")]
+        let mut solana = HashMap::new();
         for caip2 in &self.networks {
-            let (network, chain_id) = Network::from_caip2(caip2)
-                .and_then(|n| Some((n.clone(), n.chain_id()?)))
-                .ok_or_else(|| {
-                    ConfigError::new(format!(
-                        "network `{caip2}` is not a CAIP-2 EVM id (`eip155:<chain id>`)"
-                    ))
-                })?;
-            let rpc = self.rpc.get(caip2).or(self.default_rpc.as_ref());
-            let key = self.keys.get(caip2).or(self.default_key.as_ref());
-            let reader = match rpc {
-                Some(url) => Some(
-                    ProviderBuilder::new()
-                        .connect_http(parse_url(url)?)
-                        .erased(),
-                ),
-                None => None,
+            let network = Network::from_caip2(caip2).ok_or_else(|| {
+                ConfigError::new(format!(
+                    "network `{caip2}` is not a CAIP-2 id this facilitator knows (`eip155:<chain id>`, or Solana mainnet or devnet)"
+                ))
+            })?;
+            let Some(chain_id) = network.chain_id() else {
+                #[cfg(feature = "svm")]
+                solana.insert(network.caip2.clone(), self.svm.backend(&network)?);
+                #[cfg(not(feature = "svm"))]
+                return Err(ConfigError::new(format!(
+                    "network `{caip2}` is a Solana network: the in-process facilitator settles on Solana only when x402-runtime is built with the feature `svm`"
+                )));
+                #[cfg(feature = "svm")]
+                continue;
             };
-            let writer = match (rpc, key) {
-                (Some(url), Some(key)) => {
-                    let signer: PrivateKeySigner = key.trim().parse().map_err(|_| {
-                        ConfigError::new(format!(
-                            "the facilitator key for {caip2} is not a 32-byte hex private key"
-                        ))
-                    })?;
-                    let address = signer.address();
-                    let provider = ProviderBuilder::new()
-                        .wallet(EthereumWallet::from(signer))
-                        .connect_http(parse_url(url)?)
-                        .erased();
-                    Some((provider, address))
-                }
-                _ => None,
-            };
-            chains.insert(
-                chain_id,
-                Chain {
-                    network,
-                    chain_id,
-                    reader,
-                    writer,
-                    sending: tokio::sync::Mutex::new(None),
-                    fees: std::sync::Mutex::new(None),
-                    assets_with_code: DashMap::new(),
-                    transfer_gas: DashMap::new(),
-                    mined: tokio::sync::watch::Sender::new(0),
-                    watching: tokio::sync::Mutex::new(()),
-                },
-            );
+            chains.insert(chain_id, self.chain(network, chain_id)?);
         }
         Ok(LocalFacilitator {
             chains,
@@ -488,6 +510,51 @@ impl LocalFacilitatorBuilder {
             clock: self.clock.unwrap_or(unix_now),
             in_flight: DashMap::new(),
             recovered: Recovered::default(),
+            #[cfg(feature = "svm")]
+            svm: solana,
+        })
+    }
+
+    /// The EVM network `network` (chain id `chain_id`) with its RPC URL and key.
+    fn chain(&self, network: Network, chain_id: u64) -> Result<Chain, ConfigError> {
+        let caip2 = &network.caip2;
+        let rpc = self.rpc.get(caip2).or(self.default_rpc.as_ref());
+        let key = self.keys.get(caip2).or(self.default_key.as_ref());
+        let reader = match rpc {
+            Some(url) => Some(
+                ProviderBuilder::new()
+                    .connect_http(parse_url(url)?)
+                    .erased(),
+            ),
+            None => None,
+        };
+        let writer = match (rpc, key) {
+            (Some(url), Some(key)) => {
+                let signer: PrivateKeySigner = key.trim().parse().map_err(|_| {
+                    ConfigError::new(format!(
+                        "the facilitator key for {caip2} is not a 32-byte hex private key"
+                    ))
+                })?;
+                let address = signer.address();
+                let provider = ProviderBuilder::new()
+                    .wallet(EthereumWallet::from(signer))
+                    .connect_http(parse_url(url)?)
+                    .erased();
+                Some((provider, address))
+            }
+            _ => None,
+        };
+        Ok(Chain {
+            network,
+            chain_id,
+            reader,
+            writer,
+            sending: tokio::sync::Mutex::new(None),
+            fees: std::sync::Mutex::new(None),
+            assets_with_code: DashMap::new(),
+            transfer_gas: DashMap::new(),
+            mined: tokio::sync::watch::Sender::new(0),
+            watching: tokio::sync::Mutex::new(()),
         })
     }
 }
@@ -505,7 +572,9 @@ impl LocalFacilitator {
 
     /// A facilitator for `networks`, configured from the environment: `X402_RPC_URL` and
     /// `X402_FACILITATOR_KEY`, or per network `X402_RPC_URL_<chain id>` and
-    /// `X402_FACILITATOR_KEY_<chain id>`.
+    /// `X402_FACILITATOR_KEY_<chain id>`; on Solana (feature `svm`) `X402_SVM_RPC_URL` (or per
+    /// cluster `X402_SVM_RPC_URL_DEVNET`, `X402_SVM_RPC_URL_MAINNET`; default: the cluster's public
+    /// endpoint) and the fee payer `X402_SVM_FACILITATOR_KEY`.
     pub fn from_env(networks: &[Network]) -> Result<LocalFacilitator, ConfigError> {
         LocalFacilitatorBuilder::from_lookup(networks, |name| std::env::var(name).ok()).build()
     }
@@ -1203,14 +1272,37 @@ impl Facilitator for LocalFacilitator {
         &'a self,
         request: &'a FacilitatorRequest,
     ) -> BoxFuture<'a, Result<VerifyResponse, FacilitatorError>> {
-        Box::pin(self.do_verify(request))
+        match self.solana(request) {
+            None => Box::pin(self.do_verify(request)),
+            #[cfg(feature = "svm")]
+            Some(Some(backend)) => Box::pin(backend.verify(request)),
+            Some(_) => Box::pin(std::future::ready(Ok(VerifyResponse {
+                is_valid: false,
+                invalid_reason: Some(reasons::INVALID_NETWORK.to_owned()),
+                invalid_message: Some(unserved(request)),
+                payer: None,
+            }))),
+        }
     }
 
     fn settle<'a>(
         &'a self,
         request: &'a FacilitatorRequest,
     ) -> BoxFuture<'a, Result<SettleResponse, FacilitatorError>> {
-        Box::pin(self.do_settle(request))
+        match self.solana(request) {
+            None => Box::pin(self.do_settle(request)),
+            #[cfg(feature = "svm")]
+            Some(Some(backend)) => Box::pin(backend.settle(request, self.receipt_timeout)),
+            Some(_) => Box::pin(std::future::ready(Ok(SettleResponse {
+                success: false,
+                error_reason: Some(reasons::INVALID_NETWORK.to_owned()),
+                error_message: Some(unserved(request)),
+                payer: None,
+                transaction: String::new(),
+                network: request.payment_requirements.network().to_owned(),
+                amount: None,
+            }))),
+        }
     }
 
     fn supported(&self) -> BoxFuture<'_, Result<SupportedResponse, FacilitatorError>> {
@@ -1257,11 +1349,69 @@ impl Facilitator for LocalFacilitator {
             vec![schemes::permit2::EIP2612_GAS_SPONSORING.to_owned()]
         };
         signer_map.insert("eip155:*".to_owned(), Value::Array(signers));
+        #[cfg(feature = "svm")]
+        self.solana_supported(&mut kinds, &mut signer_map);
         Box::pin(std::future::ready(Ok(SupportedResponse {
             kinds,
             extensions,
             signers: signer_map,
         })))
+    }
+}
+
+/// What a request for a network that is not served says.
+fn unserved(request: &FacilitatorRequest) -> String {
+    format!(
+        "network `{}` is not served",
+        request.payment_requirements.network()
+    )
+}
+
+/// The backend a Solana network is served by, when served.
+#[cfg(feature = "svm")]
+type SolanaBackend = svm::SvmBackend;
+/// Without the feature `svm` no Solana network is served.
+#[cfg(not(feature = "svm"))]
+type SolanaBackend = std::convert::Infallible;
+
+impl LocalFacilitator {
+    /// `None` for a request on a network that is not Solana's; for a Solana one, its backend
+    /// when that network is served.
+    fn solana(&self, request: &FacilitatorRequest) -> Option<Option<&SolanaBackend>> {
+        let network = match &request.payment_requirements {
+            Requirements::V2(r) => Network::from_caip2(&r.network),
+            Requirements::V1(r) => Network::from_v1_name(&r.network),
+        }?;
+        if network.is_evm() {
+            return None;
+        }
+        #[cfg(feature = "svm")]
+        return Some(self.svm.get(&network.caip2));
+        #[cfg(not(feature = "svm"))]
+        Some(None)
+    }
+
+    /// Adds the Solana networks' kinds and fee payers (under `solana:*`) to `/supported`.
+    #[cfg(feature = "svm")]
+    fn solana_supported(
+        &self,
+        kinds: &mut Vec<SupportedKind>,
+        signers: &mut serde_json::Map<String, Value>,
+    ) {
+        let mut backends: Vec<&svm::SvmBackend> = self.svm.values().collect();
+        backends.sort_by_key(|b| &b.network().caip2);
+        let mut fee_payers: Vec<Value> = Vec::new();
+        for backend in backends {
+            kinds.extend(backend.kinds());
+            if let Some(address) = backend.fee_payer_address().map(Value::String)
+                && !fee_payers.contains(&address)
+            {
+                fee_payers.push(address);
+            }
+        }
+        if !fee_payers.is_empty() {
+            signers.insert("solana:*".to_owned(), Value::Array(fee_payers));
+        }
     }
 }
 
@@ -1336,6 +1486,16 @@ mod tests {
             .build()
             .expect_err("bad key");
         assert!(!error.to_string().contains(&typo[2..20]), "{error}");
+    }
+
+    #[cfg(not(feature = "svm"))]
+    #[test]
+    fn solana_needs_the_svm_feature() {
+        let error = LocalFacilitator::builder()
+            .network(crate::network::SOLANA_DEVNET)
+            .build()
+            .expect_err("no Solana without the feature");
+        assert!(error.to_string().contains("feature `svm`"), "{error}");
     }
 
     #[test]
