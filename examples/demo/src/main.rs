@@ -6,8 +6,10 @@
 //! agent built on `x402_runtime::client::X402Client`: it reads the prices from `/openapi.json`,
 //! pays three routes (one priced per request) within a 0.015 USDC budget (printing the price,
 //! the transaction and the payer's and payee's USDC balances before and after), is refused the
-//! fourth by its budget before anything is signed, and prints its spend log. Everything runs on 127.0.0.1 and stops
-//! when the demo exits.
+//! fourth by its budget before anything is signed, and prints its spend log. The API is offered on
+//! Solana devnet too (a LiteSVM chain from npm with USDC at the devnet mint, the same in-process
+//! facilitator paying the fees): a second agent with a Solana key pays one call there. Everything
+//! runs on 127.0.0.1 and stops when the demo exits.
 
 use std::time::Instant;
 
@@ -16,7 +18,8 @@ use serde_json::json;
 use x402_runtime::client::{ClientError, PaidResponse, PaymentSigner, X402Client, discover};
 use x402_runtime::facilitator::LocalFacilitator;
 use x402_runtime::{Currency, X402, X402Config};
-use x402_testbed::{Chain, FACILITATOR_KEY, MERCHANT, NETWORK, PAYER_KEY};
+use x402_testbed::svm::{self, SvmChain};
+use x402_testbed::{Chain, FACILITATOR_KEY, MERCHANT, NETWORK, PAYER_KEY, PAYER2_KEY};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -36,8 +39,15 @@ async fn run() -> Result<(), Error> {
     progress("starting anvil (chain 84532) with Circle's FiatTokenV2_2 at the USDC address");
     let chain = Chain::start().await?;
     println!("    chain   {}  USDC {}", chain.rpc_url(), chain.usdc());
+    progress("starting a Solana devnet (LiteSVM) with USDC at the devnet mint");
+    let solana = SvmChain::start().await?;
+    println!(
+        "    solana  {}  USDC {}",
+        solana.rpc_url(),
+        svm::USDC_DEVNET
+    );
 
-    let api = serve_api(&chain).await?;
+    let api = serve_api(&chain, &solana).await?;
 
     let agent = X402Client::builder(PaymentSigner::from_key(PAYER_KEY)?)
         .max_per_request(Currency::Usdc, "0.01")
@@ -95,25 +105,74 @@ async fn run() -> Result<(), Error> {
     }
 
     print_spend_log(&agent, &api);
+    pay_on_solana(&solana, &api).await?;
     println!(
-        "\ndone in {:.1} s: three calls paid and settled on chain (one priced by its request), \
-         one refused by the budget before signing; stopping the chain",
+        "\ndone in {:.1} s: three calls paid and settled on the EVM chain (one priced by its \
+         request), one refused by the budget before signing, one paid on Solana; stopping the \
+         chains",
         started.elapsed().as_secs_f64()
     );
     Ok(())
 }
 
-/// The example weather API on a free loopback port, settling through an in-process facilitator
-/// on the local chain; its base URL.
-async fn serve_api(chain: &Chain) -> Result<String, Error> {
+/// A second agent, with a Solana key, pays one call on Solana devnet.
+async fn pay_on_solana(solana: &SvmChain, api: &str) -> Result<(), Error> {
+    let signer = PaymentSigner::from_key(PAYER2_KEY)?.with_svm_key(svm::PAYER.secret_key)?;
+    let agent = X402Client::builder(signer)
+        .max_per_request(Currency::Usdc, "0.01")
+        .networks([svm::DEVNET])
+        .svm_rpc_url(solana.rpc_url())
+        .build()?;
+    println!(
+        "\non Solana: agent {}  payee {}",
+        svm::PAYER.address,
+        svm::MERCHANT.address
+    );
+    let before = solana_balances(solana).await?;
+    let answer = agent.get(&format!("{api}/weather?city=Oslo")).await?;
+    let Some(receipt) = answer.receipt().filter(|r| r.success) else {
+        return Err(format!("Solana: {} without a settled receipt", answer.status()).into());
+    };
+    let after = solana_balances(solana).await?;
+    println!("GET /weather?city=Oslo (paid on {})", receipt.network);
+    println!("    tx        {}", receipt.transaction);
+    println!(
+        "    payer     {} -> {} USDC",
+        usdc(U256::from(before.0)),
+        usdc(U256::from(after.0))
+    );
+    println!(
+        "    payee     {} -> {} USDC",
+        usdc(U256::from(before.1)),
+        usdc(U256::from(after.1))
+    );
+    println!("    response  {} {}", answer.status(), answer.text());
+    Ok(())
+}
+
+async fn solana_balances(solana: &SvmChain) -> Result<(u64, u64), Error> {
+    Ok((
+        solana.usdc_balance(svm::PAYER.address).await?,
+        solana.usdc_balance(svm::MERCHANT.address).await?,
+    ))
+}
+
+/// The example weather API on a free loopback port, offered on the local EVM chain and on Solana
+/// devnet, settling through an in-process facilitator on both; its base URL.
+async fn serve_api(chain: &Chain, solana: &SvmChain) -> Result<String, Error> {
     let facilitator = LocalFacilitator::builder()
         .network(NETWORK)
         .rpc_url(NETWORK, chain.rpc_url())
         .signer_key(NETWORK, FACILITATOR_KEY)
+        .network(svm::DEVNET)
+        .svm_rpc_url(svm::DEVNET, solana.rpc_url())
+        .svm_signer_key(svm::FACILITATOR.secret_key)
         .build()?;
     let config = X402Config::builder()
         .pay_to(MERCHANT.to_checksum(None))
+        .svm_pay_to(svm::MERCHANT.address)
         .network(NETWORK)
+        .network(svm::DEVNET)
         .build()?;
     let x402 = X402::builder(config).facilitator(facilitator).build()?;
     x402.check_routes()?;
