@@ -11,7 +11,8 @@
 //!   refused without one facilitator call, and nothing moves;
 //! - a route offered on Base Sepolia (anvil with Circle's USDC, settled by our facilitator) and on
 //!   Solana devnet: the official EVM client pays on Base, the official Solana client on Solana;
-//! - discovery lists the Solana offers next to the EVM ones, with the fee payer.
+//! - discovery lists the Solana offers next to the EVM ones, with the fee payer;
+//! - our client pays our server, settled by our in-process facilitator (fee payer S5), once.
 
 mod support;
 
@@ -32,8 +33,10 @@ use solana_transaction::Signature;
 use solana_transaction::versioned::VersionedTransaction;
 use support::svm::CountingProxy;
 use support::{http, run_client, serve, start_script};
-use x402_runtime::client::discover;
+use x402_runtime::Currency;
+use x402_runtime::client::{PaymentSigner, X402Client, discover};
 use x402_runtime::discovery::{self, Discovery};
+use x402_runtime::facilitator::LocalFacilitator;
 use x402_runtime::schemes::exact_svm::program;
 use x402_runtime::schemes::exact_svm::rules::codes as svm_codes;
 use x402_runtime::{X402, X402Config, paid};
@@ -686,4 +689,102 @@ async fn discovery_lists_solana_offers_next_to_evm_ones() {
         (solana_only.price.as_str(), solana_only.networks.as_slice()),
         ("0.01", &[svm::DEVNET.to_owned()][..])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_pays_our_server_settled_by_our_facilitator() {
+    if !x402_testbed::skip_unless_available("our_client_pays_our_server_settled_by_our_facilitator")
+    {
+        return;
+    }
+    let chain = SvmChain::start().await.expect("Solana chain");
+    let facilitator = LocalFacilitator::builder()
+        .network(svm::DEVNET)
+        .default_svm_rpc_url(chain.rpc_url())
+        .svm_signer_key(svm::FACILITATOR.secret_key)
+        .build()
+        .expect("facilitator");
+    let config = X402Config::builder()
+        .network(svm::DEVNET)
+        .svm_pay_to(MERCHANT.address)
+        .build()
+        .expect("config");
+    let x402 = X402::builder(config)
+        .facilitator(facilitator)
+        .build()
+        .expect("paywall");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route("/svm", get(svm_paid))
+        .route("/both", get(both_paid))
+        .with_state(runs.clone())
+        .layer(x402.layer());
+    let url = format!("{}/svm", serve(app).await);
+    let signer = PaymentSigner::from_key(x402_testbed::PAYER2_KEY)
+        .expect("EVM key")
+        .with_svm_key(PAYER2.secret_key)
+        .expect("Solana key");
+    let client = X402Client::builder(signer)
+        .http(http())
+        .max_per_request(Currency::Usdc, "0.01")
+        .svm_rpc_url(chain.rpc_url())
+        .build()
+        .expect("client");
+    let fee_payer_sol = chain
+        .sol_balance(svm::FACILITATOR.address)
+        .await
+        .expect("SOL");
+    let payer_sol = chain.sol_balance(PAYER2.address).await.expect("SOL");
+    let before = (
+        chain.usdc_balance(PAYER2.address).await.expect("payer"),
+        chain
+            .usdc_balance(MERCHANT.address)
+            .await
+            .expect("merchant"),
+    );
+    let answer = client.get(&url).await.expect("paid");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text(), PAID);
+    let receipt = answer.receipt().expect("a receipt");
+    assert!(receipt.success, "{receipt:?}");
+    assert_eq!(receipt.network, svm::DEVNET);
+    assert_eq!(receipt.payer.as_deref(), Some(PAYER2.address));
+    let status = chain
+        .signature_status(&receipt.transaction)
+        .await
+        .expect("status")
+        .expect("the signature is on the chain");
+    assert_eq!(status["err"], Value::Null, "{status}");
+    let after = (
+        chain.usdc_balance(PAYER2.address).await.expect("payer"),
+        chain
+            .usdc_balance(MERCHANT.address)
+            .await
+            .expect("merchant"),
+    );
+    assert_eq!(
+        before.0 - after.0,
+        PRICE,
+        "the payer paid exactly the price"
+    );
+    assert_eq!(
+        after.1 - before.1,
+        PRICE,
+        "the merchant got exactly the price"
+    );
+    assert_eq!(
+        chain.sol_balance(PAYER2.address).await.expect("SOL"),
+        payer_sol,
+        "the payer paid no fee"
+    );
+    assert!(
+        chain
+            .sol_balance(svm::FACILITATOR.address)
+            .await
+            .expect("SOL")
+            < fee_payer_sol,
+        "our fee payer paid the fee"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(client.spend_log().len(), 1);
 }
