@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{Child, http, run_client, serve};
-use x402_runtime::facilitator::{Facilitator, LocalFacilitator};
+use x402_runtime::facilitator::{Facilitator, FacilitatorError, LocalFacilitator};
 use x402_runtime::proto::FacilitatorRequest;
 use x402_testbed::svm::{self, FACILITATOR, MERCHANT, PAYER, SvmChain};
 use x402_testbed::{Paths, skip_unless_available};
@@ -243,6 +243,65 @@ async fn our_facilitator_verifies_and_settles_the_official_clients_payment_once(
     let settled = facilitator.settle(&request).await.expect("settle");
     assert!(settled.success, "{settled:?}");
     assert_eq!(settled.network, svm::DEVNET_V1);
+    assert_paid_once(before, balances(&chain).await);
+
+    // Two settlements of one payment at once: one transaction, one payment.
+    let wanted = requirements(PRICE);
+    let payment = sign(&chain, &wanted, 2).await;
+    let request = self::request(&payment, &wanted);
+    let before = balances(&chain).await;
+    let (first, second) = tokio::join!(facilitator.settle(&request), facilitator.settle(&request));
+    let (first, second) = (first.expect("settle"), second.expect("settle"));
+    assert!(first.success || second.success, "{first:?} {second:?}");
+    assert_eq!(
+        first.transaction, second.transaction,
+        "{first:?} {second:?}"
+    );
+    for answer in [&first, &second] {
+        assert!(
+            answer.success || answer.error_reason.as_deref() == Some("duplicate_settlement"),
+            "{answer:?}"
+        );
+    }
+    assert_paid_once(before, balances(&chain).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_node_is_a_fault_and_nothing_is_sent() {
+    let Some(chain) = start_chain("an_unreachable_node_is_a_fault_and_nothing_is_sent").await
+    else {
+        return;
+    };
+    let wanted = requirements(PRICE);
+    let payment = sign(&chain, &wanted, 2).await;
+    let request = request(&payment, &wanted);
+    // Nothing listens on port 9 of the loopback.
+    let cut_off = LocalFacilitator::builder()
+        .network(svm::DEVNET)
+        .default_svm_rpc_url("http://127.0.0.1:9")
+        .svm_signer_key(FACILITATOR.secret_key)
+        .build()
+        .expect("facilitator");
+    let before = balances(&chain).await;
+    for error in [
+        cut_off
+            .verify(&request)
+            .await
+            .expect_err("no node, no verdict"),
+        cut_off
+            .settle(&request)
+            .await
+            .expect_err("no node, no settlement"),
+    ] {
+        assert!(matches!(error, FacilitatorError::Unreachable(_)), "{error}");
+    }
+    assert_eq!(balances(&chain).await, before);
+    // The same payment still settles through a reachable node.
+    let settled = facilitator(&chain, Duration::from_secs(10))
+        .settle(&request)
+        .await
+        .expect("settle");
+    assert!(settled.success, "{settled:?}");
     assert_paid_once(before, balances(&chain).await);
 }
 
