@@ -2,7 +2,7 @@
 //! payments signed by the official TypeScript client (`@x402/svm` 2.27.0 through
 //! `interop/scripts/sign_svm.mjs`) on the LiteSVM test bed (`x402_testbed::SvmChain`): it verifies
 //! them, settles each once (the USDC balances move by exactly the amount, the fee payer pays the
-//! fee), refuses a second settlement and a tampered amount, answers a send it has not seen
+//! fee), refuses a second settlement, a tampered amount and an expired blockhash, answers a send it has not seen
 //! confirmed `settlement_pending` with the transaction's signature and settles the same payment
 //! with that signature once it lands. Then the official client pays the official seller
 //! (`@x402/express`, `interop/scripts/server_svm.mjs`) through our `x402-facilitator` server.
@@ -264,6 +264,37 @@ async fn our_facilitator_verifies_and_settles_the_official_clients_payment_once(
         );
     }
     assert_paid_once(before, balances(&chain).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_whose_blockhash_expired_is_refused_and_nothing_moves() {
+    let Some(chain) =
+        start_chain("a_payment_whose_blockhash_expired_is_refused_and_nothing_moves").await
+    else {
+        return;
+    };
+    let facilitator = facilitator(&chain, Duration::from_secs(10));
+    let wanted = requirements(PRICE);
+    let payment = sign(&chain, &wanted, 2).await;
+    let request = request(&payment, &wanted);
+    assert!(facilitator.verify(&request).await.expect("verify").is_valid);
+    chain.expire_blockhash().await.expect("expire");
+    let before = balances(&chain).await;
+    let verdict = facilitator.verify(&request).await.expect("verify");
+    assert_eq!(
+        verdict.invalid_reason.as_deref(),
+        Some("invalid_exact_svm_transaction_simulation_failed"),
+        "{verdict:?}"
+    );
+    assert_eq!(verdict.payer.as_deref(), Some(PAYER.address));
+    let refused = facilitator.settle(&request).await.expect("settle");
+    assert!(!refused.success, "{refused:?}");
+    assert_eq!(
+        refused.error_reason.as_deref(),
+        Some("invalid_exact_svm_transaction_simulation_failed")
+    );
+    assert_eq!(refused.transaction, "", "nothing was sent");
+    assert_eq!(balances(&chain).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
