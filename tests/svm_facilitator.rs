@@ -2,10 +2,11 @@
 //! payments signed by the official TypeScript client (`@x402/svm` 2.27.0 through
 //! `interop/scripts/sign_svm.mjs`) on the LiteSVM test bed (`x402_testbed::SvmChain`): it verifies
 //! them, settles each once (the USDC balances move by exactly the amount, the fee payer pays the
-//! fee), refuses a second settlement, a tampered amount and an expired blockhash, answers a send it has not seen
-//! confirmed `settlement_pending` with the transaction's signature and settles the same payment
-//! with that signature once it lands. Then the official client pays the official seller
-//! (`@x402/express`, `interop/scripts/server_svm.mjs`) through our `x402-facilitator` server.
+//! fee), refuses a second settlement, a tampered amount and an expired blockhash, answers a send
+//! it has not seen confirmed `settlement_pending` with the transaction's signature and settles the
+//! same payment with that signature once it lands. Then the official client pays the official
+//! seller (`@x402/express`, `interop/scripts/server_svm.mjs`) through the `x402-facilitator`
+//! server's routes (`x402_runtime_facilitator::router`, served here).
 
 mod support;
 
