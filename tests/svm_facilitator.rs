@@ -2,10 +2,11 @@
 //! payments signed by the official TypeScript client (`@x402/svm` 2.27.0 through
 //! `interop/scripts/sign_svm.mjs`) on the LiteSVM test bed (`x402_testbed::SvmChain`): it verifies
 //! them, settles each once (the USDC balances move by exactly the amount, the fee payer pays the
-//! fee), refuses a second settlement and a tampered amount, answers a send it has not seen
-//! confirmed `settlement_pending` with the transaction's signature and settles the same payment
-//! with that signature once it lands. Then the official client pays the official seller
-//! (`@x402/express`, `interop/scripts/server_svm.mjs`) through our `x402-facilitator` server.
+//! fee), refuses a second settlement, a tampered amount and an expired blockhash, answers a send
+//! it has not seen confirmed `settlement_pending` with the transaction's signature and settles the
+//! same payment with that signature once it lands. Then the official client pays the official
+//! seller (`@x402/express`, `interop/scripts/server_svm.mjs`) through the `x402-facilitator`
+//! server's routes (`x402_runtime_facilitator::router`, served here).
 
 mod support;
 
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{Child, http, run_client, serve};
-use x402_runtime::facilitator::{Facilitator, LocalFacilitator};
+use x402_runtime::facilitator::{Facilitator, FacilitatorError, LocalFacilitator};
 use x402_runtime::proto::FacilitatorRequest;
 use x402_testbed::svm::{self, FACILITATOR, MERCHANT, PAYER, SvmChain};
 use x402_testbed::{Paths, skip_unless_available};
@@ -243,6 +244,96 @@ async fn our_facilitator_verifies_and_settles_the_official_clients_payment_once(
     let settled = facilitator.settle(&request).await.expect("settle");
     assert!(settled.success, "{settled:?}");
     assert_eq!(settled.network, svm::DEVNET_V1);
+    assert_paid_once(before, balances(&chain).await);
+
+    // Two settlements of one payment at once: one transaction, one payment.
+    let wanted = requirements(PRICE);
+    let payment = sign(&chain, &wanted, 2).await;
+    let request = self::request(&payment, &wanted);
+    let before = balances(&chain).await;
+    let (first, second) = tokio::join!(facilitator.settle(&request), facilitator.settle(&request));
+    let (first, second) = (first.expect("settle"), second.expect("settle"));
+    assert!(first.success || second.success, "{first:?} {second:?}");
+    assert_eq!(
+        first.transaction, second.transaction,
+        "{first:?} {second:?}"
+    );
+    for answer in [&first, &second] {
+        assert!(
+            answer.success || answer.error_reason.as_deref() == Some("duplicate_settlement"),
+            "{answer:?}"
+        );
+    }
+    assert_paid_once(before, balances(&chain).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_whose_blockhash_expired_is_refused_and_nothing_moves() {
+    let Some(chain) =
+        start_chain("a_payment_whose_blockhash_expired_is_refused_and_nothing_moves").await
+    else {
+        return;
+    };
+    let facilitator = facilitator(&chain, Duration::from_secs(10));
+    let wanted = requirements(PRICE);
+    let payment = sign(&chain, &wanted, 2).await;
+    let request = request(&payment, &wanted);
+    assert!(facilitator.verify(&request).await.expect("verify").is_valid);
+    chain.expire_blockhash().await.expect("expire");
+    let before = balances(&chain).await;
+    let verdict = facilitator.verify(&request).await.expect("verify");
+    assert_eq!(
+        verdict.invalid_reason.as_deref(),
+        Some("invalid_exact_svm_transaction_simulation_failed"),
+        "{verdict:?}"
+    );
+    assert_eq!(verdict.payer.as_deref(), Some(PAYER.address));
+    let refused = facilitator.settle(&request).await.expect("settle");
+    assert!(!refused.success, "{refused:?}");
+    assert_eq!(
+        refused.error_reason.as_deref(),
+        Some("invalid_exact_svm_transaction_simulation_failed")
+    );
+    assert_eq!(refused.transaction, "", "nothing was sent");
+    assert_eq!(balances(&chain).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_node_is_a_fault_and_nothing_is_sent() {
+    let Some(chain) = start_chain("an_unreachable_node_is_a_fault_and_nothing_is_sent").await
+    else {
+        return;
+    };
+    let wanted = requirements(PRICE);
+    let payment = sign(&chain, &wanted, 2).await;
+    let request = request(&payment, &wanted);
+    // Nothing listens on port 9 of the loopback.
+    let cut_off = LocalFacilitator::builder()
+        .network(svm::DEVNET)
+        .default_svm_rpc_url("http://127.0.0.1:9")
+        .svm_signer_key(FACILITATOR.secret_key)
+        .build()
+        .expect("facilitator");
+    let before = balances(&chain).await;
+    for error in [
+        cut_off
+            .verify(&request)
+            .await
+            .expect_err("no node, no verdict"),
+        cut_off
+            .settle(&request)
+            .await
+            .expect_err("no node, no settlement"),
+    ] {
+        assert!(matches!(error, FacilitatorError::Unreachable(_)), "{error}");
+    }
+    assert_eq!(balances(&chain).await, before);
+    // The same payment still settles through a reachable node.
+    let settled = facilitator(&chain, Duration::from_secs(10))
+        .settle(&request)
+        .await
+        .expect("settle");
+    assert!(settled.success, "{settled:?}");
     assert_paid_once(before, balances(&chain).await);
 }
 

@@ -119,12 +119,17 @@ impl SvmBackend {
                 None => settling.duplicate(&signature),
             });
         }
-        match self.in_flight.entry(settling.hash) {
-            // A concurrent settlement of the same payment got there first: wait for its send.
-            Entry::Occupied(_) => return Ok(self.confirm(&settling, &signature, timeout).await),
+        // The entry (which locks its part of the map) is released before anything is awaited.
+        let raced = match self.in_flight.entry(settling.hash) {
+            Entry::Occupied(_) => true,
             Entry::Vacant(slot) => {
                 slot.insert(signature.clone());
+                false
             }
+        };
+        if raced {
+            // A concurrent settlement of the same payment got there first: wait for its send.
+            return Ok(self.confirm(&settling, &signature, timeout).await);
         }
         let wire = read.tx.with_fee_payer_signature(&fee_signature);
         self.send(&settling, &wire, &signature, timeout).await
