@@ -12,12 +12,16 @@
 //! - a route offered on Base Sepolia (anvil with Circle's USDC, settled by our facilitator) and on
 //!   Solana devnet: the official EVM client pays on Base, the official Solana client on Solana;
 //! - discovery lists the Solana offers next to the EVM ones, with the fee payer;
-//! - our client pays our server, settled by our in-process facilitator (fee payer S5), once.
+//! - our client pays our server, settled by our in-process facilitator (fee payer S5), once;
+//! - a send the facilitator did not see land is `settlement_pending`; after the facilitator
+//!   restarts (its memory lost) and the transaction lands, a resend is answered 409 naming the
+//!   signature, from one transaction, never a fresh challenge.
 
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -34,12 +38,13 @@ use solana_transaction::versioned::VersionedTransaction;
 use support::svm::CountingProxy;
 use support::{http, run_client, serve, start_script};
 use x402_runtime::Currency;
-use x402_runtime::client::{PaymentSigner, X402Client, discover};
+use x402_runtime::client::{PaymentSigner, SvmChainFacts, X402Client, discover};
 use x402_runtime::discovery::{self, Discovery};
-use x402_runtime::facilitator::LocalFacilitator;
+use x402_runtime::facilitator::{Facilitator, FacilitatorError, LocalFacilitator};
+use x402_runtime::proto::{FacilitatorRequest, SettleResponse, SupportedResponse, VerifyResponse};
 use x402_runtime::schemes::exact_svm::program;
 use x402_runtime::schemes::exact_svm::rules::codes as svm_codes;
-use x402_runtime::{X402, X402Config, paid};
+use x402_runtime::{BoxFuture, X402, X402Config, paid};
 use x402_testbed::svm::{self, MERCHANT, PAYER, PAYER2, SvmAccount, SvmChain, TS_FACILITATOR};
 use x402_testbed::{Chain, Paths};
 
@@ -787,4 +792,154 @@ async fn our_client_pays_our_server_settled_by_our_facilitator() {
     );
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert_eq!(client.spend_log().len(), 1);
+}
+
+/// A facilitator that can be replaced while the server runs (a restart loses its memory).
+struct Restartable(Mutex<Arc<LocalFacilitator>>);
+
+impl Restartable {
+    fn current(&self) -> Arc<LocalFacilitator> {
+        self.0.lock().expect("lock").clone()
+    }
+}
+
+impl Facilitator for Restartable {
+    fn verify<'a>(
+        &'a self,
+        request: &'a FacilitatorRequest,
+    ) -> BoxFuture<'a, Result<VerifyResponse, FacilitatorError>> {
+        let current = self.current();
+        Box::pin(async move { current.verify(request).await })
+    }
+
+    fn settle<'a>(
+        &'a self,
+        request: &'a FacilitatorRequest,
+    ) -> BoxFuture<'a, Result<SettleResponse, FacilitatorError>> {
+        let current = self.current();
+        Box::pin(async move { current.settle(request).await })
+    }
+
+    fn supported(&self) -> BoxFuture<'_, Result<SupportedResponse, FacilitatorError>> {
+        let current = self.current();
+        Box::pin(async move { current.supported().await })
+    }
+}
+
+fn our_facilitator(chain: &SvmChain, receipt_timeout: Duration) -> Arc<LocalFacilitator> {
+    Arc::new(
+        LocalFacilitator::builder()
+            .network(svm::DEVNET)
+            .default_svm_rpc_url(chain.rpc_url())
+            .svm_signer_key(svm::FACILITATOR.secret_key)
+            .receipt_timeout(receipt_timeout)
+            .build()
+            .expect("facilitator"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_solana_settlement_is_reconciled_after_the_facilitator_restarts() {
+    let test = "a_pending_solana_settlement_is_reconciled_after_the_facilitator_restarts";
+    if !x402_testbed::skip_unless_available(test) {
+        return;
+    }
+    let chain = SvmChain::start().await.expect("Solana chain");
+    let facilitator = Arc::new(Restartable(Mutex::new(our_facilitator(
+        &chain,
+        Duration::from_millis(500),
+    ))));
+    let config = X402Config::builder()
+        .network(svm::DEVNET)
+        .svm_pay_to(MERCHANT.address)
+        .build()
+        .expect("config");
+    let x402 = X402::builder(config)
+        .facilitator_arc(facilitator.clone())
+        .reconcile_interval(None)
+        .build()
+        .expect("paywall");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route("/svm", get(svm_paid))
+        .route("/both", get(both_paid))
+        .with_state(runs.clone())
+        .layer(x402.layer());
+    let url = format!("{}/svm", serve(app).await);
+
+    // The payer signs the route's offer.
+    let unpaid = http().get(&url).send().await.expect("402");
+    let challenge = support::challenge_of(&unpaid);
+    let signer = PaymentSigner::from_key(x402_testbed::PAYER_KEY)
+        .expect("EVM key")
+        .with_svm_key(PAYER.secret_key)
+        .expect("Solana key");
+    let blockhash = program::parse_key(&chain.latest_blockhash().await.expect("blockhash"))
+        .expect("a blockhash");
+    let facts = SvmChainFacts {
+        recent_blockhash: blockhash,
+        decimals: 6,
+        token_program: program::TOKEN_PROGRAM,
+    };
+    let payment = signer
+        .sign_svm_v2(&challenge, 0, &facts)
+        .expect("signed")
+        .value;
+    let send = || async {
+        let response = http()
+            .get(&url)
+            .header("PAYMENT-SIGNATURE", &payment)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or_default();
+        (status, body)
+    };
+    let before = (
+        chain.usdc_balance(PAYER.address).await.expect("payer"),
+        chain
+            .usdc_balance(MERCHANT.address)
+            .await
+            .expect("merchant"),
+    );
+
+    // The node holds the send: the facilitator does not see it land in time.
+    chain.hold_sends(1).await.expect("hold");
+    let (status, body) = send().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "settlement_pending", "{body}");
+    // The facilitator restarts (its in-flight memory is gone); the held send lands.
+    *facilitator.0.lock().expect("lock") = our_facilitator(&chain, Duration::from_secs(10));
+    chain.release_held().await.expect("release");
+
+    let (status, body) = send().await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "payment_already_settled", "{body}");
+    let signature = body["transaction"]
+        .as_str()
+        .expect("the signature")
+        .to_owned();
+    let landed = chain
+        .signature_status(&signature)
+        .await
+        .expect("status")
+        .expect("the signature is on the chain");
+    assert_eq!(landed["err"], Value::Null, "{landed}");
+    let after = (
+        chain.usdc_balance(PAYER.address).await.expect("payer"),
+        chain
+            .usdc_balance(MERCHANT.address)
+            .await
+            .expect("merchant"),
+    );
+    assert_eq!(before.0 - after.0, PRICE, "paid once");
+    assert_eq!(after.1 - before.1, PRICE, "received once");
+    // From the record from now on.
+    let (status, body) = send().await;
+    assert_eq!(
+        (status, body["transaction"].as_str()),
+        (409, Some(signature.as_str()))
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
 }

@@ -29,6 +29,9 @@ pub const INVALID_SIGNATURE: &str = "invalid_exact_evm_payload_signature";
 pub const PAYMENT_IN_PROGRESS: &str = "payment_in_progress";
 /// 409: the payment was already settled; the body names the transaction.
 pub const PAYMENT_ALREADY_SETTLED: &str = "payment_already_settled";
+/// A facilitator's answer to a `/settle` of a payment it already settled (the official Solana
+/// facilitator's; ours names the transaction it landed in).
+pub const DUPLICATE_SETTLEMENT: &str = "duplicate_settlement";
 /// 503 (409 to a resend): settlement was submitted but its outcome is not known yet (the
 /// facilitator said so, or `/settle` did not answer in time). The `PAYMENT-RESPONSE`
 /// receipt carries this reason and the transaction when known. A resend of the same payment

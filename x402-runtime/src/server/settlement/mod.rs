@@ -153,6 +153,16 @@ impl Attempt<'_> {
         if reason == codes::SETTLEMENT_PENDING {
             return self.unknown(&answer.transaction).await;
         }
+        // Sent before (the record says so), and the facilitator names the transaction it landed
+        // in: settled there.
+        let landed = reason == codes::DUPLICATE_SETTLEMENT && !answer.transaction.is_empty();
+        if self.reconciling
+            && landed
+            && settled_as_asked(&answer, self.wire_network, self.payer, self.amount)
+        {
+            tracing::info!(%key, transaction = %answer.transaction, "x402: the facilitator settled this payment before");
+            return self.settled(&answer.transaction).await;
+        }
         if self.reconciling {
             tracing::warn!(%key, reason, message = ?answer.error_message, "x402: reconciliation refused; the payment stays pending");
             return self.unknown("").await;

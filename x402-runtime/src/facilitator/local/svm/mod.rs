@@ -56,7 +56,7 @@ pub mod reasons {
     /// The transaction landed with an error, or the node refused it.
     pub const TRANSACTION_FAILED: &str = "invalid_exact_svm_transaction_failed";
     /// This payment was already settled (its transaction landed).
-    pub const DUPLICATE_SETTLEMENT: &str = "duplicate_settlement";
+    pub const DUPLICATE_SETTLEMENT: &str = crate::proto::codes::DUPLICATE_SETTLEMENT;
 }
 
 /// One Solana network the facilitator serves.
@@ -192,7 +192,11 @@ impl SvmBackend {
             Err(refusal) => return refused_verify(refusal, None),
         };
         let payer = payer_of(&read.tx);
-        match self.check(&read).await {
+        let checked = match self.check_rules(&read).await {
+            Ok(facts) => self.simulate(&read).await.map(|()| facts),
+            Err(refusal) => Err(refusal),
+        };
+        match checked {
             Ok(facts) => Ok(VerifyResponse {
                 is_valid: true,
                 invalid_reason: None,
@@ -239,9 +243,9 @@ impl SvmBackend {
         Ok(Read { want, tx })
     }
 
-    /// The transaction's rules against the requirements, then the node's simulation. The rules
-    /// are checked before anything is read from the node, and again with the mint's decimals.
-    async fn check(&self, read: &Read<'_>) -> Result<SvmPaymentFacts, Refusal> {
+    /// The transaction's rules against the requirements: checked before anything is read from
+    /// the node, and again with the mint's decimals.
+    async fn check_rules(&self, read: &Read<'_>) -> Result<SvmPaymentFacts, Refusal> {
         let broken = |code| invalid(code, "the transaction breaks a rule of the scheme");
         let mut terms = self.terms(&read.want)?;
         let mut facts = rules::check(&read.tx, &terms).map_err(broken)?;
@@ -249,8 +253,13 @@ impl SvmBackend {
         if terms.decimals.is_some() {
             facts = rules::check(&read.tx, &terms).map_err(broken)?;
         }
+        Ok(facts)
+    }
+
+    /// The node's simulation of the transaction as the payer signed it.
+    async fn simulate(&self, read: &Read<'_>) -> Result<(), Refusal> {
         match self.rpc.simulate(read.tx.wire()).await {
-            Ok(None) => Ok(facts),
+            Ok(None) => Ok(()),
             Ok(Some(err)) => Err(invalid(
                 reasons::SIMULATION_FAILED,
                 format!("Simulation failed: {err}"),

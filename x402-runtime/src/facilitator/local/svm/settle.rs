@@ -96,7 +96,7 @@ impl SvmBackend {
         if let Some(signature) = self.in_flight.get(&settling.hash).map(|s| s.clone()) {
             return Ok(self.confirm(&settling, &signature, timeout).await);
         }
-        let facts = match self.check(&read).await {
+        let facts = match self.check_rules(&read).await {
             Ok(facts) => facts,
             Err(refusal) => return settling.refused(refusal),
         };
@@ -118,6 +118,10 @@ impl SvmBackend {
                 ),
                 None => settling.duplicate(&signature),
             });
+        }
+        // Simulated only once the node does not know it: a landed payment would fail again.
+        if let Err(refusal) = self.simulate(&read).await {
+            return settling.refused(refusal);
         }
         // The entry (which locks its part of the map) is released before anything is awaited.
         let raced = match self.in_flight.entry(settling.hash) {
