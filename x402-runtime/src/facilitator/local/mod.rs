@@ -1,6 +1,8 @@
 //! The in-process facilitator: verifies `exact` EIP-3009 payments, and Permit2 payments
 //! (`exact` over Permit2 and `upto`, see `permit2.rs`), itself and settles them on an EVM node
-//! through alloy.
+//! through alloy. With the feature `svm` it also verifies and settles `exact` on Solana (see
+//! `svm/`): the scheme's rules, the node's simulation, then the transaction co-signed by its fee
+//! payer, sent and confirmed through a Solana JSON-RPC node.
 //!
 //! Verification that needs no chain (scheme, EIP-712 domain, network, ECDSA signature with
 //! FiatToken's low-s and `v` rules, recipient, validity window, exact value) works without any
