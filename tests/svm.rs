@@ -219,14 +219,19 @@ impl Bed {
 
     /// The payer's and the merchant's devnet USDC.
     async fn usdc(&self, payer: &SvmAccount) -> (u64, u64) {
-        (
-            self.chain.usdc_balance(payer.address).await.expect("payer"),
-            self.chain
-                .usdc_balance(MERCHANT.address)
-                .await
-                .expect("merchant"),
-        )
+        usdc(&self.chain, payer).await
     }
+}
+
+/// `payer`'s and the merchant's devnet USDC on `chain`.
+async fn usdc(chain: &SvmChain, payer: &SvmAccount) -> (u64, u64) {
+    (
+        chain.usdc_balance(payer.address).await.expect("payer"),
+        chain
+            .usdc_balance(MERCHANT.address)
+            .await
+            .expect("merchant"),
+    )
 }
 
 #[derive(Clone)]
@@ -703,28 +708,8 @@ async fn our_client_pays_our_server_settled_by_our_facilitator() {
         return;
     }
     let chain = SvmChain::start().await.expect("Solana chain");
-    let facilitator = LocalFacilitator::builder()
-        .network(svm::DEVNET)
-        .default_svm_rpc_url(chain.rpc_url())
-        .svm_signer_key(svm::FACILITATOR.secret_key)
-        .build()
-        .expect("facilitator");
-    let config = X402Config::builder()
-        .network(svm::DEVNET)
-        .svm_pay_to(MERCHANT.address)
-        .build()
-        .expect("config");
-    let x402 = X402::builder(config)
-        .facilitator(facilitator)
-        .build()
-        .expect("paywall");
-    let runs = Arc::new(AtomicUsize::new(0));
-    let app = Router::new()
-        .route("/svm", get(svm_paid))
-        .route("/both", get(both_paid))
-        .with_state(runs.clone())
-        .layer(x402.layer());
-    let url = format!("{}/svm", serve(app).await);
+    let facilitator = our_facilitator(&chain, Duration::from_secs(10));
+    let (url, runs) = our_server(facilitator, None).await;
     let signer = PaymentSigner::from_key(x402_testbed::PAYER2_KEY)
         .expect("EVM key")
         .with_svm_key(PAYER2.secret_key)
@@ -740,13 +725,7 @@ async fn our_client_pays_our_server_settled_by_our_facilitator() {
         .await
         .expect("SOL");
     let payer_sol = chain.sol_balance(PAYER2.address).await.expect("SOL");
-    let before = (
-        chain.usdc_balance(PAYER2.address).await.expect("payer"),
-        chain
-            .usdc_balance(MERCHANT.address)
-            .await
-            .expect("merchant"),
-    );
+    let before = usdc(&chain, &PAYER2).await;
     let answer = client.get(&url).await.expect("paid");
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.text(), PAID);
@@ -760,13 +739,7 @@ async fn our_client_pays_our_server_settled_by_our_facilitator() {
         .expect("status")
         .expect("the signature is on the chain");
     assert_eq!(status["err"], Value::Null, "{status}");
-    let after = (
-        chain.usdc_balance(PAYER2.address).await.expect("payer"),
-        chain
-            .usdc_balance(MERCHANT.address)
-            .await
-            .expect("merchant"),
-    );
+    let after = usdc(&chain, &PAYER2).await;
     assert_eq!(
         before.0 - after.0,
         PRICE,
@@ -826,6 +799,32 @@ impl Facilitator for Restartable {
     }
 }
 
+/// Our server offering the Solana routes on devnet, settling through `facilitator` (background
+/// reconciliation every `reconcile`, or never); the URL of `/svm` and the handlers' run count.
+async fn our_server(
+    facilitator: Arc<dyn Facilitator>,
+    reconcile: Option<Duration>,
+) -> (String, Arc<AtomicUsize>) {
+    let config = X402Config::builder()
+        .network(svm::DEVNET)
+        .svm_pay_to(MERCHANT.address)
+        .build()
+        .expect("config");
+    let x402 = X402::builder(config)
+        .facilitator_arc(facilitator)
+        .reconcile_interval(reconcile)
+        .build()
+        .expect("paywall");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route("/svm", get(svm_paid))
+        .route("/both", get(both_paid))
+        .with_state(runs.clone())
+        .layer(x402.layer());
+    (format!("{}/svm", serve(app).await), runs)
+}
+
+/// Our in-process facilitator on devnet, fee payer S5.
 fn our_facilitator(chain: &SvmChain, receipt_timeout: Duration) -> Arc<LocalFacilitator> {
     Arc::new(
         LocalFacilitator::builder()
@@ -849,23 +848,7 @@ async fn a_pending_solana_settlement_is_reconciled_after_the_facilitator_restart
         &chain,
         Duration::from_millis(500),
     ))));
-    let config = X402Config::builder()
-        .network(svm::DEVNET)
-        .svm_pay_to(MERCHANT.address)
-        .build()
-        .expect("config");
-    let x402 = X402::builder(config)
-        .facilitator_arc(facilitator.clone())
-        .reconcile_interval(None)
-        .build()
-        .expect("paywall");
-    let runs = Arc::new(AtomicUsize::new(0));
-    let app = Router::new()
-        .route("/svm", get(svm_paid))
-        .route("/both", get(both_paid))
-        .with_state(runs.clone())
-        .layer(x402.layer());
-    let url = format!("{}/svm", serve(app).await);
+    let (url, runs) = our_server(facilitator.clone(), None).await;
 
     // The payer signs the route's offer.
     let unpaid = http().get(&url).send().await.expect("402");
@@ -896,13 +879,7 @@ async fn a_pending_solana_settlement_is_reconciled_after_the_facilitator_restart
         let body: Value = response.json().await.unwrap_or_default();
         (status, body)
     };
-    let before = (
-        chain.usdc_balance(PAYER.address).await.expect("payer"),
-        chain
-            .usdc_balance(MERCHANT.address)
-            .await
-            .expect("merchant"),
-    );
+    let before = usdc(&chain, &PAYER).await;
 
     // The node holds the send: the facilitator does not see it land in time.
     chain.hold_sends(1).await.expect("hold");
@@ -926,13 +903,7 @@ async fn a_pending_solana_settlement_is_reconciled_after_the_facilitator_restart
         .expect("status")
         .expect("the signature is on the chain");
     assert_eq!(landed["err"], Value::Null, "{landed}");
-    let after = (
-        chain.usdc_balance(PAYER.address).await.expect("payer"),
-        chain
-            .usdc_balance(MERCHANT.address)
-            .await
-            .expect("merchant"),
-    );
+    let after = usdc(&chain, &PAYER).await;
     assert_eq!(before.0 - after.0, PRICE, "paid once");
     assert_eq!(after.1 - before.1, PRICE, "received once");
     // From the record from now on.
