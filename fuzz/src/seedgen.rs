@@ -532,7 +532,10 @@ fn main() {
         (
             "b6-asset-lower",
             "/accepted/asset",
-            format!("0x{}", alloy_primitives::hex::encode(sepolia.asset.address.as_bytes())),
+            format!(
+                "0x{}",
+                alloy_primitives::hex::encode(sepolia.asset.address.as_bytes())
+            ),
         ),
         (
             "b6-pay-to-bad-checksum",
