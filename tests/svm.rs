@@ -43,6 +43,7 @@ use x402_runtime::discovery::{self, Discovery};
 use x402_runtime::facilitator::{Facilitator, FacilitatorError, LocalFacilitator};
 use x402_runtime::proto::{FacilitatorRequest, SettleResponse, SupportedResponse, VerifyResponse};
 use x402_runtime::schemes::exact_svm::program;
+use x402_runtime::schemes::exact_svm::rpc::SvmRpc;
 use x402_runtime::schemes::exact_svm::rules::codes as svm_codes;
 use x402_runtime::{BoxFuture, X402, X402Config, paid};
 use x402_testbed::svm::{self, MERCHANT, PAYER, PAYER2, SvmAccount, SvmChain, TS_FACILITATOR};
@@ -708,7 +709,7 @@ async fn our_client_pays_our_server_settled_by_our_facilitator() {
         return;
     }
     let chain = SvmChain::start().await.expect("Solana chain");
-    let facilitator = our_facilitator(&chain, Duration::from_secs(10));
+    let facilitator = our_facilitator(chain.rpc_url(), Duration::from_secs(10));
     let (url, runs) = our_server(facilitator, None).await;
     let signer = PaymentSigner::from_key(x402_testbed::PAYER2_KEY)
         .expect("EVM key")
@@ -799,22 +800,25 @@ impl Facilitator for Restartable {
     }
 }
 
-/// Our server offering the Solana routes on devnet, settling through `facilitator` (background
-/// reconciliation every `reconcile`, or never); the URL of `/svm` and the handlers' run count.
+/// Our server offering the Solana routes on devnet, settling through `facilitator`, reading the
+/// Solana node at `node` to reconcile (if any), without background reconciliation; the URL of
+/// `/svm` and the handlers' run count.
 async fn our_server(
     facilitator: Arc<dyn Facilitator>,
-    reconcile: Option<Duration>,
+    node: Option<&str>,
 ) -> (String, Arc<AtomicUsize>) {
     let config = X402Config::builder()
         .network(svm::DEVNET)
         .svm_pay_to(MERCHANT.address)
         .build()
         .expect("config");
-    let x402 = X402::builder(config)
+    let mut x402 = X402::builder(config)
         .facilitator_arc(facilitator)
-        .reconcile_interval(reconcile)
-        .build()
-        .expect("paywall");
+        .reconcile_interval(None);
+    if let Some(url) = node {
+        x402 = x402.svm_chain_reader(SvmRpc::new(url).expect("node URL"));
+    }
+    let x402 = x402.build().expect("paywall");
     let runs = Arc::new(AtomicUsize::new(0));
     let app = Router::new()
         .route("/svm", get(svm_paid))
@@ -825,11 +829,11 @@ async fn our_server(
 }
 
 /// Our in-process facilitator on devnet, fee payer S5.
-fn our_facilitator(chain: &SvmChain, receipt_timeout: Duration) -> Arc<LocalFacilitator> {
+fn our_facilitator(node: &str, receipt_timeout: Duration) -> Arc<LocalFacilitator> {
     Arc::new(
         LocalFacilitator::builder()
             .network(svm::DEVNET)
-            .default_svm_rpc_url(chain.rpc_url())
+            .default_svm_rpc_url(node)
             .svm_signer_key(svm::FACILITATOR.secret_key)
             .receipt_timeout(receipt_timeout)
             .build()
@@ -840,15 +844,38 @@ fn our_facilitator(chain: &SvmChain, receipt_timeout: Duration) -> Arc<LocalFaci
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_solana_settlement_is_reconciled_after_the_facilitator_restarts() {
     let test = "a_pending_solana_settlement_is_reconciled_after_the_facilitator_restarts";
-    if !x402_testbed::skip_unless_available(test) {
-        return;
+    if x402_testbed::skip_unless_available(test) {
+        pending_then_reconciled(Afterwards::Restarted).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_solana_settlement_is_read_from_the_chain_when_the_facilitator_is_gone() {
+    let test = "a_pending_solana_settlement_is_read_from_the_chain_when_the_facilitator_is_gone";
+    if x402_testbed::skip_unless_available(test) {
+        pending_then_reconciled(Afterwards::Gone).await;
+    }
+}
+
+/// What becomes of the facilitator after it answered `settlement_pending`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Afterwards {
+    /// It restarts, its memory lost; the server has no Solana node of its own.
+    Restarted,
+    /// It cannot reach its node any more; the server reads its own.
+    Gone,
+}
+
+/// A held send is `settlement_pending`; the facilitator restarts or goes away; the transaction
+/// lands; a resend is answered 409 naming the signature, the money moved once.
+async fn pending_then_reconciled(afterwards: Afterwards) {
     let chain = SvmChain::start().await.expect("Solana chain");
     let facilitator = Arc::new(Restartable(Mutex::new(our_facilitator(
-        &chain,
+        chain.rpc_url(),
         Duration::from_millis(500),
     ))));
-    let (url, runs) = our_server(facilitator.clone(), None).await;
+    let node = (afterwards == Afterwards::Gone).then_some(chain.rpc_url());
+    let (url, runs) = our_server(facilitator.clone(), node).await;
 
     // The payer signs the route's offer.
     let unpaid = http().get(&url).send().await.expect("402");
@@ -886,8 +913,13 @@ async fn a_pending_solana_settlement_is_reconciled_after_the_facilitator_restart
     let (status, body) = send().await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"], "settlement_pending", "{body}");
-    // The facilitator restarts (its in-flight memory is gone); the held send lands.
-    *facilitator.0.lock().expect("lock") = our_facilitator(&chain, Duration::from_secs(10));
+    // The facilitator restarts (its in-flight memory is gone), or loses its node (a dead
+    // port); the held send lands.
+    let node = match afterwards {
+        Afterwards::Restarted => chain.rpc_url().to_owned(),
+        Afterwards::Gone => "http://127.0.0.1:9".to_owned(),
+    };
+    *facilitator.0.lock().expect("lock") = our_facilitator(&node, Duration::from_secs(10));
     chain.release_held().await.expect("release");
 
     let (status, body) = send().await;

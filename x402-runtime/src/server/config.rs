@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `X402_PAY_TO` | recipient address, EIP-55 checksummed | required with an EVM network |
 //! | `X402_SVM_PAY_TO` | recipient wallet on Solana, base58 (the owner, not a token account; feature `svm`) | required with a Solana network |
+//! | `X402_SVM_RPC_URL` | a Solana JSON-RPC node the server reads unknown Solana outcomes from (feature `svm`; read by [`X402::from_env`](crate::X402::from_env)) | none |
 //! | `X402_NETWORK` | CAIP-2 network ids, comma-separated, preferred first: `eip155:<chain id>`, and with feature `svm` `solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp` (mainnet) or `solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1` (devnet) | `eip155:84532` |
 //! | `X402_FACILITATOR_URL` | facilitator base URL; several, comma-separated, are tried in order (see [`Facilitators`](crate::facilitator::Facilitators)) | `https://x402.org/facilitator` (with CDP keys: the CDP facilitator) |
 //! | `X402_FACILITATOR_URL_<chain id>` | the facilitators of one network (e.g. `X402_FACILITATOR_URL_8453`), comma-separated, in place of `X402_FACILITATOR_URL` for its payments | the default list |

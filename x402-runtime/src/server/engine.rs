@@ -47,6 +47,9 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<dyn ReplayStore>,
     /// Reads the chain to resolve unknown settlement outcomes, when one is configured.
     pub(crate) chain: Option<Arc<dyn ChainReader>>,
+    /// Reads a Solana node to resolve unknown Solana outcomes, when one is configured.
+    #[cfg(feature = "svm")]
+    pub(crate) svm_chain: Option<crate::schemes::exact_svm::rpc::SvmRpc>,
     pub(crate) clock: Clock,
     /// Whether the background reconciliation of unknown outcomes has been started.
     pub(crate) reconciler: std::sync::Once,
@@ -110,6 +113,8 @@ pub struct X402Builder {
     facilitator: Option<Arc<dyn Facilitator>>,
     store: Option<Arc<dyn ReplayStore>>,
     chain: Option<Arc<dyn ChainReader>>,
+    #[cfg(feature = "svm")]
+    svm_chain: Option<crate::schemes::exact_svm::rpc::SvmRpc>,
     clock: Clock,
     reconcile_interval: Option<Duration>,
 }
@@ -156,6 +161,29 @@ impl X402Builder {
     /// next to an HTTP facilitator.
     pub fn chain_reader(mut self, reader: Arc<dyn ChainReader>) -> Self {
         self.chain = Some(reader);
+        self
+    }
+
+    /// Reads Solana through `node` to resolve Solana settlements whose outcome is unknown: the
+    /// transaction the facilitator named, found confirmed, is recorded settled; found failed, the
+    /// payment is recorded `expired_unsettled` (nothing moved, and the same transaction can
+    /// never land). Without it, such an outcome is reconciled by repeating the recorded
+    /// `/settle` (the same signed bytes). `X402::from_env` reads `X402_SVM_RPC_URL`.
+    ///
+    /// ```no_run
+    /// # fn run(config: x402_runtime::X402Config) -> Result<(), x402_runtime::ConfigError> {
+    /// use x402_runtime::X402;
+    /// use x402_runtime::schemes::exact_svm::rpc::SvmRpc;
+    ///
+    /// let x402 = X402::builder(config)
+    ///     .svm_chain_reader(SvmRpc::new("https://api.mainnet-beta.solana.com")?)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "svm")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "svm")))]
+    pub fn svm_chain_reader(mut self, node: crate::schemes::exact_svm::rpc::SvmRpc) -> Self {
+        self.svm_chain = Some(node);
         self
     }
 
@@ -225,6 +253,8 @@ impl X402Builder {
                 facilitator,
                 store,
                 chain: self.chain,
+                #[cfg(feature = "svm")]
+                svm_chain: self.svm_chain,
                 clock,
                 reconciler: std::sync::Once::new(),
                 reconcile_interval: self.reconcile_interval,
@@ -385,17 +415,22 @@ impl X402 {
     fn env_builder() -> Result<X402Builder, ConfigError> {
         let config = X402Config::from_env()?;
         #[cfg(feature = "chain")]
-        {
-            let reader =
-                crate::schemes::exact_evm::chain::RpcChainReader::from_env(config.networks())?;
-            let builder = X402::builder(config);
-            Ok(match reader {
-                Some(reader) => builder.chain_reader(Arc::new(reader)),
-                None => builder,
-            })
+        let reader = crate::schemes::exact_evm::chain::RpcChainReader::from_env(config.networks())?;
+        #[allow(unused_mut)]
+        let mut builder = X402::builder(config);
+        #[cfg(feature = "chain")]
+        if let Some(reader) = reader {
+            builder = builder.chain_reader(Arc::new(reader));
         }
-        #[cfg(not(feature = "chain"))]
-        Ok(X402::builder(config))
+        #[cfg(feature = "svm")]
+        if let Some(url) = std::env::var("X402_SVM_RPC_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+        {
+            let node = crate::schemes::exact_svm::rpc::SvmRpc::new(url.trim())?;
+            builder = builder.svm_chain_reader(node);
+        }
+        Ok(builder)
     }
 
     /// The facilitator [`X402::new`] and [`X402::from_env`] talk to for `config`, built the same
@@ -413,6 +448,8 @@ impl X402 {
             facilitator: None,
             store: None,
             chain: None,
+            #[cfg(feature = "svm")]
+            svm_chain: None,
             clock: Arc::new(crate::base::unix_now),
             reconcile_interval: Some(DEFAULT_RECONCILE_INTERVAL),
         }

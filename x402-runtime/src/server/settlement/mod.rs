@@ -200,6 +200,10 @@ impl Attempt<'_> {
     /// What the chain says, when a reader is configured: used → settled, dead → expired
     /// unsettled (both recorded); `None` when it cannot tell.
     async fn read_chain(&self) -> Option<Outcome> {
+        #[cfg(feature = "svm")]
+        if self.key.from.as_svm().is_some() {
+            return self.read_solana().await;
+        }
         let reader = self.engine.inner.chain.as_ref()?;
         // The chain readers read EVM authorizations only.
         let (asset, from) = (self.key.asset.as_evm()?, self.key.from.as_evm()?);
@@ -226,6 +230,36 @@ impl Attempt<'_> {
             Ok(OnChain::Unused) => None,
             Err(e) => {
                 tracing::warn!(key = %self.key, "x402: cannot read the chain: {e}");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(feature = "svm")]
+impl Attempt<'_> {
+    /// What the Solana node says of the transaction the facilitator named, when a node is
+    /// configured: confirmed → settled; failed → expired unsettled (nothing moved, and these
+    /// bytes can never land again); `None` when it cannot tell.
+    async fn read_solana(&self) -> Option<Outcome> {
+        let node = self.engine.inner.svm_chain.as_ref()?;
+        let signature = self.known_transaction;
+        if signature.is_empty() {
+            return None;
+        }
+        match node.signature_status(signature).await {
+            Ok(Some(status)) if status.err.is_none() && status.is_confirmed() => {
+                tracing::info!(key = %self.key, signature, "x402: the Solana transaction is confirmed");
+                Some(self.settled(signature).await)
+            }
+            Ok(Some(status)) if status.err.is_some() => {
+                tracing::info!(key = %self.key, signature, err = ?status.err, "x402: the Solana transaction failed; nothing was charged");
+                self.record(Slot::ExpiredUnsettled).await;
+                Some(Outcome::Expired)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(key = %self.key, "x402: cannot read the Solana node: {e}");
                 None
             }
         }
