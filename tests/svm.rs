@@ -23,11 +23,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signer as _, SigningKey};
@@ -866,63 +866,98 @@ enum Afterwards {
     Gone,
 }
 
-/// A held send is `settlement_pending`; the facilitator restarts or goes away; the transaction
-/// lands; a resend is answered 409 naming the signature, the money moved once.
-async fn pending_then_reconciled(afterwards: Afterwards) {
-    let chain = SvmChain::start().await.expect("Solana chain");
-    let facilitator = Arc::new(Restartable(Mutex::new(our_facilitator(
-        chain.rpc_url(),
-        Duration::from_millis(500),
-    ))));
-    let node = (afterwards == Afterwards::Gone).then_some(chain.rpc_url());
-    let (url, runs) = our_server(facilitator.clone(), node).await;
+/// A Solana payment whose settlement is `settlement_pending`: the chain holds the facilitator's
+/// send, so it does not see it land in time.
+struct Pending {
+    chain: SvmChain,
+    facilitator: Arc<Restartable>,
+    url: String,
+    runs: Arc<AtomicUsize>,
+    payment: String,
+    /// The payer's and the merchant's USDC before the payment.
+    before: (u64, u64),
+}
 
-    // The payer signs the route's offer.
-    let unpaid = http().get(&url).send().await.expect("402");
-    let challenge = support::challenge_of(&unpaid);
-    let signer = PaymentSigner::from_key(x402_testbed::PAYER_KEY)
-        .expect("EVM key")
-        .with_svm_key(PAYER.secret_key)
-        .expect("Solana key");
-    let blockhash = program::parse_key(&chain.latest_blockhash().await.expect("blockhash"))
-        .expect("a blockhash");
-    let facts = SvmChainFacts {
-        recent_blockhash: blockhash,
-        decimals: 6,
-        token_program: program::TOKEN_PROGRAM,
-    };
-    let payment = signer
-        .sign_svm_v2(&challenge, 0, &facts)
-        .expect("signed")
-        .value;
-    let send = || async {
+impl Pending {
+    /// Our server (reading the Solana node at `node`, when given) and our facilitator; the
+    /// payer's payment sent once and answered `settlement_pending`.
+    async fn start(node: Option<&str>) -> Pending {
+        let chain = SvmChain::start().await.expect("Solana chain");
+        let facilitator = Arc::new(Restartable(Mutex::new(our_facilitator(
+            chain.rpc_url(),
+            Duration::from_millis(500),
+        ))));
+        let node = node.map(|n| if n.is_empty() { chain.rpc_url() } else { n });
+        let (url, runs) = our_server(facilitator.clone(), node).await;
+        let unpaid = http().get(&url).send().await.expect("402");
+        let challenge = support::challenge_of(&unpaid);
+        let signer = PaymentSigner::from_key(x402_testbed::PAYER_KEY)
+            .expect("EVM key")
+            .with_svm_key(PAYER.secret_key)
+            .expect("Solana key");
+        let blockhash = chain.latest_blockhash().await.expect("blockhash");
+        let facts = SvmChainFacts {
+            recent_blockhash: program::parse_key(&blockhash).expect("a blockhash"),
+            decimals: 6,
+            token_program: program::TOKEN_PROGRAM,
+        };
+        let payment = signer
+            .sign_svm_v2(&challenge, 0, &facts)
+            .expect("signed")
+            .value;
+        let before = usdc(&chain, &PAYER).await;
+        let pending = Pending {
+            chain,
+            facilitator,
+            url,
+            runs,
+            payment,
+            before,
+        };
+        pending.chain.hold_sends(1).await.expect("hold");
+        let (status, body) = pending.send().await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"], "settlement_pending", "{body}");
+        assert!(
+            body["transaction"].as_str().is_some_and(|t| !t.is_empty()),
+            "{body}"
+        );
+        pending
+    }
+
+    async fn send(&self) -> (u16, Value) {
         let response = http()
-            .get(&url)
-            .header("PAYMENT-SIGNATURE", &payment)
+            .get(&self.url)
+            .header("PAYMENT-SIGNATURE", &self.payment)
             .send()
             .await
             .expect("request");
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap_or_default();
         (status, body)
-    };
-    let before = usdc(&chain, &PAYER).await;
+    }
 
-    // The node holds the send: the facilitator does not see it land in time.
-    chain.hold_sends(1).await.expect("hold");
-    let (status, body) = send().await;
-    assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"], "settlement_pending", "{body}");
+    /// The facilitator replaced by one settling through the node at `node`.
+    fn restart_facilitator(&self, node: &str) {
+        *self.facilitator.0.lock().expect("lock") = our_facilitator(node, Duration::from_secs(10));
+    }
+}
+
+/// The held send lands after the facilitator restarted or went away; a resend is answered 409
+/// naming the signature, the money moved once.
+async fn pending_then_reconciled(afterwards: Afterwards) {
+    let server_node = (afterwards == Afterwards::Gone).then_some("");
+    let pending = Pending::start(server_node).await;
+    let chain = &pending.chain;
     // The facilitator restarts (its in-flight memory is gone), or loses its node (a dead
     // port); the held send lands.
-    let node = match afterwards {
-        Afterwards::Restarted => chain.rpc_url().to_owned(),
-        Afterwards::Gone => "http://127.0.0.1:9".to_owned(),
-    };
-    *facilitator.0.lock().expect("lock") = our_facilitator(&node, Duration::from_secs(10));
+    match afterwards {
+        Afterwards::Restarted => pending.restart_facilitator(chain.rpc_url()),
+        Afterwards::Gone => pending.restart_facilitator("http://127.0.0.1:9"),
+    }
     chain.release_held().await.expect("release");
 
-    let (status, body) = send().await;
+    let (status, body) = pending.send().await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"], "payment_already_settled", "{body}");
     let signature = body["transaction"]
@@ -935,14 +970,56 @@ async fn pending_then_reconciled(afterwards: Afterwards) {
         .expect("status")
         .expect("the signature is on the chain");
     assert_eq!(landed["err"], Value::Null, "{landed}");
-    let after = usdc(&chain, &PAYER).await;
-    assert_eq!(before.0 - after.0, PRICE, "paid once");
-    assert_eq!(after.1 - before.1, PRICE, "received once");
+    let after = usdc(chain, &PAYER).await;
+    assert_eq!(pending.before.0 - after.0, PRICE, "paid once");
+    assert_eq!(after.1 - pending.before.1, PRICE, "received once");
     // From the record from now on.
-    let (status, body) = send().await;
+    let (status, body) = pending.send().await;
     assert_eq!(
         (status, body["transaction"].as_str()),
         (409, Some(signature.as_str()))
     );
-    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(pending.runs.load(Ordering::SeqCst), 1);
+}
+
+/// A Solana node that says every transaction failed on chain (`getSignatureStatuses` only).
+async fn node_saying_failed() -> String {
+    let answer = |Json(request): Json<Value>| async move {
+        let failed = serde_json::json!({
+            "slot": 7, "confirmations": null, "confirmationStatus": "confirmed",
+            "err": {"InstructionError": [2, {"Custom": 1}]},
+        });
+        Json(match request["method"].as_str() {
+            Some("getSignatureStatuses") => serde_json::json!({
+                "jsonrpc": "2.0", "id": request["id"],
+                "result": {"context": {"slot": 7}, "value": [failed]},
+            }),
+            _ => serde_json::json!({
+                "jsonrpc": "2.0", "id": request["id"],
+                "error": {"code": -32601, "message": "Method not found"},
+            }),
+        })
+    };
+    serve(Router::new().route("/", axum::routing::post(answer))).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_solana_payment_that_failed_on_chain_is_expired_unsettled() {
+    let test = "a_pending_solana_payment_that_failed_on_chain_is_expired_unsettled";
+    if !x402_testbed::skip_unless_available(test) {
+        return;
+    }
+    // The held send never lands; the server's node says the transaction failed.
+    let node = node_saying_failed().await;
+    let pending = Pending::start(Some(&node)).await;
+    pending.restart_facilitator("http://127.0.0.1:9");
+    let (status, body) = pending.send().await;
+    assert_eq!(status, 402, "{body}");
+    assert_eq!(body["error"], "expired_unsettled", "{body}");
+    assert_eq!(
+        usdc(&pending.chain, &PAYER).await,
+        pending.before,
+        "nothing moved"
+    );
+    assert_eq!(pending.runs.load(Ordering::SeqCst), 1);
 }
