@@ -1023,3 +1023,32 @@ async fn a_pending_solana_payment_that_failed_on_chain_is_expired_unsettled() {
     );
     assert_eq!(pending.runs.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_solana_payment_that_can_no_longer_land_is_expired_unsettled() {
+    let test = "a_pending_solana_payment_that_can_no_longer_land_is_expired_unsettled";
+    if !x402_testbed::skip_unless_available(test) {
+        return;
+    }
+    let pending = Pending::start(Some("")).await;
+    pending.restart_facilitator("http://127.0.0.1:9");
+    // Still held, with a valid blockhash: it may land, so the outcome stays unknown.
+    let (status, body) = pending.send().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "settlement_pending", "{body}");
+    // The blockhash expires: the held transaction can never land.
+    pending.chain.expire_blockhash().await.expect("expire");
+    let (status, body) = pending.send().await;
+    assert_eq!(status, 402, "{body}");
+    assert_eq!(body["error"], "expired_unsettled", "{body}");
+    let released = pending.chain.release_held().await.expect("release");
+    assert!(
+        released.to_string().contains("BlockhashNotFound"),
+        "{released}"
+    );
+    assert_eq!(
+        usdc(&pending.chain, &PAYER).await,
+        pending.before,
+        "nothing moved"
+    );
+}

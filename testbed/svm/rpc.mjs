@@ -24,6 +24,7 @@
 //                                                    executable, lamports, owner, rentEpoch, space}}
 //   getBalance(address)                             {context, value: lamports}
 //   getLatestBlockhash()                            {context, value: {blockhash, lastValidBlockHeight}}
+//   isBlockhashValid(blockhash)                     {context, value: whether it is the latest}
 //   getMinimumBalanceForRentExemption(length)       lamports
 //   getSlot(), getBlockHeight()                     the clock's slot (it moves only on testbed_expireBlockhash)
 //   getGenesisHash()                                the devnet genesis hash (--cluster mainnet: mainnet's)
@@ -581,6 +582,11 @@ function methods(bed) {
     getLatestBlockhash: (params) => {
       configParam(params, 0);
       return { context: chain.context(), value: chain.lifetime() };
+    },
+    isBlockhashValid: (params) => {
+      const blockhash = addressParam(params, 0, "blockhash");
+      configParam(params, 1);
+      return { context: chain.context(), value: blockhash === chain.svm.latestBlockhash() };
     },
     getMinimumBalanceForRentExemption: (params) =>
       chain.svm.minimumBalanceForRentExemption(integerParam(param(params, 0, "length"), "length", 10n * 1024n * 1024n)),

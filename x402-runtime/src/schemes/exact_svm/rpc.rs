@@ -1,5 +1,6 @@
-//! A Solana JSON-RPC client with the few methods a payment needs: the latest blockhash, an
-//! account, a balance, simulating, sending, and a signature's status.
+//! A Solana JSON-RPC client with the few methods a payment needs: the latest blockhash and
+//! whether one is still valid, an account, a balance, simulating, sending, and a signature's
+//! status.
 //!
 //! Every call has a timeout. Errors say whether the request may have reached the node
 //! ([`SvmRpcError::Unreachable`] means it cannot have), so a sender knows when a transaction's
@@ -217,6 +218,16 @@ impl SvmRpc {
             .as_u64()
             .ok_or_else(|| bad(METHOD, "no `lastValidBlockHeight`"))?;
         Ok((hash, last))
+    }
+
+    /// Whether `blockhash` is still recent enough for a transaction signed over it to land.
+    pub async fn blockhash_is_valid(&self, blockhash: &Key) -> Result<bool, SvmRpcError> {
+        const METHOD: &str = "isBlockhashValid";
+        let params = json!([key_to_string(blockhash), {"commitment": "confirmed"}]);
+        let result = self.call(METHOD, params).await?;
+        result["value"]
+            .as_bool()
+            .ok_or_else(|| bad(METHOD, "no boolean `value`"))
     }
 
     /// The account at `key` (`None` when it does not exist).

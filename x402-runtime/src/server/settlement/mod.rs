@@ -239,30 +239,70 @@ impl Attempt<'_> {
 #[cfg(feature = "svm")]
 impl Attempt<'_> {
     /// What the Solana node says of the transaction the facilitator named, when a node is
-    /// configured: confirmed → settled; failed → expired unsettled (nothing moved, and these
-    /// bytes can never land again); `None` when it cannot tell.
+    /// configured: confirmed → settled; failed, or never landed once its blockhash can no longer
+    /// land it → expired unsettled (nothing moved, and these bytes can never land again); `None`
+    /// when it cannot tell.
     async fn read_solana(&self) -> Option<Outcome> {
         let node = self.engine.inner.svm_chain.as_ref()?;
         let signature = self.known_transaction;
         if signature.is_empty() {
             return None;
         }
-        match node.signature_status(signature).await {
-            Ok(Some(status)) if status.err.is_none() && status.is_confirmed() => {
-                tracing::info!(key = %self.key, signature, "x402: the Solana transaction is confirmed");
-                Some(self.settled(signature).await)
+        let status = match self.solana_status(node, signature).await? {
+            Some(status) => status,
+            None if self.blockhash_expired(node).await => {
+                // Nothing can land it any more: what the node says now is final.
+                match self.solana_status(node, signature).await? {
+                    Some(status) => status,
+                    None => {
+                        tracing::info!(key = %self.key, signature, "x402: the Solana transaction never landed and its blockhash expired; nothing was charged");
+                        self.record(Slot::ExpiredUnsettled).await;
+                        return Some(Outcome::Expired);
+                    }
+                }
             }
-            Ok(Some(status)) if status.err.is_some() => {
-                tracing::info!(key = %self.key, signature, err = ?status.err, "x402: the Solana transaction failed; nothing was charged");
-                self.record(Slot::ExpiredUnsettled).await;
-                Some(Outcome::Expired)
-            }
-            Ok(_) => None,
-            Err(e) => {
-                tracing::warn!(key = %self.key, "x402: cannot read the Solana node: {e}");
-                None
-            }
+            None => return None,
+        };
+        if status.err.is_some() {
+            tracing::info!(key = %self.key, signature, err = ?status.err, "x402: the Solana transaction failed; nothing was charged");
+            self.record(Slot::ExpiredUnsettled).await;
+            return Some(Outcome::Expired);
         }
+        if !status.is_confirmed() {
+            return None;
+        }
+        tracing::info!(key = %self.key, signature, "x402: the Solana transaction is confirmed");
+        Some(self.settled(signature).await)
+    }
+
+    /// The node's status of `signature`; `None` (outer) when it cannot be read.
+    async fn solana_status(
+        &self,
+        node: &crate::schemes::exact_svm::rpc::SvmRpc,
+        signature: &str,
+    ) -> Option<Option<crate::schemes::exact_svm::rpc::SignatureStatus>> {
+        node.signature_status(signature)
+            .await
+            .inspect_err(
+                |e| tracing::warn!(key = %self.key, "x402: cannot read the Solana node: {e}"),
+            )
+            .ok()
+    }
+
+    /// Whether the node says the recorded transaction's blockhash is no longer valid (`false`
+    /// when it cannot tell).
+    async fn blockhash_expired(&self, node: &crate::schemes::exact_svm::rpc::SvmRpc) -> bool {
+        let payload = serde_json::from_str::<serde_json::Value>(self.request.payment_payload.get())
+            .ok()
+            .map(|envelope| envelope["payload"].to_string());
+        let transaction = payload
+            .and_then(|p| crate::schemes::exact_svm::SvmTransaction::from_payload_json(&p).ok());
+        let Some(transaction) = transaction else {
+            return false;
+        };
+        node.blockhash_is_valid(&transaction.recent_blockhash)
+            .await
+            .is_ok_and(|valid| !valid)
     }
 }
 
