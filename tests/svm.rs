@@ -35,8 +35,8 @@ use serde_json::Value;
 use solana_message::VersionedMessage;
 use solana_transaction::Signature;
 use solana_transaction::versioned::VersionedTransaction;
-use support::svm::CountingProxy;
-use support::{http, run_client, serve, start_script};
+use support::svm::{CountingProxy, assert_landed, official_client_pays, official_facilitator};
+use support::{http, run_client, serve};
 use x402_runtime::Currency;
 use x402_runtime::client::{PaymentSigner, SvmChainFacts, X402Client, discover};
 use x402_runtime::discovery::{self, Discovery};
@@ -96,16 +96,7 @@ async fn bed(test: &str) -> Option<Bed> {
     }
     let chain = SvmChain::start().await.expect("Solana chain");
     let paths = chain.paths().clone();
-    let (facilitator_process, facilitator_url) = start_script(
-        &paths,
-        "facilitator_svm.mjs",
-        &[
-            ("FACILITATOR_KEY", TS_FACILITATOR.secret_key),
-            ("RPC_URL", chain.rpc_url()),
-        ],
-        "/supported",
-    )
-    .await;
+    let (facilitator_process, facilitator_url) = official_facilitator(&chain).await;
     let proxy = CountingProxy::start(&facilitator_url).await;
     let evm = tokio::task::spawn_blocking(x402_testbed::install_chain)
         .await
@@ -163,14 +154,7 @@ impl Bed {
 
     /// The official client pays the route with `payer`'s key; its one JSON line.
     async fn official_pays(&self, url: &str, payer: &SvmAccount) -> Value {
-        run_client(
-            &self.paths.node,
-            &self.paths.interop.join("scripts/pay_svm.mjs"),
-            payer.secret_key,
-            &[url],
-            &[("PAY_RPC_URL", self.chain.rpc_url())],
-        )
-        .await
+        official_client_pays(&self.chain, url, payer).await
     }
 
     /// A payment the official client signs for the route, which has reached neither our
@@ -734,12 +718,7 @@ async fn our_client_pays_our_server_settled_by_our_facilitator() {
     assert!(receipt.success, "{receipt:?}");
     assert_eq!(receipt.network, svm::DEVNET);
     assert_eq!(receipt.payer.as_deref(), Some(PAYER2.address));
-    let status = chain
-        .signature_status(&receipt.transaction)
-        .await
-        .expect("status")
-        .expect("the signature is on the chain");
-    assert_eq!(status["err"], Value::Null, "{status}");
+    assert_landed(&chain, &receipt.transaction).await;
     let after = usdc(&chain, &PAYER2).await;
     assert_eq!(
         before.0 - after.0,
@@ -964,12 +943,7 @@ async fn pending_then_reconciled(afterwards: Afterwards) {
         .as_str()
         .expect("the signature")
         .to_owned();
-    let landed = chain
-        .signature_status(&signature)
-        .await
-        .expect("status")
-        .expect("the signature is on the chain");
-    assert_eq!(landed["err"], Value::Null, "{landed}");
+    assert_landed(chain, &signature).await;
     let after = usdc(chain, &PAYER).await;
     assert_eq!(pending.before.0 - after.0, PRICE, "paid once");
     assert_eq!(after.1 - pending.before.1, PRICE, "received once");

@@ -7,43 +7,22 @@
 
 mod support;
 
-use serde_json::Value;
-use support::{PAYER_KEY, http, start_script};
+use support::svm::{assert_landed, official_facilitator, official_seller};
+use support::{PAYER_KEY, http};
 use x402_runtime::Currency;
 use x402_runtime::client::{ClientError, PaymentSigner, SpendStatus, X402Client};
 use x402_runtime::network::AccountId;
-use x402_testbed::svm::{self, MERCHANT, PAYER2, SvmChain, TS_FACILITATOR};
-use x402_testbed::{Paths, skip_unless_available};
+use x402_testbed::skip_unless_available;
+use x402_testbed::svm::{self, MERCHANT, PAYER2, SvmChain};
 
 /// The seller's price: $0.01 in USDC's 6 decimals.
 const PRICE: u64 = 10_000;
 
 /// The official facilitator (fee payer S3) and the official seller (pay to S4) on `chain`;
 /// the seller's base URL.
-async fn official_seller(
-    chain: &SvmChain,
-    paths: &Paths,
-) -> (x402_testbed::Script, x402_testbed::Script, String) {
-    let (facilitator, facilitator_url) = start_script(
-        paths,
-        "facilitator_svm.mjs",
-        &[
-            ("FACILITATOR_KEY", TS_FACILITATOR.secret_key),
-            ("RPC_URL", chain.rpc_url()),
-        ],
-        "/supported",
-    )
-    .await;
-    let (seller, seller_url) = start_script(
-        paths,
-        "server_svm.mjs",
-        &[
-            ("FACILITATOR_URL", facilitator_url.as_str()),
-            ("PAY_TO", MERCHANT.address),
-        ],
-        "/health",
-    )
-    .await;
+async fn official_stack(chain: &SvmChain) -> (x402_testbed::Script, x402_testbed::Script, String) {
+    let (facilitator, facilitator_url) = official_facilitator(chain).await;
+    let (seller, seller_url) = official_seller(chain, &facilitator_url).await;
     (facilitator, seller, seller_url)
 }
 
@@ -82,8 +61,7 @@ async fn our_client_pays_the_official_seller_on_solana() {
         return;
     }
     let chain = SvmChain::start().await.expect("Solana chain");
-    let paths = chain.paths().clone();
-    let (_facilitator, _seller, seller_url) = official_seller(&chain, &paths).await;
+    let (_facilitator, _seller, seller_url) = official_stack(&chain).await;
     let client = client(&chain, "0.01");
 
     let before = balances(&chain).await;
@@ -103,12 +81,7 @@ async fn our_client_pays_the_official_seller_on_solana() {
         Ok(64),
         "{signature}"
     );
-    let status = chain
-        .signature_status(&signature)
-        .await
-        .expect("status")
-        .unwrap_or_else(|| panic!("the receipt's transaction {signature} never landed"));
-    assert_eq!(status["err"], Value::Null, "{status}");
+    assert_landed(&chain, &signature).await;
 
     let after = balances(&chain).await;
     assert_eq!(
@@ -147,8 +120,7 @@ async fn a_limit_below_the_price_pays_nothing_on_solana() {
         return;
     }
     let chain = SvmChain::start().await.expect("Solana chain");
-    let paths = chain.paths().clone();
-    let (_facilitator, _seller, seller_url) = official_seller(&chain, &paths).await;
+    let (_facilitator, _seller, seller_url) = official_stack(&chain).await;
     let client = client(&chain, "0.009");
 
     let before = balances(&chain).await;
@@ -170,8 +142,7 @@ async fn without_a_solana_key_the_solana_offer_is_skipped_with_its_reason() {
         return;
     }
     let chain = SvmChain::start().await.expect("Solana chain");
-    let paths = chain.paths().clone();
-    let (_facilitator, _seller, seller_url) = official_seller(&chain, &paths).await;
+    let (_facilitator, _seller, seller_url) = official_stack(&chain).await;
     let client = X402Client::builder(PaymentSigner::from_key(PAYER_KEY).expect("EVM key"))
         .http(http())
         .svm_rpc_url(chain.rpc_url())

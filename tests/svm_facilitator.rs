@@ -10,17 +10,16 @@
 
 mod support;
 
-use std::fs::File;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Child, http, run_client, serve};
+use support::serve;
+use support::svm::{assert_landed, official_client_pays, official_seller};
 use x402_runtime::facilitator::{Facilitator, FacilitatorError, LocalFacilitator};
 use x402_runtime::proto::FacilitatorRequest;
+use x402_testbed::skip_unless_available;
 use x402_testbed::svm::{self, FACILITATOR, MERCHANT, PAYER, SvmChain};
-use x402_testbed::{Paths, skip_unless_available};
 
 /// The price: $0.01 in USDC's 6 decimals.
 const PRICE: u64 = 10_000;
@@ -405,48 +404,6 @@ async fn a_send_not_seen_confirmed_is_pending_with_its_signature_then_settles_on
     assert_paid_once(before, balances(&chain).await);
 }
 
-/// Starts `interop/scripts/<script>` on a free port of 127.0.0.1 with `env`; returns it and its
-/// base URL once GET `ready_path` answers 200. Its output goes to `target/testbed/`.
-async fn start_script(
-    paths: &Paths,
-    script: &str,
-    env: &[(&str, &str)],
-    ready_path: &str,
-) -> (Child, String) {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr").port()
-    };
-    let log_path = paths
-        .work_dir
-        .join(format!("{script}-{}-{port}.log", std::process::id()));
-    let log = File::create(&log_path).expect("log file");
-    let child = Child(
-        tokio::process::Command::new(&paths.node)
-            .arg(paths.interop.join("scripts").join(script))
-            .env("PORT", port.to_string())
-            .envs(env.iter().copied())
-            .current_dir(&paths.interop)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    let client = http();
-    for _ in 0..100 {
-        let answer = client.get(format!("{base}{ready_path}")).send().await;
-        if answer.is_ok_and(|r| r.status() == 200) {
-            return (child, base);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    panic!("{script} did not answer {ready_path}:\n{log}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_client_pays_the_official_seller_through_our_facilitator_server() {
     let Some(chain) =
@@ -457,27 +414,10 @@ async fn the_official_client_pays_the_official_seller_through_our_facilitator_se
     };
     let ours = Arc::new(facilitator(&chain, Duration::from_secs(10)));
     let facilitator_url = serve(x402_runtime_facilitator::router(ours)).await;
-    let paths = chain.paths().clone();
-    let (_seller, seller_url) = start_script(
-        &paths,
-        "server_svm.mjs",
-        &[
-            ("FACILITATOR_URL", facilitator_url.as_str()),
-            ("PAY_TO", MERCHANT.address),
-        ],
-        "/health",
-    )
-    .await;
+    let (_seller, seller_url) = official_seller(&chain, &facilitator_url).await;
 
     let before = balances(&chain).await;
-    let result = run_client(
-        &paths.node,
-        &paths.interop.join("scripts/pay_svm.mjs"),
-        PAYER.secret_key,
-        &[&format!("{seller_url}/paid")],
-        &[("PAY_RPC_URL", chain.rpc_url())],
-    )
-    .await;
+    let result = official_client_pays(&chain, &format!("{seller_url}/paid"), &PAYER).await;
     assert_eq!(result["status"], 200, "{result}");
     assert_eq!(result["body"], r#"{"paid":true}"#, "{result}");
     let receipt = &result["receipt"];
@@ -485,11 +425,6 @@ async fn the_official_client_pays_the_official_seller_through_our_facilitator_se
     assert_eq!(receipt["network"], svm::DEVNET, "{result}");
     assert_eq!(receipt["payer"], PAYER.address, "{result}");
     let signature = receipt["transaction"].as_str().expect("transaction");
-    let status = chain
-        .signature_status(signature)
-        .await
-        .expect("status")
-        .unwrap_or_else(|| panic!("the receipt's transaction {signature} never landed"));
-    assert_eq!(status["err"], Value::Null, "{status}");
+    assert_landed(&chain, signature).await;
     assert_paid_once(before, balances(&chain).await);
 }

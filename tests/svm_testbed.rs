@@ -9,7 +9,8 @@
 mod support;
 
 use serde_json::Value;
-use support::{http, run_child, run_client, start_script};
+use support::svm::{assert_landed, official_client_pays, official_facilitator, official_seller};
+use support::{http, run_child};
 use x402_testbed::skip_unless_available;
 use x402_testbed::svm::{self, MERCHANT, PAYER, SvmChain, TS_FACILITATOR};
 
@@ -38,17 +39,7 @@ async fn the_official_client_pays_the_official_seller_on_solana() {
         return;
     }
     let chain = SvmChain::start().await.expect("Solana chain");
-    let paths = chain.paths().clone();
-    let (_facilitator, facilitator_url) = start_script(
-        &paths,
-        "facilitator_svm.mjs",
-        &[
-            ("FACILITATOR_KEY", TS_FACILITATOR.secret_key),
-            ("RPC_URL", chain.rpc_url()),
-        ],
-        "/supported",
-    )
-    .await;
+    let (_facilitator, facilitator_url) = official_facilitator(&chain).await;
     let supported: Value = http()
         .get(format!("{facilitator_url}/supported"))
         .send()
@@ -64,26 +55,10 @@ async fn the_official_client_pays_the_official_seller_on_solana() {
             && k["extra"]["feePayer"] == TS_FACILITATOR.address),
         "{supported}"
     );
-    let (_seller, seller_url) = start_script(
-        &paths,
-        "server_svm.mjs",
-        &[
-            ("FACILITATOR_URL", facilitator_url.as_str()),
-            ("PAY_TO", MERCHANT.address),
-        ],
-        "/health",
-    )
-    .await;
+    let (_seller, seller_url) = official_seller(&chain, &facilitator_url).await;
 
     let before = balances(&chain).await;
-    let result = run_client(
-        &paths.node,
-        &paths.interop.join("scripts/pay_svm.mjs"),
-        PAYER.secret_key,
-        &[&format!("{seller_url}/paid")],
-        &[("PAY_RPC_URL", chain.rpc_url())],
-    )
-    .await;
+    let result = official_client_pays(&chain, &format!("{seller_url}/paid"), &PAYER).await;
     assert_eq!(result["status"], 200, "{result}");
     assert_eq!(result["body"], r#"{"paid":true}"#, "{result}");
     let receipt = &result["receipt"];
@@ -91,12 +66,7 @@ async fn the_official_client_pays_the_official_seller_on_solana() {
     assert_eq!(receipt["network"], svm::DEVNET, "{result}");
     assert_eq!(receipt["payer"], PAYER.address, "{result}");
     let signature = receipt["transaction"].as_str().expect("transaction");
-    let status = chain
-        .signature_status(signature)
-        .await
-        .expect("status")
-        .unwrap_or_else(|| panic!("the receipt's transaction {signature} never landed"));
-    assert_eq!(status["err"], Value::Null, "{status}");
+    assert_landed(&chain, signature).await;
 
     let after = balances(&chain).await;
     assert_eq!(

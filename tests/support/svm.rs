@@ -1,8 +1,13 @@
-//! A facilitator proxy that counts the calls it forwards (the Solana tests count the official
-//! facilitator's calls through it).
+//! The Solana tests' shared pieces: the official facilitator, seller and client on the LiteSVM
+//! chain, a check that a transaction landed, and a facilitator proxy that counts the calls it
+//! forwards.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use x402_testbed::Script;
+use x402_testbed::svm::{MERCHANT, SvmAccount, SvmChain, TS_FACILITATOR};
 
 use super::{http, serve};
 use axum::Router;
@@ -77,4 +82,58 @@ async fn forward(State(state): State<Forward>, request: Request) -> Response {
         }
         Err(_) => StatusCode::BAD_GATEWAY.into_response(),
     }
+}
+
+/// The official facilitator (`facilitator_svm.mjs`, fee payer S3) settling on `chain`; it and
+/// its base URL.
+pub async fn official_facilitator(chain: &SvmChain) -> (Script, String) {
+    super::start_script(
+        chain.paths(),
+        "facilitator_svm.mjs",
+        &[
+            ("FACILITATOR_KEY", TS_FACILITATOR.secret_key),
+            ("RPC_URL", chain.rpc_url()),
+        ],
+        "/supported",
+    )
+    .await
+}
+
+/// The official seller (`server_svm.mjs`: GET /paid at $0.01 on devnet, paying S4) verified and
+/// settled by the facilitator at `facilitator_url`; it and its base URL.
+pub async fn official_seller(chain: &SvmChain, facilitator_url: &str) -> (Script, String) {
+    super::start_script(
+        chain.paths(),
+        "server_svm.mjs",
+        &[
+            ("FACILITATOR_URL", facilitator_url),
+            ("PAY_TO", MERCHANT.address),
+        ],
+        "/health",
+    )
+    .await
+}
+
+/// The official client (`pay_svm.mjs`) pays `url` with `payer`'s key, reading `chain`; its one
+/// JSON line.
+pub async fn official_client_pays(chain: &SvmChain, url: &str, payer: &SvmAccount) -> Value {
+    let paths = chain.paths();
+    super::run_client(
+        &paths.node,
+        &paths.interop.join("scripts/pay_svm.mjs"),
+        payer.secret_key,
+        &[url],
+        &[("PAY_RPC_URL", chain.rpc_url())],
+    )
+    .await
+}
+
+/// Asserts that `signature` landed on `chain` without an error.
+pub async fn assert_landed(chain: &SvmChain, signature: &str) {
+    let status = chain
+        .signature_status(signature)
+        .await
+        .expect("status")
+        .unwrap_or_else(|| panic!("the transaction {signature} never landed"));
+    assert_eq!(status["err"], Value::Null, "{status}");
 }
