@@ -92,11 +92,11 @@ pub fn decode_header(value: &[u8], expected: X402Version) -> Result<PaymentPaylo
 /// document would be accepted here and then refused by the facilitator's own parser.
 pub const MAX_NESTING: usize = 32;
 
-/// Whether `text` nests arrays or objects deeper than `limit` (brackets inside strings do not
-/// count).
-fn nests_deeper_than(text: &[u8], limit: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &byte in text {
+/// The bytes of `text` outside its strings, with their positions (the quotes themselves are
+/// left out).
+fn outside_strings(text: &[u8]) -> impl Iterator<Item = (usize, u8)> + '_ {
+    let (mut in_string, mut escaped) = (false, false);
+    text.iter().enumerate().filter_map(move |(at, &byte)| {
         if in_string {
             match byte {
                 _ if escaped => escaped = false,
@@ -104,10 +104,22 @@ fn nests_deeper_than(text: &[u8], limit: usize) -> bool {
                 b'"' => in_string = false,
                 _ => {}
             }
-            continue;
+            return None;
         }
+        if byte == b'"' {
+            in_string = true;
+            return None;
+        }
+        Some((at, byte))
+    })
+}
+
+/// Whether `text` nests arrays or objects deeper than `limit` (brackets inside strings do not
+/// count).
+fn nests_deeper_than(text: &[u8], limit: usize) -> bool {
+    let mut depth = 0usize;
+    for (_, byte) in outside_strings(text) {
         match byte {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > limit {
@@ -115,6 +127,29 @@ fn nests_deeper_than(text: &[u8], limit: usize) -> bool {
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Whether `text` holds a number (outside strings) too large for a 64-bit float, which serde
+/// skips in the fields it does not read but a JSON parser that reads them refuses (or turns into
+/// infinity): at or above 1e308 in magnitude.
+fn has_huge_number(text: &[u8]) -> bool {
+    let number =
+        |byte: u8| byte.is_ascii_digit() || matches!(byte, b'-' | b'+' | b'.' | b'e' | b'E');
+    let mut start = None;
+    for (at, byte) in outside_strings(text).chain(std::iter::once((text.len(), b' '))) {
+        match (start, number(byte)) {
+            (None, true) => start = Some(at),
+            (Some(from), false) => {
+                start = None;
+                let token = std::str::from_utf8(&text[from..at]).unwrap_or_default();
+                if token.parse::<f64>().is_ok_and(|n| !(n.abs() < 1e308)) {
+                    return true;
+                }
+            }
             _ => {}
         }
     }
@@ -162,6 +197,11 @@ pub fn decode_json(json: Vec<u8>, expected: X402Version) -> Result<PaymentPayloa
     if has_lone_surrogate(text.as_bytes()) {
         return Err(malformed(
             "the payment contains a `\\u` escape of a lone UTF-16 surrogate, which is not valid JSON text",
+        ));
+    }
+    if has_huge_number(text.as_bytes()) {
+        return Err(malformed(
+            "the payment contains a number too large for a 64-bit float, which JSON parsers refuse",
         ));
     }
     if nests_deeper_than(text.as_bytes(), MAX_NESTING) {
@@ -228,6 +268,26 @@ pub fn parse_uint(text: &str, field: &str) -> Result<U256, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_too_large_for_a_float_are_found_outside_strings() {
+        for huge in ["1e460", "-1e308", "1E+400", "1.8e308", &"9".repeat(400)] {
+            let text = format!(r#"{{"resource":{{"skipped":{{"n":{huge}}}}}}}"#);
+            assert!(has_huge_number(text.as_bytes()), "{text}");
+        }
+        for fine in [
+            r#"{"n":1e307,"m":-2.5e-400,"k":[0,1,60]}"#,
+            r#"{"s":"1e460","t":"\"9e999"}"#,
+        ] {
+            assert!(!has_huge_number(fine.as_bytes()), "{fine}");
+        }
+        let payment = r#"{"x402Version":2,"accepted":{},"resource":{"x":1e460},"payload":{}}"#;
+        let refused = decode_json(payment.as_bytes().to_vec(), X402Version::V2);
+        assert!(
+            matches!(&refused, Err(DecodeError::Malformed(why)) if why.contains("too large")),
+            "{refused:?}"
+        );
+    }
 
     #[test]
     fn nesting_is_counted_outside_strings() {
