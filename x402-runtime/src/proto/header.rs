@@ -146,7 +146,7 @@ fn has_huge_number(text: &[u8]) -> bool {
             (Some(from), false) => {
                 start = None;
                 let token = std::str::from_utf8(&text[from..at]).unwrap_or_default();
-                if token.parse::<f64>().is_ok_and(|n| !(n.abs() < 1e308)) {
+                if token.parse::<f64>().is_ok_and(|n| n.abs() >= 1e308) {
                     return true;
                 }
             }
